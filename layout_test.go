@@ -1,0 +1,209 @@
+package agenthost_test
+
+// This test enforces the import direction and third-party ownership laid out
+// in DESIGN.md §3. It reads the real import graph with `go list`, so a
+// violation anywhere in the module fails `go test ./...`.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/agenthost/agenthost"
+
+// rule says which of our packages a package (matched by the longest prefix)
+// may import. An allow entry "x" matches package x only; "x/..." matches x
+// and everything under it. Packages under a rule with no more specific rule
+// beneath it may also import each other.
+type rule struct {
+	pkg   string
+	allow []string
+}
+
+// rules is DESIGN.md §3's table. Entries are module-relative paths.
+var rules = []rule{
+	{"credentials", nil},
+	{"credentials/ca", []string{"credentials", "credentials/jose"}},
+	{"credentials/workloadapi", []string{"credentials", "credentials/ca", "credentials/attest"}},
+	{"credentials/attest", []string{"credentials"}},
+	{"credentials/jose", []string{"credentials"}},
+	{"credentials/wimse", []string{"credentials", "credentials/jose"}},
+	{"credentials/oauth", []string{"credentials", "credentials/jose"}},
+	{"credentials/txntoken", []string{"credentials", "credentials/jose"}},
+	{"credentials/authserver", []string{"credentials/..."}},
+	{"consent", []string{"credentials/..."}},
+	{"llm", []string{"credentials"}},
+	{"mcp", []string{"credentials/...", "consent/..."}},
+	{"a2a", []string{"credentials/...", "consent/..."}},
+	{"plugins/proto", nil},
+	{"plugins/sdk", []string{"plugins/proto"}},
+	{"plugins", []string{"plugins/proto", "credentials/..."}},
+	{"runtime", []string{"credentials/...", "consent/...", "llm/...", "mcp/...", "a2a/...", "plugins/...", "runtime/..."}},
+	{"cmd", []string{"credentials/...", "consent/...", "llm/...", "mcp/...", "a2a/...", "plugins/...", "runtime/..."}},
+	{"examples", []string{"plugins/sdk", "plugins/proto", "credentials"}},
+}
+
+// owners maps a third-party module to the package prefixes allowed to import
+// it (DESIGN.md §3, "Third-party ownership").
+var owners = map[string][]string{
+	"github.com/lestrrat-go/jwx":       {"credentials/jose"},
+	"github.com/spiffe/go-spiffe":      {"credentials"},
+	"github.com/hashicorp/go-plugin":   {"plugins"},
+	"google.golang.org/grpc":           {"plugins", "credentials/workloadapi"},
+	"github.com/mark3labs/mcp-go":      {"mcp"},
+	"golang.org/x/oauth2":              {"credentials/oauth"},
+	"github.com/cedar-policy/cedar-go": {"runtime/policy"},
+	"github.com/spf13/cobra":           {"cmd"},
+	"modernc.org/sqlite":               {"runtime/store/sqlitestore"},
+	"go.yaml.in/yaml":                  {"runtime/config"},
+}
+
+type listedPackage struct {
+	ImportPath string
+	Imports    []string
+}
+
+func TestImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(bufio.NewReader(bytes.NewReader(out)))
+	var checked int
+	for dec.More() {
+		var p listedPackage
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		rel := relative(p.ImportPath)
+		if rel == "" {
+			continue
+		}
+		checked++
+		for _, imp := range p.Imports {
+			if dep := relative(imp); dep != "" {
+				if !mayImport(rel, dep) {
+					t.Errorf("%s imports %s: not allowed by DESIGN.md §3", rel, dep)
+				}
+				continue
+			}
+			for mod, allowed := range owners {
+				if imp == mod || strings.HasPrefix(imp, mod+"/") {
+					if !hasPrefixIn(rel, allowed) {
+						t.Errorf("%s imports %s: only %v may (DESIGN.md §3 ownership)", rel, imp, allowed)
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("go list returned no packages of this module")
+	}
+	t.Logf("checked %d packages", checked)
+}
+
+func TestMayImport(t *testing.T) {
+	tests := []struct {
+		pkg, dep string
+		want     bool
+	}{
+		{"credentials/ca", "credentials", true},
+		{"credentials/ca", "credentials/jose", true},
+		{"credentials/ca", "credentials/workloadapi", false},
+		{"credentials", "credentials/ca", false},
+		{"credentials/ca/internal/x", "credentials/ca", true},
+		{"plugins", "plugins/sdk", false},
+		{"credentials/jose", "runtime/store", false},
+		{"credentials/workloadapi", "credentials/ca", true},
+		{"plugins/sdk", "credentials", false},
+		{"plugins/sdk", "plugins/proto", true},
+		{"runtime/host", "credentials/ca", true},
+		{"runtime/host", "cmd/agenthost", false},
+		{"runtime/store/sqlitestore", "runtime/store", true},
+		{"cmd/agenthost/internal/cli", "runtime/host", true},
+		{"llm", "credentials/jose", false},
+		{"mcp/mcpserver", "runtime/policy", false},
+		{"unknown", "credentials", false},
+	}
+	for _, tt := range tests {
+		if got := mayImport(tt.pkg, tt.dep); got != tt.want {
+			t.Errorf("mayImport(%q, %q) = %v, want %v", tt.pkg, tt.dep, got, tt.want)
+		}
+	}
+}
+
+func TestRuntimeHasNoGoFiles(t *testing.T) {
+	// runtime/ is a grouping folder: a package there would shadow the
+	// standard library's runtime (DESIGN.md §3).
+	out, err := exec.Command("go", "list", "-e", "-json=ImportPath,GoFiles", "./runtime").CombinedOutput()
+	if err == nil && bytes.Contains(out, []byte(`"GoFiles"`)) {
+		t.Fatalf("runtime/ holds Go files: %s", out)
+	}
+}
+
+func relative(importPath string) string {
+	if importPath == module {
+		return "."
+	}
+	if rest, ok := strings.CutPrefix(importPath, module+"/"); ok {
+		return rest
+	}
+	return ""
+}
+
+func mayImport(pkg, dep string) bool {
+	if dep == pkg {
+		return true
+	}
+	r, ok := ruleFor(pkg)
+	if !ok {
+		return false
+	}
+	// Within a rule that has no more specific rule under it, packages may
+	// import each other (e.g. credentials/ca and its internal helpers).
+	if isLeafRule(r) && (dep == r.pkg || strings.HasPrefix(dep, r.pkg+"/")) {
+		return true
+	}
+	for _, a := range r.allow {
+		if tree, ok := strings.CutSuffix(a, "/..."); ok {
+			if dep == tree || strings.HasPrefix(dep, tree+"/") {
+				return true
+			}
+		} else if dep == a {
+			return true
+		}
+	}
+	return false
+}
+
+func isLeafRule(r rule) bool {
+	for _, o := range rules {
+		if strings.HasPrefix(o.pkg, r.pkg+"/") {
+			return false
+		}
+	}
+	return true
+}
+
+func ruleFor(pkg string) (rule, bool) {
+	best, found := rule{}, false
+	for _, r := range rules {
+		if (pkg == r.pkg || strings.HasPrefix(pkg, r.pkg+"/")) && len(r.pkg) >= len(best.pkg) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
+func hasPrefixIn(pkg string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if pkg == p || strings.HasPrefix(pkg, p+"/") {
+			return true
+		}
+	}
+	return false
+}
