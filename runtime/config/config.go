@@ -1,0 +1,382 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Version is the only configuration file version this package reads.
+const Version = 1
+
+// Defaults for omitted keys.
+const (
+	DefaultTrustDomain = "agenthost.local"
+	DefaultAddress     = Address("127.0.0.1:8420")
+	DefaultSVIDTTL     = time.Hour
+	DefaultCATTL       = 720 * time.Hour
+	DefaultDriver      = DriverSQLite
+	DefaultLogLevel    = LevelInfo
+	DefaultLogFormat   = FormatText
+)
+
+// Lower bounds checked by [Config.Validate].
+const (
+	MinSVIDTTL = time.Minute
+	MinCATTL   = time.Hour
+)
+
+// Config is agenthost's configuration (version 1): the canonical form of the
+// YAML file, and what [Config.Digest] covers. Build one with [Load], [Parse]
+// or [Default]; a Config literal has no defaults and no positions.
+type Config struct {
+	// Version of the file format. REQUIRED; only 1 is supported.
+	Version int `json:"version"`
+	// TrustDomain is the SPIFFE trust domain of the host and its agents
+	// (SPIFFE-ID §2.1): lowercase [a-z0-9._-], at most 255 bytes.
+	TrustDomain string `json:"trust_domain"`
+	// Listen is the host's HTTP listener.
+	Listen ListenConfig `json:"listen"`
+	// Identity sets credential lifetimes.
+	Identity IdentityConfig `json:"identity"`
+	// Storage selects where state is kept.
+	Storage StorageConfig `json:"storage"`
+	// Log configures the host's logger.
+	Log LogConfig `json:"log"`
+
+	file            string
+	pos             map[string]Position
+	issuerDefaulted bool
+}
+
+// ListenConfig is the listen section.
+type ListenConfig struct {
+	// Address is host:port to bind. Default 127.0.0.1:8420.
+	Address Address `json:"address"`
+	// Issuer is the public base URL of the host, the OAuth issuer (RFC 8414
+	// §2): http(s), no trailing slash, no query, no fragment. Default
+	// "http://" + Address, or "https://" + Address with TLS.
+	Issuer string `json:"issuer"`
+	// TLS, when set, serves HTTPS with the given key pair.
+	TLS *TLSConfig `json:"tls"`
+}
+
+// TLSConfig names the certificate and key files of the listener. Relative
+// paths are resolved against the directory of the configuration file.
+type TLSConfig struct {
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
+}
+
+// IdentityConfig sets the lifetimes of the trust domain's credentials.
+type IdentityConfig struct {
+	// SVIDTTL is the lifetime of X.509-SVIDs, JWT-SVIDs and WITs. Default 1h,
+	// at least 1m, and less than CATTL/6.
+	SVIDTTL time.Duration `json:"svid_ttl"`
+	// CATTL is the lifetime of a CA key. Default 720h, at least 1h.
+	CATTL time.Duration `json:"ca_ttl"`
+}
+
+// StorageConfig selects the storage backend.
+type StorageConfig struct {
+	// Driver is the backend; only sqlite is supported so far.
+	Driver StorageDriver `json:"driver"`
+	// Path is the database file. Empty means agenthost.db in the data
+	// directory, which the caller resolves. A relative path is resolved
+	// against the directory of the configuration file.
+	Path string `json:"path"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  LogLevel  `json:"level"`
+	Format LogFormat `json:"format"`
+}
+
+// Default returns the configuration an empty version 1 file produces.
+func Default() *Config {
+	c := base()
+	c.fillDerived()
+	return c
+}
+
+// base is the configuration decoding starts from: every default except the
+// ones derived from other keys.
+func base() *Config {
+	return &Config{
+		Version:     Version,
+		TrustDomain: DefaultTrustDomain,
+		Listen:      ListenConfig{Address: DefaultAddress},
+		Identity:    IdentityConfig{SVIDTTL: DefaultSVIDTTL, CATTL: DefaultCATTL},
+		Storage:     StorageConfig{Driver: DefaultDriver},
+		Log:         LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+	}
+}
+
+// Load reads, decodes, fills defaults into and validates the configuration
+// file at path. Problems with the file's content are returned as [Errors];
+// a file that cannot be read is returned as the wrapped I/O error.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes, fills defaults into and validates a configuration file's
+// content. name is the file's path: it prefixes every problem, and relative
+// paths in the file are resolved against its directory. Every problem is
+// returned, as [Errors]. Decoding problems (syntax, unknown or duplicate keys,
+// wrong types) are reported without running [Config.Validate], whose checks
+// would be about values that were not understood.
+func Parse(name string, data []byte) (*Config, error) {
+	root, errs := parseDocument(name, data)
+	if errs != nil {
+		return nil, errs
+	}
+	d := newDecoder(name)
+	d.pos[""] = Position{Line: root.Line, Column: root.Column}
+	if stop := d.checkVersion(root); stop {
+		return nil, d.errs
+	}
+	c := base()
+	d.decode(root, reflect.ValueOf(c).Elem(), "", 0)
+	if len(d.errs) > 0 {
+		sortErrors(d.errs)
+		return nil, d.errs
+	}
+	c.file = name
+	c.pos = d.pos
+	c.resolvePaths(filepath.Dir(name))
+	c.fillDerived()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parseDocument parses data as exactly one YAML document whose top level is a
+// mapping.
+func parseDocument(name string, data []byte) (root *yaml.Node, errs Errors) {
+	fail := func(line int, kind error, format string, args ...any) (*yaml.Node, Errors) {
+		e := &Error{File: name, Line: line, Message: fmt.Sprintf(format, args...), Kind: kind}
+		if line > 0 {
+			e.Column = 1
+		}
+		return nil, Errors{e}
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return fail(0, ErrEmpty, "file is empty; it needs at least \"version: %d\"", Version)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := decodeNode(dec, &doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fail(0, ErrEmpty, "file has no content, only comments; it needs at least \"version: %d\"", Version)
+		}
+		line, msg := yamlErrorLine(err)
+		return fail(line, ErrSyntax, "not valid YAML: %s", msg)
+	}
+	for {
+		var next yaml.Node
+		err := decodeNode(dec, &next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			line, msg := yamlErrorLine(err)
+			return fail(line, ErrSyntax, "not valid YAML: %s", msg)
+		}
+		if len(next.Content) > 0 && next.Content[0].ShortTag() != tagNull {
+			return fail(next.Content[0].Line, ErrSyntax, "the file holds more than one YAML document; keep only the first")
+		}
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return fail(0, ErrEmpty, "file is empty; it needs at least \"version: %d\"", Version)
+	}
+	root = resolve(doc.Content[0])
+	if root == nil {
+		return fail(0, ErrSyntax, "not valid YAML: the document is an alias to nothing")
+	}
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == tagNull {
+		return fail(0, ErrEmpty, "file is empty; it needs at least \"version: %d\"", Version)
+	}
+	if root.Kind != yaml.MappingNode {
+		e := &Error{File: name, Line: root.Line, Column: root.Column, Kind: ErrNotMapping,
+			Message: fmt.Sprintf("the top level must be a mapping of keys such as \"version: %d\", got %s", Version, describe(root))}
+		return nil, Errors{e}
+	}
+	return root, nil
+}
+
+// decodeNode reads one document, turning a panic in the YAML parser into an
+// error so that no input can crash the caller.
+func decodeNode(dec *yaml.Decoder, n *yaml.Node) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("yaml: %v", r)
+		}
+	}()
+	return dec.Decode(n)
+}
+
+// yamlErrorLine splits "yaml: line N: message" into a 1-based line and the
+// message. The YAML parser counts lines from 1 for scanner problems but from
+// 0 for parser problems (whose line is where the enclosing block or flow
+// collection starts, and is left out when it is the first line), so parser
+// problems are shifted by one.
+func yamlErrorLine(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		num, after, found := strings.Cut(rest, ": ")
+		if n, err := strconv.Atoi(num); found && err == nil && n > 0 {
+			line, msg = n, after
+		}
+	}
+	if isParserProblem(msg) {
+		line++
+	}
+	return line, msg
+}
+
+// isParserProblem reports whether msg is one of the YAML parser's (as
+// opposed to its scanner's) problem texts.
+func isParserProblem(msg string) bool {
+	return strings.HasPrefix(msg, "did not find expected ") ||
+		strings.HasPrefix(msg, "found undefined tag handle") ||
+		strings.HasPrefix(msg, "found duplicate %") ||
+		strings.HasPrefix(msg, "found incompatible YAML document")
+}
+
+// checkVersion looks at the version key before anything else: the version
+// decides the schema. It reports whether decoding must stop.
+func (d *decoder) checkVersion(root *yaml.Node) (stop bool) {
+	var key, val *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if k := resolve(root.Content[i]); k != nil && k.Kind == yaml.ScalarNode && k.Value == "version" {
+			key, val = root.Content[i], root.Content[i+1]
+			break
+		}
+	}
+	if key == nil {
+		// Without a version the file is read as version 1, so that every
+		// other problem is reported too.
+		d.add(root, "version", ErrNoVersion, "missing required key \"version\"; this agenthost reads version %d", Version)
+		return false
+	}
+	probe := newDecoder(d.file)
+	var v int
+	probe.decode(val, reflect.ValueOf(&v).Elem(), "version", 0)
+	if len(probe.errs) > 0 {
+		d.errs = append(d.errs, probe.errs...)
+		return true
+	}
+	if t := resolve(val); t != nil && t.ShortTag() == tagNull {
+		d.add(key, "version", ErrNoVersion, "version is empty; this agenthost reads version %d", Version)
+		return false
+	}
+	if v != Version {
+		d.add(val, "version", ErrUnsupportedVersion, "unsupported version %d; this agenthost reads version %d", v, Version)
+		return true
+	}
+	return false
+}
+
+// resolvePaths makes the file paths in c absolute against dir, the
+// directory of the configuration file.
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	if c.Listen.TLS != nil {
+		c.Listen.TLS.CertFile = abs(c.Listen.TLS.CertFile)
+		c.Listen.TLS.KeyFile = abs(c.Listen.TLS.KeyFile)
+	}
+	c.Storage.Path = abs(c.Storage.Path)
+}
+
+// fillDerived sets the defaults that depend on other keys.
+func (c *Config) fillDerived() {
+	if c.Listen.Issuer == "" {
+		c.Listen.Issuer = c.Listen.defaultIssuer()
+		c.issuerDefaulted = true
+	}
+}
+
+// IssuerURL returns the public base URL of the host: listen.issuer, or the
+// default derived from the listen address and TLS.
+func (c *Config) IssuerURL() string {
+	if c.Listen.Issuer != "" {
+		return c.Listen.Issuer
+	}
+	return c.Listen.defaultIssuer()
+}
+
+func (l ListenConfig) defaultIssuer() string {
+	if l.Address == "" {
+		return ""
+	}
+	if l.TLS != nil {
+		return "https://" + string(l.Address)
+	}
+	return "http://" + string(l.Address)
+}
+
+// IsLoopback reports whether the listener binds a loopback address only
+// (127.0.0.0/8, ::1 or localhost).
+func (l ListenConfig) IsLoopback() bool { return l.Address.IsLoopback() }
+
+// TLSEnabled reports whether the listener serves HTTPS.
+func (l ListenConfig) TLSEnabled() bool { return l.TLS != nil }
+
+// File returns the name the configuration was parsed from, or "".
+func (c *Config) File() string { return c.file }
+
+// Position returns where key path (for example "listen.address") was written
+// in the file. It reports false for keys that were not written, and for
+// configurations not decoded from a file.
+func (c *Config) Position(path string) (Position, bool) {
+	p, ok := c.pos[path]
+	return p, ok
+}
+
+// CanonicalJSON returns the canonical JSON encoding of the effective
+// configuration: fields in schema order, map keys sorted, durations in
+// nanoseconds, no insignificant white space.
+func (c *Config) CanonicalJSON() ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("config: encode canonical JSON: %w", err)
+	}
+	return b, nil
+}
+
+// Digest returns the lowercase hex SHA-256 of [Config.CanonicalJSON]. Key
+// order, comments and layout of the source file do not change it; any change
+// to an effective value does. It returns "" only for a Config holding a value
+// JSON cannot encode, which [Parse] never produces.
+func (c *Config) Digest() string {
+	b, err := c.CanonicalJSON()
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,250 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// maxTrustDomainLen is the SPIFFE-ID §2.1 limit on a trust domain name.
+const maxTrustDomainLen = 255
+
+// Validate runs the semantic checks on c and returns every problem as
+// [Errors] (each wrapping [ErrInvalid] or [ErrUnsupportedVersion]), or nil.
+// Problems are located at the line of the value concerned when c was decoded
+// from a file, or at its enclosing section when the key was omitted.
+//
+// Validate checks that TLS files exist, so its result depends on the file
+// system; it does not change c.
+func (c *Config) Validate() error {
+	v := &validator{c: c}
+	if c.Version != Version {
+		v.add("version", ErrUnsupportedVersion, "unsupported version %d; this agenthost reads version %d", c.Version, Version)
+	}
+	v.trustDomain()
+	v.listen()
+	v.identity()
+	v.storage()
+	v.log()
+	if len(v.errs) == 0 {
+		return nil
+	}
+	sortErrors(v.errs)
+	return v.errs
+}
+
+type validator struct {
+	c    *Config
+	errs Errors
+}
+
+// add records a problem at path, positioned at the closest written key.
+func (v *validator) add(path string, kind error, format string, args ...any) {
+	e := &Error{File: v.c.file, Path: path, Message: fmt.Sprintf(format, args...), Kind: kind}
+	for p := path; ; p = parentPath(p) {
+		if pos, ok := v.c.pos[p]; ok {
+			e.Line, e.Column = pos.Line, pos.Column
+			break
+		}
+		if p == "" {
+			break
+		}
+	}
+	v.errs = append(v.errs, e)
+}
+
+func (v *validator) invalid(path, format string, args ...any) {
+	v.add(path, ErrInvalid, format, args...)
+}
+
+// parentPath drops the last element of a key path: "a.b[2]" → "a.b",
+// "a.b" → "a", "a" → "".
+func parentPath(p string) string {
+	if i := strings.LastIndexAny(p, ".["); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// trustDomain checks the SPIFFE-ID §2.1 rules for a trust domain name.
+func (v *validator) trustDomain() {
+	const path = "trust_domain"
+	td := v.c.TrustDomain
+	switch {
+	case td == "":
+		v.invalid(path, "must not be empty; for example %q", DefaultTrustDomain)
+		return
+	case strings.Contains(td, "://"):
+		v.invalid(path, "%s is a URI; give the bare trust domain name, such as %q", quoteValue(td), DefaultTrustDomain)
+		return
+	case len(td) > maxTrustDomainLen:
+		v.invalid(path, "is %d bytes long; a trust domain is at most %d bytes", len(td), maxTrustDomainLen)
+		return
+	}
+	for i := 0; i < len(td); i++ {
+		switch ch := td[i]; {
+		case ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9', ch == '.', ch == '-', ch == '_':
+		case ch >= 'A' && ch <= 'Z':
+			v.invalid(path, "%s must be lowercase: %q", quoteValue(td), strings.ToLower(td))
+			return
+		case ch == ':':
+			v.invalid(path, "%s must not carry a port", quoteValue(td))
+			return
+		case ch == '/':
+			v.invalid(path, "%s must not carry a path", quoteValue(td))
+			return
+		case ch == '@':
+			v.invalid(path, "%s must not carry user information", quoteValue(td))
+			return
+		default:
+			v.invalid(path, "%s has the character %q; only a-z, 0-9, '.', '-' and '_' are allowed", quoteValue(td), rune(ch))
+			return
+		}
+	}
+}
+
+func (v *validator) listen() {
+	l := v.c.Listen
+	if _, err := ParseAddress(string(l.Address)); err != nil {
+		v.invalid("listen.address", "%v", err)
+		return
+	}
+	refused := false
+	if l.TLS == nil && !l.Address.IsLoopback() {
+		refused = true
+		v.invalid("listen.address", "listening on %s without TLS is refused; configure listen.tls or bind a loopback address", l.Address)
+	}
+	if l.TLS != nil {
+		v.tlsFile("listen.tls.cert_file", l.TLS.CertFile)
+		v.tlsFile("listen.tls.key_file", l.TLS.KeyFile)
+	}
+	if l.Issuer == "" {
+		return
+	}
+	// A derived issuer is only checked for being usable; the rules below are
+	// for one that was written (or changed after defaults were filled).
+	if v.c.issuerDefaulted && l.Issuer == l.defaultIssuer() {
+		if l.Address.IsUnspecified() && !refused {
+			v.invalid("listen.issuer", "must be set when listening on every interface (%s): it is the public URL clients use, such as https://agenthost.example.com", l.Address)
+		}
+		return
+	}
+	v.issuer(l.Issuer, l.Address, refused)
+}
+
+// issuer checks the issuer identifier rules of RFC 8414 §2 (https, no query,
+// no fragment) with the loopback exception for http, and forbids a trailing
+// slash so that endpoint URLs can be built by appending paths.
+func (v *validator) issuer(issuer string, addr Address, refused bool) {
+	const path = "listen.issuer"
+	u, err := url.Parse(issuer)
+	if err != nil {
+		v.invalid(path, "%s is not a valid URL", quoteValue(issuer))
+		return
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.invalid(path, "%s must be an http or https URL", quoteValue(issuer))
+	case u.Opaque != "" || u.Host == "":
+		v.invalid(path, "%s has no host", quoteValue(issuer))
+	case u.User != nil:
+		v.invalid(path, "%s must not carry user information", quoteValue(issuer))
+	case u.RawQuery != "" || u.ForceQuery:
+		v.invalid(path, "%s must not have a query", quoteValue(issuer))
+	case u.Fragment != "" || strings.Contains(issuer, "#"):
+		v.invalid(path, "%s must not have a fragment", quoteValue(issuer))
+	case strings.HasSuffix(issuer, "/"):
+		v.invalid(path, "%s must not end with a slash; use %q", quoteValue(issuer), strings.TrimRight(issuer, "/"))
+	case u.Scheme == "http" && refused:
+		// The listener itself is refused; one problem is enough.
+	case u.Scheme == "http" && !addr.IsLoopback():
+		v.invalid(path, "an http issuer is only allowed when listening on a loopback address; use https")
+	case u.Scheme == "http" && !hostIsLoopback(u.Hostname()):
+		v.invalid(path, "an http issuer is only allowed for a loopback host (localhost, 127.0.0.1, [::1]); use https for %s", u.Hostname())
+	}
+}
+
+func hostIsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (v *validator) tlsFile(path, file string) {
+	if file == "" {
+		v.invalid(path, "is required when listen.tls is set")
+		return
+	}
+	fi, err := os.Stat(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		v.invalid(path, "%s does not exist", file)
+	case err != nil:
+		v.invalid(path, "cannot read %s: %v", file, errors.Unwrap(err))
+	case fi.IsDir():
+		v.invalid(path, "%s is a directory, not a file", file)
+	}
+}
+
+func (v *validator) identity() {
+	id := v.c.Identity
+	svidOK, caOK := true, true
+	if id.SVIDTTL < MinSVIDTTL {
+		svidOK = false
+		v.invalid("identity.svid_ttl", "%s is shorter than the minimum of %s", formatDuration(id.SVIDTTL), formatDuration(MinSVIDTTL))
+	}
+	if id.CATTL < MinCATTL {
+		caOK = false
+		v.invalid("identity.ca_ttl", "%s is shorter than the minimum of %s", formatDuration(id.CATTL), formatDuration(MinCATTL))
+	}
+	// The next CA is activated when a sixth of the current one's lifetime is
+	// left; an SVID signed just before must expire before its CA does.
+	if svidOK && caOK && id.SVIDTTL >= id.CATTL/6 {
+		v.invalid("identity.svid_ttl", "%s must be less than ca_ttl/6 (%s), so that every SVID expires before the CA that signed it",
+			formatDuration(id.SVIDTTL), formatDuration(id.CATTL/6))
+	}
+}
+
+func (v *validator) storage() {
+	s := v.c.Storage
+	switch {
+	case s.Driver == DriverPostgres:
+		v.invalid("storage.driver", "storage driver %q is not supported yet; use %q", s.Driver, DriverSQLite)
+	case !s.Driver.Supported():
+		v.invalid("storage.driver", "%v", enumError("storage driver", string(s.Driver), []StorageDriver{DriverSQLite}))
+	}
+	if s.Path != "" {
+		if fi, err := os.Stat(s.Path); err == nil && fi.IsDir() {
+			v.invalid("storage.path", "%s is a directory; give the database file", s.Path)
+		}
+	}
+}
+
+func (v *validator) log() {
+	if !v.c.Log.Level.Valid() {
+		v.invalid("log.level", "%v", enumError("log level", string(v.c.Log.Level), logLevels))
+	}
+	if !v.c.Log.Format.Valid() {
+		v.invalid("log.format", "%v", enumError("log format", string(v.c.Log.Format), logFormats))
+	}
+}
+
+// formatDuration prints a duration without trailing zero units: 1h, 1h30m,
+// 90s, 720h.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
