@@ -139,9 +139,10 @@ func Load(path string) (*Config, error) {
 // Parse decodes, fills defaults into and validates a configuration file's
 // content. name is the file's path: it prefixes every problem, and relative
 // paths in the file are resolved against its directory. Every problem is
-// returned, as [Errors]. Decoding problems (syntax, unknown or duplicate keys,
-// wrong types) are reported without running [Config.Validate], whose checks
-// would be about values that were not understood.
+// returned, as [Errors]: decoding problems (unknown or duplicate keys, wrong
+// types) and the [Config.Validate] problems of every value that was
+// understood. A syntax error stops at the first problem, since nothing after
+// it can be read reliably.
 func Parse(name string, data []byte) (*Config, error) {
 	root, errs := parseDocument(name, data)
 	if errs != nil {
@@ -154,18 +155,44 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	c := base()
 	d.decode(root, reflect.ValueOf(c).Elem(), "", 0)
-	if len(d.errs) > 0 {
-		sortErrors(d.errs)
-		return nil, d.errs
-	}
 	c.file = name
 	c.pos = d.pos
 	c.resolvePaths(filepath.Dir(name))
 	c.fillDerived()
-	if err := c.Validate(); err != nil {
-		return nil, err
+	verr := c.Validate()
+	if len(d.errs) == 0 {
+		if verr != nil {
+			return nil, verr
+		}
+		return c, nil
 	}
-	return c, nil
+	// A field that failed to decode kept its default, so the semantic checks
+	// still speak about every value that was understood. Drop what they say
+	// about a key that already has a decoding problem (or its parent or
+	// child keys): that would report one mistake twice.
+	all := d.errs
+	var ves Errors
+	if errors.As(verr, &ves) {
+		for _, ve := range ves {
+			if !overlapsAny(ve.Path, d.errs) {
+				all = append(all, ve)
+			}
+		}
+	}
+	sortErrors(all)
+	return nil, all
+}
+
+// overlapsAny reports whether path is, contains or is contained in the path
+// of one of errs.
+func overlapsAny(path string, errs Errors) bool {
+	for _, e := range errs {
+		if e.Path == path || e.Path == "" || path == "" ||
+			strings.HasPrefix(path, e.Path+".") || strings.HasPrefix(e.Path, path+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // parseDocument parses data as exactly one YAML document whose top level is a

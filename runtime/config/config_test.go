@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -269,6 +270,8 @@ func TestParseKeyProblems(t *testing.T) {
 			src:  "version: 1\nlistn: {}\nlisten:\n  tls:\n    cert: a\n  port: 1\n",
 			want: []want{
 				{2, "listn", config.ErrUnknownKey, `unknown key "listn" (did you mean "listen"?)`},
+				{4, "listen.tls.cert_file", config.ErrInvalid, `is required when listen.tls is set`},
+				{4, "listen.tls.key_file", config.ErrInvalid, `is required when listen.tls is set`},
 				{5, "listen.tls.cert", config.ErrUnknownKey, `unknown key "cert"`},
 				{6, "listen.port", config.ErrUnknownKey, `unknown key "port"`},
 			},
@@ -789,5 +792,29 @@ func BenchmarkDigest(b *testing.B) {
 		if c.Digest() == "" {
 			b.Fatal("empty digest")
 		}
+	}
+}
+
+func TestParseReportsDecodeAndValidationProblemsTogether(t *testing.T) {
+	src := "version: 1\n" +
+		"trust_domain: Bad Domain!\n" + // validation
+		"listen:\n" +
+		"  address: 0.0.0.0:8420\n" + // validation: no TLS
+		"identity:\n" +
+		"  svid_ttl: forever\n" + // decode: bad duration (no second report about it)
+		"log:\n" +
+		"  levle: info\n" // decode: unknown key
+	_, err := config.Parse("agenthost.yaml", []byte(src))
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse error = %v, want config.Errors", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, fmt.Sprintf("%d %s", e.Line, e.Path))
+	}
+	want := []string{"2 trust_domain", "4 listen.address", "6 identity.svid_ttl", "8 log.levle"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("problems (-want +got):\n%s\nall:\n%v", diff, errs)
 	}
 }

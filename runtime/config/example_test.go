@@ -30,6 +30,7 @@ log:
 `))
 	fmt.Println(err)
 	// Output:
+	// agenthost.yaml:3:12: listen.address: listening on 0.0.0.0:8420 without TLS is refused; configure listen.tls or bind a loopback address
 	// agenthost.yaml:4:3: listen.bogus: unknown key "bogus"
 	// agenthost.yaml:6:10: log.level: unknown log level "loud"; want one of debug, info, warn, error
 }
