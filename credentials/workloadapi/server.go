@@ -1,0 +1,574 @@
+package workloadapi
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials"
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
+	"github.com/spiffe/go-spiffe/v2/exp/bundle/witbundle"
+	workloadpb "github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
+)
+
+// DefaultTickInterval is how often Run calls Tick when Config.TickInterval
+// is zero.
+const DefaultTickInterval = 5 * time.Second
+
+// Log attribute keys.
+const (
+	logKeyWorkload = "workload"
+	logKeySocket   = "socket"
+	logKeyKind     = "kind"
+	logKeyExpires  = "expires_at"
+	logKeyError    = "error"
+	logKeyPeerUID  = "peer_uid"
+	logKeyPeerPID  = "peer_pid"
+)
+
+// Config configures a [Server].
+type Config struct {
+	// Authority issues the SVIDs and provides the bundle. Required.
+	Authority Authority
+
+	// Now is the clock for rotation decisions; nil means time.Now.
+	Now func() time.Time
+
+	// Logger receives the server's logs; nil means silent.
+	Logger *slog.Logger
+
+	// OnIssue, if set, is called after each SVID the server obtains from
+	// the authority. It must not block.
+	OnIssue func(context.Context, IssueEvent)
+
+	// TickInterval is how often Run calls Tick; zero means
+	// DefaultTickInterval.
+	TickInterval time.Duration
+}
+
+// Server serves the SPIFFE Workload API (SPECS.md §10.6) on one unix socket
+// per registered workload. Create it with [New], register workloads with
+// [Server.AddWorkload] and serve them with [Server.Run].
+type Server struct {
+	auth    Authority
+	now     func() time.Time
+	log     *slog.Logger
+	onIssue func(context.Context, IssueEvent)
+	tick    time.Duration
+
+	// regMu serializes AddWorkload, RemoveWorkload and shutdown.
+	regMu sync.Mutex
+	// issueMu serializes the issuance of X.509- and WIT-SVIDs, so that a
+	// tick and an authority notification never rotate the same SVID twice.
+	issueMu sync.Mutex
+
+	mu        sync.Mutex
+	state     serverState
+	workloads map[spiffeid.ID]*workload
+	bundle    *bundleSnapshot
+	// changed is closed and replaced after every change of an SVID or the
+	// bundle; each stream waits on it and then sends a fresh snapshot.
+	changed chan struct{}
+	serveWG sync.WaitGroup
+}
+
+type serverState int
+
+const (
+	stateNew serverState = iota
+	stateRunning
+	stateClosed
+)
+
+// bundleSnapshot is the authority's bundle in the forms the RPCs send.
+type bundleSnapshot struct {
+	bundle  *spiffebundle.Bundle
+	x509DER []byte // X.509 authorities, concatenated DER
+	jwtJWKS []byte // jwt-svid keys only
+	witJWKS string // wit-svid keys only
+}
+
+// New returns a server for cfg. It reads the authority's bundle once, so an
+// authority whose bundle cannot be encoded is refused here.
+func New(cfg Config) (*Server, error) {
+	if cfg.Authority == nil {
+		return nil, errors.New("workloadapi: config has no authority")
+	}
+	if cfg.TickInterval < 0 {
+		return nil, fmt.Errorf("workloadapi: tick interval %s is negative", cfg.TickInterval)
+	}
+	s := &Server{
+		auth:      cfg.Authority,
+		now:       cfg.Now,
+		log:       cfg.Logger,
+		onIssue:   cfg.OnIssue,
+		tick:      cfg.TickInterval,
+		workloads: make(map[spiffeid.ID]*workload),
+		changed:   make(chan struct{}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.tick == 0 {
+		s.tick = DefaultTickInterval
+	}
+	snap, err := s.snapshotBundle()
+	if err != nil {
+		return nil, err
+	}
+	s.bundle = snap
+	return s, nil
+}
+
+// AddWorkload creates the socket of w and issues its first X.509-SVID. If
+// the server is running, the socket is served at once; otherwise from the
+// start of Run. It fails with ErrWorkloadExists, ErrSocketInUse,
+// ErrInsecureSocketDir, ErrNotSocket, ErrServerClosed,
+// ErrUnsupportedPlatform, credentials.ErrInvalidIdentity or
+// credentials.ErrUntrustedDomain (an ID outside the authority's trust
+// domain); on any error nothing is left behind.
+func (s *Server) AddWorkload(ctx context.Context, w Workload) error {
+	if err := checkPlatform(); err != nil {
+		return err
+	}
+	if w.ID.IsZero() {
+		return fmt.Errorf("workloadapi: workload has no SPIFFE ID: %w", credentials.ErrInvalidIdentity)
+	}
+	if td := s.auth.TrustDomain(); w.ID.TrustDomain() != td {
+		return fmt.Errorf("workloadapi: workload %s is outside trust domain %s: %w", w.ID, td, credentials.ErrUntrustedDomain)
+	}
+	allowed := make(map[int]struct{}, len(w.AllowedUIDs))
+	for _, uid := range w.AllowedUIDs {
+		if uid < 0 {
+			return fmt.Errorf("workloadapi: workload %s: allowed uid %d is negative", w.ID, uid)
+		}
+		allowed[uid] = struct{}{}
+	}
+	if len(allowed) == 0 {
+		allowed[os.Getuid()] = struct{}{}
+	}
+
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+
+	s.mu.Lock()
+	state := s.state
+	_, exists := s.workloads[w.ID]
+	var pathTaken bool
+	for _, other := range s.workloads {
+		if other.socketPath == filepath.Clean(w.SocketPath) {
+			pathTaken = true
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case state == stateClosed:
+		return ErrServerClosed
+	case exists:
+		return fmt.Errorf("%w: %s", ErrWorkloadExists, w.ID)
+	case pathTaken:
+		return fmt.Errorf("%w: %q serves another workload", ErrSocketInUse, w.SocketPath)
+	}
+
+	ln, err := listenSocket(w.SocketPath)
+	if err != nil {
+		return err
+	}
+	wl := &workload{
+		id:         w.ID,
+		socketPath: ln.Addr().String(),
+		allowed:    allowed,
+		peerCheck:  w.PeerCheck,
+		ln:         ln,
+		done:       make(chan struct{}),
+	}
+	entry, err := s.issueX509(ctx, wl.id)
+	if err != nil {
+		ln.Close()
+		_ = removeSocket(wl.socketPath)
+		return err
+	}
+	wl.x509 = entry
+	wl.grpc = s.newGRPCServer(wl)
+
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		ln.Close()
+		_ = removeSocket(wl.socketPath)
+		return ErrServerClosed
+	}
+	s.workloads[wl.id] = wl
+	if s.state == stateRunning {
+		s.startServingLocked(wl)
+	}
+	s.mu.Unlock()
+	s.log.InfoContext(ctx, "workload socket added", slog.String(logKeyWorkload, wl.id.String()), slog.String(logKeySocket, wl.socketPath))
+	return nil
+}
+
+// RemoveWorkload closes the socket of the workload id, ends its streams and
+// removes the socket file. It waits for calls in progress to finish until
+// ctx is done, then closes their connections. It fails with
+// ErrUnknownWorkload if id has no socket.
+func (s *Server) RemoveWorkload(ctx context.Context, id spiffeid.ID) error {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	s.mu.Lock()
+	wl, ok := s.workloads[id]
+	delete(s.workloads, id)
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownWorkload, id)
+	}
+	err := s.stopWorkload(ctx, wl)
+	s.log.InfoContext(ctx, "workload socket removed", slog.String(logKeyWorkload, id.String()))
+	return err
+}
+
+// Run serves every registered workload's socket, and those added later,
+// until ctx is done. It calls Tick every Config.TickInterval and refreshes
+// all SVIDs and bundles whenever the authority reports a change. When ctx
+// is done it ends all streams, stops the sockets, removes the socket files
+// and returns nil; the server cannot be run again.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	switch s.state {
+	case stateRunning:
+		s.mu.Unlock()
+		return ErrAlreadyRunning
+	case stateClosed:
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.state = stateRunning
+	for _, wl := range s.workloads {
+		s.startServingLocked(wl)
+	}
+	s.mu.Unlock()
+
+	notify, unsubscribe := s.auth.Subscribe()
+	defer unsubscribe()
+	// Catch up with changes made before the subscription existed.
+	if err := s.Tick(ctx); err != nil {
+		s.log.ErrorContext(ctx, "rotation failed", slog.String(logKeyError, err.Error()))
+	}
+	ticker := time.NewTicker(s.tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.shutdown(ctx)
+			return nil
+		case _, ok := <-notify:
+			if !ok {
+				notify = nil
+				continue
+			}
+			if err := s.refresh(ctx, true); err != nil {
+				s.log.ErrorContext(ctx, "refresh after authority change failed", slog.String(logKeyError, err.Error()))
+			}
+		case <-ticker.C:
+			if err := s.Tick(ctx); err != nil {
+				s.log.ErrorContext(ctx, "rotation failed", slog.String(logKeyError, err.Error()))
+			}
+		}
+	}
+}
+
+// Tick applies time-based rotation at the configured clock's now: every
+// X.509-SVID and WIT-SVID past half its lifetime is re-issued, and if the
+// authority's bundle changed since it was last read, every SVID is
+// re-issued and the new bundle is pushed. Open streams of the affected
+// workloads receive the new snapshot. An SVID that cannot be re-issued is
+// kept and the error is returned; the others are still rotated.
+func (s *Server) Tick(ctx context.Context) error {
+	return s.refresh(ctx, false)
+}
+
+// refresh re-reads the bundle and re-issues the SVIDs that are due, or all
+// of them when force is set or the bundle changed.
+func (s *Server) refresh(ctx context.Context, force bool) error {
+	s.issueMu.Lock()
+	defer s.issueMu.Unlock()
+
+	var errs []error
+	changed := false
+	snap, err := s.snapshotBundle()
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		s.mu.Lock()
+		if !snap.bundle.Equal(s.bundle.bundle) {
+			s.bundle = snap
+			changed = true
+		}
+		s.mu.Unlock()
+	}
+	reissueAll := force || changed
+
+	now := s.now()
+	s.mu.Lock()
+	type pending struct {
+		wl  *workload
+		x   *x509Entry
+		wit *witEntry
+	}
+	var work []pending
+	for _, wl := range s.workloads {
+		work = append(work, pending{wl, wl.x509, wl.wit})
+	}
+	s.mu.Unlock()
+
+	for _, p := range work {
+		if reissueAll || p.x == nil || rotationDue(now, p.x.svid.Certificates[0].NotBefore, p.x.svid.Certificates[0].NotAfter) {
+			entry, err := s.issueX509(ctx, p.wl.id)
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				s.mu.Lock()
+				p.wl.x509 = entry
+				s.mu.Unlock()
+				changed = true
+			}
+		}
+		if p.wit != nil && (reissueAll || rotationDue(now, p.wit.issuedAt, p.wit.expiresAt)) {
+			entry, err := s.issueWIT(ctx, p.wl.id, nil)
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				s.mu.Lock()
+				p.wl.wit = entry
+				s.mu.Unlock()
+				changed = true
+			}
+		}
+	}
+	if changed {
+		s.broadcast()
+	}
+	return errors.Join(errs...)
+}
+
+// ensureWIT returns the workload's current WIT-SVID, issuing the first one
+// for caller if there is none yet.
+func (s *Server) ensureWIT(ctx context.Context, wl *workload, caller *Peer) error {
+	s.issueMu.Lock()
+	defer s.issueMu.Unlock()
+	s.mu.Lock()
+	have := wl.wit != nil
+	s.mu.Unlock()
+	if have {
+		return nil
+	}
+	entry, err := s.issueWIT(ctx, wl.id, caller)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	wl.wit = entry
+	s.mu.Unlock()
+	s.broadcast()
+	return nil
+}
+
+func (s *Server) issueX509(ctx context.Context, id spiffeid.ID) (*x509Entry, error) {
+	svid, err := s.auth.NewX509SVID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("workloadapi: issue x509-svid for %s: %w", id, err)
+	}
+	if svid == nil || len(svid.Certificates) == 0 || svid.PrivateKey == nil {
+		return nil, fmt.Errorf("workloadapi: issue x509-svid for %s: authority returned an incomplete svid", id)
+	}
+	if svid.ID != id {
+		return nil, fmt.Errorf("workloadapi: issue x509-svid for %s: authority returned an svid for %s", id, svid.ID)
+	}
+	certDER, keyDER, err := svid.MarshalRaw()
+	if err != nil {
+		return nil, fmt.Errorf("workloadapi: encode x509-svid for %s: %w", id, err)
+	}
+	leaf := svid.Certificates[0]
+	s.issued(ctx, IssueEvent{
+		Workload:  id,
+		Kind:      KindX509SVID,
+		Serial:    leaf.SerialNumber.Text(16),
+		ExpiresAt: leaf.NotAfter,
+	})
+	return &x509Entry{svid: svid, certDER: certDER, keyDER: keyDER}, nil
+}
+
+func (s *Server) issueWIT(ctx context.Context, id spiffeid.ID, caller *Peer) (*witEntry, error) {
+	issuedAt := s.now()
+	token, key, expiresAt, err := s.auth.NewWITSVID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("workloadapi: issue wit-svid for %s: %w", id, err)
+	}
+	if key == nil {
+		return nil, fmt.Errorf("workloadapi: issue wit-svid for %s: authority returned no key", id)
+	}
+	jwk, err := json.Marshal(jose.JSONWebKey{Key: key})
+	if err != nil {
+		return nil, fmt.Errorf("workloadapi: encode wit-svid key for %s: %w", id, err)
+	}
+	s.issued(ctx, IssueEvent{Workload: id, Kind: KindWITSVID, Peer: caller, ExpiresAt: expiresAt})
+	return &witEntry{token: token, key: key, keyJWK: string(jwk), issuedAt: issuedAt, expiresAt: expiresAt}, nil
+}
+
+func (s *Server) issued(ctx context.Context, ev IssueEvent) {
+	attrs := []any{
+		slog.String(logKeyWorkload, ev.Workload.String()),
+		slog.String(logKeyKind, string(ev.Kind)),
+		slog.Time(logKeyExpires, ev.ExpiresAt),
+	}
+	if ev.Peer != nil {
+		attrs = append(attrs, slog.Int(logKeyPeerUID, ev.Peer.UID), slog.Int(logKeyPeerPID, ev.Peer.PID))
+	}
+	s.log.DebugContext(ctx, "svid issued", attrs...)
+	if s.onIssue != nil {
+		s.onIssue(ctx, ev)
+	}
+}
+
+// snapshotBundle reads the authority's bundle and encodes it for the wire.
+func (s *Server) snapshotBundle() (*bundleSnapshot, error) {
+	b := s.auth.Bundle()
+	if b == nil {
+		return nil, errors.New("workloadapi: authority returned no bundle")
+	}
+	if b.TrustDomain() != s.auth.TrustDomain() {
+		return nil, fmt.Errorf("workloadapi: authority bundle is for %s, not %s", b.TrustDomain(), s.auth.TrustDomain())
+	}
+	jwks, err := jwtbundle.FromJWTAuthorities(b.TrustDomain(), b.JWTAuthorities()).Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("workloadapi: encode jwt bundle: %w", err)
+	}
+	witJWKS, err := witbundle.FromWITAuthorities(b.TrustDomain(), b.WITAuthorities()).Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("workloadapi: encode wit bundle: %w", err)
+	}
+	return &bundleSnapshot{
+		bundle:  b,
+		x509DER: concatDER(b.X509Authorities()),
+		jwtJWKS: jwks,
+		witJWKS: string(witJWKS),
+	}, nil
+}
+
+func concatDER(certs []*x509.Certificate) []byte {
+	var n int
+	for _, c := range certs {
+		n += len(c.Raw)
+	}
+	out := make([]byte, 0, n)
+	for _, c := range certs {
+		out = append(out, c.Raw...)
+	}
+	return out
+}
+
+// broadcast wakes every stream.
+func (s *Server) broadcast() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *Server) newGRPCServer(wl *workload) *grpc.Server {
+	gs := grpc.NewServer(
+		grpc.Creds(socketCredentials{w: wl}),
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if _, err := checkCall(ctx, wl); err != nil {
+				return nil, err
+			}
+			return handler(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			if _, err := checkCall(ss.Context(), wl); err != nil {
+				return err
+			}
+			return handler(srv, ss)
+		}),
+	)
+	workloadpb.RegisterSpiffeWorkloadAPIServer(gs, &service{s: s, w: wl})
+	return gs
+}
+
+// startServingLocked starts serving wl's socket; s.mu must be held and the
+// server running.
+func (s *Server) startServingLocked(wl *workload) {
+	if wl.serving {
+		return
+	}
+	wl.serving = true
+	s.serveWG.Add(1)
+	go func() {
+		defer s.serveWG.Done()
+		if err := wl.grpc.Serve(wl.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("workload socket stopped serving", slog.String(logKeyWorkload, wl.id.String()), slog.String(logKeyError, err.Error()))
+		}
+	}()
+}
+
+// stopWorkload ends wl's streams, stops its gRPC server (gracefully until
+// ctx is done) and removes its socket file.
+func (s *Server) stopWorkload(ctx context.Context, wl *workload) error {
+	close(wl.done)
+	stopped := make(chan struct{})
+	go func() {
+		wl.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		wl.grpc.Stop()
+		<-stopped
+	}
+	wl.ln.Close()
+	return removeSocket(wl.socketPath)
+}
+
+// shutdownGrace bounds how long shutdown waits for calls in progress.
+const shutdownGrace = 5 * time.Second
+
+// shutdown stops every workload and closes the server for good. runCtx is
+// Run's context, already done; it only carries values.
+func (s *Server) shutdown(runCtx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), shutdownGrace)
+	defer cancel()
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	s.mu.Lock()
+	s.state = stateClosed
+	all := make([]*workload, 0, len(s.workloads))
+	for id, wl := range s.workloads {
+		all = append(all, wl)
+		delete(s.workloads, id)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, wl := range all {
+		wg.Go(func() {
+			if err := s.stopWorkload(ctx, wl); err != nil {
+				s.log.ErrorContext(ctx, "stop workload socket", slog.String(logKeyWorkload, wl.id.String()), slog.String(logKeyError, err.Error()))
+			}
+		})
+	}
+	wg.Wait()
+	s.serveWG.Wait()
+}
