@@ -1,0 +1,420 @@
+// Package storetest is the conformance suite every [store.Store]
+// implementation must pass: call [Run] from the implementation's tests.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/runtime/store"
+)
+
+// Clock is a settable clock for the suite; implementations under test must
+// read time only through the function it hands to the factory.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Factory returns a new, empty store that reads time from now.
+type Factory func(t testing.TB, now func() time.Time) store.Store
+
+// Run runs the conformance suite against stores made by newStore.
+func Run(t *testing.T, newStore Factory) {
+	open := func(t *testing.T) (store.Store, *Clock) {
+		t.Helper()
+		c := &Clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+		s := newStore(t, c.Now)
+		t.Cleanup(func() { _ = s.Close() })
+		return s, c
+	}
+	t.Run("KV", func(t *testing.T) { testKV(t, open) })
+	t.Run("Conditions", func(t *testing.T) { testConditions(t, open) })
+	t.Run("TTL", func(t *testing.T) { testTTL(t, open) })
+	t.Run("List", func(t *testing.T) { testList(t, open) })
+	t.Run("ConcurrentPutIfAbsent", func(t *testing.T) { testConcurrentPutIfAbsent(t, open) })
+	t.Run("Log", func(t *testing.T) { testLog(t, open) })
+	t.Run("ConcurrentAppend", func(t *testing.T) { testConcurrentAppend(t, open) })
+	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
+	t.Run("BadInput", func(t *testing.T) { testBadInput(t, open) })
+	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
+}
+
+type opener func(t *testing.T) (store.Store, *Clock)
+
+var ctx = context.Background()
+
+// must turns a (value, error) result into the value, failing t on error:
+// must(s.Get(ctx, ns, key))(t).
+func must[T any](v T, err error) func(t *testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func wantErr(t *testing.T, err, target error, what string) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s: error = %v, want %v", what, err, target)
+	}
+}
+
+func testKV(t *testing.T, open opener) {
+	s, _ := open(t)
+	_, err := s.Get(ctx, "ns", "k")
+	wantErr(t, err, store.ErrNotFound, "Get of a missing key")
+
+	r1 := must(s.Put(ctx, "ns", "k", []byte("v1"), store.PutOptions{}))(t)
+	if r1.Version < 1 || string(r1.Value) != "v1" || r1.Namespace != "ns" || r1.Key != "k" {
+		t.Fatalf("Put = %+v", r1)
+	}
+	got := must(s.Get(ctx, "ns", "k"))(t)
+	if got.Version != r1.Version || string(got.Value) != "v1" {
+		t.Fatalf("Get = %+v, want version %d value v1", got, r1.Version)
+	}
+	r2 := must(s.Put(ctx, "ns", "k", []byte("v2"), store.PutOptions{}))(t)
+	if r2.Version <= r1.Version {
+		t.Fatalf("version did not grow: %d then %d", r1.Version, r2.Version)
+	}
+	// Namespaces are separate.
+	_, err = s.Get(ctx, "other", "k")
+	wantErr(t, err, store.ErrNotFound, "Get in another namespace")
+
+	// Empty values are values.
+	must(s.Put(ctx, "ns", "empty", nil, store.PutOptions{}))(t)
+	if e := must(s.Get(ctx, "ns", "empty"))(t); len(e.Value) != 0 {
+		t.Fatalf("empty value = %q", e.Value)
+	}
+	// Binary values round trip.
+	bin := []byte{0, 1, 2, 0xff, 0}
+	must(s.Put(ctx, "ns", "bin", bin, store.PutOptions{}))(t)
+	if b := must(s.Get(ctx, "ns", "bin"))(t); !bytes.Equal(b.Value, bin) {
+		t.Fatalf("binary value = %v", b.Value)
+	}
+
+	if err := s.Delete(ctx, "ns", "k", store.Always); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Get(ctx, "ns", "k")
+	wantErr(t, err, store.ErrNotFound, "Get after Delete")
+	wantErr(t, s.Delete(ctx, "ns", "k", store.Always), store.ErrNotFound, "Delete of a missing key")
+
+	r3 := must(s.Put(ctx, "ns", "k", []byte("v3"), store.PutOptions{}))(t)
+	if r3.Version <= r2.Version {
+		t.Fatalf("version after delete and re-create = %d, want > %d", r3.Version, r2.Version)
+	}
+}
+
+func testConditions(t *testing.T, open opener) {
+	s, _ := open(t)
+	r := must(s.Put(ctx, "ns", "k", []byte("a"), store.PutOptions{Condition: store.IfAbsent}))(t)
+	_, err := s.Put(ctx, "ns", "k", []byte("b"), store.PutOptions{Condition: store.IfAbsent})
+	wantErr(t, err, store.ErrConflict, "IfAbsent on an existing key")
+	_, err = s.Put(ctx, "ns", "k", []byte("b"), store.PutOptions{Condition: store.IfVersion(r.Version + 100)})
+	wantErr(t, err, store.ErrConflict, "IfVersion with a wrong version")
+	_, err = s.Put(ctx, "ns", "missing", []byte("b"), store.PutOptions{Condition: store.IfVersion(1)})
+	wantErr(t, err, store.ErrConflict, "IfVersion on a missing key")
+	r2 := must(s.Put(ctx, "ns", "k", []byte("b"), store.PutOptions{Condition: store.IfVersion(r.Version)}))(t)
+	// A failed write changed nothing.
+	if got := must(s.Get(ctx, "ns", "k"))(t); string(got.Value) != "b" || got.Version != r2.Version {
+		t.Fatalf("after conditional writes: %+v", got)
+	}
+	wantErr(t, s.Delete(ctx, "ns", "k", store.IfVersion(r.Version)), store.ErrConflict, "Delete with a stale version")
+	if err := s.Delete(ctx, "ns", "k", store.IfVersion(r2.Version)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testTTL(t *testing.T, open opener) {
+	s, c := open(t)
+	r := must(s.Put(ctx, "ns", "k", []byte("v"), store.PutOptions{TTL: time.Minute}))(t)
+	if !r.ExpiresAt.Equal(c.Now().Add(time.Minute)) {
+		t.Fatalf("ExpiresAt = %v, want %v", r.ExpiresAt, c.Now().Add(time.Minute))
+	}
+	must(s.Put(ctx, "ns", "forever", []byte("v"), store.PutOptions{}))(t)
+	c.Advance(59 * time.Second)
+	must(s.Get(ctx, "ns", "k"))(t)
+	c.Advance(time.Second)
+	_, err := s.Get(ctx, "ns", "k")
+	wantErr(t, err, store.ErrNotFound, "Get of an expired record")
+	if recs := must(s.List(ctx, "ns", "", "", 10))(t); len(recs) != 1 || recs[0].Key != "forever" {
+		t.Fatalf("List after expiry = %v", recs)
+	}
+	// An expired key counts as absent: put-if-absent succeeds again, which
+	// is what a replay cache relies on once an entry's lifetime is over.
+	must(s.Put(ctx, "ns", "k", []byte("again"), store.PutOptions{Condition: store.IfAbsent, TTL: time.Minute}))(t)
+	c.Advance(2 * time.Minute)
+	n := must(s.Purge(ctx))(t)
+	if n != 1 {
+		t.Fatalf("Purge = %d, want 1", n)
+	}
+	must(s.Get(ctx, "ns", "forever"))(t)
+}
+
+func testList(t *testing.T, open opener) {
+	s, _ := open(t)
+	keys := []string{"b/2", "a/1", "b/1", "b/10", "c", "b/", "B/1"}
+	for _, k := range keys {
+		must(s.Put(ctx, "ns", k, []byte(k), store.PutOptions{}))(t)
+	}
+	must(s.Put(ctx, "other", "b/3", nil, store.PutOptions{}))(t)
+	list := func(prefix, after string, limit int) string {
+		recs := must(s.List(ctx, "ns", prefix, after, limit))(t)
+		var ks []string
+		for _, r := range recs {
+			ks = append(ks, r.Key)
+		}
+		return strings.Join(ks, ",")
+	}
+	tests := []struct {
+		prefix, after string
+		limit         int
+		want          string
+	}{
+		{"", "", 100, "B/1,a/1,b/,b/1,b/10,b/2,c"},
+		{"b/", "", 100, "b/,b/1,b/10,b/2"},
+		{"b/", "", 2, "b/,b/1"},
+		{"b/", "b/1", 2, "b/10,b/2"},
+		{"b/", "b/2", 2, ""},
+		{"zzz", "", 10, ""},
+		{"b/1", "", 10, "b/1,b/10"},
+	}
+	for _, tt := range tests {
+		if got := list(tt.prefix, tt.after, tt.limit); got != tt.want {
+			t.Errorf("List(prefix %q, after %q, limit %d) = %q, want %q", tt.prefix, tt.after, tt.limit, got, tt.want)
+		}
+	}
+	// Prefixes with LIKE/GLOB metacharacters match literally.
+	must(s.Put(ctx, "ns", "p%x", nil, store.PutOptions{}))(t)
+	must(s.Put(ctx, "ns", "p_x", nil, store.PutOptions{}))(t)
+	must(s.Put(ctx, "ns", "pax", nil, store.PutOptions{}))(t)
+	if got := list("p%", "", 10); got != "p%x" {
+		t.Errorf("List(prefix p%%) = %q", got)
+	}
+	if got := list("p_", "", 10); got != "p_x" {
+		t.Errorf("List(prefix p_) = %q", got)
+	}
+}
+
+func testConcurrentPutIfAbsent(t *testing.T, open opener) {
+	s, _ := open(t)
+	const n = 16
+	for round := range 5 {
+		key := fmt.Sprintf("jti-%d", round)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins, conflicts := 0, 0
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.Put(ctx, "replay", key, []byte{byte(i)}, store.PutOptions{Condition: store.IfAbsent, TTL: time.Hour})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case errors.Is(err, store.ErrConflict):
+					conflicts++
+				default:
+					t.Errorf("concurrent put: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins != 1 || conflicts != n-1 {
+			t.Fatalf("round %d: %d winners, %d conflicts; want 1 and %d", round, wins, conflicts, n-1)
+		}
+	}
+}
+
+func testLog(t *testing.T, open opener) {
+	s, _ := open(t)
+	if n := must(s.Len(ctx, "audit"))(t); n != 0 {
+		t.Fatalf("Len of a new log = %d", n)
+	}
+	if first := must(s.Append(ctx, "audit", []byte("a")))(t); first != 0 {
+		t.Fatalf("first Append index = %d, want 0", first)
+	}
+	if first := must(s.Append(ctx, "audit", []byte("b"), []byte("c"), nil))(t); first != 1 {
+		t.Fatalf("batch Append index = %d, want 1", first)
+	}
+	must(s.Append(ctx, "other", []byte("x")))(t)
+	if n := must(s.Len(ctx, "audit"))(t); n != 4 {
+		t.Fatalf("Len = %d, want 4", n)
+	}
+	es := must(s.Read(ctx, "audit", 1, 2))(t)
+	if len(es) != 2 || es[0].Index != 1 || string(es[0].Data) != "b" || es[1].Index != 2 || string(es[1].Data) != "c" {
+		t.Fatalf("Read(1, 2) = %+v", es)
+	}
+	if es := must(s.Read(ctx, "audit", 3, 10))(t); len(es) != 1 || len(es[0].Data) != 0 {
+		t.Fatalf("Read(3) = %+v", es)
+	}
+	if es := must(s.Read(ctx, "audit", 4, 10))(t); len(es) != 0 {
+		t.Fatalf("Read past the end = %+v", es)
+	}
+	// A batch with one bad entry appends nothing.
+	_, err := s.Append(ctx, "audit", []byte("ok"), make([]byte, store.MaxValueLen+1))
+	wantErr(t, err, store.ErrInvalid, "Append with an oversized entry")
+	if n := must(s.Len(ctx, "audit"))(t); n != 4 {
+		t.Fatalf("Len after a refused batch = %d, want 4", n)
+	}
+}
+
+func testConcurrentAppend(t *testing.T, open opener) {
+	s, _ := open(t)
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := s.Append(ctx, "log", fmt.Appendf(nil, "%d-%d", w, i), fmt.Appendf(nil, "%d-%d'", w, i)); err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	total := int64(writers * each * 2)
+	if n := must(s.Len(ctx, "log"))(t); n != total {
+		t.Fatalf("Len = %d, want %d", n, total)
+	}
+	var all []store.Entry
+	for int64(len(all)) < total {
+		es := must(s.Read(ctx, "log", int64(len(all)), 37))(t)
+		if len(es) == 0 {
+			t.Fatalf("Read(%d) returned nothing before the end", len(all))
+		}
+		all = append(all, es...)
+	}
+	seen := map[string]bool{}
+	for i, e := range all {
+		if e.Index != int64(i) {
+			t.Fatalf("gap or duplicate: entry %d has index %d", i, e.Index)
+		}
+		if seen[string(e.Data)] {
+			t.Fatalf("duplicate entry %q", e.Data)
+		}
+		seen[string(e.Data)] = true
+		// The two entries of one Append are adjacent.
+		if !strings.HasSuffix(string(e.Data), "'") && (i+1 >= len(all) || string(all[i+1].Data) != string(e.Data)+"'") {
+			t.Fatalf("batch split at index %d: %q", i, e.Data)
+		}
+	}
+}
+
+func testLeases(t *testing.T, open opener) {
+	s, c := open(t)
+	a := must(s.AcquireLease(ctx, "leader", "host-a", 10*time.Second))(t)
+	if a.Holder != "host-a" || !a.ExpiresAt.Equal(c.Now().Add(10*time.Second)) || a.Token == 0 {
+		t.Fatalf("AcquireLease = %+v", a)
+	}
+	_, err := s.AcquireLease(ctx, "leader", "host-b", 10*time.Second)
+	wantErr(t, err, store.ErrLeaseHeld, "AcquireLease of a held lease")
+	c.Advance(5 * time.Second)
+	a = must(s.RenewLease(ctx, a, 10*time.Second))(t)
+	c.Advance(9 * time.Second)
+	_, err = s.AcquireLease(ctx, "leader", "host-b", 10*time.Second)
+	wantErr(t, err, store.ErrLeaseHeld, "AcquireLease before the renewed expiry")
+	c.Advance(2 * time.Second) // a expired
+	_, err = s.RenewLease(ctx, a, 10*time.Second)
+	wantErr(t, err, store.ErrLeaseLost, "RenewLease of an expired lease")
+	b := must(s.AcquireLease(ctx, "leader", "host-b", 10*time.Second))(t)
+	if b.Token == a.Token {
+		t.Fatal("a new acquisition kept the old token")
+	}
+	_, err = s.RenewLease(ctx, a, 10*time.Second)
+	wantErr(t, err, store.ErrLeaseLost, "RenewLease after another holder took over")
+	wantErr(t, s.ReleaseLease(ctx, a), store.ErrLeaseLost, "ReleaseLease by the old holder")
+	if err := s.ReleaseLease(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	must(s.AcquireLease(ctx, "leader", "host-a", 10*time.Second))(t)
+	// Leases are independent by name.
+	must(s.AcquireLease(ctx, "other", "host-b", 10*time.Second))(t)
+}
+
+func testBadInput(t *testing.T, open opener) {
+	s, _ := open(t)
+	long := strings.Repeat("k", store.MaxKeyLen+1)
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Get empty namespace", func() error { _, err := s.Get(ctx, "", "k"); return err }},
+		{"Get empty key", func() error { _, err := s.Get(ctx, "ns", ""); return err }},
+		{"Put oversized key", func() error { _, err := s.Put(ctx, "ns", long, nil, store.PutOptions{}); return err }},
+		{"Put oversized namespace", func() error {
+			_, err := s.Put(ctx, strings.Repeat("n", store.MaxNameLen+1), "k", nil, store.PutOptions{})
+			return err
+		}},
+		{"Put oversized value", func() error {
+			_, err := s.Put(ctx, "ns", "k", make([]byte, store.MaxValueLen+1), store.PutOptions{})
+			return err
+		}},
+		{"Put negative TTL", func() error { _, err := s.Put(ctx, "ns", "k", nil, store.PutOptions{TTL: -time.Second}); return err }},
+		{"List zero limit", func() error { _, err := s.List(ctx, "ns", "", "", 0); return err }},
+		{"List huge limit", func() error { _, err := s.List(ctx, "ns", "", "", store.MaxLimit+1); return err }},
+		{"Append nothing", func() error { _, err := s.Append(ctx, "log"); return err }},
+		{"Append empty log name", func() error { _, err := s.Append(ctx, "", []byte("x")); return err }},
+		{"Read negative index", func() error { _, err := s.Read(ctx, "log", -1, 10); return err }},
+		{"Read zero limit", func() error { _, err := s.Read(ctx, "log", 0, 0); return err }},
+		{"AcquireLease zero ttl", func() error { _, err := s.AcquireLease(ctx, "l", "h", 0); return err }},
+		{"AcquireLease empty holder", func() error { _, err := s.AcquireLease(ctx, "l", "", time.Second); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantErr(t, tt.call(), store.ErrInvalid, tt.name)
+		})
+	}
+	// Nothing was written by the refused calls.
+	if recs := must(s.List(ctx, "ns", "", "", 10))(t); len(recs) != 0 {
+		t.Fatalf("refused calls wrote %v", recs)
+	}
+}
+
+func testClosed(t *testing.T, open opener) {
+	s, _ := open(t)
+	must(s.Put(ctx, "ns", "k", nil, store.PutOptions{}))(t)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+	_, err := s.Get(ctx, "ns", "k")
+	wantErr(t, err, store.ErrClosed, "Get after Close")
+	_, err = s.Put(ctx, "ns", "k", nil, store.PutOptions{})
+	wantErr(t, err, store.ErrClosed, "Put after Close")
+	_, err = s.Append(ctx, "log", []byte("x"))
+	wantErr(t, err, store.ErrClosed, "Append after Close")
+	_, err = s.AcquireLease(ctx, "l", "h", time.Second)
+	wantErr(t, err, store.ErrClosed, "AcquireLease after Close")
+}
