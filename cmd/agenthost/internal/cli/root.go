@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	// exitUsage is for bad flags, arguments or configuration: the command
+	// could not start because of what it was given.
+	exitUsage = 2
+)
+
+// version is set at build time (-ldflags -X); "dev" otherwise.
+var version = "dev"
+
+const defaultDataDir = "./.agenthost"
+
+type globalFlags struct {
+	dataDir string
+}
+
+// usageError marks an error caused by what the user gave the command.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// silentExit carries an exit status whose message was already printed.
+type silentExit struct{ code int }
+
+func (e silentExit) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// Execute runs the agenthost command line with args and returns the process
+// exit status.
+func Execute(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var se silentExit
+	if errors.As(err, &se) {
+		return se.code
+	}
+	fmt.Fprintf(stderr, "agenthost: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "agenthost",
+		Short: "Run AI agents safely: workload identity, OAuth and audit for every call an agent makes",
+		Long: `agenthost runs each AI agent as a separate plugin process and mediates every call
+it makes (to a model, an MCP tool or another agent) through workload identity,
+OAuth token acquisition, human approval and a tamper-evident audit log.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", defaultDataDir,
+		"directory holding all of the host's state; CLI commands find the running host through it")
+	root.AddCommand(
+		newUpCommand(g),
+		newValidateCommand(g),
+		newVersionCommand(g),
+		newStatusCommand(g),
+	)
+	return root
+}
+
+// maxArgs is cobra.MaximumNArgs with a usage error.
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageError{fmt.Errorf("%s takes at most %d argument(s), got %d", cmd.CommandPath(), n, len(args))}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestUpServesAndStopsOnSignal builds the real binary, starts `agenthost up`,
+// checks /healthz, then sends SIGINT or SIGTERM and requires a clean exit
+// (status 0) within 5 seconds.
+func TestUpServesAndStopsOnSignal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "agenthost")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			addr := freeAddr(t)
+			cfg := filepath.Join(dir, "agenthost.yaml")
+			if err := os.WriteFile(cfg, fmt.Appendf(nil, "version: 1\nlisten:\n  address: %s\n", addr), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			cmd := exec.Command(bin, "up", "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			defer func() {
+				if cmd.ProcessState == nil {
+					_ = cmd.Process.Kill()
+					<-done
+				}
+			}()
+
+			if err := waitHealthy("http://"+addr+"/healthz", done); err != nil {
+				t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+			}
+			// A CLI command finds the running host through --data-dir.
+			status, err := exec.Command(bin, "status", "--data-dir", filepath.Join(dir, "data")).CombinedOutput()
+			if err != nil || !strings.Contains(string(status), "health        200 OK") ||
+				!strings.Contains(string(status), "listening on  "+addr) {
+				t.Errorf("status: %v\n%s", err, status)
+			}
+
+			sent := time.Now()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("exit after %v: %v\nstderr:\n%s", sig, err, &stderr)
+				}
+				if d := time.Since(sent); d > 5*time.Second {
+					t.Fatalf("shutdown took %v, want at most 5s", d)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no exit 10s after %v\nstderr:\n%s", sig, &stderr)
+			}
+			if !strings.Contains(stdout.String(), "trust domain   agenthost.local") {
+				t.Errorf("start banner missing:\n%s", &stdout)
+			}
+			if !strings.Contains(stderr.String(), "host stopped") {
+				t.Errorf("no clean-stop log line:\n%s", &stderr)
+			}
+		})
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitHealthy polls url until it answers 200, the process exits, or 30 s
+// pass (a generous bound for a slow machine; it is a failure guard, not a
+// timing assertion).
+func waitHealthy(url string, exited <-chan error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("host exited before serving: %v", err)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && bytes.Contains(body, []byte(`"ok"`)) {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("host never became healthy")
+}

@@ -1,0 +1,291 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/credentials/ca"
+	"github.com/agenthost/agenthost/credentials/workloadapi"
+	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/store"
+	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
+)
+
+// Options configure [New].
+type Options struct {
+	// Config is the loaded, validated configuration. Required.
+	Config *config.Config
+	// DataDir holds all state. Required.
+	DataDir string
+	// Version is reported in the run file and at start.
+	Version string
+	// Stdout receives the start banner; nil discards it.
+	Stdout io.Writer
+	// Stderr receives logs when Logger is nil; nil means os.Stderr.
+	Stderr io.Writer
+	// Logger overrides the logger built from Config.Log.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Host is a prepared agenthost, ready to [Host.Run].
+type Host struct {
+	opts     Options
+	cfg      *config.Config
+	dataDir  string
+	log      *slog.Logger
+	now      func() time.Time
+	lock     *dirLock
+	store    store.Store
+	ca       *ca.CA
+	wl       *workloadapi.Server
+	http     *httpServer
+	hostID   credentials.Identity
+	hostSock string
+	evidence *evidenceCache
+	closers  []func()
+}
+
+// New prepares a host: everything that can fail because of the config, the
+// data directory or the environment fails here, before anything serves.
+// On error nothing is left running or locked, and nothing stored is changed
+// beyond what a successful start would have created.
+func New(ctx context.Context, opts Options) (_ *Host, err error) {
+	if opts.Config == nil {
+		return nil, errors.New("host: no config")
+	}
+	if opts.DataDir == "" {
+		return nil, errors.New("host: no data directory")
+	}
+	h := &Host{opts: opts, cfg: opts.Config, now: opts.Now}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	h.log = opts.Logger
+	if h.log == nil {
+		stderr := opts.Stderr
+		if stderr == nil {
+			stderr = os.Stderr
+		}
+		h.log = newLogger(stderr, h.cfg.Log)
+	}
+	defer func() {
+		if err != nil {
+			h.close()
+		}
+	}()
+
+	if h.dataDir, err = filepath.Abs(opts.DataDir); err != nil {
+		return nil, fmt.Errorf("host: data directory: %w", err)
+	}
+	if err := EnsurePrivateDir(h.dataDir); err != nil {
+		return nil, err
+	}
+	if h.lock, err = lockDataDir(h.dataDir); err != nil {
+		return nil, err
+	}
+	h.closers = append(h.closers, h.lock.release)
+
+	if h.hostID, err = credentials.HostIdentity(h.cfg.TrustDomain); err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	if err := h.newStore(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.newCA(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.newWorkloadAPI(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.newHTTP(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *Host) newStore(ctx context.Context) error {
+	if h.cfg.Storage.Driver != config.DriverSQLite {
+		return fmt.Errorf("host: storage driver %q is not supported", h.cfg.Storage.Driver)
+	}
+	path := h.cfg.Storage.Path
+	if path == "" {
+		path = filepath.Join(h.dataDir, dbFileName)
+	}
+	st, err := sqlitestore.Open(ctx, sqlitestore.Config{Path: path, Now: h.now, Logger: h.log.With("component", "store")})
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	h.store = st
+	h.closers = append(h.closers, func() { _ = st.Close() })
+	return nil
+}
+
+func (h *Host) newCA(ctx context.Context) error {
+	dir := filepath.Join(h.dataDir, caDirName)
+	if err := EnsurePrivateDir(dir); err != nil {
+		return err
+	}
+	journal, err := ca.NewFileJournal(filepath.Join(dir, caJournalName))
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	authority, err := ca.New(ctx, ca.Config{
+		TrustDomain: h.cfg.TrustDomain,
+		Journal:     journal,
+		SVIDTTL:     h.cfg.Identity.SVIDTTL,
+		CATTL:       h.cfg.Identity.CATTL,
+		Now:         h.now,
+		Logger:      h.log.With("component", "ca"),
+	})
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	h.ca = authority
+	return nil
+}
+
+func (h *Host) newWorkloadAPI(ctx context.Context) error {
+	dir := filepath.Join(h.dataDir, workloadDirName)
+	if err := EnsurePrivateDir(dir); err != nil {
+		return err
+	}
+	srv, err := workloadapi.New(workloadapi.Config{
+		Authority: h.ca,
+		Now:       h.now,
+		Logger:    h.log.With("component", "workloadapi"),
+		OnIssue:   h.recordIssue,
+	})
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	h.wl = srv
+	h.evidence = newEvidenceCache(h.cfg.Digest(), h.now, h.log.With("component", "attest"))
+	id, err := workloadapi.IDFromIdentity(h.hostID)
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	h.hostSock = filepath.Join(dir, "host.sock")
+	if err := srv.AddWorkload(ctx, workloadapi.Workload{ID: id, SocketPath: h.hostSock}); err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	return nil
+}
+
+func (h *Host) newHTTP() error {
+	mux := http.NewServeMux()
+	mux.HandleFunc(PathHealth, handleHealth)
+	mux.Handle(PathSPIFFEBundle, h.ca.BundleHandler())
+	var certFile, keyFile string
+	if tls := h.cfg.Listen.TLS; tls != nil {
+		certFile, keyFile = tls.CertFile, tls.KeyFile
+	}
+	srv, err := listenHTTP(string(h.cfg.Listen.Address), withRecover(h.log, mux), certFile, keyFile, h.log.With("component", "http"))
+	if err != nil {
+		return err
+	}
+	h.http = srv
+	h.closers = append(h.closers, func() { _ = srv.ln.Close() })
+	return nil
+}
+
+// Addr is the address the HTTP listener is bound to.
+func (h *Host) Addr() string { return h.http.Addr() }
+
+// DataDir is the absolute path of the data directory.
+func (h *Host) DataDir() string { return h.dataDir }
+
+// CA is the trust-domain CA.
+func (h *Host) CA() *ca.CA { return h.ca }
+
+// Store is the host's store.
+func (h *Host) Store() store.Store { return h.store }
+
+// HostSocket is the Workload API socket serving the host's own identity.
+func (h *Host) HostSocket() string { return h.hostSock }
+
+// Run serves until ctx is done or a part fails, then stops every part and
+// releases the data directory. It returns nil after a clean shutdown.
+func (h *Host) Run(ctx context.Context) error {
+	defer h.close()
+	info := RunInfo{
+		PID:         os.Getpid(),
+		Address:     h.Addr(),
+		Issuer:      h.cfg.IssuerURL(),
+		TrustDomain: h.cfg.TrustDomain,
+		Started:     h.now().UTC(),
+		Version:     h.opts.Version,
+	}
+	if err := writeRunInfo(h.dataDir, info); err != nil {
+		return err
+	}
+	defer removeRunInfo(h.dataDir)
+	h.banner(info)
+	h.log.InfoContext(ctx, "host started",
+		slog.String("trust_domain", info.TrustDomain), slog.String("address", info.Address),
+		slog.String("data_dir", h.dataDir))
+
+	err := RunTasks(ctx,
+		Task{Name: "ca", Run: h.ca.Run},
+		Task{Name: "workloadapi", Run: h.wl.Run},
+		Task{Name: "http", Run: h.http.Run},
+	)
+	if err != nil {
+		h.log.ErrorContext(ctx, "host stopped with an error", slog.Any("error", err))
+		return err
+	}
+	h.log.InfoContext(ctx, "host stopped")
+	return nil
+}
+
+func (h *Host) banner(info RunInfo) {
+	w := h.opts.Stdout
+	if w == nil {
+		return
+	}
+	fmt.Fprintf(w, "agenthost %s\n", info.Version)
+	fmt.Fprintf(w, "  trust domain   %s\n", info.TrustDomain)
+	fmt.Fprintf(w, "  host identity  %s\n", h.hostID)
+	fmt.Fprintf(w, "  listening on   %s (issuer %s)\n", info.Address, info.Issuer)
+	fmt.Fprintf(w, "  health         %s%s\n", info.Issuer, PathHealth)
+	fmt.Fprintf(w, "  SPIFFE bundle  %s%s\n", info.Issuer, PathSPIFFEBundle)
+	fmt.Fprintf(w, "  workload API   unix://%s\n", h.hostSock)
+	fmt.Fprintf(w, "  data dir       %s\n", h.dataDir)
+}
+
+// close releases everything New acquired, in reverse order. It is safe to
+// call more than once.
+func (h *Host) close() {
+	for i := len(h.closers) - 1; i >= 0; i-- {
+		h.closers[i]()
+	}
+	h.closers = nil
+}
+
+func newLogger(w io.Writer, c config.LogConfig) *slog.Logger {
+	var level slog.Level
+	switch c.Level {
+	case config.LevelDebug:
+		level = slog.LevelDebug
+	case config.LevelWarn:
+		level = slog.LevelWarn
+	case config.LevelError:
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == config.FormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
