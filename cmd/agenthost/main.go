@@ -1,5 +1,3 @@
-// Command agenthost runs AI agents as plugin processes and mediates every
-// call they make through workload identity, OAuth and audit.
 package main
 
 import (
