@@ -190,6 +190,20 @@ func TestHostRefusesBadDataDir(t *testing.T) {
 			},
 			wantErr: "journal",
 		},
+		{
+			name: "store file that is not a database",
+			setup: func(t *testing.T) string {
+				p := filepath.Join(t.TempDir(), "data")
+				if err := os.MkdirAll(p, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(p, dbFileName), []byte("important notes, not SQLite\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			},
+			wantErr: "file is not a database",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
