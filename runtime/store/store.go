@@ -206,3 +206,22 @@ func ValidateTTL(ttl time.Duration, required bool) error {
 	}
 	return nil
 }
+
+// ValidateRecord checks a namespace and a record key.
+func ValidateRecord(namespace, key string) error {
+	if err := ValidateName("namespace", namespace); err != nil {
+		return err
+	}
+	return ValidateKey(key)
+}
+
+// ValidateLease checks a lease name, holder and TTL.
+func ValidateLease(name, holder string, ttl time.Duration) error {
+	if err := ValidateName("lease", name); err != nil {
+		return err
+	}
+	if err := ValidateName("holder", holder); err != nil {
+		return err
+	}
+	return ValidateTTL(ttl, true)
+}

@@ -73,7 +73,7 @@ func (s *Store) live(ns, key string, now time.Time) (store.Record, bool) {
 
 // Get implements [store.KV].
 func (s *Store) Get(ctx context.Context, ns, key string) (store.Record, error) {
-	if err := validateKey(ns, key); err != nil {
+	if err := store.ValidateRecord(ns, key); err != nil {
 		return store.Record{}, err
 	}
 	if err := s.lock(ctx); err != nil {
@@ -89,7 +89,7 @@ func (s *Store) Get(ctx context.Context, ns, key string) (store.Record, error) {
 
 // Put implements [store.KV].
 func (s *Store) Put(ctx context.Context, ns, key string, value []byte, opts store.PutOptions) (store.Record, error) {
-	if err := validateKey(ns, key); err != nil {
+	if err := store.ValidateRecord(ns, key); err != nil {
 		return store.Record{}, err
 	}
 	if err := store.ValidateValue(value); err != nil {
@@ -121,7 +121,7 @@ func (s *Store) Put(ctx context.Context, ns, key string, value []byte, opts stor
 
 // Delete implements [store.KV].
 func (s *Store) Delete(ctx context.Context, ns, key string, cond store.Condition) error {
-	if err := validateKey(ns, key); err != nil {
+	if err := store.ValidateRecord(ns, key); err != nil {
 		return err
 	}
 	if err := s.lock(ctx); err != nil {
@@ -253,7 +253,7 @@ func (s *Store) Len(ctx context.Context, log string) (int64, error) {
 
 // AcquireLease implements [store.Leases].
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, error) {
-	if err := validateLease(name, holder, ttl); err != nil {
+	if err := store.ValidateLease(name, holder, ttl); err != nil {
 		return store.Lease{}, err
 	}
 	if err := s.lock(ctx); err != nil {
@@ -278,7 +278,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 
 // RenewLease implements [store.Leases].
 func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration) (store.Lease, error) {
-	if err := validateLease(l.Name, l.Holder, ttl); err != nil {
+	if err := store.ValidateLease(l.Name, l.Holder, ttl); err != nil {
 		return store.Lease{}, err
 	}
 	if err := s.lock(ctx); err != nil {
@@ -319,21 +319,4 @@ func (s *Store) Close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	return nil
-}
-
-func validateKey(ns, key string) error {
-	if err := store.ValidateName("namespace", ns); err != nil {
-		return err
-	}
-	return store.ValidateKey(key)
-}
-
-func validateLease(name, holder string, ttl time.Duration) error {
-	if err := store.ValidateName("lease", name); err != nil {
-		return err
-	}
-	if err := store.ValidateName("holder", holder); err != nil {
-		return err
-	}
-	return store.ValidateTTL(ttl, true)
 }

@@ -238,7 +238,7 @@ func (s *Store) Get(ctx context.Context, ns, key string) (store.Record, error) {
 	if err := s.check(ctx); err != nil {
 		return store.Record{}, err
 	}
-	if err := validateKey(ns, key); err != nil {
+	if err := store.ValidateRecord(ns, key); err != nil {
 		return store.Record{}, err
 	}
 	rec := store.Record{Namespace: ns, Key: key}
@@ -280,7 +280,7 @@ func (s *Store) Put(ctx context.Context, ns, key string, value []byte, opts stor
 	if err := s.check(ctx); err != nil {
 		return store.Record{}, err
 	}
-	if err := validateKey(ns, key); err != nil {
+	if err := store.ValidateRecord(ns, key); err != nil {
 		return store.Record{}, err
 	}
 	if err := store.ValidateValue(value); err != nil {
@@ -326,7 +326,7 @@ func (s *Store) Delete(ctx context.Context, ns, key string, cond store.Condition
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	if err := validateKey(ns, key); err != nil {
+	if err := store.ValidateRecord(ns, key); err != nil {
 		return err
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -489,7 +489,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 	if err := s.check(ctx); err != nil {
 		return store.Lease{}, err
 	}
-	if err := validateLease(name, holder, ttl); err != nil {
+	if err := store.ValidateLease(name, holder, ttl); err != nil {
 		return store.Lease{}, err
 	}
 	now := s.now()
@@ -529,7 +529,7 @@ func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration
 	if err := s.check(ctx); err != nil {
 		return store.Lease{}, err
 	}
-	if err := validateLease(l.Name, l.Holder, ttl); err != nil {
+	if err := store.ValidateLease(l.Name, l.Holder, ttl); err != nil {
 		return store.Lease{}, err
 	}
 	now := s.now()
@@ -566,22 +566,6 @@ func (s *Store) ReleaseLease(ctx context.Context, l store.Lease) error {
 	return nil
 }
 
-func validateKey(ns, key string) error {
-	if err := store.ValidateName("namespace", ns); err != nil {
-		return err
-	}
-	return store.ValidateKey(key)
-}
-
-func validateLease(name, holder string, ttl time.Duration) error {
-	if err := store.ValidateName("lease", name); err != nil {
-		return err
-	}
-	if err := store.ValidateName("holder", holder); err != nil {
-		return err
-	}
-	return store.ValidateTTL(ttl, true)
-}
 
 func wrap(op string, err error) error {
 	if err == nil {
