@@ -566,7 +566,6 @@ func (s *Store) ReleaseLease(ctx context.Context, l store.Lease) error {
 	return nil
 }
 
-
 func wrap(op string, err error) error {
 	if err == nil {
 		return nil
