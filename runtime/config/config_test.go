@@ -818,3 +818,19 @@ func TestParseReportsDecodeAndValidationProblemsTogether(t *testing.T) {
 		t.Fatalf("problems (-want +got):\n%s\nall:\n%v", diff, errs)
 	}
 }
+
+func TestTrustDomainMessages(t *testing.T) {
+	tests := []struct{ td, want string }{
+		{"Example.ORG", `must be lowercase: "example.org"`},
+		{"Bad Domain", `has the character ' '`},
+		{"Bad:1", "must not carry a port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.td, func(t *testing.T) {
+			_, err := config.Parse("agenthost.yaml", []byte("version: 1\ntrust_domain: \""+tt.td+"\"\n"))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -86,12 +86,14 @@ func (v *validator) trustDomain() {
 		v.invalid(path, "is %d bytes long; a trust domain is at most %d bytes", len(td), maxTrustDomainLen)
 		return
 	}
+	// Report a character that no case change fixes before suggesting the
+	// lowercase form.
+	upper := false
 	for i := 0; i < len(td); i++ {
 		switch ch := td[i]; {
 		case ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9', ch == '.', ch == '-', ch == '_':
 		case ch >= 'A' && ch <= 'Z':
-			v.invalid(path, "%s must be lowercase: %q", quoteValue(td), strings.ToLower(td))
-			return
+			upper = true
 		case ch == ':':
 			v.invalid(path, "%s must not carry a port", quoteValue(td))
 			return
@@ -105,6 +107,9 @@ func (v *validator) trustDomain() {
 			v.invalid(path, "%s has the character %q; only a-z, 0-9, '.', '-' and '_' are allowed", quoteValue(td), rune(ch))
 			return
 		}
+	}
+	if upper {
+		v.invalid(path, "%s must be lowercase: %q", quoteValue(td), strings.ToLower(td))
 	}
 }
 
