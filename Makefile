@@ -4,6 +4,7 @@
 #   make test   vet, the whole test suite, and the race detector where it matters
 #   make bench  benchmarks (figures go in README.md, "Performance")
 #   make fuzz   every fuzz target for FUZZTIME each (not part of make test)
+#   make generate  regenerate committed generated code (needs protoc: apt-get install protobuf-compiler)
 
 GO        ?= go
 BIN       := bin
@@ -16,7 +17,12 @@ LDFLAGS   := -X github.com/agenthost/agenthost/cmd/agenthost/internal/cli.versio
 # Packages with concurrent state: run under the race detector in make test.
 RACE_PKGS := ./runtime/store/... ./credentials/ca/... ./credentials/workloadapi/... ./runtime/host/...
 
-.PHONY: all build run test vet fmt-check race bench fuzz clean
+# Code generators; their versions are also named in the generated files.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+TOOLS              := $(CURDIR)/$(BIN)/tools
+
+.PHONY: all build run test vet fmt-check race bench fuzz generate clean
 
 all: build
 
@@ -48,6 +54,16 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# The committed code was generated with protoc 3.21.12 (Debian's
+# protobuf-compiler); `git diff --exit-code` after this shows it is current.
+generate:
+	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO_GRPC)
+	cd plugins/proto && PATH="$(TOOLS):$$PATH" protoc --proto_path=. \
+	  --go_out=. --go_opt=paths=source_relative \
+	  --go-grpc_out=. --go-grpc_opt=paths=source_relative plugin.proto
 
 clean:
 	rm -rf $(BIN)

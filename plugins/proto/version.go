@@ -1,0 +1,15 @@
+package pluginpb
+
+// ProtocolVersion is the version of the plugin contract this package
+// defines. The go-plugin handshake refuses a plugin built for another.
+const ProtocolVersion = 1
+
+// The go-plugin handshake cookie. It is not a secret: it only stops a user
+// from running a plugin binary directly by mistake.
+const (
+	MagicCookieKey   = "AGENTHOST_PLUGIN"
+	MagicCookieValue = "agent-plugin-v1"
+)
+
+// PluginName is the name the agent plugin is dispensed under.
+const PluginName = "agent"
