@@ -1,0 +1,13 @@
+// Package plugins is the host side of agenthost's agent plugins, over
+// hashicorp/go-plugin with gRPC.
+//
+// [Launch] starts a plugin binary given by absolute path, refuses it unless
+// its SHA-256 matches the digest the host attested (go-plugin SecureConfig),
+// speaks gRPC only over an automatically provisioned mutual-TLS connection
+// (AutoMTLS), and kills the process on any error during setup. Each plugin
+// gets its own Host service, served on that plugin's go-plugin broker: the
+// host knows which plugin is calling from the connection a call arrives on,
+// never from anything the plugin says.
+//
+// The plugin's stderr goes to the host's log with the plugin's name.
+package plugins

@@ -1,0 +1,264 @@
+package plugins
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+)
+
+// Handshake is the go-plugin handshake agent plugins must answer; the SDK
+// uses the same values.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  pluginpb.ProtocolVersion,
+	MagicCookieKey:   pluginpb.MagicCookieKey,
+	MagicCookieValue: pluginpb.MagicCookieValue,
+}
+
+// DefaultStartTimeout bounds how long a plugin may take to complete the
+// handshake.
+const DefaultStartTimeout = 30 * time.Second
+
+// Sentinel errors.
+var (
+	// ErrChecksum: the binary's SHA-256 differs from the attested digest.
+	ErrChecksum = errors.New("plugins: binary checksum does not match")
+	// ErrConfig: the launch configuration is unusable.
+	ErrConfig = errors.New("plugins: invalid configuration")
+)
+
+// Config configures [Launch].
+type Config struct {
+	// Name names the plugin in logs and errors. Required.
+	Name string
+	// Path is the absolute path of the plugin binary. Required; no PATH
+	// lookup is done.
+	Path string
+	// SHA256 is the hex SHA-256 the binary must have. Required.
+	SHA256 string
+	// Host serves this plugin's calls to the host. Required. It is served
+	// on this plugin's broker only, so every call it receives comes from
+	// this plugin.
+	Host pluginpb.HostServer
+	// Env is the plugin's whole environment (e.g. SPIFFE_ENDPOINT_SOCKET);
+	// the host's own environment is not passed on, so no credential in it
+	// reaches the plugin.
+	Env []string
+	// Args are extra command-line arguments.
+	Args []string
+	// StartTimeout bounds the handshake; zero means DefaultStartTimeout.
+	StartTimeout time.Duration
+	// Logger receives the plugin's stderr and go-plugin's own log; nil is
+	// silent.
+	Logger *slog.Logger
+}
+
+// Plugin is a launched agent plugin.
+type Plugin struct {
+	name     string
+	client   *plugin.Client
+	agent    pluginpb.AgentClient
+	brokerID uint32
+}
+
+// Launch starts the plugin and completes the handshake; ctx bounds the
+// start only (the process then lives until [Plugin.Kill]). On any error the
+// process is killed before Launch returns.
+func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
+	if cfg.Name == "" || cfg.Host == nil {
+		return nil, fmt.Errorf("%w: name and host service are required", ErrConfig)
+	}
+	if !filepath.IsAbs(cfg.Path) {
+		return nil, fmt.Errorf("%w: plugin %s: path %q is not absolute", ErrConfig, cfg.Name, cfg.Path)
+	}
+	sum, err := hex.DecodeString(cfg.SHA256)
+	if err != nil || len(sum) != sha256.Size {
+		return nil, fmt.Errorf("%w: plugin %s: SHA256 must be 64 hex digits", ErrConfig, cfg.Name)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("plugin", cfg.Name)
+	timeout := cfg.StartTimeout
+	if timeout == 0 {
+		timeout = DefaultStartTimeout
+	}
+
+	// The process lives until Kill, not until ctx ends.
+	cmd := exec.Command(cfg.Path, cfg.Args...)
+	cmd.Env = append([]string{}, cfg.Env...)
+	bp := &hostPlugin{host: cfg.Host}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		Plugins:          plugin.PluginSet{pluginpb.PluginName: bp},
+		Cmd:              cmd,
+		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     timeout,
+		Logger:           newHCLogger(log),
+		Stderr:           &lineLogger{log: log},
+		SkipHostEnv:      true,
+	})
+	type started struct {
+		rpc plugin.ClientProtocol
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		rpc, err := client.Client()
+		ch <- started{rpc, err}
+	}()
+	var st started
+	select {
+	case st = <-ch:
+	case <-ctx.Done():
+		client.Kill()
+		return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, ctx.Err())
+	}
+	rpc, err := st.rpc, st.err
+	if err != nil {
+		client.Kill()
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return nil, fmt.Errorf("%w: plugin %s (%s)", ErrChecksum, cfg.Name, cfg.Path)
+		}
+		return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, err)
+	}
+	raw, err := rpc.Dispense(pluginpb.PluginName)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("plugins: dispense %s: %w", cfg.Name, err)
+	}
+	d := raw.(*dispensed)
+	return &Plugin{name: cfg.Name, client: client, agent: d.agent, brokerID: d.brokerID}, nil
+}
+
+// Name is the plugin's name.
+func (p *Plugin) Name() string { return p.name }
+
+// PID is the plugin process's id (0 if it is not running).
+func (p *Plugin) PID() int {
+	if rc := p.client.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}
+
+// Exited reports whether the plugin process has exited.
+func (p *Plugin) Exited() bool { return p.client.Exited() }
+
+// Kill ends the plugin process (gracefully first, then by force).
+func (p *Plugin) Kill() { p.client.Kill() }
+
+// Describe asks the plugin what it is.
+func (p *Plugin) Describe(ctx context.Context) (*pluginpb.DescribeResponse, error) {
+	d, err := p.agent.Describe(ctx, &pluginpb.DescribeRequest{ProtocolVersion: pluginpb.ProtocolVersion})
+	if err != nil {
+		return nil, fmt.Errorf("plugins: %s: describe: %w", p.name, err)
+	}
+	return d, nil
+}
+
+// Run runs a task and calls onEvent for every event the plugin streams, in
+// order, until the plugin sends its final result or error or the stream
+// ends. The returned error is a transport or onEvent error; a task the
+// agent failed ends with a RunError event and a nil error.
+func (p *Plugin) Run(ctx context.Context, taskID, input string, metadata map[string]string, onEvent func(*pluginpb.RunEvent) error) error {
+	stream, err := p.agent.Run(ctx, &pluginpb.RunRequest{TaskId: taskID, Input: input, Metadata: metadata, HostBrokerId: p.brokerID})
+	if err != nil {
+		return fmt.Errorf("plugins: %s: run: %w", p.name, err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("plugins: %s: run: %w", p.name, err)
+		}
+		if err := onEvent(ev); err != nil {
+			return err
+		}
+	}
+}
+
+// hostPlugin is the host half of the go-plugin binding.
+type hostPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	host pluginpb.HostServer
+}
+
+type dispensed struct {
+	agent    pluginpb.AgentClient
+	brokerID uint32
+}
+
+func (p *hostPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("plugins: the host does not serve the agent service")
+}
+
+// GRPCClient serves this plugin's Host service on the plugin's own broker
+// and returns the Agent client.
+func (p *hostPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	id := broker.NextId()
+	go broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
+		s := grpc.NewServer(opts...)
+		pluginpb.RegisterHostServer(s, p.host)
+		return s
+	})
+	return &dispensed{agent: pluginpb.NewAgentClient(conn), brokerID: id}, nil
+}
+
+// lineLogger writes each complete line written to it to the host log.
+type lineLogger struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	part []byte
+}
+
+func (l *lineLogger) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.part = append(l.part, b...)
+	for {
+		i := bytes.IndexByte(l.part, '\n')
+		if i < 0 {
+			break
+		}
+		if line := strings.TrimRight(string(l.part[:i]), "\r"); line != "" {
+			l.log.Info("plugin output", slog.String("line", line))
+		}
+		l.part = l.part[i+1:]
+	}
+	if len(l.part) > 64<<10 { // a runaway line without newline
+		l.log.Info("plugin output", slog.String("line", string(l.part)))
+		l.part = l.part[:0]
+	}
+	return len(b), nil
+}
+
+// newHCLogger adapts slog for go-plugin, which logs through hclog.
+func newHCLogger(log *slog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:        "go-plugin",
+		Level:       hclog.Warn,
+		Output:      &lineLogger{log: log},
+		DisableTime: true,
+	})
+}

@@ -1,0 +1,21 @@
+// Package sdk is what an agent author imports to build an agenthost agent
+// plugin. An agent implements [Agent]; its main function calls [Serve]:
+//
+//	type echo struct{}
+//
+//	func (echo) Describe() sdk.Description { return sdk.Description{Name: "echo"} }
+//
+//	func (echo) Run(ctx context.Context, t *sdk.Task) (string, error) {
+//		return "you said: " + t.Input, nil
+//	}
+//
+//	func main() { sdk.Serve(echo{}) }
+//
+// The plugin runs as its own process, started by the host. It reaches the
+// outside world only through the [Task]'s methods (CallTool, Complete,
+// CallAgent, AskUser), which call the host; the host decides, acquires any
+// token and calls the target. The plugin never holds a credential.
+//
+// The package depends only on the plugin contract (plugins/proto) and
+// go-plugin.
+package sdk
