@@ -65,7 +65,9 @@ type recordingHost struct {
 
 func (h *recordingHost) CallTool(_ context.Context, req *pluginpb.CallToolRequest) (*pluginpb.CallToolResponse, error) {
 	h.mu.Lock()
-	h.calls = append(h.calls, req.GetTaskId()+" "+req.GetTool()+" "+req.GetArgumentsJson())
+	if len(h.calls) < 100 {
+		h.calls = append(h.calls, req.GetTaskId()+" "+req.GetTool()+" "+req.GetArgumentsJson())
+	}
 	h.mu.Unlock()
 	return &pluginpb.CallToolResponse{Content: []*pluginpb.Content{{Text: h.name + " results"}}}, nil
 }
@@ -227,5 +229,42 @@ func TestCrashDuringRun(t *testing.T) {
 	}
 	if !p.Exited() {
 		t.Fatal("plugin process still running after a crash")
+	}
+}
+
+// BenchmarkLaunch measures a plugin's cold start: process start, checksum,
+// handshake with AutoMTLS, Describe, then Kill.
+func BenchmarkLaunch(b *testing.B) {
+	exe, sum := selfDigest(b)
+	ctx := context.Background()
+	for b.Loop() {
+		p, err := Launch(ctx, Config{Name: "bench", Path: exe, SHA256: sum, Host: &recordingHost{},
+			Env: []string{agentModeEnv + "=ok"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Describe(ctx); err != nil {
+			b.Fatal(err)
+		}
+		p.Kill()
+	}
+}
+
+// BenchmarkRunWithHostCall measures one task on a running plugin: host →
+// plugin Run, plugin → host CallTool, events back to the host.
+func BenchmarkRunWithHostCall(b *testing.B) {
+	exe, sum := selfDigest(b)
+	ctx := context.Background()
+	p, err := Launch(ctx, Config{Name: "bench", Path: exe, SHA256: sum, Host: &recordingHost{},
+		Env: []string{agentModeEnv + "=ok"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Kill()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Run(ctx, "t", "q", nil, func(*pluginpb.RunEvent) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
