@@ -1,0 +1,12 @@
+// Package supervisor keeps agent plugins running: it launches each
+// configured agent (through plugins.Launch), restarts a plugin that exits
+// with exponential backoff, kills a plugin whose task outlives its deadline
+// (a hung plugin) and restarts it, and quarantines an agent on request:
+// stopped, refused restarts and tasks until released.
+//
+// A launch that fails because of the binary itself (checksum mismatch, bad
+// path) is not retried: the agent is marked failed with the reason.
+//
+// Backoff delays and the reset of the restart count are pure functions of
+// the restart count and the time, tested without sleeping.
+package supervisor

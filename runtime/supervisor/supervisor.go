@@ -1,0 +1,408 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/agenthost/agenthost/plugins"
+	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+)
+
+// State is an agent's lifecycle state.
+type State string
+
+// States.
+const (
+	StateStarting    State = "starting"
+	StateRunning     State = "running"
+	StateBackoff     State = "backoff"
+	StateQuarantined State = "quarantined"
+	StateFailed      State = "failed"
+	StateStopped     State = "stopped"
+)
+
+// Sentinel errors.
+var (
+	ErrUnknownAgent = errors.New("supervisor: unknown agent")
+	ErrNotRunning   = errors.New("supervisor: agent is not running")
+	ErrQuarantined  = errors.New("supervisor: agent is quarantined")
+	// ErrHung: the task outlived its deadline; the plugin was killed and
+	// will be restarted.
+	ErrHung = errors.New("supervisor: task deadline exceeded; plugin killed")
+)
+
+// Backoff computes restart delays: Initial·Factor^n, capped at Max.
+type Backoff struct {
+	Initial time.Duration
+	Max     time.Duration
+	Factor  float64
+}
+
+// DefaultBackoff is used when Config.Backoff is zero.
+var DefaultBackoff = Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Factor: 2}
+
+// Delay returns the wait before restart number n (n ≥ 1).
+func (b Backoff) Delay(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	d := float64(b.Initial) * math.Pow(b.Factor, float64(n-1))
+	if d > float64(b.Max) || math.IsInf(d, 0) || math.IsNaN(d) {
+		return b.Max
+	}
+	return time.Duration(d)
+}
+
+// restartCount returns the restart count to use after a plugin that ran
+// since up exits at now: a plugin that stayed up for stableAfter starts
+// counting from zero again.
+func restartCount(prev int, up, now time.Time, stableAfter time.Duration) int {
+	if !up.IsZero() && now.Sub(up) >= stableAfter {
+		return 1
+	}
+	return prev + 1
+}
+
+// AgentSpec describes one agent plugin to supervise.
+type AgentSpec struct {
+	Name   string
+	Path   string // absolute
+	SHA256 string // hex
+	Env    []string
+	// Host serves this agent's calls to the host.
+	Host pluginpb.HostServer
+}
+
+// Config configures [New].
+type Config struct {
+	// Backoff between restarts; zero means DefaultBackoff.
+	Backoff Backoff
+	// StableAfter: a plugin up this long has its restart count reset.
+	// Zero means 1 minute.
+	StableAfter time.Duration
+	// TaskDeadline bounds one task; a plugin still running a task past it
+	// is killed and restarted. Zero means 10 minutes.
+	TaskDeadline time.Duration
+	// PollInterval is how often plugin processes are checked for exit.
+	// Zero means 250 ms.
+	PollInterval time.Duration
+	// Launch starts a plugin; nil means plugins.Launch.
+	Launch func(context.Context, plugins.Config) (*plugins.Plugin, error)
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// AgentStatus is a snapshot of one agent.
+type AgentStatus struct {
+	Name      string
+	State     State
+	PID       int
+	Restarts  int
+	LastError string
+	Since     time.Time
+}
+
+type agent struct {
+	spec     AgentSpec
+	state    State
+	plugin   *plugins.Plugin
+	restarts int
+	lastErr  string
+	since    time.Time
+	up       time.Time
+	// quarantine is closed to stop the agent's monitor loop at once.
+	quarantine chan struct{}
+	changed    chan struct{} // closed and replaced on every state change
+}
+
+// Supervisor runs agent plugins.
+type Supervisor struct {
+	cfg    Config
+	log    *slog.Logger
+	mu     sync.Mutex
+	agents map[string]*agent
+}
+
+// New returns a supervisor for specs. Names must be unique and non-empty.
+func New(cfg Config, specs ...AgentSpec) (*Supervisor, error) {
+	if cfg.Backoff == (Backoff{}) {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.Backoff.Initial <= 0 || cfg.Backoff.Max < cfg.Backoff.Initial || cfg.Backoff.Factor < 1 {
+		return nil, fmt.Errorf("supervisor: invalid backoff %+v", cfg.Backoff)
+	}
+	if cfg.StableAfter == 0 {
+		cfg.StableAfter = time.Minute
+	}
+	if cfg.TaskDeadline == 0 {
+		cfg.TaskDeadline = 10 * time.Minute
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 250 * time.Millisecond
+	}
+	if cfg.Launch == nil {
+		cfg.Launch = plugins.Launch
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Supervisor{cfg: cfg, log: cfg.Logger, agents: map[string]*agent{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, sp := range specs {
+		if sp.Name == "" {
+			return nil, errors.New("supervisor: agent with an empty name")
+		}
+		if _, dup := s.agents[sp.Name]; dup {
+			return nil, fmt.Errorf("supervisor: agent %q configured twice", sp.Name)
+		}
+		s.agents[sp.Name] = &agent{spec: sp, state: StateStopped, quarantine: make(chan struct{}), changed: make(chan struct{})}
+	}
+	return s, nil
+}
+
+// setState must be called with s.mu held.
+func (s *Supervisor) setState(a *agent, st State, errText string) {
+	a.state = st
+	a.since = s.cfg.Now()
+	if errText != "" {
+		a.lastErr = errText
+	}
+	close(a.changed)
+	a.changed = make(chan struct{})
+}
+
+// Run launches every agent and keeps it running until ctx is done, then
+// kills every plugin. It returns nil on cancellation.
+func (s *Supervisor) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	s.mu.Lock()
+	for _, a := range s.agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.monitor(ctx, a)
+		}()
+	}
+	s.mu.Unlock()
+	wg.Wait()
+	return nil
+}
+
+// monitor is one agent's loop: launch, watch, restart with backoff.
+func (s *Supervisor) monitor(ctx context.Context, a *agent) {
+	log := s.log.With("agent", a.spec.Name)
+	for {
+		s.mu.Lock()
+		if a.state == StateQuarantined {
+			s.mu.Unlock()
+			return
+		}
+		s.setState(a, StateStarting, "")
+		s.mu.Unlock()
+
+		p, err := s.cfg.Launch(ctx, plugins.Config{
+			Name: a.spec.Name, Path: a.spec.Path, SHA256: a.spec.SHA256, Env: a.spec.Env,
+			Host: a.spec.Host, Logger: s.log,
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				s.stop(a)
+				return
+			}
+			if errors.Is(err, plugins.ErrChecksum) || errors.Is(err, plugins.ErrConfig) {
+				log.ErrorContext(ctx, "agent cannot start", slog.Any("error", err))
+				s.mu.Lock()
+				s.setState(a, StateFailed, err.Error())
+				s.mu.Unlock()
+				return
+			}
+			log.WarnContext(ctx, "agent failed to start", slog.Any("error", err))
+			if !s.backoff(ctx, a, time.Time{}, err.Error()) {
+				return
+			}
+			continue
+		}
+
+		s.mu.Lock()
+		if a.state == StateQuarantined { // quarantined while starting
+			s.mu.Unlock()
+			p.Kill()
+			return
+		}
+		a.plugin = p
+		a.up = s.cfg.Now()
+		s.setState(a, StateRunning, "")
+		s.mu.Unlock()
+		log.InfoContext(ctx, "agent running", slog.Int("pid", p.PID()))
+
+		if !s.watch(ctx, a, p) {
+			return
+		}
+		log.WarnContext(ctx, "agent plugin exited; restarting")
+		s.mu.Lock()
+		up := a.up
+		a.plugin = nil
+		s.mu.Unlock()
+		if !s.backoff(ctx, a, up, "plugin exited") {
+			return
+		}
+	}
+}
+
+// watch waits until the plugin exits (true) or the agent must stop
+// (false, plugin killed).
+func (s *Supervisor) watch(ctx context.Context, a *agent, p *plugins.Plugin) bool {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			p.Kill()
+			s.stop(a)
+			return false
+		case <-a.quarantine:
+			p.Kill()
+			return false
+		case <-t.C:
+			if p.Exited() {
+				return true
+			}
+		}
+	}
+}
+
+// backoff records a restart and waits its delay; false means stop.
+func (s *Supervisor) backoff(ctx context.Context, a *agent, up time.Time, reason string) bool {
+	s.mu.Lock()
+	if a.state == StateQuarantined {
+		s.mu.Unlock()
+		return false
+	}
+	a.restarts = restartCount(a.restarts, up, s.cfg.Now(), s.cfg.StableAfter)
+	delay := s.cfg.Backoff.Delay(a.restarts)
+	s.setState(a, StateBackoff, reason)
+	s.mu.Unlock()
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		s.stop(a)
+		return false
+	case <-a.quarantine:
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+func (s *Supervisor) stop(a *agent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.state != StateQuarantined && a.state != StateFailed {
+		s.setState(a, StateStopped, "")
+	}
+	a.plugin = nil
+}
+
+// RunTask runs a task on the agent's current plugin, calling onEvent for
+// each event. A task that outlives the task deadline kills the plugin
+// (which is then restarted) and returns ErrHung.
+func (s *Supervisor) RunTask(ctx context.Context, name, taskID, input string, onEvent func(*pluginpb.RunEvent) error) error {
+	s.mu.Lock()
+	a, ok := s.agents[name]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrUnknownAgent, name)
+	}
+	if a.state == StateQuarantined {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrQuarantined, name)
+	}
+	p := a.plugin
+	s.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("%w: %s", ErrNotRunning, name)
+	}
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.TaskDeadline)
+	defer cancel()
+	err := p.Run(tctx, taskID, input, nil, onEvent)
+	if err != nil && errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "task deadline exceeded; killing the plugin", slog.String("agent", name), slog.String("task", taskID))
+		p.Kill() // the monitor sees the exit and restarts it
+		return fmt.Errorf("%w: agent %s, task %s", ErrHung, name, taskID)
+	}
+	return err
+}
+
+// Quarantine stops the agent and refuses restarts and tasks. It is
+// idempotent.
+func (s *Supervisor) Quarantine(name, reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.agents[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownAgent, name)
+	}
+	if a.state == StateQuarantined {
+		return nil
+	}
+	if a.plugin != nil {
+		a.plugin.Kill()
+		a.plugin = nil
+	}
+	s.setState(a, StateQuarantined, "quarantined: "+reason)
+	close(a.quarantine)
+	s.log.Warn("agent quarantined", slog.String("agent", name), slog.String("reason", reason))
+	return nil
+}
+
+// Status returns a snapshot of every agent, sorted by name.
+func (s *Supervisor) Status() []AgentStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]AgentStatus, 0, len(s.agents))
+	for _, a := range s.agents {
+		st := AgentStatus{Name: a.spec.Name, State: a.state, Restarts: a.restarts, LastError: a.lastErr, Since: a.since}
+		if a.plugin != nil {
+			st.PID = a.plugin.PID()
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// WaitFor blocks until the named agent's state satisfies ok or ctx ends,
+// and returns the last status seen.
+func (s *Supervisor) WaitFor(ctx context.Context, name string, ok func(AgentStatus) bool) (AgentStatus, error) {
+	for {
+		s.mu.Lock()
+		a, found := s.agents[name]
+		if !found {
+			s.mu.Unlock()
+			return AgentStatus{}, fmt.Errorf("%w: %q", ErrUnknownAgent, name)
+		}
+		st := AgentStatus{Name: name, State: a.state, Restarts: a.restarts, LastError: a.lastErr, Since: a.since}
+		if a.plugin != nil {
+			st.PID = a.plugin.PID()
+		}
+		changed := a.changed
+		s.mu.Unlock()
+		if ok(st) {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-changed:
+		}
+	}
+}
