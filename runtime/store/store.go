@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Implementations wrap them; callers test with errors.Is.
@@ -38,40 +40,63 @@ type Record struct {
 	Namespace string
 	Key       string
 	Value     []byte
-	// Version starts at 1 and grows by one on every write of the key; it
-	// keeps growing if the key is deleted and written again.
+	// Version is positive and grows on every write of the key, also when
+	// the key is deleted and written again, so a version seen once never
+	// names a different value. Versions of one key need not be consecutive.
 	Version int64
 	// ExpiresAt is zero for a record that never expires.
 	ExpiresAt time.Time
 	UpdatedAt time.Time
 }
 
-// Condition constrains a write.
+// Condition constrains a write. The zero value is [Always].
 type Condition struct {
-	kind    int
+	kind    condKind
 	version int64
 }
+
+type condKind uint8
+
+const (
+	condAlways condKind = iota
+	condAbsent
+	condVersion
+)
 
 // Conditions for Put and Delete.
 var (
 	// Always applies the write whatever the record's state.
-	Always = Condition{kind: 0}
-	// IfAbsent applies the write only if the key has no live record.
-	IfAbsent = Condition{kind: 1}
+	Always = Condition{kind: condAlways}
+	// IfAbsent applies the write only if the key has no live record. With a
+	// TTL it is the atomic insert a replay cache is built on.
+	IfAbsent = Condition{kind: condAbsent}
 )
 
 // IfVersion applies the write only if the live record is at version v.
-func IfVersion(v int64) Condition { return Condition{kind: 2, version: v} }
+func IfVersion(v int64) Condition { return Condition{kind: condVersion, version: v} }
+
+// String describes the condition for logs and errors.
+func (c Condition) String() string {
+	switch c.kind {
+	case condAbsent:
+		return "if absent"
+	case condVersion:
+		return fmt.Sprintf("if version %d", c.version)
+	default:
+		return "always"
+	}
+}
 
 // Check reports whether the condition holds for a record that is live (at
 // version cur) or absent (exists false); it returns ErrConflict otherwise.
+// Implementations call it inside the transaction that performs the write.
 func (c Condition) Check(exists bool, cur int64) error {
 	switch c.kind {
-	case 1:
+	case condAbsent:
 		if exists {
 			return fmt.Errorf("%w: key exists", ErrConflict)
 		}
-	case 2:
+	case condVersion:
 		if !exists {
 			return fmt.Errorf("%w: key does not exist, want version %d", ErrConflict, c.version)
 		}
@@ -104,9 +129,13 @@ type KV interface {
 	Delete(ctx context.Context, namespace, key string, cond Condition) error
 	// List returns up to limit live records of namespace whose key starts
 	// with prefix and sorts after the key after ("" = from the start), in
-	// byte order of keys. Pass the last key returned as after to page on.
+	// byte order of keys. Pass the last key returned as after to page on;
+	// fewer than limit records means the listing is complete. An empty
+	// namespace lists as no records, not ErrNotFound.
 	List(ctx context.Context, namespace, prefix, after string, limit int) ([]Record, error)
 	// Purge deletes expired records and returns how many it deleted.
+	// Expired records are already invisible to reads; Purge reclaims their
+	// space and is meant to be run periodically.
 	Purge(ctx context.Context) (int, error)
 }
 
@@ -134,8 +163,9 @@ type Lease struct {
 	Name      string
 	Holder    string
 	ExpiresAt time.Time
-	// Token changes on every acquisition, so a holder that lost its lease
-	// and acquired it again holds a new Token.
+	// Token grows with every new acquisition of any lease in the store, so
+	// a holder that lost its lease and acquired it again holds a new,
+	// larger Token; it can serve as a fencing token. Renewal keeps it.
 	Token int64
 }
 
@@ -143,17 +173,24 @@ type Lease struct {
 type Leases interface {
 	// AcquireLease takes name for holder for ttl. It MUST return
 	// ErrLeaseHeld while another holder's lease is unexpired. Acquiring a
-	// lease the same holder still holds renews it.
+	// lease the same holder still holds renews it and keeps its Token.
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error)
-	// RenewLease extends l by ttl from now. It MUST return ErrLeaseLost if
-	// l expired or another acquisition happened since.
+	// RenewLease extends l to ttl from now. It MUST return ErrLeaseLost if
+	// l expired, was released, or was acquired anew since (a different
+	// Holder or Token).
 	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
-	// ReleaseLease gives l up. Releasing a lost lease returns ErrLeaseLost.
+	// ReleaseLease gives l up so another holder may take it at once. It
+	// MUST return ErrLeaseLost if l is no longer held, as RenewLease does.
 	ReleaseLease(ctx context.Context, l Lease) error
 }
 
-// Store is everything a storage backend provides. After Close every method
-// returns ErrClosed.
+// Store is everything a storage backend provides.
+//
+// Rules common to every method: arguments that break the limits above or
+// the Validate functions return an error wrapping ErrInvalid and change
+// nothing; after Close every method returns ErrClosed (Close itself is
+// idempotent); a done ctx returns ctx.Err(). Every method is safe for
+// concurrent use.
 type Store interface {
 	KV
 	Log
@@ -161,26 +198,39 @@ type Store interface {
 	io.Closer
 }
 
-// ValidateName checks a namespace, log or lease name.
+// ValidateName checks a namespace, log, lease or holder name: 1 to
+// [MaxNameLen] bytes of UTF-8 without NUL.
 func ValidateName(what, name string) error {
-	if name == "" {
+	return validateText(what, name, MaxNameLen)
+}
+
+// ValidateKey checks a record key: 1 to [MaxKeyLen] bytes of UTF-8 without
+// NUL. Keys are text so that every backend (SQLite, PostgreSQL) stores and
+// orders them the same way.
+func ValidateKey(key string) error {
+	return validateText("key", key, MaxKeyLen)
+}
+
+func validateText(what, s string, maxLen int) error {
+	switch {
+	case s == "":
 		return fmt.Errorf("%w: empty %s", ErrInvalid, what)
-	}
-	if len(name) > MaxNameLen {
-		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalid, what, MaxNameLen)
+	case len(s) > maxLen:
+		return fmt.Errorf("%w: %s of %d bytes exceeds %d", ErrInvalid, what, len(s), maxLen)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, what)
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Errorf("%w: %s contains a NUL byte", ErrInvalid, what)
 	}
 	return nil
 }
 
-// ValidateKey checks a record key.
-func ValidateKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty key", ErrInvalid)
+// ValidatePrefix checks a List prefix or cursor, which may be empty.
+func ValidatePrefix(what, s string) error {
+	if s == "" {
+		return nil
 	}
-	if len(key) > MaxKeyLen {
-		return fmt.Errorf("%w: key longer than %d bytes", ErrInvalid, MaxKeyLen)
-	}
-	return nil
+	return validateText(what, s, MaxKeyLen)
 }
 
 // ValidateValue checks a value or log entry.
@@ -199,10 +249,52 @@ func ValidateLimit(limit int) error {
 	return nil
 }
 
-// ValidateTTL checks a lease TTL or record TTL (zero allowed for records).
+// ValidateTTL checks a record TTL (zero means no expiry) or, with required,
+// a lease TTL (must be positive).
 func ValidateTTL(ttl time.Duration, required bool) error {
 	if ttl < 0 || (required && ttl == 0) {
-		return fmt.Errorf("%w: ttl %v", ErrInvalid, ttl)
+		return fmt.Errorf("%w: ttl %v must be positive", ErrInvalid, ttl)
+	}
+	return nil
+}
+
+// ValidateList checks the arguments of [KV.List].
+func ValidateList(namespace, prefix, after string, limit int) error {
+	if err := ValidateName("namespace", namespace); err != nil {
+		return err
+	}
+	if err := ValidatePrefix("prefix", prefix); err != nil {
+		return err
+	}
+	if err := ValidatePrefix("cursor", after); err != nil {
+		return err
+	}
+	return ValidateLimit(limit)
+}
+
+// ValidateRead checks the arguments of [Log.Read].
+func ValidateRead(log string, from int64, limit int) error {
+	if err := ValidateName("log", log); err != nil {
+		return err
+	}
+	if from < 0 {
+		return fmt.Errorf("%w: negative log index %d", ErrInvalid, from)
+	}
+	return ValidateLimit(limit)
+}
+
+// ValidateAppend checks the arguments of [Log.Append].
+func ValidateAppend(log string, entries [][]byte) error {
+	if err := ValidateName("log", log); err != nil {
+		return err
+	}
+	if len(entries) == 0 || len(entries) > MaxBatch {
+		return fmt.Errorf("%w: append of %d entries, want 1 to %d", ErrInvalid, len(entries), MaxBatch)
+	}
+	for i, e := range entries {
+		if len(e) > MaxValueLen {
+			return fmt.Errorf("%w: entry %d of %d bytes exceeds %d", ErrInvalid, i, len(e), MaxValueLen)
+		}
 	}
 	return nil
 }

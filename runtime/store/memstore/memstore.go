@@ -3,7 +3,7 @@ package memstore
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +18,7 @@ type Store struct {
 
 	mu       sync.Mutex
 	closed   bool
-	revision int64
+	revision int64 // source of record versions and lease tokens
 	kv       map[string]map[string]store.Record
 	logs     map[string][][]byte
 	leases   map[string]store.Lease
@@ -39,66 +39,73 @@ func New(now func() time.Time) *Store {
 	}
 }
 
-func (s *Store) lock(ctx context.Context) error {
+// lock takes the store's mutex for op after validate passes; on success the
+// caller must unlock.
+func (s *Store) lock(ctx context.Context, op string, validate error) error {
+	if validate != nil {
+		return fmt.Errorf("memstore: %s: %w", op, validate)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return store.ErrClosed
+		return fmt.Errorf("memstore: %s: %w", op, store.ErrClosed)
 	}
 	return nil
 }
 
-func clone(b []byte) []byte {
-	out := make([]byte, len(b))
-	copy(out, b)
-	return out
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func cloneRecord(r store.Record) store.Record {
-	r.Value = clone(r.Value)
+	r.Value = slices.Clone(r.Value)
+	if r.Value == nil {
+		r.Value = []byte{}
+	}
 	return r
 }
+
+func expired(exp, now time.Time) bool { return !exp.IsZero() && !exp.After(now) }
 
 // live returns the record if it exists and has not expired.
 func (s *Store) live(ns, key string, now time.Time) (store.Record, bool) {
 	r, ok := s.kv[ns][key]
-	if !ok || (!r.ExpiresAt.IsZero() && !r.ExpiresAt.After(now)) {
+	if !ok || expired(r.ExpiresAt, now) {
 		return store.Record{}, false
 	}
 	return r, true
 }
 
+func (s *Store) next() int64 {
+	s.revision++
+	return s.revision
+}
+
 // Get implements [store.KV].
 func (s *Store) Get(ctx context.Context, ns, key string) (store.Record, error) {
-	if err := store.ValidateRecord(ns, key); err != nil {
-		return store.Record{}, err
-	}
-	if err := s.lock(ctx); err != nil {
+	if err := s.lock(ctx, "get", store.ValidateRecord(ns, key)); err != nil {
 		return store.Record{}, err
 	}
 	defer s.mu.Unlock()
 	r, ok := s.live(ns, key, s.now())
 	if !ok {
-		return store.Record{}, fmt.Errorf("memstore: %s/%s: %w", ns, key, store.ErrNotFound)
+		return store.Record{}, fmt.Errorf("memstore: get %s/%s: %w", ns, key, store.ErrNotFound)
 	}
 	return cloneRecord(r), nil
 }
 
 // Put implements [store.KV].
 func (s *Store) Put(ctx context.Context, ns, key string, value []byte, opts store.PutOptions) (store.Record, error) {
-	if err := store.ValidateRecord(ns, key); err != nil {
-		return store.Record{}, err
-	}
-	if err := store.ValidateValue(value); err != nil {
-		return store.Record{}, err
-	}
-	if err := store.ValidateTTL(opts.TTL, false); err != nil {
-		return store.Record{}, err
-	}
-	if err := s.lock(ctx); err != nil {
+	valid := firstErr(store.ValidateRecord(ns, key), store.ValidateValue(value), store.ValidateTTL(opts.TTL, false))
+	if err := s.lock(ctx, "put", valid); err != nil {
 		return store.Record{}, err
 	}
 	defer s.mu.Unlock()
@@ -107,8 +114,7 @@ func (s *Store) Put(ctx context.Context, ns, key string, value []byte, opts stor
 	if err := opts.Condition.Check(exists, cur.Version); err != nil {
 		return store.Record{}, fmt.Errorf("memstore: put %s/%s: %w", ns, key, err)
 	}
-	s.revision++
-	r := store.Record{Namespace: ns, Key: key, Value: clone(value), Version: s.revision, UpdatedAt: now.UTC()}
+	r := store.Record{Namespace: ns, Key: key, Value: slices.Clone(value), Version: s.next(), UpdatedAt: now.UTC()}
 	if opts.TTL > 0 {
 		r.ExpiresAt = now.Add(opts.TTL).UTC()
 	}
@@ -121,16 +127,13 @@ func (s *Store) Put(ctx context.Context, ns, key string, value []byte, opts stor
 
 // Delete implements [store.KV].
 func (s *Store) Delete(ctx context.Context, ns, key string, cond store.Condition) error {
-	if err := store.ValidateRecord(ns, key); err != nil {
-		return err
-	}
-	if err := s.lock(ctx); err != nil {
+	if err := s.lock(ctx, "delete", store.ValidateRecord(ns, key)); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
 	cur, exists := s.live(ns, key, s.now())
 	if !exists {
-		return fmt.Errorf("memstore: %s/%s: %w", ns, key, store.ErrNotFound)
+		return fmt.Errorf("memstore: delete %s/%s: %w", ns, key, store.ErrNotFound)
 	}
 	if err := cond.Check(true, cur.Version); err != nil {
 		return fmt.Errorf("memstore: delete %s/%s: %w", ns, key, err)
@@ -141,26 +144,18 @@ func (s *Store) Delete(ctx context.Context, ns, key string, cond store.Condition
 
 // List implements [store.KV].
 func (s *Store) List(ctx context.Context, ns, prefix, after string, limit int) ([]store.Record, error) {
-	if err := store.ValidateName("namespace", ns); err != nil {
-		return nil, err
-	}
-	if err := store.ValidateLimit(limit); err != nil {
-		return nil, err
-	}
-	if err := s.lock(ctx); err != nil {
+	if err := s.lock(ctx, "list", store.ValidateList(ns, prefix, after, limit)); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
 	now := s.now()
 	var keys []string
-	for k := range s.kv[ns] {
-		if strings.HasPrefix(k, prefix) && k > after {
-			if _, ok := s.live(ns, k, now); ok {
-				keys = append(keys, k)
-			}
+	for k, r := range s.kv[ns] {
+		if strings.HasPrefix(k, prefix) && k > after && !expired(r.ExpiresAt, now) {
+			keys = append(keys, k)
 		}
 	}
-	sort.Strings(keys) // byte order
+	slices.Sort(keys) // Go string order is byte order
 	if len(keys) > limit {
 		keys = keys[:limit]
 	}
@@ -173,14 +168,14 @@ func (s *Store) List(ctx context.Context, ns, prefix, after string, limit int) (
 
 // Purge implements [store.KV].
 func (s *Store) Purge(ctx context.Context) (int, error) {
-	if err := s.lock(ctx); err != nil {
+	if err := s.lock(ctx, "purge", nil); err != nil {
 		return 0, err
 	}
 	defer s.mu.Unlock()
 	now, n := s.now(), 0
 	for ns, recs := range s.kv {
 		for k, r := range recs {
-			if !r.ExpiresAt.IsZero() && !r.ExpiresAt.After(now) {
+			if expired(r.ExpiresAt, now) {
 				delete(recs, k)
 				n++
 			}
@@ -194,69 +189,53 @@ func (s *Store) Purge(ctx context.Context) (int, error) {
 
 // Append implements [store.Log].
 func (s *Store) Append(ctx context.Context, log string, entries ...[]byte) (int64, error) {
-	if err := store.ValidateName("log", log); err != nil {
-		return 0, err
-	}
-	if len(entries) == 0 || len(entries) > store.MaxBatch {
-		return 0, fmt.Errorf("memstore: %w: append of %d entries (want 1..%d)", store.ErrInvalid, len(entries), store.MaxBatch)
-	}
-	for _, e := range entries {
-		if err := store.ValidateValue(e); err != nil {
-			return 0, err
-		}
-	}
-	if err := s.lock(ctx); err != nil {
+	if err := s.lock(ctx, "append", store.ValidateAppend(log, entries)); err != nil {
 		return 0, err
 	}
 	defer s.mu.Unlock()
 	first := int64(len(s.logs[log]))
 	for _, e := range entries {
-		s.logs[log] = append(s.logs[log], clone(e))
+		s.logs[log] = append(s.logs[log], slices.Clone(e))
 	}
 	return first, nil
 }
 
 // Read implements [store.Log].
 func (s *Store) Read(ctx context.Context, log string, from int64, limit int) ([]store.Entry, error) {
-	if err := store.ValidateName("log", log); err != nil {
-		return nil, err
-	}
-	if err := store.ValidateLimit(limit); err != nil {
-		return nil, err
-	}
-	if from < 0 {
-		return nil, fmt.Errorf("memstore: %w: negative index %d", store.ErrInvalid, from)
-	}
-	if err := s.lock(ctx); err != nil {
+	if err := s.lock(ctx, "read", store.ValidateRead(log, from, limit)); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
 	l := s.logs[log]
-	var out []store.Entry
+	out := []store.Entry{}
 	for i := from; i < int64(len(l)) && len(out) < limit; i++ {
-		out = append(out, store.Entry{Index: i, Data: clone(l[i])})
+		d := slices.Clone(l[i])
+		if d == nil {
+			d = []byte{}
+		}
+		out = append(out, store.Entry{Index: i, Data: d})
 	}
 	return out, nil
 }
 
 // Len implements [store.Log].
 func (s *Store) Len(ctx context.Context, log string) (int64, error) {
-	if err := store.ValidateName("log", log); err != nil {
-		return 0, err
-	}
-	if err := s.lock(ctx); err != nil {
+	if err := s.lock(ctx, "len", store.ValidateName("log", log)); err != nil {
 		return 0, err
 	}
 	defer s.mu.Unlock()
 	return int64(len(s.logs[log])), nil
 }
 
+// held returns the lease l names if l still holds it at now.
+func (s *Store) held(l store.Lease, now time.Time) bool {
+	cur, ok := s.leases[l.Name]
+	return ok && cur.Holder == l.Holder && cur.Token == l.Token && cur.ExpiresAt.After(now)
+}
+
 // AcquireLease implements [store.Leases].
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, error) {
-	if err := store.ValidateLease(name, holder, ttl); err != nil {
-		return store.Lease{}, err
-	}
-	if err := s.lock(ctx); err != nil {
+	if err := s.lock(ctx, "acquire lease", store.ValidateLease(name, holder, ttl)); err != nil {
 		return store.Lease{}, err
 	}
 	defer s.mu.Unlock()
@@ -264,13 +243,12 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 	l := store.Lease{Name: name, Holder: holder, ExpiresAt: now.Add(ttl).UTC()}
 	if cur, ok := s.leases[name]; ok && cur.ExpiresAt.After(now) {
 		if cur.Holder != holder {
-			return store.Lease{}, fmt.Errorf("memstore: %s held by %s: %w", name, cur.Holder, store.ErrLeaseHeld)
+			return store.Lease{}, fmt.Errorf("memstore: acquire lease %s: held by %s until %s: %w",
+				name, cur.Holder, cur.ExpiresAt.Format(time.RFC3339), store.ErrLeaseHeld)
 		}
 		l.Token = cur.Token
-	}
-	if l.Token == 0 {
-		s.revision++
-		l.Token = s.revision
+	} else {
+		l.Token = s.next()
 	}
 	s.leases[name] = l
 	return l, nil
@@ -278,18 +256,15 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 
 // RenewLease implements [store.Leases].
 func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration) (store.Lease, error) {
-	if err := store.ValidateLease(l.Name, l.Holder, ttl); err != nil {
-		return store.Lease{}, err
-	}
-	if err := s.lock(ctx); err != nil {
+	if err := s.lock(ctx, "renew lease", store.ValidateLease(l.Name, l.Holder, ttl)); err != nil {
 		return store.Lease{}, err
 	}
 	defer s.mu.Unlock()
 	now := s.now()
-	cur, ok := s.leases[l.Name]
-	if !ok || cur.Holder != l.Holder || cur.Token != l.Token || !cur.ExpiresAt.After(now) {
+	if !s.held(l, now) {
 		return store.Lease{}, fmt.Errorf("memstore: renew lease %s: %w", l.Name, store.ErrLeaseLost)
 	}
+	cur := s.leases[l.Name]
 	cur.ExpiresAt = now.Add(ttl).UTC()
 	s.leases[l.Name] = cur
 	return cur, nil
@@ -297,26 +272,24 @@ func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration
 
 // ReleaseLease implements [store.Leases].
 func (s *Store) ReleaseLease(ctx context.Context, l store.Lease) error {
-	if err := store.ValidateName("lease", l.Name); err != nil {
-		return err
-	}
-	if err := s.lock(ctx); err != nil {
+	valid := firstErr(store.ValidateName("lease", l.Name), store.ValidateName("holder", l.Holder))
+	if err := s.lock(ctx, "release lease", valid); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	cur, ok := s.leases[l.Name]
-	if !ok || cur.Holder != l.Holder || cur.Token != l.Token || !cur.ExpiresAt.After(s.now()) {
+	if !s.held(l, s.now()) {
 		return fmt.Errorf("memstore: release lease %s: %w", l.Name, store.ErrLeaseLost)
 	}
 	delete(s.leases, l.Name)
 	return nil
 }
 
-// Close implements io.Closer. Later calls to any method return
-// store.ErrClosed.
+// Close implements io.Closer: it drops the contents, and later calls to any
+// method return store.ErrClosed. Closing twice is not an error.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	s.kv, s.logs, s.leases = nil, nil, nil
 	return nil
 }
