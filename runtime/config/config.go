@@ -55,6 +55,8 @@ type Config struct {
 	Storage StorageConfig `json:"storage"`
 	// Log configures the host's logger.
 	Log LogConfig `json:"log"`
+	// Agents are the agent plugins the host runs.
+	Agents []AgentConfig `json:"agents,omitempty"`
 
 	file            string
 	pos             map[string]Position
@@ -97,6 +99,23 @@ type StorageConfig struct {
 	// directory, which the caller resolves. A relative path is resolved
 	// against the directory of the configuration file.
 	Path string `json:"path"`
+}
+
+// AgentConfig is one agent plugin the host runs. Its identity is
+// spiffe://<trust_domain>/agent/<name>.
+type AgentConfig struct {
+	// Name is one path segment: lowercase letters, digits, '-' and '_',
+	// starting with a letter or digit, at most 63 bytes. REQUIRED, unique.
+	Name string `json:"name"`
+	// Path is the plugin binary. REQUIRED. A relative path is resolved
+	// against the directory of the configuration file.
+	Path string `json:"path"`
+	// SHA256 pins the binary's digest (64 hex digits). OPTIONAL: when empty
+	// the host pins the digest it measures at start.
+	SHA256 string `json:"sha256"`
+	// Env is extra, non-secret environment for the plugin; the host's own
+	// environment is never passed on.
+	Env map[string]string `json:"env"`
 }
 
 // LogConfig configures logging.
@@ -337,6 +356,9 @@ func (c *Config) resolvePaths(dir string) {
 		c.Listen.TLS.KeyFile = abs(c.Listen.TLS.KeyFile)
 	}
 	c.Storage.Path = abs(c.Storage.Path)
+	for i := range c.Agents {
+		c.Agents[i].Path = abs(c.Agents[i].Path)
+	}
 }
 
 // fillDerived sets the defaults that depend on other keys.

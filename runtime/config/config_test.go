@@ -834,3 +834,45 @@ func TestTrustDomainMessages(t *testing.T) {
 		})
 	}
 }
+
+func TestAgents(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "research")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	noexec := filepath.Join(dir, "data.txt")
+	if err := os.WriteFile(noexec, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "agenthost.yaml")
+
+	good := "version: 1\nagents:\n  - name: research\n    path: research\n    env: {MODE: demo}\n"
+	c, err := config.Parse(cfgPath, []byte(good))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if len(c.Agents) != 1 || c.Agents[0].Path != exe || c.Agents[0].Env["MODE"] != "demo" {
+		t.Fatalf("agents = %+v", c.Agents)
+	}
+
+	bad := "version: 1\nagents:\n" +
+		"  - name: Research\n    path: research\n" + // 4: bad name
+		"  - name: a\n    path: missing\n" + // 6: missing binary
+		"  - name: a\n    path: data.txt\n" + // 7: duplicate name, 8: not executable
+		"  - name: b\n    path: research\n    sha256: xyz\n" + // 11: bad digest
+		"  - name: c\n    path: research\n    env: {SPIFFE_ENDPOINT_SOCKET: x, 1BAD: y}\n" // 14: env
+	_, err = config.Parse(cfgPath, []byte(bad))
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error = %v", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Path)
+	}
+	want := []string{"agents[0].name", "agents[1].path", "agents[2].name", "agents[2].path", "agents[3].sha256", "agents[4].env", "agents[4].env"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("problems (-want +got):\n%s\n%v", diff, errs)
+	}
+}

@@ -31,6 +31,7 @@ func (c *Config) Validate() error {
 	v.identity()
 	v.storage()
 	v.log()
+	v.agents()
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -252,4 +253,98 @@ func formatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// reservedAgentEnv are variables the host sets for every plugin.
+var reservedAgentEnv = map[string]bool{"SPIFFE_ENDPOINT_SOCKET": true}
+
+func (v *validator) agents() {
+	seen := map[string]int{}
+	for i, a := range v.c.Agents {
+		base := fmt.Sprintf("agents[%d]", i)
+		switch {
+		case a.Name == "":
+			v.invalid(base+".name", "is required")
+		case !validAgentName(a.Name):
+			v.invalid(base+".name", "%s is not a valid agent name: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 bytes", quoteValue(a.Name))
+		default:
+			if j, dup := seen[a.Name]; dup {
+				v.invalid(base+".name", "agent %q is already defined at agents[%d]", a.Name, j)
+			}
+			seen[a.Name] = i
+		}
+		v.agentPath(base+".path", a.Path)
+		if a.SHA256 != "" && !isLowerHex(a.SHA256, 64) {
+			v.invalid(base+".sha256", "must be 64 lowercase hex digits (a SHA-256 digest)")
+		}
+		for k := range a.Env {
+			if !validEnvName(k) {
+				v.invalid(base+".env", "%q is not a valid environment variable name", k)
+			} else if reservedAgentEnv[k] {
+				v.invalid(base+".env", "%s is set by the host and cannot be configured", k)
+			}
+		}
+	}
+}
+
+func (v *validator) agentPath(path, file string) {
+	if file == "" {
+		v.invalid(path, "is required")
+		return
+	}
+	fi, err := os.Stat(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		v.invalid(path, "%s does not exist", file)
+	case err != nil:
+		v.invalid(path, "cannot read %s: %v", file, errors.Unwrap(err))
+	case !fi.Mode().IsRegular():
+		v.invalid(path, "%s is not a regular file", file)
+	case fi.Mode().Perm()&0o111 == 0:
+		v.invalid(path, "%s is not executable", file)
+	}
+}
+
+func validAgentName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c == '_':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
