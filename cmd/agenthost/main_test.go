@@ -60,6 +60,11 @@ func TestUpServesAndStopsOnSignal(t *testing.T) {
 				t.Errorf("status: %v\n%s", err, status)
 			}
 
+			agents, err := exec.Command(bin, "agents", "--data-dir", filepath.Join(dir, "data")).CombinedOutput()
+			if err != nil || !strings.Contains(string(agents), "no agents configured") {
+				t.Errorf("agents: %v\n%s", err, agents)
+			}
+
 			sent := time.Now()
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)

@@ -2,6 +2,7 @@ package workloadapi
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -20,4 +21,16 @@ func IDFromIdentity(id credentials.Identity) (spiffeid.ID, error) {
 		return spiffeid.ID{}, fmt.Errorf("workloadapi: %w: %v", credentials.ErrInvalidIdentity, err)
 	}
 	return sid, nil
+}
+
+// X509SVIDExpiry returns when the X.509-SVID the server currently serves on
+// the workload's socket expires; false if id is not registered or has none.
+func (s *Server) X509SVIDExpiry(id spiffeid.ID) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wl, ok := s.workloads[id]
+	if !ok || wl.x509 == nil || wl.x509.svid == nil || len(wl.x509.svid.Certificates) == 0 {
+		return time.Time{}, false
+	}
+	return wl.x509.svid.Certificates[0].NotAfter, true
 }

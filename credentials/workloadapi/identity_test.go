@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/agenthost/agenthost/credentials"
 )
 
@@ -22,5 +24,17 @@ func TestIDFromIdentity(t *testing.T) {
 	}
 	if _, err := IDFromIdentity(credentials.Identity{}); !errors.Is(err, credentials.ErrInvalidIdentity) {
 		t.Fatalf("zero identity: err = %v, want ErrInvalidIdentity", err)
+	}
+}
+
+func TestX509SVIDExpiry(t *testing.T) {
+	s := &Server{workloads: map[spiffeid.ID]*workload{}}
+	id := spiffeid.RequireFromString("spiffe://example.org/agent/a")
+	if _, ok := s.X509SVIDExpiry(id); ok {
+		t.Fatal("expiry reported for an unregistered workload")
+	}
+	s.workloads[id] = &workload{id: id}
+	if _, ok := s.X509SVIDExpiry(id); ok {
+		t.Fatal("expiry reported for a workload without an SVID")
 	}
 }

@@ -15,8 +15,10 @@ import (
 	"github.com/agenthost/agenthost/credentials/ca"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/store"
 	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
+	"github.com/agenthost/agenthost/runtime/supervisor"
 )
 
 // Options configure [New].
@@ -52,6 +54,9 @@ type Host struct {
 	hostID   credentials.Identity
 	hostSock string
 	evidence *evidenceCache
+	sup      *supervisor.Supervisor
+	agentIDs map[string]credentials.Identity
+	admin    *localapi.Server
 	closers  []func()
 }
 
@@ -66,7 +71,7 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("host: no data directory")
 	}
-	h := &Host{opts: opts, cfg: opts.Config, now: opts.Now}
+	h := &Host{opts: opts, cfg: opts.Config, now: opts.Now, agentIDs: map[string]credentials.Identity{}}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -107,9 +112,18 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if err := h.newWorkloadAPI(ctx); err != nil {
 		return nil, err
 	}
+	if err := h.newAgents(ctx); err != nil {
+		return nil, err
+	}
 	if err := h.newHTTP(); err != nil {
 		return nil, err
 	}
+	admin, err := localapi.Listen(filepath.Join(h.dataDir, localapi.SocketName), h, h.log.With("component", "localapi"))
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	h.admin = admin
+	h.closers = append(h.closers, admin.Close)
 	return h, nil
 }
 
@@ -238,6 +252,8 @@ func (h *Host) Run(ctx context.Context) error {
 		Task{Name: "ca", Run: h.ca.Run},
 		Task{Name: "workloadapi", Run: h.wl.Run},
 		Task{Name: "http", Run: h.http.Run},
+		Task{Name: "supervisor", Run: h.sup.Run},
+		Task{Name: "localapi", Run: h.admin.Run},
 	)
 	if err != nil {
 		h.log.ErrorContext(ctx, "host stopped with an error", slog.Any("error", err))
@@ -259,6 +275,10 @@ func (h *Host) banner(info RunInfo) {
 	fmt.Fprintf(w, "  health         %s%s\n", info.Issuer, PathHealth)
 	fmt.Fprintf(w, "  SPIFFE bundle  %s%s\n", info.Issuer, PathSPIFFEBundle)
 	fmt.Fprintf(w, "  workload API   unix://%s\n", h.hostSock)
+	fmt.Fprintf(w, "  admin API      unix://%s\n", filepath.Join(h.dataDir, localapi.SocketName))
+	for _, a := range h.cfg.Agents {
+		fmt.Fprintf(w, "  agent          %s (%s)\n", a.Name, h.agentIDs[a.Name])
+	}
 	fmt.Fprintf(w, "  data dir       %s\n", h.dataDir)
 }
 

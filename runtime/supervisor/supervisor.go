@@ -180,7 +180,8 @@ func (s *Supervisor) setState(a *agent, st State, errText string) {
 }
 
 // Run launches every agent and keeps it running until ctx is done, then
-// kills every plugin. It returns nil on cancellation.
+// kills every plugin. It returns nil on cancellation, and keeps running
+// (serving status) when there are no agents or all have failed.
 func (s *Supervisor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	s.mu.Lock()
@@ -193,6 +194,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	wg.Wait()
+	// Every monitor has ended: the context is done, or each agent failed or
+	// is quarantined. The supervisor itself runs until the context ends.
+	<-ctx.Done()
 	return nil
 }
 

@@ -79,6 +79,7 @@ func TestCommandErrors(t *testing.T) {
 		{"too many arguments", []string{"validate", "a", "b"}, 2, "at most 1 argument"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"status without a host", []string{"status", "--data-dir", "/nonexistent/dir"}, 1, "no agenthost is running"},
+		{"agents without a host", []string{"agents", "--data-dir", "/nonexistent/dir"}, 1, "no agenthost is running"},
 		{"up with a bad config", []string{"up", "--config", "/nonexistent/agenthost.yaml"}, 2, "no such file"},
 	}
 	for _, tt := range tests {

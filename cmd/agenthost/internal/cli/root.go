@@ -80,6 +80,7 @@ OAuth token acquisition, human approval and a tamper-evident audit log.`,
 		newValidateCommand(g),
 		newVersionCommand(g),
 		newStatusCommand(g),
+		newAgentsCommand(g),
 	)
 	return root
 }

@@ -1,0 +1,110 @@
+package host
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	spiffewl "github.com/spiffe/go-spiffe/v2/workloadapi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+	"github.com/agenthost/agenthost/plugins/sdk"
+	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/localapi"
+)
+
+// The test binary doubles as an agent plugin (see TestMain).
+const testAgentEnv = "AGENTHOST_HOST_TEST_AGENT"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(testAgentEnv) != "" {
+		sdk.Serve(identityAgent{})
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// identityAgent answers every task with the SPIFFE ID it gets from the
+// Workload API socket the host gave it.
+type identityAgent struct{}
+
+func (identityAgent) Describe() sdk.Description { return sdk.Description{Name: "whoami"} }
+
+func (identityAgent) Run(ctx context.Context, _ *sdk.Task) (string, error) {
+	svid, err := spiffewl.FetchX509SVID(ctx, spiffewl.WithAddr(os.Getenv("SPIFFE_ENDPOINT_SOCKET")))
+	if err != nil {
+		return "", err
+	}
+	return svid.ID.String(), nil
+}
+
+func TestHostRunsConfiguredAgent(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Agents = []config.AgentConfig{{Name: "whoami", Path: exe, Env: map[string]string{testAgentEnv: "1"}}}
+	dir := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := New(ctx, Options{Config: cfg, DataDir: dir, Stderr: io.Discard})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	// Wait (as a failure guard) until the supervisor has the plugin up.
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	var agents []localapi.AgentInfo
+	for {
+		agents, err = localapi.NewClient(filepath.Join(dir, localapi.SocketName)).Agents(wctx)
+		if err == nil && len(agents) == 1 && agents[0].State == "running" {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			t.Fatalf("agent never running: %+v, %v", agents, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	a := agents[0]
+	if a.Identity != "spiffe://test.local/agent/whoami" || a.PID == 0 || a.SVIDExpiresAt == nil {
+		t.Fatalf("agent info = %+v", a)
+	}
+
+	// The plugin process gets its own identity from its own socket.
+	var final string
+	err = h.RunTask(wctx, "whoami", "task-1", "who am I?", func(ev *pluginpb.RunEvent) error {
+		if f := ev.GetFinal(); f != nil {
+			final = f.GetText()
+		}
+		if e := ev.GetError(); e != nil {
+			t.Errorf("agent error: %s", e.GetMessage())
+		}
+		return nil
+	})
+	if err != nil || final != "spiffe://test.local/agent/whoami" {
+		t.Fatalf("RunTask = %q, %v", final, err)
+	}
+
+	// Any other process, even of the same user, is refused on that socket.
+	sock := "unix://" + filepath.Join(dir, workloadDirName, "whoami.sock")
+	_, err = spiffewl.FetchX509SVID(wctx, spiffewl.WithAddr(sock))
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("another process on the agent's socket: %v, want PermissionDenied", err)
+	}
+}

@@ -1,0 +1,7 @@
+// Package localapi is the running host's admin API: HTTP over a unix socket
+// in the data directory (mode 0600 in a 0700 directory, so only the owner
+// can reach it). CLI commands given the same --data-dir use [Client] to talk
+// to the host; nothing is exposed on the network.
+//
+//	GET /v1/agents   every configured agent: identity, state, pid, restarts, SVID expiry
+package localapi

@@ -1,0 +1,153 @@
+package localapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// SocketName is the admin socket's file name inside the data directory.
+const SocketName = "admin.sock"
+
+// AgentInfo describes one agent, as GET /v1/agents returns it.
+type AgentInfo struct {
+	Name          string     `json:"name"`
+	Identity      string     `json:"identity"`
+	State         string     `json:"state"`
+	PID           int        `json:"pid,omitempty"`
+	Restarts      int        `json:"restarts"`
+	LastError     string     `json:"last_error,omitempty"`
+	Since         time.Time  `json:"since"`
+	SVIDExpiresAt *time.Time `json:"svid_expires_at,omitempty"`
+}
+
+// Backend is what the API needs from the host.
+type Backend interface {
+	Agents(ctx context.Context) []AgentInfo
+}
+
+// Server serves the admin API.
+type Server struct {
+	path string
+	ln   net.Listener
+	srv  *http.Server
+	log  *slog.Logger
+}
+
+// Listen creates the admin socket at path (replacing a stale socket, never
+// another kind of file) with mode 0600.
+func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("localapi: %s exists and is not a socket; refusing to replace it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("localapi: remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("localapi: listen: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("localapi: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Agents(r.Context()))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such admin endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return &Server{path: path, ln: ln, log: log, srv: &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}}, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Run serves until ctx is done, then closes the socket and removes it.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	defer os.Remove(s.path)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("localapi: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		_ = s.srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("localapi: %w", err)
+	}
+	return nil
+}
+
+// Close stops listening without serving (for a host that failed to start).
+func (s *Server) Close() {
+	_ = s.ln.Close()
+	_ = os.Remove(s.path)
+}
+
+// Client calls a running host's admin API.
+type Client struct {
+	http *http.Client
+}
+
+// NewClient returns a client for the admin socket at path.
+func NewClient(path string) *Client {
+	return &Client{http: &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}},
+	}}
+}
+
+// Agents lists the host's agents.
+func (c *Client) Agents(ctx context.Context) ([]AgentInfo, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agenthost/v1/agents", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("localapi: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("localapi: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("localapi: %s: %s", resp.Status, body)
+	}
+	var out []AgentInfo
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("localapi: decode agents: %w", err)
+	}
+	return out, nil
+}

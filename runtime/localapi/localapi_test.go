@@ -1,0 +1,64 @@
+package localapi
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type fakeBackend []AgentInfo
+
+func (f fakeBackend) Agents(context.Context) []AgentInfo { return f }
+
+func TestAgentsRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, SocketName)
+	exp := time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC)
+	want := fakeBackend{{Name: "research", Identity: "spiffe://t/agent/research", State: "running", PID: 42, SVIDExpiresAt: &exp}}
+	s, err := Listen(path, want, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != fs.ModeSocket {
+		t.Fatalf("socket mode = %v, %v", fi.Mode(), err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	got, err := NewClient(path).Agents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != "research" || got[0].PID != 42 || !got[0].SVIDExpiresAt.Equal(exp) {
+		t.Fatalf("Agents = %+v", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket not removed: %v", err)
+	}
+	if _, err := NewClient(path).Agents(context.Background()); err == nil {
+		t.Fatal("client reached a stopped server")
+	}
+}
+
+func TestListenRefusesNonSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), SocketName)
+	if err := os.WriteFile(path, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(path, fakeBackend{}, nil); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("Listen error = %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "keep me" {
+		t.Fatal("Listen changed a regular file")
+	}
+}
