@@ -11,19 +11,22 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+	_ "modernc.org/sqlite" // registers the database/sql driver "sqlite"
 
 	"github.com/agenthost/agenthost/runtime/store"
 )
 
 // Config configures [Open].
 type Config struct {
-	// Path of the database file. Required. It is created with mode 0600
-	// if it does not exist; its directory must exist.
+	// Path of the database file. Required. The file is created with mode
+	// 0600 if it does not exist. Its directory must exist and must not be
+	// writable by group or others (create it with mode 0700).
 	Path string
 	// Now is the clock for TTLs and leases; nil means time.Now.
 	Now func() time.Time
@@ -31,36 +34,64 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Store is a [store.Store] backed by one SQLite file.
-type Store struct {
-	w      *sql.DB // one connection: all writes
-	r      *sql.DB // reads
-	now    func() time.Time
-	log    *slog.Logger
-	closed atomic.Bool
-}
+// Errors of [Open]. They are returned wrapped with the path, as in
+// "sqlitestore: open /data/agenthost.db: file is not a database".
+var (
+	// ErrNotDatabase: the file exists and is not an SQLite database, or is
+	// damaged. The file is left untouched.
+	ErrNotDatabase = errors.New("file is not a database")
+	// ErrForeignDatabase: the file is an SQLite database that this package
+	// did not create. It is left untouched.
+	ErrForeignDatabase = errors.New("database was not created by agenthost")
+	// ErrNewerSchema: the database was written by a newer build whose schema
+	// this build does not know.
+	ErrNewerSchema = errors.New("database schema is newer than this build supports")
+	// ErrUnsafeDir: the database's directory is writable by group or others.
+	ErrUnsafeDir = errors.New("directory is writable by group or others")
+)
 
-var _ store.Store = (*Store)(nil)
+// applicationID marks the files this package creates (PRAGMA application_id,
+// bytes 68-71 of the header): "AGHT".
+const applicationID = 0x41474854
 
 // sqliteHeader is the first 16 bytes of every SQLite 3 database file.
 var sqliteHeader = []byte("SQLite format 3\x00")
 
-// ErrNotDatabase reports a file that exists and is not an SQLite database.
-var ErrNotDatabase = errors.New("sqlitestore: file is not a database")
+// Store is a [store.Store] backed by one SQLite file. It is safe for
+// concurrent use; several processes may open the same file, serialised by
+// SQLite's own locking.
+type Store struct {
+	path string
+	w    *sql.DB // a single connection: every write
+	r    *sql.DB // a pool of query_only connections: reads
+	now  func() time.Time
+	log  *slog.Logger
 
-// ErrNewerSchema reports a database written by a newer version.
-var ErrNewerSchema = errors.New("sqlitestore: database schema is newer than this build")
+	// mu is held shared by every operation and exclusively by Close, so
+	// Close waits for operations in flight and no operation starts on a
+	// closed pool.
+	mu     sync.RWMutex
+	closed bool
+}
 
-// Open opens or creates the database at cfg.Path and brings its schema up to
-// date.
+var _ store.Store = (*Store)(nil)
+
+// Open opens the database at cfg.Path, creating it if missing, and brings
+// its schema up to date. It refuses, without writing to it, a file that is
+// not an SQLite database, a database another program created and one with a
+// newer schema.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Path == "" {
-		return nil, fmt.Errorf("sqlitestore: %w: empty path", store.ErrInvalid)
+		return nil, fmt.Errorf("sqlitestore: open: %w: empty path", store.ErrInvalid)
 	}
-	if err := checkFile(cfg.Path); err != nil {
-		return nil, err
+	path := cfg.Path
+	if err := checkDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
-	s := &Store{now: cfg.Now, log: cfg.Logger}
+	if err := checkFile(path); err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	s := &Store{path: path, now: cfg.Now, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -68,64 +99,84 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	var err error
-	if s.w, err = openPool(cfg.Path, false); err != nil {
+	if s.w, err = openPool(path, false); err != nil {
 		return nil, err
 	}
 	s.w.SetMaxOpenConns(1)
-	if s.r, err = openPool(cfg.Path, true); err != nil {
-		s.w.Close()
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	if s.r, err = openPool(path, true); err != nil {
+		_ = s.w.Close()
 		return nil, err
 	}
-	s.r.SetMaxOpenConns(4)
+	s.r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	if err := s.migrate(ctx); err != nil {
-		s.w.Close()
-		s.r.Close()
-		return nil, err
+		_ = s.r.Close()
+		_ = s.w.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 	return s, nil
 }
 
-// checkFile creates path 0600 if it is missing, and refuses a file that is
-// not an SQLite database without touching it.
+// checkDir refuses a directory that others could use to swap or plant
+// files beside the database (its -wal and -shm companions included).
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s (mode %v): %w", dir, fi.Mode().Perm(), ErrUnsafeDir)
+	}
+	return nil
+}
+
+// checkFile creates path with mode 0600 if it is missing, and refuses a file
+// that is not an SQLite database without writing to it.
 func checkFile(path string) error {
 	f, err := os.OpenFile(path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		nf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			return fmt.Errorf("sqlitestore: create %s: %w", path, err)
+			return err
 		}
 		return nf.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("sqlitestore: open %s: %w", path, err)
+		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("sqlitestore: open %s: %w", path, err)
+		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("sqlitestore: open %s: not a regular file", path)
+		return errors.New("not a regular file")
 	}
 	if fi.Size() == 0 {
 		return nil // created but never written: SQLite initialises it
 	}
 	head := make([]byte, len(sqliteHeader))
 	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, sqliteHeader) {
-		return fmt.Errorf("%w: %s (refusing to use or overwrite it)", ErrNotDatabase, path)
+		return ErrNotDatabase
 	}
 	return nil
 }
 
 func openPool(path string, readOnly bool) (*sql.DB, error) {
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_foreign_keys", "1")
 	if readOnly {
-		q.Add("_pragma", "query_only(1)")
+		q.Set("_query_only", "1")
 	} else {
+		// journal_mode is set by migrate once the file is known to be ours:
+		// switching to WAL writes to the file header.
+		q.Set("_synchronous", "FULL")
 		q.Set("_txlock", "immediate")
 	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
@@ -136,10 +187,15 @@ func openPool(path string, readOnly bool) (*sql.DB, error) {
 	return db, nil
 }
 
-// migrations are applied in order; schema version N means the first N have
-// been applied. Never edit one that has shipped: append a new one.
+// migrations bring the schema forward; schema version N means the first N
+// have run. A shipped migration is never edited: changes are appended.
+// The version lives in PRAGMA user_version, which is in the file header (so
+// it can be read whatever the schema) and changes in the same transaction
+// as the migration; schema_migrations keeps the history.
 var migrations = []string{
-	`CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+	`CREATE TABLE schema_migrations (
+		version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+	 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 	 INSERT INTO meta (key, value) VALUES ('revision', 0);
 	 CREATE TABLE kv (
 		ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
@@ -154,57 +210,109 @@ var migrations = []string{
 		token INTEGER NOT NULL) WITHOUT ROWID;`,
 }
 
+// SchemaVersion is the schema version this build writes.
+const SchemaVersion = 1
+
 func (s *Store) migrate(ctx context.Context) error {
-	var have int
-	if err := s.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&have); err != nil {
-		return fmt.Errorf("sqlitestore: read schema version: %w", mapOpenErr(err))
+	var have, appID, tables int
+	err := s.w.QueryRowContext(ctx, `SELECT
+		(SELECT user_version FROM pragma_user_version),
+		(SELECT application_id FROM pragma_application_id),
+		(SELECT count(*) FROM sqlite_schema)`).Scan(&have, &appID, &tables)
+	if err != nil {
+		if err := mapErr(err); errors.Is(err, ErrNotDatabase) {
+			return err
+		}
+		return fmt.Errorf("read schema version: %w", err)
 	}
-	if have > len(migrations) {
-		return fmt.Errorf("%w: database is at version %d, this build knows %d", ErrNewerSchema, have, len(migrations))
+	switch {
+	case appID != applicationID && (appID != 0 || tables > 0):
+		return fmt.Errorf("%w (application_id %#x, %d schema objects)", ErrForeignDatabase, appID, tables)
+	case have > len(migrations):
+		return fmt.Errorf("%w: the database is at schema %d, this build knows up to %d", ErrNewerSchema, have, len(migrations))
+	}
+	var mode string
+	if err := s.w.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode); err != nil {
+		return fmt.Errorf("set WAL mode: %w", mapErr(err))
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("set WAL mode: journal mode is %q", mode)
 	}
 	for v := have; v < len(migrations); v++ {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v+1))
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+				v+1, s.now().UnixNano()); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d; PRAGMA application_id = %d`, v+1, applicationID))
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("sqlitestore: migrate to schema %d: %w", v+1, mapOpenErr(err))
+			return fmt.Errorf("migrate to schema %d: %w", v+1, mapErr(err))
 		}
-		s.log.InfoContext(ctx, "migrated database schema", slog.Int("version", v+1))
+		s.log.InfoContext(ctx, "sqlitestore: migrated database schema", slog.String("path", s.path), slog.Int("version", v+1))
 	}
 	return nil
 }
 
-func mapOpenErr(err error) error {
-	if err != nil && strings.Contains(err.Error(), "file is not a database") {
-		return fmt.Errorf("%w: %v", ErrNotDatabase, err)
+// mapErr turns SQLite's reports of a damaged file into ErrNotDatabase.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "file is not a database") || strings.Contains(msg, "database disk image is malformed") {
+		return fmt.Errorf("%w (sqlite: %v)", ErrNotDatabase, err)
 	}
 	return err
 }
 
-// Close closes the database. Later calls return store.ErrClosed.
+// Close closes the database after the operations in flight finish. Later
+// calls to any method return store.ErrClosed; a second Close returns nil.
 func (s *Store) Close() error {
-	if !s.closed.CompareAndSwap(false, true) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil
 	}
-	errR := s.r.Close()
-	errW := s.w.Close()
-	if err := errors.Join(errW, errR); err != nil {
-		return fmt.Errorf("sqlitestore: close: %w", err)
+	s.closed = true
+	if err := errors.Join(s.r.Close(), s.w.Close()); err != nil {
+		return fmt.Errorf("sqlitestore: close %s: %w", s.path, err)
 	}
 	return nil
 }
 
-func (s *Store) check(ctx context.Context) error {
-	if s.closed.Load() {
-		return store.ErrClosed
+// enter starts operation op once valid (its argument check) passed: it
+// takes the shared lock, which the caller releases with s.mu.RUnlock.
+func (s *Store) enter(ctx context.Context, op string, valid error) error {
+	if valid != nil {
+		return fmt.Errorf("sqlitestore: %s: %w", op, valid)
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlitestore: %s: %w", op, err)
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("sqlitestore: %s: %w", op, store.ErrClosed)
+	}
+	return nil
 }
 
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tx runs fn in a write transaction (BEGIN IMMEDIATE on the single write
+// connection, so writers queue rather than fail with SQLITE_BUSY).
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -215,6 +323,13 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("sqlitestore: %s: %w", op, err)
 }
 
 func nanos(t time.Time) int64 {
@@ -231,69 +346,70 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
 // --- KV ---
 
 // Get implements [store.KV].
 func (s *Store) Get(ctx context.Context, ns, key string) (store.Record, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx, "get", store.ValidateRecord(ns, key)); err != nil {
 		return store.Record{}, err
 	}
-	if err := store.ValidateRecord(ns, key); err != nil {
-		return store.Record{}, err
-	}
+	defer s.mu.RUnlock()
 	rec := store.Record{Namespace: ns, Key: key}
 	var exp, upd int64
 	err := s.r.QueryRowContext(ctx,
-		`SELECT value, version, expires_at, updated_at FROM kv WHERE ns = ? AND key = ? AND (expires_at = 0 OR expires_at > ?)`,
+		`SELECT value, version, expires_at, updated_at FROM kv
+		 WHERE ns = ? AND key = ? AND (expires_at = 0 OR expires_at > ?)`,
 		ns, key, s.now().UnixNano()).Scan(&rec.Value, &rec.Version, &exp, &upd)
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.Record{}, fmt.Errorf("sqlitestore: %s/%s: %w", ns, key, store.ErrNotFound)
+		return store.Record{}, fmt.Errorf("sqlitestore: get %s/%s: %w", ns, key, store.ErrNotFound)
 	}
 	if err != nil {
-		return store.Record{}, fmt.Errorf("sqlitestore: get: %w", err)
+		return store.Record{}, wrap("get", err)
 	}
+	rec.Value = nonNil(rec.Value)
 	rec.ExpiresAt, rec.UpdatedAt = fromNanos(exp), fromNanos(upd)
 	return rec, nil
 }
 
-// live returns the live version of a key inside tx (0, false if absent or
-// expired).
+// live returns the version of the live record of a key inside tx (false if
+// it is absent or expired).
 func live(ctx context.Context, tx *sql.Tx, ns, key string, now int64) (int64, bool, error) {
 	var v int64
 	err := tx.QueryRowContext(ctx,
-		`SELECT version FROM kv WHERE ns = ? AND key = ? AND (expires_at = 0 OR expires_at > ?)`, ns, key, now).Scan(&v)
+		`SELECT version FROM kv WHERE ns = ? AND key = ? AND (expires_at = 0 OR expires_at > ?)`,
+		ns, key, now).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
 	return v, err == nil, err
 }
 
+// nextRevision draws from the store-wide counter behind record versions
+// and lease tokens, so neither is ever reused.
 func nextRevision(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var rev int64
 	err := tx.QueryRowContext(ctx, `UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value`).Scan(&rev)
 	return rev, err
 }
 
-// Put implements [store.KV]. Versions come from one store-wide revision
-// counter, so a version is never reused, even after a delete.
+// Put implements [store.KV]. The condition is checked and the record
+// written in one IMMEDIATE transaction, so concurrent IfAbsent puts of a key
+// (from this process or another) have exactly one winner.
 func (s *Store) Put(ctx context.Context, ns, key string, value []byte, opts store.PutOptions) (store.Record, error) {
-	if err := s.check(ctx); err != nil {
+	valid := firstErr(store.ValidateRecord(ns, key), store.ValidateValue(value), store.ValidateTTL(opts.TTL, false))
+	if err := s.enter(ctx, "put", valid); err != nil {
 		return store.Record{}, err
 	}
-	if err := store.ValidateRecord(ns, key); err != nil {
-		return store.Record{}, err
-	}
-	if err := store.ValidateValue(value); err != nil {
-		return store.Record{}, err
-	}
-	if err := store.ValidateTTL(opts.TTL, false); err != nil {
-		return store.Record{}, err
-	}
+	defer s.mu.RUnlock()
 	now := s.now()
-	// A copy, never nil: SQLite stores an empty BLOB, not NULL.
-	v := make([]byte, len(value))
-	copy(v, value)
-	rec := store.Record{Namespace: ns, Key: key, Value: v, UpdatedAt: now.UTC()}
+	rec := store.Record{Namespace: ns, Key: key, Value: bytes.Clone(nonNil(value)), UpdatedAt: now.UTC()}
 	if opts.TTL > 0 {
 		rec.ExpiresAt = now.Add(opts.TTL).UTC()
 	}
@@ -303,7 +419,7 @@ func (s *Store) Put(ctx context.Context, ns, key string, value []byte, opts stor
 			return err
 		}
 		if err := opts.Condition.Check(exists, cur); err != nil {
-			return err
+			return fmt.Errorf("%s/%s: %w", ns, key, err)
 		}
 		if rec.Version, err = nextRevision(ctx, tx); err != nil {
 			return err
@@ -323,12 +439,10 @@ func (s *Store) Put(ctx context.Context, ns, key string, value []byte, opts stor
 
 // Delete implements [store.KV].
 func (s *Store) Delete(ctx context.Context, ns, key string, cond store.Condition) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx, "delete", store.ValidateRecord(ns, key)); err != nil {
 		return err
 	}
-	if err := store.ValidateRecord(ns, key); err != nil {
-		return err
-	}
+	defer s.mu.RUnlock()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		cur, exists, err := live(ctx, tx, ns, key, s.now().UnixNano())
 		if err != nil {
@@ -338,7 +452,7 @@ func (s *Store) Delete(ctx context.Context, ns, key string, cond store.Condition
 			return fmt.Errorf("%s/%s: %w", ns, key, store.ErrNotFound)
 		}
 		if err := cond.Check(true, cur); err != nil {
-			return err
+			return fmt.Errorf("%s/%s: %w", ns, key, err)
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM kv WHERE ns = ? AND key = ?`, ns, key)
 		return err
@@ -346,75 +460,87 @@ func (s *Store) Delete(ctx context.Context, ns, key string, cond store.Condition
 	return wrap("delete", err)
 }
 
-// List implements [store.KV].
+// prefixEnd returns the least string greater than every string with the
+// given non-empty prefix. Keys are valid UTF-8, whose last byte is never
+// 0xff, so incrementing it cannot overflow.
+func prefixEnd(prefix string) string {
+	b := []byte(prefix)
+	b[len(b)-1]++
+	return string(b)
+}
+
+// List implements [store.KV]. Keys are TEXT with the BINARY collation, which
+// compares bytes (memcmp), so the primary key index gives byte order and the
+// prefix becomes an index range.
 func (s *Store) List(ctx context.Context, ns, prefix, after string, limit int) ([]store.Record, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx, "list", store.ValidateList(ns, prefix, after, limit)); err != nil {
 		return nil, err
 	}
-	if err := store.ValidateName("namespace", ns); err != nil {
-		return nil, err
+	defer s.mu.RUnlock()
+	q := `SELECT key, value, version, expires_at, updated_at FROM kv
+		WHERE ns = ? AND key > ? AND key >= ? AND (expires_at = 0 OR expires_at > ?)`
+	args := []any{ns, after, prefix, s.now().UnixNano()}
+	if prefix != "" {
+		q += ` AND key < ?`
+		args = append(args, prefixEnd(prefix))
 	}
-	if err := store.ValidateLimit(limit); err != nil {
-		return nil, err
-	}
-	// Keys are compared as bytes (BLOB collation) so order is byte order.
-	rows, err := s.r.QueryContext(ctx,
-		`SELECT key, value, version, expires_at, updated_at FROM kv
-		 WHERE ns = ? AND CAST(key AS BLOB) > CAST(? AS BLOB) AND substr(CAST(key AS BLOB), 1, ?) = CAST(? AS BLOB)
-		 AND (expires_at = 0 OR expires_at > ?)
-		 ORDER BY CAST(key AS BLOB) LIMIT ?`,
-		ns, after, len(prefix), prefix, s.now().UnixNano(), limit)
+	q += ` ORDER BY key LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, wrap("list", err)
 	}
 	defer rows.Close()
-	var out []store.Record
+	out := []store.Record{}
 	for rows.Next() {
 		r := store.Record{Namespace: ns}
 		var exp, upd int64
 		if err := rows.Scan(&r.Key, &r.Value, &r.Version, &exp, &upd); err != nil {
 			return nil, wrap("list", err)
 		}
+		r.Value = nonNil(r.Value)
 		r.ExpiresAt, r.UpdatedAt = fromNanos(exp), fromNanos(upd)
 		out = append(out, r)
 	}
-	return out, wrap("list", rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list", err)
+	}
+	return out, nil
 }
 
 // Purge implements [store.KV].
 func (s *Store) Purge(ctx context.Context) (int, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx, "purge", nil); err != nil {
 		return 0, err
 	}
+	defer s.mu.RUnlock()
 	res, err := s.w.ExecContext(ctx, `DELETE FROM kv WHERE expires_at > 0 AND expires_at <= ?`, s.now().UnixNano())
 	if err != nil {
 		return 0, wrap("purge", err)
 	}
-	n, _ := res.RowsAffected()
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, wrap("purge", err)
+	}
+	if n > 0 {
+		s.log.DebugContext(ctx, "sqlitestore: purged expired records", slog.Int64("count", n))
+	}
 	return int(n), nil
 }
 
 // --- Log ---
 
-// Append implements [store.Log].
+// Append implements [store.Log]. The batch is one transaction: it is
+// written whole or not at all.
 func (s *Store) Append(ctx context.Context, log string, entries ...[]byte) (int64, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx, "append", store.ValidateAppend(log, entries)); err != nil {
 		return 0, err
 	}
-	if err := store.ValidateName("log", log); err != nil {
-		return 0, err
-	}
-	if len(entries) == 0 || len(entries) > store.MaxBatch {
-		return 0, fmt.Errorf("sqlitestore: %w: append of %d entries (want 1..%d)", store.ErrInvalid, len(entries), store.MaxBatch)
-	}
-	for _, e := range entries {
-		if err := store.ValidateValue(e); err != nil {
-			return 0, err
-		}
-	}
+	defer s.mu.RUnlock()
 	var first int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries WHERE log = ?`, log).Scan(&first); err != nil {
+		if err := tx.QueryRowContext(ctx,
+			`SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries WHERE log = ?`, log).Scan(&first); err != nil {
 			return err
 		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO log_entries (log, idx, data) VALUES (?, ?, ?)`)
@@ -423,10 +549,7 @@ func (s *Store) Append(ctx context.Context, log string, entries ...[]byte) (int6
 		}
 		defer stmt.Close()
 		for i, e := range entries {
-			if e == nil {
-				e = []byte{}
-			}
-			if _, err := stmt.ExecContext(ctx, log, first+int64(i), e); err != nil {
+			if _, err := stmt.ExecContext(ctx, log, first+int64(i), nonNil(e)); err != nil {
 				return err
 			}
 		}
@@ -440,72 +563,69 @@ func (s *Store) Append(ctx context.Context, log string, entries ...[]byte) (int6
 
 // Read implements [store.Log].
 func (s *Store) Read(ctx context.Context, log string, from int64, limit int) ([]store.Entry, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx, "read", store.ValidateRead(log, from, limit)); err != nil {
 		return nil, err
 	}
-	if err := store.ValidateName("log", log); err != nil {
-		return nil, err
-	}
-	if err := store.ValidateLimit(limit); err != nil {
-		return nil, err
-	}
-	if from < 0 {
-		return nil, fmt.Errorf("sqlitestore: %w: negative index %d", store.ErrInvalid, from)
-	}
+	defer s.mu.RUnlock()
 	rows, err := s.r.QueryContext(ctx,
 		`SELECT idx, data FROM log_entries WHERE log = ? AND idx >= ? ORDER BY idx LIMIT ?`, log, from, limit)
 	if err != nil {
 		return nil, wrap("read", err)
 	}
 	defer rows.Close()
-	var out []store.Entry
+	out := []store.Entry{}
 	for rows.Next() {
 		var e store.Entry
 		if err := rows.Scan(&e.Index, &e.Data); err != nil {
 			return nil, wrap("read", err)
 		}
+		e.Data = nonNil(e.Data)
 		out = append(out, e)
 	}
-	return out, wrap("read", rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, wrap("read", err)
+	}
+	return out, nil
 }
 
 // Len implements [store.Log].
 func (s *Store) Len(ctx context.Context, log string) (int64, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx, "len", store.ValidateName("log", log)); err != nil {
 		return 0, err
 	}
-	if err := store.ValidateName("log", log); err != nil {
-		return 0, err
-	}
+	defer s.mu.RUnlock()
 	var n int64
 	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries WHERE log = ?`, log).Scan(&n)
-	return n, wrap("len", err)
+	if err != nil {
+		return 0, wrap("len", err)
+	}
+	return n, nil
 }
 
 // --- Leases ---
 
 // AcquireLease implements [store.Leases].
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx, "acquire lease", store.ValidateLease(name, holder, ttl)); err != nil {
 		return store.Lease{}, err
 	}
-	if err := store.ValidateLease(name, holder, ttl); err != nil {
-		return store.Lease{}, err
-	}
+	defer s.mu.RUnlock()
 	now := s.now()
 	l := store.Lease{Name: name, Holder: holder, ExpiresAt: now.Add(ttl).UTC()}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var curHolder string
 		var exp, token int64
-		err := tx.QueryRowContext(ctx, `SELECT holder, expires_at, token FROM leases WHERE name = ?`, name).Scan(&curHolder, &exp, &token)
+		err := tx.QueryRowContext(ctx, `SELECT holder, expires_at, token FROM leases WHERE name = ?`, name).
+			Scan(&curHolder, &exp, &token)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return err
 		case exp > now.UnixNano() && curHolder != holder:
-			return fmt.Errorf("%s held by %s until %s: %w", name, curHolder, fromNanos(exp).Format(time.RFC3339), store.ErrLeaseHeld)
-		case exp > now.UnixNano() && curHolder == holder:
-			l.Token = token // renewal by the same holder keeps its token
+			return fmt.Errorf("%s: held by %s until %s: %w",
+				name, curHolder, fromNanos(exp).Format(time.RFC3339), store.ErrLeaseHeld)
+		case exp > now.UnixNano():
+			l.Token = token // the holder renews its own lease
 		}
 		if l.Token == 0 {
 			if l.Token, err = nextRevision(ctx, tx); err != nil {
@@ -514,7 +634,8 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 		}
 		_, err = tx.ExecContext(ctx,
 			`INSERT INTO leases (name, holder, expires_at, token) VALUES (?, ?, ?, ?)
-			 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, token = excluded.token`,
+			 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+			 expires_at = excluded.expires_at, token = excluded.token`,
 			name, holder, nanos(l.ExpiresAt), l.Token)
 		return err
 	})
@@ -526,12 +647,10 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 
 // RenewLease implements [store.Leases].
 func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration) (store.Lease, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx, "renew lease", store.ValidateLease(l.Name, l.Holder, ttl)); err != nil {
 		return store.Lease{}, err
 	}
-	if err := store.ValidateLease(l.Name, l.Holder, ttl); err != nil {
-		return store.Lease{}, err
-	}
+	defer s.mu.RUnlock()
 	now := s.now()
 	res, err := s.w.ExecContext(ctx,
 		`UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND token = ? AND expires_at > ?`,
@@ -539,8 +658,8 @@ func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration
 	if err != nil {
 		return store.Lease{}, wrap("renew lease", err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return store.Lease{}, fmt.Errorf("sqlitestore: renew lease %s: %w", l.Name, store.ErrLeaseLost)
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return store.Lease{}, fmt.Errorf("sqlitestore: renew lease %s: %w", l.Name, firstErr(err, store.ErrLeaseLost))
 	}
 	l.ExpiresAt = now.Add(ttl).UTC()
 	return l, nil
@@ -548,30 +667,19 @@ func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration
 
 // ReleaseLease implements [store.Leases].
 func (s *Store) ReleaseLease(ctx context.Context, l store.Lease) error {
-	if err := s.check(ctx); err != nil {
+	valid := firstErr(store.ValidateName("lease", l.Name), store.ValidateName("holder", l.Holder))
+	if err := s.enter(ctx, "release lease", valid); err != nil {
 		return err
 	}
-	if err := store.ValidateName("lease", l.Name); err != nil {
-		return err
-	}
+	defer s.mu.RUnlock()
 	res, err := s.w.ExecContext(ctx,
 		`DELETE FROM leases WHERE name = ? AND holder = ? AND token = ? AND expires_at > ?`,
 		l.Name, l.Holder, l.Token, s.now().UnixNano())
 	if err != nil {
 		return wrap("release lease", err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("sqlitestore: release lease %s: %w", l.Name, store.ErrLeaseLost)
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("sqlitestore: release lease %s: %w", l.Name, firstErr(err, store.ErrLeaseLost))
 	}
 	return nil
-}
-
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, store.ErrClosed) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return fmt.Errorf("sqlitestore: %s: %w", op, err)
 }

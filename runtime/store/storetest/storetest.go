@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/agenthost/agenthost/runtime/store"
 )
@@ -50,12 +53,18 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("Conditions", func(t *testing.T) { testConditions(t, open) })
 	t.Run("TTL", func(t *testing.T) { testTTL(t, open) })
 	t.Run("List", func(t *testing.T) { testList(t, open) })
+	t.Run("ListPaging", func(t *testing.T) { testListPaging(t, open) })
+	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open) })
 	t.Run("ConcurrentPutIfAbsent", func(t *testing.T) { testConcurrentPutIfAbsent(t, open) })
 	t.Run("Log", func(t *testing.T) { testLog(t, open) })
 	t.Run("ConcurrentAppend", func(t *testing.T) { testConcurrentAppend(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
+	t.Run("LeaseTokens", func(t *testing.T) { testLeaseTokens(t, open) })
+	t.Run("ConcurrentAcquire", func(t *testing.T) { testConcurrentAcquire(t, open) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, open) })
+	t.Run("Canceled", func(t *testing.T) { testCanceled(t, open) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
+	t.Run("CloseWhileBusy", func(t *testing.T) { testCloseWhileBusy(t, open) })
 }
 
 type opener func(t *testing.T) (store.Store, *Clock)
@@ -82,17 +91,20 @@ func wantErr(t *testing.T, err, target error, what string) {
 }
 
 func testKV(t *testing.T, open opener) {
-	s, _ := open(t)
+	s, c := open(t)
 	_, err := s.Get(ctx, "ns", "k")
 	wantErr(t, err, store.ErrNotFound, "Get of a missing key")
 
 	r1 := must(s.Put(ctx, "ns", "k", []byte("v1"), store.PutOptions{}))(t)
-	if r1.Version < 1 || string(r1.Value) != "v1" || r1.Namespace != "ns" || r1.Key != "k" {
-		t.Fatalf("Put = %+v", r1)
+	want := store.Record{Namespace: "ns", Key: "k", Value: []byte("v1"), Version: r1.Version, UpdatedAt: c.Now()}
+	if r1.Version < 1 {
+		t.Fatalf("first version = %d, want >= 1", r1.Version)
 	}
-	got := must(s.Get(ctx, "ns", "k"))(t)
-	if got.Version != r1.Version || string(got.Value) != "v1" {
-		t.Fatalf("Get = %+v, want version %d value v1", got, r1.Version)
+	if diff := cmp.Diff(want, r1); diff != "" {
+		t.Fatalf("Put returned (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, must(s.Get(ctx, "ns", "k"))(t)); diff != "" {
+		t.Fatalf("Get (-want +got):\n%s", diff)
 	}
 	r2 := must(s.Put(ctx, "ns", "k", []byte("v2"), store.PutOptions{}))(t)
 	if r2.Version <= r1.Version {
@@ -128,22 +140,60 @@ func testKV(t *testing.T, open opener) {
 }
 
 func testConditions(t *testing.T, open opener) {
-	s, _ := open(t)
-	r := must(s.Put(ctx, "ns", "k", []byte("a"), store.PutOptions{Condition: store.IfAbsent}))(t)
-	_, err := s.Put(ctx, "ns", "k", []byte("b"), store.PutOptions{Condition: store.IfAbsent})
-	wantErr(t, err, store.ErrConflict, "IfAbsent on an existing key")
-	_, err = s.Put(ctx, "ns", "k", []byte("b"), store.PutOptions{Condition: store.IfVersion(r.Version + 100)})
-	wantErr(t, err, store.ErrConflict, "IfVersion with a wrong version")
-	_, err = s.Put(ctx, "ns", "missing", []byte("b"), store.PutOptions{Condition: store.IfVersion(1)})
-	wantErr(t, err, store.ErrConflict, "IfVersion on a missing key")
-	r2 := must(s.Put(ctx, "ns", "k", []byte("b"), store.PutOptions{Condition: store.IfVersion(r.Version)}))(t)
-	// A failed write changed nothing.
-	if got := must(s.Get(ctx, "ns", "k"))(t); string(got.Value) != "b" || got.Version != r2.Version {
-		t.Fatalf("after conditional writes: %+v", got)
+	// Each case starts from a store holding ns/k at version v (a live record)
+	// and ns/gone (expired).
+	tests := []struct {
+		name    string
+		key     string
+		put     bool // Put, else Delete
+		cond    func(v int64) store.Condition
+		wantErr error
+	}{
+		{"put always over live", "k", true, func(int64) store.Condition { return store.Always }, nil},
+		{"put always over missing", "new", true, func(int64) store.Condition { return store.Always }, nil},
+		{"put if absent over live", "k", true, func(int64) store.Condition { return store.IfAbsent }, store.ErrConflict},
+		{"put if absent over missing", "new", true, func(int64) store.Condition { return store.IfAbsent }, nil},
+		{"put if absent over expired", "gone", true, func(int64) store.Condition { return store.IfAbsent }, nil},
+		{"put if version matches", "k", true, store.IfVersion, nil},
+		{"put if version stale", "k", true, func(v int64) store.Condition { return store.IfVersion(v - 1) }, store.ErrConflict},
+		{"put if version ahead", "k", true, func(v int64) store.Condition { return store.IfVersion(v + 1) }, store.ErrConflict},
+		{"put if version over missing", "new", true, func(int64) store.Condition { return store.IfVersion(1) }, store.ErrConflict},
+		{"put if version over expired", "gone", true, func(v int64) store.Condition { return store.IfVersion(v - 1) }, store.ErrConflict},
+		{"delete always", "k", false, func(int64) store.Condition { return store.Always }, nil},
+		{"delete if version matches", "k", false, store.IfVersion, nil},
+		{"delete if version stale", "k", false, func(v int64) store.Condition { return store.IfVersion(v - 1) }, store.ErrConflict},
+		{"delete if absent over live", "k", false, func(int64) store.Condition { return store.IfAbsent }, store.ErrConflict},
+		{"delete missing", "new", false, func(int64) store.Condition { return store.Always }, store.ErrNotFound},
+		{"delete expired", "gone", false, func(int64) store.Condition { return store.Always }, store.ErrNotFound},
 	}
-	wantErr(t, s.Delete(ctx, "ns", "k", store.IfVersion(r.Version)), store.ErrConflict, "Delete with a stale version")
-	if err := s.Delete(ctx, "ns", "k", store.IfVersion(r2.Version)); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, c := open(t)
+			must(s.Put(ctx, "ns", "gone", []byte("old"), store.PutOptions{TTL: time.Second}))(t)
+			must(s.Put(ctx, "ns", "k", []byte("first"), store.PutOptions{}))(t)
+			before := must(s.Put(ctx, "ns", "k", []byte("second"), store.PutOptions{}))(t)
+			c.Advance(time.Second)
+			var err error
+			if tt.put {
+				var r store.Record
+				r, err = s.Put(ctx, "ns", tt.key, []byte("new"), store.PutOptions{Condition: tt.cond(before.Version)})
+				if err == nil && (r.Version <= before.Version || string(r.Value) != "new") {
+					t.Fatalf("Put = %+v, want a version above %d", r, before.Version)
+				}
+			} else {
+				err = s.Delete(ctx, "ns", tt.key, tt.cond(before.Version))
+			}
+			if tt.wantErr == nil && err != nil {
+				t.Fatalf("error = %v, want none", err)
+			}
+			if tt.wantErr != nil {
+				wantErr(t, err, tt.wantErr, tt.name)
+				// A refused write changed nothing.
+				if got := must(s.Get(ctx, "ns", "k"))(t); got.Version != before.Version || string(got.Value) != "second" {
+					t.Fatalf("after a refused write ns/k = %+v, want %+v", got, before)
+				}
+			}
+		})
 	}
 }
 
@@ -386,6 +436,25 @@ func testBadInput(t *testing.T, open opener) {
 		{"Read zero limit", func() error { _, err := s.Read(ctx, "log", 0, 0); return err }},
 		{"AcquireLease zero ttl", func() error { _, err := s.AcquireLease(ctx, "l", "h", 0); return err }},
 		{"AcquireLease empty holder", func() error { _, err := s.AcquireLease(ctx, "l", "", time.Second); return err }},
+		{"AcquireLease negative ttl", func() error { _, err := s.AcquireLease(ctx, "l", "h", -time.Second); return err }},
+		{"RenewLease zero ttl", func() error {
+			_, err := s.RenewLease(ctx, store.Lease{Name: "l", Holder: "h", Token: 1}, 0)
+			return err
+		}},
+		{"ReleaseLease empty name", func() error { return s.ReleaseLease(ctx, store.Lease{Holder: "h", Token: 1}) }},
+		{"Put key not UTF-8", func() error { _, err := s.Put(ctx, "ns", "k\xff", nil, store.PutOptions{}); return err }},
+		{"Put key with NUL", func() error { _, err := s.Put(ctx, "ns", "k\x00x", nil, store.PutOptions{}); return err }},
+		{"Put namespace with NUL", func() error { _, err := s.Put(ctx, "n\x00s", "k", nil, store.PutOptions{}); return err }},
+		{"Delete empty key", func() error { return s.Delete(ctx, "ns", "", store.Always) }},
+		{"List empty namespace", func() error { _, err := s.List(ctx, "", "", "", 10); return err }},
+		{"List prefix not UTF-8", func() error { _, err := s.List(ctx, "ns", "\xc3", "", 10); return err }},
+		{"List cursor too long", func() error { _, err := s.List(ctx, "ns", "", long, 10); return err }},
+		{"Append too many entries", func() error {
+			_, err := s.Append(ctx, "log", make([][]byte, store.MaxBatch+1)...)
+			return err
+		}},
+		{"Read huge limit", func() error { _, err := s.Read(ctx, "log", 0, store.MaxLimit+1); return err }},
+		{"Len empty log name", func() error { _, err := s.Len(ctx, ""); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -395,6 +464,12 @@ func testBadInput(t *testing.T, open opener) {
 	// Nothing was written by the refused calls.
 	if recs := must(s.List(ctx, "ns", "", "", 10))(t); len(recs) != 0 {
 		t.Fatalf("refused calls wrote %v", recs)
+	}
+	if n := must(s.Len(ctx, "log"))(t); n != 0 {
+		t.Fatalf("refused appends wrote %d entries", n)
+	}
+	if _, err := s.AcquireLease(ctx, "l", "other", time.Second); err != nil {
+		t.Fatalf("refused AcquireLease calls took the lease: %v", err)
 	}
 }
 
@@ -415,4 +490,190 @@ func testClosed(t *testing.T, open opener) {
 	wantErr(t, err, store.ErrClosed, "Append after Close")
 	_, err = s.AcquireLease(ctx, "l", "h", time.Second)
 	wantErr(t, err, store.ErrClosed, "AcquireLease after Close")
+}
+
+func testListPaging(t *testing.T, open opener) {
+	s, c := open(t)
+	// Keys whose byte order differs from a case-folding or locale order.
+	var want []string
+	for i := range 120 {
+		for _, k := range []string{fmt.Sprintf("k%03d", i), fmt.Sprintf("K%03d", i), fmt.Sprintf("k\u00e9%03d", i), fmt.Sprintf("k\u65e5%03d", i)} {
+			must(s.Put(ctx, "page", k, []byte(k), store.PutOptions{}))(t)
+			want = append(want, k)
+		}
+	}
+	// Expired records are skipped without shortening a page's content.
+	for i := range 30 {
+		must(s.Put(ctx, "page", fmt.Sprintf("k%03d~", i), nil, store.PutOptions{TTL: time.Second}))(t)
+	}
+	c.Advance(time.Second)
+	slices.Sort(want)
+	for _, size := range []int{1, 7, 100, 480, 1000} {
+		t.Run(fmt.Sprint("limit ", size), func(t *testing.T) {
+			var got []string
+			after := ""
+			for {
+				recs := must(s.List(ctx, "page", "", after, size))(t)
+				for _, r := range recs {
+					if string(r.Value) != r.Key {
+						t.Fatalf("record %q has value %q", r.Key, r.Value)
+					}
+					got = append(got, r.Key)
+				}
+				if len(recs) > size {
+					t.Fatalf("List returned %d records for limit %d", len(recs), size)
+				}
+				if len(recs) < size {
+					break
+				}
+				after = recs[len(recs)-1].Key
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("paged listing (-want +got):\n%s", diff)
+			}
+		})
+	}
+	var wantPrefix []string
+	for _, k := range want {
+		if strings.HasPrefix(k, "k\u00e9") {
+			wantPrefix = append(wantPrefix, k)
+		}
+	}
+	var got []string
+	for _, r := range must(s.List(ctx, "page", "k\u00e9", "", 1000))(t) {
+		got = append(got, r.Key)
+	}
+	if diff := cmp.Diff(wantPrefix, got); diff != "" {
+		t.Fatalf("multi-byte prefix listing (-want +got):\n%s", diff)
+	}
+}
+
+func testIsolation(t *testing.T, open opener) {
+	s, _ := open(t)
+	in := []byte("value")
+	out := must(s.Put(ctx, "ns", "k", in, store.PutOptions{}))(t)
+	in[0], out.Value[0] = 'X', 'Y'
+	got := must(s.Get(ctx, "ns", "k"))(t)
+	if string(got.Value) != "value" {
+		t.Fatalf("stored value changed through a caller's slice: %q", got.Value)
+	}
+	got.Value[0] = 'Z'
+	entry := []byte("entry")
+	must(s.Append(ctx, "log", entry))(t)
+	entry[0] = 'X'
+	es := must(s.Read(ctx, "log", 0, 1))(t)
+	es[0].Data[1] = 'X'
+	if got := must(s.Get(ctx, "ns", "k"))(t); string(got.Value) != "value" {
+		t.Fatalf("stored value changed through a returned slice: %q", got.Value)
+	}
+	if es := must(s.Read(ctx, "log", 0, 1))(t); string(es[0].Data) != "entry" {
+		t.Fatalf("stored entry changed through a caller's slice: %q", es[0].Data)
+	}
+}
+
+func testLeaseTokens(t *testing.T, open opener) {
+	s, c := open(t)
+	a := must(s.AcquireLease(ctx, "job", "host-a", 10*time.Second))(t)
+	c.Advance(time.Second)
+	again := must(s.AcquireLease(ctx, "job", "host-a", 10*time.Second))(t)
+	if again.Token != a.Token || !again.ExpiresAt.Equal(c.Now().Add(10*time.Second)) {
+		t.Fatalf("re-acquire by the holder = %+v, want token %d and a new expiry", again, a.Token)
+	}
+	renewed := must(s.RenewLease(ctx, a, time.Minute))(t)
+	if renewed.Token != a.Token || !renewed.ExpiresAt.Equal(c.Now().Add(time.Minute)) {
+		t.Fatalf("RenewLease = %+v", renewed)
+	}
+	if err := s.ReleaseLease(ctx, renewed); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.ReleaseLease(ctx, renewed), store.ErrLeaseLost, "second ReleaseLease")
+	_, err := s.RenewLease(ctx, renewed, time.Minute)
+	wantErr(t, err, store.ErrLeaseLost, "RenewLease after ReleaseLease")
+	// Released: another holder takes it at once, with a larger token.
+	b := must(s.AcquireLease(ctx, "job", "host-b", 10*time.Second))(t)
+	if b.Token <= a.Token {
+		t.Fatalf("token after a new acquisition = %d, want > %d", b.Token, a.Token)
+	}
+	// The old holder re-acquiring after expiry gets a new token too.
+	c.Advance(10 * time.Second)
+	a2 := must(s.AcquireLease(ctx, "job", "host-a", 10*time.Second))(t)
+	if a2.Token <= b.Token {
+		t.Fatalf("token after expiry and re-acquisition = %d, want > %d", a2.Token, b.Token)
+	}
+	// A forged lease (right name and holder, wrong token) is not honoured.
+	forged := a2
+	forged.Token++
+	_, err = s.RenewLease(ctx, forged, time.Minute)
+	wantErr(t, err, store.ErrLeaseLost, "RenewLease with a wrong token")
+	wantErr(t, s.ReleaseLease(ctx, forged), store.ErrLeaseLost, "ReleaseLease with a wrong token")
+	c.Advance(10 * time.Second)
+	wantErr(t, s.ReleaseLease(ctx, a2), store.ErrLeaseLost, "ReleaseLease of an expired lease")
+}
+
+func testConcurrentAcquire(t *testing.T, open opener) {
+	s, _ := open(t)
+	const n = 12
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var winners []string
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			holder := fmt.Sprintf("host-%d", i)
+			_, err := s.AcquireLease(ctx, "leader", holder, time.Minute)
+			switch {
+			case err == nil:
+				mu.Lock()
+				winners = append(winners, holder)
+				mu.Unlock()
+			case !errors.Is(err, store.ErrLeaseHeld):
+				t.Errorf("AcquireLease: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(winners) != 1 {
+		t.Fatalf("%d holders acquired the lease: %v", len(winners), winners)
+	}
+}
+
+func testCanceled(t *testing.T, open opener) {
+	s, _ := open(t)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := s.Put(cctx, "ns", "k", nil, store.PutOptions{})
+	wantErr(t, err, context.Canceled, "Put with a canceled context")
+	_, err = s.Append(cctx, "log", []byte("x"))
+	wantErr(t, err, context.Canceled, "Append with a canceled context")
+	_, err = s.Get(ctx, "ns", "k")
+	wantErr(t, err, store.ErrNotFound, "Get after a canceled Put")
+	if n := must(s.Len(ctx, "log"))(t); n != 0 {
+		t.Fatalf("a canceled Append wrote %d entries", n)
+	}
+}
+
+func testCloseWhileBusy(t *testing.T, open opener) {
+	s, _ := open(t)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				_, err := s.Put(ctx, "ns", fmt.Sprintf("%d-%d", w, i), []byte("v"), store.PutOptions{})
+				if errors.Is(err, store.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("Put racing Close: %v, want nil or ErrClosed", err)
+					return
+				}
+			}
+		}()
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close while busy: %v", err)
+	}
+	wg.Wait()
 }
