@@ -18,6 +18,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 )
@@ -218,7 +220,7 @@ func (p *hostPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
 func (p *hostPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
 	id := broker.NextId()
 	go broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
-		s := grpc.NewServer(opts...)
+		s := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(hostErrors))...)
 		pluginpb.RegisterHostServer(s, p.host)
 		return s
 	})
@@ -261,4 +263,32 @@ func newHCLogger(log *slog.Logger) hclog.Logger {
 		Output:      &lineLogger{log: log},
 		DisableTime: true,
 	})
+}
+
+// hostErrors maps the errors a Host implementation returns to gRPC status
+// codes. A status error passes through; an unknown error becomes a bare
+// Internal so that no internal detail reaches the plugin.
+func hostErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err == nil {
+		return resp, nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return nil, err
+	}
+	for _, m := range []struct {
+		target error
+		code   codes.Code
+	}{
+		{pluginpb.ErrPermissionDenied, codes.PermissionDenied},
+		{pluginpb.ErrNotFound, codes.NotFound},
+		{pluginpb.ErrInvalidArgument, codes.InvalidArgument},
+		{pluginpb.ErrUnavailable, codes.Unavailable},
+		{pluginpb.ErrUnimplemented, codes.Unimplemented},
+	} {
+		if errors.Is(err, m.target) {
+			return nil, status.Error(m.code, err.Error())
+		}
+	}
+	return nil, status.Error(codes.Internal, "internal error")
 }

@@ -1,0 +1,31 @@
+package mediator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/agenthost/agenthost/runtime/store"
+)
+
+// AuditLog is the store log the [StoreAuditor] appends to.
+const AuditLog = "audit"
+
+// StoreAuditor appends each record as JSON to the store's audit log. The
+// append is durable when Record returns (a tamper-evident log replaces it
+// in the audit component).
+type StoreAuditor struct {
+	Log store.Log
+}
+
+// Record implements [Auditor].
+func (a StoreAuditor) Record(ctx context.Context, r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("mediator: encode audit record: %w", err)
+	}
+	if _, err := a.Log.Append(ctx, AuditLog, b); err != nil {
+		return fmt.Errorf("mediator: append audit record: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+// Package mediator is the single path every Host call of an agent plugin
+// takes (DESIGN §4):
+//
+//  1. Who: the caller is the agent the plugin connection belongs to (each
+//     plugin has its own Host service, built by [Mediator.HostFor]); the
+//     task id in the request must name a task the host started for that
+//     agent and that is still running, else PermissionDenied.
+//  2. Decide: the [Policy] hook (an allow-list from config until a policy
+//     engine replaces it) allows or denies the action on the resource.
+//  3. Token: the [TokenSource] hook acquires what a remote target needs; the
+//     built-in model and tools need none.
+//  4. Call the model ([llm.Model]) or the tool ([Tool]).
+//  5. Audit: every decision and its outcome is one [Record] given to the
+//     [Auditor] before the result goes back.
+//
+// The plugin receives results only: model replies and tool output, never a
+// credential.
+package mediator

@@ -1,0 +1,366 @@
+package mediator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/llm"
+	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+)
+
+// Actions, as policy and audit name them.
+const (
+	ActionComplete  = "llm.complete"
+	ActionListTools = "tool.list"
+	ActionCallTool  = "tool.call"
+	ActionCallAgent = "agent.call"
+)
+
+// Caller is who makes a Host call: derived from the plugin connection and
+// the host's own task table, never from the request.
+type Caller struct {
+	Agent    string
+	Identity credentials.Identity
+	TaskID   string
+}
+
+// Request is what policy decides on.
+type Request struct {
+	Caller   Caller
+	Action   string
+	Resource string
+}
+
+// Decision is a policy outcome.
+type Decision struct {
+	Allow  bool
+	Reason string
+	// Policy names the rule or policy set that decided.
+	Policy string
+}
+
+// Policy decides whether a caller may perform an action on a resource.
+type Policy interface {
+	Decide(ctx context.Context, r Request) (Decision, error)
+}
+
+// Record is one audited decision and its outcome. It never holds a token
+// or a tool's arguments in clear: ArgsSHA256 is their digest.
+type Record struct {
+	Time       time.Time `json:"time"`
+	TaskID     string    `json:"task_id"`
+	Agent      string    `json:"agent"`
+	Identity   string    `json:"identity"`
+	Action     string    `json:"action"`
+	Resource   string    `json:"resource"`
+	ArgsSHA256 string    `json:"args_sha256,omitempty"`
+	Decision   string    `json:"decision"` // allow | deny
+	Policy     string    `json:"policy"`
+	Reason     string    `json:"reason,omitempty"`
+	Outcome    string    `json:"outcome"` // ok | error | denied
+	Error      string    `json:"error,omitempty"`
+}
+
+// Auditor records decisions. Record must be durable when it returns.
+type Auditor interface {
+	Record(ctx context.Context, r Record) error
+}
+
+// ToolResult is what a tool returns.
+type ToolResult struct {
+	Text    string
+	IsError bool
+}
+
+// Tool is a tool the host implements. Call receives the verified caller and
+// the arguments; it never receives a token.
+type Tool interface {
+	Definition() llm.Tool
+	Call(ctx context.Context, c Caller, args json.RawMessage) (ToolResult, error)
+}
+
+// Config configures [New].
+type Config struct {
+	// Models by alias; Complete with an empty model uses the agent's
+	// default (AgentModels) or "default".
+	Models map[string]llm.Model
+	// AgentModels maps an agent to its default model alias.
+	AgentModels map[string]string
+	// Tools by name ("server/tool").
+	Tools   map[string]Tool
+	Policy  Policy
+	Auditor Auditor
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// Mediator routes and guards Host calls.
+type Mediator struct {
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	tasks map[string]Caller // running tasks by id
+}
+
+// New returns a mediator. Policy and Auditor are required: there is no
+// unguarded or unaudited path.
+func New(cfg Config) (*Mediator, error) {
+	if cfg.Policy == nil || cfg.Auditor == nil {
+		return nil, errors.New("mediator: policy and auditor are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m := &Mediator{cfg: cfg, log: cfg.Logger, tasks: map[string]Caller{}}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	return m, nil
+}
+
+// BeginTask registers a task the host starts on agent; Host calls naming it
+// are accepted only from that agent's plugin until the returned end
+// function is called.
+func (m *Mediator) BeginTask(agent string, id credentials.Identity, taskID string) (end func(), err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.tasks[taskID]; dup {
+		return nil, fmt.Errorf("mediator: task %s is already running", taskID)
+	}
+	m.tasks[taskID] = Caller{Agent: agent, Identity: id, TaskID: taskID}
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		delete(m.tasks, taskID)
+	}, nil
+}
+
+// HostFor returns the Host service for one agent's plugin connection.
+func (m *Mediator) HostFor(agent string) pluginpb.HostServer {
+	return &hostServer{m: m, agent: agent}
+}
+
+type hostServer struct {
+	pluginpb.UnimplementedHostServer
+	m     *Mediator
+	agent string
+}
+
+var _ pluginpb.HostServer = (*hostServer)(nil)
+
+// who resolves the caller of a Host call: the task must be running and
+// belong to this connection's agent.
+func (h *hostServer) who(taskID string) (Caller, error) {
+	h.m.mu.Lock()
+	c, ok := h.m.tasks[taskID]
+	h.m.mu.Unlock()
+	if !ok || c.Agent != h.agent {
+		return Caller{}, fmt.Errorf("%w: task %q is not a running task of agent %s", pluginpb.ErrPermissionDenied, taskID, h.agent)
+	}
+	return c, nil
+}
+
+// guard runs the who/decide steps and returns a function that audits the
+// outcome. On denial it audits and returns the gRPC error.
+func (h *hostServer) guard(ctx context.Context, taskID, action, resource string, args []byte) (Caller, func(error), error) {
+	c, err := h.who(taskID)
+	if err != nil {
+		h.m.audit(ctx, Record{TaskID: taskID, Agent: h.agent, Action: action, Resource: resource,
+			Decision: "deny", Policy: "task-ownership", Reason: "task not owned by caller", Outcome: "denied"}, args)
+		return Caller{}, nil, err
+	}
+	d, err := h.m.cfg.Policy.Decide(ctx, Request{Caller: c, Action: action, Resource: resource})
+	if err != nil {
+		h.m.log.ErrorContext(ctx, "policy evaluation failed", slog.Any("error", err))
+		d = Decision{Allow: false, Reason: "policy evaluation failed", Policy: "error"}
+	}
+	base := Record{TaskID: c.TaskID, Agent: c.Agent, Identity: c.Identity.String(), Action: action,
+		Resource: resource, Policy: d.Policy, Reason: d.Reason}
+	if !d.Allow {
+		base.Decision, base.Outcome = "deny", "denied"
+		if err := h.m.audit(ctx, base, args); err != nil {
+			return Caller{}, nil, fmt.Errorf("%w: audit unavailable; call refused", pluginpb.ErrUnavailable)
+		}
+		return Caller{}, nil, fmt.Errorf("%w: %s on %s denied: %s", pluginpb.ErrPermissionDenied, action, resource, d.Reason)
+	}
+	base.Decision = "allow"
+	// The decision is recorded durably before the call proceeds.
+	if err := h.m.audit(ctx, Record{TaskID: base.TaskID, Agent: base.Agent, Identity: base.Identity, Action: action,
+		Resource: resource, Decision: "allow", Policy: d.Policy, Reason: d.Reason, Outcome: "started"}, args); err != nil {
+		return Caller{}, nil, fmt.Errorf("%w: audit unavailable; call refused", pluginpb.ErrUnavailable)
+	}
+	done := func(callErr error) {
+		r := base
+		r.Outcome = "ok"
+		if callErr != nil {
+			r.Outcome, r.Error = "error", callErr.Error()
+		}
+		_ = h.m.audit(ctx, r, args)
+	}
+	return c, done, nil
+}
+
+func (m *Mediator) audit(ctx context.Context, r Record, args []byte) error {
+	r.Time = m.cfg.Now().UTC()
+	if len(args) > 0 {
+		sum := sha256.Sum256(args)
+		r.ArgsSHA256 = hex.EncodeToString(sum[:])
+	}
+	if err := m.cfg.Auditor.Record(ctx, r); err != nil {
+		m.log.ErrorContext(ctx, "audit record failed", slog.Any("error", err))
+		return err
+	}
+	return nil
+}
+
+func (h *hostServer) ListTools(ctx context.Context, req *pluginpb.ListToolsRequest) (*pluginpb.ListToolsResponse, error) {
+	c, done, err := h.guard(ctx, req.GetTaskId(), ActionListTools, "*", nil)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(h.m.cfg.Tools))
+	for n := range h.m.cfg.Tools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	resp := &pluginpb.ListToolsResponse{}
+	for _, n := range names {
+		// Only the tools this caller may call are listed.
+		d, err := h.m.cfg.Policy.Decide(ctx, Request{Caller: c, Action: ActionCallTool, Resource: n})
+		if err != nil || !d.Allow {
+			continue
+		}
+		def := h.m.cfg.Tools[n].Definition()
+		resp.Tools = append(resp.Tools, &pluginpb.ToolDefinition{Name: n, Description: def.Description, InputSchemaJson: string(def.Parameters)})
+	}
+	done(nil)
+	return resp, nil
+}
+
+func (h *hostServer) CallTool(ctx context.Context, req *pluginpb.CallToolRequest) (*pluginpb.CallToolResponse, error) {
+	args := []byte(req.GetArgumentsJson())
+	if len(args) == 0 {
+		args = []byte("{}")
+	}
+	if !json.Valid(args) {
+		return nil, fmt.Errorf("%w: arguments_json is not valid JSON", pluginpb.ErrInvalidArgument)
+	}
+	c, done, err := h.guard(ctx, req.GetTaskId(), ActionCallTool, req.GetTool(), args)
+	if err != nil {
+		return nil, err
+	}
+	tool, ok := h.m.cfg.Tools[req.GetTool()]
+	if !ok {
+		err := fmt.Errorf("%w: no tool %q", pluginpb.ErrNotFound, req.GetTool())
+		done(err)
+		return nil, err
+	}
+	res, err := tool.Call(ctx, c, args)
+	done(err)
+	if err != nil {
+		return nil, fmt.Errorf("mediator: tool %s: %w", req.GetTool(), err)
+	}
+	return &pluginpb.CallToolResponse{Content: []*pluginpb.Content{{Text: res.Text, MimeType: "text/plain"}}, IsError: res.IsError}, nil
+}
+
+func (h *hostServer) Complete(ctx context.Context, req *pluginpb.CompleteRequest) (*pluginpb.CompleteResponse, error) {
+	alias := req.GetModel()
+	if alias == "" {
+		alias = h.m.cfg.AgentModels[h.agent]
+	}
+	if alias == "" {
+		alias = "default"
+	}
+	lreq, err := toLLMRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", pluginpb.ErrInvalidArgument, err)
+	}
+	raw, _ := json.Marshal(lreq)
+	_, done, err := h.guard(ctx, req.GetTaskId(), ActionComplete, "model:"+alias, raw)
+	if err != nil {
+		return nil, err
+	}
+	model, ok := h.m.cfg.Models[alias]
+	if !ok {
+		err := fmt.Errorf("%w: no model %q", pluginpb.ErrNotFound, alias)
+		done(err)
+		return nil, err
+	}
+	resp, err := model.Complete(ctx, lreq)
+	done(err)
+	if err != nil {
+		var apiErr *llm.APIError
+		if errors.As(err, &apiErr) {
+			return nil, fmt.Errorf("%w: model %s: %s", pluginpb.ErrUnavailable, alias, apiErr.Message)
+		}
+		return nil, fmt.Errorf("mediator: model %s: %w", alias, err)
+	}
+	return fromLLMResponse(resp), nil
+}
+
+func toLLMRequest(req *pluginpb.CompleteRequest) (*llm.Request, error) {
+	out := &llm.Request{MaxTokens: int(req.GetMaxTokens())}
+	for _, m := range req.GetMessages() {
+		msg := llm.Message{Content: m.GetText(), ToolCallID: m.GetToolCallId()}
+		switch m.GetRole() {
+		case pluginpb.Role_ROLE_SYSTEM:
+			msg.Role = llm.RoleSystem
+		case pluginpb.Role_ROLE_USER:
+			msg.Role = llm.RoleUser
+		case pluginpb.Role_ROLE_ASSISTANT:
+			msg.Role = llm.RoleAssistant
+		case pluginpb.Role_ROLE_TOOL:
+			msg.Role = llm.RoleTool
+		default:
+			return nil, fmt.Errorf("message with role %v", m.GetRole())
+		}
+		for _, tc := range m.GetToolCalls() {
+			args := tc.GetArgumentsJson()
+			if strings.TrimSpace(args) == "" {
+				args = "{}"
+			}
+			if !json.Valid([]byte(args)) {
+				return nil, fmt.Errorf("tool call %s has invalid JSON arguments", tc.GetId())
+			}
+			msg.ToolCalls = append(msg.ToolCalls, llm.ToolCall{ID: tc.GetId(), Name: tc.GetName(), Arguments: json.RawMessage(args)})
+		}
+		out.Messages = append(out.Messages, msg)
+	}
+	for _, t := range req.GetTools() {
+		schema := t.GetInputSchemaJson()
+		if schema == "" {
+			schema = `{"type":"object"}`
+		}
+		if !json.Valid([]byte(schema)) {
+			return nil, fmt.Errorf("tool %s has an invalid JSON schema", t.GetName())
+		}
+		out.Tools = append(out.Tools, llm.Tool{Name: t.GetName(), Description: t.GetDescription(), Parameters: json.RawMessage(schema)})
+	}
+	if len(out.Messages) == 0 {
+		return nil, errors.New("no messages")
+	}
+	return out, nil
+}
+
+func fromLLMResponse(r *llm.Response) *pluginpb.CompleteResponse {
+	msg := &pluginpb.Message{Role: pluginpb.Role_ROLE_ASSISTANT, Text: r.Message.Content}
+	for _, tc := range r.Message.ToolCalls {
+		msg.ToolCalls = append(msg.ToolCalls, &pluginpb.ToolCall{Id: tc.ID, Name: tc.Name, ArgumentsJson: string(tc.Arguments)})
+	}
+	return &pluginpb.CompleteResponse{
+		Message:    msg,
+		StopReason: string(r.StopReason),
+		Usage:      &pluginpb.Usage{InputTokens: uint32(r.Usage.InputTokens), OutputTokens: uint32(r.Usage.OutputTokens)},
+	}
+}
