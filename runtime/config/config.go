@@ -55,6 +55,9 @@ type Config struct {
 	Storage StorageConfig `json:"storage"`
 	// Log configures the host's logger.
 	Log LogConfig `json:"log"`
+	// Models are the language models agents may use, by alias. Empty means
+	// one model, "default", the offline model.
+	Models map[string]ModelConfig `json:"models,omitempty"`
 	// Agents are the agent plugins the host runs.
 	Agents []AgentConfig `json:"agents,omitempty"`
 
@@ -116,6 +119,35 @@ type AgentConfig struct {
 	// Env is extra, non-secret environment for the plugin; the host's own
 	// environment is never passed on.
 	Env map[string]string `json:"env"`
+	// Model is the alias of the agent's model. Default "default".
+	Model string `json:"model"`
+	// Tools the agent may call ("server/tool", or "server/*").
+	Tools []string `json:"tools"`
+}
+
+// Model providers.
+const (
+	ProviderOffline   = "offline"
+	ProviderOpenAI    = "openai"
+	ProviderAnthropic = "anthropic"
+)
+
+// ModelConfig is one language model. API keys stay in the host: they are
+// read from an environment variable or a file, never written in the config
+// and never passed to a plugin.
+type ModelConfig struct {
+	// Provider is offline, openai (any OpenAI-compatible chat-completions
+	// server: OpenAI, vLLM, llama.cpp, Ollama) or anthropic. REQUIRED.
+	Provider string `json:"provider"`
+	// Model is the provider's model name. REQUIRED except for offline.
+	Model string `json:"model"`
+	// BaseURL overrides the provider's default endpoint.
+	BaseURL string `json:"base_url"`
+	// APIKeyEnv names the environment variable holding the API key.
+	APIKeyEnv string `json:"api_key_env"`
+	// APIKeyFile is a file holding the API key (relative paths are resolved
+	// against the configuration file's directory).
+	APIKeyFile string `json:"api_key_file"`
 }
 
 // LogConfig configures logging.
@@ -358,6 +390,10 @@ func (c *Config) resolvePaths(dir string) {
 	c.Storage.Path = abs(c.Storage.Path)
 	for i := range c.Agents {
 		c.Agents[i].Path = abs(c.Agents[i].Path)
+	}
+	for k, m := range c.Models {
+		m.APIKeyFile = abs(m.APIKeyFile)
+		c.Models[k] = m
 	}
 }
 

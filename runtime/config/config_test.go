@@ -876,3 +876,40 @@ func TestAgents(t *testing.T) {
 		t.Fatalf("problems (-want +got):\n%s\n%v", diff, errs)
 	}
 }
+
+func TestModelsAndGrants(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "research")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := "version: 1\nmodels:\n  default: {provider: offline}\n  gpt: {provider: openai, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY}\n" +
+		"agents:\n  - name: research\n    path: research\n    model: gpt\n    tools: [clock/now, notes/*]\n"
+	c, err := config.Parse(filepath.Join(dir, "a.yaml"), []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Agents[0].Model != "gpt" || len(c.Agents[0].Tools) != 2 || c.Models["gpt"].APIKeyEnv != "OPENAI_API_KEY" {
+		t.Fatalf("config = %+v", c)
+	}
+	bad := "version: 1\nmodels:\n" +
+		"  a: {provider: openai}\n" + // 3: model required
+		"  b: {provider: magic}\n" + // 4: unknown provider
+		"  c: {provider: anthropic, model: m, base_url: 'ftp://x'}\n" + // 5: base_url
+		"agents:\n  - name: research\n    path: research\n" +
+		"    model: nope\n" + // 9: unknown model
+		"    tools: [clock, 'a/*/b']\n" // 10: two bad tools
+	_, err = config.Parse(filepath.Join(dir, "a.yaml"), []byte(bad))
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error = %v", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Path)
+	}
+	want := []string{"models.a.model", "models.b.provider", "models.c.base_url", "agents[0].model", "agents[0].tools[0]", "agents[0].tools[1]"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("problems (-want +got):\n%s\n%v", diff, errs)
+	}
+}

@@ -31,6 +31,7 @@ func (c *Config) Validate() error {
 	v.identity()
 	v.storage()
 	v.log()
+	v.models()
 	v.agents()
 	if len(v.errs) == 0 {
 		return nil
@@ -277,6 +278,16 @@ func (v *validator) agents() {
 		if a.SHA256 != "" && !isLowerHex(a.SHA256, 64) {
 			v.invalid(base+".sha256", "must be 64 lowercase hex digits (a SHA-256 digest)")
 		}
+		if a.Model != "" && a.Model != "default" {
+			if _, ok := v.c.Models[a.Model]; !ok {
+				v.invalid(base+".model", "no model %q is defined under models", a.Model)
+			}
+		}
+		for j, tool := range a.Tools {
+			if !validToolPattern(tool) {
+				v.invalid(fmt.Sprintf("%s.tools[%d]", base, j), "%q is not a tool name: want server/tool or server/*", tool)
+			}
+		}
 		for k := range a.Env {
 			if !validEnvName(k) {
 				v.invalid(base+".env", "%q is not a valid environment variable name", k)
@@ -347,4 +358,37 @@ func isLowerHex(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+func (v *validator) models() {
+	for alias, m := range v.c.Models {
+		base := childPath("models", alias)
+		switch m.Provider {
+		case ProviderOffline:
+		case ProviderOpenAI, ProviderAnthropic:
+			if m.Model == "" {
+				v.invalid(base+".model", "is required for provider %s", m.Provider)
+			}
+		case "":
+			v.invalid(base+".provider", "is required: offline, openai or anthropic")
+		default:
+			v.invalid(base+".provider", "unknown provider %q; want offline, openai or anthropic", m.Provider)
+		}
+		if m.APIKeyEnv != "" && m.APIKeyFile != "" {
+			v.invalid(base+".api_key_file", "give api_key_env or api_key_file, not both")
+		}
+		if m.APIKeyFile != "" {
+			v.tlsFile(base+".api_key_file", m.APIKeyFile)
+		}
+		if m.BaseURL != "" {
+			if u, err := url.Parse(m.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				v.invalid(base+".base_url", "%s is not an http(s) URL", quoteValue(m.BaseURL))
+			}
+		}
+	}
+}
+
+func validToolPattern(s string) bool {
+	server, tool, ok := strings.Cut(s, "/")
+	return ok && server != "" && tool != "" && !strings.Contains(tool, "/") && (tool == "*" || !strings.Contains(tool, "*"))
 }
