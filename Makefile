@@ -26,13 +26,20 @@ TOOLS              := $(CURDIR)/$(BIN)/tools
 
 all: build
 
+# Example agent plugins, built into bin/agents/ (the quickstart config runs them).
+AGENTS := $(notdir $(wildcard examples/agents/*))
+
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/agenthost ./cmd/agenthost
+	@for a in $(AGENTS); do echo "$(GO) build -o $(BIN)/agents/$$a ./examples/agents/$$a"; \
+	  $(GO) build -o $(BIN)/agents/$$a ./examples/agents/$$a || exit 1; done
 
 run: build
 	./$(BIN)/agenthost up --config $(CONFIG) --data-dir $(DATA_DIR)
 
-test: fmt-check vet
+# The quickstart config names the example agents' binaries, so they are
+# built before the tests that load it.
+test: fmt-check vet build
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
 

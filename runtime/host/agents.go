@@ -2,7 +2,10 @@ package host
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sort"
 
@@ -11,22 +14,49 @@ import (
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 	"github.com/agenthost/agenthost/runtime/localapi"
+	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/supervisor"
 )
-
-// agentHost is the Host service an agent plugin reaches. Every method
-// answers codes.Unimplemented until the mediator serves them; nothing
-// leaves the host on a plugin's behalf.
-type agentHost struct {
-	pluginpb.UnimplementedHostServer
-}
 
 // newAgents gives each configured agent its identity, its own Workload API
 // socket (usable only by that agent's plugin process), and a supervisor
 // entry pinned to the binary's measured SHA-256.
 func (h *Host) newAgents(ctx context.Context) error {
+	models, err := h.newModels()
+	if err != nil {
+		return err
+	}
+	grants := mediator.AllowList{}
+	agentModels := map[string]string{}
+	for _, a := range h.cfg.Agents {
+		model := a.Model
+		if model == "" {
+			model = "default"
+		}
+		agentModels[a.Name] = model
+		grants[a.Name] = mediator.Grants{Tools: a.Tools, Models: []string{model}}
+	}
+	h.med, err = mediator.New(mediator.Config{
+		Models:      models,
+		AgentModels: agentModels,
+		Tools:       mediator.BuiltinTools(h.store, h.now),
+		Policy:      grants,
+		Auditor:     mediator.StoreAuditor{Log: h.store},
+		Now:         h.now,
+		Logger:      h.log.With("component", "mediator"),
+	})
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
 	var specs []supervisor.AgentSpec
 	for _, a := range h.cfg.Agents {
+		// The launcher takes absolute paths only (no PATH lookup, no
+		// dependence on the working directory later).
+		path, err := filepath.Abs(a.Path)
+		if err != nil {
+			return fmt.Errorf("host: agent %s: %w", a.Name, err)
+		}
+		a.Path = path
 		digest, err := attest.HashFile(ctx, a.Path)
 		if err != nil {
 			return fmt.Errorf("host: agent %s: %w", a.Name, err)
@@ -61,7 +91,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 			env = append(env, k+"="+a.Env[k])
 		}
 		specs = append(specs, supervisor.AgentSpec{
-			Name: a.Name, Path: a.Path, SHA256: digest, Env: env, Host: &agentHost{},
+			Name: a.Name, Path: a.Path, SHA256: digest, Env: env, Host: h.med.HostFor(a.Name),
 		})
 		h.agentIDs[a.Name] = id
 	}
@@ -107,8 +137,43 @@ func (h *Host) Agents(context.Context) []localapi.AgentInfo {
 	return out
 }
 
-// RunTask runs a task on a configured agent and calls onEvent for each
-// event the agent streams.
-func (h *Host) RunTask(ctx context.Context, agent, taskID, input string, onEvent func(*pluginpb.RunEvent) error) error {
-	return h.sup.RunTask(ctx, agent, taskID, input, onEvent)
+// RunTask implements localapi.Backend: it runs input on agent as a new
+// task and emits the agent's events. The task is registered with the
+// mediator for its duration, so the agent's Host calls for it are accepted.
+func (h *Host) RunTask(ctx context.Context, agent, input string, emit func(localapi.TaskEvent) error) error {
+	id, ok := h.agentIDs[agent]
+	if !ok {
+		return fmt.Errorf("%w: %q", supervisor.ErrUnknownAgent, agent)
+	}
+	var rnd [12]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return fmt.Errorf("host: task id: %w", err)
+	}
+	taskID := "task-" + hex.EncodeToString(rnd[:])
+	end, err := h.med.BeginTask(agent, id, taskID)
+	if err != nil {
+		return err
+	}
+	defer end()
+	h.log.InfoContext(ctx, "task started", slog.String("agent", agent), slog.String("task", taskID))
+	err = h.sup.RunTask(ctx, agent, taskID, input, func(ev *pluginpb.RunEvent) error {
+		te := localapi.TaskEvent{TaskID: taskID}
+		switch e := ev.GetEvent().(type) {
+		case *pluginpb.RunEvent_Thought:
+			te.Type, te.Text = "thought", e.Thought.GetText()
+		case *pluginpb.RunEvent_ToolCall:
+			te.Type, te.Tool, te.Arguments = "tool_call", e.ToolCall.GetTool(), e.ToolCall.GetArgumentsJson()
+		case *pluginpb.RunEvent_Partial:
+			te.Type, te.Text = "partial", e.Partial.GetText()
+		case *pluginpb.RunEvent_Final:
+			te.Type, te.Text = "final", e.Final.GetText()
+		case *pluginpb.RunEvent_Error:
+			te.Type, te.Text = "error", e.Error.GetMessage()
+		default:
+			return nil // an event kind this host does not know: skipped
+		}
+		return emit(te)
+	})
+	h.log.InfoContext(ctx, "task ended", slog.String("agent", agent), slog.String("task", taskID), slog.Any("error", err))
+	return err
 }

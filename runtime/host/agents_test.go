@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 	"github.com/agenthost/agenthost/plugins/sdk"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
@@ -88,17 +87,20 @@ func TestHostRunsConfiguredAgent(t *testing.T) {
 
 	// The plugin process gets its own identity from its own socket.
 	var final string
-	err = h.RunTask(wctx, "whoami", "task-1", "who am I?", func(ev *pluginpb.RunEvent) error {
-		if f := ev.GetFinal(); f != nil {
-			final = f.GetText()
-		}
-		if e := ev.GetError(); e != nil {
-			t.Errorf("agent error: %s", e.GetMessage())
+	err = h.RunTask(wctx, "whoami", "who am I?", func(ev localapi.TaskEvent) error {
+		switch ev.Type {
+		case "final":
+			final = ev.Text
+		case "error":
+			t.Errorf("agent error: %s", ev.Text)
 		}
 		return nil
 	})
 	if err != nil || final != "spiffe://test.local/agent/whoami" {
 		t.Fatalf("RunTask = %q, %v", final, err)
+	}
+	if err := h.RunTask(wctx, "nobody", "x", func(localapi.TaskEvent) error { return nil }); err == nil {
+		t.Fatal("a task on an unknown agent started")
 	}
 
 	// Any other process, even of the same user, is refused on that socket.

@@ -16,6 +16,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
+	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/store"
 	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
 	"github.com/agenthost/agenthost/runtime/supervisor"
@@ -55,6 +56,7 @@ type Host struct {
 	hostSock string
 	evidence *evidenceCache
 	sup      *supervisor.Supervisor
+	med      *mediator.Mediator
 	agentIDs map[string]credentials.Identity
 	admin    *localapi.Server
 	closers  []func()

@@ -3,5 +3,7 @@
 // can reach it). CLI commands given the same --data-dir use [Client] to talk
 // to the host; nothing is exposed on the network.
 //
-//	GET /v1/agents   every configured agent: identity, state, pid, restarts, SVID expiry
+//	GET  /v1/agents  every configured agent: identity, state, pid, restarts, SVID expiry
+//	POST /v1/tasks   {"agent","input"}: run a task; the response streams its
+//	                 events as JSON lines until the final result or error
 package localapi

@@ -1,6 +1,7 @@
 package localapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,10 +30,34 @@ type AgentInfo struct {
 	SVIDExpiresAt *time.Time `json:"svid_expires_at,omitempty"`
 }
 
+// TaskEvent is one event of a running task, as POST /v1/tasks streams them
+// (one JSON object per line).
+type TaskEvent struct {
+	// Type is thought, tool_call, partial, final or error.
+	Type      string `json:"type"`
+	Text      string `json:"text,omitempty"`
+	Tool      string `json:"tool,omitempty"`
+	Arguments string `json:"arguments,omitempty"`
+	TaskID    string `json:"task_id,omitempty"`
+}
+
+// TaskRequest is the body of POST /v1/tasks.
+type TaskRequest struct {
+	Agent string `json:"agent"`
+	Input string `json:"input"`
+}
+
 // Backend is what the API needs from the host.
 type Backend interface {
 	Agents(ctx context.Context) []AgentInfo
+	// RunTask runs input on agent, calling emit for each event. An error
+	// before the task starts (unknown agent, agent not running) is returned
+	// with no event emitted.
+	RunTask(ctx context.Context, agent, input string, emit func(TaskEvent) error) error
 }
+
+// maxTaskBody caps the size of a task request.
+const maxTaskBody = 1 << 20
 
 // Server serves the admin API.
 type Server struct {
@@ -68,6 +93,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Agents(r.Context()))
 	})
+	mux.HandleFunc("POST /v1/tasks", func(w http.ResponseWriter, r *http.Request) { runTask(w, r, b) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such admin endpoint: " + r.Method + " " + r.URL.Path})
 	})
@@ -76,6 +102,45 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}}, nil
+}
+
+func runTask(w http.ResponseWriter, r *http.Request, b Backend) {
+	var req TaskRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxTaskBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid task request: " + err.Error()})
+		return
+	}
+	if req.Agent == "" || req.Input == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "agent and input are required"})
+		return
+	}
+	started := false
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	emit := func(ev TaskEvent) error {
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		if err := enc.Encode(ev); err != nil {
+			return err
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	}
+	err := b.RunTask(r.Context(), req.Agent, req.Input, emit)
+	switch {
+	case err == nil:
+	case !started:
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+	default:
+		_ = emit(TaskEvent{Type: "error", Text: err.Error()})
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -125,6 +190,45 @@ func NewClient(path string) *Client {
 			return d.DialContext(ctx, "unix", path)
 		}},
 	}}
+}
+
+// RunTask starts a task and calls onEvent for each event until the task
+// ends. It returns the error the host reports before the task starts.
+func (c *Client) RunTask(ctx context.Context, agent, input string, onEvent func(TaskEvent)) error {
+	body, _ := json.Marshal(TaskRequest{Agent: agent, Input: input})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agenthost/v1/tasks", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	// A task may run long: no client timeout, only ctx.
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("localapi: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("localapi: %s: %s", resp.Status, b)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev TaskEvent
+		if err := dec.Decode(&ev); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("localapi: task stream: %w", err)
+		}
+		onEvent(ev)
+	}
 }
 
 // Agents lists the host's agents.

@@ -2,6 +2,7 @@ package localapi
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +14,16 @@ import (
 type fakeBackend []AgentInfo
 
 func (f fakeBackend) Agents(context.Context) []AgentInfo { return f }
+
+func (f fakeBackend) RunTask(_ context.Context, agent, input string, emit func(TaskEvent) error) error {
+	if agent != "research" {
+		return errors.New("unknown agent " + agent)
+	}
+	if err := emit(TaskEvent{Type: "thought", Text: "thinking about " + input}); err != nil {
+		return err
+	}
+	return emit(TaskEvent{Type: "final", Text: "answer"})
+}
 
 func TestAgentsRoundTrip(t *testing.T) {
 	dir := t.TempDir()
@@ -38,6 +49,19 @@ func TestAgentsRoundTrip(t *testing.T) {
 	if len(got) != 1 || got[0].Name != "research" || got[0].PID != 42 || !got[0].SVIDExpiresAt.Equal(exp) {
 		t.Fatalf("Agents = %+v", got)
 	}
+	var events []string
+	if err := NewClient(path).RunTask(context.Background(), "research", "q", func(ev TaskEvent) {
+		events = append(events, ev.Type+": "+ev.Text)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(events, "|") != "thought: thinking about q|final: answer" {
+		t.Fatalf("events = %q", events)
+	}
+	if err := NewClient(path).RunTask(context.Background(), "nope", "q", func(TaskEvent) {}); err == nil || err.Error() != "unknown agent nope" {
+		t.Fatalf("unknown agent: %v", err)
+	}
+
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)

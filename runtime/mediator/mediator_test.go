@@ -100,8 +100,8 @@ func TestPolicyAndAudit(t *testing.T) {
 	h := m.HostFor("research")
 	ctx := context.Background()
 
-	res, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "t1", Tool: "clock/now", ArgumentsJson: `{"timezone":"UTC"}`})
-	if err != nil || res.GetContent()[0].GetText() != "2026-05-01T12:00:00Z" {
+	res, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "t1", Tool: "clock/now", ArgumentsJson: `{}`})
+	if err != nil || res.GetContent()[0].GetText() != "Fri, 01 May 2026 12:00:00 UTC" {
 		t.Fatalf("clock/now = %v, %v", res, err)
 	}
 	// notes/add is not granted to research.

@@ -14,7 +14,7 @@ import (
 
 // BuiltinTools returns the tools the host implements itself:
 //
-//	clock/now     the current time, optionally in an IANA time zone (read-only)
+//	clock/now     the current date and time in UTC (read-only)
 //	notes/search  notes whose text contains every word of a query (read-only)
 //	notes/add     store a note (writes)
 //
@@ -33,26 +33,12 @@ func BuiltinTools(kv store.KV, now func() time.Time) map[string]Tool {
 type clockTool struct{ now func() time.Time }
 
 func (clockTool) Definition() llm.Tool {
-	return llm.Tool{Name: "clock/now", Description: "Current date and time, optionally in a time zone",
-		Parameters: json.RawMessage(`{"type":"object","properties":{"timezone":{"type":"string","description":"IANA time zone such as Europe/Paris"}}}`)}
+	return llm.Tool{Name: "clock/now", Description: "Current date and time (UTC)",
+		Parameters: json.RawMessage(`{"type":"object","properties":{}}`)}
 }
 
-func (t clockTool) Call(_ context.Context, _ Caller, args json.RawMessage) (ToolResult, error) {
-	var in struct {
-		Timezone string `json:"timezone"`
-	}
-	if err := json.Unmarshal(args, &in); err != nil {
-		return ToolResult{Text: "arguments must be an object with an optional timezone", IsError: true}, nil
-	}
-	loc := time.UTC
-	if in.Timezone != "" {
-		l, err := time.LoadLocation(in.Timezone)
-		if err != nil {
-			return ToolResult{Text: fmt.Sprintf("unknown time zone %q", in.Timezone), IsError: true}, nil
-		}
-		loc = l
-	}
-	return ToolResult{Text: t.now().In(loc).Format(time.RFC3339)}, nil
+func (t clockTool) Call(context.Context, Caller, json.RawMessage) (ToolResult, error) {
+	return ToolResult{Text: t.now().UTC().Format(time.RFC1123)}, nil
 }
 
 const notesNamespace = "tool.notes"

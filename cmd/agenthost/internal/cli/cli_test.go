@@ -80,6 +80,8 @@ func TestCommandErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"status without a host", []string{"status", "--data-dir", "/nonexistent/dir"}, 1, "no agenthost is running"},
 		{"agents without a host", []string{"agents", "--data-dir", "/nonexistent/dir"}, 1, "no agenthost is running"},
+		{"run without a host", []string{"run", "research", "hi", "--data-dir", "/nonexistent/dir"}, 1, "no agenthost is running"},
+		{"run without a task", []string{"run", "research"}, 2, "takes AGENT and TASK"},
 		{"up with a bad config", []string{"up", "--config", "/nonexistent/agenthost.yaml"}, 2, "no such file"},
 	}
 	for _, tt := range tests {

@@ -81,6 +81,7 @@ OAuth token acquisition, human approval and a tamper-evident audit log.`,
 		newVersionCommand(g),
 		newStatusCommand(g),
 		newAgentsCommand(g),
+		newRunCommand(g),
 	)
 	return root
 }
