@@ -90,6 +90,67 @@ func TestUpServesAndStopsOnSignal(t *testing.T) {
 	}
 }
 
+// TestRunResearchAgent is the quickstart flow against the real binaries:
+// the host runs the research example agent on the offline model, and
+// `agenthost run` shows the model choosing a tool and the final answer.
+func TestRunResearchAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binaries; skipped with -short")
+	}
+	dir := t.TempDir()
+	bin, agent := filepath.Join(dir, "agenthost"), filepath.Join(dir, "research")
+	for _, b := range [][2]string{{bin, "."}, {agent, "../../examples/agents/research"}} {
+		if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	addr := freeAddr(t)
+	cfg := filepath.Join(dir, "agenthost.yaml")
+	conf := fmt.Sprintf("version: 1\nlisten:\n  address: %s\nagents:\n  - name: research\n    path: research\n    tools: [clock/now, notes/search]\n", addr)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	var stderr bytes.Buffer
+	up := exec.Command(bin, "up", "--config", cfg, "--data-dir", data)
+	up.Stderr = &stderr
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- up.Wait() }()
+	defer func() {
+		_ = up.Process.Signal(syscall.SIGTERM)
+		<-done
+	}()
+	if err := waitHealthy("http://"+addr+"/healthz", done); err != nil {
+		t.Fatalf("%v\n%s", err, &stderr)
+	}
+	// The supervisor starts the plugin right after the host serves; run
+	// retries while it is still starting (a failure guard, not a timing test).
+	var out []byte
+	var err error
+	for i := 0; i < 100; i++ {
+		out, err = exec.Command(bin, "run", "research", "What time is it now?", "--data-dir", data).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "not running") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("agenthost run: %v\n%s\nhost log:\n%s", err, out, &stderr)
+	}
+	if !strings.Contains(string(out), "→ clock/now") || !strings.Contains(string(out), "The clock/now tool returned: ") {
+		t.Fatalf("agenthost run output:\n%s", out)
+	}
+	// A tool the agent is not granted is refused by the mediator, and the
+	// agent reports that refusal instead of a result.
+	out, _ = exec.Command(bin, "run", "research", "add a note: buy milk", "--data-dir", data).CombinedOutput()
+	if strings.Contains(string(out), "saved") {
+		t.Fatalf("an ungranted write tool ran:\n%s", out)
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
