@@ -21,7 +21,12 @@ import (
 const testAgentEnv = "AGENTHOST_HOST_TEST_AGENT"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(testAgentEnv) != "" {
+	switch os.Getenv(testAgentEnv) {
+	case "":
+	case "recorder":
+		sdk.Serve(recorderAgent{})
+		os.Exit(0)
+	default:
 		sdk.Serve(identityAgent{})
 		os.Exit(0)
 	}
