@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -176,4 +177,30 @@ func (h *Host) RunTask(ctx context.Context, agent, input string, emit func(local
 	})
 	h.log.InfoContext(ctx, "task ended", slog.String("agent", agent), slog.String("task", taskID), slog.Any("error", err))
 	return err
+}
+
+// Quarantine implements localapi.Backend: the agent's plugin is stopped and
+// never restarted, its tasks are refused, its Workload API socket is
+// removed (no new SVID is issued to it; those already issued expire within
+// the SVID lifetime), and the remediation is audited.
+func (h *Host) Quarantine(ctx context.Context, agent, reason string) error {
+	id, ok := h.agentIDs[agent]
+	if !ok {
+		return fmt.Errorf("%w: %q", localapi.ErrUnknownAgent, agent)
+	}
+	if err := h.sup.Quarantine(agent, reason); err != nil {
+		return err
+	}
+	sid, err := workloadapi.IDFromIdentity(id)
+	if err != nil {
+		return err
+	}
+	if err := h.wl.RemoveWorkload(ctx, sid); err != nil && !errors.Is(err, workloadapi.ErrUnknownWorkload) {
+		return fmt.Errorf("host: revoke credentials of %s: %w", agent, err)
+	}
+	h.log.WarnContext(ctx, "agent quarantined", slog.String("agent", agent), slog.String("reason", reason))
+	return mediator.StoreAuditor{Log: h.store}.Record(ctx, mediator.Record{
+		Time: h.now().UTC(), Agent: agent, Identity: id.String(), Action: "agent.quarantine", Resource: id.String(),
+		Decision: "remediate", Policy: "operator", Reason: reason, Outcome: "ok",
+	})
 }

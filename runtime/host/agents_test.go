@@ -2,9 +2,11 @@ package host
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/agenthost/agenthost/plugins/sdk"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
+	"github.com/agenthost/agenthost/runtime/mediator"
 )
 
 // The test binary doubles as an agent plugin (see TestMain).
@@ -113,5 +116,35 @@ func TestHostRunsConfiguredAgent(t *testing.T) {
 	_, err = spiffewl.FetchX509SVID(wctx, spiffewl.WithAddr(sock))
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("another process on the agent's socket: %v, want PermissionDenied", err)
+	}
+
+	// Quarantine: the plugin stops, tasks are refused, the agent's socket
+	// (its credentials) is gone, and the remediation is audited.
+	if err := h.Quarantine(wctx, "whoami", "test remediation"); err != nil {
+		t.Fatalf("Quarantine: %v", err)
+	}
+	agents, err = localapi.NewClient(filepath.Join(dir, localapi.SocketName)).Agents(wctx)
+	if err != nil || agents[0].State != "quarantined" || agents[0].PID != 0 {
+		t.Fatalf("after quarantine: %+v, %v", agents, err)
+	}
+	if err := h.RunTask(wctx, "whoami", "x", func(localapi.TaskEvent) error { return nil }); err == nil {
+		t.Fatal("a quarantined agent ran a task")
+	}
+	if _, err := os.Stat(filepath.Join(dir, workloadDirName, "whoami.sock")); !os.IsNotExist(err) {
+		t.Fatalf("the quarantined agent's Workload API socket is still there: %v", err)
+	}
+	entries, err := h.Store().Read(wctx, mediator.AuditLog, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audited bool
+	for _, e := range entries {
+		audited = audited || strings.Contains(string(e.Data), `"action":"agent.quarantine"`) && strings.Contains(string(e.Data), "test remediation")
+	}
+	if !audited {
+		t.Fatal("the quarantine is not in the audit log")
+	}
+	if err := h.Quarantine(wctx, "nobody", "x"); !errors.Is(err, localapi.ErrUnknownAgent) {
+		t.Fatalf("Quarantine of an unknown agent: %v", err)
 	}
 }

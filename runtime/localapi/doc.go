@@ -6,4 +6,5 @@
 //	GET  /v1/agents  every configured agent: identity, state, pid, restarts, SVID expiry
 //	POST /v1/tasks   {"agent","input"}: run a task; the response streams its
 //	                 events as JSON lines until the final result or error
+//	POST /v1/agents/{name}/quarantine  {"reason"}: stop the agent for good
 package localapi

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -54,7 +56,14 @@ type Backend interface {
 	// before the task starts (unknown agent, agent not running) is returned
 	// with no event emitted.
 	RunTask(ctx context.Context, agent, input string, emit func(TaskEvent) error) error
+	// Quarantine stops an agent, refuses its restart and tasks, and stops
+	// serving its credentials. ErrUnknownAgent-wrapping errors mean 404.
+	Quarantine(ctx context.Context, agent, reason string) error
 }
+
+// ErrUnknownAgent is returned (wrapped) by a Backend for an agent it does
+// not have.
+var ErrUnknownAgent = errors.New("unknown agent")
 
 // maxTaskBody caps the size of a task request.
 const maxTaskBody = 1 << 20
@@ -94,6 +103,26 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 		writeJSON(w, http.StatusOK, b.Agents(r.Context()))
 	})
 	mux.HandleFunc("POST /v1/tasks", func(w http.ResponseWriter, r *http.Request) { runTask(w, r, b) })
+	mux.HandleFunc("POST /v1/agents/{name}/quarantine", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Reason string `json:"reason"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || strings.TrimSpace(req.Reason) == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "a JSON body with a non-empty reason is required"})
+			return
+		}
+		if err := b.Quarantine(r.Context(), r.PathValue("name"), req.Reason); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, ErrUnknownAgent) {
+				code = http.StatusNotFound
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "quarantined"})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such admin endpoint: " + r.Method + " " + r.URL.Path})
 	})
@@ -229,6 +258,32 @@ func (c *Client) RunTask(ctx context.Context, agent, input string, onEvent func(
 		}
 		onEvent(ev)
 	}
+}
+
+// Quarantine quarantines an agent of the running host.
+func (c *Client) Quarantine(ctx context.Context, agent, reason string) error {
+	body, _ := json.Marshal(map[string]string{"reason": reason})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agenthost/v1/agents/"+url.PathEscape(agent)+"/quarantine", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("localapi: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("localapi: %s: %s", resp.Status, b)
+	}
+	return nil
 }
 
 // Agents lists the host's agents.

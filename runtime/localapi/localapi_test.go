@@ -3,6 +3,7 @@ package localapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +15,13 @@ import (
 type fakeBackend []AgentInfo
 
 func (f fakeBackend) Agents(context.Context) []AgentInfo { return f }
+
+func (f fakeBackend) Quarantine(_ context.Context, agent, reason string) error {
+	if agent != "research" {
+		return fmt.Errorf("%w: %s", ErrUnknownAgent, agent)
+	}
+	return nil
+}
 
 func (f fakeBackend) RunTask(_ context.Context, agent, input string, emit func(TaskEvent) error) error {
 	if agent != "research" {
@@ -60,6 +68,16 @@ func TestAgentsRoundTrip(t *testing.T) {
 	}
 	if err := NewClient(path).RunTask(context.Background(), "nope", "q", func(TaskEvent) {}); err == nil || err.Error() != "unknown agent nope" {
 		t.Fatalf("unknown agent: %v", err)
+	}
+
+	if err := NewClient(path).Quarantine(context.Background(), "research", "compromised"); err != nil {
+		t.Fatalf("Quarantine: %v", err)
+	}
+	if err := NewClient(path).Quarantine(context.Background(), "nope", "x"); err == nil || !strings.Contains(err.Error(), "unknown agent") {
+		t.Fatalf("Quarantine of an unknown agent: %v", err)
+	}
+	if err := NewClient(path).Quarantine(context.Background(), "research", ""); err == nil {
+		t.Fatal("Quarantine without a reason was accepted")
 	}
 
 	cancel()

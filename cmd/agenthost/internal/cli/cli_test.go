@@ -82,6 +82,7 @@ func TestCommandErrors(t *testing.T) {
 		{"agents without a host", []string{"agents", "--data-dir", "/nonexistent/dir"}, 1, "no agenthost is running"},
 		{"run without a host", []string{"run", "research", "hi", "--data-dir", "/nonexistent/dir"}, 1, "no agenthost is running"},
 		{"run without a task", []string{"run", "research"}, 2, "takes AGENT and TASK"},
+		{"quarantine without a reason", []string{"quarantine", "research"}, 2, "needs --reason"},
 		{"up with a bad config", []string{"up", "--config", "/nonexistent/agenthost.yaml"}, 2, "no such file"},
 	}
 	for _, tt := range tests {

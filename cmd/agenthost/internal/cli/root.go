@@ -82,6 +82,7 @@ OAuth token acquisition, human approval and a tamper-evident audit log.`,
 		newStatusCommand(g),
 		newAgentsCommand(g),
 		newRunCommand(g),
+		newQuarantineCommand(g),
 	)
 	return root
 }
