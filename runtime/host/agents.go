@@ -138,6 +138,13 @@ func (h *Host) Agents(context.Context) []localapi.AgentInfo {
 	return out
 }
 
+// MaxTaskEvents caps the events one task may stream; an agent that sends
+// more fails the task.
+const MaxTaskEvents = 10000
+
+// ErrTaskFlood reports a task whose agent sent more than MaxTaskEvents.
+var ErrTaskFlood = errors.New("host: task event flood")
+
 // RunTask implements localapi.Backend: it runs input on agent as a new
 // task and emits the agent's events. The task is registered with the
 // mediator for its duration, so the agent's Host calls for it are accepted.
@@ -157,7 +164,12 @@ func (h *Host) RunTask(ctx context.Context, agent, input string, emit func(local
 	}
 	defer end()
 	h.log.InfoContext(ctx, "task started", slog.String("agent", agent), slog.String("task", taskID))
+	events := 0
 	err = h.sup.RunTask(ctx, agent, taskID, input, func(ev *pluginpb.RunEvent) error {
+		if events++; events > MaxTaskEvents {
+			// Ending the stream cancels the task on the plugin side.
+			return fmt.Errorf("%w: agent %s sent more than %d events in task %s", ErrTaskFlood, agent, MaxTaskEvents, taskID)
+		}
 		te := localapi.TaskEvent{TaskID: taskID}
 		switch e := ev.GetEvent().(type) {
 		case *pluginpb.RunEvent_Thought:

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	case "recorder":
 		sdk.Serve(recorderAgent{})
 		os.Exit(0)
+	case "flood":
+		sdk.Serve(floodAgent{})
+		os.Exit(0)
 	default:
 		sdk.Serve(identityAgent{})
 		os.Exit(0)
@@ -146,5 +149,72 @@ func TestHostRunsConfiguredAgent(t *testing.T) {
 	}
 	if err := h.Quarantine(wctx, "nobody", "x"); !errors.Is(err, localapi.ErrUnknownAgent) {
 		t.Fatalf("Quarantine of an unknown agent: %v", err)
+	}
+}
+
+// floodAgent streams thoughts without end.
+type floodAgent struct{}
+
+func (floodAgent) Describe() sdk.Description { return sdk.Description{Name: "flood"} }
+
+func (floodAgent) Run(ctx context.Context, t *sdk.Task) (string, error) {
+	for {
+		if err := t.Think("again"); err != nil {
+			return "", err
+		}
+	}
+}
+
+// TestFloodingAgentFailsItsTaskOnly: an agent that floods events has its
+// task failed with ErrTaskFlood, and another agent keeps serving.
+func TestFloodingAgentFailsItsTaskOnly(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Agents = []config.AgentConfig{
+		{Name: "flood", Path: exe, Env: map[string]string{testAgentEnv: "flood"}},
+		{Name: "whoami", Path: exe, Env: map[string]string{testAgentEnv: "1"}},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := New(ctx, Options{Config: cfg, DataDir: filepath.Join(t.TempDir(), "data"), Stderr: io.Discard})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	wctx, wcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer wcancel()
+	run := func(agent string) (string, int, error) {
+		for {
+			var final string
+			n := 0
+			err := h.RunTask(wctx, agent, "x", func(ev localapi.TaskEvent) error {
+				n++
+				if ev.Type == "final" {
+					final = ev.Text
+				}
+				return nil
+			})
+			if err != nil && strings.Contains(err.Error(), "not running") && wctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond) // still starting
+				continue
+			}
+			return final, n, err
+		}
+	}
+	_, n, err := run("flood")
+	if !errors.Is(err, ErrTaskFlood) || n != MaxTaskEvents {
+		t.Fatalf("flood task: %d events, %v", n, err)
+	}
+	final, _, err := run("whoami")
+	if err != nil || final != "spiffe://test.local/agent/whoami" {
+		t.Fatalf("the other agent after a flood: %q, %v", final, err)
 	}
 }
