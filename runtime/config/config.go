@@ -123,6 +123,8 @@ type AgentConfig struct {
 	Model string `json:"model"`
 	// Tools the agent may call ("server/tool", or "server/*").
 	Tools []string `json:"tools"`
+	// CallAgents are the agents this agent may delegate tasks to.
+	CallAgents []string `json:"call_agents"`
 }
 
 // Model providers.

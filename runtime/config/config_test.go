@@ -588,7 +588,7 @@ func TestQuickstart(t *testing.T) {
 	if diff := cmp.Diff(config.Default(), &base, ignoreUnexported); diff != "" {
 		t.Errorf("quickstart differs from the defaults (-want +got):\n%s", diff)
 	}
-	if len(c.Agents) != 1 || c.Agents[0].Name != "research" || c.Models["default"].Provider != config.ProviderOffline {
+	if len(c.Agents) != 3 || c.Agents[0].Name != "research" || c.Models["default"].Provider != config.ProviderOffline {
 		t.Errorf("quickstart agents %+v, models %+v", c.Agents, c.Models)
 	}
 	if got := c.IssuerURL(); got != "http://127.0.0.1:8420" {

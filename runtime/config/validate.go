@@ -283,6 +283,14 @@ func (v *validator) agents() {
 				v.invalid(base+".model", "no model %q is defined under models", a.Model)
 			}
 		}
+		for j, other := range a.CallAgents {
+			switch {
+			case other == a.Name:
+				v.invalid(fmt.Sprintf("%s.call_agents[%d]", base, j), "an agent cannot delegate to itself")
+			case !v.hasAgent(other):
+				v.invalid(fmt.Sprintf("%s.call_agents[%d]", base, j), "no agent %q is defined", other)
+			}
+		}
 		for j, tool := range a.Tools {
 			if !validToolPattern(tool) {
 				v.invalid(fmt.Sprintf("%s.tools[%d]", base, j), "%q is not a tool name: want server/tool or server/*", tool)
@@ -296,6 +304,15 @@ func (v *validator) agents() {
 			}
 		}
 	}
+}
+
+func (v *validator) hasAgent(name string) bool {
+	for _, a := range v.c.Agents {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *validator) agentPath(path, file string) {

@@ -35,7 +35,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 			model = "default"
 		}
 		agentModels[a.Name] = model
-		grants[a.Name] = mediator.Grants{Tools: a.Tools, Models: []string{model}}
+		grants[a.Name] = mediator.Grants{Tools: a.Tools, Models: []string{model}, Agents: a.CallAgents}
 	}
 	h.med, err = mediator.New(mediator.Config{
 		Models:      models,
@@ -43,6 +43,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 		Tools:       mediator.BuiltinTools(h.store, h.now),
 		Policy:      grants,
 		Auditor:     mediator.StoreAuditor{Log: h.store},
+		Agents:      h.delegate,
 		Now:         h.now,
 		Logger:      h.log.With("component", "mediator"),
 	})
@@ -149,6 +150,33 @@ var ErrTaskFlood = errors.New("host: task event flood")
 // task and emits the agent's events. The task is registered with the
 // mediator for its duration, so the agent's Host calls for it are accepted.
 func (h *Host) RunTask(ctx context.Context, agent, input string, emit func(localapi.TaskEvent) error) error {
+	return h.runTask(ctx, agent, input, nil, emit)
+}
+
+// delegate runs a task another agent delegated (mediator.AgentRunner) and
+// returns its final answer.
+func (h *Host) delegate(ctx context.Context, agent, input string, chain []string) (string, error) {
+	var final string
+	var failure error
+	err := h.runTask(ctx, agent, input, chain, func(ev localapi.TaskEvent) error {
+		switch ev.Type {
+		case "final":
+			final = ev.Text
+		case "error":
+			failure = errors.New(ev.Text)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if failure != nil {
+		return "", failure
+	}
+	return final, nil
+}
+
+func (h *Host) runTask(ctx context.Context, agent, input string, chain []string, emit func(localapi.TaskEvent) error) error {
 	id, ok := h.agentIDs[agent]
 	if !ok {
 		return fmt.Errorf("%w: %q", supervisor.ErrUnknownAgent, agent)
@@ -158,7 +186,7 @@ func (h *Host) RunTask(ctx context.Context, agent, input string, emit func(local
 		return fmt.Errorf("host: task id: %w", err)
 	}
 	taskID := "task-" + hex.EncodeToString(rnd[:])
-	end, err := h.med.BeginTask(agent, id, taskID)
+	end, err := h.med.BeginTask(agent, id, taskID, chain...)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,17 @@ type Caller struct {
 	Agent    string
 	Identity credentials.Identity
 	TaskID   string
+	// Chain lists the agents that delegated to this task, outermost first.
+	Chain []string
 }
+
+// MaxDelegationDepth bounds agent → agent delegation chains.
+const MaxDelegationDepth = 4
+
+// AgentRunner runs a task on another agent for a delegating caller and
+// returns its final output. chain is the delegation chain the new task
+// carries.
+type AgentRunner func(ctx context.Context, agent, input string, chain []string) (output string, err error)
 
 // Request is what policy decides on.
 type Request struct {
@@ -100,8 +110,10 @@ type Config struct {
 	Tools   map[string]Tool
 	Policy  Policy
 	Auditor Auditor
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Agents runs delegated tasks; nil refuses CallAgent.
+	Agents AgentRunner
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Mediator routes and guards Host calls.
@@ -132,13 +144,13 @@ func New(cfg Config) (*Mediator, error) {
 // BeginTask registers a task the host starts on agent; Host calls naming it
 // are accepted only from that agent's plugin until the returned end
 // function is called.
-func (m *Mediator) BeginTask(agent string, id credentials.Identity, taskID string) (end func(), err error) {
+func (m *Mediator) BeginTask(agent string, id credentials.Identity, taskID string, chain ...string) (end func(), err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, dup := m.tasks[taskID]; dup {
 		return nil, fmt.Errorf("mediator: task %s is already running", taskID)
 	}
-	m.tasks[taskID] = Caller{Agent: agent, Identity: id, TaskID: taskID}
+	m.tasks[taskID] = Caller{Agent: agent, Identity: id, TaskID: taskID, Chain: append([]string(nil), chain...)}
 	return func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -272,6 +284,44 @@ func (h *hostServer) CallTool(ctx context.Context, req *pluginpb.CallToolRequest
 		return nil, fmt.Errorf("mediator: tool %s: %w", req.GetTool(), err)
 	}
 	return &pluginpb.CallToolResponse{Content: []*pluginpb.Content{{Text: res.Text, MimeType: "text/plain"}}, IsError: res.IsError}, nil
+}
+
+func (h *hostServer) CallAgent(ctx context.Context, req *pluginpb.CallAgentRequest) (*pluginpb.CallAgentResponse, error) {
+	if req.GetAgent() == "" || req.GetInput() == "" {
+		return nil, fmt.Errorf("%w: agent and input are required", pluginpb.ErrInvalidArgument)
+	}
+	c, done, err := h.guard(ctx, req.GetTaskId(), ActionCallAgent, req.GetAgent(), []byte(req.GetInput()))
+	if err != nil {
+		return nil, err
+	}
+	chain := append(append([]string(nil), c.Chain...), c.Agent)
+	switch {
+	case h.m.cfg.Agents == nil:
+		err = fmt.Errorf("%w: delegation is not available", pluginpb.ErrUnimplemented)
+	case len(chain) >= MaxDelegationDepth:
+		err = fmt.Errorf("%w: delegation chain %v is at its limit of %d", pluginpb.ErrPermissionDenied, chain, MaxDelegationDepth)
+	case contains(chain, req.GetAgent()):
+		err = fmt.Errorf("%w: delegation to %s would loop (chain %v)", pluginpb.ErrPermissionDenied, req.GetAgent(), chain)
+	}
+	if err != nil {
+		done(err)
+		return nil, err
+	}
+	out, err := h.m.cfg.Agents(ctx, req.GetAgent(), req.GetInput(), chain)
+	done(err)
+	if err != nil {
+		return &pluginpb.CallAgentResponse{State: "failed", Output: err.Error()}, nil
+	}
+	return &pluginpb.CallAgentResponse{State: "completed", Output: out}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *hostServer) Complete(ctx context.Context, req *pluginpb.CompleteRequest) (*pluginpb.CompleteResponse, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,121 @@ func TestNotesAreStoredPerAgent(t *testing.T) {
 func TestNewRequiresPolicyAndAuditor(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("a mediator without policy and auditor was built")
+	}
+}
+
+func TestCallAgent(t *testing.T) {
+	st := memstore.New(func() time.Time { return t0 })
+	var gotChain []string
+	m, err := New(Config{
+		Policy: AllowList{
+			"assistant": {Agents: []string{"research"}},
+			"research":  {Agents: []string{"assistant"}},
+		},
+		Auditor: StoreAuditor{Log: st},
+		Agents: func(_ context.Context, agent, input string, chain []string) (string, error) {
+			gotChain = chain
+			if agent == "research" {
+				return "research says: " + input, nil
+			}
+			return "", errors.New("agent is not running")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin(t, m, "assistant", "a1")
+	ctx := context.Background()
+	resp, err := m.HostFor("assistant").CallAgent(ctx, &pluginpb.CallAgentRequest{TaskId: "a1", Agent: "research", Input: "q"})
+	if err != nil || resp.GetState() != "completed" || resp.GetOutput() != "research says: q" || strings.Join(gotChain, ",") != "assistant" {
+		t.Fatalf("CallAgent = %v, %v (chain %v)", resp, err, gotChain)
+	}
+	// Not granted.
+	_, err = m.HostFor("assistant").CallAgent(ctx, &pluginpb.CallAgentRequest{TaskId: "a1", Agent: "payments", Input: "q"})
+	if !errors.Is(err, pluginpb.ErrPermissionDenied) {
+		t.Fatalf("ungranted agent: %v", err)
+	}
+	// A delegated task calling back up the chain is refused as a loop.
+	end, err := m.BeginTask("research", credentials.Identity{}, "r1", "assistant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end()
+	_, err = m.HostFor("research").CallAgent(ctx, &pluginpb.CallAgentRequest{TaskId: "r1", Agent: "assistant", Input: "q"})
+	if !errors.Is(err, pluginpb.ErrPermissionDenied) || !strings.Contains(err.Error(), "loop") {
+		t.Fatalf("delegation loop: %v", err)
+	}
+	// Too deep.
+	end2, err := m.BeginTask("assistant", credentials.Identity{}, "deep", "x", "y", "z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end2()
+	_, err = m.HostFor("assistant").CallAgent(ctx, &pluginpb.CallAgentRequest{TaskId: "deep", Agent: "research", Input: "q"})
+	if !errors.Is(err, pluginpb.ErrPermissionDenied) || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("deep chain: %v", err)
+	}
+	_, err = m.HostFor("assistant").CallAgent(ctx, &pluginpb.CallAgentRequest{TaskId: "a1", Agent: "research"})
+	if !errors.Is(err, pluginpb.ErrInvalidArgument) {
+		t.Fatalf("empty input: %v", err)
+	}
+}
+
+func TestPaymentsLedger(t *testing.T) {
+	m, st := newTestMediator(t)
+	_ = st
+	m.cfg.Policy = AllowList{"payments": {Tools: []string{"payments/*"}}}
+	begin(t, m, "payments", "p")
+	h := m.HostFor("payments")
+	ctx := context.Background()
+	call := func(tool, args string) (string, bool) {
+		t.Helper()
+		res, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "p", Tool: tool, ArgumentsJson: args})
+		if err != nil {
+			t.Fatalf("%s %s: %v", tool, args, err)
+		}
+		return res.GetContent()[0].GetText(), res.GetIsError()
+	}
+	if out, isErr := call("payments/transfer", `{"from":"alice","to":"bob","amount":12.5}`); isErr || out != "transferred 12.50 from alice to bob" {
+		t.Fatalf("transfer: %q %v", out, isErr)
+	}
+	if out, _ := call("payments/balance", `{"account":"alice"}`); out != "alice: -12.50" {
+		t.Fatalf("balance: %q", out)
+	}
+	if out, _ := call("payments/balance", `{"account":"bob"}`); out != "bob: 12.50" {
+		t.Fatalf("balance: %q", out)
+	}
+	for _, bad := range []string{
+		`{"from":"alice","to":"bob","amount":5000}`, // beyond the overdraft
+		`{"from":"alice","to":"alice","amount":1}`,  // same account
+		`{"from":"alice","to":"bob","amount":-3}`,   // negative
+		`{"from":"alice","to":"bob"}`,               // no amount
+	} {
+		if out, isErr := call("payments/transfer", bad); !isErr {
+			t.Fatalf("transfer %s succeeded: %q", bad, out)
+		}
+	}
+	if out, _ := call("payments/balance", `{"account":"alice"}`); out != "alice: -12.50" {
+		t.Fatalf("a refused transfer changed a balance: %q", out)
+	}
+	// Concurrent transfers conserve money: every one that reports success
+	// moved exactly 1.00 (a busy retry limit may refuse some).
+	done := make(chan bool)
+	for i := 0; i < 8; i++ {
+		go func() {
+			res, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "p", Tool: "payments/transfer", ArgumentsJson: `{"from":"bob","to":"carol","amount":1}`})
+			done <- err == nil && !res.GetIsError()
+		}()
+	}
+	ok := 0
+	for i := 0; i < 8; i++ {
+		if <-done {
+			ok++
+		}
+	}
+	b, _ := call("payments/balance", `{"account":"bob"}`)
+	c, _ := call("payments/balance", `{"account":"carol"}`)
+	if ok == 0 || b != fmt.Sprintf("bob: %s", money(1250-int64(ok)*100)) || c != fmt.Sprintf("carol: %s", money(int64(ok)*100)) {
+		t.Fatalf("after %d successful concurrent transfers of 1.00: %q, %q", ok, b, c)
 	}
 }

@@ -17,16 +17,20 @@ import (
 //	clock/now     the current date and time in UTC (read-only)
 //	notes/search  notes whose text contains every word of a query (read-only)
 //	notes/add     store a note (writes)
+//	payments/transfer  move money between accounts of the host's ledger (writes)
+//	payments/balance   an account's balance (read-only)
 //
 // Notes live in the store, per agent.
-func BuiltinTools(kv store.KV, now func() time.Time) map[string]Tool {
+func BuiltinTools(kv ledgerStore, now func() time.Time) map[string]Tool {
 	if now == nil {
 		now = time.Now
 	}
 	return map[string]Tool{
-		"clock/now":    clockTool{now: now},
-		"notes/search": notesSearch{kv: kv},
-		"notes/add":    notesAdd{kv: kv, now: now},
+		"clock/now":         clockTool{now: now},
+		"notes/search":      notesSearch{kv: kv},
+		"notes/add":         notesAdd{kv: kv, now: now},
+		"payments/transfer": transferTool{kv: kv, now: now},
+		"payments/balance":  balanceTool{kv: kv},
 	}
 }
 

@@ -1,0 +1,161 @@
+package mediator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/agenthost/agenthost/llm"
+	"github.com/agenthost/agenthost/runtime/store"
+)
+
+// The payments tools keep a ledger in the store: one record per account
+// holding its balance in cents, updated with optimistic concurrency, and an
+// append-only log of transfers. Accounts start at 0 with an overdraft of
+// 1,000.00 and may not go below it, so a transfer really moves (local)
+// money and can fail.
+const (
+	ledgerNamespace = "tool.payments.accounts"
+	ledgerLog       = "tool.payments.transfers"
+	overdraftCents  = 1_000_00
+	maxTransfer     = 1_000_000_00 // 1,000,000.00
+)
+
+type transferTool struct {
+	kv  ledgerStore
+	now func() time.Time
+}
+
+// ledgerStore is what the payments tools need from the store.
+type ledgerStore interface {
+	store.KV
+	store.Log
+}
+
+func (transferTool) Definition() llm.Tool {
+	return llm.Tool{Name: "payments/transfer", Description: "Transfer money from one account to another",
+		Parameters: json.RawMessage(`{"type":"object","properties":{` +
+			`"from":{"type":"string","description":"account to debit"},` +
+			`"to":{"type":"string","description":"account to credit"},` +
+			`"amount":{"type":"number","description":"amount, e.g. 12.50"}},"required":["from","to","amount"]}`)}
+}
+
+func (t transferTool) Call(ctx context.Context, c Caller, args json.RawMessage) (ToolResult, error) {
+	var in struct {
+		From   string  `json:"from"`
+		To     string  `json:"to"`
+		Amount float64 `json:"amount"`
+	}
+	if err := json.Unmarshal(args, &in); err != nil {
+		return ToolResult{Text: "arguments must be {from, to, amount}", IsError: true}, nil
+	}
+	cents := int64(in.Amount*100 + 0.5)
+	switch {
+	case in.From == "" || in.To == "" || in.From == in.To:
+		return ToolResult{Text: "from and to must be two different accounts", IsError: true}, nil
+	case cents <= 0 || cents > maxTransfer:
+		return ToolResult{Text: fmt.Sprintf("amount must be between 0.01 and %d.00", maxTransfer/100), IsError: true}, nil
+	}
+	// Debit and credit with optimistic concurrency; retry on a concurrent
+	// update of either account.
+	for attempt := 0; attempt < 10; attempt++ {
+		fromBal, fromVer, err := balance(ctx, t.kv, in.From)
+		if err != nil {
+			return ToolResult{}, err
+		}
+		if fromBal-cents < -overdraftCents {
+			return ToolResult{Text: fmt.Sprintf("insufficient funds in %s: balance %s", in.From, money(fromBal)), IsError: true}, nil
+		}
+		toBal, toVer, err := balance(ctx, t.kv, in.To)
+		if err != nil {
+			return ToolResult{}, err
+		}
+		if err := setBalance(ctx, t.kv, in.From, fromBal-cents, fromVer); errors.Is(err, store.ErrConflict) {
+			continue
+		} else if err != nil {
+			return ToolResult{}, err
+		}
+		if err := setBalance(ctx, t.kv, in.To, toBal+cents, toVer); err != nil {
+			// Undo the debit; the credit side changed under us.
+			for {
+				b, v, gerr := balance(ctx, t.kv, in.From)
+				if gerr != nil {
+					return ToolResult{}, fmt.Errorf("payments: undo debit of %s: %w", in.From, gerr)
+				}
+				if uerr := setBalance(ctx, t.kv, in.From, b+cents, v); uerr == nil {
+					break
+				} else if !errors.Is(uerr, store.ErrConflict) {
+					return ToolResult{}, fmt.Errorf("payments: undo debit of %s: %w", in.From, uerr)
+				}
+			}
+			if errors.Is(err, store.ErrConflict) {
+				continue
+			}
+			return ToolResult{}, err
+		}
+		entry, _ := json.Marshal(map[string]any{"time": t.now().UTC(), "agent": c.Agent, "task": c.TaskID,
+			"from": in.From, "to": in.To, "cents": cents})
+		if _, err := t.kv.Append(ctx, ledgerLog, entry); err != nil {
+			return ToolResult{}, err
+		}
+		return ToolResult{Text: fmt.Sprintf("transferred %s from %s to %s", money(cents), in.From, in.To)}, nil
+	}
+	return ToolResult{Text: "the accounts are busy; try again", IsError: true}, nil
+}
+
+type balanceTool struct{ kv store.KV }
+
+func (balanceTool) Definition() llm.Tool {
+	return llm.Tool{Name: "payments/balance", Description: "Balance of an account",
+		Parameters: json.RawMessage(`{"type":"object","properties":{"account":{"type":"string"}},"required":["account"]}`)}
+}
+
+func (t balanceTool) Call(ctx context.Context, _ Caller, args json.RawMessage) (ToolResult, error) {
+	var in struct {
+		Account string `json:"account"`
+	}
+	if err := json.Unmarshal(args, &in); err != nil || in.Account == "" {
+		return ToolResult{Text: "an account is required", IsError: true}, nil
+	}
+	b, _, err := balance(ctx, t.kv, in.Account)
+	if err != nil {
+		return ToolResult{}, err
+	}
+	return ToolResult{Text: fmt.Sprintf("%s: %s", in.Account, money(b))}, nil
+}
+
+// balance returns an account's balance and record version (0 if new).
+func balance(ctx context.Context, kv store.KV, account string) (int64, int64, error) {
+	r, err := kv.Get(ctx, ledgerNamespace, account)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	b, err := strconv.ParseInt(string(r.Value), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("payments: account %s is corrupt: %w", account, err)
+	}
+	return b, r.Version, nil
+}
+
+func setBalance(ctx context.Context, kv store.KV, account string, cents, version int64) error {
+	cond := store.IfAbsent
+	if version != 0 {
+		cond = store.IfVersion(version)
+	}
+	_, err := kv.Put(ctx, ledgerNamespace, account, []byte(strconv.FormatInt(cents, 10)), store.PutOptions{Condition: cond})
+	return err
+}
+
+func money(cents int64) string {
+	sign := ""
+	if cents < 0 {
+		sign, cents = "-", -cents
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, cents/100, cents%100)
+}
