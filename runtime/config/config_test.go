@@ -916,3 +916,21 @@ func TestModelsAndGrants(t *testing.T) {
 		t.Fatalf("problems (-want +got):\n%s\n%v", diff, errs)
 	}
 }
+
+func TestCallAgents(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "a")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := "version: 1\nagents:\n" +
+		"  - {name: a, path: a, call_agents: [b]}\n" +
+		"  - {name: b, path: a, call_agents: [b, nope]}\n"
+	_, err := config.Parse(filepath.Join(dir, "c.yaml"), []byte(src))
+	if err == nil || !strings.Contains(err.Error(), "cannot delegate to itself") || !strings.Contains(err.Error(), `no agent "nope"`) {
+		t.Fatalf("error = %v", err)
+	}
+	if strings.Contains(err.Error(), "agents[0]") {
+		t.Fatalf("a valid delegation was refused: %v", err)
+	}
+}
