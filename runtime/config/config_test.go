@@ -930,7 +930,7 @@ func TestCallAgents(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot delegate to itself") || !strings.Contains(err.Error(), `no agent "nope"`) {
 		t.Fatalf("error = %v", err)
 	}
-	if strings.Contains(err.Error(), "agents[0]") {
+	if strings.Contains(err.Error(), ": agents[0].") {
 		t.Fatalf("a valid delegation was refused: %v", err)
 	}
 }
