@@ -125,6 +125,9 @@ type AgentConfig struct {
 	Tools []string `json:"tools"`
 	// CallAgents are the agents this agent may delegate tasks to.
 	CallAgents []string `json:"call_agents"`
+	// TaskTimeout bounds one task; a plugin still running a task past it is
+	// treated as hung: killed and restarted. Default 10m, at least 1s.
+	TaskTimeout time.Duration `json:"task_timeout"`
 }
 
 // Model providers.

@@ -283,6 +283,9 @@ func (v *validator) agents() {
 				v.invalid(base+".model", "no model %q is defined under models", a.Model)
 			}
 		}
+		if a.TaskTimeout != 0 && a.TaskTimeout < time.Second {
+			v.invalid(base+".task_timeout", "must be at least 1s")
+		}
 		for j, other := range a.CallAgents {
 			switch {
 			case other == a.Name:

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/attest"
@@ -94,6 +95,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 		}
 		specs = append(specs, supervisor.AgentSpec{
 			Name: a.Name, Path: a.Path, SHA256: digest, Env: env, Host: h.med.HostFor(a.Name),
+			TaskDeadline: a.TaskTimeout,
 		})
 		h.agentIDs[a.Name] = id
 	}
@@ -192,7 +194,7 @@ func (h *Host) runTask(ctx context.Context, agent, input string, chain []string,
 	}
 	defer end()
 	h.log.InfoContext(ctx, "task started", slog.String("agent", agent), slog.String("task", taskID))
-	events := 0
+	events, failure := 0, ""
 	err = h.sup.RunTask(ctx, agent, taskID, input, func(ev *pluginpb.RunEvent) error {
 		if events++; events > MaxTaskEvents {
 			// Ending the stream cancels the task on the plugin side.
@@ -210,12 +212,29 @@ func (h *Host) runTask(ctx context.Context, agent, input string, chain []string,
 			te.Type, te.Text = "final", e.Final.GetText()
 		case *pluginpb.RunEvent_Error:
 			te.Type, te.Text = "error", e.Error.GetMessage()
+			failure = te.Text
 		default:
 			return nil // an event kind this host does not know: skipped
 		}
 		return emit(te)
 	})
 	h.log.InfoContext(ctx, "task ended", slog.String("agent", agent), slog.String("task", taskID), slog.Any("error", err))
+	// The task's outcome is recorded, with the reason when it failed
+	// (crash, hang, flood, refusal).
+	rec := mediator.Record{Time: h.now().UTC(), TaskID: taskID, Agent: agent, Identity: id.String(),
+		Action: "task.run", Resource: id.String(), Decision: "allow", Policy: "operator", Outcome: "ok"}
+	if len(chain) > 0 {
+		rec.Policy = "delegated by " + strings.Join(chain, " > ")
+	}
+	switch {
+	case err != nil:
+		rec.Outcome, rec.Error = "error", err.Error()
+	case failure != "":
+		rec.Outcome, rec.Error = "error", failure
+	}
+	if aerr := (mediator.StoreAuditor{Log: h.store}).Record(context.WithoutCancel(ctx), rec); aerr != nil {
+		h.log.ErrorContext(ctx, "could not record a task outcome", slog.String("task", taskID), slog.Any("error", aerr))
+	}
 	return err
 }
 

@@ -213,6 +213,20 @@ func TestFloodingAgentFailsItsTaskOnly(t *testing.T) {
 	if !errors.Is(err, ErrTaskFlood) || n != MaxTaskEvents {
 		t.Fatalf("flood task: %d events, %v", n, err)
 	}
+	// The failure is recorded with its reason.
+	entries, err := h.Store().Read(wctx, mediator.AuditLog, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded bool
+	for _, e := range entries {
+		s := string(e.Data)
+		recorded = recorded || strings.Contains(s, `"action":"task.run"`) && strings.Contains(s, `"agent":"flood"`) &&
+			strings.Contains(s, `"outcome":"error"`) && strings.Contains(s, "more than 10000 events")
+	}
+	if !recorded {
+		t.Fatal("the flooded task's failure is not in the audit log")
+	}
 	final, _, err := run("whoami")
 	if err != nil || final != "spiffe://test.local/agent/whoami" {
 		t.Fatalf("the other agent after a flood: %q, %v", final, err)

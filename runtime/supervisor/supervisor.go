@@ -77,6 +77,8 @@ type AgentSpec struct {
 	Env    []string
 	// Host serves this agent's calls to the host.
 	Host pluginpb.HostServer
+	// TaskDeadline overrides Config.TaskDeadline for this agent.
+	TaskDeadline time.Duration
 }
 
 // Config configures [New].
@@ -335,7 +337,11 @@ func (s *Supervisor) RunTask(ctx context.Context, name, taskID, input string, on
 	if p == nil {
 		return fmt.Errorf("%w: %s", ErrNotRunning, name)
 	}
-	tctx, cancel := context.WithTimeout(ctx, s.cfg.TaskDeadline)
+	deadline := s.cfg.TaskDeadline
+	if a.spec.TaskDeadline > 0 {
+		deadline = a.spec.TaskDeadline
+	}
+	tctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
 	err := p.Run(tctx, taskID, input, nil, onEvent)
 	if err != nil && errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {

@@ -161,8 +161,10 @@ func TestCrashRestartsWithBackoff(t *testing.T) {
 
 func TestHungTaskKillsAndRestarts(t *testing.T) {
 	cfg := fast
-	cfg.TaskDeadline = 300 * time.Millisecond
-	s := start(t, cfg, selfSpec(t, "a"))
+	cfg.TaskDeadline = time.Hour // the agent's own deadline applies
+	spec := selfSpec(t, "a")
+	spec.TaskDeadline = 300 * time.Millisecond
+	s := start(t, cfg, spec)
 	first := wait(t, s, "a", "first start", running)
 	_, err := runTask(s, "a", "hang")
 	if !errors.Is(err, ErrHung) {
