@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -99,12 +100,33 @@ func (h *Host) newAgents(ctx context.Context) error {
 		})
 		h.agentIDs[a.Name] = id
 	}
-	sup, err := supervisor.New(supervisor.Config{Logger: h.log.With("component", "supervisor")}, specs...)
+	sup, err := supervisor.New(supervisor.Config{
+		Logger:     h.log.With("component", "supervisor"),
+		OnDescribe: func(agent string, d *pluginpb.DescribeResponse) { h.checkWants(agent, d, grants[agent]) },
+	}, specs...)
 	if err != nil {
 		return fmt.Errorf("host: %w", err)
 	}
 	h.sup = sup
 	return nil
+}
+
+// checkWants logs the tools and models a plugin says it wants that its
+// grants do not give it: those calls will be refused.
+func (h *Host) checkWants(agent string, d *pluginpb.DescribeResponse, g mediator.Grants) {
+	h.log.Info("agent described itself", slog.String("agent", agent), slog.String("name", d.GetName()),
+		slog.String("version", d.GetVersion()), slog.Int("skills", len(d.GetSkills())))
+	for _, tool := range d.GetTools() {
+		if d, _ := (mediator.AllowList{agent: g}).Decide(context.Background(), mediator.Request{
+			Caller: mediator.Caller{Agent: agent}, Action: mediator.ActionCallTool, Resource: tool}); !d.Allow {
+			h.log.Warn("agent wants a tool it is not granted", slog.String("agent", agent), slog.String("tool", tool))
+		}
+	}
+	for _, m := range d.GetModels() {
+		if !slices.Contains(g.Models, m) {
+			h.log.Warn("agent wants a model it is not granted", slog.String("agent", agent), slog.String("model", m))
+		}
+	}
 }
 
 // checkAgentPeer admits to an agent's Workload API socket only the
@@ -129,6 +151,12 @@ func (h *Host) Agents(context.Context) []localapi.AgentInfo {
 		info := localapi.AgentInfo{
 			Name: st.Name, Identity: id.String(), State: string(st.State), PID: st.PID,
 			Restarts: st.Restarts, LastError: st.LastError, Since: st.Since,
+		}
+		if d := st.Description; d != nil {
+			info.Description, info.Version = d.GetDescription(), d.GetVersion()
+			for _, sk := range d.GetSkills() {
+				info.Skills = append(info.Skills, sk.GetId())
+			}
 		}
 		if sid, err := workloadapi.IDFromIdentity(id); err == nil {
 			if exp, ok := h.wl.X509SVIDExpiry(sid); ok {

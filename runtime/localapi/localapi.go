@@ -30,6 +30,10 @@ type AgentInfo struct {
 	LastError     string     `json:"last_error,omitempty"`
 	Since         time.Time  `json:"since"`
 	SVIDExpiresAt *time.Time `json:"svid_expires_at,omitempty"`
+	// From the plugin's Describe.
+	Description string   `json:"description,omitempty"`
+	Version     string   `json:"version,omitempty"`
+	Skills      []string `json:"skills,omitempty"`
 }
 
 // TaskEvent is one event of a running task, as POST /v1/tasks streams them

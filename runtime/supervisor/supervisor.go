@@ -94,6 +94,9 @@ type Config struct {
 	// PollInterval is how often plugin processes are checked for exit.
 	// Zero means 250 ms.
 	PollInterval time.Duration
+	// OnDescribe, if set, is called with each plugin's description after
+	// every start.
+	OnDescribe func(agent string, d *pluginpb.DescribeResponse)
 	// Launch starts a plugin; nil means plugins.Launch.
 	Launch func(context.Context, plugins.Config) (*plugins.Plugin, error)
 	Now    func() time.Time
@@ -108,6 +111,8 @@ type AgentStatus struct {
 	Restarts  int
 	LastError string
 	Since     time.Time
+	// Description is what the plugin's Describe returned at its last start.
+	Description *pluginpb.DescribeResponse
 }
 
 type agent struct {
@@ -118,6 +123,7 @@ type agent struct {
 	lastErr  string
 	since    time.Time
 	up       time.Time
+	desc     *pluginpb.DescribeResponse
 	// quarantine is closed to stop the agent's monitor loop at once.
 	quarantine chan struct{}
 	changed    chan struct{} // closed and replaced on every state change
@@ -237,12 +243,33 @@ func (s *Supervisor) monitor(ctx context.Context, a *agent) {
 			continue
 		}
 
+		// A plugin that cannot describe itself is not ready: restart it.
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		desc, derr := p.Describe(dctx)
+		cancel()
+		if derr != nil {
+			p.Kill()
+			if ctx.Err() != nil {
+				s.stop(a)
+				return
+			}
+			log.WarnContext(ctx, "agent plugin did not describe itself", slog.Any("error", derr))
+			if !s.backoff(ctx, a, time.Time{}, derr.Error()) {
+				return
+			}
+			continue
+		}
+		if s.cfg.OnDescribe != nil {
+			s.cfg.OnDescribe(a.spec.Name, desc)
+		}
+
 		s.mu.Lock()
 		if a.state == StateQuarantined { // quarantined while starting
 			s.mu.Unlock()
 			p.Kill()
 			return
 		}
+		a.desc = desc
 		a.plugin = p
 		a.up = s.cfg.Now()
 		s.setState(a, StateRunning, "")
@@ -380,7 +407,7 @@ func (s *Supervisor) Status() []AgentStatus {
 	defer s.mu.Unlock()
 	out := make([]AgentStatus, 0, len(s.agents))
 	for _, a := range s.agents {
-		st := AgentStatus{Name: a.spec.Name, State: a.state, Restarts: a.restarts, LastError: a.lastErr, Since: a.since}
+		st := AgentStatus{Name: a.spec.Name, State: a.state, Restarts: a.restarts, LastError: a.lastErr, Since: a.since, Description: a.desc}
 		if a.plugin != nil {
 			st.PID = a.plugin.PID()
 		}

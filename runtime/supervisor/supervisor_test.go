@@ -144,6 +144,9 @@ func TestRestartCount(t *testing.T) {
 func TestCrashRestartsWithBackoff(t *testing.T) {
 	s := start(t, fast, selfSpec(t, "a"))
 	first := wait(t, s, "a", "first start", running)
+	if d := s.Status()[0].Description; d == nil || d.GetName() != "t" {
+		t.Fatalf("description = %v", d)
+	}
 	if out, err := runTask(s, "a", "hello"); err != nil || out != "done: hello" {
 		t.Fatalf("task = %q, %v", out, err)
 	}
