@@ -371,7 +371,11 @@ func (s *Supervisor) RunTask(ctx context.Context, name, taskID, input string, on
 	tctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
 	err := p.Run(tctx, taskID, input, nil, onEvent)
-	if err != nil && errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+	// The RPC layer may report the deadline a moment before the context's
+	// own timer marks it, so the deadline time itself is checked too.
+	dl, _ := tctx.Deadline()
+	timedOut := errors.Is(tctx.Err(), context.DeadlineExceeded) || !time.Now().Before(dl)
+	if err != nil && timedOut && ctx.Err() == nil {
 		s.log.WarnContext(ctx, "task deadline exceeded; killing the plugin", slog.String("agent", name), slog.String("task", taskID))
 		p.Kill() // the monitor sees the exit and restarts it
 		return fmt.Errorf("%w: agent %s, task %s", ErrHung, name, taskID)
