@@ -7,9 +7,9 @@
 //     agent and that is still running, else PermissionDenied.
 //  2. Decide: the [Policy] hook (an allow-list from config until a policy
 //     engine replaces it) allows or denies the action on the resource.
-//  3. Token: every target so far is inside the host (its models hold their
-//     own API keys; its tools need none), so no token is acquired yet; remote
-//     MCP servers and agents add that step.
+//  3. Token: for a [RemoteTool] the [TokenSource] acquires a token for the
+//     tool's resource and this caller; the tool gets it, the plugin never
+//     does. Host tools and models (which hold their own API keys) need none.
 //  4. Call the model ([llm.Model]) or the tool ([Tool]).
 //  5. Audit: every decision and its outcome is one [Record] given to the
 //     [Auditor] before the result goes back.

@@ -112,6 +112,8 @@ type Config struct {
 	Auditor Auditor
 	// Agents runs delegated tasks; nil refuses CallAgent.
 	Agents AgentRunner
+	// Tokens acquires tokens for remote tools; nil refuses them.
+	Tokens TokenSource
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -278,7 +280,12 @@ func (h *hostServer) CallTool(ctx context.Context, req *pluginpb.CallToolRequest
 		done(err)
 		return nil, err
 	}
-	res, err := tool.Call(ctx, c, args)
+	var res ToolResult
+	if rt, remote := tool.(RemoteTool); remote {
+		res, err = h.m.callRemote(ctx, c, rt, args)
+	} else {
+		res, err = tool.Call(ctx, c, args)
+	}
 	done(err)
 	if err != nil {
 		return nil, fmt.Errorf("mediator: tool %s: %w", req.GetTool(), err)
@@ -313,6 +320,19 @@ func (h *hostServer) CallAgent(ctx context.Context, req *pluginpb.CallAgentReque
 		return &pluginpb.CallAgentResponse{State: "failed", Output: err.Error()}, nil
 	}
 	return &pluginpb.CallAgentResponse{State: "completed", Output: out}, nil
+}
+
+// callRemote is the token step: acquire a token for the remote tool's
+// resource, for this caller, and make the call with it.
+func (m *Mediator) callRemote(ctx context.Context, c Caller, rt RemoteTool, args json.RawMessage) (ToolResult, error) {
+	if m.cfg.Tokens == nil {
+		return ToolResult{}, fmt.Errorf("%w: no token source for remote resource %s", pluginpb.ErrUnavailable, rt.Resource())
+	}
+	tok, err := m.cfg.Tokens.Token(ctx, c, rt.Resource())
+	if err != nil {
+		return ToolResult{}, fmt.Errorf("%w: token for %s: %v", pluginpb.ErrUnavailable, rt.Resource(), err)
+	}
+	return rt.CallWithToken(ctx, c, tok, args)
 }
 
 func contains(list []string, s string) bool {

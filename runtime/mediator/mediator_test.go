@@ -316,3 +316,64 @@ func TestPaymentsLedger(t *testing.T) {
 		t.Fatalf("after %d successful concurrent transfers of 1.00: %q, %q", ok, b, c)
 	}
 }
+
+type fakeRemote struct{ gotToken *Token }
+
+func (f *fakeRemote) Definition() llm.Tool {
+	return llm.Tool{Name: "remote/echo", Parameters: json.RawMessage(`{"type":"object"}`)}
+}
+func (f *fakeRemote) Call(context.Context, Caller, json.RawMessage) (ToolResult, error) {
+	return ToolResult{}, errors.New("Call must not be used for a remote tool")
+}
+func (f *fakeRemote) Resource() string { return "https://tools.example/mcp" }
+func (f *fakeRemote) CallWithToken(_ context.Context, _ Caller, tok Token, args json.RawMessage) (ToolResult, error) {
+	f.gotToken = &tok
+	return ToolResult{Text: "echo " + string(args)}, nil
+}
+
+type fakeTokens struct{ calls []string }
+
+func (f *fakeTokens) Token(_ context.Context, c Caller, resource string) (Token, error) {
+	f.calls = append(f.calls, c.Agent+" "+resource)
+	return Token{Type: "Bearer", Value: "at-secret-value"}, nil
+}
+
+func TestRemoteToolGetsTokenPluginDoesNot(t *testing.T) {
+	st := memstore.New(nil)
+	remote, tokens := &fakeRemote{}, &fakeTokens{}
+	cfg := Config{
+		Tools:   map[string]Tool{"remote/echo": remote},
+		Policy:  AllowList{"research": {Tools: []string{"remote/*"}}},
+		Auditor: StoreAuditor{Log: st},
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin(t, m, "research", "t")
+	// Without a token source the remote tool is refused.
+	_, err = m.HostFor("research").CallTool(context.Background(), &pluginpb.CallToolRequest{TaskId: "t", Tool: "remote/echo", ArgumentsJson: `{}`})
+	if !errors.Is(err, pluginpb.ErrUnavailable) {
+		t.Fatalf("remote tool without a token source: %v", err)
+	}
+	cfg.Tokens = tokens
+	m, _ = New(cfg)
+	begin(t, m, "research", "t")
+	res, err := m.HostFor("research").CallTool(context.Background(), &pluginpb.CallToolRequest{TaskId: "t", Tool: "remote/echo", ArgumentsJson: `{"x":1}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if remote.gotToken == nil || remote.gotToken.Value != "at-secret-value" || len(tokens.calls) != 1 || tokens.calls[0] != "research https://tools.example/mcp" {
+		t.Fatalf("token step: tool got %+v, source calls %v", remote.gotToken, tokens.calls)
+	}
+	b, _ := json.Marshal(res)
+	if strings.Contains(string(b), "at-secret-value") {
+		t.Fatal("the token reached the plugin's response")
+	}
+	recs, _ := st.Read(context.Background(), AuditLog, 0, 100)
+	for _, r := range recs {
+		if strings.Contains(string(r.Data), "at-secret-value") {
+			t.Fatal("the token was written to the audit log")
+		}
+	}
+}
