@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/llm"
+	"github.com/agenthost/agenthost/llm/internal/wire"
 )
 
 // Defaults used when the matching Config field is zero.
@@ -291,45 +291,19 @@ func (c *Client) post(ctx context.Context, body []byte) (*http.Response, error) 
 }
 
 func (c *Client) apiError(status int, b *errorBody, h http.Header) *llm.APIError {
-	e := &llm.APIError{
-		Provider: provider,
-		Status:   status,
-		Type:     llm.Redact(b.Type, c.apiKey),
-		Message:  llm.Redact(b.Message, c.apiKey),
-	}
-	if h != nil {
-		e.RetryAfter = llm.ParseRetryAfter(h, c.now())
-	}
-	return e
+	return wire.APIError(provider, status, b.Type, b.Message, h, c.now(), c.apiKey)
 }
 
 // wrapErr keeps a context error visible to errors.Is and redacts the key.
 func (c *Client) wrapErr(ctx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		err = fmt.Errorf("%w: %w", ctxErr, err)
-	}
-	return llm.RedactError(err, c.apiKey)
+	return wire.WrapErr(ctx, err, c.apiKey)
 }
 
-func excerpt(s string) string {
-	s = strings.TrimSpace(s)
-	const max = 256
-	if len(s) > max {
-		s = strings.ToValidUTF8(s[:max], "") + "…"
-	}
-	return s
-}
+func excerpt(s string) string { return wire.Excerpt(s) }
 
 // toolCall builds an llm.ToolCall from a tool_use block.
 func toolCall(id, name, input string) (llm.ToolCall, error) {
-	if id == "" || name == "" {
-		return llm.ToolCall{}, fmt.Errorf("%w: tool_use without id or name", llm.ErrMalformedStream)
-	}
-	a, err := llm.NormalizeArguments(input)
-	if err != nil {
-		return llm.ToolCall{}, fmt.Errorf("%w: tool_use %q: %w", llm.ErrMalformedStream, name, err)
-	}
-	return llm.ToolCall{ID: id, Name: name, Arguments: a}, nil
+	return wire.ToolCall("tool_use", id, name, input)
 }
 
 // stopReason normalises stop_reason.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/llm"
+	"github.com/agenthost/agenthost/llm/internal/wire"
 )
 
 // DefaultBaseURL is the API origin used when Config.BaseURL is empty.
@@ -273,47 +273,21 @@ func (c *Client) apiError(status int, b *errorBody, h http.Header) *llm.APIError
 			typ = code
 		}
 	}
-	e := &llm.APIError{
-		Provider: provider,
-		Status:   status,
-		Type:     llm.Redact(typ, c.apiKey),
-		Message:  llm.Redact(b.Message, c.apiKey),
-	}
-	if h != nil {
-		e.RetryAfter = llm.ParseRetryAfter(h, c.now())
-	}
-	return e
+	return wire.APIError(provider, status, typ, b.Message, h, c.now(), c.apiKey)
 }
 
 // wrapErr redacts the key from err's text and keeps a context error visible
 // to errors.Is.
 func (c *Client) wrapErr(ctx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		err = fmt.Errorf("%w: %w", ctxErr, err)
-	}
-	return llm.RedactError(err, c.apiKey)
+	return wire.WrapErr(ctx, err, c.apiKey)
 }
 
-func excerpt(s string) string {
-	s = strings.TrimSpace(s)
-	const max = 256
-	if len(s) > max {
-		s = strings.ToValidUTF8(s[:max], "") + "…"
-	}
-	return s
-}
+func excerpt(s string) string { return wire.Excerpt(s) }
 
 // toolCall builds an llm.ToolCall from the wire form, whose arguments are a
 // JSON-encoded string.
 func toolCall(id, name, args string) (llm.ToolCall, error) {
-	if id == "" || name == "" {
-		return llm.ToolCall{}, fmt.Errorf("%w: tool call without id or name", llm.ErrMalformedStream)
-	}
-	a, err := llm.NormalizeArguments(args)
-	if err != nil {
-		return llm.ToolCall{}, fmt.Errorf("%w: tool call %q: %w", llm.ErrMalformedStream, name, err)
-	}
-	return llm.ToolCall{ID: id, Name: name, Arguments: a}, nil
+	return wire.ToolCall("tool call", id, name, args)
 }
 
 // stopReason normalises finish_reason.
