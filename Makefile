@@ -51,7 +51,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./credentials/... ./runtime/... ./plugins/...
+	$(GO) test -run '^$$' -bench . -benchmem ./credentials/... ./runtime/... ./plugins/... ./llm/...
 
 # Each fuzz target runs alone (go test -fuzz takes one target per package).
 fuzz:
