@@ -25,6 +25,7 @@ import (
 // socket (usable only by that agent's plugin process), and a supervisor
 // entry pinned to the binary's measured SHA-256.
 func (h *Host) newAgents(ctx context.Context) error {
+	h.audit = mediator.StoreAuditor{Log: h.store}
 	models, err := h.newModels()
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 		AgentModels: agentModels,
 		Tools:       mediator.BuiltinTools(h.store, h.now),
 		Policy:      grants,
-		Auditor:     mediator.StoreAuditor{Log: h.store},
+		Auditor:     h.audit,
 		Agents:      h.delegate,
 		Now:         h.now,
 		Logger:      h.log.With("component", "mediator"),
@@ -260,7 +261,7 @@ func (h *Host) runTask(ctx context.Context, agent, input string, chain []string,
 	case failure != "":
 		rec.Outcome, rec.Error = "error", failure
 	}
-	if aerr := (mediator.StoreAuditor{Log: h.store}).Record(context.WithoutCancel(ctx), rec); aerr != nil {
+	if aerr := h.audit.Record(context.WithoutCancel(ctx), rec); aerr != nil {
 		h.log.ErrorContext(ctx, "could not record a task outcome", slog.String("task", taskID), slog.Any("error", aerr))
 	}
 	return err
@@ -286,7 +287,7 @@ func (h *Host) Quarantine(ctx context.Context, agent, reason string) error {
 		return fmt.Errorf("host: revoke credentials of %s: %w", agent, err)
 	}
 	h.log.WarnContext(ctx, "agent quarantined", slog.String("agent", agent), slog.String("reason", reason))
-	return mediator.StoreAuditor{Log: h.store}.Record(ctx, mediator.Record{
+	return h.audit.Record(ctx, mediator.Record{
 		Time: h.now().UTC(), Agent: agent, Identity: id.String(), Action: "agent.quarantine", Resource: id.String(),
 		Decision: "remediate", Policy: "operator", Reason: reason, Outcome: "ok",
 	})

@@ -57,6 +57,7 @@ type Host struct {
 	evidence *evidenceCache
 	sup      *supervisor.Supervisor
 	med      *mediator.Mediator
+	audit    mediator.Auditor
 	agentIDs map[string]credentials.Identity
 	admin    *localapi.Server
 	closers  []func()

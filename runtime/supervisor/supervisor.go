@@ -129,6 +129,15 @@ type agent struct {
 	changed    chan struct{} // closed and replaced on every state change
 }
 
+// status snapshots a; the caller holds the supervisor's lock.
+func (a *agent) status() AgentStatus {
+	st := AgentStatus{Name: a.spec.Name, State: a.state, Restarts: a.restarts, LastError: a.lastErr, Since: a.since, Description: a.desc}
+	if a.plugin != nil {
+		st.PID = a.plugin.PID()
+	}
+	return st
+}
+
 // Supervisor runs agent plugins.
 type Supervisor struct {
 	cfg    Config
@@ -411,11 +420,7 @@ func (s *Supervisor) Status() []AgentStatus {
 	defer s.mu.Unlock()
 	out := make([]AgentStatus, 0, len(s.agents))
 	for _, a := range s.agents {
-		st := AgentStatus{Name: a.spec.Name, State: a.state, Restarts: a.restarts, LastError: a.lastErr, Since: a.since, Description: a.desc}
-		if a.plugin != nil {
-			st.PID = a.plugin.PID()
-		}
-		out = append(out, st)
+		out = append(out, a.status())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -431,10 +436,7 @@ func (s *Supervisor) WaitFor(ctx context.Context, name string, ok func(AgentStat
 			s.mu.Unlock()
 			return AgentStatus{}, fmt.Errorf("%w: %q", ErrUnknownAgent, name)
 		}
-		st := AgentStatus{Name: name, State: a.state, Restarts: a.restarts, LastError: a.lastErr, Since: a.since}
-		if a.plugin != nil {
-			st.PID = a.plugin.PID()
-		}
+		st := a.status()
 		changed := a.changed
 		s.mu.Unlock()
 		if ok(st) {

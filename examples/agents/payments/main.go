@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 	"github.com/agenthost/agenthost/plugins/sdk"
@@ -40,7 +41,7 @@ func (payments) Run(ctx context.Context, t *sdk.Task) (string, error) {
 	}
 	msgs = append(msgs, resp.GetMessage())
 	for _, call := range calls {
-		res, err := t.CallTool(ctx, call.GetName(), rawJSON(call.GetArgumentsJson()))
+		res, err := t.CallTool(ctx, call.GetName(), args(call.GetArgumentsJson()))
 		text := ""
 		switch {
 		case err != nil:
@@ -59,13 +60,12 @@ func (payments) Run(ctx context.Context, t *sdk.Task) (string, error) {
 	return final.GetMessage().GetText(), nil
 }
 
-type rawJSON string
-
-func (r rawJSON) MarshalJSON() ([]byte, error) {
-	if r == "" {
-		return []byte("{}"), nil
+// args passes the model's argument object through unchanged.
+func args(s string) json.RawMessage {
+	if s == "" {
+		return json.RawMessage("{}")
 	}
-	return []byte(r), nil
+	return json.RawMessage(s)
 }
 
 func main() { sdk.Serve(payments{}) }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -51,7 +52,7 @@ func (research) Run(ctx context.Context, t *sdk.Task) (string, error) {
 			_ = t.Think(msg.GetText())
 		}
 		for _, call := range msg.GetToolCalls() {
-			res, err := t.CallTool(ctx, call.GetName(), rawJSON(call.GetArgumentsJson()))
+			res, err := t.CallTool(ctx, call.GetName(), args(call.GetArgumentsJson()))
 			text := ""
 			switch {
 			case err != nil:
@@ -67,14 +68,12 @@ func (research) Run(ctx context.Context, t *sdk.Task) (string, error) {
 	return "", errors.New(fmt.Sprint("no answer after ", maxSteps, " steps"))
 }
 
-// rawJSON passes the model's argument object through unchanged.
-type rawJSON string
-
-func (r rawJSON) MarshalJSON() ([]byte, error) {
-	if r == "" {
-		return []byte("{}"), nil
+// args passes the model's argument object through unchanged.
+func args(s string) json.RawMessage {
+	if s == "" {
+		return json.RawMessage("{}")
 	}
-	return []byte(r), nil
+	return json.RawMessage(s)
 }
 
 func main() { sdk.Serve(research{}) }
