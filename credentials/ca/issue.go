@@ -104,12 +104,15 @@ type jwtSVIDClaims struct {
 	Audience any    `json:"aud"`
 	Expiry   int64  `json:"exp"`
 	IssuedAt int64  `json:"iat"`
+	// ID makes every JWT-SVID distinct, so a relying party can accept
+	// each one once (an authorization server's replay cache).
+	ID string `json:"jti"`
 }
 
 // NewJWTSVID issues a JWT-SVID for id and audience (SPECS.md §10.3),
 // signed with ES256 by the current JWT authority, with header alg, kid and
 // typ "JWT" and claims sub, aud (a string for one audience, an array
-// otherwise), exp and iat. It returns the token and its expiry.
+// otherwise), exp, iat and a random jti. It returns the token and its expiry.
 func (c *CA) NewJWTSVID(ctx context.Context, id spiffeid.ID, audience []string) (string, time.Time, error) {
 	if err := c.checkID(id); err != nil {
 		return "", time.Time{}, err
@@ -128,7 +131,11 @@ func (c *CA) NewJWTSVID(ctx context.Context, id spiffeid.ID, audience []string) 
 		return "", time.Time{}, err
 	}
 	exp := c.expiry(a, now)
-	claims := jwtSVIDClaims{Subject: id.String(), Expiry: exp.Unix(), IssuedAt: now.Unix()}
+	jti, err := c.randomID()
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("ca: jwt-svid: %w", err)
+	}
+	claims := jwtSVIDClaims{Subject: id.String(), Expiry: exp.Unix(), IssuedAt: now.Unix(), ID: jti}
 	if len(audience) == 1 {
 		claims.Audience = audience[0]
 	} else {
