@@ -64,6 +64,8 @@ var owners = map[string][]string{
 	"github.com/spf13/cobra":           {"cmd"},
 	"modernc.org/sqlite":               {"runtime/store/sqlitestore"},
 	"go.yaml.in/yaml":                  {"runtime/config"},
+	// Password and client-secret hashing (argon2id, bcrypt).
+	"golang.org/x/crypto": {"credentials/authserver/userauth"},
 }
 
 type listedPackage struct {
