@@ -1,0 +1,252 @@
+package authserver
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/credentials/authserver/clientmeta"
+	"github.com/agenthost/agenthost/credentials/authserver/userauth"
+	"github.com/agenthost/agenthost/credentials/jose"
+	"github.com/agenthost/agenthost/credentials/oauth"
+)
+
+// AgentClient is a hosted agent. Its client_id is its SPIFFE ID; it
+// authenticates with a JWT-SVID (as a jwt-spiffe or private_key_jwt
+// assertion) or with its X.509-SVID over mutual TLS, never with a secret.
+type AgentClient struct {
+	// ID is the agent's SPIFFE ID.
+	ID credentials.Identity
+	// Scopes the agent may be issued on its own authority or by exchange.
+	Scopes []string
+}
+
+// StaticClient is a client from config.
+type StaticClient struct {
+	ID   string
+	Name string
+	// AuthMethod is one of none, client_secret_basic, client_secret_post,
+	// private_key_jwt.
+	AuthMethod string
+	// SecretHash is an argon2id or bcrypt hash of the client secret, for
+	// the client_secret_* methods.
+	SecretHash string
+	// JWKS is the client's public key set, for private_key_jwt.
+	JWKS         []byte
+	RedirectURIs []string
+	GrantTypes   []string
+	Scopes       []string
+}
+
+type clientKind uint8
+
+const (
+	kindStatic clientKind = iota + 1
+	kindAgent
+	kindDynamic
+	kindDocument
+)
+
+// client is a registered client as the server sees it.
+type client struct {
+	ID           string
+	Name         string
+	URI          string
+	Kind         clientKind
+	AuthMethod   string
+	SecretHash   string
+	Keys         map[string]crypto.PublicKey
+	RedirectURIs []string
+	GrantTypes   []string
+	// Scopes are the scopes the client may ask for; nil means any scope
+	// the server knows.
+	Scopes []string
+}
+
+func (c *client) public() bool { return c.AuthMethod == oauth.AuthNone }
+
+func (c *client) allowsGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }
+
+func (c *client) allowsScope(sc string) bool { return c.Scopes == nil || slices.Contains(c.Scopes, sc) }
+
+// registry finds clients: agents and static clients from config, dynamic
+// clients in the store, and client ID metadata documents by URL.
+type registry struct {
+	s      *Server
+	static map[string]*client
+}
+
+var agentGrants = []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange, oauth.GrantJWTBearer}
+
+func newRegistry(s *Server, cfg Config) (*registry, error) {
+	r := &registry{s: s, static: make(map[string]*client)}
+	for _, a := range cfg.Agents {
+		if a.ID.Scheme() != credentials.SchemeSPIFFE || !a.ID.MemberOf(cfg.TrustDomain) {
+			return nil, fmt.Errorf("authserver: agent %q is not in trust domain %q", a.ID, cfg.TrustDomain)
+		}
+		if cfg.SVIDs == nil {
+			return nil, errors.New("authserver: agents need an SVID validator")
+		}
+		id := a.ID.String()
+		if _, dup := r.static[id]; dup {
+			return nil, fmt.Errorf("authserver: agent %q is listed twice", id)
+		}
+		r.static[id] = &client{ID: id, Name: id, Kind: kindAgent, AuthMethod: oauth.AuthSPIFFEJWT,
+			GrantTypes: agentGrants, Scopes: nonNil(a.Scopes)}
+	}
+	for _, sc := range cfg.Clients {
+		c, err := staticClient(sc)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := r.static[c.ID]; dup {
+			return nil, fmt.Errorf("authserver: client %q is listed twice", c.ID)
+		}
+		r.static[c.ID] = c
+	}
+	return r, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func staticClient(sc StaticClient) (*client, error) {
+	if sc.ID == "" {
+		return nil, errors.New("authserver: a static client has no id")
+	}
+	if strings.HasPrefix(sc.ID, "spiffe://") {
+		return nil, fmt.Errorf("authserver: client %q: SPIFFE IDs are agents, not static clients", sc.ID)
+	}
+	c := &client{ID: sc.ID, Name: sc.Name, Kind: kindStatic, AuthMethod: sc.AuthMethod, SecretHash: sc.SecretHash,
+		RedirectURIs: sc.RedirectURIs, GrantTypes: sc.GrantTypes, Scopes: sc.Scopes}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	switch sc.AuthMethod {
+	case oauth.AuthNone:
+		if sc.SecretHash != "" || len(sc.JWKS) > 0 {
+			return nil, fmt.Errorf("authserver: client %q: a public client has no secret or keys", sc.ID)
+		}
+	case oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost:
+		if err := userauth.CheckHash(sc.SecretHash); err != nil {
+			return nil, fmt.Errorf("authserver: client %q: secret_hash: %w", sc.ID, err)
+		}
+	case oauth.AuthPrivateKeyJWT:
+		keys, err := jose.ParseKeySet(sc.JWKS, 64<<10)
+		if err != nil {
+			return nil, fmt.Errorf("authserver: client %q: jwks: %w", sc.ID, err)
+		}
+		if len(keys) == 0 {
+			return nil, fmt.Errorf("authserver: client %q: jwks has no keys", sc.ID)
+		}
+		c.Keys = keys
+	default:
+		return nil, fmt.Errorf("authserver: client %q: unsupported auth method %q", sc.ID, sc.AuthMethod)
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken}
+	}
+	for _, g := range c.GrantTypes {
+		switch g {
+		case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials,
+			oauth.GrantTokenExchange, oauth.GrantJWTBearer:
+		default:
+			return nil, fmt.Errorf("authserver: client %q: unsupported grant type %q", sc.ID, g)
+		}
+	}
+	if c.public() && c.allowsGrant(oauth.GrantClientCredentials) {
+		return nil, fmt.Errorf("authserver: client %q: a public client cannot use client_credentials", sc.ID)
+	}
+	if c.allowsGrant(oauth.GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		return nil, fmt.Errorf("authserver: client %q: authorization_code needs redirect_uris", sc.ID)
+	}
+	return c, nil
+}
+
+// lookup returns the client with id, or an invalid_client error.
+func (r *registry) lookup(ctx context.Context, id string) (*client, error) {
+	if c, ok := r.static[id]; ok {
+		return c, nil
+	}
+	if id == "" || len(id) > 1024 {
+		return nil, errUnknownClient
+	}
+	if clientmeta.IsClientIDURL(id) {
+		if r.s.cimd == nil {
+			return nil, errUnknownClient
+		}
+		md, err := r.s.cimd.Resolve(ctx, id)
+		if err != nil {
+			r.s.log.Info("client ID metadata document refused", "client_id", id, "err", err)
+			return nil, oauth.Errorf(oauth.CodeInvalidClient, "the client ID metadata document could not be used")
+		}
+		return clientFromMetadata(id, kindDocument, md)
+	}
+	data, _, err := r.s.store.Get(ctx, nsClients, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, errUnknownClient
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authserver: load client: %w", err)
+	}
+	md, err := clientmeta.Parse(data, 64<<10)
+	if err != nil {
+		return nil, fmt.Errorf("authserver: stored client %q is corrupt: %w", id, err)
+	}
+	return clientFromMetadata(id, kindDynamic, md)
+}
+
+var errUnknownClient = oauth.Errorf(oauth.CodeInvalidClient, "unknown client")
+
+func clientFromMetadata(id string, kind clientKind, md *clientmeta.Metadata) (*client, error) {
+	c := &client{ID: id, Name: md.ClientName, URI: md.ClientURI, Kind: kind, AuthMethod: md.TokenEndpointAuthMethod,
+		RedirectURIs: md.RedirectURIs, GrantTypes: md.GrantTypes}
+	if c.AuthMethod == "" {
+		c.AuthMethod = oauth.AuthNone
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{oauth.GrantAuthorizationCode}
+	}
+	if md.Scope != "" {
+		sc, err := oauth.ParseScope(md.Scope)
+		if err != nil {
+			return nil, oauth.Errorf(oauth.CodeInvalidClient, "the client's scope is malformed")
+		}
+		c.Scopes = sc
+	}
+	if c.AuthMethod == oauth.AuthPrivateKeyJWT {
+		if len(md.JWKS) == 0 {
+			return nil, oauth.Errorf(oauth.CodeInvalidClient, "the client has no inline jwks")
+		}
+		keys, err := jose.ParseKeySet(md.JWKS, 64<<10)
+		if err != nil || len(keys) == 0 {
+			return nil, oauth.Errorf(oauth.CodeInvalidClient, "the client's jwks is unusable")
+		}
+		c.Keys = keys
+	}
+	if c.Name == "" {
+		c.Name = id
+	}
+	return c, nil
+}
+
+// registerClient stores a dynamically registered client.
+func (r *registry) registerClient(ctx context.Context, md *clientmeta.Metadata) error {
+	data, err := json.Marshal(md)
+	if err != nil {
+		return fmt.Errorf("authserver: encode client: %w", err)
+	}
+	if _, err := r.s.store.Put(ctx, nsClients, md.ClientID, data, Write{IfAbsent: true}); err != nil {
+		return fmt.Errorf("authserver: save client: %w", err)
+	}
+	return nil
+}

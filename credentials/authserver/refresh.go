@@ -1,0 +1,230 @@
+package authserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials/oauth"
+)
+
+// refreshRecord is a stored refresh token, keyed by the SHA-256 of the
+// token. Tokens rotate on every use (RFC 9700 §4.14.2); all tokens of one
+// grant share a family, and presenting a used token revokes the family.
+type refreshRecord struct {
+	Family               string          `json:"family"`
+	ClientID             string          `json:"client_id"`
+	Subject              string          `json:"sub"`
+	Scopes               []string        `json:"scopes"`
+	Resources            []string        `json:"resources,omitempty"`
+	AuthTime             time.Time       `json:"auth_time,omitzero"`
+	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
+	// JKT binds the token to a DPoP key (public clients, RFC 9449 §5).
+	JKT     string    `json:"jkt,omitempty"`
+	Expires time.Time `json:"expires"`
+	Used    bool      `json:"used,omitempty"`
+}
+
+type familyRecord struct {
+	ClientID string `json:"client_id"`
+	Subject  string `json:"sub"`
+	Revoked  bool   `json:"revoked,omitempty"`
+}
+
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// issueRefreshToken starts a new family (family == "") or continues one,
+// and returns the new token.
+func (s *Server) issueRefreshToken(ctx context.Context, rec refreshRecord) (string, error) {
+	now := s.now()
+	if rec.Family == "" {
+		fam, err := randomToken(16)
+		if err != nil {
+			return "", err
+		}
+		rec.Family = fam
+		rec.Expires = now.Add(s.cfg.RefreshTokenTTL).UTC().Truncate(time.Second)
+		data, _ := json.Marshal(familyRecord{ClientID: rec.ClientID, Subject: rec.Subject})
+		if _, err := s.store.Put(ctx, nsFamilies, fam, data, Write{IfAbsent: true, TTL: s.cfg.RefreshTokenTTL + time.Minute}); err != nil {
+			return "", fmt.Errorf("authserver: save refresh family: %w", err)
+		}
+	}
+	ttl := rec.Expires.Sub(now)
+	if ttl <= 0 {
+		return "", oauth.Errorf(oauth.CodeInvalidGrant, "the grant has expired")
+	}
+	token, err := randomToken(32)
+	if err != nil {
+		return "", err
+	}
+	rec.Used = false
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return "", fmt.Errorf("authserver: encode refresh token: %w", err)
+	}
+	if _, err := s.store.Put(ctx, nsRefresh, tokenHash(token), data, Write{IfAbsent: true, TTL: ttl}); err != nil {
+		return "", fmt.Errorf("authserver: save refresh token: %w", err)
+	}
+	return token, nil
+}
+
+// loadRefresh returns a refresh token's record if the token is live: not
+// expired, not used, its family not revoked.
+func (s *Server) loadRefresh(ctx context.Context, token string) (*refreshRecord, int64, error) {
+	data, version, err := s.store.Get(ctx, nsRefresh, tokenHash(token))
+	if errors.Is(err, ErrNotFound) {
+		return nil, 0, errInvalidRefresh
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("authserver: load refresh token: %w", err)
+	}
+	var rec refreshRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, 0, fmt.Errorf("authserver: refresh token record is corrupt: %w", err)
+	}
+	fam, err := s.family(ctx, rec.Family)
+	if err != nil {
+		return nil, 0, err
+	}
+	if fam == nil || fam.Revoked || !s.now().Before(rec.Expires) {
+		return nil, 0, errInvalidRefresh
+	}
+	return &rec, version, nil
+}
+
+var errInvalidRefresh = oauth.Errorf(oauth.CodeInvalidGrant, "the refresh token is invalid, expired or revoked")
+
+func (s *Server) family(ctx context.Context, id string) (*familyRecord, error) {
+	data, _, err := s.store.Get(ctx, nsFamilies, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authserver: load refresh family: %w", err)
+	}
+	var f familyRecord
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("authserver: refresh family record is corrupt: %w", err)
+	}
+	return &f, nil
+}
+
+// revokeFamily revokes every refresh token of a grant.
+func (s *Server) revokeFamily(ctx context.Context, id string) error {
+	for range 5 {
+		data, version, err := s.store.Get(ctx, nsFamilies, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("authserver: load refresh family: %w", err)
+		}
+		var f familyRecord
+		if err := json.Unmarshal(data, &f); err != nil {
+			return fmt.Errorf("authserver: refresh family record is corrupt: %w", err)
+		}
+		if f.Revoked {
+			return nil
+		}
+		f.Revoked = true
+		data, _ = json.Marshal(f)
+		_, err = s.store.Put(ctx, nsFamilies, id, data, Write{IfVersion: version, TTL: s.cfg.RefreshTokenTTL + time.Minute})
+		if err == nil || !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return errors.New("authserver: revoke refresh family: too many concurrent writers")
+}
+
+// grantRefreshToken serves the refresh_token grant (RFC 6749 §6) with
+// rotation and reuse detection.
+func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*oauth.TokenResponse, error) {
+	token, err := req.form.Require("refresh_token")
+	if err != nil {
+		return nil, err
+	}
+	data, version, err := s.store.Get(ctx, nsRefresh, tokenHash(token))
+	if errors.Is(err, ErrNotFound) {
+		return nil, errInvalidRefresh
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authserver: load refresh token: %w", err)
+	}
+	var rec refreshRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("authserver: refresh token record is corrupt: %w", err)
+	}
+	if rec.ClientID != req.client.ID {
+		return nil, errInvalidRefresh
+	}
+	if rec.Used {
+		// A used token came back: someone holds a copy. Revoke the grant.
+		if err := s.revokeFamily(ctx, rec.Family); err != nil {
+			return nil, err
+		}
+		s.log.Warn("refresh token reuse: grant revoked", "client_id", rec.ClientID, "sub", rec.Subject)
+		return nil, oauth.Errorf(oauth.CodeInvalidGrant, "the refresh token was already used; the grant is revoked")
+	}
+	fam, err := s.family(ctx, rec.Family)
+	if err != nil {
+		return nil, err
+	}
+	if fam == nil || fam.Revoked || !s.now().Before(rec.Expires) {
+		return nil, errInvalidRefresh
+	}
+	if rec.JKT != "" && req.jkt != rec.JKT {
+		return nil, oauth.Errorf(oauth.CodeInvalidDPoPProof, "the refresh token is bound to another DPoP key")
+	}
+	// Mark it used before issuing anything: of two concurrent uses only
+	// one wins, and the loser is treated as reuse.
+	rec.Used = true
+	used, _ := json.Marshal(rec)
+	if _, err := s.store.Put(ctx, nsRefresh, tokenHash(token), used, Write{IfVersion: version, TTL: rec.Expires.Sub(s.now()) + time.Minute}); err != nil {
+		if errors.Is(err, ErrConflict) {
+			if rerr := s.revokeFamily(ctx, rec.Family); rerr != nil {
+				return nil, rerr
+			}
+			return nil, oauth.Errorf(oauth.CodeInvalidGrant, "the refresh token was used concurrently; the grant is revoked")
+		}
+		return nil, fmt.Errorf("authserver: update refresh token: %w", err)
+	}
+	scopes, aud, err := s.target(req.form, req.client.client, rec.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Resources) > 0 {
+		for _, a := range aud {
+			if a != s.issuer && !slices.Contains(rec.Resources, a) {
+				return nil, oauth.Errorf(oauth.CodeInvalidTarget, "resource %q was not part of the original grant", truncate(a, 80))
+			}
+		}
+		if len(aud) == 1 && aud[0] == s.issuer && !req.form.Has("resource") {
+			aud = rec.Resources
+		}
+	}
+	resp, err := s.respond(ctx, req, accessGrant{
+		Subject:              rec.Subject,
+		ClientID:             rec.ClientID,
+		Scopes:               scopes,
+		Audience:             aud,
+		AuthTime:             rec.AuthTime,
+		AuthorizationDetails: rec.AuthorizationDetails,
+	})
+	if err != nil {
+		return nil, err
+	}
+	next := rec
+	next.Used = false
+	if resp.RefreshToken, err = s.issueRefreshToken(ctx, next); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}

@@ -1,0 +1,346 @@
+package authserver
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/agenthost/agenthost/credentials/authserver/clientmeta"
+	"github.com/agenthost/agenthost/credentials/authserver/userauth"
+	"github.com/agenthost/agenthost/credentials/jose"
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/dpop"
+	"github.com/agenthost/agenthost/credentials/oauth/fetch"
+)
+
+// Endpoint paths, relative to the issuer.
+const (
+	PathAuthorize     = "/oauth2/authorize"
+	PathLogin         = "/oauth2/login"
+	PathConsent       = "/oauth2/consent"
+	PathToken         = "/oauth2/token"
+	PathJWKS          = "/oauth2/jwks"
+	PathIntrospect    = "/oauth2/introspect"
+	PathRevoke        = "/oauth2/revoke"
+	PathRegister      = "/oauth2/register"
+	PathUserinfo      = "/oauth2/userinfo"
+	PathOAuthMetadata = "/.well-known/oauth-authorization-server"
+	PathOIDCMetadata  = "/.well-known/openid-configuration"
+)
+
+// Defaults.
+const (
+	DefaultAccessTokenTTL  = 5 * time.Minute
+	DefaultRefreshTokenTTL = 24 * time.Hour
+	DefaultCodeTTL         = time.Minute
+	DefaultKeyPeriod       = 30 * 24 * time.Hour
+	// MaxAssertionLifetime caps exp - now of a client assertion or
+	// authorization grant assertion.
+	MaxAssertionLifetime = time.Hour
+)
+
+// SVIDValidator validates JWT-SVIDs of the trust domain (the host's CA
+// satisfies it).
+type SVIDValidator interface {
+	ValidateJWTSVID(ctx context.Context, token, audience string) (spiffeid.ID, map[string]any, error)
+}
+
+// Resource is a protected resource tokens can be issued for (RFC 8707):
+// its identifier, which becomes the access token's aud, and its scopes.
+type Resource struct {
+	URI    string
+	Scopes []string
+}
+
+// Config configures a Server.
+type Config struct {
+	// Issuer is the issuer identifier (RFC 8414 §2): an https URL (http is
+	// accepted for loopback hosts) without query or fragment. Endpoints
+	// are served under it.
+	Issuer string
+	// Store holds all state. Required.
+	Store Store
+	// TrustDomain is the trust domain name of the hosted agents
+	// ("example.org"); SVIDs validates their JWT-SVIDs.
+	TrustDomain string
+	SVIDs       SVIDValidator
+	// Agents are registered automatically as clients.
+	Agents []AgentClient
+	// Clients are static clients from config.
+	Clients []StaticClient
+	// Users sign in at the login page. Nil disables the authorization
+	// endpoint's user flows.
+	Users *userauth.Directory
+	// Resources are the protected resources tokens may be issued for.
+	Resources []Resource
+	// Scopes the server issues beyond the resources' scopes (openid,
+	// profile, email and offline_access are always known).
+	Scopes []string
+
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	CodeTTL         time.Duration
+	// KeyPeriod is how long a signing key is current before the next one
+	// takes over.
+	KeyPeriod time.Duration
+	// RequireDPoPNonce makes the token endpoint demand server nonces in
+	// DPoP proofs (RFC 9449 §8).
+	RequireDPoPNonce bool
+	// AllowDynamicRegistration enables RFC 7591 registration of public
+	// clients.
+	AllowDynamicRegistration bool
+	// ClientIDMetadataDocuments enables URL client_ids.
+	ClientIDMetadataDocuments bool
+	// AllowPrivateFetch lets CIMD and JWKS fetches reach loopback and
+	// private addresses (development only).
+	AllowPrivateFetch bool
+
+	// ClientCertificateAuthorities returns the trust bundle's X.509
+	// authorities, against which agents' X.509-SVIDs are verified for
+	// tls_client_auth (RFC 8705). Nil disables certificate client
+	// authentication. The listener must request (not verify) client
+	// certificates.
+	ClientCertificateAuthorities func() []*x509.Certificate
+
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Server is the embedded authorization server.
+type Server struct {
+	cfg       Config
+	issuer    string
+	secure    bool
+	log       *slog.Logger
+	now       func() time.Time
+	store     Store
+	keys      *keyRotation
+	clients   *registry
+	resources map[string]Resource
+	scopes    map[string]bool
+	sessions  *userauth.Sessions
+	dpop      *dpop.Verifier
+	nonces    dpop.NonceSource
+	cimd      *clientmeta.Resolver
+	mux       *http.ServeMux
+}
+
+// New checks cfg, loads or creates the server's keys and returns a Server.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("authserver: Store is required")
+	}
+	iss, err := checkIssuer(cfg.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, issuer: iss, secure: strings.HasPrefix(iss, "https://"), store: cfg.Store}
+	s.log = cfg.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s.now = cfg.Now
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.cfg.AccessTokenTTL <= 0 {
+		s.cfg.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if s.cfg.RefreshTokenTTL <= 0 {
+		s.cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	if s.cfg.CodeTTL <= 0 {
+		s.cfg.CodeTTL = DefaultCodeTTL
+	}
+	if s.cfg.KeyPeriod <= 0 {
+		s.cfg.KeyPeriod = DefaultKeyPeriod
+	}
+	s.resources = make(map[string]Resource, len(cfg.Resources))
+	s.scopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
+	for _, r := range cfg.Resources {
+		if err := checkResourceURI(r.URI); err != nil {
+			return nil, fmt.Errorf("authserver: resource %q: %w", r.URI, err)
+		}
+		s.resources[r.URI] = r
+		for _, sc := range r.Scopes {
+			s.scopes[sc] = true
+		}
+	}
+	// Every agent is also a resource: a user's token for an agent has the
+	// agent's SPIFFE ID as audience and at most the agent's scopes, which
+	// the agent then exchanges for tokens to the resources it calls.
+	for _, a := range cfg.Agents {
+		id := a.ID.String()
+		if _, ok := s.resources[id]; !ok {
+			s.resources[id] = Resource{URI: id, Scopes: a.Scopes}
+		}
+		for _, sc := range a.Scopes {
+			if !oauth.ValidScopeToken(sc) {
+				return nil, fmt.Errorf("authserver: agent %s: scope %q is not a valid scope token", id, sc)
+			}
+			s.scopes[sc] = true
+		}
+	}
+	for _, sc := range cfg.Scopes {
+		if !oauth.ValidScopeToken(sc) {
+			return nil, fmt.Errorf("authserver: scope %q is not a valid scope token", sc)
+		}
+		s.scopes[sc] = true
+	}
+	s.keys = &keyRotation{store: cfg.Store, now: s.now, period: s.cfg.KeyPeriod,
+		grace: s.cfg.AccessTokenTTL + s.cfg.RefreshTokenTTL + time.Hour}
+	if err := s.keys.refresh(ctx); err != nil {
+		return nil, err
+	}
+	if s.clients, err = newRegistry(s, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.initSessions(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.initDPoP(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.ClientIDMetadataDocuments {
+		s.cimd = clientmeta.NewResolver(clientmeta.ResolverConfig{
+			Fetcher: fetch.New(fetch.Config{Client: cfg.HTTPClient, AllowPrivate: cfg.AllowPrivateFetch,
+				AllowHTTP: cfg.AllowPrivateFetch, Logger: s.log}),
+			Now: s.now,
+		})
+	}
+	s.routes()
+	return s, nil
+}
+
+// Issuer is the server's issuer identifier.
+func (s *Server) Issuer() string { return s.issuer }
+
+// Handler serves every endpoint. Mount it at the issuer's origin.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run rotates the signing keys until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := s.keys.refresh(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("signing key rotation failed", "err", err)
+			}
+		}
+	}
+}
+
+// Keys returns the key lookup for tokens this server signed (for resource
+// servers in the same process).
+func (s *Server) Keys() jose.KeyFunc { return s.keys.publicKey }
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	p := s.pathPrefix()
+	m.HandleFunc("GET "+PathOAuthMetadata+p, s.handleMetadata)
+	m.HandleFunc("GET "+p+PathOIDCMetadata, s.handleMetadata)
+	if p != "" {
+		m.HandleFunc("GET "+PathOIDCMetadata+p, s.handleMetadata)
+	}
+	m.HandleFunc("GET "+p+PathJWKS, s.handleJWKS)
+	m.HandleFunc(p+PathToken, s.handleToken)
+	m.HandleFunc(p+PathIntrospect, s.handleIntrospect)
+	m.HandleFunc(p+PathRevoke, s.handleRevoke)
+	if s.cfg.Users != nil {
+		m.HandleFunc(p+PathAuthorize, s.handleAuthorize)
+		m.HandleFunc(p+PathLogin, s.handleLogin)
+		m.HandleFunc(p+PathConsent, s.handleConsent)
+		m.HandleFunc(p+PathUserinfo, s.handleUserinfo)
+	}
+	if s.cfg.AllowDynamicRegistration {
+		m.HandleFunc(p+PathRegister, s.handleRegister)
+	}
+	s.mux = m
+}
+
+// pathPrefix is the issuer's path ("" for a host-only issuer).
+func (s *Server) pathPrefix() string {
+	u, _ := url.Parse(s.issuer)
+	return strings.TrimSuffix(u.Path, "/")
+}
+
+func (s *Server) endpoint(path string) string { return strings.TrimSuffix(s.issuer, "/") + path }
+
+// Metadata is the server's RFC 8414 metadata; it advertises exactly what
+// is implemented and configured.
+func (s *Server) Metadata() oauth.ServerMetadata {
+	authMethods := []string{oauth.AuthPrivateKeyJWT, oauth.AuthSPIFFEJWT,
+		oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthNone}
+	if s.secure && s.cfg.ClientCertificateAuthorities != nil {
+		authMethods = append(authMethods, oauth.AuthTLSClient, oauth.AuthSPIFFEX509)
+	}
+	grants := []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange, oauth.GrantJWTBearer, oauth.GrantRefreshToken}
+	md := oauth.ServerMetadata{
+		Issuer:                            s.issuer,
+		TokenEndpoint:                     s.endpoint(PathToken),
+		JWKSURI:                           s.endpoint(PathJWKS),
+		ScopesSupported:                   s.scopeList(),
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
+		TokenEndpointAuthMethodsSupported: authMethods,
+		TokenEndpointAuthSigningAlgValuesSupported: algNames(jose.DefaultAlgorithms),
+		RevocationEndpoint:                         s.endpoint(PathRevoke),
+		RevocationEndpointAuthMethodsSupported:     authMethods,
+		IntrospectionEndpoint:                      s.endpoint(PathIntrospect),
+		IntrospectionEndpointAuthMethodsSupported:  without(authMethods, oauth.AuthNone),
+		DPoPSigningAlgValuesSupported:              algNames(dpopAlgorithms),
+		AuthorizationDetailsTypesSupported:         nil,
+		SubjectTypesSupported:                      []string{"public"},
+		IDTokenSigningAlgValuesSupported:           []string{string(jose.ES256)},
+	}
+	if s.cfg.Users != nil {
+		md.AuthorizationEndpoint = s.endpoint(PathAuthorize)
+		md.UserinfoEndpoint = s.endpoint(PathUserinfo)
+		md.CodeChallengeMethodsSupported = []string{oauth.PKCES256}
+		md.AuthorizationResponseIssParameterSupported = true
+		grants = append([]string{oauth.GrantAuthorizationCode}, grants...)
+		md.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email"}
+	}
+	md.GrantTypesSupported = grants
+	if s.cfg.AllowDynamicRegistration {
+		md.RegistrationEndpoint = s.endpoint(PathRegister)
+	}
+	md.ClientIDMetadataDocumentSupported = s.cfg.ClientIDMetadataDocuments
+	return md
+}
+
+func (s *Server) handleMetadata(w http.ResponseWriter, _ *http.Request) {
+	writePublicJSON(w, s.Metadata())
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(s.keys.ring.Load().jwks)
+}
+
+func writePublicJSON(w http.ResponseWriter, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		oauth.WriteError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(append(body, '\n'))
+}

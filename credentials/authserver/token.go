@@ -1,0 +1,390 @@
+package authserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials/jose"
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/dpop"
+)
+
+// tokenRequest is an authenticated token endpoint request.
+type tokenRequest struct {
+	r      *http.Request
+	form   oauth.Form
+	client *authenticated
+	// jkt is the thumbprint of the DPoP proof's key, when one was sent.
+	jkt string
+}
+
+// handleToken serves the token endpoint (RFC 6749 §3.2).
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		oauth.WriteError(w, oauth.Errorf(oauth.CodeInvalidRequest, "the method must be POST").WithStatus(http.StatusMethodNotAllowed))
+		return
+	}
+	resp, err := s.token(r)
+	if err != nil {
+		s.writeTokenError(w, r, err)
+		return
+	}
+	oauth.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) token(r *http.Request) (*oauth.TokenResponse, error) {
+	ctx := r.Context()
+	f, err := oauth.ParseForm(r)
+	if err != nil {
+		return nil, err
+	}
+	grant, err := f.Require("grant_type")
+	if err != nil {
+		return nil, err
+	}
+	switch grant {
+	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials,
+		oauth.GrantTokenExchange, oauth.GrantJWTBearer:
+	default:
+		return nil, oauth.Errorf(oauth.CodeUnsupportedGrantType, "grant type %q is not supported", truncate(grant, 80))
+	}
+	c, err := s.authenticateClient(ctx, r, f)
+	if err != nil {
+		return nil, err
+	}
+	if !c.allowsGrant(grant) {
+		return nil, oauth.Errorf(oauth.CodeUnauthorizedClient, "the client may not use %s", grant)
+	}
+	req := &tokenRequest{r: r, form: f, client: c}
+	if req.jkt, err = s.checkDPoP(ctx, r, "", ""); err != nil {
+		return nil, err
+	}
+	switch grant {
+	case oauth.GrantClientCredentials:
+		return s.grantClientCredentials(ctx, req)
+	case oauth.GrantTokenExchange:
+		return s.grantTokenExchange(ctx, req)
+	case oauth.GrantJWTBearer:
+		return s.grantJWTBearer(ctx, req)
+	case oauth.GrantAuthorizationCode:
+		return s.grantAuthorizationCode(ctx, req)
+	default:
+		return s.grantRefreshToken(ctx, req)
+	}
+}
+
+// writeTokenError writes an error from the token endpoint: a DPoP nonce
+// challenge carries a fresh nonce (RFC 9449 §8), and invalid_client to a
+// client that tried HTTP Basic carries a Basic challenge (RFC 6749 §5.2).
+func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, err error) {
+	oe := oauth.AsError(err)
+	if oe.Code == oauth.CodeServerError {
+		s.log.Error("token endpoint failed", "err", err)
+	}
+	switch oe.Code {
+	case oauth.CodeUseDPoPNonce:
+		s.setDPoPNonce(r.Context(), w)
+	case oauth.CodeInvalidClient:
+		if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "basic ") {
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+s.issuer+`"`)
+		}
+	}
+	oauth.WriteError(w, oe)
+}
+
+// grantClientCredentials issues a token on the client's own authority
+// (RFC 6749 §4.4): sub is the client.
+func (s *Server) grantClientCredentials(ctx context.Context, req *tokenRequest) (*oauth.TokenResponse, error) {
+	if req.client.public() {
+		return nil, oauth.Errorf(oauth.CodeUnauthorizedClient, "a public client cannot use client_credentials")
+	}
+	scopes, aud, err := s.target(req.form, req.client.client, nil)
+	if err != nil {
+		return nil, err
+	}
+	details, err := s.authorizationDetails(req.form)
+	if err != nil {
+		return nil, err
+	}
+	return s.respond(ctx, req, accessGrant{
+		Subject:              req.client.ID,
+		ClientID:             req.client.ID,
+		Scopes:               scopes,
+		Audience:             aud,
+		AuthorizationDetails: details,
+	})
+}
+
+// target resolves the resources (RFC 8707) and scope of a request. limit,
+// when not nil, caps the scopes (the scopes of an original grant).
+func (s *Server) target(f oauth.Form, c *client, limit []string) (scopes, aud []string, err error) {
+	resources, err := f.All("resource")
+	if err != nil {
+		return nil, nil, oauth.Errorf(oauth.CodeInvalidTarget, "resource has an empty value")
+	}
+	raw, err := f.Get("scope")
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.targetFor(resources, raw, c, limit)
+}
+
+// targetFor is target with the resources and scope given.
+func (s *Server) targetFor(resources []string, raw string, c *client, limit []string) (scopes, aud []string, err error) {
+	var resourceScopes []string
+	for _, res := range resources {
+		if err := checkResourceURI(res); err != nil {
+			return nil, nil, oauth.Errorf(oauth.CodeInvalidTarget, "resource %q %s", truncate(res, 80), err.Error())
+		}
+		known, ok := s.resources[res]
+		if !ok {
+			return nil, nil, oauth.Errorf(oauth.CodeInvalidTarget, "resource %q is not known to this server", truncate(res, 80))
+		}
+		if !slices.Contains(aud, res) {
+			aud = append(aud, res)
+		}
+		resourceScopes = append(resourceScopes, known.Scopes...)
+	}
+	requested, err := oauth.ParseScope(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, sc := range requested {
+		switch {
+		case !s.scopes[sc]:
+			return nil, nil, oauth.Errorf(oauth.CodeInvalidScope, "scope %q is not known", sc)
+		case !c.allowsScope(sc):
+			return nil, nil, oauth.Errorf(oauth.CodeInvalidScope, "the client may not request scope %q", sc)
+		case limit != nil && !slices.Contains(limit, sc):
+			return nil, nil, oauth.Errorf(oauth.CodeInvalidScope, "scope %q exceeds the original grant", sc)
+		case len(resources) > 0 && !slices.Contains(resourceScopes, sc) && !userScopes[sc]:
+			return nil, nil, oauth.Errorf(oauth.CodeInvalidScope, "scope %q is not a scope of the requested resource", sc)
+		}
+	}
+	scopes = requested
+	if len(requested) == 0 {
+		// Default: what the client may have (and the grant allows), cut
+		// to the resources' scopes.
+		switch {
+		case limit != nil && c.Scopes != nil:
+			scopes = oauth.ScopeIntersect(limit, c.Scopes)
+		case limit != nil:
+			scopes = limit
+		case c.Scopes != nil:
+			scopes = c.Scopes
+		}
+		if len(resources) > 0 {
+			scopes = oauth.ScopeIntersect(scopes, resourceScopes)
+		}
+	}
+	if len(aud) == 0 {
+		aud = []string{s.issuer}
+	}
+	return scopes, aud, nil
+}
+
+// userScopes are the OpenID Connect scopes, which belong to the server
+// itself rather than to a resource.
+var userScopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
+
+// authorizationDetails reads and checks RFC 9396 authorization_details.
+func (s *Server) authorizationDetails(f oauth.Form) (json.RawMessage, error) {
+	raw, err := f.Get("authorization_details")
+	if err != nil || raw == "" {
+		return nil, err
+	}
+	return parseAuthorizationDetails(raw)
+}
+
+// parseAuthorizationDetails checks that raw is a JSON array of objects
+// each with a string type (RFC 9396 §2) and returns it compacted.
+func parseAuthorizationDetails(raw string) (json.RawMessage, error) {
+	var details []map[string]json.RawMessage
+	dec := json.NewDecoder(strings.NewReader(raw))
+	if err := dec.Decode(&details); err != nil || dec.More() {
+		return nil, oauth.Errorf(oauth.CodeInvalidAuthDetails, "authorization_details must be a JSON array of objects")
+	}
+	if len(details) == 0 || len(details) > 32 {
+		return nil, oauth.Errorf(oauth.CodeInvalidAuthDetails, "authorization_details must hold 1 to 32 objects")
+	}
+	for i, d := range details {
+		var typ string
+		if err := json.Unmarshal(d["type"], &typ); err != nil || typ == "" {
+			return nil, oauth.Errorf(oauth.CodeInvalidAuthDetails, "authorization_details[%d] has no string type", i)
+		}
+	}
+	out, err := json.Marshal(details)
+	if err != nil {
+		return nil, oauth.Errorf(oauth.CodeInvalidAuthDetails, "authorization_details could not be encoded")
+	}
+	return out, nil
+}
+
+// accessGrant is what an access token says.
+type accessGrant struct {
+	Subject              string
+	ClientID             string
+	Scopes               []string
+	Audience             []string
+	Actor                *oauth.Actor
+	MayAct               *oauth.Actor
+	AuthTime             time.Time
+	AuthorizationDetails json.RawMessage
+	// IssuedTokenType is set for token exchange responses.
+	IssuedTokenType string
+}
+
+// respond issues an access token for g, bound to the request's DPoP key
+// or client certificate, and builds the response.
+func (s *Server) respond(ctx context.Context, req *tokenRequest, g accessGrant) (*oauth.TokenResponse, error) {
+	at, exp, tokenType, err := s.issueAccessToken(ctx, req, g)
+	if err != nil {
+		return nil, err
+	}
+	return &oauth.TokenResponse{
+		AccessToken:          at,
+		IssuedTokenType:      g.IssuedTokenType,
+		TokenType:            tokenType,
+		ExpiresIn:            int64(exp.Sub(s.now()).Round(time.Second) / time.Second),
+		Scope:                oauth.FormatScope(g.Scopes),
+		AuthorizationDetails: g.AuthorizationDetails,
+	}, nil
+}
+
+func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g accessGrant) (token string, exp time.Time, tokenType string, err error) {
+	now := s.now().UTC().Truncate(time.Second)
+	exp = now.Add(s.cfg.AccessTokenTTL)
+	jti, err := randomToken(16)
+	if err != nil {
+		return "", time.Time{}, "", err
+	}
+	claims := oauth.AccessTokenClaims{
+		Issuer:               s.issuer,
+		Subject:              g.Subject,
+		Audience:             oauth.Audience(g.Audience),
+		ClientID:             g.ClientID,
+		IssuedAt:             now.Unix(),
+		ExpiresAt:            exp.Unix(),
+		ID:                   jti,
+		Scope:                oauth.FormatScope(g.Scopes),
+		Actor:                g.Actor,
+		MayAct:               g.MayAct,
+		AuthorizationDetails: g.AuthorizationDetails,
+	}
+	if !g.AuthTime.IsZero() {
+		claims.AuthTime = g.AuthTime.Unix()
+	}
+	tokenType = oauth.TokenTypeBearer
+	if req != nil {
+		switch {
+		case req.jkt != "":
+			claims.Confirmation = &oauth.Confirmation{JKT: req.jkt}
+			tokenType = oauth.TokenTypeDPoP
+		case req.client.CertThumbprint != "":
+			claims.Confirmation = &oauth.Confirmation{X5TS256: req.client.CertThumbprint}
+		}
+	}
+	token, err = s.keys.sign(ctx, jose.TypAccessToken, claims)
+	if err != nil {
+		return "", time.Time{}, "", err
+	}
+	return token, exp, tokenType, nil
+}
+
+// VerifyAccessToken checks a JWT access token this server issued (RFC
+// 9068 §4): typ at+jwt, signature by a published key, iss, exp, and aud
+// containing audience; it refuses revoked tokens.
+func (s *Server) VerifyAccessToken(ctx context.Context, token, audience string) (*oauth.AccessTokenClaims, error) {
+	t, err := jose.Verify(ctx, token, jose.VerifyOptions{
+		Types:          []jose.Typ{jose.TypAccessToken},
+		Algorithms:     []jose.Alg{jose.ES256},
+		Keys:           s.keys.publicKey,
+		RequireKID:     true,
+		Issuer:         s.issuer,
+		Audience:       audience,
+		RequireSubject: true,
+		Now:            s.now,
+	})
+	if err != nil {
+		return nil, oauth.Errorf(oauth.CodeInvalidToken, "the access token is invalid: %s", joseReason(err))
+	}
+	var c oauth.AccessTokenClaims
+	if err := t.Decode(&c); err != nil {
+		return nil, oauth.Errorf(oauth.CodeInvalidToken, "the access token's claims are malformed")
+	}
+	if c.ID == "" || c.ClientID == "" {
+		return nil, oauth.Errorf(oauth.CodeInvalidToken, "the access token lacks jti or client_id")
+	}
+	revoked, err := s.isRevoked(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, oauth.Errorf(oauth.CodeInvalidToken, "the access token was revoked")
+	}
+	return &c, nil
+}
+
+func (s *Server) isRevoked(ctx context.Context, jti string) (bool, error) {
+	_, _, err := s.store.Get(ctx, nsRevoked, jti)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// checkDPoP verifies the request's DPoP proof, if any, and returns its
+// key thumbprint. accessToken and jkt are set at resource endpoints.
+func (s *Server) checkDPoP(ctx context.Context, r *http.Request, accessToken, jkt string) (string, error) {
+	proofs := r.Header.Values("DPoP")
+	if len(proofs) == 0 {
+		if jkt != "" {
+			return "", oauth.Errorf(oauth.CodeInvalidDPoPProof, "the token is DPoP-bound and the request has no DPoP proof")
+		}
+		return "", nil
+	}
+	if len(proofs) > 1 {
+		return "", oauth.Errorf(oauth.CodeInvalidDPoPProof, "more than one DPoP header")
+	}
+	u := &url.URL{}
+	if full, err := url.Parse(s.origin() + r.URL.EscapedPath()); err == nil {
+		u = full
+	}
+	p, err := s.dpop.Verify(ctx, proofs[0], dpop.Request{Method: r.Method, URL: u, AccessToken: accessToken, JKT: jkt})
+	if err != nil {
+		code := dpop.ErrorCode(err)
+		if code == "" {
+			return "", err
+		}
+		return "", oauth.Errorf(code, "%s", strings.TrimPrefix(err.Error(), "dpop: "))
+	}
+	return p.JKT, nil
+}
+
+func randomToken(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
