@@ -55,6 +55,8 @@ type Config struct {
 	Storage StorageConfig `json:"storage"`
 	// Log configures the host's logger.
 	Log LogConfig `json:"log"`
+	// Auth configures the embedded OAuth authorization server.
+	Auth AuthConfig `json:"auth"`
 	// Models are the language models agents may use, by alias. Empty means
 	// one model, "default", the offline model.
 	Models map[string]ModelConfig `json:"models,omitempty"`
@@ -128,6 +130,10 @@ type AgentConfig struct {
 	// TaskTimeout bounds one task; a plugin still running a task past it is
 	// treated as hung: killed and restarted. Default 10m, at least 1s.
 	TaskTimeout time.Duration `json:"task_timeout"`
+	// Scopes are the OAuth scopes the agent may be issued (scope tokens,
+	// RFC 6749 §3.3). An agent authenticates with its SVIDs, never with a
+	// secret: the keys secret, client_secret and secret_hash are refused.
+	Scopes []string `json:"scopes"`
 }
 
 // Model providers.
@@ -178,6 +184,7 @@ func base() *Config {
 		Identity:    IdentityConfig{SVIDTTL: DefaultSVIDTTL, CATTL: DefaultCATTL},
 		Storage:     StorageConfig{Driver: DefaultDriver},
 		Log:         LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Auth:        defaultAuth(),
 	}
 }
 
@@ -400,6 +407,7 @@ func (c *Config) resolvePaths(dir string) {
 		m.APIKeyFile = abs(m.APIKeyFile)
 		c.Models[k] = m
 	}
+	c.Auth.resolvePaths(abs)
 }
 
 // fillDerived sets the defaults that depend on other keys.
@@ -408,6 +416,7 @@ func (c *Config) fillDerived() {
 		c.Listen.Issuer = c.Listen.defaultIssuer()
 		c.issuerDefaulted = true
 	}
+	c.Auth.fillDerived()
 }
 
 // IssuerURL returns the public base URL of the host: listen.issuer, or the

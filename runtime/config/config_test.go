@@ -155,6 +155,14 @@ func TestDefault(t *testing.T) {
 		Identity:    config.IdentityConfig{SVIDTTL: time.Hour, CATTL: 720 * time.Hour},
 		Storage:     config.StorageConfig{Driver: config.DriverSQLite},
 		Log:         config.LogConfig{Level: config.LevelInfo, Format: config.FormatText},
+		Auth: config.AuthConfig{
+			AccessTokenTTL:            5 * time.Minute,
+			RefreshTokenTTL:           24 * time.Hour,
+			CodeTTL:                   time.Minute,
+			SigningKeyPeriod:          720 * time.Hour,
+			DynamicRegistration:       true,
+			ClientIDMetadataDocuments: true,
+		},
 	}
 	if diff := cmp.Diff(want, c, ignoreUnexported); diff != "" {
 		t.Errorf("Default() (-want +got):\n%s", diff)
@@ -498,6 +506,10 @@ func TestValidateConfigLiteral(t *testing.T) {
 		{0, "storage.driver", config.ErrInvalid, `unknown storage driver ""`},
 		{0, "log.level", config.ErrInvalid, `unknown log level "loud"`},
 		{0, "log.format", config.ErrInvalid, `unknown log format ""`},
+		{0, "auth.access_token_ttl", config.ErrInvalid, "0s is shorter than the minimum of 30s"},
+		{0, "auth.refresh_token_ttl", config.ErrInvalid, "0s is shorter than the minimum of 1m"},
+		{0, "auth.code_ttl", config.ErrInvalid, "0s is shorter than the minimum of 10s"},
+		{0, "auth.signing_key_period", config.ErrInvalid, "0s is shorter than the minimum of 1h"},
 	})
 }
 
@@ -582,9 +594,11 @@ func TestQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("quickstart config (its agents are built by `make build`): %v", err)
 	}
-	// Apart from its models and agents, the quickstart is the defaults.
+	// Apart from its models, agents, users, clients and resources, the
+	// quickstart is the defaults.
 	base := *c
 	base.Models, base.Agents = nil, nil
+	base.Auth.Users, base.Auth.Clients, base.Auth.Resources = nil, nil, nil
 	if diff := cmp.Diff(config.Default(), &base, ignoreUnexported); diff != "" {
 		t.Errorf("quickstart differs from the defaults (-want +got):\n%s", diff)
 	}
@@ -641,7 +655,10 @@ func TestDigest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const wantCanon = `{"version":1,"trust_domain":"agenthost.local","listen":{"address":"127.0.0.1:8420","issuer":"http://127.0.0.1:8420","tls":null},"identity":{"svid_ttl":3600000000000,"ca_ttl":2592000000000000},"storage":{"driver":"sqlite","path":""},"log":{"level":"info","format":"text"}}`
+	const wantCanon = `{"version":1,"trust_domain":"agenthost.local","listen":{"address":"127.0.0.1:8420","issuer":"http://127.0.0.1:8420","tls":null},"identity":{"svid_ttl":3600000000000,"ca_ttl":2592000000000000},"storage":{"driver":"sqlite","path":""},"log":{"level":"info","format":"text"},` +
+		`"auth":{"access_token_ttl":300000000000,"refresh_token_ttl":86400000000000,"code_ttl":60000000000,` +
+		`"signing_key_period":2592000000000000,"dynamic_registration":true,"client_id_metadata_documents":true,` +
+		`"allow_private_fetch":false,"require_dpop_nonce":false}}`
 	if diff := cmp.Diff(wantCanon, string(canon)); diff != "" {
 		t.Errorf("canonical JSON (-want +got):\n%s", diff)
 	}

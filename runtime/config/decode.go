@@ -332,6 +332,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, depth
 		}
 		f, ok := info.fields[name]
 		if !ok {
+			if msg, refused := refusedKey(v.Type(), name); refused {
+				d.add(k, child, ErrInvalid, "%s", msg)
+				continue
+			}
 			msg := "unknown key " + quoteValue(name)
 			if s := suggest(name, info.names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
@@ -342,6 +346,23 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, depth
 		d.mark(child, k, val)
 		d.decode(val, v.FieldByIndex(f.index), child, depth+1)
 	}
+}
+
+// keyRefuser is implemented by structs that refuse some keys with a
+// specific message rather than as unknown keys (a plaintext secret, for
+// example).
+type keyRefuser interface {
+	refuseKey(name string) (message string, refused bool)
+}
+
+var keyRefuserType = reflect.TypeFor[keyRefuser]()
+
+// refusedKey reports whether struct type t refuses key name, and why.
+func refusedKey(t reflect.Type, name string) (string, bool) {
+	if !reflect.PointerTo(t).Implements(keyRefuserType) {
+		return "", false
+	}
+	return reflect.New(t).Interface().(keyRefuser).refuseKey(name)
 }
 
 func (d *decoder) decodeMap(at, n *yaml.Node, v reflect.Value, path string, depth int) {

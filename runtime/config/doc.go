@@ -24,10 +24,20 @@
 // value written explicitly is always checked, even when it is zero. After
 // decoding, [Config.Validate] runs the semantic checks (trust domain syntax,
 // refusal of a non-loopback listener without TLS, issuer URL rules, SVID and
-// CA lifetimes, TLS files that exist) and again reports every problem at the
-// line of the value it concerns. Errors print as
+// CA lifetimes, TLS files that exist, the auth section's token lifetimes,
+// users, clients and resources) and again reports every problem at the line
+// of the value it concerns. Errors print as
 //
 //	FILE:LINE:COL: key.path: message
+//
+// # Secrets
+//
+// The auth section configures the embedded OAuth authorization server. No
+// secret is ever written in the file: users and clients carry argon2id or
+// bcrypt hashes (password_hash, secret_hash), whose syntax is checked, and a
+// key that would hold a plaintext secret (a client's secret, a user's
+// password, any secret of an agent, which authenticates with its SVIDs) is
+// refused with a message saying what to write instead.
 //
 // # Digest
 //

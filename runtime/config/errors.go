@@ -29,7 +29,8 @@ var (
 	// enumeration, a mapping where a list is expected, and so on.
 	ErrType = errors.New("config: wrong type")
 	// ErrInvalid reports a well-typed value that fails a semantic check of
-	// [Config.Validate].
+	// [Config.Validate], or a key refused because it would hold a plaintext
+	// secret.
 	ErrInvalid = errors.New("config: invalid value")
 )
 

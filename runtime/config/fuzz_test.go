@@ -41,6 +41,14 @@ func FuzzParse(f *testing.F) {
 		"version: 1\ntrust_domain: \"\\u0000\"\n",
 		"{version: 1, listen: {address: \"[::1]:1\"}}",
 		"version: 1\nstorage: {driver: postgres, path: \"\"}\n",
+		"version: 1\nauth: {access_token_ttl: 1m, code_ttl: 1h, signing_key_period: 0s, dynamic_registration: no}\n",
+		"version: 1\nauth:\n  users:\n    - {name: alice, password_hash: \"$argon2id$v=19$m=19456,t=2,p=1$AAECAwQFBgcICQoLDA0ODw$ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM\"}\n" +
+			"    - {name: bob, password: x, password_hash: \"$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy\"}\n",
+		"version: 1\nauth:\n  clients:\n    - {id: web, auth_method: none, redirect_uris: [\"https://a.example/cb\", \"com.example.app:/cb\"], scopes: [a]}\n" +
+			"    - {id: \"spiffe://x/y\", auth_method: client_secret_basic, secret: s, secret_hash: \"$argon2id$v=19$m=4294967295,t=1,p=1$$\"}\n" +
+			"    - {id: k, auth_method: private_key_jwt, jwks_file: /dev/null, grant_types: [client_credentials, implicit]}\n",
+		"version: 1\nauth:\n  resources: [{uri: \"https://r.example#f\", scopes: [\"a b\"]}, {uri: urn:x}]\n",
+		"version: 1\nagents:\n  - {name: a, path: /bin/sh, scopes: [x], client_secret: y}\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

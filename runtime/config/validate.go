@@ -33,6 +33,7 @@ func (c *Config) Validate() error {
 	v.log()
 	v.models()
 	v.agents()
+	v.auth()
 	if len(v.errs) == 0 {
 		return nil
 	}

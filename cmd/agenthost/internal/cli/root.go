@@ -83,6 +83,7 @@ OAuth token acquisition, human approval and a tamper-evident audit log.`,
 		newAgentsCommand(g),
 		newRunCommand(g),
 		newQuarantineCommand(g),
+		newHashPasswordCommand(g),
 	)
 	return root
 }
