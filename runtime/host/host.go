@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/ca"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/runtime/config"
@@ -50,6 +51,7 @@ type Host struct {
 	lock     *dirLock
 	store    store.Store
 	ca       *ca.CA
+	as       *authserver.Server
 	wl       *workloadapi.Server
 	http     *httpServer
 	hostID   credentials.Identity
@@ -116,6 +118,9 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 		return nil, err
 	}
 	if err := h.newAgents(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.newAuthServer(ctx); err != nil {
 		return nil, err
 	}
 	if err := h.newHTTP(); err != nil {
@@ -202,6 +207,7 @@ func (h *Host) newHTTP() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathHealth, handleHealth)
 	mux.Handle(PathSPIFFEBundle, h.ca.BundleHandler())
+	h.mountAuthServer(mux)
 	var certFile, keyFile string
 	if tls := h.cfg.Listen.TLS; tls != nil {
 		certFile, keyFile = tls.CertFile, tls.KeyFile
@@ -209,6 +215,9 @@ func (h *Host) newHTTP() error {
 	srv, err := listenHTTP(string(h.cfg.Listen.Address), withRecover(h.log, mux), certFile, keyFile, h.log.With("component", "http"))
 	if err != nil {
 		return err
+	}
+	if srv.srv.TLSConfig != nil {
+		srv.srv.TLSConfig = clientCertConfig(srv.srv.TLSConfig)
 	}
 	h.http = srv
 	h.closers = append(h.closers, func() { _ = srv.ln.Close() })
@@ -253,6 +262,7 @@ func (h *Host) Run(ctx context.Context) error {
 
 	err := RunTasks(ctx,
 		Task{Name: "ca", Run: h.ca.Run},
+		Task{Name: "authserver", Run: h.as.Run},
 		Task{Name: "workloadapi", Run: h.wl.Run},
 		Task{Name: "http", Run: h.http.Run},
 		Task{Name: "supervisor", Run: h.sup.Run},

@@ -1,0 +1,107 @@
+package host
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/credentials/authserver"
+	"github.com/agenthost/agenthost/credentials/authserver/userauth"
+	"github.com/agenthost/agenthost/runtime/store/asstore"
+)
+
+// newAuthServer builds the embedded authorization server from the auth
+// section: every agent is a client identified by its SPIFFE ID and
+// authenticated by its SVIDs; users, static clients and resources come
+// from the config; all state is in the host's store.
+func (h *Host) newAuthServer(ctx context.Context) error {
+	ac := h.cfg.Auth
+	var err error
+	var agents []authserver.AgentClient
+	for _, a := range h.cfg.Agents {
+		id, err := credentials.AgentIdentity(h.cfg.TrustDomain, a.Name)
+		if err != nil {
+			return fmt.Errorf("host: agent %s: %w", a.Name, err)
+		}
+		agents = append(agents, authserver.AgentClient{ID: id, Scopes: a.Scopes})
+	}
+	var clients []authserver.StaticClient
+	for _, c := range ac.Clients {
+		sc := authserver.StaticClient{ID: c.ID, Name: c.Name, AuthMethod: string(c.AuthMethod), SecretHash: c.SecretHash,
+			RedirectURIs: c.RedirectURIs, Scopes: c.Scopes}
+		for _, g := range c.GrantTypes {
+			sc.GrantTypes = append(sc.GrantTypes, string(g))
+		}
+		if c.JWKSFile != "" {
+			if sc.JWKS, err = os.ReadFile(c.JWKSFile); err != nil {
+				return fmt.Errorf("host: client %s: %w", c.ID, err)
+			}
+		}
+		clients = append(clients, sc)
+	}
+	var users *userauth.Directory
+	if len(ac.Users) > 0 {
+		list := make([]userauth.User, 0, len(ac.Users))
+		for _, u := range ac.Users {
+			list = append(list, userauth.User{Name: u.Name, DisplayName: u.DisplayName, Email: u.Email, PasswordHash: u.PasswordHash})
+		}
+		if users, err = userauth.NewDirectory(list); err != nil {
+			return fmt.Errorf("host: users: %w", err)
+		}
+	}
+	var resources []authserver.Resource
+	for _, r := range ac.Resources {
+		resources = append(resources, authserver.Resource{URI: r.URI, Scopes: r.Scopes})
+	}
+	as, err := authserver.New(ctx, authserver.Config{
+		Issuer:                    h.cfg.IssuerURL(),
+		Store:                     asstore.New(h.store),
+		TrustDomain:               h.cfg.TrustDomain,
+		SVIDs:                     h.ca,
+		Agents:                    agents,
+		Clients:                   clients,
+		Users:                     users,
+		Resources:                 resources,
+		AccessTokenTTL:            ac.AccessTokenTTL,
+		RefreshTokenTTL:           ac.RefreshTokenTTL,
+		CodeTTL:                   ac.CodeTTL,
+		KeyPeriod:                 ac.SigningKeyPeriod,
+		RequireDPoPNonce:          ac.RequireDPoPNonce,
+		AllowDynamicRegistration:  ac.DynamicRegistration,
+		ClientIDMetadataDocuments: ac.ClientIDMetadataDocuments,
+		AllowPrivateFetch:         ac.AllowPrivateFetch,
+		ClientCertificateAuthorities: func() []*x509.Certificate {
+			return h.ca.Bundle().X509Authorities()
+		},
+		Now:    h.now,
+		Logger: h.log.With("component", "authserver"),
+	})
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	h.as = as
+	return nil
+}
+
+// mountAuthServer routes the authorization server's paths on mux.
+func (h *Host) mountAuthServer(mux *http.ServeMux) {
+	handler := h.as.Handler()
+	mux.Handle("/oauth2/", handler)
+	mux.Handle(authserver.PathOAuthMetadata, handler)
+	mux.Handle(authserver.PathOIDCMetadata, handler)
+}
+
+// clientCertConfig asks TLS clients for a certificate without requiring
+// one, so agents can authenticate to the token endpoint with their
+// X.509-SVIDs (RFC 8705 tls_client_auth); the authorization server
+// verifies the chain against the trust bundle. Other clients connect
+// without a certificate.
+func clientCertConfig(base *tls.Config) *tls.Config {
+	cfg := base.Clone()
+	cfg.ClientAuth = tls.RequestClientCert
+	return cfg
+}
