@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -272,11 +273,32 @@ func redirectFor(c *client, sent string) (string, *pageError) {
 		return c.RedirectURIs[0], nil
 	}
 	for _, u := range c.RedirectURIs {
-		if u == sent {
-			return u, nil
+		if u == sent || loopbackMatch(u, sent) {
+			return sent, nil
 		}
 	}
 	return "", badRequestPage("The redirect URI is not registered for this application.")
+}
+
+// loopbackMatch implements the one exception to exact matching (RFC 8252
+// §7.3, RFC 9700 §4.1.3): a registered http redirect URI on a loopback IP
+// literal matches the same URI with any port, because native apps listen
+// on a port the operating system picks. Everything else must be equal.
+func loopbackMatch(registered, sent string) bool {
+	r, err := url.Parse(registered)
+	if err != nil || r.Scheme != "http" || !isLoopbackIP(r.Hostname()) {
+		return false
+	}
+	u, err := url.Parse(sent)
+	if err != nil || !strings.HasPrefix(sent, "http://") || u.Hostname() != r.Hostname() || u.User != nil || u.Fragment != "" || strings.Contains(sent, "#") {
+		return false
+	}
+	return u.EscapedPath() == r.EscapedPath() && u.RawQuery == r.RawQuery
+}
+
+func isLoopbackIP(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // codeChallenge reads the PKCE parameters (RFC 7636 §4.3). A challenge is

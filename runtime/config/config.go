@@ -419,6 +419,11 @@ func (c *Config) fillDerived() {
 	c.Auth.fillDerived()
 }
 
+// IssuerDefaulted reports whether listen.issuer was derived from the
+// listen address rather than written in the file; the host then derives it
+// from the address it actually binds (which differs for port 0).
+func (c *Config) IssuerDefaulted() bool { return c.issuerDefaulted }
+
 // IssuerURL returns the public base URL of the host: listen.issuer, or the
 // default derived from the listen address and TLS.
 func (c *Config) IssuerURL() string {

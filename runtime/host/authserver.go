@@ -58,7 +58,7 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		resources = append(resources, authserver.Resource{URI: r.URI, Scopes: r.Scopes})
 	}
 	as, err := authserver.New(ctx, authserver.Config{
-		Issuer:                    h.cfg.IssuerURL(),
+		Issuer:                    h.Issuer(),
 		Store:                     asstore.New(h.store),
 		TrustDomain:               h.cfg.TrustDomain,
 		SVIDs:                     h.ca,

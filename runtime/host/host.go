@@ -120,10 +120,7 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if err := h.newAgents(ctx); err != nil {
 		return nil, err
 	}
-	if err := h.newAuthServer(ctx); err != nil {
-		return nil, err
-	}
-	if err := h.newHTTP(); err != nil {
+	if err := h.newHTTP(ctx); err != nil {
 		return nil, err
 	}
 	admin, err := localapi.Listen(filepath.Join(h.dataDir, localapi.SocketName), h, h.log.With("component", "localapi"))
@@ -203,11 +200,10 @@ func (h *Host) newWorkloadAPI(ctx context.Context) error {
 	return nil
 }
 
-func (h *Host) newHTTP() error {
+func (h *Host) newHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathHealth, handleHealth)
 	mux.Handle(PathSPIFFEBundle, h.ca.BundleHandler())
-	h.mountAuthServer(mux)
 	var certFile, keyFile string
 	if tls := h.cfg.Listen.TLS; tls != nil {
 		certFile, keyFile = tls.CertFile, tls.KeyFile
@@ -221,7 +217,25 @@ func (h *Host) newHTTP() error {
 	}
 	h.http = srv
 	h.closers = append(h.closers, func() { _ = srv.ln.Close() })
+	// The authorization server's issuer may depend on the bound port.
+	if err := h.newAuthServer(ctx); err != nil {
+		return err
+	}
+	h.mountAuthServer(mux)
 	return nil
+}
+
+// Issuer is the host's public base URL and OAuth issuer: listen.issuer
+// as written, or else derived from the address actually bound.
+func (h *Host) Issuer() string {
+	iss := h.cfg.IssuerURL()
+	if h.http != nil && h.cfg.IssuerDefaulted() {
+		if h.cfg.Listen.TLS != nil {
+			return "https://" + h.Addr()
+		}
+		return "http://" + h.Addr()
+	}
+	return iss
 }
 
 // Addr is the address the HTTP listener is bound to.
@@ -246,7 +260,7 @@ func (h *Host) Run(ctx context.Context) error {
 	info := RunInfo{
 		PID:         os.Getpid(),
 		Address:     h.Addr(),
-		Issuer:      h.cfg.IssuerURL(),
+		Issuer:      h.Issuer(),
 		TrustDomain: h.cfg.TrustDomain,
 		Started:     h.now().UTC(),
 		Version:     h.opts.Version,

@@ -87,7 +87,11 @@ type pageData struct {
 	Hidden      []hiddenField
 	ClientLabel string
 	ClientLink  string
-	Message     string
+	// ReturnTo is where the browser goes after the decision: the redirect
+	// URI's host, or its scheme for an app, shown so a user can spot a
+	// client that names a look-alike destination (SPECS.md §3.3).
+	ReturnTo string
+	Message  string
 }
 
 // RenderLogin writes the login page with status. Its form posts
@@ -123,6 +127,7 @@ func RenderConsent(w http.ResponseWriter, status int, p ConsentPage) error {
 		Hidden:      hidden,
 		ClientLabel: label,
 		ClientLink:  webLink(p.ClientURI),
+		ReturnTo:    returnTo(p.RedirectURI),
 	})
 }
 
@@ -232,4 +237,17 @@ func validHost(s string) bool {
 		}
 	}
 	return true
+}
+
+// returnTo is the part of a redirect URI a user can judge: the host of a
+// web URI, or the scheme of an app's private-use URI.
+func returnTo(redirectURI string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil || u.Scheme == "" {
+		return ""
+	}
+	if u.Host != "" {
+		return u.Host
+	}
+	return u.Scheme + ":"
 }

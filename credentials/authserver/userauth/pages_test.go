@@ -237,3 +237,19 @@ func TestRenderWriteError(t *testing.T) {
 		t.Errorf("err = %v, want the write error", err)
 	}
 }
+
+func TestConsentShowsWhereTheBrowserReturns(t *testing.T) {
+	for uri, want := range map[string]string{
+		"https://app.example:8443/cb": "app.example:8443",
+		"http://127.0.0.1:9876/cb":    "127.0.0.1:9876",
+		"com.example.app:/cb":         "com.example.app:",
+	} {
+		w := httptest.NewRecorder()
+		if err := RenderConsent(w, 200, ConsentPage{Action: "/c", CSRF: "t", ClientID: "c", RedirectURI: uri}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(w.Body.String(), "go back to <strong>"+want+"</strong>") {
+			t.Errorf("%s: page does not show %q", uri, want)
+		}
+	}
+}
