@@ -15,7 +15,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X github.com/agenthost/agenthost/cmd/agenthost/internal/cli.version=$(VERSION)
 
 # Packages with concurrent state: run under the race detector in make test.
-RACE_PKGS := ./runtime/store/... ./credentials/ca/... ./credentials/workloadapi/... ./runtime/host/... ./runtime/supervisor/... ./plugins/...
+RACE_PKGS := ./runtime/store/... ./credentials/ca/... ./credentials/authserver/... ./credentials/oauth/... ./credentials/workloadapi/... ./runtime/host/... ./runtime/supervisor/... ./plugins/...
 
 # Code generators; their versions are also named in the generated files.
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
@@ -52,6 +52,7 @@ fmt-check:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./credentials/... ./runtime/... ./plugins/... ./llm/...
+	$(GO) test -run '^$$' -bench TokenEndpoint -benchtime 3000x ./cmd/tokenload
 
 # Each fuzz target runs alone (go test -fuzz takes one target per package).
 fuzz:
