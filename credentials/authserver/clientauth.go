@@ -151,6 +151,12 @@ func (s *Server) authSecret(ctx context.Context, id, secret, method string) (*au
 	if c.Kind == kindAgent {
 		return nil, invalidClient("agents cannot authenticate with a secret")
 	}
+	if c.public() && secret == "" && method == oauth.AuthClientSecretBasic {
+		// Basic with an empty password only names a public client (RFC
+		// 6749 §2.3.1 form); libraries send it before falling back to
+		// client_id in the body.
+		return &authenticated{client: c, Method: oauth.AuthNone}, nil
+	}
 	if c.AuthMethod != method {
 		return nil, invalidClient("the client is registered for %s", c.AuthMethod)
 	}

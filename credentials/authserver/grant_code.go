@@ -197,14 +197,9 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 			// when it has one (RFC 9449 §5); otherwise rotation guards it.
 			rt.JKT = req.jkt
 		}
-		if resp.RefreshToken, err = s.issueRefreshToken(ctx, rt); err != nil {
+		if resp.RefreshToken, marker.Family, err = s.issueRefreshToken(ctx, rt); err != nil {
 			return nil, err
 		}
-		issued, _, err := s.loadRefresh(ctx, resp.RefreshToken)
-		if err != nil {
-			return nil, err
-		}
-		marker.Family = issued.Family
 	}
 	if slices.Contains(rec.Scopes, "openid") {
 		if resp.IDToken, err = s.issueIDToken(ctx, &rec, resp.AccessToken); err != nil {

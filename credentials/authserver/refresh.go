@@ -41,39 +41,39 @@ func tokenHash(token string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// issueRefreshToken starts a new family (family == "") or continues one,
-// and returns the new token.
-func (s *Server) issueRefreshToken(ctx context.Context, rec refreshRecord) (string, error) {
+// issueRefreshToken starts a new family (rec.Family == "") or continues
+// one, and returns the new token and its family.
+func (s *Server) issueRefreshToken(ctx context.Context, rec refreshRecord) (token, family string, err error) {
 	now := s.now()
 	if rec.Family == "" {
 		fam, err := randomToken(16)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		rec.Family = fam
 		rec.Expires = now.Add(s.cfg.RefreshTokenTTL).UTC().Truncate(time.Second)
 		data, _ := json.Marshal(familyRecord{ClientID: rec.ClientID, Subject: rec.Subject})
 		if _, err := s.store.Put(ctx, nsFamilies, fam, data, Write{IfAbsent: true, TTL: s.cfg.RefreshTokenTTL + time.Minute}); err != nil {
-			return "", fmt.Errorf("authserver: save refresh family: %w", err)
+			return "", "", fmt.Errorf("authserver: save refresh family: %w", err)
 		}
 	}
 	ttl := rec.Expires.Sub(now)
 	if ttl <= 0 {
-		return "", oauth.Errorf(oauth.CodeInvalidGrant, "the grant has expired")
+		return "", "", oauth.Errorf(oauth.CodeInvalidGrant, "the grant has expired")
 	}
-	token, err := randomToken(32)
+	token, err = randomToken(32)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	rec.Used = false
 	data, err := json.Marshal(rec)
 	if err != nil {
-		return "", fmt.Errorf("authserver: encode refresh token: %w", err)
+		return "", "", fmt.Errorf("authserver: encode refresh token: %w", err)
 	}
 	if _, err := s.store.Put(ctx, nsRefresh, tokenHash(token), data, Write{IfAbsent: true, TTL: ttl}); err != nil {
-		return "", fmt.Errorf("authserver: save refresh token: %w", err)
+		return "", "", fmt.Errorf("authserver: save refresh token: %w", err)
 	}
-	return token, nil
+	return token, rec.Family, nil
 }
 
 // loadRefresh returns a refresh token's record if the token is live: not
@@ -223,7 +223,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*oau
 	}
 	next := rec
 	next.Used = false
-	if resp.RefreshToken, err = s.issueRefreshToken(ctx, next); err != nil {
+	if resp.RefreshToken, _, err = s.issueRefreshToken(ctx, next); err != nil {
 		return nil, err
 	}
 	return resp, nil

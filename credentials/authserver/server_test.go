@@ -247,3 +247,27 @@ func TestAccessTokenTypeIsEnforced(t *testing.T) {
 		t.Fatalf("typ JWT accepted as at+jwt: %v", err)
 	}
 }
+
+// TestBasicWithEmptySecretNamesPublicClient: Basic with an empty password
+// identifies a public client (what x/oauth2's auto-detection sends first);
+// with a password, or for a confidential client, it fails.
+func TestBasicWithEmptySecretNamesPublicClient(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.Clients = append(c.Clients, StaticClient{ID: "pub:cli", AuthMethod: oauth.AuthNone, RedirectURIs: []string{"http://127.0.0.1/cb"}})
+	})
+	basic := func(id, secret string) *http.Request {
+		r, _ := http.NewRequest(http.MethodPost, e.issuer+PathToken, nil)
+		r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+		return r
+	}
+	c, err := e.srv.authenticateClient(e.ctx, basic("pub:cli", ""), oauth.NewForm(url.Values{}))
+	if err != nil || c.ID != "pub:cli" || c.Method != oauth.AuthNone {
+		t.Fatalf("public client by Basic: %+v %v", c, err)
+	}
+	if _, err := e.srv.authenticateClient(e.ctx, basic("pub:cli", "x"), oauth.NewForm(url.Values{})); err == nil {
+		t.Fatal("public client with a secret accepted")
+	}
+	if _, err := e.srv.authenticateClient(e.ctx, basic(batchClientID, ""), oauth.NewForm(url.Values{})); err == nil {
+		t.Fatal("confidential client without a secret accepted")
+	}
+}
