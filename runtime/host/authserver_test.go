@@ -16,6 +16,7 @@ import (
 
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/store"
 )
 
 // TestHostAuthorizationServer: the running host serves its authorization
@@ -79,5 +80,35 @@ func TestHostAuthorizationServer(t *testing.T) {
 	_ = json.NewDecoder(resp.Body).Decode(&out)
 	if resp.StatusCode != 401 || out["error"] != "invalid_client" {
 		t.Fatalf("host identity as client: %d %v", resp.StatusCode, out)
+	}
+}
+
+// TestPurgeReclaimsExpiredRecords: the host's purge removes records whose
+// TTL has passed (the replay cache would otherwise grow with every token
+// request).
+func TestPurgeReclaimsExpiredRecords(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	h, err := New(context.Background(), Options{Config: testConfig(t), DataDir: filepath.Join(t.TempDir(), "data"), Stderr: io.Discard, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.close()
+	ctx := context.Background()
+	if _, err := h.store.Put(ctx, "as.jti", "k", []byte{1}, store.PutOptions{TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute)
+	// Baseline: an expired record is there to reclaim.
+	if n, _ := h.store.Purge(ctx); n != 1 {
+		t.Fatalf("purged %d records, want 1", n)
+	}
+	if _, err := h.store.Put(ctx, "as.jti", "k2", []byte{1}, store.PutOptions{TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute)
+	h.purgeOnce(ctx)
+	if n, _ := h.store.Purge(ctx); n != 0 {
+		t.Fatalf("purgeOnce left %d expired records", n)
 	}
 }

@@ -277,6 +277,7 @@ func (h *Host) Run(ctx context.Context) error {
 	err := RunTasks(ctx,
 		Task{Name: "ca", Run: h.ca.Run},
 		Task{Name: "authserver", Run: h.as.Run},
+		Task{Name: "purge", Run: h.runPurge},
 		Task{Name: "workloadapi", Run: h.wl.Run},
 		Task{Name: "http", Run: h.http.Run},
 		Task{Name: "supervisor", Run: h.sup.Run},
