@@ -302,6 +302,11 @@ func (h *Host) banner(info RunInfo) {
 	fmt.Fprintf(w, "  listening on   %s (issuer %s)\n", info.Address, info.Issuer)
 	fmt.Fprintf(w, "  health         %s%s\n", info.Issuer, PathHealth)
 	fmt.Fprintf(w, "  SPIFFE bundle  %s%s\n", info.Issuer, PathSPIFFEBundle)
+	md := h.as.Metadata()
+	fmt.Fprintf(w, "  OAuth AS       %s%s\n", info.Issuer, authserver.PathOAuthMetadata)
+	if md.AuthorizationEndpoint != "" {
+		fmt.Fprintf(w, "  sign in        %s (users: %d)\n", md.AuthorizationEndpoint, len(h.cfg.Auth.Users))
+	}
 	fmt.Fprintf(w, "  workload API   unix://%s\n", h.hostSock)
 	fmt.Fprintf(w, "  admin API      unix://%s\n", filepath.Join(h.dataDir, localapi.SocketName))
 	for _, a := range h.cfg.Agents {
