@@ -678,7 +678,7 @@ func TestInteropMCPGoSDKOAuthClient(t *testing.T) {
 			}
 			aq := au.Query()
 			if aq.Get("resource") != resource || aq.Get("code_challenge_method") != oauth.PKCES256 ||
-				aq.Get("client_id") != reg.ClientID || aq.Get("scope") != "notes:read offline_access" {
+				aq.Get("client_id") != reg.ClientID || !sameScopes(aq.Get("scope"), "notes:read offline_access") {
 				t.Errorf("authorization request %s: want resource %s, S256, client_id %s, scope notes:read offline_access",
 					authURLs[0], resource, reg.ClientID)
 			}
@@ -830,4 +830,13 @@ func TestInteropOAuth2ClientCredentials(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sameScopes compares two scope strings as sets: the SDK does not keep
+// the order of the scopes it collects.
+func sameScopes(a, b string) bool {
+	as, bs := strings.Fields(a), strings.Fields(b)
+	slices.Sort(as)
+	slices.Sort(bs)
+	return slices.Equal(as, bs)
 }

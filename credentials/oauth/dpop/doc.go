@@ -1,9 +1,26 @@
-// Package dpop implements OAuth 2.0 Demonstrating Proof of Possession (RFC
-// 9449): clients create proofs bound to a request and, for resource
-// requests, to an access token; servers verify them (typ dpop+jwt, an
-// asymmetric alg, the embedded public jwk, htm, htu, iat window, ath,
-// nonce) and use each proof once, through a replay cache.
+// Package dpop implements OAuth 2.0 Demonstrating Proof of Possession
+// (RFC 9449) on both sides of a request.
 //
-// Stateless server nonces come from [HMACNonces]: every host that shares
-// the key accepts every other host's nonces.
+// # Clients
+//
+// [NewProof] signs a proof (typ dpop+jwt, the public key embedded as jwk)
+// bound to one HTTP method and URL and, for resource requests, to an access
+// token through ath. [Thumbprint] gives the key's RFC 7638 thumbprint, the
+// cnf.jkt of tokens bound to it.
+//
+// # Servers
+//
+// A [Verifier] applies the checks of RFC 9449 §4.3: the compact JWS, typ,
+// an allowed asymmetric alg, a public jwk that verifies the signature, the
+// jti, htm, htu and iat claims, the iat window, ath and the token's key
+// binding, the server nonce when one is required, and finally single use of
+// the jti through a [ReplayCache], so that a refused proof never consumes
+// its jti.
+//
+// Every refusal wraps [ErrInvalidProof] or [ErrUseNonce]; [ErrorCode] maps
+// them to the OAuth error codes invalid_dpop_proof and use_dpop_nonce.
+//
+// [HMACNonces] are stateless server nonces (RFC 9449 §8): every host that
+// shares the key accepts every other host's nonces. [MemoryReplayCache]
+// serves a single process and tests.
 package dpop
