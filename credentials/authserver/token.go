@@ -334,6 +334,10 @@ func (s *Server) VerifyAccessToken(ctx context.Context, token, audience string) 
 	return &c, nil
 }
 
+// Revoked reports whether the access token with jti was revoked, for
+// resource servers that verify this server's tokens locally.
+func (s *Server) Revoked(ctx context.Context, jti string) (bool, error) { return s.isRevoked(ctx, jti) }
+
 func (s *Server) isRevoked(ctx context.Context, jti string) (bool, error) {
 	_, _, err := s.store.Get(ctx, nsRevoked, jti)
 	switch {

@@ -1,0 +1,410 @@
+package resource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials/jose"
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/dpop"
+)
+
+// Caller is who a verified access token speaks for.
+type Caller struct {
+	Subject              string
+	ClientID             string
+	Issuer               string
+	TokenID              string
+	Scopes               []string
+	Audience             []string
+	Actor                *oauth.Actor
+	AuthTime             time.Time
+	ExpiresAt            time.Time
+	JKT                  string
+	AuthorizationDetails json.RawMessage
+}
+
+// HasScope reports whether the token carries scope s.
+func (c *Caller) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }
+
+// Config configures a Verifier.
+type Config struct {
+	// Resource is this resource's identifier: tokens must name it in aud
+	// (exact string equality). Required.
+	Resource string
+	// MetadataURL is where this resource's RFC 9728 metadata is served;
+	// it goes into every challenge. Required.
+	MetadataURL string
+	// Issuer is the authorization server whose tokens are accepted.
+	// Required.
+	Issuer string
+	// Keys finds the authorization server's signing keys by kid.
+	// Required.
+	Keys jose.KeyFunc
+	// Revoked, when set, is asked about every token's jti.
+	Revoked func(ctx context.Context, jti string) (bool, error)
+	// ScopesSupported go into the 401 challenge's scope (the scopes a
+	// client should ask for).
+	ScopesSupported []string
+	// DPoP verifies proofs for DPoP-bound tokens. Nil refuses DPoP-bound
+	// tokens (they cannot be used without a proof).
+	DPoP *dpop.Verifier
+	// Leeway is the clock skew allowed on exp; zero allows none.
+	Leeway time.Duration
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Verifier authenticates requests to one protected resource.
+type Verifier struct {
+	cfg Config
+}
+
+// New checks cfg.
+func New(cfg Config) (*Verifier, error) {
+	switch {
+	case cfg.Resource == "":
+		return nil, errors.New("resource: Resource is required")
+	case cfg.MetadataURL == "":
+		return nil, errors.New("resource: MetadataURL is required")
+	case cfg.Issuer == "":
+		return nil, errors.New("resource: Issuer is required")
+	case cfg.Keys == nil:
+		return nil, errors.New("resource: Keys is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Verifier{cfg: cfg}, nil
+}
+
+// Resource is the resource identifier.
+func (v *Verifier) Resource() string { return v.cfg.Resource }
+
+// MetadataURL is the RFC 9728 metadata URL.
+func (v *Verifier) MetadataURL() string { return v.cfg.MetadataURL }
+
+// Challenge is a failed authentication or authorization, written as a
+// WWW-Authenticate challenge (RFC 6750 §3, RFC 9449 §7.1, RFC 9728 §5.1).
+type Challenge struct {
+	// Status is 401, 403 or 400.
+	Status int
+	// Scheme is "Bearer" or "DPoP".
+	Scheme string
+	// Code is the error code (invalid_request, invalid_token,
+	// insufficient_scope, invalid_dpop_proof, use_dpop_nonce); empty when
+	// the request carried no credentials (RFC 6750 §3.1).
+	Code        string
+	Description string
+	// Scope is the scope to ask for.
+	Scope            string
+	ResourceMetadata string
+	// DPoPAlgs, when set, adds a DPoP challenge next to the Bearer one.
+	DPoPAlgs []string
+	// DPoPNonce is sent in a DPoP-Nonce header.
+	DPoPNonce string
+}
+
+// Error implements error.
+func (c *Challenge) Error() string {
+	if c.Code == "" {
+		return "resource: no access token"
+	}
+	return "resource: " + c.Code + ": " + c.Description
+}
+
+func quote(s string) string {
+	s = strings.ReplaceAll(s, `\`, `/`)
+	return `"` + strings.ReplaceAll(s, `"`, `'`) + `"`
+}
+
+// header renders one challenge.
+func (c *Challenge) header(scheme string, withError bool) string {
+	var parts []string
+	if withError && c.Code != "" {
+		parts = append(parts, "error="+quote(c.Code))
+		if c.Description != "" {
+			parts = append(parts, "error_description="+quote(c.Description))
+		}
+	}
+	if c.Scope != "" {
+		parts = append(parts, "scope="+quote(c.Scope))
+	}
+	if c.ResourceMetadata != "" {
+		parts = append(parts, "resource_metadata="+quote(c.ResourceMetadata))
+	}
+	if scheme == "DPoP" && len(c.DPoPAlgs) > 0 {
+		parts = append(parts, "algs="+quote(strings.Join(c.DPoPAlgs, " ")))
+	}
+	if len(parts) == 0 {
+		return scheme
+	}
+	return scheme + " " + strings.Join(parts, ", ")
+}
+
+// Write sends the challenge: WWW-Authenticate (a Bearer and, when DPoP is
+// supported, a DPoP challenge; the error goes in the scheme the client
+// used), a DPoP-Nonce when set, and a JSON error body.
+func (c *Challenge) Write(w http.ResponseWriter) {
+	h := w.Header()
+	scheme := c.Scheme
+	if scheme == "" {
+		scheme = "Bearer"
+	}
+	h.Add("WWW-Authenticate", c.header("Bearer", scheme == "Bearer"))
+	if len(c.DPoPAlgs) > 0 {
+		h.Add("WWW-Authenticate", c.header("DPoP", scheme == "DPoP"))
+	}
+	if c.DPoPNonce != "" {
+		h.Set("DPoP-Nonce", c.DPoPNonce)
+	}
+	status := c.Status
+	if status == 0 {
+		status = http.StatusUnauthorized
+	}
+	if c.Code == "" {
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		return
+	}
+	oauth.WriteJSON(w, status, &oauth.Error{Code: c.Code, Description: c.Description})
+}
+
+func (v *Verifier) challenge(status int, scheme, code, format string, args ...any) *Challenge {
+	c := &Challenge{Status: status, Scheme: scheme, Code: code, Description: fmt.Sprintf(format, args...),
+		Scope: strings.Join(v.cfg.ScopesSupported, " "), ResourceMetadata: v.cfg.MetadataURL}
+	c.DPoPAlgs = v.dpopAlgs()
+	return c
+}
+
+// InsufficientScope is the 403 step-up challenge naming the scopes the
+// request needs (RFC 6750 §3.1, MCP step-up).
+func (v *Verifier) InsufficientScope(scopes ...string) *Challenge {
+	c := v.challenge(http.StatusForbidden, "Bearer", oauth.CodeInsufficientScope, "the request needs scope %s", strings.Join(scopes, " "))
+	c.Scope = strings.Join(scopes, " ")
+	return c
+}
+
+// Authenticate verifies the request's access token. Errors are
+// *Challenge.
+func (v *Verifier) Authenticate(r *http.Request) (*Caller, error) {
+	ctx := r.Context()
+	values := r.Header.Values("Authorization")
+	if len(values) == 0 {
+		if r.URL.Query().Has("access_token") {
+			return nil, v.challenge(http.StatusBadRequest, "Bearer", oauth.CodeInvalidRequest, "access tokens are accepted in the Authorization header only")
+		}
+		return nil, &Challenge{Status: http.StatusUnauthorized, Scope: strings.Join(v.cfg.ScopesSupported, " "),
+			ResourceMetadata: v.cfg.MetadataURL, DPoPAlgs: v.dpopAlgs()}
+	}
+	if len(values) > 1 {
+		return nil, v.challenge(http.StatusBadRequest, "Bearer", oauth.CodeInvalidRequest, "more than one Authorization header")
+	}
+	scheme, token, _ := strings.Cut(values[0], " ")
+	token = strings.TrimSpace(token)
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		scheme = "Bearer"
+	case strings.EqualFold(scheme, "DPoP"):
+		scheme = "DPoP"
+	default:
+		return nil, v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidRequest, "unsupported authorization scheme")
+	}
+	if token == "" || strings.ContainsAny(token, " \t") {
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "malformed access token")
+	}
+	t, err := jose.Verify(ctx, token, jose.VerifyOptions{
+		Types:          []jose.Typ{jose.TypAccessToken},
+		Keys:           v.cfg.Keys,
+		RequireKID:     true,
+		Issuer:         v.cfg.Issuer,
+		Audience:       v.cfg.Resource,
+		RequireSubject: true,
+		Now:            v.cfg.Now,
+		Leeway:         v.cfg.Leeway,
+	})
+	if err != nil {
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token is invalid: %s", reason(err))
+	}
+	var c oauth.AccessTokenClaims
+	if err := t.Decode(&c); err != nil || c.ClientID == "" || c.ID == "" {
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token lacks client_id or jti")
+	}
+	scopes, err := oauth.ParseScope(c.Scope)
+	if err != nil {
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token's scope is malformed")
+	}
+	if v.cfg.Revoked != nil {
+		revoked, err := v.cfg.Revoked(ctx, c.ID)
+		if err != nil {
+			v.cfg.Logger.Error("revocation check failed", "err", err)
+			return nil, &Challenge{Status: http.StatusServiceUnavailable, Code: oauth.CodeTemporarilyUnavailable,
+				Description: "the token could not be checked", ResourceMetadata: v.cfg.MetadataURL}
+		}
+		if revoked {
+			return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token was revoked")
+		}
+	}
+	jkt := ""
+	if c.Confirmation != nil {
+		jkt = c.Confirmation.JKT
+		if c.Confirmation.X5TS256 != "" {
+			if err := checkCertBinding(r, c.Confirmation.X5TS256); err != nil {
+				return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "%s", err.Error())
+			}
+		}
+	}
+	if err := v.checkDPoP(r, scheme, token, jkt); err != nil {
+		return nil, err
+	}
+	caller := &Caller{Subject: c.Subject, ClientID: c.ClientID, Issuer: c.Issuer, TokenID: c.ID, Scopes: scopes,
+		Audience: c.Audience, Actor: c.Actor, ExpiresAt: time.Unix(c.ExpiresAt, 0), JKT: jkt,
+		AuthorizationDetails: c.AuthorizationDetails}
+	if c.AuthTime > 0 {
+		caller.AuthTime = time.Unix(c.AuthTime, 0)
+	}
+	return caller, nil
+}
+
+func (v *Verifier) dpopAlgs() []string {
+	if v.cfg.DPoP == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range v.cfg.DPoP.Algorithms() {
+		out = append(out, string(a))
+	}
+	return out
+}
+
+// checkDPoP enforces RFC 9449 §7: a DPoP-bound token only with the DPoP
+// scheme and a valid proof for this request and token; an unbound token
+// never with the DPoP scheme.
+func (v *Verifier) checkDPoP(r *http.Request, scheme, token, jkt string) error {
+	proofs := r.Header.Values("DPoP")
+	switch {
+	case jkt == "" && scheme == "DPoP":
+		return v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token is not DPoP-bound")
+	case jkt == "":
+		return nil
+	case scheme != "DPoP":
+		return v.challenge(http.StatusUnauthorized, "DPoP", oauth.CodeInvalidToken, "a DPoP-bound token must be sent with the DPoP scheme and a proof")
+	case v.cfg.DPoP == nil:
+		return v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "DPoP-bound tokens are not accepted here")
+	case len(proofs) != 1:
+		return v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidDPoPProof, "exactly one DPoP proof is required")
+	}
+	u := requestURL(r)
+	if _, err := v.cfg.DPoP.Verify(r.Context(), proofs[0], dpop.Request{Method: r.Method, URL: u, AccessToken: token, JKT: jkt}); err != nil {
+		code := dpop.ErrorCode(err)
+		if code == "" {
+			v.cfg.Logger.Error("dpop verification failed", "err", err)
+			return &Challenge{Status: http.StatusServiceUnavailable, Code: oauth.CodeTemporarilyUnavailable,
+				Description: "the proof could not be checked", ResourceMetadata: v.cfg.MetadataURL}
+		}
+		ch := v.challenge(http.StatusUnauthorized, scheme, code, "%s", strings.TrimPrefix(err.Error(), "dpop: "))
+		return ch
+	}
+	return nil
+}
+
+// requestURL rebuilds the URL the client addressed, from the resource's
+// own origin (never from request headers a client controls).
+func requestURL(r *http.Request) *url.URL {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}
+}
+
+func reason(err error) string {
+	for _, e := range []struct {
+		err error
+		r   string
+	}{
+		{jose.ErrExpired, "expired"}, {jose.ErrWrongType, "not an access token (typ)"}, {jose.ErrAudience, "issued for another resource"},
+		{jose.ErrIssuer, "issued by another authorization server"}, {jose.ErrInvalidSignature, "bad signature"},
+		{jose.ErrUnknownKey, "unknown signing key"}, {jose.ErrAlgorithm, "algorithm not allowed"}, {jose.ErrNotYetValid, "not yet valid"},
+	} {
+		if errors.Is(err, e.err) {
+			return e.r
+		}
+	}
+	return "malformed"
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying c.
+func WithCaller(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the Caller in ctx.
+func CallerFrom(ctx context.Context) (*Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(*Caller)
+	return c, ok
+}
+
+// Middleware authenticates every request: a failure is answered with its
+// challenge; otherwise next runs with the Caller in the context and with
+// the Authorization and DPoP headers removed, so nothing downstream can
+// pass the token on.
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, err := v.Authenticate(r)
+		if err != nil {
+			var ch *Challenge
+			if !errors.As(err, &ch) {
+				ch = &Challenge{Status: http.StatusInternalServerError, Code: oauth.CodeServerError}
+			}
+			ch.Write(w)
+			return
+		}
+		r2 := r.Clone(WithCaller(r.Context(), caller))
+		r2.Header.Del("Authorization")
+		r2.Header.Del("DPoP")
+		next.ServeHTTP(w, r2)
+	})
+}
+
+// MetadataHandler serves RFC 9728 protected resource metadata.
+func MetadataHandler(md oauth.ResourceMetadata) http.Handler {
+	body, err := json.Marshal(md)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err != nil {
+			oauth.WriteError(w, err)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(append(body, '\n'))
+	})
+}
+
+// MetadataPath is where RFC 9728 §3.1 puts the metadata of a resource
+// whose identifier has path p: /.well-known/oauth-protected-resource + p.
+func MetadataPath(resourceURL string) (string, error) {
+	u, err := url.Parse(resourceURL)
+	if err != nil || !u.IsAbs() || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("resource: %q is not a resource identifier", resourceURL)
+	}
+	return "/.well-known/oauth-protected-resource" + strings.TrimSuffix(u.EscapedPath(), "/"), nil
+}

@@ -1,0 +1,262 @@
+package resource
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials/jose"
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/dpop"
+)
+
+const (
+	issuer   = "https://as.example"
+	resURI   = "https://rs.example/mcp/notes"
+	mdURL    = "https://rs.example/.well-known/oauth-protected-resource/mcp/notes"
+	testHost = "rs.example"
+)
+
+type fixture struct {
+	t       *testing.T
+	now     time.Time
+	key     *ecdsa.PrivateKey
+	v       *Verifier
+	revoked map[string]bool
+	dpopKey *ecdsa.PrivateKey
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, now: time.Unix(1_800_000_000, 0), revoked: map[string]bool{}}
+	f.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.dpopKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dv, err := dpop.NewVerifier(dpop.VerifierConfig{Replay: dpop.NewMemoryReplayCache(f.clock), Now: f.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.v, err = New(Config{
+		Resource: resURI, MetadataURL: mdURL, Issuer: issuer,
+		Keys:            jose.StaticKeys(map[string]crypto.PublicKey{"k1": f.key.Public()}),
+		Revoked:         func(_ context.Context, jti string) (bool, error) { return f.revoked[jti], nil },
+		ScopesSupported: []string{"notes:read", "notes:write"},
+		DPoP:            dv,
+		Now:             f.clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) clock() time.Time { return f.now }
+
+func (f *fixture) token(mutate func(c *oauth.AccessTokenClaims), typ jose.Typ, key crypto.Signer) string {
+	c := oauth.AccessTokenClaims{Issuer: issuer, Subject: "alice", Audience: oauth.Audience{resURI}, ClientID: "cli",
+		IssuedAt: f.now.Unix(), ExpiresAt: f.now.Add(5 * time.Minute).Unix(), ID: "jti-1", Scope: "notes:read",
+		Actor: &oauth.Actor{Subject: "spiffe://td/agent/a"}}
+	if mutate != nil {
+		mutate(&c)
+	}
+	if key == nil {
+		key = f.key
+	}
+	tok, err := jose.Sign(context.Background(), key, "k1", typ, c)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tok
+}
+
+func (f *fixture) request(auth ...string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "http://"+testHost+"/mcp/notes", strings.NewReader("{}"))
+	for _, a := range auth {
+		r.Header.Add("Authorization", a)
+	}
+	return r
+}
+
+func (f *fixture) proof(tok string) string {
+	p, err := dpop.NewProof(context.Background(), f.dpopKey, dpop.ProofParams{Method: http.MethodPost, URL: "http://" + testHost + "/mcp/notes", AccessToken: tok, Now: f.now})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+func TestAuthenticate(t *testing.T) {
+	f := newFixture(t)
+	c, err := f.v.Authenticate(f.request("Bearer " + f.token(nil, jose.TypAccessToken, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "alice" || c.ClientID != "cli" || !c.HasScope("notes:read") || c.HasScope("notes:write") || c.Actor.Subject != "spiffe://td/agent/a" {
+		t.Fatalf("caller %+v", c)
+	}
+
+	jkt, _ := dpop.Thumbprint(f.dpopKey.Public())
+	bound := f.token(func(c *oauth.AccessTokenClaims) { c.Confirmation = &oauth.Confirmation{JKT: jkt} }, jose.TypAccessToken, nil)
+	r := f.request("DPoP " + bound)
+	r.Header.Set("DPoP", f.proof(bound))
+	if c, err := f.v.Authenticate(r); err != nil || c.JKT != jkt {
+		t.Fatalf("DPoP-bound with proof: %+v %v", c, err)
+	}
+}
+
+func TestAuthenticateNegative(t *testing.T) {
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tests := []struct {
+		name   string
+		req    func(f *fixture) *http.Request
+		status int
+		code   string
+		scheme string
+	}{
+		{"no token", func(f *fixture) *http.Request { return f.request() }, 401, "", "Bearer"},
+		{"token in query", func(f *fixture) *http.Request {
+			r := f.request()
+			r.URL.RawQuery = "access_token=x"
+			return r
+		}, 400, oauth.CodeInvalidRequest, "Bearer"},
+		{"two Authorization headers", func(f *fixture) *http.Request { return f.request("Bearer a", "Bearer b") }, 400, oauth.CodeInvalidRequest, "Bearer"},
+		{"Basic", func(f *fixture) *http.Request { return f.request("Basic YTpi") }, 401, oauth.CodeInvalidRequest, "Bearer"},
+		{"empty bearer", func(f *fixture) *http.Request { return f.request("Bearer ") }, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"garbage", func(f *fixture) *http.Request { return f.request("Bearer a.b.c") }, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"expired", func(f *fixture) *http.Request {
+			return f.request("Bearer " + f.token(func(c *oauth.AccessTokenClaims) { c.ExpiresAt = f.now.Add(-time.Second).Unix() }, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"another resource", func(f *fixture) *http.Request {
+			return f.request("Bearer " + f.token(func(c *oauth.AccessTokenClaims) { c.Audience = oauth.Audience{"https://rs.example/mcp/other"} }, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"another issuer", func(f *fixture) *http.Request {
+			return f.request("Bearer " + f.token(func(c *oauth.AccessTokenClaims) { c.Issuer = "https://evil.example" }, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"typ JWT (an ID token or JWT-SVID)", func(f *fixture) *http.Request {
+			return f.request("Bearer " + f.token(nil, jose.TypJWT, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"typ txntoken+jwt", func(f *fixture) *http.Request {
+			return f.request("Bearer " + f.token(nil, jose.TypTxnToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"signed by another key", func(f *fixture) *http.Request {
+			return f.request("Bearer " + f.token(nil, jose.TypAccessToken, otherKey))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"no client_id", func(f *fixture) *http.Request {
+			return f.request("Bearer " + f.token(func(c *oauth.AccessTokenClaims) { c.ClientID = "" }, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"revoked", func(f *fixture) *http.Request {
+			f.revoked["jti-1"] = true
+			return f.request("Bearer " + f.token(nil, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"DPoP-bound sent as Bearer", func(f *fixture) *http.Request {
+			return f.request("Bearer " + f.token(func(c *oauth.AccessTokenClaims) { c.Confirmation = &oauth.Confirmation{JKT: "x"} }, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "DPoP"},
+		{"DPoP-bound without proof", func(f *fixture) *http.Request {
+			jkt, _ := dpop.Thumbprint(f.dpopKey.Public())
+			return f.request("DPoP " + f.token(func(c *oauth.AccessTokenClaims) { c.Confirmation = &oauth.Confirmation{JKT: jkt} }, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidDPoPProof, "DPoP"},
+		{"DPoP proof for another token", func(f *fixture) *http.Request {
+			jkt, _ := dpop.Thumbprint(f.dpopKey.Public())
+			tok := f.token(func(c *oauth.AccessTokenClaims) { c.Confirmation = &oauth.Confirmation{JKT: jkt} }, jose.TypAccessToken, nil)
+			r := f.request("DPoP " + tok)
+			r.Header.Set("DPoP", f.proof("another token"))
+			return r
+		}, 401, oauth.CodeInvalidDPoPProof, "DPoP"},
+		{"DPoP proof by another key", func(f *fixture) *http.Request {
+			tok := f.token(func(c *oauth.AccessTokenClaims) { c.Confirmation = &oauth.Confirmation{JKT: "someone-else"} }, jose.TypAccessToken, nil)
+			r := f.request("DPoP " + tok)
+			r.Header.Set("DPoP", f.proof(tok))
+			return r
+		}, 401, oauth.CodeInvalidDPoPProof, "DPoP"},
+		{"unbound token with DPoP scheme", func(f *fixture) *http.Request {
+			tok := f.token(nil, jose.TypAccessToken, nil)
+			r := f.request("DPoP " + tok)
+			r.Header.Set("DPoP", f.proof(tok))
+			return r
+		}, 401, oauth.CodeInvalidToken, "DPoP"},
+		{"certificate-bound without TLS", func(f *fixture) *http.Request {
+			return f.request("Bearer " + f.token(func(c *oauth.AccessTokenClaims) { c.Confirmation = &oauth.Confirmation{X5TS256: "x"} }, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			reached := false
+			h := f.v.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, tt.req(f))
+			if reached || w.Code != tt.status {
+				t.Fatalf("status %d (reached %v), want %d", w.Code, reached, tt.status)
+			}
+			challenges := strings.Join(w.Header().Values("WWW-Authenticate"), " | ")
+			if !strings.Contains(challenges, `resource_metadata="`+mdURL+`"`) {
+				t.Errorf("challenge without resource_metadata: %s", challenges)
+			}
+			if tt.code == "" {
+				if strings.Contains(challenges, "error=") {
+					t.Errorf("a request without credentials got an error code: %s", challenges)
+				}
+				return
+			}
+			if !strings.Contains(challenges, tt.scheme+` error="`+tt.code+`"`) {
+				t.Errorf("challenge %s, want %s error=%q", challenges, tt.scheme, tt.code)
+			}
+			var body map[string]string
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body["error"] != tt.code {
+				t.Errorf("body %q", w.Body.String())
+			}
+		})
+	}
+}
+
+func TestMiddlewareHidesTheToken(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(nil, jose.TypAccessToken, nil)
+	var seen *http.Request
+	h := f.v.Middleware(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { seen = r }))
+	r := f.request("Bearer " + tok)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if seen == nil {
+		t.Fatal("handler not reached")
+	}
+	if seen.Header.Get("Authorization") != "" || seen.Header.Get("DPoP") != "" {
+		t.Fatal("the token reached the handler")
+	}
+	c, ok := CallerFrom(seen.Context())
+	if !ok || c.Subject != "alice" {
+		t.Fatalf("caller %+v", c)
+	}
+}
+
+func TestInsufficientScope(t *testing.T) {
+	f := newFixture(t)
+	w := httptest.NewRecorder()
+	f.v.InsufficientScope("notes:write").Write(w)
+	got := w.Header().Get("WWW-Authenticate")
+	if w.Code != 403 || !strings.Contains(got, `error="insufficient_scope"`) || !strings.Contains(got, `scope="notes:write"`) {
+		t.Fatalf("%d %s", w.Code, got)
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	p, err := MetadataPath("https://h.example/mcp/notes")
+	if err != nil || p != "/.well-known/oauth-protected-resource/mcp/notes" {
+		t.Fatalf("%q %v", p, err)
+	}
+	if _, err := MetadataPath("/relative"); err == nil {
+		t.Fatal("relative resource accepted")
+	}
+	w := httptest.NewRecorder()
+	MetadataHandler(oauth.ResourceMetadata{Resource: resURI, AuthorizationServers: []string{issuer}, BearerMethodsSupported: []string{"header"}}).
+		ServeHTTP(w, httptest.NewRequest(http.MethodGet, p, nil))
+	var md oauth.ResourceMetadata
+	if err := json.Unmarshal(w.Body.Bytes(), &md); err != nil || md.Resource != resURI || md.AuthorizationServers[0] != issuer {
+		t.Fatalf("%s", w.Body.String())
+	}
+}
