@@ -1,0 +1,300 @@
+package oauth
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials/oauth/dpop"
+)
+
+// AssertionSource mints a fresh client assertion (for an agent, a
+// JWT-SVID) whose sole audience is the authorization server's issuer.
+type AssertionSource func(ctx context.Context, audience string) (string, error)
+
+// ClientConfig configures a token Client.
+type ClientConfig struct {
+	// ClientID is sent with every request.
+	ClientID string
+	// Assertion authenticates the client (and, in token exchange, is the
+	// actor token). Required.
+	Assertion AssertionSource
+	// AssertionType is the client_assertion_type; default jwt-spiffe.
+	AssertionType string
+	// DPoPKey, when set, binds tokens to this key where the server
+	// advertises DPoP.
+	DPoPKey crypto.Signer
+	// HTTPClient posts to token endpoints; nil means a client with a 10 s
+	// timeout that follows no redirects.
+	HTTPClient *http.Client
+	// ExpiryMargin: a cached token is renewed this long before it
+	// expires; default 30 s.
+	ExpiryMargin time.Duration
+	Now          func() time.Time
+}
+
+// TokenRequest says which token is wanted.
+type TokenRequest struct {
+	// Server is the authorization server's metadata (from DiscoverServer).
+	Server *ServerMetadata
+	// Resource is the RFC 8707 resource indicator.
+	Resource string
+	// Scopes wanted: the minimum for the call.
+	Scopes []string
+	// SubjectToken, when set, asks for a token exchange (RFC 8693) acting
+	// for that subject, with the client's own assertion as actor_token;
+	// otherwise client_credentials.
+	SubjectToken     string
+	SubjectTokenType string
+}
+
+// Token is an acquired access token.
+type Token struct {
+	AccessToken string
+	// TokenType is Bearer or DPoP.
+	TokenType string
+	ExpiresAt time.Time
+	Scopes    []string
+}
+
+// Client acquires tokens on the client's own authority or for a subject,
+// and caches them by (issuer, resource, scope, subject) with one request
+// in flight per key.
+type Client struct {
+	cfg ClientConfig
+
+	mu       sync.Mutex
+	cache    map[string]*Token
+	inflight map[string]*call
+}
+
+type call struct {
+	done chan struct{}
+	tok  *Token
+	err  error
+}
+
+// NewClient checks cfg.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.ClientID == "" || cfg.Assertion == nil {
+		return nil, errors.New("oauth: client needs a ClientID and an Assertion source")
+	}
+	if cfg.AssertionType == "" {
+		cfg.AssertionType = AssertionJWTSPIFFE
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if cfg.ExpiryMargin <= 0 {
+		cfg.ExpiryMargin = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Client{cfg: cfg, cache: map[string]*Token{}, inflight: map[string]*call{}}, nil
+}
+
+func cacheKey(req TokenRequest) string {
+	scopes := slices.Clone(req.Scopes)
+	slices.Sort(scopes)
+	// The subject token itself is the key's subject part: a different
+	// token (another user, or a refreshed one) is another entry.
+	return strings.Join([]string{req.Server.Issuer, req.Resource, strings.Join(scopes, " "), req.SubjectToken}, "\x00")
+}
+
+// Token returns a cached token with more than ExpiryMargin left, or
+// acquires one; concurrent callers for the same key share one request.
+func (c *Client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
+	if req.Server == nil || req.Server.TokenEndpoint == "" {
+		return nil, errors.New("oauth: token request without server metadata")
+	}
+	key := cacheKey(req)
+	c.mu.Lock()
+	if t, ok := c.cache[key]; ok && c.cfg.Now().Add(c.cfg.ExpiryMargin).Before(t.ExpiresAt) {
+		c.mu.Unlock()
+		return t, nil
+	}
+	if cl, ok := c.inflight[key]; ok {
+		c.mu.Unlock()
+		select {
+		case <-cl.done:
+			return cl.tok, cl.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	cl := &call{done: make(chan struct{})}
+	c.inflight[key] = cl
+	c.mu.Unlock()
+
+	cl.tok, cl.err = c.acquire(ctx, req)
+	c.mu.Lock()
+	delete(c.inflight, key)
+	if cl.err == nil {
+		c.cache[key] = cl.tok
+	}
+	c.mu.Unlock()
+	close(cl.done)
+	return cl.tok, cl.err
+}
+
+// Forget drops a cached token (after the resource refused it).
+func (c *Client) Forget(req TokenRequest) {
+	c.mu.Lock()
+	delete(c.cache, cacheKey(req))
+	c.mu.Unlock()
+}
+
+func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) {
+	md := req.Server
+	assertion, err := c.cfg.Assertion(ctx, md.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: client assertion: %w", err)
+	}
+	form := url.Values{
+		"client_id":             {c.cfg.ClientID},
+		"client_assertion_type": {c.cfg.AssertionType},
+		"client_assertion":      {assertion},
+	}
+	if req.Resource != "" {
+		form.Set("resource", req.Resource)
+	}
+	if len(req.Scopes) > 0 {
+		form.Set("scope", FormatScope(req.Scopes))
+	}
+	if req.SubjectToken != "" {
+		actor, err := c.cfg.Assertion(ctx, md.Issuer)
+		if err != nil {
+			return nil, fmt.Errorf("oauth: actor token: %w", err)
+		}
+		typ := req.SubjectTokenType
+		if typ == "" {
+			typ = TokenTypeAccessToken
+		}
+		form.Set("grant_type", GrantTokenExchange)
+		form.Set("subject_token", req.SubjectToken)
+		form.Set("subject_token_type", typ)
+		form.Set("actor_token", actor)
+		form.Set("actor_token_type", TokenTypeJWT)
+		form.Set("requested_token_type", TokenTypeAccessToken)
+	} else {
+		form.Set("grant_type", GrantClientCredentials)
+	}
+	useDPoP := c.cfg.DPoPKey != nil && len(md.DPoPSigningAlgValuesSupported) > 0
+	nonce := ""
+	for attempt := 0; ; attempt++ {
+		resp, err := c.post(ctx, md.TokenEndpoint, form, useDPoP, nonce)
+		if err != nil {
+			return nil, err
+		}
+		if resp.err != nil && resp.err.Code == CodeUseDPoPNonce && resp.nonce != "" && attempt == 0 {
+			nonce = resp.nonce
+			// The assertions were consumed: mint fresh ones for the retry.
+			if err := c.refreshAssertions(ctx, form, md.Issuer); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if resp.err != nil {
+			return nil, resp.err
+		}
+		tr := resp.token
+		if tr.AccessToken == "" || (tr.TokenType != TokenTypeBearer && !strings.EqualFold(tr.TokenType, TokenTypeDPoP)) {
+			return nil, fmt.Errorf("oauth: token response without a usable access token (token_type %q)", tr.TokenType)
+		}
+		if useDPoP != strings.EqualFold(tr.TokenType, TokenTypeDPoP) {
+			return nil, fmt.Errorf("oauth: asked for a %s token, got token_type %q", map[bool]string{true: "DPoP", false: "Bearer"}[useDPoP], tr.TokenType)
+		}
+		scopes, err := ParseScope(tr.Scope)
+		if err != nil {
+			return nil, fmt.Errorf("oauth: token response scope: %w", err)
+		}
+		if tr.Scope == "" {
+			scopes = req.Scopes
+		}
+		exp := c.cfg.Now().Add(time.Duration(tr.ExpiresIn) * time.Second)
+		if tr.ExpiresIn <= 0 {
+			exp = c.cfg.Now().Add(time.Minute)
+		}
+		return &Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, ExpiresAt: exp, Scopes: scopes}, nil
+	}
+}
+
+func (c *Client) refreshAssertions(ctx context.Context, form url.Values, issuer string) error {
+	a, err := c.cfg.Assertion(ctx, issuer)
+	if err != nil {
+		return fmt.Errorf("oauth: client assertion: %w", err)
+	}
+	form.Set("client_assertion", a)
+	if form.Has("actor_token") {
+		if a, err = c.cfg.Assertion(ctx, issuer); err != nil {
+			return fmt.Errorf("oauth: actor token: %w", err)
+		}
+		form.Set("actor_token", a)
+	}
+	return nil
+}
+
+type tokenResult struct {
+	token *TokenResponse
+	err   *Error
+	nonce string
+}
+
+// maxTokenResponse caps a token endpoint response.
+const maxTokenResponse = 64 << 10
+
+func (c *Client) post(ctx context.Context, endpoint string, form url.Values, useDPoP bool, nonce string) (*tokenResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("oauth: token request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if useDPoP {
+		proof, err := dpop.NewProof(ctx, c.cfg.DPoPKey, dpop.ProofParams{Method: http.MethodPost, URL: endpoint, Nonce: nonce, Now: c.cfg.Now()})
+		if err != nil {
+			return nil, fmt.Errorf("oauth: %w", err)
+		}
+		req.Header.Set("DPoP", proof)
+	}
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: token endpoint: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse+1))
+	if err != nil {
+		return nil, fmt.Errorf("oauth: token endpoint: %w", err)
+	}
+	if len(body) > maxTokenResponse {
+		return nil, fmt.Errorf("oauth: token endpoint response exceeds %d bytes", maxTokenResponse)
+	}
+	out := &tokenResult{nonce: resp.Header.Get("DPoP-Nonce")}
+	if resp.StatusCode == http.StatusOK {
+		var tr TokenResponse
+		if err := json.Unmarshal(body, &tr); err != nil {
+			return nil, fmt.Errorf("oauth: token endpoint returned malformed JSON")
+		}
+		out.token = &tr
+		return out, nil
+	}
+	var oe Error
+	if err := json.Unmarshal(body, &oe); err != nil || oe.Code == "" {
+		return nil, fmt.Errorf("oauth: token endpoint answered %d without an OAuth error", resp.StatusCode)
+	}
+	oe.Status = resp.StatusCode
+	oe.Description = cleanDescription(oe.Description)
+	out.err = &oe
+	return out, nil
+}

@@ -1,0 +1,157 @@
+package oauth_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/credentials/authserver"
+	"github.com/agenthost/agenthost/credentials/ca"
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/fetch"
+)
+
+const notes = "https://notes.example/mcp"
+
+type asEnv struct {
+	srv      *authserver.Server
+	md       *oauth.ServerMetadata
+	requests atomic.Int32
+	ca       *ca.CA
+}
+
+func newAS(t *testing.T, requireNonce bool) *asEnv {
+	t.Helper()
+	ctx := context.Background()
+	authority, err := ca.New(ctx, ca.Config{TrustDomain: "spiffe://example.org", Journal: &ca.MemoryJournal{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &asEnv{ca: authority}
+	var handler http.Handler
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == authserver.PathToken {
+			e.requests.Add(1)
+		}
+		handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	e.srv, err = authserver.New(ctx, authserver.Config{
+		Issuer: ts.URL, Store: authserver.NewMemoryStore(nil), TrustDomain: "example.org", SVIDs: authority,
+		Agents: []authserver.AgentClient{
+			{ID: credentials.MustParseIdentity("spiffe://example.org/agent/research"), Scopes: []string{"notes:read"}},
+		},
+		Resources:        []authserver.Resource{{URI: notes, Scopes: []string{"notes:read", "notes:write"}}},
+		RequireDPoPNonce: requireNonce,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler = e.srv.Handler()
+	e.md, err = oauth.DiscoverServer(ctx, fetch.New(fetch.Config{AllowHTTP: true, AllowPrivate: true}), ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *asEnv) client(t *testing.T, dpopKey *ecdsa.PrivateKey) *oauth.Client {
+	id := spiffeid.RequireFromString("spiffe://example.org/agent/research")
+	cfg := oauth.ClientConfig{
+		ClientID: id.String(),
+		Assertion: func(ctx context.Context, aud string) (string, error) {
+			tok, _, err := e.ca.NewJWTSVID(ctx, id, []string{aud})
+			return tok, err
+		},
+	}
+	if dpopKey != nil {
+		cfg.DPoPKey = dpopKey
+	}
+	c, err := oauth.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestClientCredentialsCachedAndSingleFlight(t *testing.T) {
+	e := newAS(t, false)
+	c := e.client(t, nil)
+	ctx := context.Background()
+	req := oauth.TokenRequest{Server: e.md, Resource: notes, Scopes: []string{"notes:read"}}
+	var wg sync.WaitGroup
+	toks := make([]*oauth.Token, 10)
+	for i := range toks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := c.Token(ctx, req)
+			if err != nil {
+				t.Error(err)
+			}
+			toks[i] = tok
+		}()
+	}
+	wg.Wait()
+	if n := e.requests.Load(); n != 1 {
+		t.Fatalf("%d token requests for 10 concurrent callers", n)
+	}
+	claims, err := e.srv.VerifyAccessToken(ctx, toks[0].AccessToken, notes)
+	if err != nil || claims.Subject != "spiffe://example.org/agent/research" || claims.Scope != "notes:read" {
+		t.Fatalf("token %+v %v", claims, err)
+	}
+	if _, err := c.Token(ctx, req); err != nil || e.requests.Load() != 1 {
+		t.Fatalf("cached token not reused: %v, %d requests", err, e.requests.Load())
+	}
+	c.Forget(req)
+	if _, err := c.Token(ctx, req); err != nil || e.requests.Load() != 2 {
+		t.Fatalf("after Forget: %v, %d requests", err, e.requests.Load())
+	}
+	// The server's refusal comes back as its OAuth error.
+	_, err = c.Token(ctx, oauth.TokenRequest{Server: e.md, Resource: "https://unknown.example/"})
+	if !errors.Is(err, &oauth.Error{Code: oauth.CodeInvalidTarget}) {
+		t.Fatalf("unknown resource: %v", err)
+	}
+}
+
+func TestClientTokenExchange(t *testing.T) {
+	e := newAS(t, false)
+	c := e.client(t, nil)
+	ctx := context.Background()
+	// A token for the agent itself stands in for a user's token.
+	subject, err := c.Token(ctx, oauth.TokenRequest{Server: e.md, Resource: "spiffe://example.org/agent/research"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Token(ctx, oauth.TokenRequest{Server: e.md, Resource: notes, Scopes: []string{"notes:read"}, SubjectToken: subject.AccessToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := e.srv.VerifyAccessToken(ctx, tok.AccessToken, notes)
+	if err != nil || claims.Actor == nil || claims.Actor.Subject != "spiffe://example.org/agent/research" {
+		t.Fatalf("exchanged %+v %v", claims, err)
+	}
+}
+
+func TestClientDPoPWithNonce(t *testing.T) {
+	e := newAS(t, true)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c := e.client(t, key)
+	tok, err := c.Token(context.Background(), oauth.TokenRequest{Server: e.md, Resource: notes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.TokenType != oauth.TokenTypeDPoP || e.requests.Load() != 2 {
+		t.Fatalf("token type %s after %d requests (want DPoP after a nonce retry)", tok.TokenType, e.requests.Load())
+	}
+}
