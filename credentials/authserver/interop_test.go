@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -25,11 +24,11 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	httphelper "github.com/zitadel/oidc/v3/pkg/http"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/agenthost/agenthost/credentials/authserver"
+	"github.com/agenthost/agenthost/credentials/authserver/astest"
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
 	"github.com/agenthost/agenthost/credentials/oauth"
 )
@@ -114,155 +113,6 @@ func newInteropAS(t *testing.T, configure func(*authserver.Config)) *authserver.
 	return s
 }
 
-// interopBrowser plays the user agent: it keeps cookies, follows
-// redirects within the authorization server and stops at the redirect to
-// the client's redirect URI.
-type interopBrowser struct {
-	client      *http.Client
-	redirectURI string
-	user        string
-	password    string
-	decision    string
-}
-
-func newInteropBrowser(t *testing.T, redirectURI, decision string) *interopBrowser {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &interopBrowser{redirectURI: redirectURI, user: interopUser, password: interopPassword, decision: decision}
-	b.client = &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if sameEndpoint(req.URL, b.redirectURI) {
-			return http.ErrUseLastResponse
-		}
-		if len(via) >= 10 {
-			return errors.New("too many redirects")
-		}
-		return nil
-	}}
-	return b
-}
-
-// sameEndpoint reports whether u, without its query, is target.
-func sameEndpoint(u *url.URL, target string) bool {
-	t, err := url.Parse(target)
-	return err == nil && u.Scheme == t.Scheme && u.Host == t.Host && u.Path == t.Path
-}
-
-type page struct {
-	status   int
-	location *url.URL
-	body     string
-	url      *url.URL
-}
-
-func (b *interopBrowser) do(ctx context.Context, method, target string, form url.Values) (*page, error) {
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
-	if err != nil {
-		return nil, err
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	p := &page{status: resp.StatusCode, body: string(raw), url: resp.Request.URL}
-	if loc := resp.Header.Get("Location"); loc != "" {
-		if p.location, err = resp.Request.URL.Parse(loc); err != nil {
-			return nil, fmt.Errorf("bad Location %q: %w", loc, err)
-		}
-	}
-	return p, nil
-}
-
-// authorize opens authURL, signs in, answers the consent page with the
-// browser's decision and returns the redirect to the client, whose query
-// holds the authorization response.
-func (b *interopBrowser) authorize(ctx context.Context, authURL string) (*url.URL, error) {
-	p, err := b.do(ctx, http.MethodGet, authURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	for range 4 {
-		if p.location != nil && sameEndpoint(p.location, b.redirectURI) {
-			return p.location, nil
-		}
-		if p.status != http.StatusOK {
-			return nil, fmt.Errorf("%s: status %d: %.300s", p.url, p.status, p.body)
-		}
-		action, fields, err := parseForm(p)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case strings.HasSuffix(action.Path, authserver.PathLogin):
-			fields.Set("username", b.user)
-			fields.Set("password", b.password)
-		case strings.HasSuffix(action.Path, authserver.PathConsent):
-			fields.Set("decision", b.decision)
-		default:
-			return nil, fmt.Errorf("unexpected form posting to %s", action)
-		}
-		if p, err = b.do(ctx, http.MethodPost, action.String(), fields); err != nil {
-			return nil, err
-		}
-	}
-	return nil, errors.New("no redirect to the client after sign-in and consent")
-}
-
-// parseForm returns the absolute action and the hidden inputs of the
-// page's first form.
-func parseForm(p *page) (*url.URL, url.Values, error) {
-	doc, err := html.Parse(strings.NewReader(p.body))
-	if err != nil {
-		return nil, nil, err
-	}
-	var form *html.Node
-	for n := range doc.Descendants() {
-		if n.Type == html.ElementNode && n.Data == "form" {
-			form = n
-			break
-		}
-	}
-	if form == nil {
-		return nil, nil, fmt.Errorf("%s: page has no form: %.300s", p.url, p.body)
-	}
-	attr := func(n *html.Node, key string) string {
-		for _, a := range n.Attr {
-			if a.Key == key {
-				return a.Val
-			}
-		}
-		return ""
-	}
-	if m := attr(form, "method"); !strings.EqualFold(m, http.MethodPost) {
-		return nil, nil, fmt.Errorf("form method is %q, want post", m)
-	}
-	action, err := p.url.Parse(attr(form, "action"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("form action: %w", err)
-	}
-	fields := url.Values{}
-	for n := range form.Descendants() {
-		if n.Type == html.ElementNode && n.Data == "input" && strings.EqualFold(attr(n, "type"), "hidden") {
-			fields.Add(attr(n, "name"), attr(n, "value"))
-		}
-	}
-	return action, fields, nil
-}
-
 // TestInteropZitadelRelyingParty runs the code flow of the zitadel/oidc
 // relying party: discovery, its own state and PKCE cookies, the code
 // exchange with ID token verification (signature from jwks_uri, iss, aud,
@@ -330,8 +180,8 @@ func TestInteropZitadelRelyingParty(t *testing.T) {
 				}), party))
 			late.set(mux)
 
-			b := newInteropBrowser(t, redirectURI, tc.decision)
-			back, err := b.authorize(ctx, cb.URL+"/login")
+			b := astest.NewBrowser(redirectURI, interopUser, interopPassword, tc.decision)
+			back, err := b.Authorize(ctx, cb.URL+"/login")
 			if err != nil {
 				t.Fatalf("browser: %v", err)
 			}
@@ -341,7 +191,7 @@ func TestInteropZitadelRelyingParty(t *testing.T) {
 			}
 			// The browser follows the redirect: the relying party's
 			// callback reads its cookies and redeems the code.
-			p, err := b.do(ctx, http.MethodGet, back.String(), nil)
+			p, err := b.Get(ctx, back.String())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -349,7 +199,7 @@ func TestInteropZitadelRelyingParty(t *testing.T) {
 			select {
 			case got = <-results:
 			default:
-				t.Fatalf("callback did not finish: status %d: %s", p.status, p.body)
+				t.Fatalf("callback did not finish: status %d: %s", p.Status, p.Body)
 			}
 			if tc.wantError != "" {
 				if got.errType != tc.wantError || got.tokens != nil {
@@ -357,8 +207,8 @@ func TestInteropZitadelRelyingParty(t *testing.T) {
 				}
 				return
 			}
-			if got.errType != "" || p.status != http.StatusOK {
-				t.Fatalf("callback failed: %s (status %d: %s)", got.errType, p.status, p.body)
+			if got.errType != "" || p.Status != http.StatusOK {
+				t.Fatalf("callback failed: %s (status %d: %s)", got.errType, p.Status, p.Body)
 			}
 			if got.state != state {
 				t.Errorf("callback state %q, want %q", got.state, state)
@@ -597,7 +447,7 @@ func TestInteropMCPGoSDKOAuthClient(t *testing.T) {
 
 			rec := &recordingTransport{}
 			var authURLs []string
-			b := newInteropBrowser(t, redirectURI, tc.decision)
+			b := astest.NewBrowser(redirectURI, interopUser, interopPassword, tc.decision)
 			handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 				DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
 					Metadata: &oauthex.ClientRegistrationMetadata{
@@ -611,7 +461,7 @@ func TestInteropMCPGoSDKOAuthClient(t *testing.T) {
 				Client:              &http.Client{Transport: rec},
 				AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
 					authURLs = append(authURLs, args.URL)
-					back, err := b.authorize(ctx, args.URL)
+					back, err := b.Authorize(ctx, args.URL)
 					if err != nil {
 						return nil, err
 					}
