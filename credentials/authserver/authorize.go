@@ -222,6 +222,9 @@ func (s *Server) validateAuthorize(ctx context.Context, f oauth.Form) (*authRequ
 		return req, err
 	}
 
+	if f, err = narrowScope(f, c); err != nil {
+		return req, err
+	}
 	scopes, aud, err := s.target(f, c, nil)
 	if err != nil {
 		return req, err
@@ -720,4 +723,31 @@ func (s *Server) renderError(ctx context.Context, w http.ResponseWriter, pe *pag
 	if err := userauth.RenderError(w, pe.status, pe.title, pe.message); err != nil {
 		s.log.ErrorContext(ctx, "render error page", "err", err)
 	}
+}
+
+// narrowScope drops from an authorization request the scopes the client
+// may not ask for (RFC 6749 §3.3 lets the server ignore part of the
+// requested scope; the token response's scope tells the client what it
+// got). MCP clients ask for every scope a resource's challenge lists.
+// Nothing left of a non-empty request is invalid_scope; unknown or
+// malformed scopes are still refused by target.
+func narrowScope(f oauth.Form, c *client) (oauth.Form, error) {
+	raw, err := f.Get("scope")
+	if err != nil || raw == "" || c.Scopes == nil {
+		return f, err
+	}
+	requested, err := oauth.ParseScope(raw)
+	if err != nil {
+		return f, err
+	}
+	kept := oauth.ScopeIntersect(requested, c.Scopes)
+	if len(kept) == len(requested) {
+		return f, nil
+	}
+	if len(kept) == 0 {
+		return f, oauth.Errorf(oauth.CodeInvalidScope, "the client may not request any of the scopes asked for")
+	}
+	v := f.Values()
+	v.Set("scope", oauth.FormatScope(kept))
+	return oauth.NewForm(v), nil
 }

@@ -1384,3 +1384,27 @@ func TestRedirectURIMatching(t *testing.T) {
 		}
 	}
 }
+
+// TestNarrowScope: an authorization request keeps the scopes the client
+// may ask for and drops the rest; nothing left is invalid_scope.
+func TestNarrowScope(t *testing.T) {
+	c := &client{Scopes: []string{"notes:read", "openid"}}
+	for raw, want := range map[string]string{
+		"notes:read notes:write": "notes:read",
+		"openid notes:read":      "openid notes:read",
+		"":                       "",
+	} {
+		f, err := narrowScope(oauth.NewForm(url.Values{"scope": {raw}}), c)
+		got, _ := f.Get("scope")
+		if err != nil || got != want {
+			t.Errorf("%q → %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	if _, err := narrowScope(oauth.NewForm(url.Values{"scope": {"notes:write"}}), c); err == nil {
+		t.Error("nothing left was accepted")
+	}
+	f, err := narrowScope(oauth.NewForm(url.Values{"scope": {"anything"}}), &client{})
+	if got, _ := f.Get("scope"); err != nil || got != "anything" {
+		t.Errorf("client without a scope list: %q %v", got, err)
+	}
+}

@@ -62,6 +62,8 @@ type Config struct {
 	Models map[string]ModelConfig `json:"models,omitempty"`
 	// Agents are the agent plugins the host runs.
 	Agents []AgentConfig `json:"agents,omitempty"`
+	// MCP configures the MCP servers the host serves.
+	MCP MCPConfig `json:"mcp"`
 
 	file            string
 	pos             map[string]Position

@@ -34,6 +34,7 @@ func (c *Config) Validate() error {
 	v.models()
 	v.agents()
 	v.auth()
+	v.mcp()
 	if len(v.errs) == 0 {
 		return nil
 	}

@@ -1,0 +1,28 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMCPSection(t *testing.T) {
+	c, err := Parse("m.yaml", []byte("version: 1\nmcp:\n  servers:\n    - name: notes\n      tools: [notes/search, notes/add]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.MCP.Servers) != 1 || c.MCP.Servers[0].Name != "notes" || len(c.MCP.Servers[0].Tools) != 2 {
+		t.Fatalf("%+v", c.MCP)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"mcp:\n  servers:\n    - name: Notes\n      tools: [a/b]\n", "m.yaml:4:13: mcp.servers[0].name: \"Notes\" is not a valid server name"},
+		{"mcp:\n  servers:\n    - name: n\n      tools: [a/b]\n    - name: n\n      tools: [a/b]\n", "mcp.servers[1].name: MCP server \"n\" is already defined at mcp.servers[0]"},
+		{"mcp:\n  servers:\n    - name: n\n", "mcp.servers[0].tools: lists no tools"},
+		{"mcp:\n  servers:\n    - name: n\n      tools: [a/b, a/b]\n", "mcp.servers[0].tools[1]: tool \"a/b\" is listed twice"},
+		{"mcp:\n  servers:\n    - name: n\n      tools: [a/b]\n      url: x\n", "mcp.servers[0].url: unknown key"},
+	} {
+		_, err := Parse("m.yaml", []byte("version: 1\n"+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
