@@ -26,6 +26,7 @@ import (
 // entry pinned to the binary's measured SHA-256.
 func (h *Host) newAgents(ctx context.Context) error {
 	h.audit = mediator.StoreAuditor{Log: h.store}
+	h.tools = mediator.BuiltinTools(h.store, h.now)
 	models, err := h.newModels()
 	if err != nil {
 		return err
@@ -43,7 +44,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 	h.med, err = mediator.New(mediator.Config{
 		Models:      models,
 		AgentModels: agentModels,
-		Tools:       mediator.BuiltinTools(h.store, h.now),
+		Tools:       h.tools,
 		Policy:      grants,
 		Auditor:     h.audit,
 		Agents:      h.delegate,

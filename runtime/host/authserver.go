@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/authserver"
@@ -56,6 +57,16 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 	var resources []authserver.Resource
 	for _, r := range ac.Resources {
 		resources = append(resources, authserver.Resource{URI: r.URI, Scopes: r.Scopes})
+	}
+	// Hosted MCP servers are resources of this server.
+	if h.mcp, err = h.mcpResources(h.Issuer(), h.tools); err != nil {
+		return err
+	}
+	for _, s := range h.mcp {
+		if slices.ContainsFunc(resources, func(r authserver.Resource) bool { return r.URI == s.resource }) {
+			return fmt.Errorf("host: auth.resources lists %s, which is a hosted MCP server's resource", s.resource)
+		}
+		resources = append(resources, authserver.Resource{URI: s.resource, Scopes: s.scopes})
 	}
 	as, err := authserver.New(ctx, authserver.Config{
 		Issuer:                    h.Issuer(),

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/agenthost/agenthost/credentials"
@@ -52,6 +53,8 @@ type Host struct {
 	store    store.Store
 	ca       *ca.CA
 	as       *authserver.Server
+	tools    map[string]mediator.Tool
+	mcp      []hostedMCP
 	wl       *workloadapi.Server
 	http     *httpServer
 	hostID   credentials.Identity
@@ -222,7 +225,7 @@ func (h *Host) newHTTP(ctx context.Context) error {
 		return err
 	}
 	h.mountAuthServer(mux)
-	return nil
+	return h.mountMCP(mux, h.mcp, h.tools)
 }
 
 // Issuer is the host's public base URL and OAuth issuer: listen.issuer
@@ -309,6 +312,9 @@ func (h *Host) banner(info RunInfo) {
 	}
 	fmt.Fprintf(w, "  workload API   unix://%s\n", h.hostSock)
 	fmt.Fprintf(w, "  admin API      unix://%s\n", filepath.Join(h.dataDir, localapi.SocketName))
+	for _, s := range h.mcp {
+		fmt.Fprintf(w, "  MCP server     %s (scopes %s)\n", s.resource, strings.Join(s.scopes, " "))
+	}
 	for _, a := range h.cfg.Agents {
 		fmt.Fprintf(w, "  agent          %s (%s)\n", a.Name, h.agentIDs[a.Name])
 	}

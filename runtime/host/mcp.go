@@ -1,0 +1,166 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/dpop"
+	"github.com/agenthost/agenthost/credentials/oauth/resource"
+	"github.com/agenthost/agenthost/mcp/mcpserver"
+	"github.com/agenthost/agenthost/runtime/mediator"
+)
+
+// PathMCP is where hosted MCP servers are served: PathMCP + name.
+const PathMCP = "/mcp/"
+
+// readOnlyTools are the host tools that change nothing.
+var readOnlyTools = map[string]bool{"clock/now": true, "notes/search": true, "payments/balance": true}
+
+// toolScope is the OAuth scope a caller needs for a host tool over MCP:
+// "<server>:read" for tools that change nothing, "<server>:write"
+// otherwise, where <server> is the tool's prefix ("notes/add" →
+// notes:write).
+func toolScope(name string) string {
+	prefix, _, _ := strings.Cut(name, "/")
+	if readOnlyTools[name] {
+		return prefix + ":read"
+	}
+	return prefix + ":write"
+}
+
+// hostedMCP is one configured MCP server, resolved against the host's
+// tools.
+type hostedMCP struct {
+	name     string
+	resource string
+	tools    []string
+	scopes   []string
+}
+
+// mcpResources resolves the mcp section: every tool must be a host tool.
+// The servers' resources and scopes are registered with the authorization
+// server.
+func (h *Host) mcpResources(issuer string, tools map[string]mediator.Tool) ([]hostedMCP, error) {
+	var out []hostedMCP
+	for _, s := range h.cfg.MCP.Servers {
+		hs := hostedMCP{name: s.Name, resource: issuer + PathMCP + s.Name}
+		for _, t := range s.Tools {
+			if _, ok := tools[t]; !ok {
+				return nil, fmt.Errorf("host: mcp server %s: no host tool %q", s.Name, t)
+			}
+			hs.tools = append(hs.tools, t)
+			if sc := toolScope(t); !slices.Contains(hs.scopes, sc) {
+				hs.scopes = append(hs.scopes, sc)
+			}
+		}
+		out = append(out, hs)
+	}
+	return out, nil
+}
+
+// mountMCP serves each hosted MCP server with its RFC 9728 metadata.
+// Tokens are verified locally against the embedded authorization
+// server's keys and revocations; tool handlers get the verified caller,
+// never the token.
+func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[string]mediator.Tool) error {
+	for _, hs := range servers {
+		mdPath, err := resource.MetadataPath(hs.resource)
+		if err != nil {
+			return fmt.Errorf("host: %w", err)
+		}
+		issuerURL := h.as.Issuer()
+		dv, err := dpop.NewVerifier(dpop.VerifierConfig{Replay: dpop.NewMemoryReplayCache(h.now), Now: h.now})
+		if err != nil {
+			return fmt.Errorf("host: %w", err)
+		}
+		v, err := resource.New(resource.Config{
+			Resource:        hs.resource,
+			MetadataURL:     issuerURL + mdPath,
+			Issuer:          issuerURL,
+			Keys:            h.as.Keys(),
+			Revoked:         h.as.Revoked,
+			ScopesSupported: hs.scopes,
+			DPoP:            dv,
+			Now:             h.now,
+			Logger:          h.log.With("component", "mcp", "server", hs.name),
+		})
+		if err != nil {
+			return fmt.Errorf("host: mcp server %s: %w", hs.name, err)
+		}
+		var list []mcpserver.Tool
+		for _, name := range hs.tools {
+			list = append(list, h.mcpTool(name, tools[name]))
+		}
+		srv, err := mcpserver.New(mcpserver.Config{
+			Name: hs.name, Title: "agenthost " + hs.name, Version: h.opts.Version, Tools: list, Verifier: v,
+			Logger: h.log.With("component", "mcp", "server", hs.name),
+		})
+		if err != nil {
+			return fmt.Errorf("host: mcp server %s: %w", hs.name, err)
+		}
+		mux.Handle(PathMCP+hs.name, srv.Handler())
+		mux.Handle(mdPath, resource.MetadataHandler(oauth.ResourceMetadata{
+			Resource:                      hs.resource,
+			AuthorizationServers:          []string{issuerURL},
+			ScopesSupported:               hs.scopes,
+			BearerMethodsSupported:        []string{"header"},
+			ResourceName:                  "agenthost " + hs.name,
+			DPoPSigningAlgValuesSupported: algNames(dv),
+		}))
+	}
+	return nil
+}
+
+func algNames(v *dpop.Verifier) []string {
+	var out []string
+	for _, a := range v.Algorithms() {
+		out = append(out, string(a))
+	}
+	return out
+}
+
+// mcpTool adapts a host tool: the caller is the token's subject, audited
+// like every other tool call.
+func (h *Host) mcpTool(name string, t mediator.Tool) mcpserver.Tool {
+	def := t.Definition()
+	// Inside the server the tool goes by its own name ("notes/search" is
+	// "search" on the notes server; MCP tool names have no '/').
+	_, short, _ := strings.Cut(name, "/")
+	return mcpserver.Tool{
+		Name:        strings.ReplaceAll(short, "/", "_"),
+		Description: def.Description,
+		InputSchema: def.Parameters,
+		Scope:       toolScope(name),
+		ReadOnly:    readOnlyTools[name],
+		Handler: func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
+			mc := mediator.Caller{Agent: "mcp:" + caller.Subject}
+			res, err := t.Call(ctx, mc, args)
+			outcome := "ok"
+			if err != nil {
+				outcome = "error"
+			}
+			sum := sha256.Sum256(args)
+			rec := mediator.Record{
+				Time: h.now().UTC(), Agent: mc.Agent, Identity: caller.ClientID, Action: "mcp.tools.call", Resource: name,
+				ArgsSHA256: hex.EncodeToString(sum[:]), Decision: "allow", Policy: "scope " + toolScope(name), Outcome: outcome,
+			}
+			if err != nil {
+				rec.Error = err.Error()
+			}
+			if aerr := h.audit.Record(ctx, rec); aerr != nil {
+				return mcpserver.Result{}, fmt.Errorf("audit: %w", aerr)
+			}
+			if err != nil {
+				return mcpserver.Result{}, err
+			}
+			return mcpserver.Result{Text: res.Text, IsError: res.IsError}, nil
+		},
+	}
+}

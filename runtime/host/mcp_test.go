@@ -1,0 +1,140 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/agenthost/agenthost/credentials/authserver/astest"
+	"github.com/agenthost/agenthost/credentials/authserver/userauth"
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/runtime/config"
+)
+
+// TestHostMCPWithOfficialSDK: the official MCP Go SDK's client connects
+// to a hosted MCP server of a running host and does the whole MCP
+// authorization flow on its own: 401 → RFC 9728 metadata → RFC 8414
+// metadata → dynamic registration → authorization code with PKCE and
+// resource (the login and consent pages driven by a test browser) →
+// token → tools/list → tools/call. The tools it sees are the ones its
+// scopes allow; the call is audited.
+func TestHostMCPWithOfficialSDK(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hash, err := userauth.HashPassword("alice-test-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Auth.Users = []config.UserConfig{{Name: "alice", PasswordHash: hash}}
+	cfg.Auth.DynamicRegistration = true
+	cfg.MCP.Servers = []config.MCPServerConfig{{Name: "notes", Tools: []string{"notes/search", "notes/add"}}}
+	runCtx, stop := context.WithCancel(context.Background())
+	h, err := New(runCtx, Options{Config: cfg, DataDir: filepath.Join(t.TempDir(), "data"), Stderr: io.Discard})
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Run(runCtx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	endpoint := h.Issuer() + "/mcp/notes"
+
+	for _, tc := range []struct {
+		name   string
+		scopes []string
+		tools  []string
+	}{
+		{"read only", []string{"notes:read"}, []string{"search"}},
+		{"read and write", []string{"notes:read", "notes:write"}, []string{"add", "search"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			redirect := "http://127.0.0.1:9/callback"
+			b := astest.NewBrowser(redirect, "alice", "alice-test-password", "allow")
+			handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+				DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
+					Metadata: &oauthex.ClientRegistrationMetadata{
+						ClientName: "sdk test", RedirectURIs: []string{redirect},
+						GrantTypes: []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken},
+						Scope:      strings.Join(tc.scopes, " "),
+					},
+				},
+				RedirectURL: redirect,
+				AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+					back, err := b.Authorize(ctx, args.URL)
+					if err != nil {
+						return nil, err
+					}
+					q := back.Query()
+					if e := q.Get("error"); e != "" {
+						return nil, fmt.Errorf("authorization failed: %s", e)
+					}
+					return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := mcp.NewClient(&mcp.Implementation{Name: "sdk-test", Version: "v0.0.1"}, nil)
+			session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, OAuthHandler: handler, DisableStandaloneSSE: true}, nil)
+			if err != nil {
+				t.Fatalf("Connect: %v", err)
+			}
+			defer session.Close()
+			list, err := session.ListTools(ctx, nil)
+			if err != nil {
+				t.Fatalf("tools/list: %v", err)
+			}
+			var names []string
+			for _, tool := range list.Tools {
+				names = append(names, tool.Name)
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, tc.tools) {
+				t.Fatalf("tools %v, want %v (scopes %v)", names, tc.tools, tc.scopes)
+			}
+			res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "search", Arguments: map[string]any{"query": "anything"}})
+			if err != nil || res.IsError {
+				t.Fatalf("tools/call: %v %+v", err, res)
+			}
+		})
+	}
+	// Without a token: 401 naming the metadata.
+	resp, err := http.Post(endpoint, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "resource_metadata=") {
+		t.Fatalf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	// Each call was audited with the user as subject.
+	entries, err := h.Store().Read(ctx, "audit", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := 0
+	for _, e := range entries {
+		if strings.Contains(string(e.Data), `"action":"mcp.tools.call"`) && strings.Contains(string(e.Data), `"agent":"mcp:alice"`) {
+			audited++
+		}
+	}
+	if audited != 2 {
+		t.Fatalf("%d audited MCP calls, want 2", audited)
+	}
+}
