@@ -594,11 +594,12 @@ func TestQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("quickstart config (its agents are built by `make build`): %v", err)
 	}
-	// Apart from its models, agents, users, clients and resources, the
+	// Apart from its models, agents, users, clients, resources and MCP servers, the
 	// quickstart is the defaults.
 	base := *c
 	base.Models, base.Agents = nil, nil
 	base.Auth.Users, base.Auth.Clients, base.Auth.Resources = nil, nil, nil
+	base.MCP = config.MCPConfig{}
 	if diff := cmp.Diff(config.Default(), &base, ignoreUnexported); diff != "" {
 		t.Errorf("quickstart differs from the defaults (-want +got):\n%s", diff)
 	}
