@@ -102,8 +102,10 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 func (h *Host) mountAuthServer(mux *http.ServeMux) {
 	handler := h.as.Handler()
 	mux.Handle("/oauth2/", handler)
-	mux.Handle(authserver.PathOAuthMetadata, handler)
-	mux.Handle(authserver.PathOIDCMetadata, handler)
+	for _, p := range []string{authserver.PathOAuthMetadata, authserver.PathOIDCMetadata, authserver.PathJWKS,
+		authserver.PathToken, authserver.PathRegister, authserver.PathRevoke} {
+		mux.Handle(p, allowCORS(handler))
+	}
 }
 
 // clientCertConfig asks TLS clients for a certificate without requiring

@@ -32,8 +32,19 @@ func testConfig(t testing.TB) *config.Config {
 // function that waits for Run to return and reports its error.
 func startHost(t *testing.T, dataDir string) (string, func() error) {
 	t.Helper()
+	return startHostAt(t, dataDir, testConfig(t))
+}
+
+// startHostWith runs a host on cfg in a fresh data directory.
+func startHostWith(t *testing.T, cfg *config.Config) (string, func() error) {
+	t.Helper()
+	return startHostAt(t, filepath.Join(t.TempDir(), "data"), cfg)
+}
+
+func startHostAt(t *testing.T, dataDir string, cfg *config.Config) (string, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	h, err := New(ctx, Options{Config: testConfig(t), DataDir: dataDir, Stderr: io.Discard, Version: "test"})
+	h, err := New(ctx, Options{Config: cfg, DataDir: dataDir, Stderr: io.Discard, Version: "test"})
 	if err != nil {
 		cancel()
 		t.Fatalf("New: %v", err)

@@ -105,15 +105,15 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 		if err != nil {
 			return fmt.Errorf("host: mcp server %s: %w", hs.name, err)
 		}
-		mux.Handle(PathMCP+hs.name, srv.Handler())
-		mux.Handle(mdPath, resource.MetadataHandler(oauth.ResourceMetadata{
+		mux.Handle(PathMCP+hs.name, allowCORS(srv.Handler()))
+		mux.Handle(mdPath, allowCORS(resource.MetadataHandler(oauth.ResourceMetadata{
 			Resource:                      hs.resource,
 			AuthorizationServers:          []string{issuerURL},
 			ScopesSupported:               hs.scopes,
 			BearerMethodsSupported:        []string{"header"},
 			ResourceName:                  "agenthost " + hs.name,
 			DPoPSigningAlgValuesSupported: algNames(dv),
-		}))
+		})))
 	}
 	return nil
 }

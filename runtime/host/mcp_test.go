@@ -138,3 +138,46 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 		t.Fatalf("%d audited MCP calls, want 2", audited)
 	}
 }
+
+// TestCORS: browser clients may call discovery, token and MCP endpoints
+// from any origin, without credentials; the sign-in pages get no CORS.
+func TestCORS(t *testing.T) {
+	cfg := testConfig(t)
+	hash, _ := userauth.HashPassword("pw")
+	cfg.Auth.Users = []config.UserConfig{{Name: "alice", PasswordHash: hash}}
+	cfg.MCP.Servers = []config.MCPServerConfig{{Name: "clock", Tools: []string{"clock/now"}}}
+	base, _ := startHostWith(t, cfg)
+	preflight := func(path string) *http.Response {
+		req, _ := http.NewRequest(http.MethodOptions, base+path, nil)
+		req.Header.Set("Origin", "http://localhost:6274")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, p := range []string{"/oauth2/token", "/oauth2/register", "/.well-known/oauth-authorization-server", "/mcp/clock", "/.well-known/oauth-protected-resource/mcp/clock"} {
+		resp := preflight(p)
+		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+			!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") ||
+			resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s: %d %v", p, resp.StatusCode, resp.Header)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/mcp/clock", strings.NewReader("{}"))
+	req.Header.Set("Origin", "http://localhost:6274")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") {
+		t.Errorf("401 from a browser origin: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := preflight("/oauth2/login"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Error("the sign-in page allows cross-origin calls")
+	}
+}
