@@ -1,12 +1,32 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
 
 // MCPConfig is the mcp section.
 type MCPConfig struct {
 	// Servers are the MCP servers the host serves at /mcp/<name>, each a
 	// protected resource of the embedded authorization server.
 	Servers []MCPServerConfig `json:"servers,omitempty"`
+	// Remotes are MCP servers elsewhere whose tools agents may call
+	// through the host, as "<name>/<tool>". The host acquires the tokens.
+	Remotes []MCPRemoteConfig `json:"remotes,omitempty"`
+}
+
+// MCPRemoteConfig is a remote MCP server.
+type MCPRemoteConfig struct {
+	// Name prefixes its tools for agents ("docs" → "docs/search"). Same
+	// rules as a server name; unique among servers and remotes.
+	Name string `json:"name"`
+	// URL is the MCP endpoint (streamable HTTP), also its OAuth resource
+	// identifier: https, or http on a loopback host for development.
+	URL string `json:"url"`
+	// Tools are the remote tools agents may be granted. REQUIRED.
+	Tools []string `json:"tools"`
 }
 
 // MCPServerConfig is one hosted MCP server.
@@ -20,6 +40,7 @@ type MCPServerConfig struct {
 
 func (v *validator) mcp() {
 	seen := map[string]int{}
+	defer v.mcpRemotes(seen)
 	for i, s := range v.c.MCP.Servers {
 		base := fmt.Sprintf("mcp.servers[%d]", i)
 		switch {
@@ -48,4 +69,51 @@ func (v *validator) mcp() {
 			tools[t] = true
 		}
 	}
+}
+
+func (v *validator) mcpRemotes(servers map[string]int) {
+	seen := map[string]int{}
+	for i, r := range v.c.MCP.Remotes {
+		base := fmt.Sprintf("mcp.remotes[%d]", i)
+		switch {
+		case r.Name == "":
+			v.invalid(base+".name", "is required")
+		case !validAgentName(r.Name):
+			v.invalid(base+".name", "%s is not a valid remote name: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 bytes", quoteValue(r.Name))
+		default:
+			if j, dup := seen[r.Name]; dup {
+				v.invalid(base+".name", "remote %q is already defined at mcp.remotes[%d]", r.Name, j)
+			} else if j, dup := servers[r.Name]; dup {
+				v.invalid(base+".name", "%q is already the name of mcp.servers[%d]", r.Name, j)
+			}
+			seen[r.Name] = i
+		}
+		u, err := url.Parse(r.URL)
+		switch {
+		case r.URL == "":
+			v.invalid(base+".url", "is required")
+		case err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil:
+			v.invalid(base+".url", "%s is not an absolute URL without user info or fragment", quoteValue(r.URL))
+		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+			v.invalid(base+".url", "must be https (http only on a loopback host)")
+		case u.Scheme != "http" && u.Scheme != "https":
+			v.invalid(base+".url", "must be https")
+		}
+		if len(r.Tools) == 0 {
+			v.invalid(base+".tools", "lists no tools")
+		}
+		for j, t := range r.Tools {
+			if t == "" || strings.ContainsAny(t, "/ \t") {
+				v.invalid(fmt.Sprintf("%s.tools[%d]", base, j), "%s is not a tool name", quoteValue(t))
+			}
+		}
+	}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -26,3 +26,25 @@ func TestMCPSection(t *testing.T) {
 		}
 	}
 }
+
+func TestMCPRemotes(t *testing.T) {
+	c, err := Parse("m.yaml", []byte("version: 1\nmcp:\n  remotes:\n    - name: docs\n      url: https://docs.example/mcp\n      tools: [search]\n"))
+	if err != nil || len(c.MCP.Remotes) != 1 || c.MCP.Remotes[0].URL != "https://docs.example/mcp" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"  remotes:\n    - name: d\n      url: http://docs.example/mcp\n      tools: [s]\n", "mcp.remotes[0].url: must be https"},
+		{"  remotes:\n    - name: d\n      url: /mcp\n      tools: [s]\n", "is not an absolute URL"},
+		{"  remotes:\n    - name: d\n      url: https://x/mcp\n", "mcp.remotes[0].tools: lists no tools"},
+		{"  remotes:\n    - name: d\n      url: https://x/mcp\n      tools: [a/b]\n", "mcp.remotes[0].tools[0]: \"a/b\" is not a tool name"},
+		{"  servers:\n    - name: d\n      tools: [clock/now]\n  remotes:\n    - name: d\n      url: https://x/mcp\n      tools: [s]\n", "\"d\" is already the name of mcp.servers[0]"},
+	} {
+		_, err := Parse("m.yaml", []byte("version: 1\nmcp:\n"+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	if _, err := Parse("m.yaml", []byte("version: 1\nmcp:\n  remotes:\n    - name: d\n      url: http://127.0.0.1:9/mcp\n      tools: [s]\n")); err != nil {
+		t.Errorf("loopback http refused: %v", err)
+	}
+}

@@ -27,6 +27,7 @@ import (
 func (h *Host) newAgents(ctx context.Context) error {
 	h.audit = mediator.StoreAuditor{Log: h.store}
 	h.tools = mediator.BuiltinTools(h.store, h.now)
+	h.addRemoteTools(h.tools)
 	models, err := h.newModels()
 	if err != nil {
 		return err

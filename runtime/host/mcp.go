@@ -52,8 +52,12 @@ func (h *Host) mcpResources(issuer string, tools map[string]mediator.Tool) ([]ho
 	for _, s := range h.cfg.MCP.Servers {
 		hs := hostedMCP{name: s.Name, resource: issuer + PathMCP + s.Name}
 		for _, t := range s.Tools {
-			if _, ok := tools[t]; !ok {
+			tool, ok := tools[t]
+			if !ok {
 				return nil, fmt.Errorf("host: mcp server %s: no host tool %q", s.Name, t)
+			}
+			if _, remote := tool.(remoteTool); remote {
+				return nil, fmt.Errorf("host: mcp server %s: %q is a remote tool; hosted servers offer host tools only", s.Name, t)
 			}
 			hs.tools = append(hs.tools, t)
 			if sc := toolScope(t); !slices.Contains(hs.scopes, sc) {

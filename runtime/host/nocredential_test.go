@@ -59,6 +59,13 @@ func (recorderAgent) Run(ctx context.Context, t *sdk.Task) (string, error) {
 		return "", err
 	}
 	rec.WriteString(res.Text + "\\n")
+	if remote := os.Getenv("REMOTE_TOOL"); remote != "" {
+		res, err := t.CallTool(ctx, remote, map[string]any{"query": "plans"})
+		if err != nil {
+			return "", err
+		}
+		rec.WriteString("remote: " + res.Text + "\\n")
+	}
 	if err := os.WriteFile(os.Getenv("RECORD_FILE"), rec.Bytes(), 0o600); err != nil {
 		return "", err
 	}

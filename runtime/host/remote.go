@@ -1,0 +1,122 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+
+	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/fetch"
+	"github.com/agenthost/agenthost/credentials/workloadapi"
+	"github.com/agenthost/agenthost/llm"
+	"github.com/agenthost/agenthost/mcp/mcpclient"
+	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/mediator"
+)
+
+// remoteServer calls one remote MCP server for the agents: each agent has
+// its own OAuth client (its JWT-SVID is its client assertion) and its own
+// MCP client, created on first use. Tokens stay here; the plugin gets the
+// tool's result only.
+type remoteServer struct {
+	h       *Host
+	cfg     config.MCPRemoteConfig
+	fetcher *fetch.Fetcher
+
+	mu      sync.Mutex
+	clients map[string]*mcpclient.Client // by agent name
+}
+
+func (h *Host) newRemote(rc config.MCPRemoteConfig) *remoteServer {
+	// A remote the operator configured on a loopback address is a
+	// development setup: its metadata may be fetched over plain HTTP from
+	// that address. Everything else gets the default refusals.
+	u, _ := url.Parse(rc.URL)
+	ip := net.ParseIP(u.Hostname())
+	local := u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
+	return &remoteServer{h: h, cfg: rc, clients: map[string]*mcpclient.Client{},
+		fetcher: fetch.New(fetch.Config{AllowHTTP: local, AllowPrivate: local, Logger: h.log.With("component", "fetch")})}
+}
+
+// client returns the MCP client acting as agent.
+func (r *remoteServer) client(agent string) (*mcpclient.Client, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.clients[agent]; ok {
+		return c, nil
+	}
+	id, err := credentials.AgentIdentity(r.h.cfg.TrustDomain, agent)
+	if err != nil {
+		return nil, err
+	}
+	sid, err := workloadapi.IDFromIdentity(id)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := oauth.NewClient(oauth.ClientConfig{
+		ClientID: id.String(),
+		Assertion: func(ctx context.Context, audience string) (string, error) {
+			tok, _, err := r.h.ca.NewJWTSVID(ctx, sid, []string{audience})
+			return tok, err
+		},
+		Now: r.h.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c, err := mcpclient.New(mcpclient.Config{URL: r.cfg.URL, Tokens: tokens, Fetcher: r.fetcher,
+		Logger: r.h.log.With("component", "mcpclient", "remote", r.cfg.Name, "agent", agent), Now: r.h.now})
+	if err != nil {
+		return nil, err
+	}
+	r.clients[agent] = c
+	return c, nil
+}
+
+func (r *remoteServer) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.clients {
+		_ = c.Close()
+	}
+}
+
+// remoteTool is one tool of a remote server, as agents see it.
+type remoteTool struct {
+	server *remoteServer
+	name   string
+}
+
+func (t remoteTool) Definition() llm.Tool {
+	return llm.Tool{Name: t.server.cfg.Name + "/" + t.name,
+		Description: fmt.Sprintf("Tool %q of the remote MCP server %s", t.name, t.server.cfg.URL),
+		Parameters:  json.RawMessage(`{"type":"object"}`)}
+}
+
+func (t remoteTool) Call(ctx context.Context, c mediator.Caller, args json.RawMessage) (mediator.ToolResult, error) {
+	cl, err := t.server.client(c.Agent)
+	if err != nil {
+		return mediator.ToolResult{}, err
+	}
+	res, err := cl.CallTool(ctx, "", t.name, args)
+	if err != nil {
+		return mediator.ToolResult{}, err
+	}
+	return mediator.ToolResult{Text: res.Text, IsError: res.IsError}, nil
+}
+
+// addRemoteTools adds every configured remote tool to tools as
+// "<remote>/<tool>".
+func (h *Host) addRemoteTools(tools map[string]mediator.Tool) {
+	for _, rc := range h.cfg.MCP.Remotes {
+		srv := h.newRemote(rc)
+		h.closers = append(h.closers, srv.close)
+		for _, name := range rc.Tools {
+			tools[rc.Name+"/"+name] = remoteTool{server: srv, name: name}
+		}
+	}
+}
