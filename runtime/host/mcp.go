@@ -109,7 +109,7 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 		if err != nil {
 			return fmt.Errorf("host: mcp server %s: %w", hs.name, err)
 		}
-		mux.Handle(PathMCP+hs.name, allowCORS(srv.Handler()))
+		mux.Handle(PathMCP+hs.name, allowCORS(h.auditDenied(hs.name, srv.Handler())))
 		mux.Handle(mdPath, allowCORS(resource.MetadataHandler(oauth.ResourceMetadata{
 			Resource:                      hs.resource,
 			AuthorizationServers:          []string{issuerURL},
@@ -167,4 +167,56 @@ func (h *Host) mcpTool(name string, t mediator.Tool) mcpserver.Tool {
 			return mcpserver.Result{Text: res.Text, IsError: res.IsError}, nil
 		},
 	}
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush lets streamed (SSE) responses through.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// auditDenied records every request to a hosted MCP server that was
+// refused before reaching a tool (no or bad token, too little scope, a
+// malformed or oversized body) as a denied decision.
+func (h *Host) auditDenied(server string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status < 400 {
+			return
+		}
+		reason := http.StatusText(rec.status)
+		if ch := w.Header().Get("WWW-Authenticate"); ch != "" {
+			if cs, err := oauth.ParseChallenges([]string{ch}); err == nil && len(cs) > 0 && cs[0].Param("error") != "" {
+				reason = cs[0].Param("error")
+			}
+		}
+		if err := h.audit.Record(r.Context(), mediator.Record{
+			Time: h.now().UTC(), Action: "mcp.request", Resource: server, Decision: "deny",
+			Policy: "oauth", Reason: fmt.Sprintf("%d %s", rec.status, reason), Outcome: "denied",
+		}); err != nil {
+			h.log.Error("audit of a denied MCP request failed", "err", err)
+		}
+	})
 }

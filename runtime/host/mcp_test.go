@@ -123,7 +123,8 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "resource_metadata=") {
 		t.Fatalf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
-	// Each call was audited with the user as subject.
+	// Each call was audited with the user as subject, and the refused
+	// request as denied.
 	entries, err := h.Store().Read(ctx, "audit", 0, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +137,15 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 	}
 	if audited != 2 {
 		t.Fatalf("%d audited MCP calls, want 2", audited)
+	}
+	denied := 0
+	for _, e := range entries {
+		if strings.Contains(string(e.Data), `"action":"mcp.request"`) && strings.Contains(string(e.Data), `"decision":"deny"`) {
+			denied++
+		}
+	}
+	if denied == 0 {
+		t.Fatal("the request without a token was not audited as denied")
 	}
 }
 
