@@ -24,6 +24,10 @@ type AgentClient struct {
 	ID credentials.Identity
 	// Scopes the agent may be issued on its own authority or by exchange.
 	Scopes []string
+	// Serves lists resources this workload serves (an MCP gateway): it
+	// may exchange tokens whose audience is one of them, to call
+	// upstream for their subject.
+	Serves []string
 }
 
 // StaticClient is a client from config.
@@ -66,6 +70,8 @@ type client struct {
 	// Scopes are the scopes the client may ask for; nil means any scope
 	// the server knows.
 	Scopes []string
+	// Serves are resources whose tokens the client may exchange.
+	Serves []string
 }
 
 func (c *client) public() bool { return c.AuthMethod == oauth.AuthNone }
@@ -97,7 +103,7 @@ func newRegistry(s *Server, cfg Config) (*registry, error) {
 			return nil, fmt.Errorf("authserver: agent %q is listed twice", id)
 		}
 		r.static[id] = &client{ID: id, Name: id, Kind: kindAgent, AuthMethod: oauth.AuthSPIFFEJWT,
-			GrantTypes: agentGrants, Scopes: nonNil(a.Scopes)}
+			GrantTypes: agentGrants, Scopes: nonNil(a.Scopes), Serves: a.Serves}
 	}
 	for _, sc := range cfg.Clients {
 		c, err := staticClient(sc)

@@ -153,7 +153,8 @@ func (s *Server) verifySubjectToken(ctx context.Context, req *tokenRequest, toke
 		if err != nil {
 			return nil, oauth.Errorf(oauth.CodeInvalidRequest, "subject_token: %s", oauth.AsError(err).Description)
 		}
-		if !slices.Contains(c.Audience, req.client.ID) && (c.MayAct == nil || c.MayAct.Subject != req.client.ID) {
+		servesAudience := slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(req.client.Serves, a) })
+		if !slices.Contains(c.Audience, req.client.ID) && !servesAudience && (c.MayAct == nil || c.MayAct.Subject != req.client.ID) {
 			return nil, oauth.Errorf(oauth.CodeInvalidRequest, "subject_token was not issued for this client")
 		}
 		if c.Confirmation != nil && c.Confirmation.JKT != "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -90,6 +91,12 @@ type Config struct {
 	Authorize Authorizer
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
+	// KeepSubjectToken makes the caller's access token available to the
+	// tool handlers through [SubjectToken], for a gateway that exchanges
+	// it (RFC 8693) for a token to an upstream server. Leave it off for
+	// every server whose tools are not the host's own gateway: tool
+	// handlers must not see callers' tokens.
+	KeepSubjectToken bool
 	// MaxBodyBytes caps a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 }
@@ -161,6 +168,9 @@ func New(cfg Config) (*Server, error) {
 		server.WithStreamableHTTPLogger(s.logger),
 	)
 	s.handler = cfg.Verifier.Middleware(http.HandlerFunc(s.serve))
+	if cfg.KeepSubjectToken {
+		s.handler = keepSubjectToken(s.handler)
+	}
 	return s, nil
 }
 
@@ -212,4 +222,26 @@ func validName(n string, max int) bool {
 		}
 	}
 	return true
+}
+
+type subjectTokenKey struct{}
+
+// keepSubjectToken puts the request's access token in the context before
+// the verifier removes it from the headers; the verifier still decides
+// whether the request goes on.
+func keepSubjectToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if strings.EqualFold(scheme, "Bearer") && tok != "" {
+			r = r.WithContext(context.WithValue(r.Context(), subjectTokenKey{}, strings.TrimSpace(tok)))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// SubjectToken returns the caller's access token in a handler of a server
+// configured with KeepSubjectToken.
+func SubjectToken(ctx context.Context) (string, bool) {
+	tok, ok := ctx.Value(subjectTokenKey{}).(string)
+	return tok, ok && tok != ""
 }

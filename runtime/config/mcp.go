@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -34,8 +35,17 @@ type MCPServerConfig struct {
 	// Name is the path segment: lowercase letters, digits, '-' and '_',
 	// starting with a letter or digit, at most 63 bytes. REQUIRED, unique.
 	Name string `json:"name"`
-	// Tools are host tools ("notes/search") the server offers. REQUIRED.
+	// Tools are host tools ("notes/search") the server offers. REQUIRED
+	// unless Upstream is set.
 	Tools []string `json:"tools"`
+	// Upstream, when set, makes the server a gateway to that remote (a
+	// name under mcp.remotes): it offers the remote's tools, and calls
+	// them for each caller with a token exchanged from the caller's own,
+	// never a shared credential.
+	Upstream string `json:"upstream"`
+	// Scopes of a gateway: what callers consent to and what is passed on
+	// to the upstream. REQUIRED with Upstream.
+	Scopes []string `json:"scopes"`
 }
 
 func (v *validator) mcp() {
@@ -54,8 +64,26 @@ func (v *validator) mcp() {
 			}
 			seen[s.Name] = i
 		}
-		if len(s.Tools) == 0 {
+		switch {
+		case s.Upstream != "":
+			if !slices.ContainsFunc(v.c.MCP.Remotes, func(r MCPRemoteConfig) bool { return r.Name == s.Upstream }) {
+				v.invalid(base+".upstream", "no remote %q is defined under mcp.remotes", s.Upstream)
+			}
+			if len(s.Tools) > 0 {
+				v.invalid(base+".tools", "a gateway offers its upstream's tools; remove tools or upstream")
+			}
+			if len(s.Scopes) == 0 {
+				v.invalid(base+".scopes", "a gateway needs the scopes its callers consent to and it passes on")
+			}
+			for j, sc := range s.Scopes {
+				if !validScopeToken(sc) {
+					v.invalid(fmt.Sprintf("%s.scopes[%d]", base, j), "%s is not a valid scope token", quoteValue(sc))
+				}
+			}
+		case len(s.Tools) == 0:
 			v.invalid(base+".tools", "lists no tools")
+		case len(s.Scopes) > 0:
+			v.invalid(base+".scopes", "only a gateway (with upstream) takes scopes; host tools have fixed scopes")
 		}
 		tools := map[string]bool{}
 		for j, t := range s.Tools {

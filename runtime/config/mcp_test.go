@@ -48,3 +48,23 @@ func TestMCPRemotes(t *testing.T) {
 		t.Errorf("loopback http refused: %v", err)
 	}
 }
+
+func TestMCPGateway(t *testing.T) {
+	base := "version: 1\nmcp:\n  remotes:\n    - name: up\n      url: https://up.example/mcp\n      tools: [search]\n  servers:\n"
+	c, err := Parse("m.yaml", []byte(base+"    - name: gw\n      upstream: up\n      scopes: [docs:read]\n"))
+	if err != nil || c.MCP.Servers[0].Upstream != "up" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"    - name: gw\n      upstream: nope\n      scopes: [a]\n", "mcp.servers[0].upstream: no remote \"nope\""},
+		{"    - name: gw\n      upstream: up\n", "mcp.servers[0].scopes: a gateway needs the scopes"},
+		{"    - name: gw\n      upstream: up\n      scopes: [a]\n      tools: [clock/now]\n", "a gateway offers its upstream's tools"},
+		{"    - name: gw\n      tools: [clock/now]\n      scopes: [a]\n", "only a gateway (with upstream) takes scopes"},
+		{"    - name: gw\n      upstream: up\n      scopes: [\"a b\"]\n", "is not a valid scope token"},
+	} {
+		_, err := Parse("m.yaml", []byte(base+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -62,11 +62,27 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 	if h.mcp, err = h.mcpResources(h.Issuer(), h.tools); err != nil {
 		return err
 	}
+	var gateway authserver.AgentClient
 	for _, s := range h.mcp {
 		if slices.ContainsFunc(resources, func(r authserver.Resource) bool { return r.URI == s.resource }) {
 			return fmt.Errorf("host: auth.resources lists %s, which is a hosted MCP server's resource", s.resource)
 		}
 		resources = append(resources, authserver.Resource{URI: s.resource, Scopes: s.scopes})
+		if s.upstream != nil {
+			// The host itself is the client of a gateway's token
+			// exchanges: it may exchange tokens for the gateway's
+			// resource, within the gateway's scopes.
+			gateway.ID = h.hostID
+			gateway.Serves = append(gateway.Serves, s.resource)
+			for _, sc := range s.scopes {
+				if !slices.Contains(gateway.Scopes, sc) {
+					gateway.Scopes = append(gateway.Scopes, sc)
+				}
+			}
+		}
+	}
+	if !gateway.ID.IsZero() {
+		agents = append(agents, gateway)
 	}
 	as, err := authserver.New(ctx, authserver.Config{
 		Issuer:                    h.Issuer(),

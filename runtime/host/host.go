@@ -55,6 +55,7 @@ type Host struct {
 	as       *authserver.Server
 	tools    map[string]mediator.Tool
 	mcp      []hostedMCP
+	remotes  map[string]*remoteServer
 	wl       *workloadapi.Server
 	http     *httpServer
 	hostID   credentials.Identity

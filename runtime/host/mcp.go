@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/oauth/dpop"
 	"github.com/agenthost/agenthost/credentials/oauth/resource"
+	"github.com/agenthost/agenthost/mcp/mcpclient"
 	"github.com/agenthost/agenthost/mcp/mcpserver"
 	"github.com/agenthost/agenthost/runtime/mediator"
 )
@@ -42,6 +44,8 @@ type hostedMCP struct {
 	resource string
 	tools    []string
 	scopes   []string
+	// upstream is set for a gateway.
+	upstream *remoteServer
 }
 
 // mcpResources resolves the mcp section: every tool must be a host tool.
@@ -51,6 +55,16 @@ func (h *Host) mcpResources(issuer string, tools map[string]mediator.Tool) ([]ho
 	var out []hostedMCP
 	for _, s := range h.cfg.MCP.Servers {
 		hs := hostedMCP{name: s.Name, resource: issuer + PathMCP + s.Name}
+		if s.Upstream != "" {
+			hs.upstream = h.remotes[s.Upstream]
+			if hs.upstream == nil {
+				return nil, fmt.Errorf("host: mcp server %s: no remote %q", s.Name, s.Upstream)
+			}
+			hs.tools = hs.upstream.cfg.Tools
+			hs.scopes = s.Scopes
+			out = append(out, hs)
+			continue
+		}
 		for _, t := range s.Tools {
 			tool, ok := tools[t]
 			if !ok {
@@ -100,11 +114,18 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 		}
 		var list []mcpserver.Tool
 		for _, name := range hs.tools {
+			if hs.upstream != nil {
+				list = append(list, h.gatewayTool(hs, name))
+				continue
+			}
 			list = append(list, h.mcpTool(name, tools[name]))
 		}
 		srv, err := mcpserver.New(mcpserver.Config{
 			Name: hs.name, Title: "agenthost " + hs.name, Version: h.opts.Version, Tools: list, Verifier: v,
 			Logger: h.log.With("component", "mcp", "server", hs.name),
+			// Only a gateway's handlers get the caller's token, to
+			// exchange it; host tools never do.
+			KeepSubjectToken: hs.upstream != nil,
 		})
 		if err != nil {
 			return fmt.Errorf("host: mcp server %s: %w", hs.name, err)
@@ -219,4 +240,43 @@ func (h *Host) auditDenied(server string, next http.Handler) http.Handler {
 			h.log.Error("audit of a denied MCP request failed", "err", err)
 		}
 	})
+}
+
+// gatewayTool forwards a tool call to the gateway's upstream for the
+// caller: the host exchanges the caller's token (RFC 8693; the host is the
+// actor) for a token to the upstream, so each user reaches the upstream
+// with their own delegated token and never a shared credential.
+func (h *Host) gatewayTool(hs hostedMCP, name string) mcpserver.Tool {
+	return mcpserver.Tool{
+		Name:        name,
+		Description: fmt.Sprintf("Tool %q of %s, called for you", name, hs.upstream.cfg.URL),
+		InputSchema: json.RawMessage(`{"type":"object"}`),
+		Handler: func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
+			subject, ok := mcpserver.SubjectToken(ctx)
+			if !ok {
+				return mcpserver.Result{}, errors.New("gateway: no subject token")
+			}
+			c, err := hs.upstream.clientFor(h.hostID)
+			var res mcpclient.Result
+			if err == nil {
+				res, err = c.CallTool(ctx, subject, name, args)
+			}
+			sum := sha256.Sum256(args)
+			rec := mediator.Record{
+				Time: h.now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Action: "mcp.gateway.call",
+				Resource: hs.upstream.cfg.Name + "/" + name, ArgsSHA256: hex.EncodeToString(sum[:]), Decision: "allow",
+				Policy: "token exchange", Outcome: "ok",
+			}
+			if err != nil {
+				rec.Outcome, rec.Error = "error", err.Error()
+			}
+			if aerr := h.audit.Record(ctx, rec); aerr != nil {
+				return mcpserver.Result{}, fmt.Errorf("audit: %w", aerr)
+			}
+			if err != nil {
+				return mcpserver.Result{}, err
+			}
+			return mcpserver.Result{Text: res.Text, IsError: res.IsError}, nil
+		},
+	}
 }

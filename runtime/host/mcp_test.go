@@ -64,37 +64,7 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 		{"read and write", []string{"notes:read", "notes:write"}, []string{"add", "search"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			redirect := "http://127.0.0.1:9/callback"
-			b := astest.NewBrowser(redirect, "alice", "alice-test-password", "allow")
-			handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-				DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
-					Metadata: &oauthex.ClientRegistrationMetadata{
-						ClientName: "sdk test", RedirectURIs: []string{redirect},
-						GrantTypes: []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken},
-						Scope:      strings.Join(tc.scopes, " "),
-					},
-				},
-				RedirectURL: redirect,
-				AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-					back, err := b.Authorize(ctx, args.URL)
-					if err != nil {
-						return nil, err
-					}
-					q := back.Query()
-					if e := q.Get("error"); e != "" {
-						return nil, fmt.Errorf("authorization failed: %s", e)
-					}
-					return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-				},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			client := mcp.NewClient(&mcp.Implementation{Name: "sdk-test", Version: "v0.0.1"}, nil)
-			session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, OAuthHandler: handler, DisableStandaloneSSE: true}, nil)
-			if err != nil {
-				t.Fatalf("Connect: %v", err)
-			}
+			session := sdkSession(t, ctx, endpoint, "alice", "alice-test-password", tc.scopes)
 			defer session.Close()
 			list, err := session.ListTools(ctx, nil)
 			if err != nil {
@@ -190,4 +160,43 @@ func TestCORS(t *testing.T) {
 	if resp := preflight("/oauth2/login"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Error("the sign-in page allows cross-origin calls")
 	}
+}
+
+// sdkSession connects the official MCP Go SDK's client to endpoint; the
+// SDK does discovery, registration and the code flow, and a test browser
+// signs in as user and consents.
+func sdkSession(t *testing.T, ctx context.Context, endpoint, user, password string, scopes []string) *mcp.ClientSession {
+	t.Helper()
+	redirect := "http://127.0.0.1:9/callback"
+	b := astest.NewBrowser(redirect, user, password, "allow")
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
+			Metadata: &oauthex.ClientRegistrationMetadata{
+				ClientName: "sdk test", RedirectURIs: []string{redirect},
+				GrantTypes: []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken},
+				Scope:      strings.Join(scopes, " "),
+			},
+		},
+		RedirectURL: redirect,
+		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+			back, err := b.Authorize(ctx, args.URL)
+			if err != nil {
+				return nil, err
+			}
+			q := back.Query()
+			if e := q.Get("error"); e != "" {
+				return nil, fmt.Errorf("authorization failed: %s", e)
+			}
+			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "sdk-test", Version: "v0.0.1"}, nil)
+	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, OAuthHandler: handler, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	return session
 }

@@ -44,14 +44,20 @@ func (h *Host) newRemote(rc config.MCPRemoteConfig) *remoteServer {
 
 // client returns the MCP client acting as agent.
 func (r *remoteServer) client(agent string) (*mcpclient.Client, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.clients[agent]; ok {
-		return c, nil
-	}
 	id, err := credentials.AgentIdentity(r.h.cfg.TrustDomain, agent)
 	if err != nil {
 		return nil, err
+	}
+	return r.clientFor(id)
+}
+
+// clientFor returns the MCP client acting as workload id (an agent, or the
+// host itself for a gateway).
+func (r *remoteServer) clientFor(id credentials.Identity) (*mcpclient.Client, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.clients[id.String()]; ok {
+		return c, nil
 	}
 	sid, err := workloadapi.IDFromIdentity(id)
 	if err != nil {
@@ -69,11 +75,11 @@ func (r *remoteServer) client(agent string) (*mcpclient.Client, error) {
 		return nil, err
 	}
 	c, err := mcpclient.New(mcpclient.Config{URL: r.cfg.URL, Tokens: tokens, Fetcher: r.fetcher,
-		Logger: r.h.log.With("component", "mcpclient", "remote", r.cfg.Name, "agent", agent), Now: r.h.now})
+		Logger: r.h.log.With("component", "mcpclient", "remote", r.cfg.Name, "as", id.String()), Now: r.h.now})
 	if err != nil {
 		return nil, err
 	}
-	r.clients[agent] = c
+	r.clients[id.String()] = c
 	return c, nil
 }
 
@@ -112,8 +118,10 @@ func (t remoteTool) Call(ctx context.Context, c mediator.Caller, args json.RawMe
 // addRemoteTools adds every configured remote tool to tools as
 // "<remote>/<tool>".
 func (h *Host) addRemoteTools(tools map[string]mediator.Tool) {
+	h.remotes = map[string]*remoteServer{}
 	for _, rc := range h.cfg.MCP.Remotes {
 		srv := h.newRemote(rc)
+		h.remotes[rc.Name] = srv
 		h.closers = append(h.closers, srv.close)
 		for _, name := range rc.Tools {
 			tools[rc.Name+"/"+name] = remoteTool{server: srv, name: name}
