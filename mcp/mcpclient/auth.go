@@ -274,6 +274,12 @@ func (c *Client) discoverOnce(ctx context.Context, info challengeInfo) error {
 	if len(scopes) == 0 {
 		scopes = prm.ScopesSupported
 	}
+	if c.cfg.Scopes != nil {
+		// The caller knows what it may have: ask for that much of what
+		// the resource wants, not more (a token endpoint refuses scopes
+		// the client may not request).
+		scopes = c.cfg.Scopes
+	}
 	c.log.DebugContext(ctx, "mcpclient: discovered", "resource", c.cfg.URL, "issuer", asm.Issuer,
 		"scope", oauth.FormatScope(scopes))
 	c.mu.Lock()

@@ -76,6 +76,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock for DPoP proofs; nil means time.Now.
 	Now func() time.Time
+	// Scopes, when set, are the scopes requested for the first token
+	// instead of the challenge's (a gateway asks for exactly the scopes
+	// its callers consented to). Step-up still adds what a 403 names.
+	Scopes []string
 }
 
 // Tool is a tool the server offers.

@@ -256,7 +256,7 @@ func (h *Host) gatewayTool(hs hostedMCP, name string) mcpserver.Tool {
 			if !ok {
 				return mcpserver.Result{}, errors.New("gateway: no subject token")
 			}
-			c, err := hs.upstream.clientFor(h.hostID)
+			c, err := hs.upstream.clientFor(h.hostID, hs.scopes...)
 			var res mcpclient.Result
 			if err == nil {
 				res, err = c.CallTool(ctx, subject, name, args)

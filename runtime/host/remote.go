@@ -52,8 +52,8 @@ func (r *remoteServer) client(agent string) (*mcpclient.Client, error) {
 }
 
 // clientFor returns the MCP client acting as workload id (an agent, or the
-// host itself for a gateway).
-func (r *remoteServer) clientFor(id credentials.Identity) (*mcpclient.Client, error) {
+// host itself for a gateway, which asks for scopes only).
+func (r *remoteServer) clientFor(id credentials.Identity, scopes ...string) (*mcpclient.Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.clients[id.String()]; ok {
@@ -74,7 +74,7 @@ func (r *remoteServer) clientFor(id credentials.Identity) (*mcpclient.Client, er
 	if err != nil {
 		return nil, err
 	}
-	c, err := mcpclient.New(mcpclient.Config{URL: r.cfg.URL, Tokens: tokens, Fetcher: r.fetcher,
+	c, err := mcpclient.New(mcpclient.Config{URL: r.cfg.URL, Tokens: tokens, Fetcher: r.fetcher, Scopes: scopes,
 		Logger: r.h.log.With("component", "mcpclient", "remote", r.cfg.Name, "as", id.String()), Now: r.h.now})
 	if err != nil {
 		return nil, err
