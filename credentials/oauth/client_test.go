@@ -155,3 +155,36 @@ func TestClientDPoPWithNonce(t *testing.T) {
 		t.Fatalf("token type %s after %d requests (want DPoP after a nonce retry)", tok.TokenType, e.requests.Load())
 	}
 }
+
+func TestIntrospector(t *testing.T) {
+	e := newAS(t, false)
+	c := e.client(t, nil)
+	ctx := context.Background()
+	tok, err := c.Token(ctx, oauth.TokenRequest{Server: e.md, Resource: notes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := spiffeid.RequireFromString("spiffe://example.org/agent/research")
+	in, err := oauth.NewIntrospector(oauth.IntrospectorConfig{
+		Endpoint: e.md.IntrospectionEndpoint, ClientID: id.String(), Issuer: e.md.Issuer,
+		Assertion: func(ctx context.Context, aud string) (string, error) {
+			s, _, err := e.ca.NewJWTSVID(ctx, id, []string{aud})
+			return s, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir, err := in.Introspect(ctx, tok.AccessToken)
+	if err != nil || !ir.Active || ir.Subject != id.String() || ir.Audience[0] != notes {
+		t.Fatalf("active token: %+v %v", ir, err)
+	}
+	if ir, err := in.Introspect(ctx, "opaque-garbage"); err != nil || ir.Active {
+		t.Fatalf("garbage: %+v %v", ir, err)
+	}
+	bad, _ := oauth.NewIntrospector(oauth.IntrospectorConfig{Endpoint: "http://127.0.0.1:1/introspect", ClientID: "x", Issuer: "y",
+		Assertion: func(context.Context, string) (string, error) { return "a", nil }})
+	if _, err := bad.Introspect(ctx, "t"); err == nil {
+		t.Fatal("unreachable endpoint did not fail closed")
+	}
+}

@@ -49,6 +49,10 @@ type Config struct {
 	// Keys finds the authorization server's signing keys by kid.
 	// Required.
 	Keys jose.KeyFunc
+	// Introspect, when set, checks tokens that are not JWTs (opaque
+	// tokens of an external authorization server) by RFC 7662
+	// introspection; see oauth.Introspector. Nil refuses opaque tokens.
+	Introspect func(ctx context.Context, token string) (*oauth.IntrospectionResponse, error)
 	// Revoked, when set, is asked about every token's jti.
 	Revoked func(ctx context.Context, jti string) (bool, error)
 	// ScopesSupported go into the 401 challenge's scope (the scopes a
@@ -223,6 +227,9 @@ func (v *Verifier) Authenticate(r *http.Request) (*Caller, error) {
 	}
 	if token == "" || strings.ContainsAny(token, " \t") {
 		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "malformed access token")
+	}
+	if v.cfg.Introspect != nil && strings.Count(token, ".") != 2 {
+		return v.introspect(r, scheme, token)
 	}
 	t, err := jose.Verify(ctx, token, jose.VerifyOptions{
 		Types:          []jose.Typ{jose.TypAccessToken},
@@ -407,4 +414,43 @@ func MetadataPath(resourceURL string) (string, error) {
 		return "", fmt.Errorf("resource: %q is not a resource identifier", resourceURL)
 	}
 	return "/.well-known/oauth-protected-resource" + strings.TrimSuffix(u.EscapedPath(), "/"), nil
+}
+
+// introspect authenticates an opaque token by RFC 7662 introspection: it
+// must be active, for this resource, from the configured issuer (when the
+// response names one), unexpired, and not sender-constrained (a bound
+// opaque token would need its binding checked, which introspection
+// responses do not always carry).
+func (v *Verifier) introspect(r *http.Request, scheme, token string) (*Caller, error) {
+	ir, err := v.cfg.Introspect(r.Context(), token)
+	if err != nil {
+		v.cfg.Logger.Error("token introspection failed", "err", err)
+		return nil, &Challenge{Status: http.StatusServiceUnavailable, Code: oauth.CodeTemporarilyUnavailable,
+			Description: "the token could not be checked", ResourceMetadata: v.cfg.MetadataURL}
+	}
+	now := v.cfg.Now()
+	switch {
+	case !ir.Active:
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token is not active")
+	case !slices.Contains(ir.Audience, v.cfg.Resource):
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token was issued for another resource")
+	case ir.Issuer != "" && ir.Issuer != v.cfg.Issuer:
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token was issued by another authorization server")
+	case ir.ExpiresAt != 0 && !now.Before(time.Unix(ir.ExpiresAt, 0).Add(v.cfg.Leeway)):
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token expired")
+	case ir.Confirmation != nil || scheme == "DPoP":
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "sender-constrained opaque tokens are not accepted here")
+	case ir.Subject == "" || ir.ClientID == "":
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the introspection response lacks sub or client_id")
+	}
+	scopes, err := oauth.ParseScope(ir.Scope)
+	if err != nil {
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token's scope is malformed")
+	}
+	c := &Caller{Subject: ir.Subject, ClientID: ir.ClientID, Issuer: ir.Issuer, TokenID: ir.ID, Scopes: scopes,
+		Audience: ir.Audience, Actor: ir.Actor, AuthorizationDetails: ir.AuthorizationDetails}
+	if ir.ExpiresAt != 0 {
+		c.ExpiresAt = time.Unix(ir.ExpiresAt, 0)
+	}
+	return c, nil
 }

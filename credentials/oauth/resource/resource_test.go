@@ -260,3 +260,34 @@ func TestMetadata(t *testing.T) {
 		t.Fatalf("%s", w.Body.String())
 	}
 }
+
+func TestIntrospectedOpaqueTokens(t *testing.T) {
+	f := newFixture(t)
+	responses := map[string]*oauth.IntrospectionResponse{
+		"good":      {Active: true, Subject: "alice", ClientID: "cli", Audience: oauth.Audience{resURI}, Issuer: issuer, Scope: "notes:read", ExpiresAt: f.now.Add(time.Minute).Unix()},
+		"inactive":  {Active: false},
+		"other-aud": {Active: true, Subject: "alice", ClientID: "cli", Audience: oauth.Audience{"https://other"}, ExpiresAt: f.now.Add(time.Minute).Unix()},
+		"other-iss": {Active: true, Subject: "alice", ClientID: "cli", Audience: oauth.Audience{resURI}, Issuer: "https://evil", ExpiresAt: f.now.Add(time.Minute).Unix()},
+		"expired":   {Active: true, Subject: "alice", ClientID: "cli", Audience: oauth.Audience{resURI}, ExpiresAt: f.now.Add(-time.Minute).Unix()},
+		"bound":     {Active: true, Subject: "alice", ClientID: "cli", Audience: oauth.Audience{resURI}, Confirmation: &oauth.Confirmation{JKT: "x"}},
+	}
+	f.v.cfg.Introspect = func(_ context.Context, tok string) (*oauth.IntrospectionResponse, error) {
+		if r, ok := responses[tok]; ok {
+			return r, nil
+		}
+		return &oauth.IntrospectionResponse{}, nil
+	}
+	c, err := f.v.Authenticate(f.request("Bearer good"))
+	if err != nil || c.Subject != "alice" || !c.HasScope("notes:read") {
+		t.Fatalf("good: %+v %v", c, err)
+	}
+	for _, tok := range []string{"inactive", "other-aud", "other-iss", "expired", "bound", "unknown"} {
+		if _, err := f.v.Authenticate(f.request("Bearer " + tok)); err == nil {
+			t.Errorf("%s accepted", tok)
+		}
+	}
+	// JWTs are still verified locally, never introspected.
+	if _, err := f.v.Authenticate(f.request("Bearer " + f.token(nil, jose.TypAccessToken, nil))); err != nil {
+		t.Fatal(err)
+	}
+}
