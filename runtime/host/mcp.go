@@ -94,7 +94,7 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 			return fmt.Errorf("host: %w", err)
 		}
 		issuerURL := h.as.Issuer()
-		dv, err := dpop.NewVerifier(dpop.VerifierConfig{Replay: dpop.NewMemoryReplayCache(h.now), Now: h.now})
+		dv, err := dpop.NewVerifier(dpop.VerifierConfig{Replay: storeReplayCache{kv: h.store, now: h.now}, Now: h.now})
 		if err != nil {
 			return fmt.Errorf("host: %w", err)
 		}
