@@ -477,16 +477,12 @@ func (s *Server) loadRequest(ctx context.Context, f oauth.Form) (id string, req 
 	if err != nil || id == "" || len(id) > 128 {
 		return "", nil, 0, errUnknownRequest
 	}
-	data, version, err := s.store.Get(ctx, nsRequests, tokenHash(id))
+	req, version, err = getRecord[authRequest](ctx, s.store, nsRequests, tokenHash(id), "authorization request")
 	if errors.Is(err, ErrNotFound) {
 		return "", nil, 0, errUnknownRequest
 	}
 	if err != nil {
-		return "", nil, 0, fmt.Errorf("authserver: load authorization request: %w", err)
-	}
-	req = &authRequest{}
-	if err := json.Unmarshal(data, req); err != nil {
-		return "", nil, 0, fmt.Errorf("authserver: authorization request record is corrupt: %w", err)
+		return "", nil, 0, err
 	}
 	return id, req, version, nil
 }

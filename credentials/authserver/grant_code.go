@@ -114,16 +114,12 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 		return nil, errInvalidCode
 	}
 	key := tokenHash(code)
-	data, version, err := s.store.Get(ctx, nsCodes, key)
+	rec, version, err := getRecord[codeRecord](ctx, s.store, nsCodes, key, "code")
 	if errors.Is(err, ErrNotFound) {
 		return nil, s.codeReused(ctx, key)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("authserver: load code: %w", err)
-	}
-	var rec codeRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("authserver: code record is corrupt: %w", err)
+		return nil, err
 	}
 	if rec.ClientID != req.client.ID {
 		return nil, oauth.Errorf(oauth.CodeInvalidGrant, "the authorization code was issued to another client")
@@ -146,7 +142,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 	if rec.JKT != "" && req.jkt != rec.JKT {
 		return nil, oauth.Errorf(oauth.CodeInvalidGrant, "the authorization code is bound to a DPoP key the request does not prove")
 	}
-	scopes, aud, err := s.narrow(&rec, resources)
+	scopes, aud, err := s.narrow(rec, resources)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +198,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 		}
 	}
 	if slices.Contains(rec.Scopes, "openid") {
-		if resp.IDToken, err = s.issueIDToken(ctx, &rec, resp.AccessToken); err != nil {
+		if resp.IDToken, err = s.issueIDToken(ctx, rec, resp.AccessToken); err != nil {
 			return nil, err
 		}
 	}
@@ -271,17 +267,14 @@ func (s *Server) putMarker(ctx context.Context, codeKey string, m usedCode, w Wr
 // redemption issued is revoked.
 func (s *Server) codeReused(ctx context.Context, codeKey string) error {
 	for range 5 {
-		data, version, err := s.store.Get(ctx, nsCodes, usedCodeKey(codeKey))
+		mp, version, err := getRecord[usedCode](ctx, s.store, nsCodes, usedCodeKey(codeKey), "used code")
 		if errors.Is(err, ErrNotFound) {
 			return errInvalidCode
 		}
 		if err != nil {
-			return fmt.Errorf("authserver: load used code: %w", err)
+			return err
 		}
-		var m usedCode
-		if err := json.Unmarshal(data, &m); err != nil {
-			return fmt.Errorf("authserver: used code record is corrupt: %w", err)
-		}
+		m := *mp
 		if m.Issued {
 			if err := s.revokeIssued(ctx, m); err != nil {
 				return err

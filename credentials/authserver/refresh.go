@@ -79,16 +79,12 @@ func (s *Server) issueRefreshToken(ctx context.Context, rec refreshRecord) (toke
 // loadRefresh returns a refresh token's record if the token is live: not
 // expired, not used, its family not revoked.
 func (s *Server) loadRefresh(ctx context.Context, token string) (*refreshRecord, int64, error) {
-	data, version, err := s.store.Get(ctx, nsRefresh, tokenHash(token))
+	rec, version, err := getRecord[refreshRecord](ctx, s.store, nsRefresh, tokenHash(token), "refresh token")
 	if errors.Is(err, ErrNotFound) {
 		return nil, 0, errInvalidRefresh
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("authserver: load refresh token: %w", err)
-	}
-	var rec refreshRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, 0, fmt.Errorf("authserver: refresh token record is corrupt: %w", err)
+		return nil, 0, err
 	}
 	fam, err := s.family(ctx, rec.Family)
 	if err != nil {
@@ -97,45 +93,34 @@ func (s *Server) loadRefresh(ctx context.Context, token string) (*refreshRecord,
 	if fam == nil || fam.Revoked || !s.now().Before(rec.Expires) {
 		return nil, 0, errInvalidRefresh
 	}
-	return &rec, version, nil
+	return rec, version, nil
 }
 
 var errInvalidRefresh = oauth.Errorf(oauth.CodeInvalidGrant, "the refresh token is invalid, expired or revoked")
 
 func (s *Server) family(ctx context.Context, id string) (*familyRecord, error) {
-	data, _, err := s.store.Get(ctx, nsFamilies, id)
+	f, _, err := getRecord[familyRecord](ctx, s.store, nsFamilies, id, "refresh family")
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("authserver: load refresh family: %w", err)
-	}
-	var f familyRecord
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("authserver: refresh family record is corrupt: %w", err)
-	}
-	return &f, nil
+	return f, err
 }
 
 // revokeFamily revokes every refresh token of a grant.
 func (s *Server) revokeFamily(ctx context.Context, id string) error {
 	for range 5 {
-		data, version, err := s.store.Get(ctx, nsFamilies, id)
+		f, version, err := getRecord[familyRecord](ctx, s.store, nsFamilies, id, "refresh family")
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("authserver: load refresh family: %w", err)
-		}
-		var f familyRecord
-		if err := json.Unmarshal(data, &f); err != nil {
-			return fmt.Errorf("authserver: refresh family record is corrupt: %w", err)
+			return err
 		}
 		if f.Revoked {
 			return nil
 		}
 		f.Revoked = true
-		data, _ = json.Marshal(f)
+		data, _ := json.Marshal(f)
 		_, err = s.store.Put(ctx, nsFamilies, id, data, Write{IfVersion: version, TTL: s.cfg.RefreshTokenTTL + time.Minute})
 		if err == nil || !errors.Is(err, ErrConflict) {
 			return err
@@ -151,16 +136,12 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*oau
 	if err != nil {
 		return nil, err
 	}
-	data, version, err := s.store.Get(ctx, nsRefresh, tokenHash(token))
+	rec, version, err := getRecord[refreshRecord](ctx, s.store, nsRefresh, tokenHash(token), "refresh token")
 	if errors.Is(err, ErrNotFound) {
 		return nil, errInvalidRefresh
 	}
 	if err != nil {
-		return nil, fmt.Errorf("authserver: load refresh token: %w", err)
-	}
-	var rec refreshRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("authserver: refresh token record is corrupt: %w", err)
+		return nil, err
 	}
 	if rec.ClientID != req.client.ID {
 		return nil, errInvalidRefresh
@@ -221,7 +202,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*oau
 	if err != nil {
 		return nil, err
 	}
-	next := rec
+	next := *rec
 	next.Used = false
 	if resp.RefreshToken, _, err = s.issueRefreshToken(ctx, next); err != nil {
 		return nil, err

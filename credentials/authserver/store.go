@@ -2,7 +2,9 @@ package authserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -148,3 +150,21 @@ const (
 	nsRevoked   = "as.revoked"
 	nsDPoPNonce = "as.dpop"
 )
+
+// getRecord reads the JSON record at key into a new T. A missing record
+// is ErrNotFound (wrapped); a record that does not decode is reported as
+// corrupt, naming what it is.
+func getRecord[T any](ctx context.Context, st Store, ns, key, what string) (*T, int64, error) {
+	data, version, err := st.Get(ctx, ns, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil, 0, err
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("authserver: load %s: %w", what, err)
+	}
+	v := new(T)
+	if err := json.Unmarshal(data, v); err != nil {
+		return nil, 0, fmt.Errorf("authserver: %s record is corrupt: %w", what, err)
+	}
+	return v, version, nil
+}
