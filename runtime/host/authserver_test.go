@@ -30,20 +30,7 @@ func TestHostAuthorizationServer(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Auth.Resources = []config.ResourceConfig{{URI: "https://tools.test/mcp", Scopes: []string{"tools:call"}}}
 	dir := filepath.Join(t.TempDir(), "data")
-	runCtx, stop := context.WithCancel(context.Background())
-	h, err := New(runCtx, Options{Config: cfg, DataDir: dir, Stderr: io.Discard})
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	h := runHost(t, cfg, dir)
 	issuer := h.Issuer()
 	if strings.HasSuffix(issuer, ":0") {
 		t.Fatalf("issuer %q names port 0", issuer)

@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -46,18 +45,7 @@ func TestGatewayDelegatesPerUser(t *testing.T) {
 	cfg.MCP.Remotes = []config.MCPRemoteConfig{{Name: "docs", URL: upstream, Tools: []string{"whoami"}}}
 	cfg.MCP.Servers = []config.MCPServerConfig{{Name: "gw", Upstream: "docs", Scopes: []string{"docs:read"}}}
 
-	runCtx, stop := context.WithCancel(context.Background())
-	h, err := New(runCtx, Options{Config: cfg, DataDir: filepath.Join(t.TempDir(), "data"), Stderr: io.Discard})
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(runCtx) }()
-	defer func() {
-		stop()
-		<-done
-	}()
+	h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
 
 	// The upstream trusts the host's authorization server.
 	v, err := resource.New(resource.Config{Resource: upstream, MetadataURL: up.URL + "/.well-known/oauth-protected-resource/mcp",

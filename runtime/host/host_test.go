@@ -269,3 +269,24 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	})
 	return out
 }
+
+// runHost runs a host on cfg and dataDir until the test ends, then checks
+// that it stopped cleanly.
+func runHost(t *testing.T, cfg *config.Config, dataDir string) *Host {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	h, err := New(ctx, Options{Config: cfg, DataDir: dataDir, Stderr: io.Discard})
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return h
+}

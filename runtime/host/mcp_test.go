@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -39,20 +38,7 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 	cfg.Auth.Users = []config.UserConfig{{Name: "alice", PasswordHash: hash}}
 	cfg.Auth.DynamicRegistration = true
 	cfg.MCP.Servers = []config.MCPServerConfig{{Name: "notes", Tools: []string{"notes/search", "notes/add"}}}
-	runCtx, stop := context.WithCancel(context.Background())
-	h, err := New(runCtx, Options{Config: cfg, DataDir: filepath.Join(t.TempDir(), "data"), Stderr: io.Discard})
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
 	endpoint := h.Issuer() + "/mcp/notes"
 
 	for _, tc := range []struct {
