@@ -42,15 +42,20 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 	endpoint := h.Issuer() + "/mcp/notes"
 
 	for _, tc := range []struct {
-		name   string
-		scopes []string
-		tools  []string
+		name    string
+		scopes  []string
+		tools   []string
+		version string
 	}{
-		{"read only", []string{"notes:read"}, []string{"search"}},
-		{"read and write", []string{"notes:read", "notes:write"}, []string{"add", "search"}},
+		{"read only, 2025-11-25", []string{"notes:read"}, []string{"search"}, "2025-11-25"},
+		{"read and write, 2025-11-25", []string{"notes:read", "notes:write"}, []string{"add", "search"}, "2025-11-25"},
+		{"read only, 2026-07-28", []string{"notes:read"}, []string{"search"}, "2026-07-28"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			session := sdkSession(t, ctx, endpoint, "alice", "alice-test-password", tc.scopes)
+			session := sdkSessionVersion(t, ctx, endpoint, "alice", "alice-test-password", tc.scopes, tc.version)
+			if got := session.InitializeResult().ProtocolVersion; got != tc.version {
+				t.Fatalf("negotiated %s, want %s", got, tc.version)
+			}
 			defer session.Close()
 			list, err := session.ListTools(ctx, nil)
 			if err != nil {
@@ -91,8 +96,8 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 			audited++
 		}
 	}
-	if audited != 2 {
-		t.Fatalf("%d audited MCP calls, want 2", audited)
+	if audited != 3 {
+		t.Fatalf("%d audited MCP calls, want 3", audited)
 	}
 	denied := 0
 	for _, e := range entries {
@@ -153,6 +158,13 @@ func TestCORS(t *testing.T) {
 // signs in as user and consents.
 func sdkSession(t *testing.T, ctx context.Context, endpoint, user, password string, scopes []string) *mcp.ClientSession {
 	t.Helper()
+	return sdkSessionVersion(t, ctx, endpoint, user, password, scopes, "")
+}
+
+// sdkSessionVersion is sdkSession asking for an MCP protocol version ("" =
+// the SDK's default).
+func sdkSessionVersion(t *testing.T, ctx context.Context, endpoint, user, password string, scopes []string, version string) *mcp.ClientSession {
+	t.Helper()
 	redirect := "http://127.0.0.1:9/callback"
 	b := astest.NewBrowser(redirect, user, password, "allow")
 	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
@@ -180,7 +192,11 @@ func sdkSession(t *testing.T, ctx context.Context, endpoint, user, password stri
 		t.Fatal(err)
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "sdk-test", Version: "v0.0.1"}, nil)
-	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, OAuthHandler: handler, DisableStandaloneSSE: true}, nil)
+	var opts *mcp.ClientSessionOptions
+	if version != "" {
+		opts = &mcp.ClientSessionOptions{ProtocolVersion: version}
+	}
+	session, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, OAuthHandler: handler, DisableStandaloneSSE: true}, opts)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
