@@ -168,9 +168,17 @@ func (c *Client) ListTools(ctx context.Context, subject string) ([]Tool, error) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := mc.ListTools(ctx, mcpgo.ListToolsRequest{})
+	tools, err := listTools(ctx, mc)
 	if err != nil {
 		c.dropIfTerminated(subject, s, err)
+	}
+	return tools, err
+}
+
+// listTools runs tools/list on an initialized session.
+func listTools(ctx context.Context, mc *mcpgoclient.Client) ([]Tool, error) {
+	res, err := mc.ListTools(ctx, mcpgo.ListToolsRequest{})
+	if err != nil {
 		return nil, fmt.Errorf("%w: tools/list: %w", ErrProtocol, err)
 	}
 	out := make([]Tool, 0, len(res.Tools))
@@ -188,25 +196,44 @@ func (c *Client) ListTools(ctx context.Context, subject string) ([]Tool, error) 
 // arguments), for subject as in [Client.ListTools]. A tool that ran and
 // failed is a Result with IsError, not an error.
 func (c *Client) CallTool(ctx context.Context, subject, name string, args json.RawMessage) (Result, error) {
-	if name == "" {
-		return Result{}, fmt.Errorf("%w: tools/call: empty tool name", ErrProtocol)
-	}
-	req := mcpgo.CallToolRequest{}
-	req.Params.Name = name
-	if len(args) > 0 {
-		if err := checkObject(args); err != nil {
-			return Result{}, fmt.Errorf("%w: tools/call %q: arguments: %w", ErrProtocol, name, err)
-		}
-		req.Params.Arguments = args
+	req, err := callRequest(name, args)
+	if err != nil {
+		return Result{}, err
 	}
 	s, mc, err := c.session(ctx, subject)
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := mc.CallTool(ctx, req)
+	res, err := callTool(ctx, mc, req)
 	if err != nil {
 		c.dropIfTerminated(subject, s, err)
-		return Result{}, fmt.Errorf("%w: tools/call %q: %w", ErrProtocol, name, err)
+	}
+	return res, err
+}
+
+// callRequest builds a tools/call request; args must be a JSON object
+// (empty means none).
+func callRequest(name string, args json.RawMessage) (mcpgo.CallToolRequest, error) {
+	req := mcpgo.CallToolRequest{}
+	if name == "" {
+		return req, fmt.Errorf("%w: tools/call: empty tool name", ErrProtocol)
+	}
+	req.Params.Name = name
+	if len(args) > 0 {
+		if err := checkObject(args); err != nil {
+			return req, fmt.Errorf("%w: tools/call %q: arguments: %w", ErrProtocol, name, err)
+		}
+		req.Params.Arguments = args
+	}
+	return req, nil
+}
+
+// callTool runs tools/call on an initialized session and keeps the text
+// content.
+func callTool(ctx context.Context, mc *mcpgoclient.Client, req mcpgo.CallToolRequest) (Result, error) {
+	res, err := mc.CallTool(ctx, req)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: tools/call %q: %w", ErrProtocol, req.Params.Name, err)
 	}
 	var texts []string
 	for _, item := range res.Content {
@@ -215,6 +242,13 @@ func (c *Client) CallTool(ctx context.Context, subject, name string, args json.R
 		}
 	}
 	return Result{Text: strings.Join(texts, "\n"), IsError: res.IsError}, nil
+}
+
+// mcpgoInitialize is the initialize request the host sends.
+func mcpgoInitialize() mcpgo.InitializeRequest {
+	init := mcpgo.InitializeRequest{}
+	init.Params.ClientInfo = mcpgo.Implementation{Name: "agenthost", Version: "1"}
+	return init
 }
 
 // Close ends every session. The Client cannot be used afterwards.
@@ -297,9 +331,7 @@ func (c *Client) initialize(ctx context.Context, hc *http.Client) (*mcpgoclient.
 		_ = mc.Close()
 		return nil, fmt.Errorf("%w: initialize: %w", ErrProtocol, err)
 	}
-	init := mcpgo.InitializeRequest{}
-	init.Params.ClientInfo = mcpgo.Implementation{Name: "agenthost", Version: "1"}
-	if _, err := mc.Initialize(ctx, init); err != nil {
+	if _, err := mc.Initialize(ctx, mcpgoInitialize()); err != nil {
 		_ = mc.Close()
 		return nil, fmt.Errorf("%w: initialize: %w", ErrProtocol, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 )
@@ -25,7 +26,16 @@ type MCPRemoteConfig struct {
 	Name string `json:"name"`
 	// URL is the MCP endpoint (streamable HTTP), also its OAuth resource
 	// identifier: https, or http on a loopback host for development.
+	// Exactly one of URL and Command is set.
 	URL string `json:"url"`
+	// Command runs a local MCP server over stdio: the absolute path of
+	// the executable, then its arguments (relative paths are resolved
+	// against the configuration file's directory). It gets no token: the
+	// host has authorized each call.
+	Command []string `json:"command"`
+	// Env is the command's whole environment; the host's own is never
+	// passed on.
+	Env map[string]string `json:"env"`
 	// Tools are the remote tools agents may be granted. REQUIRED.
 	Tools []string `json:"tools"`
 }
@@ -116,10 +126,25 @@ func (v *validator) mcpRemotes(servers map[string]int) {
 			}
 			seen[r.Name] = i
 		}
+		if len(r.Command) > 0 {
+			if r.URL != "" {
+				v.invalid(base+".command", "set either url or command, not both")
+			} else if r.Command[0] == "" {
+				v.invalid(base+".command", "names no executable")
+			} else if _, err := os.Stat(r.Command[0]); err != nil {
+				v.invalid(base+".command", "%s does not exist", quoteValue(r.Command[0]))
+			}
+			for k := range r.Env {
+				if k == "" || strings.ContainsAny(k, "=\x00") {
+					v.invalid(base+".env", "%s is not an environment variable name", quoteValue(k))
+				}
+			}
+		}
 		u, err := url.Parse(r.URL)
 		switch {
+		case len(r.Command) > 0:
 		case r.URL == "":
-			v.invalid(base+".url", "is required")
+			v.invalid(base+".url", "is required (or command, for a local server)")
 		case err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil:
 			v.invalid(base+".url", "%s is not an absolute URL without user info or fragment", quoteValue(r.URL))
 		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):

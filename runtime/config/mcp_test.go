@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -63,6 +65,32 @@ func TestMCPGateway(t *testing.T) {
 		{"    - name: gw\n      upstream: up\n      scopes: [\"a b\"]\n", "is not a valid scope token"},
 	} {
 		_, err := Parse("m.yaml", []byte(base+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestMCPRemoteCommand(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "server")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(filepath.Join(dir, "m.yaml"), []byte("version: 1\nmcp:\n  remotes:\n    - name: local\n      command: [server, --stdio]\n      env: {MODE: demo}\n      tools: [t]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.MCP.Remotes[0].Command; got[0] != exe || got[1] != "--stdio" {
+		t.Fatalf("command %v", got)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"      command: [server]\n      url: https://x/mcp\n", "set either url or command"},
+		{"      command: [missing]\n", "does not exist"},
+		{"      command: [server]\n      env: {\"A=B\": x}\n", "is not an environment variable name"},
+		{"", "is required (or command"},
+	} {
+		_, err := Parse(filepath.Join(dir, "m.yaml"), []byte("version: 1\nmcp:\n  remotes:\n    - name: local\n      tools: [t]\n"+tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
 		}

@@ -27,7 +27,9 @@ import (
 func (h *Host) newAgents(ctx context.Context) error {
 	h.audit = mediator.StoreAuditor{Log: h.store}
 	h.tools = mediator.BuiltinTools(h.store, h.now)
-	h.addRemoteTools(h.tools)
+	if err := h.addRemoteTools(h.tools); err != nil {
+		return err
+	}
 	models, err := h.newModels()
 	if err != nil {
 		return err

@@ -24,6 +24,10 @@ import (
 const testAgentEnv = "AGENTHOST_HOST_TEST_AGENT"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(testStdioServerEnv) == "1" {
+		serveStdioMCP()
+		os.Exit(0)
+	}
 	switch os.Getenv(testAgentEnv) {
 	case "":
 	case "recorder":

@@ -26,12 +26,33 @@ type remoteServer struct {
 	h       *Host
 	cfg     config.MCPRemoteConfig
 	fetcher *fetch.Fetcher
+	// stdio is set for a local server run as a command: one process for
+	// every caller, no token.
+	stdio *mcpclient.StdioClient
 
 	mu      sync.Mutex
-	clients map[string]*mcpclient.Client // by agent name
+	clients map[string]*mcpclient.Client // by workload identity
 }
 
-func (h *Host) newRemote(rc config.MCPRemoteConfig) *remoteServer {
+// toolCaller is what calls a remote tool: an HTTP MCP client acting as one
+// workload, or the local stdio server.
+type toolCaller interface {
+	CallTool(ctx context.Context, subject, name string, args json.RawMessage) (mcpclient.Result, error)
+}
+
+func (h *Host) newRemote(rc config.MCPRemoteConfig) (*remoteServer, error) {
+	if len(rc.Command) > 0 {
+		env := make([]string, 0, len(rc.Env))
+		for k, v := range rc.Env {
+			env = append(env, k+"="+v)
+		}
+		sc, err := mcpclient.NewStdio(mcpclient.StdioConfig{Command: rc.Command[0], Args: rc.Command[1:], Env: env,
+			Logger: h.log.With("component", "mcpclient", "remote", rc.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("host: remote %s: %w", rc.Name, err)
+		}
+		return &remoteServer{h: h, cfg: rc, stdio: sc, clients: map[string]*mcpclient.Client{}}, nil
+	}
 	// A remote the operator configured on a loopback address is a
 	// development setup: its metadata may be fetched over plain HTTP from
 	// that address. Everything else gets the default refusals.
@@ -39,11 +60,14 @@ func (h *Host) newRemote(rc config.MCPRemoteConfig) *remoteServer {
 	ip := net.ParseIP(u.Hostname())
 	local := u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
 	return &remoteServer{h: h, cfg: rc, clients: map[string]*mcpclient.Client{},
-		fetcher: fetch.New(fetch.Config{AllowHTTP: local, AllowPrivate: local, Logger: h.log.With("component", "fetch")})}
+		fetcher: fetch.New(fetch.Config{AllowHTTP: local, AllowPrivate: local, Logger: h.log.With("component", "fetch")})}, nil
 }
 
-// client returns the MCP client acting as agent.
-func (r *remoteServer) client(agent string) (*mcpclient.Client, error) {
+// client returns the caller acting as agent.
+func (r *remoteServer) client(agent string) (toolCaller, error) {
+	if r.stdio != nil {
+		return r.stdio, nil
+	}
 	id, err := credentials.AgentIdentity(r.h.cfg.TrustDomain, agent)
 	if err != nil {
 		return nil, err
@@ -51,9 +75,12 @@ func (r *remoteServer) client(agent string) (*mcpclient.Client, error) {
 	return r.clientFor(id)
 }
 
-// clientFor returns the MCP client acting as workload id (an agent, or the
+// clientFor returns the caller acting as workload id (an agent, or the
 // host itself for a gateway, which asks for scopes only).
-func (r *remoteServer) clientFor(id credentials.Identity, scopes ...string) (*mcpclient.Client, error) {
+func (r *remoteServer) clientFor(id credentials.Identity, scopes ...string) (toolCaller, error) {
+	if r.stdio != nil {
+		return r.stdio, nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.clients[id.String()]; ok {
@@ -84,6 +111,9 @@ func (r *remoteServer) clientFor(id credentials.Identity, scopes ...string) (*mc
 }
 
 func (r *remoteServer) close() {
+	if r.stdio != nil {
+		_ = r.stdio.Close()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range r.clients {
@@ -117,14 +147,18 @@ func (t remoteTool) Call(ctx context.Context, c mediator.Caller, args json.RawMe
 
 // addRemoteTools adds every configured remote tool to tools as
 // "<remote>/<tool>".
-func (h *Host) addRemoteTools(tools map[string]mediator.Tool) {
+func (h *Host) addRemoteTools(tools map[string]mediator.Tool) error {
 	h.remotes = map[string]*remoteServer{}
 	for _, rc := range h.cfg.MCP.Remotes {
-		srv := h.newRemote(rc)
+		srv, err := h.newRemote(rc)
+		if err != nil {
+			return err
+		}
 		h.remotes[rc.Name] = srv
 		h.closers = append(h.closers, srv.close)
 		for _, name := range rc.Tools {
 			tools[rc.Name+"/"+name] = remoteTool{server: srv, name: name}
 		}
 	}
+	return nil
 }
