@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/oauth"
@@ -32,11 +33,33 @@ type remoteServer struct {
 
 	mu      sync.Mutex
 	clients map[string]*mcpclient.Client // by workload identity
+
+	// defs are the server's tool definitions, learned from its tools/list
+	// the first time an agent calls one of its tools.
+	defs atomic.Pointer[map[string]mcpclient.Tool]
+}
+
+// learn fetches the server's tool definitions once, as the caller c.
+func (r *remoteServer) learn(ctx context.Context, c toolCaller) {
+	if r.defs.Load() != nil {
+		return
+	}
+	tools, err := c.ListTools(ctx, "")
+	if err != nil {
+		r.h.log.Debug("remote tools/list failed", "remote", r.cfg.Name, "err", err)
+		return
+	}
+	defs := make(map[string]mcpclient.Tool, len(tools))
+	for _, t := range tools {
+		defs[t.Name] = t
+	}
+	r.defs.Store(&defs)
 }
 
 // toolCaller is what calls a remote tool: an HTTP MCP client acting as one
 // workload, or the local stdio server.
 type toolCaller interface {
+	ListTools(ctx context.Context, subject string) ([]mcpclient.Tool, error)
 	CallTool(ctx context.Context, subject, name string, args json.RawMessage) (mcpclient.Result, error)
 }
 
@@ -127,10 +150,17 @@ type remoteTool struct {
 	name   string
 }
 
+// Definition is the remote's own description and input schema once they
+// are known (after the first call), a generic one before.
 func (t remoteTool) Definition() llm.Tool {
-	return llm.Tool{Name: t.server.cfg.Name + "/" + t.name,
-		Description: fmt.Sprintf("Tool %q of the remote MCP server %s", t.name, t.server.cfg.URL),
-		Parameters:  json.RawMessage(`{"type":"object"}`)}
+	name := t.server.cfg.Name + "/" + t.name
+	if defs := t.server.defs.Load(); defs != nil {
+		if d, ok := (*defs)[t.name]; ok {
+			return llm.Tool{Name: name, Description: d.Description, Parameters: d.InputSchema}
+		}
+	}
+	return llm.Tool{Name: name, Description: fmt.Sprintf("Tool %q of the remote MCP server %s", t.name, t.server.cfg.Name),
+		Parameters: json.RawMessage(`{"type":"object"}`)}
 }
 
 func (t remoteTool) Call(ctx context.Context, c mediator.Caller, args json.RawMessage) (mediator.ToolResult, error) {
@@ -138,6 +168,7 @@ func (t remoteTool) Call(ctx context.Context, c mediator.Caller, args json.RawMe
 	if err != nil {
 		return mediator.ToolResult{}, err
 	}
+	t.server.learn(ctx, cl)
 	res, err := cl.CallTool(ctx, "", t.name, args)
 	if err != nil {
 		return mediator.ToolResult{}, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/mediator"
 )
 
 // The test binary doubles as a stdio MCP server (see TestMain).
@@ -23,7 +24,7 @@ const testStdioServerEnv = "AGENTHOST_HOST_TEST_MCP_STDIO"
 // its environment.
 func serveStdioMCP() {
 	s := server.NewMCPServer("stdio-test", "1.0.0")
-	s.AddTool(mcp.NewTool("env"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	s.AddTool(mcp.NewTool("env", mcp.WithDescription("Reports what the process sees")), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return mcp.NewToolResultText("secret=" + os.Getenv("HOST_ONLY_SECRET") + " mode=" + os.Getenv("MODE")), nil
 	})
 	_ = server.ServeStdio(s)
@@ -64,5 +65,28 @@ func TestGatewayToStdioServer(t *testing.T) {
 	}
 	if strings.Contains(text, "hunter2") {
 		t.Fatal("the host's environment reached the stdio server")
+	}
+}
+
+// TestRemoteToolLearnsItsDefinition: before the first call an agent sees a
+// generic definition of a remote tool; after it, the server's own.
+func TestRemoteToolLearnsItsDefinition(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.MCP.Remotes = []config.MCPRemoteConfig{{Name: "local", Command: []string{exe},
+		Env: map[string]string{testStdioServerEnv: "1"}, Tools: []string{"env"}}}
+	h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
+	tool := h.tools["local/env"]
+	if d := tool.Definition(); !strings.Contains(d.Description, "remote MCP server local") {
+		t.Fatalf("before: %+v", d)
+	}
+	if _, err := tool.Call(context.Background(), mediator.Caller{Agent: "any"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := tool.Definition(); d.Description != "Reports what the process sees" || !strings.Contains(string(d.Parameters), `"type":"object"`) {
+		t.Fatalf("after: %+v %s", d, d.Parameters)
 	}
 }
