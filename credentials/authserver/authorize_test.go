@@ -1004,13 +1004,13 @@ func (e *codeEnv) userinfoGet(header http.Header) (int, string, http.Header) {
 func (e *codeEnv) userAccessToken(sub string, authTime time.Time, jkt string, aud string, scopes ...string) string {
 	e.t.Helper()
 	req := &tokenRequest{jkt: jkt, client: &authenticated{client: &client{ID: cliClient}}}
-	tok, _, _, err := e.srv.issueAccessToken(e.ctx, req, accessGrant{
+	it, err := e.srv.issueAccessToken(e.ctx, req, accessGrant{
 		Subject: sub, ClientID: cliClient, Scopes: scopes, Audience: []string{aud}, AuthTime: authTime,
 	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return tok
+	return it.Token
 }
 
 func TestUserinfo(t *testing.T) {

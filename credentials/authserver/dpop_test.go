@@ -62,12 +62,12 @@ func TestDPoPBoundClientCredentials(t *testing.T) {
 // claimsToken issues a DPoP-bound user token for research.
 func claimsToken(t *testing.T, e *testEnv, key *ecdsa.PrivateKey) string {
 	jkt, _ := dpop.Thumbprint(key.Public())
-	tok, _, _, err := e.srv.issueAccessToken(e.ctx, &tokenRequest{jkt: jkt, client: &authenticated{client: &client{}}},
+	it, err := e.srv.issueAccessToken(e.ctx, &tokenRequest{jkt: jkt, client: &authenticated{client: &client{}}},
 		accessGrant{Subject: "alice", ClientID: "webapp", Scopes: []string{"notes:read"}, Audience: []string{researchID.String()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tok
+	return it.Token
 }
 
 // TestJWTBearerGrant: an agent's JWT-SVID as an authorization grant gives

@@ -165,7 +165,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 		return nil, err
 	}
 
-	resp, err := s.respond(ctx, req, accessGrant{
+	resp, issued, err := s.respondIssued(ctx, req, accessGrant{
 		Subject:              rec.Subject,
 		ClientID:             rec.ClientID,
 		Scopes:               scopes,
@@ -176,9 +176,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 	if err != nil {
 		return nil, err
 	}
-	if at, err := s.VerifyAccessToken(ctx, resp.AccessToken, ""); err == nil {
-		marker.AccessTokenID, marker.AccessExpires = at.ID, at.ExpiresAt
-	}
+	marker.AccessTokenID, marker.AccessExpires = issued.ID, issued.ExpiresAt.Unix()
 	if req.client.allowsGrant(oauth.GrantRefreshToken) {
 		rt := refreshRecord{
 			ClientID:             rec.ClientID,

@@ -210,13 +210,13 @@ func (e *testEnv) verify(token, aud string) *oauth.AccessTokenClaims {
 // audience aud and the given scope.
 func (e *testEnv) userToken(aud string, scopes ...string) string {
 	e.t.Helper()
-	tok, _, _, err := e.srv.issueAccessToken(e.ctx, nil, accessGrant{
+	it, err := e.srv.issueAccessToken(e.ctx, nil, accessGrant{
 		Subject: "alice", ClientID: "webapp", Scopes: scopes, Audience: []string{aud}, AuthTime: e.clock.Now(),
 	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return tok
+	return it.Token
 }
 
 var _ crypto.Signer = (*ecdsa.PrivateKey)(nil)

@@ -353,12 +353,12 @@ func negativeCases() []negCase {
 			return tokenPath(exchange(e, url.Values{"requested_token_type": {oauth.TokenTypeRefreshToken}}))
 		}, 400, oauth.CodeInvalidRequest},
 		{"may_act naming someone else", func(e *testEnv) (string, url.Values, http.Header) {
-			tok, _, _, err := e.srv.issueAccessToken(e.ctx, nil, accessGrant{Subject: "alice", ClientID: "webapp",
+			it, err := e.srv.issueAccessToken(e.ctx, nil, accessGrant{Subject: "alice", ClientID: "webapp",
 				Scopes: []string{"notes:read"}, Audience: []string{researchID.String()}, MayAct: &oauth.Actor{Subject: paymentsID.String()}})
 			if err != nil {
 				e.t.Fatal(err)
 			}
-			return tokenPath(exchange(e, url.Values{"subject_token": {tok}}))
+			return tokenPath(exchange(e, url.Values{"subject_token": {it.Token}}))
 		}, 400, oauth.CodeInvalidRequest},
 
 		// JWT bearer and refresh grants.

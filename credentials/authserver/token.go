@@ -246,26 +246,41 @@ type accessGrant struct {
 // respond issues an access token for g, bound to the request's DPoP key
 // or client certificate, and builds the response.
 func (s *Server) respond(ctx context.Context, req *tokenRequest, g accessGrant) (*oauth.TokenResponse, error) {
-	at, exp, tokenType, err := s.issueAccessToken(ctx, req, g)
-	if err != nil {
-		return nil, err
-	}
-	return &oauth.TokenResponse{
-		AccessToken:          at,
-		IssuedTokenType:      g.IssuedTokenType,
-		TokenType:            tokenType,
-		ExpiresIn:            int64(exp.Sub(s.now()).Round(time.Second) / time.Second),
-		Scope:                oauth.FormatScope(g.Scopes),
-		AuthorizationDetails: g.AuthorizationDetails,
-	}, nil
+	resp, _, err := s.respondIssued(ctx, req, g)
+	return resp, err
 }
 
-func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g accessGrant) (token string, exp time.Time, tokenType string, err error) {
+// respondIssued is respond that also says which token it issued.
+func (s *Server) respondIssued(ctx context.Context, req *tokenRequest, g accessGrant) (*oauth.TokenResponse, issuedToken, error) {
+	it, err := s.issueAccessToken(ctx, req, g)
+	if err != nil {
+		return nil, issuedToken{}, err
+	}
+	return &oauth.TokenResponse{
+		AccessToken:          it.Token,
+		IssuedTokenType:      g.IssuedTokenType,
+		TokenType:            it.Type,
+		ExpiresIn:            int64(it.ExpiresAt.Sub(s.now()).Round(time.Second) / time.Second),
+		Scope:                oauth.FormatScope(g.Scopes),
+		AuthorizationDetails: g.AuthorizationDetails,
+	}, it, nil
+}
+
+// issuedToken is an access token just signed.
+type issuedToken struct {
+	Token     string
+	ID        string
+	ExpiresAt time.Time
+	// Type is Bearer or DPoP.
+	Type string
+}
+
+func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g accessGrant) (issuedToken, error) {
 	now := s.now().UTC().Truncate(time.Second)
-	exp = now.Add(s.cfg.AccessTokenTTL)
+	exp := now.Add(s.cfg.AccessTokenTTL)
 	jti, err := randomToken(16)
 	if err != nil {
-		return "", time.Time{}, "", err
+		return issuedToken{}, err
 	}
 	claims := oauth.AccessTokenClaims{
 		Issuer:               s.issuer,
@@ -283,7 +298,7 @@ func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g acce
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()
 	}
-	tokenType = oauth.TokenTypeBearer
+	tokenType := oauth.TokenTypeBearer
 	if req != nil {
 		switch {
 		case req.jkt != "":
@@ -293,11 +308,11 @@ func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g acce
 			claims.Confirmation = &oauth.Confirmation{X5TS256: req.client.CertThumbprint}
 		}
 	}
-	token, err = s.keys.sign(ctx, jose.TypAccessToken, claims)
+	token, err := s.keys.sign(ctx, jose.TypAccessToken, claims)
 	if err != nil {
-		return "", time.Time{}, "", err
+		return issuedToken{}, err
 	}
-	return token, exp, tokenType, nil
+	return issuedToken{Token: token, ID: jti, ExpiresAt: exp, Type: tokenType}, nil
 }
 
 // VerifyAccessToken checks a JWT access token this server issued (RFC

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -63,12 +62,7 @@ func (v *validator) mcp() {
 	defer v.mcpRemotes(seen)
 	for i, s := range v.c.MCP.Servers {
 		base := fmt.Sprintf("mcp.servers[%d]", i)
-		switch {
-		case s.Name == "":
-			v.invalid(base+".name", "is required")
-		case !validAgentName(s.Name):
-			v.invalid(base+".name", "%s is not a valid server name: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 bytes", quoteValue(s.Name))
-		default:
+		if v.segmentName(base+".name", "server", s.Name) {
 			if j, dup := seen[s.Name]; dup {
 				v.invalid(base+".name", "MCP server %q is already defined at mcp.servers[%d]", s.Name, j)
 			}
@@ -113,12 +107,7 @@ func (v *validator) mcpRemotes(servers map[string]int) {
 	seen := map[string]int{}
 	for i, r := range v.c.MCP.Remotes {
 		base := fmt.Sprintf("mcp.remotes[%d]", i)
-		switch {
-		case r.Name == "":
-			v.invalid(base+".name", "is required")
-		case !validAgentName(r.Name):
-			v.invalid(base+".name", "%s is not a valid remote name: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 bytes", quoteValue(r.Name))
-		default:
+		if v.segmentName(base+".name", "remote", r.Name) {
 			if j, dup := seen[r.Name]; dup {
 				v.invalid(base+".name", "remote %q is already defined at mcp.remotes[%d]", r.Name, j)
 			} else if j, dup := servers[r.Name]; dup {
@@ -147,7 +136,7 @@ func (v *validator) mcpRemotes(servers map[string]int) {
 			v.invalid(base+".url", "is required (or command, for a local server)")
 		case err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil:
 			v.invalid(base+".url", "%s is not an absolute URL without user info or fragment", quoteValue(r.URL))
-		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		case u.Scheme == "http" && !hostIsLoopback(u.Hostname()):
 			v.invalid(base+".url", "must be https (http only on a loopback host)")
 		case u.Scheme != "http" && u.Scheme != "https":
 			v.invalid(base+".url", "must be https")
@@ -161,12 +150,4 @@ func (v *validator) mcpRemotes(servers map[string]int) {
 			}
 		}
 	}
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }

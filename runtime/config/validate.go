@@ -261,16 +261,25 @@ func formatDuration(d time.Duration) string {
 // reservedAgentEnv are variables the host sets for every plugin.
 var reservedAgentEnv = map[string]bool{"SPIFFE_ENDPOINT_SOCKET": true}
 
+// segmentName checks a name that becomes one path segment (an agent's, an
+// MCP server's, a remote's) and reports whether it is valid.
+func (v *validator) segmentName(path, kind, name string) bool {
+	switch {
+	case name == "":
+		v.invalid(path, "is required")
+	case !validAgentName(name):
+		v.invalid(path, "%s is not a valid %s name: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 bytes", quoteValue(name), kind)
+	default:
+		return true
+	}
+	return false
+}
+
 func (v *validator) agents() {
 	seen := map[string]int{}
 	for i, a := range v.c.Agents {
 		base := fmt.Sprintf("agents[%d]", i)
-		switch {
-		case a.Name == "":
-			v.invalid(base+".name", "is required")
-		case !validAgentName(a.Name):
-			v.invalid(base+".name", "%s is not a valid agent name: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 bytes", quoteValue(a.Name))
-		default:
+		if v.segmentName(base+".name", "agent", a.Name) {
 			if j, dup := seen[a.Name]; dup {
 				v.invalid(base+".name", "agent %q is already defined at agents[%d]", a.Name, j)
 			}

@@ -94,9 +94,11 @@ func (h *httpServer) Run(ctx context.Context) error {
 
 func isLoopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
+	return err == nil && isLoopbackHost(host)
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback IP.
+func isLoopbackHost(host string) bool {
 	if host == "localhost" {
 		return true
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -80,8 +79,7 @@ func (h *Host) newRemote(rc config.MCPRemoteConfig) (*remoteServer, error) {
 	// development setup: its metadata may be fetched over plain HTTP from
 	// that address. Everything else gets the default refusals.
 	u, _ := url.Parse(rc.URL)
-	ip := net.ParseIP(u.Hostname())
-	local := u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
+	local := isLoopbackHost(u.Hostname())
 	return &remoteServer{h: h, cfg: rc, clients: map[string]*mcpclient.Client{},
 		fetcher: fetch.New(fetch.Config{AllowHTTP: local, AllowPrivate: local, Logger: h.log.With("component", "fetch")})}, nil
 }
