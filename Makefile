@@ -26,13 +26,17 @@ TOOLS              := $(CURDIR)/$(BIN)/tools
 
 all: build
 
-# Example agent plugins, built into bin/agents/ (the quickstart config runs them).
+# Example agent plugins, built into bin/agents/, and tool plugins, built into
+# bin/toolplugins/ (the quickstart config runs them).
 AGENTS := $(notdir $(wildcard examples/agents/*))
+TOOLPLUGINS := $(notdir $(wildcard examples/toolplugins/*))
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/agenthost ./cmd/agenthost
 	@for a in $(AGENTS); do echo "$(GO) build -o $(BIN)/agents/$$a ./examples/agents/$$a"; \
 	  $(GO) build -o $(BIN)/agents/$$a ./examples/agents/$$a || exit 1; done
+	@for p in $(TOOLPLUGINS); do echo "$(GO) build -o $(BIN)/toolplugins/$$p ./examples/toolplugins/$$p"; \
+	  $(GO) build -o $(BIN)/toolplugins/$$p ./examples/toolplugins/$$p || exit 1; done
 
 run: build
 	./$(BIN)/agenthost up --config $(CONFIG) --data-dir $(DATA_DIR)

@@ -1,4 +1,4 @@
-// Package plugins is the host side of agenthost's agent plugins, over
+// Package plugins is the host side of agenthost's agent and tool plugins, over
 // hashicorp/go-plugin with gRPC.
 //
 // [Launch] starts a plugin binary given by absolute path, refuses it unless
@@ -8,6 +8,11 @@
 // gets its own Host service, served on that plugin's go-plugin broker: the
 // host knows which plugin is calling from the connection a call arrives on,
 // never from anything the plugin says.
+//
+// [LaunchTools] starts a tool plugin the same way. A tool plugin gets no
+// Host service: it answers the ToolProvider service's ListTools and
+// CallTool, and is asked for its tools at launch, so a binary of the wrong
+// kind is refused there.
 //
 // The plugin's stderr goes to the host's log with the plugin's name.
 package plugins

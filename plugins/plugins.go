@@ -82,15 +82,30 @@ type Plugin struct {
 // start only (the process then lives until [Plugin.Kill]). On any error the
 // process is killed before Launch returns.
 func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
-	if cfg.Name == "" || cfg.Host == nil {
+	if cfg.Host == nil {
 		return nil, fmt.Errorf("%w: name and host service are required", ErrConfig)
 	}
+	bp := &hostPlugin{host: cfg.Host}
+	client, raw, err := start(ctx, cfg, pluginpb.PluginName, bp)
+	if err != nil {
+		return nil, err
+	}
+	d := raw.(*dispensed)
+	return &Plugin{name: cfg.Name, client: client, agent: d.agent, brokerID: d.brokerID}, nil
+}
+
+// start starts the binary cfg names, checks its digest, completes the
+// handshake and dispenses kind. cfg.Host is not used.
+func start(ctx context.Context, cfg Config, kind string, bp plugin.Plugin) (*plugin.Client, any, error) {
+	if cfg.Name == "" {
+		return nil, nil, fmt.Errorf("%w: name and host service are required", ErrConfig)
+	}
 	if !filepath.IsAbs(cfg.Path) {
-		return nil, fmt.Errorf("%w: plugin %s: path %q is not absolute", ErrConfig, cfg.Name, cfg.Path)
+		return nil, nil, fmt.Errorf("%w: plugin %s: path %q is not absolute", ErrConfig, cfg.Name, cfg.Path)
 	}
 	sum, err := hex.DecodeString(cfg.SHA256)
 	if err != nil || len(sum) != sha256.Size {
-		return nil, fmt.Errorf("%w: plugin %s: SHA256 must be 64 hex digits", ErrConfig, cfg.Name)
+		return nil, nil, fmt.Errorf("%w: plugin %s: SHA256 must be 64 hex digits", ErrConfig, cfg.Name)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -105,10 +120,9 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 	// The process lives until Kill, not until ctx ends.
 	cmd := exec.Command(cfg.Path, cfg.Args...)
 	cmd.Env = append([]string{}, cfg.Env...)
-	bp := &hostPlugin{host: cfg.Host}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
-		Plugins:          plugin.PluginSet{pluginpb.PluginName: bp},
+		Plugins:          plugin.PluginSet{kind: bp},
 		Cmd:              cmd,
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -132,23 +146,22 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 	case st = <-ch:
 	case <-ctx.Done():
 		client.Kill()
-		return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, ctx.Err())
+		return nil, nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, ctx.Err())
 	}
 	rpc, err := st.rpc, st.err
 	if err != nil {
 		client.Kill()
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return nil, fmt.Errorf("%w: plugin %s (%s)", ErrChecksum, cfg.Name, cfg.Path)
+			return nil, nil, fmt.Errorf("%w: plugin %s (%s)", ErrChecksum, cfg.Name, cfg.Path)
 		}
-		return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, err)
+		return nil, nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, err)
 	}
-	raw, err := rpc.Dispense(pluginpb.PluginName)
+	raw, err := rpc.Dispense(kind)
 	if err != nil {
 		client.Kill()
-		return nil, fmt.Errorf("plugins: dispense %s: %w", cfg.Name, err)
+		return nil, nil, fmt.Errorf("plugins: dispense %s as %s plugin: %w", cfg.Name, kind, err)
 	}
-	d := raw.(*dispensed)
-	return &Plugin{name: cfg.Name, client: client, agent: d.agent, brokerID: d.brokerID}, nil
+	return client, raw, nil
 }
 
 // Name is the plugin's name.

@@ -22,7 +22,10 @@ import (
 const agentModeEnv = "AGENTHOST_TEST_AGENT"
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(agentModeEnv); mode != "" {
+	if mode := os.Getenv(agentModeEnv); mode == "tools" {
+		sdk.ServeTools(testTools)
+		os.Exit(0)
+	} else if mode != "" {
 		sdk.Serve(testAgent{mode: mode})
 		os.Exit(0)
 	}

@@ -1,7 +1,8 @@
-// Package pluginpb is the versioned contract between agenthost and its agent
+// Package pluginpb is the versioned contract between agenthost and its
 // plugins: the protobuf services Agent (implemented by the plugin) and Host
 // (implemented by the host, reached through the go-plugin broker), defined
-// in plugin.proto and generated into plugin.pb.go and plugin_grpc.pb.go.
+// in plugin.proto, and ToolProvider (implemented by a tool plugin), all
+// generated into plugin.pb.go and plugin_grpc.pb.go.
 //
 // # Versions
 //

@@ -1705,6 +1705,320 @@ func (*EmitResponse) Descriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{26}
 }
 
+type ListProvidedToolsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host's ProtocolVersion.
+	ProtocolVersion uint32 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ListProvidedToolsRequest) Reset() {
+	*x = ListProvidedToolsRequest{}
+	mi := &file_plugin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProvidedToolsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProvidedToolsRequest) ProtoMessage() {}
+
+func (x *ListProvidedToolsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProvidedToolsRequest.ProtoReflect.Descriptor instead.
+func (*ListProvidedToolsRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListProvidedToolsRequest) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
+type ListProvidedToolsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Tools         []*ProvidedTool        `protobuf:"bytes,3,rep,name=tools,proto3" json:"tools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProvidedToolsResponse) Reset() {
+	*x = ListProvidedToolsResponse{}
+	mi := &file_plugin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProvidedToolsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProvidedToolsResponse) ProtoMessage() {}
+
+func (x *ListProvidedToolsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProvidedToolsResponse.ProtoReflect.Descriptor instead.
+func (*ListProvidedToolsResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListProvidedToolsResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListProvidedToolsResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ListProvidedToolsResponse) GetTools() []*ProvidedTool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+// ProvidedTool is one tool a tool plugin offers.
+type ProvidedTool struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is one MCP tool name (no '/'); the host serves it as
+	// "<plugin>/<name>".
+	Definition *ToolDefinition `protobuf:"bytes,1,opt,name=definition,proto3" json:"definition,omitempty"`
+	// read_only says the tool changes nothing; it then needs only the
+	// server's read scope.
+	ReadOnly      bool `protobuf:"varint,2,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvidedTool) Reset() {
+	*x = ProvidedTool{}
+	mi := &file_plugin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvidedTool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvidedTool) ProtoMessage() {}
+
+func (x *ProvidedTool) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvidedTool.ProtoReflect.Descriptor instead.
+func (*ProvidedTool) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ProvidedTool) GetDefinition() *ToolDefinition {
+	if x != nil {
+		return x.Definition
+	}
+	return nil
+}
+
+func (x *ProvidedTool) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+// ToolCaller is who a tool call is made for, as the host verified it. It
+// holds no credential.
+type ToolCaller struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hosted agent making the call, empty for an MCP client.
+	Agent string `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	// The calling workload's SPIFFE ID or OAuth client_id.
+	ClientId string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The user the call is made for, when there is one.
+	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	// The OAuth scopes the call was authorized with, if any.
+	Scopes []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	TaskId string   `protobuf:"bytes,5,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// Agents that delegated to this task, outermost first.
+	Chain         []string `protobuf:"bytes,6,rep,name=chain,proto3" json:"chain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCaller) Reset() {
+	*x = ToolCaller{}
+	mi := &file_plugin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCaller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCaller) ProtoMessage() {}
+
+func (x *ToolCaller) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCaller.ProtoReflect.Descriptor instead.
+func (*ToolCaller) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ToolCaller) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ToolCaller) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ToolCaller) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *ToolCaller) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *ToolCaller) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ToolCaller) GetChain() []string {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+type CallProvidedToolRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tool's name as the plugin listed it.
+	Tool          string      `protobuf:"bytes,1,opt,name=tool,proto3" json:"tool,omitempty"`
+	ArgumentsJson string      `protobuf:"bytes,2,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
+	Caller        *ToolCaller `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallProvidedToolRequest) Reset() {
+	*x = CallProvidedToolRequest{}
+	mi := &file_plugin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallProvidedToolRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallProvidedToolRequest) ProtoMessage() {}
+
+func (x *CallProvidedToolRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallProvidedToolRequest.ProtoReflect.Descriptor instead.
+func (*CallProvidedToolRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CallProvidedToolRequest) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *CallProvidedToolRequest) GetArgumentsJson() string {
+	if x != nil {
+		return x.ArgumentsJson
+	}
+	return ""
+}
+
+func (x *CallProvidedToolRequest) GetCaller() *ToolCaller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 var File_plugin_proto protoreflect.FileDescriptor
 
 const file_plugin_proto_rawDesc = "" +
@@ -1817,7 +2131,30 @@ const file_plugin_proto_rawDesc = "" +
 	"\vEmitRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x123\n" +
 	"\x05event\x18\x02 \x01(\v2\x1d.agenthost.plugin.v1.RunEventR\x05event\"\x0e\n" +
-	"\fEmitResponse*_\n" +
+	"\fEmitResponse\"E\n" +
+	"\x18ListProvidedToolsRequest\x12)\n" +
+	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\"\x82\x01\n" +
+	"\x19ListProvidedToolsResponse\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x127\n" +
+	"\x05tools\x18\x03 \x03(\v2!.agenthost.plugin.v1.ProvidedToolR\x05tools\"p\n" +
+	"\fProvidedTool\x12C\n" +
+	"\n" +
+	"definition\x18\x01 \x01(\v2#.agenthost.plugin.v1.ToolDefinitionR\n" +
+	"definition\x12\x1b\n" +
+	"\tread_only\x18\x02 \x01(\bR\breadOnly\"\xa0\x01\n" +
+	"\n" +
+	"ToolCaller\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12\x16\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12\x17\n" +
+	"\atask_id\x18\x05 \x01(\tR\x06taskId\x12\x14\n" +
+	"\x05chain\x18\x06 \x03(\tR\x05chain\"\x8d\x01\n" +
+	"\x17CallProvidedToolRequest\x12\x12\n" +
+	"\x04tool\x18\x01 \x01(\tR\x04tool\x12%\n" +
+	"\x0earguments_json\x18\x02 \x01(\tR\rargumentsJson\x127\n" +
+	"\x06caller\x18\x03 \x01(\v2\x1f.agenthost.plugin.v1.ToolCallerR\x06caller*_\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_SYSTEM\x10\x01\x12\r\n" +
@@ -1826,7 +2163,10 @@ const file_plugin_proto_rawDesc = "" +
 	"\tROLE_TOOL\x10\x042\xa9\x01\n" +
 	"\x05Agent\x12W\n" +
 	"\bDescribe\x12$.agenthost.plugin.v1.DescribeRequest\x1a%.agenthost.plugin.v1.DescribeResponse\x12G\n" +
-	"\x03Run\x12\x1f.agenthost.plugin.v1.RunRequest\x1a\x1d.agenthost.plugin.v1.RunEvent0\x012\x93\x04\n" +
+	"\x03Run\x12\x1f.agenthost.plugin.v1.RunRequest\x1a\x1d.agenthost.plugin.v1.RunEvent0\x012\xdb\x01\n" +
+	"\fToolProvider\x12j\n" +
+	"\tListTools\x12-.agenthost.plugin.v1.ListProvidedToolsRequest\x1a..agenthost.plugin.v1.ListProvidedToolsResponse\x12_\n" +
+	"\bCallTool\x12,.agenthost.plugin.v1.CallProvidedToolRequest\x1a%.agenthost.plugin.v1.CallToolResponse2\x93\x04\n" +
 	"\x04Host\x12W\n" +
 	"\bComplete\x12$.agenthost.plugin.v1.CompleteRequest\x1a%.agenthost.plugin.v1.CompleteResponse\x12Z\n" +
 	"\tListTools\x12%.agenthost.plugin.v1.ListToolsRequest\x1a&.agenthost.plugin.v1.ListToolsResponse\x12W\n" +
@@ -1848,41 +2188,46 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_plugin_proto_goTypes = []any{
-	(Role)(0),                 // 0: agenthost.plugin.v1.Role
-	(*DescribeRequest)(nil),   // 1: agenthost.plugin.v1.DescribeRequest
-	(*DescribeResponse)(nil),  // 2: agenthost.plugin.v1.DescribeResponse
-	(*Skill)(nil),             // 3: agenthost.plugin.v1.Skill
-	(*RunRequest)(nil),        // 4: agenthost.plugin.v1.RunRequest
-	(*RunEvent)(nil),          // 5: agenthost.plugin.v1.RunEvent
-	(*Thought)(nil),           // 6: agenthost.plugin.v1.Thought
-	(*ToolCallStarted)(nil),   // 7: agenthost.plugin.v1.ToolCallStarted
-	(*PartialOutput)(nil),     // 8: agenthost.plugin.v1.PartialOutput
-	(*FinalResult)(nil),       // 9: agenthost.plugin.v1.FinalResult
-	(*RunError)(nil),          // 10: agenthost.plugin.v1.RunError
-	(*Message)(nil),           // 11: agenthost.plugin.v1.Message
-	(*ToolCall)(nil),          // 12: agenthost.plugin.v1.ToolCall
-	(*ToolDefinition)(nil),    // 13: agenthost.plugin.v1.ToolDefinition
-	(*CompleteRequest)(nil),   // 14: agenthost.plugin.v1.CompleteRequest
-	(*CompleteResponse)(nil),  // 15: agenthost.plugin.v1.CompleteResponse
-	(*Usage)(nil),             // 16: agenthost.plugin.v1.Usage
-	(*ListToolsRequest)(nil),  // 17: agenthost.plugin.v1.ListToolsRequest
-	(*ListToolsResponse)(nil), // 18: agenthost.plugin.v1.ListToolsResponse
-	(*CallToolRequest)(nil),   // 19: agenthost.plugin.v1.CallToolRequest
-	(*CallToolResponse)(nil),  // 20: agenthost.plugin.v1.CallToolResponse
-	(*Content)(nil),           // 21: agenthost.plugin.v1.Content
-	(*CallAgentRequest)(nil),  // 22: agenthost.plugin.v1.CallAgentRequest
-	(*CallAgentResponse)(nil), // 23: agenthost.plugin.v1.CallAgentResponse
-	(*AskUserRequest)(nil),    // 24: agenthost.plugin.v1.AskUserRequest
-	(*AskUserResponse)(nil),   // 25: agenthost.plugin.v1.AskUserResponse
-	(*EmitRequest)(nil),       // 26: agenthost.plugin.v1.EmitRequest
-	(*EmitResponse)(nil),      // 27: agenthost.plugin.v1.EmitResponse
-	nil,                       // 28: agenthost.plugin.v1.RunRequest.MetadataEntry
+	(Role)(0),                         // 0: agenthost.plugin.v1.Role
+	(*DescribeRequest)(nil),           // 1: agenthost.plugin.v1.DescribeRequest
+	(*DescribeResponse)(nil),          // 2: agenthost.plugin.v1.DescribeResponse
+	(*Skill)(nil),                     // 3: agenthost.plugin.v1.Skill
+	(*RunRequest)(nil),                // 4: agenthost.plugin.v1.RunRequest
+	(*RunEvent)(nil),                  // 5: agenthost.plugin.v1.RunEvent
+	(*Thought)(nil),                   // 6: agenthost.plugin.v1.Thought
+	(*ToolCallStarted)(nil),           // 7: agenthost.plugin.v1.ToolCallStarted
+	(*PartialOutput)(nil),             // 8: agenthost.plugin.v1.PartialOutput
+	(*FinalResult)(nil),               // 9: agenthost.plugin.v1.FinalResult
+	(*RunError)(nil),                  // 10: agenthost.plugin.v1.RunError
+	(*Message)(nil),                   // 11: agenthost.plugin.v1.Message
+	(*ToolCall)(nil),                  // 12: agenthost.plugin.v1.ToolCall
+	(*ToolDefinition)(nil),            // 13: agenthost.plugin.v1.ToolDefinition
+	(*CompleteRequest)(nil),           // 14: agenthost.plugin.v1.CompleteRequest
+	(*CompleteResponse)(nil),          // 15: agenthost.plugin.v1.CompleteResponse
+	(*Usage)(nil),                     // 16: agenthost.plugin.v1.Usage
+	(*ListToolsRequest)(nil),          // 17: agenthost.plugin.v1.ListToolsRequest
+	(*ListToolsResponse)(nil),         // 18: agenthost.plugin.v1.ListToolsResponse
+	(*CallToolRequest)(nil),           // 19: agenthost.plugin.v1.CallToolRequest
+	(*CallToolResponse)(nil),          // 20: agenthost.plugin.v1.CallToolResponse
+	(*Content)(nil),                   // 21: agenthost.plugin.v1.Content
+	(*CallAgentRequest)(nil),          // 22: agenthost.plugin.v1.CallAgentRequest
+	(*CallAgentResponse)(nil),         // 23: agenthost.plugin.v1.CallAgentResponse
+	(*AskUserRequest)(nil),            // 24: agenthost.plugin.v1.AskUserRequest
+	(*AskUserResponse)(nil),           // 25: agenthost.plugin.v1.AskUserResponse
+	(*EmitRequest)(nil),               // 26: agenthost.plugin.v1.EmitRequest
+	(*EmitResponse)(nil),              // 27: agenthost.plugin.v1.EmitResponse
+	(*ListProvidedToolsRequest)(nil),  // 28: agenthost.plugin.v1.ListProvidedToolsRequest
+	(*ListProvidedToolsResponse)(nil), // 29: agenthost.plugin.v1.ListProvidedToolsResponse
+	(*ProvidedTool)(nil),              // 30: agenthost.plugin.v1.ProvidedTool
+	(*ToolCaller)(nil),                // 31: agenthost.plugin.v1.ToolCaller
+	(*CallProvidedToolRequest)(nil),   // 32: agenthost.plugin.v1.CallProvidedToolRequest
+	nil,                               // 33: agenthost.plugin.v1.RunRequest.MetadataEntry
 }
 var file_plugin_proto_depIdxs = []int32{
 	3,  // 0: agenthost.plugin.v1.DescribeResponse.skills:type_name -> agenthost.plugin.v1.Skill
-	28, // 1: agenthost.plugin.v1.RunRequest.metadata:type_name -> agenthost.plugin.v1.RunRequest.MetadataEntry
+	33, // 1: agenthost.plugin.v1.RunRequest.metadata:type_name -> agenthost.plugin.v1.RunRequest.MetadataEntry
 	6,  // 2: agenthost.plugin.v1.RunEvent.thought:type_name -> agenthost.plugin.v1.Thought
 	7,  // 3: agenthost.plugin.v1.RunEvent.tool_call:type_name -> agenthost.plugin.v1.ToolCallStarted
 	8,  // 4: agenthost.plugin.v1.RunEvent.partial:type_name -> agenthost.plugin.v1.PartialOutput
@@ -1897,27 +2242,34 @@ var file_plugin_proto_depIdxs = []int32{
 	13, // 13: agenthost.plugin.v1.ListToolsResponse.tools:type_name -> agenthost.plugin.v1.ToolDefinition
 	21, // 14: agenthost.plugin.v1.CallToolResponse.content:type_name -> agenthost.plugin.v1.Content
 	5,  // 15: agenthost.plugin.v1.EmitRequest.event:type_name -> agenthost.plugin.v1.RunEvent
-	1,  // 16: agenthost.plugin.v1.Agent.Describe:input_type -> agenthost.plugin.v1.DescribeRequest
-	4,  // 17: agenthost.plugin.v1.Agent.Run:input_type -> agenthost.plugin.v1.RunRequest
-	14, // 18: agenthost.plugin.v1.Host.Complete:input_type -> agenthost.plugin.v1.CompleteRequest
-	17, // 19: agenthost.plugin.v1.Host.ListTools:input_type -> agenthost.plugin.v1.ListToolsRequest
-	19, // 20: agenthost.plugin.v1.Host.CallTool:input_type -> agenthost.plugin.v1.CallToolRequest
-	22, // 21: agenthost.plugin.v1.Host.CallAgent:input_type -> agenthost.plugin.v1.CallAgentRequest
-	24, // 22: agenthost.plugin.v1.Host.AskUser:input_type -> agenthost.plugin.v1.AskUserRequest
-	26, // 23: agenthost.plugin.v1.Host.Emit:input_type -> agenthost.plugin.v1.EmitRequest
-	2,  // 24: agenthost.plugin.v1.Agent.Describe:output_type -> agenthost.plugin.v1.DescribeResponse
-	5,  // 25: agenthost.plugin.v1.Agent.Run:output_type -> agenthost.plugin.v1.RunEvent
-	15, // 26: agenthost.plugin.v1.Host.Complete:output_type -> agenthost.plugin.v1.CompleteResponse
-	18, // 27: agenthost.plugin.v1.Host.ListTools:output_type -> agenthost.plugin.v1.ListToolsResponse
-	20, // 28: agenthost.plugin.v1.Host.CallTool:output_type -> agenthost.plugin.v1.CallToolResponse
-	23, // 29: agenthost.plugin.v1.Host.CallAgent:output_type -> agenthost.plugin.v1.CallAgentResponse
-	25, // 30: agenthost.plugin.v1.Host.AskUser:output_type -> agenthost.plugin.v1.AskUserResponse
-	27, // 31: agenthost.plugin.v1.Host.Emit:output_type -> agenthost.plugin.v1.EmitResponse
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	30, // 16: agenthost.plugin.v1.ListProvidedToolsResponse.tools:type_name -> agenthost.plugin.v1.ProvidedTool
+	13, // 17: agenthost.plugin.v1.ProvidedTool.definition:type_name -> agenthost.plugin.v1.ToolDefinition
+	31, // 18: agenthost.plugin.v1.CallProvidedToolRequest.caller:type_name -> agenthost.plugin.v1.ToolCaller
+	1,  // 19: agenthost.plugin.v1.Agent.Describe:input_type -> agenthost.plugin.v1.DescribeRequest
+	4,  // 20: agenthost.plugin.v1.Agent.Run:input_type -> agenthost.plugin.v1.RunRequest
+	28, // 21: agenthost.plugin.v1.ToolProvider.ListTools:input_type -> agenthost.plugin.v1.ListProvidedToolsRequest
+	32, // 22: agenthost.plugin.v1.ToolProvider.CallTool:input_type -> agenthost.plugin.v1.CallProvidedToolRequest
+	14, // 23: agenthost.plugin.v1.Host.Complete:input_type -> agenthost.plugin.v1.CompleteRequest
+	17, // 24: agenthost.plugin.v1.Host.ListTools:input_type -> agenthost.plugin.v1.ListToolsRequest
+	19, // 25: agenthost.plugin.v1.Host.CallTool:input_type -> agenthost.plugin.v1.CallToolRequest
+	22, // 26: agenthost.plugin.v1.Host.CallAgent:input_type -> agenthost.plugin.v1.CallAgentRequest
+	24, // 27: agenthost.plugin.v1.Host.AskUser:input_type -> agenthost.plugin.v1.AskUserRequest
+	26, // 28: agenthost.plugin.v1.Host.Emit:input_type -> agenthost.plugin.v1.EmitRequest
+	2,  // 29: agenthost.plugin.v1.Agent.Describe:output_type -> agenthost.plugin.v1.DescribeResponse
+	5,  // 30: agenthost.plugin.v1.Agent.Run:output_type -> agenthost.plugin.v1.RunEvent
+	29, // 31: agenthost.plugin.v1.ToolProvider.ListTools:output_type -> agenthost.plugin.v1.ListProvidedToolsResponse
+	20, // 32: agenthost.plugin.v1.ToolProvider.CallTool:output_type -> agenthost.plugin.v1.CallToolResponse
+	15, // 33: agenthost.plugin.v1.Host.Complete:output_type -> agenthost.plugin.v1.CompleteResponse
+	18, // 34: agenthost.plugin.v1.Host.ListTools:output_type -> agenthost.plugin.v1.ListToolsResponse
+	20, // 35: agenthost.plugin.v1.Host.CallTool:output_type -> agenthost.plugin.v1.CallToolResponse
+	23, // 36: agenthost.plugin.v1.Host.CallAgent:output_type -> agenthost.plugin.v1.CallAgentResponse
+	25, // 37: agenthost.plugin.v1.Host.AskUser:output_type -> agenthost.plugin.v1.AskUserResponse
+	27, // 38: agenthost.plugin.v1.Host.Emit:output_type -> agenthost.plugin.v1.EmitResponse
+	29, // [29:39] is the sub-list for method output_type
+	19, // [19:29] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -1938,9 +2290,9 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   33,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_plugin_proto_goTypes,
 		DependencyIndexes: file_plugin_proto_depIdxs,

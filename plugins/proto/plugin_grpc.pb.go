@@ -186,6 +186,160 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	ToolProvider_ListTools_FullMethodName = "/agenthost.plugin.v1.ToolProvider/ListTools"
+	ToolProvider_CallTool_FullMethodName  = "/agenthost.plugin.v1.ToolProvider/CallTool"
+)
+
+// ToolProviderClient is the client API for ToolProvider service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ToolProvider is implemented by a tool plugin: a separate process that
+// offers tools the host serves on its MCP servers and to its agents. The
+// host authorizes every call before making it; the plugin receives the
+// verified caller and never a token.
+type ToolProviderClient interface {
+	// ListTools says what the plugin is and which tools it offers.
+	ListTools(ctx context.Context, in *ListProvidedToolsRequest, opts ...grpc.CallOption) (*ListProvidedToolsResponse, error)
+	// CallTool runs one tool for an authorized caller.
+	CallTool(ctx context.Context, in *CallProvidedToolRequest, opts ...grpc.CallOption) (*CallToolResponse, error)
+}
+
+type toolProviderClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewToolProviderClient(cc grpc.ClientConnInterface) ToolProviderClient {
+	return &toolProviderClient{cc}
+}
+
+func (c *toolProviderClient) ListTools(ctx context.Context, in *ListProvidedToolsRequest, opts ...grpc.CallOption) (*ListProvidedToolsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListProvidedToolsResponse)
+	err := c.cc.Invoke(ctx, ToolProvider_ListTools_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *toolProviderClient) CallTool(ctx context.Context, in *CallProvidedToolRequest, opts ...grpc.CallOption) (*CallToolResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CallToolResponse)
+	err := c.cc.Invoke(ctx, ToolProvider_CallTool_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolProviderServer is the server API for ToolProvider service.
+// All implementations must embed UnimplementedToolProviderServer
+// for forward compatibility.
+//
+// ToolProvider is implemented by a tool plugin: a separate process that
+// offers tools the host serves on its MCP servers and to its agents. The
+// host authorizes every call before making it; the plugin receives the
+// verified caller and never a token.
+type ToolProviderServer interface {
+	// ListTools says what the plugin is and which tools it offers.
+	ListTools(context.Context, *ListProvidedToolsRequest) (*ListProvidedToolsResponse, error)
+	// CallTool runs one tool for an authorized caller.
+	CallTool(context.Context, *CallProvidedToolRequest) (*CallToolResponse, error)
+	mustEmbedUnimplementedToolProviderServer()
+}
+
+// UnimplementedToolProviderServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedToolProviderServer struct{}
+
+func (UnimplementedToolProviderServer) ListTools(context.Context, *ListProvidedToolsRequest) (*ListProvidedToolsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListTools not implemented")
+}
+func (UnimplementedToolProviderServer) CallTool(context.Context, *CallProvidedToolRequest) (*CallToolResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CallTool not implemented")
+}
+func (UnimplementedToolProviderServer) mustEmbedUnimplementedToolProviderServer() {}
+func (UnimplementedToolProviderServer) testEmbeddedByValue()                      {}
+
+// UnsafeToolProviderServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ToolProviderServer will
+// result in compilation errors.
+type UnsafeToolProviderServer interface {
+	mustEmbedUnimplementedToolProviderServer()
+}
+
+func RegisterToolProviderServer(s grpc.ServiceRegistrar, srv ToolProviderServer) {
+	// If the following call pancis, it indicates UnimplementedToolProviderServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ToolProvider_ServiceDesc, srv)
+}
+
+func _ToolProvider_ListTools_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListProvidedToolsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ToolProviderServer).ListTools(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ToolProvider_ListTools_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ToolProviderServer).ListTools(ctx, req.(*ListProvidedToolsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ToolProvider_CallTool_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CallProvidedToolRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ToolProviderServer).CallTool(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ToolProvider_CallTool_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ToolProviderServer).CallTool(ctx, req.(*CallProvidedToolRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ToolProvider_ServiceDesc is the grpc.ServiceDesc for ToolProvider service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ToolProvider_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "agenthost.plugin.v1.ToolProvider",
+	HandlerType: (*ToolProviderServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListTools",
+			Handler:    _ToolProvider_ListTools_Handler,
+		},
+		{
+			MethodName: "CallTool",
+			Handler:    _ToolProvider_CallTool_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "plugin.proto",
+}
+
+const (
 	Host_Complete_FullMethodName  = "/agenthost.plugin.v1.Host/Complete"
 	Host_ListTools_FullMethodName = "/agenthost.plugin.v1.Host/ListTools"
 	Host_CallTool_FullMethodName  = "/agenthost.plugin.v1.Host/CallTool"

@@ -13,3 +13,8 @@ const (
 
 // PluginName is the name the agent plugin is dispensed under.
 const PluginName = "agent"
+
+// ToolsPluginName is the name a tool plugin is dispensed under. A binary
+// serves one kind only, so an agent plugin configured as a tool plugin (or
+// the other way round) fails at start with an unknown plugin type.
+const ToolsPluginName = "tools"

@@ -16,6 +16,11 @@
 // CallAgent, AskUser), which call the host; the host decides, acquires any
 // token and calls the target. The plugin never holds a credential.
 //
+// A tool plugin offers tools instead of running tasks: its main function
+// calls [ServeTools] with a [ToolSet]. The host serves the tools on its MCP
+// servers and to its agents, authorizes every call, and passes each
+// handler the verified [Caller], never a token.
+//
 // The package depends only on the plugin contract (plugins/proto) and
 // go-plugin.
 package sdk

@@ -409,6 +409,9 @@ func (c *Config) resolvePaths(dir string) {
 		m.APIKeyFile = abs(m.APIKeyFile)
 		c.Models[k] = m
 	}
+	for i := range c.MCP.Plugins {
+		c.MCP.Plugins[i].Path = abs(c.MCP.Plugins[i].Path)
+	}
 	for i := range c.MCP.Remotes {
 		if cmd := c.MCP.Remotes[i].Command; len(cmd) > 0 && cmd[0] != "" {
 			cmd[0] = abs(cmd[0])

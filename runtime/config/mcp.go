@@ -16,6 +16,26 @@ type MCPConfig struct {
 	// Remotes are MCP servers elsewhere whose tools agents may call
 	// through the host, as "<name>/<tool>". The host acquires the tokens.
 	Remotes []MCPRemoteConfig `json:"remotes,omitempty"`
+	// Plugins are tool plugins: processes the host runs that offer tools,
+	// served as host tools "<plugin>/<tool>" (offered by servers, granted
+	// to agents). They get the verified caller of each call, never a token.
+	Plugins []MCPPluginConfig `json:"plugins,omitempty"`
+}
+
+// MCPPluginConfig is one tool plugin.
+type MCPPluginConfig struct {
+	// Name prefixes its tools ("textkit" → "textkit/count"). Same rules
+	// as a server name; unique among plugins and remotes.
+	Name string `json:"name"`
+	// Path is the plugin binary. REQUIRED. A relative path is resolved
+	// against the directory of the configuration file.
+	Path string `json:"path"`
+	// SHA256 pins the binary's digest (64 hex digits). OPTIONAL: when
+	// empty the host pins the digest it measures at start.
+	SHA256 string `json:"sha256"`
+	// Env is the plugin's whole environment; the host's own is never
+	// passed on.
+	Env map[string]string `json:"env"`
 }
 
 // MCPRemoteConfig is a remote MCP server.
@@ -105,6 +125,7 @@ func (v *validator) mcp() {
 
 func (v *validator) mcpRemotes(servers map[string]int) {
 	seen := map[string]int{}
+	defer v.mcpPlugins(seen)
 	for i, r := range v.c.MCP.Remotes {
 		base := fmt.Sprintf("mcp.remotes[%d]", i)
 		if v.segmentName(base+".name", "remote", r.Name) {
@@ -147,6 +168,32 @@ func (v *validator) mcpRemotes(servers map[string]int) {
 		for j, t := range r.Tools {
 			if t == "" || strings.ContainsAny(t, "/ \t") {
 				v.invalid(fmt.Sprintf("%s.tools[%d]", base, j), "%s is not a tool name", quoteValue(t))
+			}
+		}
+	}
+}
+
+// mcpPlugins checks the tool plugins; remotes maps remote names to their
+// index, since a plugin and a remote would both name tools "<name>/…".
+func (v *validator) mcpPlugins(remotes map[string]int) {
+	seen := map[string]int{}
+	for i, p := range v.c.MCP.Plugins {
+		base := fmt.Sprintf("mcp.plugins[%d]", i)
+		if v.segmentName(base+".name", "plugin", p.Name) {
+			if j, dup := seen[p.Name]; dup {
+				v.invalid(base+".name", "plugin %q is already defined at mcp.plugins[%d]", p.Name, j)
+			} else if j, dup := remotes[p.Name]; dup {
+				v.invalid(base+".name", "%q is already the name of mcp.remotes[%d]", p.Name, j)
+			}
+			seen[p.Name] = i
+		}
+		v.agentPath(base+".path", p.Path)
+		if p.SHA256 != "" && !isLowerHex(p.SHA256, 64) {
+			v.invalid(base+".sha256", "must be 64 lowercase hex digits (a SHA-256 digest)")
+		}
+		for k := range p.Env {
+			if !validEnvName(k) {
+				v.invalid(base+".env", "%s is not an environment variable name", quoteValue(k))
 			}
 		}
 	}

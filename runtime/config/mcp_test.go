@@ -96,3 +96,36 @@ func TestMCPRemoteCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestMCPPlugins(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "textkit")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(filepath.Join(dir, "m.yaml"), []byte("version: 1\nmcp:\n  plugins:\n    - name: textkit\n      path: textkit\n      env: {MODE: demo}\n  servers:\n    - name: text\n      tools: [textkit/count]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.MCP.Plugins[0]; p.Path != exe || p.Env["MODE"] != "demo" {
+		t.Fatalf("plugin %+v", p)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"  plugins:\n    - name: textkit\n", "mcp.plugins[0].path: is required"},
+		{"  plugins:\n    - name: textkit\n      path: missing\n", "does not exist"},
+		{"  plugins:\n    - name: textkit\n      path: data.txt\n", "is not executable"},
+		{"  plugins:\n    - name: TextKit\n      path: textkit\n", "is not a valid plugin name"},
+		{"  plugins:\n    - name: t\n      path: textkit\n    - name: t\n      path: textkit\n", "mcp.plugins[1].name: plugin \"t\" is already defined at mcp.plugins[0]"},
+		{"  plugins:\n    - name: t\n      path: textkit\n      sha256: abc\n", "mcp.plugins[0].sha256: must be 64 lowercase hex digits"},
+		{"  plugins:\n    - name: t\n      path: textkit\n      env: {\"A=B\": x}\n", "is not an environment variable name"},
+		{"  remotes:\n    - name: t\n      url: https://x/mcp\n      tools: [s]\n  plugins:\n    - name: t\n      path: textkit\n", "\"t\" is already the name of mcp.remotes[0]"},
+	} {
+		_, err := Parse(filepath.Join(dir, "m.yaml"), []byte("version: 1\nmcp:\n"+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -27,7 +27,14 @@ import (
 func (h *Host) newAgents(ctx context.Context) error {
 	h.audit = mediator.StoreAuditor{Log: h.store}
 	h.tools = mediator.BuiltinTools(h.store, h.now)
+	h.readOnly = map[string]bool{}
+	for _, t := range builtinReadOnly {
+		h.readOnly[t] = true
+	}
 	if err := h.addRemoteTools(h.tools); err != nil {
+		return err
+	}
+	if err := h.addPluginTools(ctx, h.tools); err != nil {
 		return err
 	}
 	models, err := h.newModels()

@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 	case "flood":
 		sdk.Serve(floodAgent{})
 		os.Exit(0)
+	case "tools":
+		sdk.ServeTools(testToolSet)
+		os.Exit(0)
 	default:
 		sdk.Serve(identityAgent{})
 		os.Exit(0)

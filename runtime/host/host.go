@@ -44,16 +44,19 @@ type Options struct {
 
 // Host is a prepared agenthost, ready to [Host.Run].
 type Host struct {
-	opts     Options
-	cfg      *config.Config
-	dataDir  string
-	log      *slog.Logger
-	now      func() time.Time
-	lock     *dirLock
-	store    store.Store
-	ca       *ca.CA
-	as       *authserver.Server
-	tools    map[string]mediator.Tool
+	opts    Options
+	cfg     *config.Config
+	dataDir string
+	log     *slog.Logger
+	now     func() time.Time
+	lock    *dirLock
+	store   store.Store
+	ca      *ca.CA
+	as      *authserver.Server
+	tools   map[string]mediator.Tool
+	// readOnly are the host tools that change nothing (they need a
+	// server's read scope only).
+	readOnly map[string]bool
 	mcp      []hostedMCP
 	remotes  map[string]*remoteServer
 	wl       *workloadapi.Server
@@ -315,6 +318,9 @@ func (h *Host) banner(info RunInfo) {
 	fmt.Fprintf(w, "  admin API      unix://%s\n", filepath.Join(h.dataDir, localapi.SocketName))
 	for _, s := range h.mcp {
 		fmt.Fprintf(w, "  MCP server     %s (scopes %s)\n", s.resource, strings.Join(s.scopes, " "))
+	}
+	for _, p := range h.cfg.MCP.Plugins {
+		fmt.Fprintf(w, "  tool plugin    %s (%s)\n", p.Name, p.Path)
 	}
 	for _, a := range h.cfg.Agents {
 		fmt.Fprintf(w, "  agent          %s (%s)\n", a.Name, h.agentIDs[a.Name])

@@ -22,16 +22,17 @@ import (
 // PathMCP is where hosted MCP servers are served: PathMCP + name.
 const PathMCP = "/mcp/"
 
-// readOnlyTools are the host tools that change nothing.
-var readOnlyTools = map[string]bool{"clock/now": true, "notes/search": true, "payments/balance": true}
+// builtinReadOnly are the built-in host tools that change nothing; tool
+// plugins add theirs to the host's set.
+var builtinReadOnly = []string{"clock/now", "notes/search", "payments/balance"}
 
 // toolScope is the OAuth scope a caller needs for a host tool over MCP:
 // "<server>:read" for tools that change nothing, "<server>:write"
 // otherwise, where <server> is the tool's prefix ("notes/add" →
 // notes:write).
-func toolScope(name string) string {
+func (h *Host) toolScope(name string) string {
 	prefix, _, _ := strings.Cut(name, "/")
-	if readOnlyTools[name] {
+	if h.readOnly[name] {
 		return prefix + ":read"
 	}
 	return prefix + ":write"
@@ -74,7 +75,7 @@ func (h *Host) mcpResources(issuer string, tools map[string]mediator.Tool) ([]ho
 				return nil, fmt.Errorf("host: mcp server %s: %q is a remote tool; hosted servers offer host tools only", s.Name, t)
 			}
 			hs.tools = append(hs.tools, t)
-			if sc := toolScope(t); !slices.Contains(hs.scopes, sc) {
+			if sc := h.toolScope(t); !slices.Contains(hs.scopes, sc) {
 				hs.scopes = append(hs.scopes, sc)
 			}
 		}
@@ -162,10 +163,10 @@ func (h *Host) mcpTool(name string, t mediator.Tool) mcpserver.Tool {
 		Name:        strings.ReplaceAll(short, "/", "_"),
 		Description: def.Description,
 		InputSchema: def.Parameters,
-		Scope:       toolScope(name),
-		ReadOnly:    readOnlyTools[name],
+		Scope:       h.toolScope(name),
+		ReadOnly:    h.readOnly[name],
 		Handler: func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
-			mc := mediator.Caller{Agent: "mcp:" + caller.Subject}
+			mc := mediator.Caller{Agent: "mcp:" + caller.Subject, Subject: caller.Subject, ClientID: caller.ClientID, Scopes: caller.Scopes}
 			res, err := t.Call(ctx, mc, args)
 			outcome := "ok"
 			if err != nil {
@@ -174,7 +175,7 @@ func (h *Host) mcpTool(name string, t mediator.Tool) mcpserver.Tool {
 			sum := sha256.Sum256(args)
 			rec := mediator.Record{
 				Time: h.now().UTC(), Agent: mc.Agent, Identity: caller.ClientID, Action: "mcp.tools.call", Resource: name,
-				ArgsSHA256: hex.EncodeToString(sum[:]), Decision: "allow", Policy: "scope " + toolScope(name), Outcome: outcome,
+				ArgsSHA256: hex.EncodeToString(sum[:]), Decision: "allow", Policy: "scope " + h.toolScope(name), Outcome: outcome,
 			}
 			if err != nil {
 				rec.Error = err.Error()

@@ -34,6 +34,13 @@ type Caller struct {
 	TaskID   string
 	// Chain lists the agents that delegated to this task, outermost first.
 	Chain []string
+	// Subject is the user the call is made for, when the host knows one
+	// (an MCP client's token subject).
+	Subject string
+	// ClientID is the OAuth client of an MCP caller.
+	ClientID string
+	// Scopes are the OAuth scopes an MCP caller's token carries.
+	Scopes []string
 }
 
 // MaxDelegationDepth bounds agent → agent delegation chains.

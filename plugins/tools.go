@@ -1,0 +1,105 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+)
+
+// ErrUnavailable: the plugin process could not be reached (it exited or
+// its connection broke).
+var ErrUnavailable = errors.New("plugins: plugin unavailable")
+
+// ToolPlugin is a launched tool plugin: a process that offers tools and
+// serves nothing else. It gets no Host service, so it cannot call out
+// through the host; whatever it needs comes in the call.
+type ToolPlugin struct {
+	name    string
+	client  *plugin.Client
+	tools   pluginpb.ToolProviderClient
+	listing *pluginpb.ListProvidedToolsResponse
+}
+
+// LaunchTools starts a tool plugin and completes the handshake; cfg.Host is
+// not used. ctx bounds the start only. On any error the process is killed
+// before LaunchTools returns.
+func LaunchTools(ctx context.Context, cfg Config) (*ToolPlugin, error) {
+	client, raw, err := start(ctx, cfg, pluginpb.ToolsPluginName, toolsPlugin{})
+	if err != nil {
+		return nil, err
+	}
+	p := &ToolPlugin{name: cfg.Name, client: client, tools: raw.(pluginpb.ToolProviderClient)}
+	// go-plugin dispenses gRPC plugins on the host side only, so ask for
+	// the tool list now: a binary that is not a tool plugin fails here and
+	// not on a user's first call.
+	if p.listing, err = p.ListTools(ctx); err != nil {
+		client.Kill()
+		if status.Code(errors.Unwrap(err)) == codes.Unimplemented {
+			return nil, fmt.Errorf("%w: plugin %s (%s) is not a tool plugin", ErrConfig, cfg.Name, cfg.Path)
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// Listing is what the plugin listed at launch.
+func (p *ToolPlugin) Listing() *pluginpb.ListProvidedToolsResponse { return p.listing }
+
+// Name is the plugin's name.
+func (p *ToolPlugin) Name() string { return p.name }
+
+// PID is the plugin process's id (0 if it is not running).
+func (p *ToolPlugin) PID() int {
+	if rc := p.client.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}
+
+// Exited reports whether the plugin process has exited.
+func (p *ToolPlugin) Exited() bool { return p.client.Exited() }
+
+// Kill ends the plugin process.
+func (p *ToolPlugin) Kill() { p.client.Kill() }
+
+// ListTools asks the plugin which tools it offers.
+func (p *ToolPlugin) ListTools(ctx context.Context) (*pluginpb.ListProvidedToolsResponse, error) {
+	r, err := p.tools.ListTools(ctx, &pluginpb.ListProvidedToolsRequest{ProtocolVersion: pluginpb.ProtocolVersion})
+	if err != nil {
+		return nil, fmt.Errorf("plugins: %s: list tools: %w", p.name, err)
+	}
+	return r, nil
+}
+
+// CallTool calls one of the plugin's tools for caller. An error is a
+// transport or plugin failure; a tool that ran and failed reports IsError.
+func (p *ToolPlugin) CallTool(ctx context.Context, caller *pluginpb.ToolCaller, tool, argsJSON string) (*pluginpb.CallToolResponse, error) {
+	r, err := p.tools.CallTool(ctx, &pluginpb.CallProvidedToolRequest{Tool: tool, ArgumentsJson: argsJSON, Caller: caller})
+	if status.Code(err) == codes.Unavailable {
+		return nil, fmt.Errorf("%w: %s: call %s: %v", ErrUnavailable, p.name, tool, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plugins: %s: call %s: %w", p.name, tool, err)
+	}
+	return r, nil
+}
+
+// toolsPlugin is the host half of a tool plugin's go-plugin binding.
+type toolsPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+func (toolsPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("plugins: the host does not serve the tool provider service")
+}
+
+func (toolsPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return pluginpb.NewToolProviderClient(conn), nil
+}
