@@ -119,7 +119,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	sess, sessErr := s.sessions.Get(r)
+	sess, sessErr := s.session(ctx, r)
 	signedIn := sessErr == nil && !req.promptLogin &&
 		(req.maxAge < 0 || !s.now().After(sess.AuthTime.Add(req.maxAge)))
 	if signedIn {
@@ -565,7 +565,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		s.pageFailed(ctx, w, err)
 		return
 	}
-	sess, err := s.sessions.Get(r)
+	sess, err := s.session(ctx, r)
 	if err != nil {
 		s.renderError(ctx, w, &pageError{status: http.StatusUnauthorized, title: "Not signed in",
 			message: "Your session has ended. Start again from the application."})

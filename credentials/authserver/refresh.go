@@ -34,6 +34,9 @@ type familyRecord struct {
 	ClientID string `json:"client_id"`
 	Subject  string `json:"sub"`
 	Revoked  bool   `json:"revoked,omitempty"`
+	// Created is when the grant was made (Unix seconds), so that a
+	// revocation of the subject ends it.
+	Created int64 `json:"created,omitempty"`
 }
 
 func tokenHash(token string) string {
@@ -52,7 +55,7 @@ func (s *Server) issueRefreshToken(ctx context.Context, rec refreshRecord) (toke
 		}
 		rec.Family = fam
 		rec.Expires = now.Add(s.cfg.RefreshTokenTTL).UTC().Truncate(time.Second)
-		data, _ := json.Marshal(familyRecord{ClientID: rec.ClientID, Subject: rec.Subject})
+		data, _ := json.Marshal(familyRecord{ClientID: rec.ClientID, Subject: rec.Subject, Created: now.Unix()})
 		if _, err := s.store.Put(ctx, nsFamilies, fam, data, Write{IfAbsent: true, TTL: s.cfg.RefreshTokenTTL + time.Minute}); err != nil {
 			return "", "", fmt.Errorf("authserver: save refresh family: %w", err)
 		}
@@ -91,6 +94,11 @@ func (s *Server) loadRefresh(ctx context.Context, token string) (*refreshRecord,
 		return nil, 0, err
 	}
 	if fam == nil || fam.Revoked || !s.now().Before(rec.Expires) {
+		return nil, 0, errInvalidRefresh
+	}
+	if revoked, err := s.SubjectRevoked(ctx, fam.Subject, time.Unix(fam.Created, 0)); err != nil {
+		return nil, 0, err
+	} else if revoked {
 		return nil, 0, errInvalidRefresh
 	}
 	return rec, version, nil
@@ -159,6 +167,11 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*oau
 		return nil, err
 	}
 	if fam == nil || fam.Revoked || !s.now().Before(rec.Expires) {
+		return nil, errInvalidRefresh
+	}
+	if revoked, err := s.SubjectRevoked(ctx, fam.Subject, time.Unix(fam.Created, 0)); err != nil {
+		return nil, err
+	} else if revoked {
 		return nil, errInvalidRefresh
 	}
 	if rec.JKT != "" && req.jkt != rec.JKT {

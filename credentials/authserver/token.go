@@ -343,6 +343,12 @@ func (s *Server) VerifyAccessToken(ctx context.Context, token, audience string) 
 	if err != nil {
 		return nil, err
 	}
+	if !revoked {
+		revoked, err = s.SubjectRevoked(ctx, c.Subject, time.Unix(c.IssuedAt, 0))
+		if err != nil {
+			return nil, err
+		}
+	}
 	if revoked {
 		return nil, oauth.Errorf(oauth.CodeInvalidToken, "the access token was revoked")
 	}

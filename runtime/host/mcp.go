@@ -105,6 +105,7 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 			Issuer:          issuerURL,
 			Keys:            h.as.Keys(),
 			Revoked:         h.as.Revoked,
+			SubjectRevoked:  h.as.SubjectRevoked,
 			ScopesSupported: hs.scopes,
 			DPoP:            dv,
 			Now:             h.now,

@@ -55,6 +55,10 @@ type Config struct {
 	Introspect func(ctx context.Context, token string) (*oauth.IntrospectionResponse, error)
 	// Revoked, when set, is asked about every token's jti.
 	Revoked func(ctx context.Context, jti string) (bool, error)
+	// SubjectRevoked, when set, is asked about every token's subject and
+	// issue time: a subject's credentials can be revoked all at once (a
+	// signed-out user, a changed credential).
+	SubjectRevoked func(ctx context.Context, subject string, issuedAt time.Time) (bool, error)
 	// ScopesSupported go into the 401 challenge's scope (the scopes a
 	// client should ask for).
 	ScopesSupported []string
@@ -252,8 +256,8 @@ func (v *Verifier) Authenticate(r *http.Request) (*Caller, error) {
 	if err != nil {
 		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token's scope is malformed")
 	}
-	if v.cfg.Revoked != nil {
-		revoked, err := v.cfg.Revoked(ctx, c.ID)
+	if v.cfg.Revoked != nil || v.cfg.SubjectRevoked != nil {
+		revoked, err := v.revoked(ctx, &c)
 		if err != nil {
 			v.cfg.Logger.Error("revocation check failed", "err", err)
 			return nil, &Challenge{Status: http.StatusServiceUnavailable, Code: oauth.CodeTemporarilyUnavailable,
@@ -453,4 +457,17 @@ func (v *Verifier) introspect(r *http.Request, scheme, token string) (*Caller, e
 		c.ExpiresAt = time.Unix(ir.ExpiresAt, 0)
 	}
 	return c, nil
+}
+
+// revoked asks the configured revocation hooks about c.
+func (v *Verifier) revoked(ctx context.Context, c *oauth.AccessTokenClaims) (bool, error) {
+	if v.cfg.Revoked != nil {
+		if r, err := v.cfg.Revoked(ctx, c.ID); err != nil || r {
+			return r, err
+		}
+	}
+	if v.cfg.SubjectRevoked != nil {
+		return v.cfg.SubjectRevoked(ctx, c.Subject, time.Unix(c.IssuedAt, 0))
+	}
+	return false, nil
 }

@@ -31,11 +31,14 @@ type fixture struct {
 	key     *ecdsa.PrivateKey
 	v       *Verifier
 	revoked map[string]bool
-	dpopKey *ecdsa.PrivateKey
+	// subjectsRevokedAt maps a subject to the time up to which its tokens
+	// are revoked.
+	subjectsRevokedAt map[string]time.Time
+	dpopKey           *ecdsa.PrivateKey
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{t: t, now: time.Unix(1_800_000_000, 0), revoked: map[string]bool{}}
+	f := &fixture{t: t, now: time.Unix(1_800_000_000, 0), revoked: map[string]bool{}, subjectsRevokedAt: map[string]time.Time{}}
 	f.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	f.dpopKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	dv, err := dpop.NewVerifier(dpop.VerifierConfig{Replay: dpop.NewMemoryReplayCache(f.clock), Now: f.clock})
@@ -44,8 +47,12 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.v, err = New(Config{
 		Resource: resURI, MetadataURL: mdURL, Issuer: issuer,
-		Keys:            jose.StaticKeys(map[string]crypto.PublicKey{"k1": f.key.Public()}),
-		Revoked:         func(_ context.Context, jti string) (bool, error) { return f.revoked[jti], nil },
+		Keys:    jose.StaticKeys(map[string]crypto.PublicKey{"k1": f.key.Public()}),
+		Revoked: func(_ context.Context, jti string) (bool, error) { return f.revoked[jti], nil },
+		SubjectRevoked: func(_ context.Context, sub string, iat time.Time) (bool, error) {
+			at, ok := f.subjectsRevokedAt[sub]
+			return ok && !iat.After(at), nil
+		},
 		ScopesSupported: []string{"notes:read", "notes:write"},
 		DPoP:            dv,
 		Now:             f.clock,
@@ -152,6 +159,10 @@ func TestAuthenticateNegative(t *testing.T) {
 		}, 401, oauth.CodeInvalidToken, "Bearer"},
 		{"revoked", func(f *fixture) *http.Request {
 			f.revoked["jti-1"] = true
+			return f.request("Bearer " + f.token(nil, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"subject revoked", func(f *fixture) *http.Request {
+			f.subjectsRevokedAt["alice"] = f.now
 			return f.request("Bearer " + f.token(nil, jose.TypAccessToken, nil))
 		}, 401, oauth.CodeInvalidToken, "Bearer"},
 		{"DPoP-bound sent as Bearer", func(f *fixture) *http.Request {
