@@ -16,6 +16,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/attest"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/supervisor"
@@ -188,19 +189,26 @@ const MaxTaskEvents = 10000
 // ErrTaskFlood reports a task whose agent sent more than MaxTaskEvents.
 var ErrTaskFlood = errors.New("host: task event flood")
 
-// RunTask implements localapi.Backend: it runs input on agent as a new
-// task and emits the agent's events. The task is registered with the
-// mediator for its duration, so the agent's Host calls for it are accepted.
-func (h *Host) RunTask(ctx context.Context, agent, input string, emit func(localapi.TaskEvent) error) error {
-	return h.runTask(ctx, agent, input, nil, emit)
+// RunTask implements localapi.Backend: it runs the task on its agent and
+// emits the agent's events. The task is registered with the mediator for
+// its duration, so the agent's Host calls for it are accepted. A task for
+// a user (req.Subject) names a user of the authorization server.
+func (h *Host) RunTask(ctx context.Context, req localapi.TaskRequest, emit func(localapi.TaskEvent) error) error {
+	if req.Subject != "" && !slices.ContainsFunc(h.cfg.Auth.Users, func(u config.UserConfig) bool { return u.Name == req.Subject }) {
+		return fmt.Errorf("host: %q is not a user of the authorization server", req.Subject)
+	}
+	return h.runTask(ctx, req.Agent, req.Input, mediator.Caller{Subject: req.Subject}, emit)
 }
 
 // delegate runs a task another agent delegated (mediator.AgentRunner) and
-// returns its final answer.
-func (h *Host) delegate(ctx context.Context, agent, input string, chain []string) (string, error) {
+// returns its final answer. The new task acts for the same subject, in the
+// same transaction.
+func (h *Host) delegate(ctx context.Context, agent, input string, parent mediator.Caller) (string, error) {
 	var final string
 	var failure error
-	err := h.runTask(ctx, agent, input, chain, func(ev localapi.TaskEvent) error {
+	c := mediator.Caller{Subject: parent.Subject, Txn: parent.Txn, ParentTask: parent.TaskID,
+		Chain: append(append([]string(nil), parent.Chain...), parent.Agent)}
+	err := h.runTask(ctx, agent, input, c, func(ev localapi.TaskEvent) error {
 		switch ev.Type {
 		case "final":
 			final = ev.Text
@@ -218,7 +226,34 @@ func (h *Host) delegate(ctx context.Context, agent, input string, chain []string
 	return final, nil
 }
 
-func (h *Host) runTask(ctx context.Context, agent, input string, chain []string, emit func(localapi.TaskEvent) error) error {
+// ErrTaskStopped: the host stopped the task (its user was revoked, its
+// agent quarantined).
+var ErrTaskStopped = errors.New("host: task stopped")
+
+// runningTask is a task in progress, for stopping it.
+type runningTask struct {
+	caller mediator.Caller
+	cancel context.CancelCauseFunc
+}
+
+// StopTasks stops every running task acting for subject, with cause as the
+// reason, and returns how many it stopped.
+func (h *Host) StopTasks(subject, cause string) int {
+	h.taskMu.Lock()
+	defer h.taskMu.Unlock()
+	n := 0
+	for _, t := range h.running {
+		if subject != "" && t.caller.Subject == subject {
+			t.cancel(fmt.Errorf("%w: %s", ErrTaskStopped, cause))
+			n++
+		}
+	}
+	return n
+}
+
+// runTask runs input on agent as a new task made as c (the subject,
+// transaction and delegation chain it inherits).
+func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Caller, emit func(localapi.TaskEvent) error) error {
 	id, ok := h.agentIDs[agent]
 	if !ok {
 		return fmt.Errorf("%w: %q", supervisor.ErrUnknownAgent, agent)
@@ -228,11 +263,26 @@ func (h *Host) runTask(ctx context.Context, agent, input string, chain []string,
 		return fmt.Errorf("host: task id: %w", err)
 	}
 	taskID := "task-" + hex.EncodeToString(rnd[:])
-	end, err := h.med.BeginTask(agent, id, taskID, chain...)
+	c.Agent, c.Identity, c.TaskID = agent, id, taskID
+	if c.Txn == "" {
+		c.Txn = taskID
+	}
+	chain := c.Chain
+	end, err := h.med.BeginTask(c)
 	if err != nil {
 		return err
 	}
 	defer end()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	h.taskMu.Lock()
+	h.running[taskID] = runningTask{caller: c, cancel: cancel}
+	h.taskMu.Unlock()
+	defer func() {
+		h.taskMu.Lock()
+		delete(h.running, taskID)
+		h.taskMu.Unlock()
+	}()
 	h.log.InfoContext(ctx, "task started", slog.String("agent", agent), slog.String("task", taskID))
 	events, failure := 0, ""
 	err = h.sup.RunTask(ctx, agent, taskID, input, func(ev *pluginpb.RunEvent) error {
@@ -258,11 +308,15 @@ func (h *Host) runTask(ctx context.Context, agent, input string, chain []string,
 		}
 		return emit(te)
 	})
+	if cause := context.Cause(ctx); errors.Is(cause, ErrTaskStopped) {
+		err = cause
+	}
 	h.log.InfoContext(ctx, "task ended", slog.String("agent", agent), slog.String("task", taskID), slog.Any("error", err))
 	// The task's outcome is recorded, with the reason when it failed
 	// (crash, hang, flood, refusal).
-	rec := mediator.Record{Time: h.now().UTC(), TaskID: taskID, Agent: agent, Identity: id.String(),
-		Action: "task.run", Resource: id.String(), Decision: "allow", Policy: "operator", Outcome: "ok"}
+	rec := mediator.Record{Time: h.now().UTC(), TaskID: taskID, Txn: c.Txn, ParentTask: c.ParentTask, Agent: agent,
+		Identity: id.String(), Subject: c.Subject, Chain: chain, Action: "task.run", Resource: id.String(),
+		Decision: "allow", Policy: "operator", Outcome: "ok"}
 	if len(chain) > 0 {
 		rec.Policy = "delegated by " + strings.Join(chain, " > ")
 	}

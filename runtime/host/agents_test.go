@@ -105,7 +105,7 @@ func TestHostRunsConfiguredAgent(t *testing.T) {
 
 	// The plugin process gets its own identity from its own socket.
 	var final string
-	err = h.RunTask(wctx, "whoami", "who am I?", func(ev localapi.TaskEvent) error {
+	err = h.RunTask(wctx, localapi.TaskRequest{Agent: "whoami", Input: "who am I?"}, func(ev localapi.TaskEvent) error {
 		switch ev.Type {
 		case "final":
 			final = ev.Text
@@ -117,7 +117,7 @@ func TestHostRunsConfiguredAgent(t *testing.T) {
 	if err != nil || final != "spiffe://test.local/agent/whoami" {
 		t.Fatalf("RunTask = %q, %v", final, err)
 	}
-	if err := h.RunTask(wctx, "nobody", "x", func(localapi.TaskEvent) error { return nil }); err == nil {
+	if err := h.RunTask(wctx, localapi.TaskRequest{Agent: "nobody", Input: "x"}, func(localapi.TaskEvent) error { return nil }); err == nil {
 		t.Fatal("a task on an unknown agent started")
 	}
 
@@ -137,7 +137,7 @@ func TestHostRunsConfiguredAgent(t *testing.T) {
 	if err != nil || agents[0].State != "quarantined" || agents[0].PID != 0 {
 		t.Fatalf("after quarantine: %+v, %v", agents, err)
 	}
-	if err := h.RunTask(wctx, "whoami", "x", func(localapi.TaskEvent) error { return nil }); err == nil {
+	if err := h.RunTask(wctx, localapi.TaskRequest{Agent: "whoami", Input: "x"}, func(localapi.TaskEvent) error { return nil }); err == nil {
 		t.Fatal("a quarantined agent ran a task")
 	}
 	if _, err := os.Stat(filepath.Join(dir, workloadDirName, "whoami.sock")); !os.IsNotExist(err) {
@@ -202,7 +202,7 @@ func TestFloodingAgentFailsItsTaskOnly(t *testing.T) {
 		for {
 			var final string
 			n := 0
-			err := h.RunTask(wctx, agent, "x", func(ev localapi.TaskEvent) error {
+			err := h.RunTask(wctx, localapi.TaskRequest{Agent: agent, Input: "x"}, func(ev localapi.TaskEvent) error {
 				n++
 				if ev.Type == "final" {
 					final = ev.Text

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agenthost/agenthost/credentials"
@@ -54,6 +55,8 @@ type Host struct {
 	ca      *ca.CA
 	as      *authserver.Server
 	tools   map[string]mediator.Tool
+	taskMu  sync.Mutex
+	running map[string]runningTask // by task id
 	// readOnly are the host tools that change nothing (they need a
 	// server's read scope only).
 	readOnly map[string]bool
@@ -83,7 +86,8 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("host: no data directory")
 	}
-	h := &Host{opts: opts, cfg: opts.Config, now: opts.Now, agentIDs: map[string]credentials.Identity{}}
+	h := &Host{opts: opts, cfg: opts.Config, now: opts.Now, agentIDs: map[string]credentials.Identity{},
+		running: map[string]runningTask{}}
 	if h.now == nil {
 		h.now = time.Now
 	}

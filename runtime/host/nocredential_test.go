@@ -131,7 +131,7 @@ func TestNoCredentialReachesThePlugin(t *testing.T) {
 	defer wcancel()
 	var final, failure string
 	for {
-		err = h.RunTask(wctx, "recorder", "what is the answer?", func(ev localapi.TaskEvent) error {
+		err = h.RunTask(wctx, localapi.TaskRequest{Agent: "recorder", Input: "what is the answer?"}, func(ev localapi.TaskEvent) error {
 			switch ev.Type {
 			case "final":
 				final = ev.Text

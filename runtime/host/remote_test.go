@@ -117,7 +117,7 @@ func TestAgentCallsRemoteMCPServer(t *testing.T) {
 	defer wcancel()
 	var failure string
 	for {
-		err = h.RunTask(wctx, "recorder", "find the plans", func(ev localapi.TaskEvent) error {
+		err = h.RunTask(wctx, localapi.TaskRequest{Agent: "recorder", Input: "find the plans"}, func(ev localapi.TaskEvent) error {
 			if ev.Type == "error" {
 				failure = ev.Text
 			}

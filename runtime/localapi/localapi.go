@@ -51,6 +51,10 @@ type TaskEvent struct {
 type TaskRequest struct {
 	Agent string `json:"agent"`
 	Input string `json:"input"`
+	// Subject is the user the task acts for, if any: it is recorded with
+	// every decision, given to policy, and a revocation of the user stops
+	// the task.
+	Subject string `json:"subject,omitempty"`
 }
 
 // Backend is what the API needs from the host.
@@ -59,7 +63,7 @@ type Backend interface {
 	// RunTask runs input on agent, calling emit for each event. An error
 	// before the task starts (unknown agent, agent not running) is returned
 	// with no event emitted.
-	RunTask(ctx context.Context, agent, input string, emit func(TaskEvent) error) error
+	RunTask(ctx context.Context, req TaskRequest, emit func(TaskEvent) error) error
 	// Quarantine stops an agent, refuses its restart and tasks, and stops
 	// serving its credentials. ErrUnknownAgent-wrapping errors mean 404.
 	Quarantine(ctx context.Context, agent, reason string) error
@@ -166,7 +170,7 @@ func runTask(w http.ResponseWriter, r *http.Request, b Backend) {
 		}
 		return nil
 	}
-	err := b.RunTask(r.Context(), req.Agent, req.Input, emit)
+	err := b.RunTask(r.Context(), req, emit)
 	switch {
 	case err == nil:
 	case !started:
@@ -227,8 +231,8 @@ func NewClient(path string) *Client {
 
 // RunTask starts a task and calls onEvent for each event until the task
 // ends. It returns the error the host reports before the task starts.
-func (c *Client) RunTask(ctx context.Context, agent, input string, onEvent func(TaskEvent)) error {
-	body, _ := json.Marshal(TaskRequest{Agent: agent, Input: input})
+func (c *Client) RunTask(ctx context.Context, task TaskRequest, onEvent func(TaskEvent)) error {
+	body, _ := json.Marshal(task)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agenthost/v1/tasks", bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -23,7 +23,8 @@ func (f fakeBackend) Quarantine(_ context.Context, agent, reason string) error {
 	return nil
 }
 
-func (f fakeBackend) RunTask(_ context.Context, agent, input string, emit func(TaskEvent) error) error {
+func (f fakeBackend) RunTask(_ context.Context, req TaskRequest, emit func(TaskEvent) error) error {
+	agent, input := req.Agent, req.Input
 	if agent != "research" {
 		return errors.New("unknown agent " + agent)
 	}
@@ -58,7 +59,7 @@ func TestAgentsRoundTrip(t *testing.T) {
 		t.Fatalf("Agents = %+v", got)
 	}
 	var events []string
-	if err := NewClient(path).RunTask(context.Background(), "research", "q", func(ev TaskEvent) {
+	if err := NewClient(path).RunTask(context.Background(), TaskRequest{Agent: "research", Input: "q"}, func(ev TaskEvent) {
 		events = append(events, ev.Type+": "+ev.Text)
 	}); err != nil {
 		t.Fatal(err)
@@ -66,7 +67,7 @@ func TestAgentsRoundTrip(t *testing.T) {
 	if strings.Join(events, "|") != "thought: thinking about q|final: answer" {
 		t.Fatalf("events = %q", events)
 	}
-	if err := NewClient(path).RunTask(context.Background(), "nope", "q", func(TaskEvent) {}); err == nil || err.Error() != "unknown agent nope" {
+	if err := NewClient(path).RunTask(context.Background(), TaskRequest{Agent: "nope", Input: "q"}, func(TaskEvent) {}); err == nil || err.Error() != "unknown agent nope" {
 		t.Fatalf("unknown agent: %v", err)
 	}
 

@@ -41,15 +41,20 @@ type Caller struct {
 	ClientID string
 	// Scopes are the OAuth scopes an MCP caller's token carries.
 	Scopes []string
+	// Txn is the transaction the call belongs to: the id of the task the
+	// operator or user started, shared by every task delegated from it.
+	Txn string
+	// ParentTask is the task that delegated this one, if any.
+	ParentTask string
 }
 
 // MaxDelegationDepth bounds agent → agent delegation chains.
 const MaxDelegationDepth = 4
 
 // AgentRunner runs a task on another agent for a delegating caller and
-// returns its final output. chain is the delegation chain the new task
-// carries.
-type AgentRunner func(ctx context.Context, agent, input string, chain []string) (output string, err error)
+// returns its final output. The new task carries parent's subject and
+// transaction, and parent's chain followed by parent's agent.
+type AgentRunner func(ctx context.Context, agent, input string, parent Caller) (output string, err error)
 
 // Request is what policy decides on.
 type Request struct {
@@ -76,8 +81,12 @@ type Policy interface {
 type Record struct {
 	Time       time.Time `json:"time"`
 	TaskID     string    `json:"task_id"`
+	Txn        string    `json:"txn,omitempty"`
+	ParentTask string    `json:"parent_task,omitempty"`
 	Agent      string    `json:"agent"`
 	Identity   string    `json:"identity"`
+	Subject    string    `json:"subject,omitempty"`
+	Chain      []string  `json:"chain,omitempty"`
 	Action     string    `json:"action"`
 	Resource   string    `json:"resource"`
 	ArgsSHA256 string    `json:"args_sha256,omitempty"`
@@ -150,16 +159,24 @@ func New(cfg Config) (*Mediator, error) {
 	return m, nil
 }
 
-// BeginTask registers a task the host starts on agent; Host calls naming it
-// are accepted only from that agent's plugin until the returned end
-// function is called.
-func (m *Mediator) BeginTask(agent string, id credentials.Identity, taskID string, chain ...string) (end func(), err error) {
+// BeginTask registers a task the host starts: Host calls naming c.TaskID
+// are accepted only from c.Agent's plugin until the returned end function
+// is called, and are made as c. An empty Txn is the task's own id.
+func (m *Mediator) BeginTask(c Caller) (end func(), err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	taskID := c.TaskID
+	if taskID == "" || c.Agent == "" {
+		return nil, errors.New("mediator: a task needs an id and an agent")
+	}
 	if _, dup := m.tasks[taskID]; dup {
 		return nil, fmt.Errorf("mediator: task %s is already running", taskID)
 	}
-	m.tasks[taskID] = Caller{Agent: agent, Identity: id, TaskID: taskID, Chain: append([]string(nil), chain...)}
+	c.Chain = append([]string(nil), c.Chain...)
+	if c.Txn == "" {
+		c.Txn = taskID
+	}
+	m.tasks[taskID] = c
 	return func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -206,8 +223,8 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 		h.m.log.ErrorContext(ctx, "policy evaluation failed", slog.Any("error", err))
 		d = Decision{Allow: false, Reason: "policy evaluation failed", Policy: "error"}
 	}
-	base := Record{TaskID: c.TaskID, Agent: c.Agent, Identity: c.Identity.String(), Action: action,
-		Resource: resource, Policy: d.Policy, Reason: d.Reason}
+	base := Record{TaskID: c.TaskID, Txn: c.Txn, ParentTask: c.ParentTask, Agent: c.Agent, Identity: c.Identity.String(),
+		Subject: c.Subject, Chain: c.Chain, Action: action, Resource: resource, Policy: d.Policy, Reason: d.Reason}
 	if !d.Allow {
 		base.Decision, base.Outcome = "deny", "denied"
 		if err := h.m.audit(ctx, base, args); err != nil {
@@ -217,8 +234,9 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 	}
 	base.Decision = "allow"
 	// The decision is recorded durably before the call proceeds.
-	if err := h.m.audit(ctx, Record{TaskID: base.TaskID, Agent: base.Agent, Identity: base.Identity, Action: action,
-		Resource: resource, Decision: "allow", Policy: d.Policy, Reason: d.Reason, Outcome: "started"}, args); err != nil {
+	started := base
+	started.Decision, started.Outcome = "allow", "started"
+	if err := h.m.audit(ctx, started, args); err != nil {
 		return Caller{}, nil, fmt.Errorf("%w: audit unavailable; call refused", pluginpb.ErrUnavailable)
 	}
 	done := func(callErr error) {
@@ -321,7 +339,7 @@ func (h *hostServer) CallAgent(ctx context.Context, req *pluginpb.CallAgentReque
 		done(err)
 		return nil, err
 	}
-	out, err := h.m.cfg.Agents(ctx, req.GetAgent(), req.GetInput(), chain)
+	out, err := h.m.cfg.Agents(ctx, req.GetAgent(), req.GetInput(), c)
 	done(err)
 	if err != nil {
 		return &pluginpb.CallAgentResponse{State: "failed", Output: err.Error()}, nil

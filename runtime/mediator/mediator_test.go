@@ -40,7 +40,7 @@ func newTestMediator(t *testing.T) (*Mediator, *memstore.Store) {
 
 func begin(t *testing.T, m *Mediator, agent, task string) {
 	t.Helper()
-	end, err := m.BeginTask(agent, credentials.MustParseIdentity("spiffe://test.local/agent/"+agent), task)
+	end, err := m.BeginTask(Caller{Agent: agent, Identity: credentials.MustParseIdentity("spiffe://test.local/agent/" + agent), TaskID: task})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestTaskOwnership(t *testing.T) {
 	if len(recs) != 3 || recs[0].Decision != "deny" || recs[0].Policy != "task-ownership" {
 		t.Fatalf("audit = %+v", recs)
 	}
-	if _, dup := m.BeginTask("research", credentials.Identity{}, "task-r"); dup == nil {
+	if _, dup := m.BeginTask(Caller{Agent: "research", TaskID: "task-r"}); dup == nil {
 		t.Fatal("a running task id was registered twice")
 	}
 }
@@ -210,8 +210,8 @@ func TestCallAgent(t *testing.T) {
 			"research":  {Agents: []string{"assistant"}},
 		},
 		Auditor: StoreAuditor{Log: st},
-		Agents: func(_ context.Context, agent, input string, chain []string) (string, error) {
-			gotChain = chain
+		Agents: func(_ context.Context, agent, input string, parent Caller) (string, error) {
+			gotChain = append(append([]string(nil), parent.Chain...), parent.Agent)
 			if agent == "research" {
 				return "research says: " + input, nil
 			}
@@ -233,7 +233,7 @@ func TestCallAgent(t *testing.T) {
 		t.Fatalf("ungranted agent: %v", err)
 	}
 	// A delegated task calling back up the chain is refused as a loop.
-	end, err := m.BeginTask("research", credentials.Identity{}, "r1", "assistant")
+	end, err := m.BeginTask(Caller{Agent: "research", TaskID: "r1", Chain: []string{"assistant"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestCallAgent(t *testing.T) {
 		t.Fatalf("delegation loop: %v", err)
 	}
 	// Too deep.
-	end2, err := m.BeginTask("assistant", credentials.Identity{}, "deep", "x", "y", "z")
+	end2, err := m.BeginTask(Caller{Agent: "assistant", TaskID: "deep", Chain: []string{"x", "y", "z"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,12 +16,17 @@ import (
 )
 
 func newRunCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var subject string
+	cmd := &cobra.Command{
 		Use:   "run AGENT TASK",
 		Short: "Send a task to an agent of the running host and stream its events",
 		Long: `run sends TASK to AGENT on the host running on --data-dir and streams what the
 agent does: its thoughts and tool calls on stderr, the final answer on stdout.
-It exits 0 when the agent answers and 1 when the task fails.`,
+It exits 0 when the agent answers and 1 when the task fails.
+
+With --for USER the task acts for that user of the host's authorization
+server: every decision records the user as subject, policy sees it, and a
+revocation of the user (agenthost signals, or a CAEP event) stops the task.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return usageError{fmt.Errorf("%s takes AGENT and TASK, got %d argument(s)", cmd.CommandPath(), len(args))}
@@ -37,7 +42,7 @@ It exits 0 when the agent answers and 1 when the task fails.`,
 			st := newStatusLine(cmd.ErrOrStderr(), args[0])
 			defer st.stop()
 			var final *localapi.TaskEvent
-			err := localapi.NewClient(filepath.Join(g.dataDir, localapi.SocketName)).RunTask(ctx, args[0], args[1], func(ev localapi.TaskEvent) {
+			err := localapi.NewClient(filepath.Join(g.dataDir, localapi.SocketName)).RunTask(ctx, localapi.TaskRequest{Agent: args[0], Input: args[1], Subject: subject}, func(ev localapi.TaskEvent) {
 				switch ev.Type {
 				case "thought":
 					st.println("· " + ev.Text)
@@ -65,6 +70,8 @@ It exits 0 when the agent answers and 1 when the task fails.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&subject, "for", "", "the user the task acts for (a user of the authorization server)")
+	return cmd
 }
 
 // statusLine prints events, and on a terminal keeps a live "running …"
