@@ -55,6 +55,9 @@ type TokenRequest struct {
 	// otherwise client_credentials.
 	SubjectToken     string
 	SubjectTokenType string
+	// Subject is who SubjectToken names (its sub), so that
+	// [Client.ForgetSubject] can drop that user's tokens. It is not sent.
+	Subject string
 }
 
 // Token is an acquired access token.
@@ -73,8 +76,18 @@ type Client struct {
 	cfg ClientConfig
 
 	mu       sync.Mutex
-	cache    map[string]*Token
+	cache    map[string]cached
 	inflight map[string]*call
+	// epoch counts ForgetSubject calls; forgotten holds, per subject, the
+	// epoch of the last one, so that a token whose request began before
+	// it is not cached.
+	epoch     uint64
+	forgotten map[string]uint64
+}
+
+type cached struct {
+	tok     *Token
+	subject string
 }
 
 type call struct {
@@ -101,7 +114,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg, cache: map[string]*Token{}, inflight: map[string]*call{}}, nil
+	return &Client{cfg: cfg, cache: map[string]cached{}, inflight: map[string]*call{}, forgotten: map[string]uint64{}}, nil
 }
 
 func cacheKey(req TokenRequest) string {
@@ -120,9 +133,9 @@ func (c *Client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	}
 	key := cacheKey(req)
 	c.mu.Lock()
-	if t, ok := c.cache[key]; ok && c.cfg.Now().Add(c.cfg.ExpiryMargin).Before(t.ExpiresAt) {
+	if e, ok := c.cache[key]; ok && c.cfg.Now().Add(c.cfg.ExpiryMargin).Before(e.tok.ExpiresAt) {
 		c.mu.Unlock()
-		return t, nil
+		return e.tok, nil
 	}
 	if cl, ok := c.inflight[key]; ok {
 		c.mu.Unlock()
@@ -135,13 +148,18 @@ func (c *Client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	}
 	cl := &call{done: make(chan struct{})}
 	c.inflight[key] = cl
+	began := c.epoch
 	c.mu.Unlock()
 
 	cl.tok, cl.err = c.acquire(ctx, req)
 	c.mu.Lock()
 	delete(c.inflight, key)
-	if cl.err == nil {
-		c.cache[key] = cl.tok
+	if cl.err == nil && (req.Subject == "" || c.forgotten[req.Subject] <= began) {
+		c.cache[key] = cached{tok: cl.tok, subject: req.Subject}
+	}
+	if len(c.inflight) == 0 {
+		// No request began before the last ForgetSubject any more.
+		clear(c.forgotten)
 	}
 	c.mu.Unlock()
 	close(cl.done)
@@ -153,6 +171,24 @@ func (c *Client) Forget(req TokenRequest) {
 	c.mu.Lock()
 	delete(c.cache, cacheKey(req))
 	c.mu.Unlock()
+}
+
+// ForgetSubject drops every cached token acquired for subject (requests
+// with that Subject), and keeps one being acquired now from being cached.
+// It returns how many it dropped.
+func (c *Client) ForgetSubject(subject string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	c.forgotten[subject] = c.epoch
+	n := 0
+	for k, e := range c.cache {
+		if e.subject == subject {
+			delete(c.cache, k)
+			n++
+		}
+	}
+	return n
 }
 
 func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) {

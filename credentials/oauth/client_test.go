@@ -188,3 +188,34 @@ func TestIntrospector(t *testing.T) {
 		t.Fatal("unreachable endpoint did not fail closed")
 	}
 }
+
+func TestClientForgetSubject(t *testing.T) {
+	e := newAS(t, false)
+	c := e.client(t, nil)
+	ctx := context.Background()
+	subject, err := c.Token(ctx, oauth.TokenRequest{Server: e.md, Resource: "spiffe://example.org/agent/research"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forAlice := oauth.TokenRequest{Server: e.md, Resource: notes, Scopes: []string{"notes:read"}, SubjectToken: subject.AccessToken, Subject: "alice"}
+	own := oauth.TokenRequest{Server: e.md, Resource: notes, Scopes: []string{"notes:read"}}
+	for _, req := range []oauth.TokenRequest{forAlice, own} {
+		if _, err := c.Token(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.requests.Load()
+	if n := c.ForgetSubject("bob"); n != 0 {
+		t.Fatalf("ForgetSubject(bob) dropped %d", n)
+	}
+	if n := c.ForgetSubject("alice"); n != 1 {
+		t.Fatalf("ForgetSubject(alice) dropped %d, want 1", n)
+	}
+	// The client's own token is still cached; alice's is acquired again.
+	if _, err := c.Token(ctx, own); err != nil || e.requests.Load() != before {
+		t.Fatalf("own token: %v, %d requests (want %d)", err, e.requests.Load(), before)
+	}
+	if _, err := c.Token(ctx, forAlice); err != nil || e.requests.Load() != before+1 {
+		t.Fatalf("alice's token after ForgetSubject: %v, %d requests (want %d)", err, e.requests.Load(), before+1)
+	}
+}

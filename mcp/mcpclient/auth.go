@@ -69,6 +69,7 @@ func parseChallengeInfo(headers []string) (challengeInfo, error) {
 type authTransport struct {
 	c       *Client
 	subject string
+	name    string
 	base    http.RoundTripper
 
 	mu sync.Mutex
@@ -198,7 +199,7 @@ func (t *authTransport) token(ctx context.Context, scopes []string) (*oauth.Toke
 		scopes = union(base, t.extra)
 		t.mu.Unlock()
 	}
-	treq := oauth.TokenRequest{Server: server, Resource: t.c.cfg.URL, Scopes: scopes, SubjectToken: t.subject}
+	treq := oauth.TokenRequest{Server: server, Resource: t.c.cfg.URL, Scopes: scopes, SubjectToken: t.subject, Subject: t.name}
 	tok, err := t.c.cfg.Tokens.Token(ctx, treq)
 	if err != nil {
 		return nil, treq, fmt.Errorf("%w: from %s: %w", ErrToken, server.Issuer, err)

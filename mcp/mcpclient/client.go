@@ -118,8 +118,21 @@ type Client struct {
 	closed   bool
 }
 
+// Subject is whom a call is made for. The zero Subject is the client's
+// own authority.
+type Subject struct {
+	// Token is the access token of the user the caller acts for; the
+	// client exchanges it for a token to the server (RFC 8693).
+	Token string
+	// Name is who Token names (its verified sub), so that
+	// [Client.ForgetSubject] can drop that user's sessions and tokens.
+	Name string
+}
+
 // session is the MCP session of one subject.
 type session struct {
+	// name is the subject's Name.
+	name string
 	// lock is a one-slot semaphore guarding mc.
 	lock chan struct{}
 	mc   *mcpgoclient.Client
@@ -160,17 +173,15 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// ListTools lists the server's tools (tools/list, all pages). subject is
-// the access token of the user the agent acts for; "" means the agent's
-// own authority.
-func (c *Client) ListTools(ctx context.Context, subject string) ([]Tool, error) {
+// ListTools lists the server's tools (tools/list, all pages) for subject.
+func (c *Client) ListTools(ctx context.Context, subject Subject) ([]Tool, error) {
 	s, mc, err := c.session(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
 	tools, err := listTools(ctx, mc)
 	if err != nil {
-		c.dropIfTerminated(subject, s, err)
+		c.dropIfTerminated(subject.Token, s, err)
 	}
 	return tools, err
 }
@@ -195,7 +206,7 @@ func listTools(ctx context.Context, mc *mcpgoclient.Client) ([]Tool, error) {
 // CallTool calls the tool name with args, a JSON object (empty means no
 // arguments), for subject as in [Client.ListTools]. A tool that ran and
 // failed is a Result with IsError, not an error.
-func (c *Client) CallTool(ctx context.Context, subject, name string, args json.RawMessage) (Result, error) {
+func (c *Client) CallTool(ctx context.Context, subject Subject, name string, args json.RawMessage) (Result, error) {
 	req, err := callRequest(name, args)
 	if err != nil {
 		return Result{}, err
@@ -206,7 +217,7 @@ func (c *Client) CallTool(ctx context.Context, subject, name string, args json.R
 	}
 	res, err := callTool(ctx, mc, req)
 	if err != nil {
-		c.dropIfTerminated(subject, s, err)
+		c.dropIfTerminated(subject.Token, s, err)
 	}
 	return res, err
 }
@@ -277,7 +288,8 @@ func (c *Client) Close() error {
 
 // session returns subject's initialized MCP session, starting one when
 // there is none.
-func (c *Client) session(ctx context.Context, subject string) (*session, *mcpgoclient.Client, error) {
+func (c *Client) session(ctx context.Context, sub Subject) (*session, *mcpgoclient.Client, error) {
+	subject := sub.Token
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -285,7 +297,7 @@ func (c *Client) session(ctx context.Context, subject string) (*session, *mcpgoc
 	}
 	s, ok := c.sessions[subject]
 	if !ok {
-		s = &session{lock: make(chan struct{}, 1)}
+		s = &session{lock: make(chan struct{}, 1), name: sub.Name}
 		c.sessions[subject] = s
 	}
 	c.mu.Unlock()
@@ -300,7 +312,7 @@ func (c *Client) session(ctx context.Context, subject string) (*session, *mcpgoc
 		return s, s.mc, nil
 	}
 	if s.auth == nil {
-		s.auth = &authTransport{c: c, subject: subject, base: c.base.Transport}
+		s.auth = &authTransport{c: c, subject: subject, name: sub.Name, base: c.base.Transport}
 	}
 	hc := *c.base
 	hc.Transport = s.auth
@@ -336,6 +348,36 @@ func (c *Client) initialize(ctx context.Context, hc *http.Client) (*mcpgoclient.
 		return nil, fmt.Errorf("%w: initialize: %w", ErrProtocol, err)
 	}
 	return mc, nil
+}
+
+// ForgetSubject ends the sessions of the user name and drops the tokens
+// acquired for them, so the next call for that user starts afresh (after
+// the user's access was revoked). It returns how many sessions it ended.
+func (c *Client) ForgetSubject(name string) int {
+	if name == "" {
+		return 0
+	}
+	c.mu.Lock()
+	var ended []*session
+	for k, s := range c.sessions {
+		if s.name == name {
+			delete(c.sessions, k)
+			ended = append(ended, s)
+		}
+	}
+	c.mu.Unlock()
+	if c.cfg.Tokens != nil {
+		c.cfg.Tokens.ForgetSubject(name)
+	}
+	for _, s := range ended {
+		s.lock <- struct{}{}
+		if s.mc != nil {
+			_ = s.mc.Close()
+			s.mc = nil
+		}
+		<-s.lock
+	}
+	return len(ended)
 }
 
 // dropIfTerminated forgets a session the server ended, so the next call

@@ -22,7 +22,7 @@ func TestListAndCallAfterDiscovery(t *testing.T) {
 	c := e.client()
 	ctx := context.Background()
 
-	tools, err := c.ListTools(ctx, "")
+	tools, err := c.ListTools(ctx, mcpclient.Subject{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestListAndCallAfterDiscovery(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := c.CallTool(ctx, "", tt.tool, json.RawMessage(tt.args))
+			got, err := c.CallTool(ctx, mcpclient.Subject{}, tt.tool, json.RawMessage(tt.args))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +76,7 @@ func TestListAndCallAfterDiscovery(t *testing.T) {
 
 	// A second client discovers again but the server sees the same flow.
 	c2 := e.client()
-	if _, err := c2.CallTool(ctx, "", "whoami", nil); err != nil {
+	if _, err := c2.CallTool(ctx, mcpclient.Subject{}, "whoami", nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.tokenRequests.Load(); n != 2 {
@@ -91,7 +91,7 @@ func TestTokenExchangeForSubject(t *testing.T) {
 	user := e.userToken()
 	base := e.tokenRequests.Load()
 
-	got, err := c.CallTool(ctx, user, "whoami", json.RawMessage(`{"msg":"for alice"}`))
+	got, err := c.CallTool(ctx, mcpclient.Subject{Token: user, Name: "alice"}, "whoami", json.RawMessage(`{"msg":"for alice"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,22 +99,41 @@ func TestTokenExchangeForSubject(t *testing.T) {
 		t.Fatalf("got %q, want %q", got.Text, want)
 	}
 	// The agent's own session is separate and carries no act.
-	own, err := c.CallTool(ctx, "", "whoami", nil)
+	own, err := c.CallTool(ctx, mcpclient.Subject{}, "whoami", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if own.Text != "sub="+agentID+" act= msg=" {
 		t.Fatalf("own authority: %q", own.Text)
 	}
-	if _, err := c.ListTools(ctx, user); err != nil {
+	if _, err := c.ListTools(ctx, mcpclient.Subject{Token: user, Name: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.tokenRequests.Load() - base; n != 2 {
 		t.Fatalf("%d token requests, want one exchange and one client_credentials", n)
 	}
 
+	// Once the user's access is revoked, their session and token are
+	// dropped: the next call for them acquires a new token, while the
+	// agent's own stays cached.
+	if n := c.ForgetSubject("alice"); n != 1 {
+		t.Fatalf("ForgetSubject ended %d sessions, want 1", n)
+	}
+	if _, err := c.CallTool(ctx, mcpclient.Subject{}, "whoami", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.tokenRequests.Load() - base; n != 2 {
+		t.Fatalf("the agent's own token was dropped too (%d token requests)", n)
+	}
+	if _, err := c.CallTool(ctx, mcpclient.Subject{Token: user, Name: "alice"}, "whoami", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.tokenRequests.Load() - base; n != 3 {
+		t.Fatalf("%d token requests after ForgetSubject, want a new exchange (3)", n)
+	}
+
 	// A subject token the AS does not accept fails at the token step.
-	_, err = c.CallTool(ctx, "not-a-token", "whoami", nil)
+	_, err = c.CallTool(ctx, mcpclient.Subject{Token: "not-a-token"}, "whoami", nil)
 	if !errors.Is(err, mcpclient.ErrToken) || !errors.Is(err, &oauth.Error{Code: oauth.CodeInvalidRequest}) {
 		t.Fatalf("bad subject: %v", err)
 	}
@@ -142,10 +161,10 @@ func TestStepUp(t *testing.T) {
 			e := newEnv(t, tt.opts)
 			c := e.client()
 			ctx := context.Background()
-			if _, err := c.ListTools(ctx, ""); err != nil {
+			if _, err := c.ListTools(ctx, mcpclient.Subject{}); err != nil {
 				t.Fatal(err)
 			}
-			got, err := c.CallTool(ctx, "", "whoami", json.RawMessage(`{"msg":"x"}`))
+			got, err := c.CallTool(ctx, mcpclient.Subject{}, "whoami", json.RawMessage(`{"msg":"x"}`))
 			if n := e.tokenRequests.Load(); n != tt.tokens {
 				t.Errorf("%d token requests, want %d", n, tt.tokens)
 			}
@@ -157,7 +176,7 @@ func TestStepUp(t *testing.T) {
 					t.Fatalf("%+v %v", got, err)
 				}
 				// The stepped-up token is kept for the next call.
-				if _, err := c.CallTool(ctx, "", "whoami", nil); err != nil {
+				if _, err := c.CallTool(ctx, mcpclient.Subject{}, "whoami", nil); err != nil {
 					t.Fatal(err)
 				}
 				if n := e.tokenRequests.Load(); n != tt.tokens || e.forbidden.Load() != tt.status {
@@ -172,7 +191,7 @@ func TestStepUp(t *testing.T) {
 				t.Fatalf("error does not name the scope: %v", err)
 			}
 			// Listing still works with the original token.
-			if _, err := c.ListTools(ctx, ""); err != nil {
+			if _, err := c.ListTools(ctx, mcpclient.Subject{}); err != nil {
 				t.Fatalf("after a failed step-up: %v", err)
 			}
 		})
@@ -194,11 +213,11 @@ func TestRefusedTokenIsRenewedOnce(t *testing.T) {
 			e := newEnv(t, envOpts{})
 			c := e.client()
 			ctx := context.Background()
-			if _, err := c.ListTools(ctx, ""); err != nil {
+			if _, err := c.ListTools(ctx, mcpclient.Subject{}); err != nil {
 				t.Fatal(err)
 			}
 			e.rejectNext.Store(tt.reject)
-			_, err := c.CallTool(ctx, "", "whoami", nil)
+			_, err := c.CallTool(ctx, mcpclient.Subject{}, "whoami", nil)
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Fatalf("got %v, want %v", err, tt.wantErr)
 			}
@@ -242,7 +261,7 @@ func TestDiscoveryFailures(t *testing.T) {
 			e := newEnv(t, envOpts{})
 			tt.setup(e)
 			c := e.client()
-			_, err := c.ListTools(context.Background(), "")
+			_, err := c.ListTools(context.Background(), mcpclient.Subject{})
 			if !errors.Is(err, mcpclient.ErrDiscovery) || !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v and %v", err, mcpclient.ErrDiscovery, tt.want)
 			}
@@ -294,7 +313,7 @@ func TestCallToolRejectsBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := c.CallTool(context.Background(), "", tt.tool, json.RawMessage(tt.args))
+			_, err := c.CallTool(context.Background(), mcpclient.Subject{}, tt.tool, json.RawMessage(tt.args))
 			if !errors.Is(err, mcpclient.ErrProtocol) {
 				t.Fatalf("got %v", err)
 			}
@@ -309,13 +328,13 @@ func TestUnknownToolAndClosed(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	c := e.client()
 	ctx := context.Background()
-	if _, err := c.CallTool(ctx, "", "nope", nil); !errors.Is(err, mcpclient.ErrProtocol) {
+	if _, err := c.CallTool(ctx, mcpclient.Subject{}, "nope", nil); !errors.Is(err, mcpclient.ErrProtocol) {
 		t.Fatalf("unknown tool: %v", err)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ListTools(ctx, ""); !errors.Is(err, mcpclient.ErrClosed) {
+	if _, err := c.ListTools(ctx, mcpclient.Subject{}); !errors.Is(err, mcpclient.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
@@ -331,11 +350,11 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	c := e.client()
 	ctx := context.Background()
-	if _, err := c.ListTools(ctx, ""); err != nil {
+	if _, err := c.ListTools(ctx, mcpclient.Subject{}); err != nil {
 		t.Fatal(err)
 	}
 	e.redirectTo.Store(other.URL + "/mcp")
-	if _, err := c.CallTool(ctx, "", "whoami", nil); !errors.Is(err, mcpclient.ErrProtocol) {
+	if _, err := c.CallTool(ctx, mcpclient.Subject{}, "whoami", nil); !errors.Is(err, mcpclient.ErrProtocol) {
 		t.Fatalf("redirected call: %v", err)
 	}
 	if n := leaked.Load(); n != 0 {
@@ -368,12 +387,12 @@ func BenchmarkCallTool(b *testing.B) {
 	e := newEnv(b, envOpts{})
 	c := e.client()
 	ctx := context.Background()
-	if _, err := c.CallTool(ctx, "", "whoami", nil); err != nil {
+	if _, err := c.CallTool(ctx, mcpclient.Subject{}, "whoami", nil); err != nil {
 		b.Fatal(err)
 	}
 	args := json.RawMessage(`{"msg":"bench"}`)
 	for b.Loop() {
-		if _, err := c.CallTool(ctx, "", "whoami", args); err != nil {
+		if _, err := c.CallTool(ctx, mcpclient.Subject{}, "whoami", args); err != nil {
 			b.Fatal(err)
 		}
 	}

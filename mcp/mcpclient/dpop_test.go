@@ -21,7 +21,7 @@ func TestDPoPBoundTokens(t *testing.T) {
 	ctx := context.Background()
 
 	c := e.client()
-	got, err := c.CallTool(ctx, "", "whoami", json.RawMessage(`{"msg":"bound"}`))
+	got, err := c.CallTool(ctx, mcpclient.Subject{}, "whoami", json.RawMessage(`{"msg":"bound"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestDPoPBoundTokens(t *testing.T) {
 	}
 	// Every request carries a fresh proof: a second call passes the
 	// verifier's replay check.
-	if _, err := c.ListTools(ctx, ""); err != nil {
+	if _, err := c.ListTools(ctx, mcpclient.Subject{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.tokenRequests.Load(); n != 1 {
@@ -43,7 +43,7 @@ func TestDPoPBoundTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = noKey.Close() })
-	if _, err := noKey.ListTools(ctx, ""); !errors.Is(err, mcpclient.ErrToken) {
+	if _, err := noKey.ListTools(ctx, mcpclient.Subject{}); !errors.Is(err, mcpclient.ErrToken) {
 		t.Fatalf("DPoP token without a key: %v", err)
 	}
 }

@@ -89,7 +89,7 @@ func (c *StdioClient) client(ctx context.Context) (*mcpgoclient.Client, error) {
 
 // ListTools lists the server's tools; subject is ignored (see
 // StdioClient).
-func (c *StdioClient) ListTools(ctx context.Context, _ string) ([]Tool, error) {
+func (c *StdioClient) ListTools(ctx context.Context, _ Subject) ([]Tool, error) {
 	mc, err := c.client(ctx)
 	if err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func (c *StdioClient) ListTools(ctx context.Context, _ string) ([]Tool, error) {
 
 // CallTool calls the tool name with args; subject is ignored (see
 // StdioClient).
-func (c *StdioClient) CallTool(ctx context.Context, _ string, name string, args json.RawMessage) (Result, error) {
+func (c *StdioClient) CallTool(ctx context.Context, _ Subject, name string, args json.RawMessage) (Result, error) {
 	req, err := callRequest(name, args)
 	if err != nil {
 		return Result{}, err

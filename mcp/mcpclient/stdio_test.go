@@ -44,11 +44,11 @@ func TestStdioServer(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	tools, err := c.ListTools(ctx, "")
+	tools, err := c.ListTools(ctx, mcpclient.Subject{})
 	if err != nil || len(tools) != 1 || tools[0].Name != "env" {
 		t.Fatalf("tools/list: %+v %v", tools, err)
 	}
-	res, err := c.CallTool(ctx, "", "env", json.RawMessage(`{}`))
+	res, err := c.CallTool(ctx, mcpclient.Subject{}, "env", json.RawMessage(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestStdioServer(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CallTool(ctx, "", "env", nil); err == nil {
+	if _, err := c.CallTool(ctx, mcpclient.Subject{}, "env", nil); err == nil {
 		t.Fatal("call after Close")
 	}
 }

@@ -261,7 +261,7 @@ func (h *Host) gatewayTool(hs hostedMCP, name string) mcpserver.Tool {
 			c, err := hs.upstream.clientFor(h.hostID, hs.scopes...)
 			var res mcpclient.Result
 			if err == nil {
-				res, err = c.CallTool(ctx, subject, name, args)
+				res, err = c.CallTool(ctx, mcpclient.Subject{Token: subject, Name: caller.Subject}, name, args)
 			}
 			sum := sha256.Sum256(args)
 			rec := mediator.Record{

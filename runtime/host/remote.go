@@ -43,7 +43,7 @@ func (r *remoteServer) learn(ctx context.Context, c toolCaller) {
 	if r.defs.Load() != nil {
 		return
 	}
-	tools, err := c.ListTools(ctx, "")
+	tools, err := c.ListTools(ctx, mcpclient.Subject{})
 	if err != nil {
 		r.h.log.Debug("remote tools/list failed", "remote", r.cfg.Name, "err", err)
 		return
@@ -58,8 +58,8 @@ func (r *remoteServer) learn(ctx context.Context, c toolCaller) {
 // toolCaller is what calls a remote tool: an HTTP MCP client acting as one
 // workload, or the local stdio server.
 type toolCaller interface {
-	ListTools(ctx context.Context, subject string) ([]mcpclient.Tool, error)
-	CallTool(ctx context.Context, subject, name string, args json.RawMessage) (mcpclient.Result, error)
+	ListTools(ctx context.Context, subject mcpclient.Subject) ([]mcpclient.Tool, error)
+	CallTool(ctx context.Context, subject mcpclient.Subject, name string, args json.RawMessage) (mcpclient.Result, error)
 }
 
 func (h *Host) newRemote(rc config.MCPRemoteConfig) (*remoteServer, error) {
@@ -167,7 +167,7 @@ func (t remoteTool) Call(ctx context.Context, c mediator.Caller, args json.RawMe
 		return mediator.ToolResult{}, err
 	}
 	t.server.learn(ctx, cl)
-	res, err := cl.CallTool(ctx, "", t.name, args)
+	res, err := cl.CallTool(ctx, mcpclient.Subject{}, t.name, args)
 	if err != nil {
 		return mediator.ToolResult{}, err
 	}
