@@ -72,10 +72,11 @@ type Config struct {
 
 // Plugin is a launched agent plugin.
 type Plugin struct {
-	name     string
-	client   *plugin.Client
-	agent    pluginpb.AgentClient
-	brokerID uint32
+	name   string
+	client *plugin.Client
+	agent  pluginpb.AgentClient
+	broker *plugin.GRPCBroker
+	host   pluginpb.HostServer
 }
 
 // Launch starts the plugin and completes the handshake; ctx bounds the
@@ -91,7 +92,7 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 		return nil, err
 	}
 	d := raw.(*dispensed)
-	return &Plugin{name: cfg.Name, client: client, agent: d.agent, brokerID: d.brokerID}, nil
+	return &Plugin{name: cfg.Name, client: client, agent: d.agent, broker: d.broker, host: cfg.Host}, nil
 }
 
 // start starts the binary cfg names, checks its digest, completes the
@@ -195,7 +196,15 @@ func (p *Plugin) Describe(ctx context.Context) (*pluginpb.DescribeResponse, erro
 // ends. The returned error is a transport or onEvent error; a task the
 // agent failed ends with a RunError event and a nil error.
 func (p *Plugin) Run(ctx context.Context, taskID, input string, metadata map[string]string, onEvent func(*pluginpb.RunEvent) error) error {
-	stream, err := p.agent.Run(ctx, &pluginpb.RunRequest{TaskId: taskID, Input: input, Metadata: metadata, HostBrokerId: p.brokerID})
+	// Each task gets the Host service on a broker id of its own, offered
+	// just before the task starts: go-plugin forgets an offered id the
+	// plugin has not dialled within 5 seconds, so one offered at launch
+	// would be gone for a first task started later. The server stops when
+	// the task ends.
+	id := p.broker.NextId()
+	stop := p.serveHost(id)
+	defer stop()
+	stream, err := p.agent.Run(ctx, &pluginpb.RunRequest{TaskId: taskID, Input: input, Metadata: metadata, HostBrokerId: id})
 	if err != nil {
 		return fmt.Errorf("plugins: %s: run: %w", p.name, err)
 	}
@@ -220,24 +229,45 @@ type hostPlugin struct {
 }
 
 type dispensed struct {
-	agent    pluginpb.AgentClient
-	brokerID uint32
+	agent  pluginpb.AgentClient
+	broker *plugin.GRPCBroker
 }
 
 func (p *hostPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
 	return errors.New("plugins: the host does not serve the agent service")
 }
 
-// GRPCClient serves this plugin's Host service on the plugin's own broker
-// and returns the Agent client.
+// GRPCClient returns the Agent client and the plugin's own broker, on
+// which [Plugin.Run] serves the Host service.
 func (p *hostPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	id := broker.NextId()
-	go broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
+	return &dispensed{agent: pluginpb.NewAgentClient(conn), broker: broker}, nil
+}
+
+// serveHost serves the Host service on broker id until the returned
+// function is called.
+func (p *Plugin) serveHost(id uint32) (stop func()) {
+	var mu sync.Mutex
+	var srv *grpc.Server
+	stopped := false
+	go p.broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
 		s := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(hostErrors))...)
 		pluginpb.RegisterHostServer(s, p.host)
+		mu.Lock()
+		defer mu.Unlock()
+		srv = s
+		if stopped {
+			s.Stop() // Serve then returns at once
+		}
 		return s
 	})
-	return &dispensed{agent: pluginpb.NewAgentClient(conn), brokerID: id}, nil
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		if srv != nil {
+			srv.Stop()
+		}
+	}
 }
 
 // lineLogger writes each complete line written to it to the host log.

@@ -271,3 +271,22 @@ func BenchmarkRunWithHostCall(b *testing.B) {
 		}
 	}
 }
+
+// TestFirstTaskLongAfterLaunch: go-plugin forgets a broker id the plugin
+// has not dialled within 5 seconds of its offer, so the Host service is
+// offered per task. A first task started well after launch, and tasks
+// after it, still reach the host.
+func TestFirstTaskLongAfterLaunch(t *testing.T) {
+	host := &recordingHost{name: "A"}
+	p := launch(t, "ok", host)
+	time.Sleep(5500 * time.Millisecond) // past go-plugin's pending-connection expiry
+	for _, task := range []string{"late-1", "late-2"} {
+		events, err := run(t, p, task, "q")
+		if err != nil || len(events) != 3 || events[2] != "final: tool said: A results" {
+			t.Fatalf("task %s: %q, %v", task, events, err)
+		}
+	}
+	if len(host.calls) != 2 {
+		t.Fatalf("host calls = %q", host.calls)
+	}
+}

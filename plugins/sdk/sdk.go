@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -77,9 +76,6 @@ type agentServer struct {
 	pluginpb.UnimplementedAgentServer
 	agent  Agent
 	broker *plugin.GRPCBroker
-
-	mu    sync.Mutex
-	hosts map[uint32]pluginpb.HostClient
 }
 
 func (s *agentServer) Describe(_ context.Context, req *pluginpb.DescribeRequest) (*pluginpb.DescribeResponse, error) {
@@ -99,33 +95,17 @@ func (s *agentServer) Describe(_ context.Context, req *pluginpb.DescribeRequest)
 	return resp, nil
 }
 
-// host returns the client of the Host service the host serves on broker id.
-func (s *agentServer) host(id uint32) (pluginpb.HostClient, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if h, ok := s.hosts[id]; ok {
-		return h, nil
-	}
-	conn, err := s.broker.Dial(id)
-	if err != nil {
-		return nil, fmt.Errorf("sdk: dial the host service: %w", err)
-	}
-	if s.hosts == nil {
-		s.hosts = map[uint32]pluginpb.HostClient{}
-	}
-	h := pluginpb.NewHostClient(conn)
-	s.hosts[id] = h
-	return h, nil
-}
-
 func (s *agentServer) Run(req *pluginpb.RunRequest, stream grpc.ServerStreamingServer[pluginpb.RunEvent]) error {
 	t := &Task{ID: req.GetTaskId(), Input: req.GetInput(), Metadata: req.GetMetadata(), send: stream.Send}
 	if id := req.GetHostBrokerId(); id != 0 {
-		h, err := s.host(id)
+		// The host offers its service for this task on a broker id of its
+		// own; the connection ends with the task.
+		conn, err := s.broker.Dial(id)
 		if err != nil {
-			return err
+			return fmt.Errorf("sdk: dial the host service: %w", err)
 		}
-		t.host = h
+		defer conn.Close()
+		t.host = pluginpb.NewHostClient(conn)
 	}
 	out, err := s.agent.Run(stream.Context(), t)
 	if err != nil {
