@@ -66,6 +66,8 @@ var owners = map[string][]string{
 	"go.yaml.in/yaml":                  {"runtime/config"},
 	// Password and client-secret hashing (argon2id, bcrypt).
 	"golang.org/x/crypto": {"credentials/authserver/userauth"},
+	// Merkle log and signed checkpoints of the audit log.
+	"golang.org/x/mod": {"runtime/audit"},
 }
 
 type listedPackage struct {

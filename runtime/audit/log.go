@@ -1,0 +1,608 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/agenthost/agenthost/runtime/store"
+)
+
+// Defaults for [Config].
+const (
+	DefaultCheckpointEvery    = 1000
+	DefaultCheckpointInterval = 30 * time.Second
+	DefaultMaxBatch           = 1000
+)
+
+// maxBatchBytes bounds the encoded records of one group commit.
+const maxBatchBytes = 32 << 20
+
+// Errors.
+var (
+	// ErrClosed: the log was closed.
+	ErrClosed = errors.New("audit: log closed")
+	// ErrTampered: the stored log is inconsistent with its hashes or its
+	// signed checkpoints.
+	ErrTampered = errors.New("audit: log tampered")
+	// ErrUncovered: records follow the last signed checkpoint.
+	ErrUncovered = errors.New("audit: records not covered by a signed checkpoint")
+	// ErrNotFound: nothing matched.
+	ErrNotFound = errors.New("audit: not found")
+	// ErrConcurrentWriter: another writer appended to the records log.
+	ErrConcurrentWriter = errors.New("audit: records log was appended to by another writer")
+)
+
+// Config configures [Open].
+type Config struct {
+	// Log is the store holding the audit logs. Required. One [Log] must be
+	// the only writer of the audit logs in a store.
+	Log store.Log
+	// Signer signs checkpoints and Verifier checks them; both required and
+	// of the same key ([ParseKey] returns the pair).
+	Signer   note.Signer
+	Verifier note.Verifier
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil means silent.
+	Logger *slog.Logger
+	// CheckpointEvery is the number of records after which a checkpoint is
+	// written; 0 means DefaultCheckpointEvery, negative disables it.
+	CheckpointEvery int
+	// CheckpointInterval is the longest time records stay uncovered by a
+	// checkpoint; 0 means DefaultCheckpointInterval, negative disables it.
+	CheckpointInterval time.Duration
+	// MaxBatch bounds the records of one group commit; 0 means
+	// DefaultMaxBatch. It is capped at store.MaxBatch.
+	MaxBatch int
+}
+
+// Log is an open audit log. It is safe for concurrent use.
+type Log struct {
+	st       store.Log
+	signer   note.Signer
+	verifier note.Verifier
+	now      func() time.Time
+	log      *slog.Logger
+	every    int64
+	interval time.Duration
+	maxBatch int
+	cache    hashCache
+
+	// ctx is the context of store writes made by the committer; it is
+	// cancelled when Close gives up waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards pending and closed
+	pending []*request
+	closed  bool
+	wake    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+
+	wmu    sync.Mutex // serialises store writes; guards the fields below
+	size   int64      // records committed with their hashes
+	front  *frontier  // frontier of the tree of size records
+	broken bool       // the store may be ahead of size: reload before writing
+
+	committed atomic.Int64 // size, readable without wmu
+	commits   atomic.Int64 // group commits made, for tests and benchmarks
+
+	cpMu     sync.Mutex // guards the latest checkpoint
+	latest   []byte
+	latestN  int64
+	latestAt time.Time
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type request struct {
+	data []byte
+	done chan result
+}
+
+type result struct {
+	index int64
+	err   error
+}
+
+// Open opens the audit log kept in cfg.Log. It loads the tree, recomputes
+// the stored hashes of records that lack them (a crash between the two
+// appends of a commit) and checks that the latest checkpoint is signed by
+// cfg.Verifier and matches the records; a mismatch is an error wrapping
+// [ErrTampered]. The returned log runs a committer goroutine until
+// [Log.Close].
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if cfg.Log == nil {
+		return nil, errors.New("audit: open: Config.Log is required")
+	}
+	if cfg.Signer == nil || cfg.Verifier == nil {
+		return nil, errors.New("audit: open: Config.Signer and Config.Verifier are required")
+	}
+	if err := checkKeyPair(cfg.Signer, cfg.Verifier); err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	l := &Log{
+		st:       cfg.Log,
+		signer:   cfg.Signer,
+		verifier: cfg.Verifier,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		every:    int64(cfg.CheckpointEvery),
+		interval: cfg.CheckpointInterval,
+		maxBatch: cfg.MaxBatch,
+		wake:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	if l.every == 0 {
+		l.every = DefaultCheckpointEvery
+	}
+	if l.interval == 0 {
+		l.interval = DefaultCheckpointInterval
+	}
+	if l.maxBatch <= 0 {
+		l.maxBatch = DefaultMaxBatch
+	}
+	l.maxBatch = min(l.maxBatch, store.MaxBatch)
+	if err := l.reload(ctx); err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go l.run()
+	return l, nil
+}
+
+// checkKeyPair makes sure verifier checks signer's signatures.
+func checkKeyPair(s note.Signer, v note.Verifier) error {
+	if s.Name() != v.Name() || s.KeyHash() != v.KeyHash() {
+		return fmt.Errorf("signer %s+%08x and verifier %s+%08x differ", s.Name(), s.KeyHash(), v.Name(), v.KeyHash())
+	}
+	msg := []byte("agenthost audit key check\n")
+	sig, err := s.Sign(msg)
+	if err != nil {
+		return fmt.Errorf("signer: %w", err)
+	}
+	if !v.Verify(msg, sig) {
+		return errors.New("verifier does not accept the signer's signatures")
+	}
+	return nil
+}
+
+// reload brings the in-memory tree in line with the store: it hashes
+// records that have no stored hashes yet and checks the latest checkpoint.
+// Called with wmu held (or before the log is shared).
+func (l *Log) reload(ctx context.Context) error {
+	size, err := l.st.Len(ctx, RecordsLog)
+	if err != nil {
+		return fmt.Errorf("records log: %w", err)
+	}
+	hashed, err := l.st.Len(ctx, HashesLog)
+	if err != nil {
+		return fmt.Errorf("hashes log: %w", err)
+	}
+	if hashed > size {
+		return fmt.Errorf("%w: hashes log holds %d entries but records log only %d", ErrTampered, hashed, size)
+	}
+	front := newFrontier()
+	r := &storeHashes{ctx: ctx, log: l.st, size: hashed, cache: &l.cache}
+	idx := frontierIndexes(hashed)
+	hs, err := r.ReadHashes(idx)
+	if err != nil {
+		return fmt.Errorf("load tree: %w", err)
+	}
+	for i, x := range idx {
+		front.h[x] = hs[i]
+	}
+	if hashed < size {
+		l.log.WarnContext(ctx, "audit: hashing records stored without their hashes",
+			slog.Int64("from", hashed), slog.Int64("to", size))
+		if err := l.rehash(ctx, front, hashed, size); err != nil {
+			return fmt.Errorf("reconcile hashes: %w", err)
+		}
+	}
+	l.size, l.front, l.broken = size, front, false
+	l.committed.Store(size)
+	return l.loadLatest(ctx)
+}
+
+// rehash computes and appends the stored hashes of records [from, to).
+func (l *Log) rehash(ctx context.Context, front *frontier, from, to int64) error {
+	c := newCursor(l.st, RecordsLog, from)
+	c.page = l.maxBatch
+	for n := from; n < to; {
+		batch := make([][]byte, 0, min(int64(l.maxBatch), to-n))
+		for n < to && len(batch) < l.maxBatch {
+			e, ok, err := c.read(ctx)
+			if err != nil {
+				return err
+			}
+			if !ok || e.Index != n {
+				return fmt.Errorf("%w: record %d is missing", ErrTampered, n)
+			}
+			h, err := front.next(n, e.Data)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, h)
+			n++
+		}
+		first, err := l.st.Append(ctx, HashesLog, batch...)
+		if err != nil {
+			return err
+		}
+		if first != n-int64(len(batch)) {
+			return fmt.Errorf("%w: hashes log was appended to by another writer", ErrConcurrentWriter)
+		}
+		front.prune(n)
+	}
+	return nil
+}
+
+// loadLatest reads and checks the latest checkpoint.
+func (l *Log) loadLatest(ctx context.Context) error {
+	n, err := l.st.Len(ctx, CheckpointsLog)
+	if err != nil {
+		return fmt.Errorf("checkpoints log: %w", err)
+	}
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	l.latestAt = l.now()
+	if n == 0 {
+		l.latest, l.latestN = nil, 0
+		return nil
+	}
+	es, err := l.st.Read(ctx, CheckpointsLog, n-1, 1)
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	if len(es) == 0 {
+		return fmt.Errorf("%w: checkpoint %d is missing", ErrTampered, n-1)
+	}
+	tree, err := OpenCheckpoint(es[0].Data, l.verifier)
+	if err != nil {
+		return fmt.Errorf("%w: checkpoint %d: %w", ErrTampered, n-1, err)
+	}
+	if tree.N > l.size {
+		return fmt.Errorf("%w: checkpoint %d covers %d records but the log holds %d", ErrTampered, n-1, tree.N, l.size)
+	}
+	h, err := tlog.TreeHash(tree.N, &storeHashes{ctx: ctx, log: l.st, size: l.size, cache: &l.cache})
+	if err != nil {
+		return fmt.Errorf("checkpoint %d: %w", n-1, err)
+	}
+	if h != tree.Hash {
+		return fmt.Errorf("%w: checkpoint %d does not match the first %d records", ErrTampered, n-1, tree.N)
+	}
+	l.latest, l.latestN = es[0].Data, tree.N
+	return nil
+}
+
+// Size returns the number of records committed.
+func (l *Log) Size() int64 { return l.committed.Load() }
+
+// Append adds rec to the log and returns its index. When Append returns
+// without error the record and its hashes are durable. A zero rec.Time is
+// set from the clock; rec.Seq is set to the index.
+//
+// Concurrent calls are committed together: one store append for the
+// records of a batch and one for their hashes. If ctx is done before the
+// batch is committed Append returns an error wrapping ctx.Err(), and the
+// record may or may not be stored (its index is then unknown to the
+// caller). On a store error the whole batch fails; records that reached
+// the store are hashed before the next commit, so none stays without its
+// hashes.
+func (l *Log) Append(ctx context.Context, rec Record) (int64, error) {
+	if rec.Time.IsZero() {
+		rec.Time = l.now()
+	}
+	rec.Time = rec.Time.UTC()
+	data, err := encodeRecord(rec)
+	if err != nil {
+		return -1, fmt.Errorf("audit: append: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return -1, fmt.Errorf("audit: append: %w", err)
+	}
+	req := &request{data: data, done: make(chan result, 1)}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return -1, fmt.Errorf("audit: append: %w", ErrClosed)
+	}
+	l.pending = append(l.pending, req)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case r := <-req.done:
+		return r.index, r.err
+	case <-ctx.Done():
+		return -1, fmt.Errorf("audit: append: %w", ctx.Err())
+	}
+}
+
+// run is the committer: it takes the pending records in batches and
+// commits them, and writes interval checkpoints.
+func (l *Log) run() {
+	defer close(l.done)
+	var tick <-chan time.Time
+	if l.interval > 0 {
+		t := time.NewTicker(l.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-l.wake:
+			l.drain()
+		case <-tick:
+			l.wmu.Lock()
+			l.autoCheckpoint(l.ctx, true)
+			l.wmu.Unlock()
+		case <-l.quit:
+			l.drain()
+			return
+		}
+	}
+}
+
+func (l *Log) drain() {
+	for {
+		l.mu.Lock()
+		n, bytes := 0, 0
+		for n < len(l.pending) && n < l.maxBatch && (n == 0 || bytes+len(l.pending[n].data) <= maxBatchBytes) {
+			bytes += len(l.pending[n].data)
+			n++
+		}
+		batch := l.pending[:n:n]
+		l.pending = l.pending[n:]
+		if len(l.pending) == 0 {
+			l.pending = nil
+		}
+		l.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		l.commit(batch)
+	}
+}
+
+// commit writes one batch: the records first, then their hashes. A crash
+// between the two leaves records without hashes, which reload hashes; the
+// reverse order could leave hashes of records that were never stored.
+func (l *Log) commit(batch []*request) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	ctx := l.ctx
+	fail := func(err error) {
+		for _, r := range batch {
+			r.done <- result{index: -1, err: err}
+		}
+	}
+	if l.broken {
+		if err := l.reload(ctx); err != nil {
+			fail(fmt.Errorf("audit: append: reconcile: %w", err))
+			return
+		}
+	}
+	n0 := l.size
+	records := make([][]byte, len(batch))
+	for i, r := range batch {
+		records[i] = withSeq(r.data, n0+int64(i))
+	}
+	first, err := l.st.Append(ctx, RecordsLog, records...)
+	if err != nil {
+		l.broken = true // the append may have been applied after all
+		fail(fmt.Errorf("audit: append: %w", err))
+		return
+	}
+	if first != n0 {
+		l.broken = true
+		fail(fmt.Errorf("audit: append: %w: records stored at %d, expected %d", ErrConcurrentWriter, first, n0))
+		return
+	}
+	hashes := make([][]byte, len(batch))
+	for i, data := range records {
+		if hashes[i], err = l.front.next(n0+int64(i), data); err != nil {
+			l.broken = true
+			fail(fmt.Errorf("audit: append: %w", err))
+			return
+		}
+	}
+	hfirst, err := l.st.Append(ctx, HashesLog, hashes...)
+	if err == nil && hfirst != n0 {
+		err = fmt.Errorf("%w: hashes stored at %d, expected %d", ErrConcurrentWriter, hfirst, n0)
+	}
+	if err != nil {
+		l.broken = true
+		l.log.ErrorContext(ctx, "audit: storing hashes failed; they will be recomputed",
+			slog.Int64("from", n0), slog.Int("records", len(batch)), slog.Any("error", err))
+		// Reconcile at once: if the records can be hashed now, the batch
+		// is committed after all.
+		if rerr := l.reload(ctx); rerr != nil || l.size < n0+int64(len(batch)) {
+			fail(fmt.Errorf("audit: append: %w", err))
+			return
+		}
+	} else {
+		l.size = n0 + int64(len(batch))
+		l.front.prune(l.size)
+		l.committed.Store(l.size)
+	}
+	for i, r := range batch {
+		r.done <- result{index: n0 + int64(i)}
+	}
+	l.commits.Add(1)
+	l.autoCheckpoint(ctx, false)
+}
+
+// autoCheckpoint writes a checkpoint if CheckpointEvery records or
+// CheckpointInterval passed since the last one. Called with wmu held.
+func (l *Log) autoCheckpoint(ctx context.Context, tick bool) {
+	if l.broken {
+		return // the next commit or Checkpoint reconciles first
+	}
+	l.cpMu.Lock()
+	lastN, lastAt := l.latestN, l.latestAt
+	hasLatest := l.latest != nil
+	l.cpMu.Unlock()
+	if l.size == 0 || (hasLatest && l.size == lastN) {
+		return
+	}
+	due := l.every > 0 && l.size-lastN >= l.every
+	if l.interval > 0 && (tick || l.now().Sub(lastAt) >= l.interval) {
+		due = true
+	}
+	if !due {
+		return
+	}
+	if _, err := l.checkpoint(ctx); err != nil {
+		l.log.ErrorContext(ctx, "audit: checkpoint failed", slog.Int64("size", l.size), slog.Any("error", err))
+	}
+}
+
+// checkpoint signs and stores the tree of the committed records, unless
+// the latest checkpoint already covers them. Called with wmu held.
+func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
+	l.cpMu.Lock()
+	if l.latest != nil && l.latestN == l.size {
+		defer l.cpMu.Unlock()
+		return bytes.Clone(l.latest), nil
+	}
+	l.cpMu.Unlock()
+	h, err := tlog.TreeHash(l.size, l.front)
+	if err != nil {
+		return nil, fmt.Errorf("audit: checkpoint: %w", err)
+	}
+	msg, err := note.Sign(&note.Note{Text: string(tlog.FormatTree(tlog.Tree{N: l.size, Hash: h}))}, l.signer)
+	if err != nil {
+		return nil, fmt.Errorf("audit: checkpoint: sign: %w", err)
+	}
+	if _, err := l.st.Append(ctx, CheckpointsLog, msg); err != nil {
+		return nil, fmt.Errorf("audit: checkpoint: %w", err)
+	}
+	l.cpMu.Lock()
+	l.latest, l.latestN, l.latestAt = msg, l.size, l.now()
+	l.cpMu.Unlock()
+	l.log.DebugContext(ctx, "audit: checkpoint", slog.Int64("size", l.size))
+	return bytes.Clone(msg), nil
+}
+
+// Checkpoint signs and stores a checkpoint of every record committed so far
+// (unless the latest checkpoint covers them already) and returns the signed
+// note.
+func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.broken {
+		if err := l.reload(ctx); err != nil {
+			return nil, fmt.Errorf("audit: checkpoint: %w", err)
+		}
+	}
+	if l.size == 0 {
+		return nil, fmt.Errorf("audit: checkpoint: %w: the log is empty", ErrNotFound)
+	}
+	return l.checkpoint(ctx)
+}
+
+// Latest returns the latest signed checkpoint note, or an error wrapping
+// [ErrNotFound] if none was written yet.
+func (l *Log) Latest(ctx context.Context) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	if l.latest == nil {
+		return nil, fmt.Errorf("audit: latest checkpoint: %w", ErrNotFound)
+	}
+	return bytes.Clone(l.latest), nil
+}
+
+// InclusionProof proves that record index is in the tree of the first
+// treeSize records. Check it with [VerifyInclusion].
+func (l *Log) InclusionProof(ctx context.Context, index, treeSize int64) (tlog.RecordProof, error) {
+	size := l.committed.Load()
+	if index < 0 || treeSize <= index || treeSize > size {
+		return nil, fmt.Errorf("audit: inclusion proof: record %d in tree of %d records: want 0 <= record < tree size <= %d", index, treeSize, size)
+	}
+	p, err := tlog.ProveRecord(treeSize, index, &storeHashes{ctx: ctx, log: l.st, size: size, cache: &l.cache})
+	if err != nil {
+		return nil, fmt.Errorf("audit: inclusion proof: %w", err)
+	}
+	return p, nil
+}
+
+// ConsistencyProof proves that the tree of oldSize records is a prefix of
+// the tree of newSize records. Check it with [VerifyConsistency].
+func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error) {
+	size := l.committed.Load()
+	if oldSize < 1 || newSize < oldSize || newSize > size {
+		return nil, fmt.Errorf("audit: consistency proof: sizes %d and %d: want 1 <= old <= new <= %d", oldSize, newSize, size)
+	}
+	p, err := tlog.ProveTree(newSize, oldSize, &storeHashes{ctx: ctx, log: l.st, size: size, cache: &l.cache})
+	if err != nil {
+		return nil, fmt.Errorf("audit: consistency proof: %w", err)
+	}
+	return p, nil
+}
+
+// TreeHash returns the hash of the tree of the first size records.
+func (l *Log) TreeHash(ctx context.Context, size int64) (tlog.Hash, error) {
+	n := l.committed.Load()
+	if size < 0 || size > n {
+		return tlog.Hash{}, fmt.Errorf("audit: tree hash: size %d not in 0..%d", size, n)
+	}
+	h, err := tlog.TreeHash(size, &storeHashes{ctx: ctx, log: l.st, size: n, cache: &l.cache})
+	if err != nil {
+		return tlog.Hash{}, fmt.Errorf("audit: tree hash: %w", err)
+	}
+	return h, nil
+}
+
+// Close commits the pending records, writes a final checkpoint and stops
+// the log. If ctx is done first, the commit in progress is cancelled.
+// Close is idempotent.
+func (l *Log) Close(ctx context.Context) error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.quit)
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			l.cancel()
+			<-l.done
+			l.closeErr = fmt.Errorf("audit: close: %w", ctx.Err())
+			return
+		}
+		l.wmu.Lock()
+		size := l.size
+		l.wmu.Unlock()
+		if size > 0 {
+			if _, err := l.Checkpoint(ctx); err != nil {
+				l.closeErr = fmt.Errorf("audit: close: %w", err)
+			}
+		}
+		l.cancel()
+	})
+	return l.closeErr
+}
