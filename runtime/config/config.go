@@ -64,6 +64,12 @@ type Config struct {
 	Agents []AgentConfig `json:"agents,omitempty"`
 	// MCP configures the MCP servers the host serves.
 	MCP MCPConfig `json:"mcp"`
+	// Policy configures the policies that decide calls.
+	Policy PolicyConfig `json:"policy"`
+	// Audit configures the audit log.
+	Audit AuditConfig `json:"audit"`
+	// Signals configures Shared Signals streams (CAEP).
+	Signals SignalsConfig `json:"signals"`
 
 	file            string
 	pos             map[string]Position
@@ -418,6 +424,7 @@ func (c *Config) resolvePaths(dir string) {
 		}
 	}
 	c.Auth.resolvePaths(abs)
+	c.Policy.Dir = abs(c.Policy.Dir)
 }
 
 // fillDerived sets the defaults that depend on other keys.

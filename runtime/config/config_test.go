@@ -659,7 +659,9 @@ func TestDigest(t *testing.T) {
 	const wantCanon = `{"version":1,"trust_domain":"agenthost.local","listen":{"address":"127.0.0.1:8420","issuer":"http://127.0.0.1:8420","tls":null},"identity":{"svid_ttl":3600000000000,"ca_ttl":2592000000000000},"storage":{"driver":"sqlite","path":""},"log":{"level":"info","format":"text"},` +
 		`"auth":{"access_token_ttl":300000000000,"refresh_token_ttl":86400000000000,"code_ttl":60000000000,` +
 		`"signing_key_period":2592000000000000,"dynamic_registration":true,"client_id_metadata_documents":true,` +
-		`"allow_private_fetch":false,"require_dpop_nonce":false},"mcp":{}}`
+		`"allow_private_fetch":false,"require_dpop_nonce":false},"mcp":{},` +
+		`"policy":{"dir":"","authzen_endpoint":"","serve_authzen":false},"audit":{"checkpoint_every":0,"checkpoint_interval":0},` +
+		`"signals":{"transmitter":false}}`
 	if diff := cmp.Diff(wantCanon, string(canon)); diff != "" {
 		t.Errorf("canonical JSON (-want +got):\n%s", diff)
 	}

@@ -35,6 +35,7 @@ func (c *Config) Validate() error {
 	v.agents()
 	v.auth()
 	v.mcp()
+	v.governance()
 	if len(v.errs) == 0 {
 		return nil
 	}

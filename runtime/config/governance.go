@@ -1,0 +1,154 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+)
+
+// PolicyConfig is the policy section: what decides, beyond the agents'
+// grants, whether a call may be made.
+type PolicyConfig struct {
+	// Dir holds Cedar policies (*.cedar files). A relative path is
+	// resolved against the directory of the configuration file. When set,
+	// every mediated call and every tool call on a hosted MCP server must
+	// also be permitted by these policies (the agents' grants and the
+	// tokens' scopes still apply first). `agenthost policy reload` re-reads
+	// them.
+	Dir string `json:"dir"`
+	// AuthZENEndpoint is an external PDP's OpenID AuthZEN 1.0 access
+	// evaluation URL, asked instead of local Cedar policies: https, or
+	// http on a loopback host for development.
+	AuthZENEndpoint string `json:"authzen_endpoint"`
+	// ServeAuthZEN serves the host's own policies as an AuthZEN PDP at
+	// /access/v1/evaluation(s) for other enforcement points. Callers need
+	// an access token from the host's authorization server with the scope
+	// authzen:evaluate. Requires Dir.
+	ServeAuthZEN bool `json:"serve_authzen"`
+}
+
+// AuditConfig is the audit section.
+type AuditConfig struct {
+	// CheckpointEvery is the number of records after which the audit log
+	// signs a checkpoint. Default 1000.
+	CheckpointEvery int `json:"checkpoint_every"`
+	// CheckpointInterval is the longest time records stay after the last
+	// signed checkpoint. Default 30s, at least 1s.
+	CheckpointInterval time.Duration `json:"checkpoint_interval"`
+}
+
+// SignalsConfig is the signals section: OpenID Shared Signals (SSF) streams
+// whose CAEP events make the host revoke access at once.
+type SignalsConfig struct {
+	// Receivers are the transmitters the host accepts events from.
+	Receivers []SignalReceiverConfig `json:"receivers,omitempty"`
+	// Transmitter serves the host's own SSF transmitter (metadata at
+	// /.well-known/ssf-configuration), which sends events about the
+	// host's agents (quarantine) to subscribed receivers. Stream
+	// management needs an access token with the scope ssf:manage.
+	Transmitter bool `json:"transmitter"`
+}
+
+// SignalReceiverConfig is one transmitter the host receives events from.
+type SignalReceiverConfig struct {
+	// Name is the path segment of the push endpoint /ssf/push/<name>.
+	// Same rules as an agent name; unique.
+	Name string `json:"name"`
+	// Issuer is the transmitter's issuer: its metadata is at
+	// <issuer>/.well-known/ssf-configuration and its SETs must carry it as
+	// iss exactly. REQUIRED.
+	Issuer string `json:"issuer"`
+	// Audience is what the SETs must carry as aud. Default: the host's
+	// issuer URL.
+	Audience string `json:"audience"`
+	// Delivery is push (the transmitter POSTs to /ssf/push/<name>, RFC
+	// 8935) or poll (the host polls PollURL, RFC 8936). Default push.
+	Delivery string `json:"delivery"`
+	// PollURL is the transmitter's poll endpoint of the host's stream.
+	// Required with poll.
+	PollURL string `json:"poll_url"`
+	// TokenEnv names the environment variable holding the bearer token:
+	// the token push requests must carry, or the one the host presents
+	// when polling. Optional for push.
+	TokenEnv string `json:"token_env"`
+	// AllowPrivate lets the host fetch the transmitter's metadata and keys
+	// from loopback or private addresses (development only).
+	AllowPrivate bool `json:"allow_private"`
+}
+
+// Delivery methods of a signal receiver.
+const (
+	DeliveryPush = "push"
+	DeliveryPoll = "poll"
+)
+
+func (v *validator) governance() {
+	p := v.c.Policy
+	if p.Dir != "" {
+		if fi, err := os.Stat(p.Dir); err != nil || !fi.IsDir() {
+			v.invalid("policy.dir", "%s is not a directory", quoteValue(p.Dir))
+		}
+		if p.AuthZENEndpoint != "" {
+			v.invalid("policy.authzen_endpoint", "set either dir (local Cedar policies) or authzen_endpoint (an external PDP), not both")
+		}
+	}
+	if p.AuthZENEndpoint != "" {
+		v.httpURL("policy.authzen_endpoint", p.AuthZENEndpoint)
+	}
+	if p.ServeAuthZEN && p.Dir == "" {
+		v.invalid("policy.serve_authzen", "needs policy.dir: the host serves its own Cedar policies")
+	}
+	a := v.c.Audit
+	if a.CheckpointEvery < 0 {
+		v.invalid("audit.checkpoint_every", "must not be negative")
+	}
+	if a.CheckpointInterval != 0 && a.CheckpointInterval < time.Second {
+		v.invalid("audit.checkpoint_interval", "must be at least 1s")
+	}
+	seen := map[string]int{}
+	for i, r := range v.c.Signals.Receivers {
+		base := fmt.Sprintf("signals.receivers[%d]", i)
+		if v.segmentName(base+".name", "receiver", r.Name) {
+			if j, dup := seen[r.Name]; dup {
+				v.invalid(base+".name", "receiver %q is already defined at signals.receivers[%d]", r.Name, j)
+			}
+			seen[r.Name] = i
+		}
+		if r.Issuer == "" {
+			v.invalid(base+".issuer", "is required")
+		} else {
+			v.httpURL(base+".issuer", r.Issuer)
+		}
+		switch r.Delivery {
+		case "", DeliveryPush:
+			if r.PollURL != "" {
+				v.invalid(base+".poll_url", "only a poll receiver takes poll_url")
+			}
+		case DeliveryPoll:
+			if r.PollURL == "" {
+				v.invalid(base+".poll_url", "is required with delivery: poll")
+			} else {
+				v.httpURL(base+".poll_url", r.PollURL)
+			}
+		default:
+			v.invalid(base+".delivery", "%s is not push or poll", quoteValue(r.Delivery))
+		}
+		if r.TokenEnv != "" && !validEnvName(r.TokenEnv) {
+			v.invalid(base+".token_env", "%s is not an environment variable name", quoteValue(r.TokenEnv))
+		}
+	}
+}
+
+// httpURL checks an absolute https URL (http only on a loopback host).
+func (v *validator) httpURL(path, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil:
+		v.invalid(path, "%s is not an absolute URL without user info or fragment", quoteValue(raw))
+	case u.Scheme == "http" && !hostIsLoopback(u.Hostname()):
+		v.invalid(path, "must be https (http only on a loopback host)")
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.invalid(path, "must be https")
+	}
+}
