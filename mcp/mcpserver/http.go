@@ -80,6 +80,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				if err := s.allowed(ctx, caller, t.Name); err != nil {
 					s.logger.InfoContext(ctx, "mcpserver: tool call denied",
 						slog.String("tool", t.Name), slog.Any("error", err))
+					if s.onDenied != nil {
+						s.onDenied(ctx, caller, t.Name, err)
+					}
 					writeRPCError(w, http.StatusOK, msg.ID, CodeDenied, "tool call denied")
 					return
 				}

@@ -89,6 +89,9 @@ type Config struct {
 	Verifier *resource.Verifier
 	// Authorize is the policy hook; nil allows whatever the scopes allow.
 	Authorize Authorizer
+	// OnDenied, when set, is told of every tools/call the policy hook
+	// refused (to audit it); err is the hook's error.
+	OnDenied func(ctx context.Context, caller *resource.Caller, tool string, err error)
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 	// KeepSubjectToken makes the caller's access token available to the
@@ -107,6 +110,7 @@ type Server struct {
 	tools     map[string]*Tool
 	verifier  *resource.Verifier
 	authorize Authorizer
+	onDenied  func(ctx context.Context, caller *resource.Caller, tool string, err error)
 	logger    *slog.Logger
 	maxBody   int64
 	mcp       http.Handler
@@ -129,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 		tools:     make(map[string]*Tool, len(cfg.Tools)),
 		verifier:  cfg.Verifier,
 		authorize: cfg.Authorize,
+		onDenied:  cfg.OnDenied,
 		logger:    cfg.Logger,
 		maxBody:   cfg.MaxBodyBytes,
 	}

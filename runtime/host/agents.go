@@ -16,6 +16,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/attest"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
@@ -26,7 +27,6 @@ import (
 // socket (usable only by that agent's plugin process), and a supervisor
 // entry pinned to the binary's measured SHA-256.
 func (h *Host) newAgents(ctx context.Context) error {
-	h.audit = mediator.StoreAuditor{Log: h.store}
 	h.tools = mediator.BuiltinTools(h.store, h.now)
 	h.readOnly = map[string]bool{}
 	for _, t := range builtinReadOnly {
@@ -56,7 +56,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 		Models:      models,
 		AgentModels: agentModels,
 		Tools:       h.tools,
-		Policy:      grants,
+		Policy:      gatedPolicy{grants: grants, h: h},
 		Auditor:     h.audit,
 		Agents:      h.delegate,
 		Now:         h.now,
@@ -352,8 +352,9 @@ func (h *Host) Quarantine(ctx context.Context, agent, reason string) error {
 		return fmt.Errorf("host: revoke credentials of %s: %w", agent, err)
 	}
 	h.log.WarnContext(ctx, "agent quarantined", slog.String("agent", agent), slog.String("reason", reason))
-	return h.audit.Record(ctx, mediator.Record{
-		Time: h.now().UTC(), Agent: agent, Identity: id.String(), Action: "agent.quarantine", Resource: id.String(),
-		Decision: "remediate", Policy: "operator", Reason: reason, Outcome: "ok",
+	h.transmitAgentRevoked(ctx, agent, reason)
+	return h.audit.Append(ctx, audit.Record{
+		Time: h.now().UTC(), Agent: agent, AgentID: id.String(), Action: audit.ActionRemediation, Resource: id.String(),
+		Remedy: audit.RemedyQuarantine, Cause: "operator", Policy: "operator", Reason: reason, Outcome: audit.OutcomeOK,
 	})
 }

@@ -39,11 +39,27 @@ func TestMain(m *testing.M) {
 	case "tools":
 		sdk.ServeTools(testToolSet)
 		os.Exit(0)
+	case "wait":
+		sdk.Serve(waitAgent{})
+		os.Exit(0)
 	default:
 		sdk.Serve(identityAgent{})
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// waitAgent runs each task until the host ends it.
+type waitAgent struct{}
+
+func (waitAgent) Describe() sdk.Description { return sdk.Description{Name: "waiter"} }
+
+func (waitAgent) Run(ctx context.Context, t *sdk.Task) (string, error) {
+	if err := t.Think("waiting"); err != nil {
+		return "", err
+	}
+	<-ctx.Done()
+	return "", ctx.Err()
 }
 
 // identityAgent answers every task with the SPIFFE ID it gets from the
@@ -149,7 +165,7 @@ func TestHostRunsConfiguredAgent(t *testing.T) {
 	}
 	var audited bool
 	for _, e := range entries {
-		audited = audited || strings.Contains(string(e.Data), `"action":"agent.quarantine"`) && strings.Contains(string(e.Data), "test remediation")
+		audited = audited || strings.Contains(string(e.Data), `"action":"remediation"`) && strings.Contains(string(e.Data), `"remedy":"quarantine"`) && strings.Contains(string(e.Data), "test remediation")
 	}
 	if !audited {
 		t.Fatal("the quarantine is not in the audit log")

@@ -81,6 +81,13 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 			}
 		}
 	}
+	// The host's own protected APIs.
+	if h.cfg.Policy.ServeAuthZEN {
+		resources = append(resources, authserver.Resource{URI: h.pdpResource(), Scopes: []string{ScopeAuthZEN}})
+	}
+	if h.cfg.Signals.Transmitter {
+		resources = append(resources, authserver.Resource{URI: h.ssfResource(), Scopes: []string{ScopeSSFManage}})
+	}
 	if !gateway.ID.IsZero() {
 		agents = append(agents, gateway)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,51 +26,7 @@ import (
 func TestGatewayDelegatesPerUser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var late http.Handler = http.NotFoundHandler()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { late.ServeHTTP(w, r) }))
-	defer up.Close()
-	upstream := up.URL + "/mcp"
-
-	cfg := testConfig(t)
-	var users []config.UserConfig
-	for _, u := range []string{"alice", "bob"} {
-		hash, err := userauth.HashPassword(u + "-pw")
-		if err != nil {
-			t.Fatal(err)
-		}
-		users = append(users, config.UserConfig{Name: u, PasswordHash: hash})
-	}
-	cfg.Auth.Users = users
-	cfg.Auth.DynamicRegistration = true
-	cfg.Auth.Resources = []config.ResourceConfig{{URI: upstream, Scopes: []string{"docs:read"}}}
-	cfg.MCP.Remotes = []config.MCPRemoteConfig{{Name: "docs", URL: upstream, Tools: []string{"whoami"}}}
-	cfg.MCP.Servers = []config.MCPServerConfig{{Name: "gw", Upstream: "docs", Scopes: []string{"docs:read"}}}
-
-	h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
-
-	// The upstream trusts the host's authorization server.
-	v, err := resource.New(resource.Config{Resource: upstream, MetadataURL: up.URL + "/.well-known/oauth-protected-resource/mcp",
-		Issuer: h.Issuer(), Keys: h.as.Keys(), Revoked: h.as.Revoked, ScopesSupported: []string{"docs:read"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := mcpserver.New(mcpserver.Config{Name: "docs", Verifier: v, Tools: []mcpserver.Tool{{
-		Name: "whoami", Scope: "docs:read",
-		Handler: func(_ context.Context, c *resource.Caller, _ json.RawMessage) (mcpserver.Result, error) {
-			actor := ""
-			if c.Actor != nil {
-				actor = c.Actor.Subject
-			}
-			return mcpserver.Result{Text: c.Subject + " via " + actor + " token " + c.TokenID}, nil
-		},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/.well-known/oauth-protected-resource/mcp", resource.MetadataHandler(oauthResource(upstream, h.Issuer())))
-	mux.Handle("/mcp", srv.Handler())
-	late = mux
+	h, _ := newGatewayHost(t, nil)
 
 	seen := map[string]string{}
 	for _, user := range []string{"alice", "bob"} {
@@ -88,4 +45,63 @@ func TestGatewayDelegatesPerUser(t *testing.T) {
 	if seen["alice"] == seen["bob"] {
 		t.Fatal("both users reached the upstream with the same token")
 	}
+}
+
+// newGatewayHost runs a host with users alice and bob (passwords
+// "<name>-pw") and a gateway "gw" to an upstream MCP server "docs" that
+// trusts the host's authorization server; its tool whoami answers with the
+// subject, actor and token id it sees. edit may change the config before
+// the host starts. The counter counts the upstream's tool calls.
+func newGatewayHost(t *testing.T, edit func(*config.Config)) (*Host, *atomic.Int32) {
+	t.Helper()
+	var late http.Handler = http.NotFoundHandler()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { late.ServeHTTP(w, r) }))
+	t.Cleanup(up.Close)
+	upstream := up.URL + "/mcp"
+
+	cfg := testConfig(t)
+	var users []config.UserConfig
+	for _, u := range []string{"alice", "bob"} {
+		hash, err := userauth.HashPassword(u + "-pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, config.UserConfig{Name: u, PasswordHash: hash, Email: u + "@example.com"})
+	}
+	cfg.Auth.Users = users
+	cfg.Auth.DynamicRegistration = true
+	cfg.Auth.Resources = []config.ResourceConfig{{URI: upstream, Scopes: []string{"docs:read"}}}
+	cfg.MCP.Remotes = []config.MCPRemoteConfig{{Name: "docs", URL: upstream, Tools: []string{"whoami"}}}
+	cfg.MCP.Servers = []config.MCPServerConfig{{Name: "gw", Upstream: "docs", Scopes: []string{"docs:read"}}}
+	if edit != nil {
+		edit(cfg)
+	}
+	h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
+
+	v, err := resource.New(resource.Config{Resource: upstream, MetadataURL: up.URL + "/.well-known/oauth-protected-resource/mcp",
+		Issuer: h.Issuer(), Keys: h.as.Keys(), Revoked: h.as.Revoked, SubjectRevoked: h.as.SubjectRevoked,
+		ScopesSupported: []string{"docs:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := new(atomic.Int32)
+	srv, err := mcpserver.New(mcpserver.Config{Name: "docs", Verifier: v, Tools: []mcpserver.Tool{{
+		Name: "whoami", Scope: "docs:read",
+		Handler: func(_ context.Context, c *resource.Caller, _ json.RawMessage) (mcpserver.Result, error) {
+			calls.Add(1)
+			actor := ""
+			if c.Actor != nil {
+				actor = c.Actor.Subject
+			}
+			return mcpserver.Result{Text: c.Subject + " via " + actor + " token " + c.TokenID}, nil
+		},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/.well-known/oauth-protected-resource/mcp", resource.MetadataHandler(oauthResource(upstream, h.Issuer())))
+	mux.Handle("/mcp", srv.Handler())
+	late = mux
+	return h, calls
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
+	"github.com/agenthost/agenthost/runtime/policy"
+	"github.com/agenthost/agenthost/runtime/signals"
 	"github.com/agenthost/agenthost/runtime/store"
 	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
 	"github.com/agenthost/agenthost/runtime/supervisor"
@@ -69,7 +71,16 @@ type Host struct {
 	evidence *evidenceCache
 	sup      *supervisor.Supervisor
 	med      *mediator.Mediator
-	audit    mediator.Auditor
+	audit    *auditor
+	// pdp is the policy decision point beyond the grants (nil: none);
+	// engine is set when it is the local Cedar engine.
+	pdp     policy.Decider
+	engine  *policy.Engine
+	signals signalState
+	// transmitter is the host's SSF transmitter, when configured.
+	transmitter *signals.Transmitter
+	// tasks are extra long-running parts (signal pollers) Run starts.
+	tasks    []Task
 	agentIDs map[string]credentials.Identity
 	admin    *localapi.Server
 	closers  []func()
@@ -126,6 +137,12 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 		return nil, err
 	}
 	if err := h.newWorkloadAPI(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.newAudit(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.newPolicy(); err != nil {
 		return nil, err
 	}
 	if err := h.newAgents(ctx); err != nil {
@@ -233,7 +250,18 @@ func (h *Host) newHTTP(ctx context.Context) error {
 		return err
 	}
 	h.mountAuthServer(mux)
-	return h.mountMCP(mux, h.mcp, h.tools)
+	if err := h.mountMCP(mux, h.mcp, h.tools); err != nil {
+		return err
+	}
+	if err := h.mountAuthZEN(mux); err != nil {
+		return err
+	}
+	tasks, err := h.newSignals(mux)
+	if err != nil {
+		return err
+	}
+	h.tasks = append(h.tasks, tasks...)
+	return nil
 }
 
 // Issuer is the host's public base URL and OAuth issuer: listen.issuer
@@ -285,15 +313,15 @@ func (h *Host) Run(ctx context.Context) error {
 		slog.String("trust_domain", info.TrustDomain), slog.String("address", info.Address),
 		slog.String("data_dir", h.dataDir))
 
-	err := RunTasks(ctx,
-		Task{Name: "ca", Run: h.ca.Run},
-		Task{Name: "authserver", Run: h.as.Run},
-		Task{Name: "purge", Run: h.runPurge},
-		Task{Name: "workloadapi", Run: h.wl.Run},
-		Task{Name: "http", Run: h.http.Run},
-		Task{Name: "supervisor", Run: h.sup.Run},
-		Task{Name: "localapi", Run: h.admin.Run},
-	)
+	err := RunTasks(ctx, append([]Task{
+		{Name: "ca", Run: h.ca.Run},
+		{Name: "authserver", Run: h.as.Run},
+		{Name: "purge", Run: h.runPurge},
+		{Name: "workloadapi", Run: h.wl.Run},
+		{Name: "http", Run: h.http.Run},
+		{Name: "supervisor", Run: h.sup.Run},
+		{Name: "localapi", Run: h.admin.Run},
+	}, h.tasks...)...)
 	if err != nil {
 		h.log.ErrorContext(ctx, "host stopped with an error", slog.Any("error", err))
 		return err

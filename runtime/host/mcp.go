@@ -115,12 +115,16 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 			return fmt.Errorf("host: mcp server %s: %w", hs.name, err)
 		}
 		var list []mcpserver.Tool
+		names := map[string]string{} // MCP tool name → host tool name
 		for _, name := range hs.tools {
 			if hs.upstream != nil {
 				list = append(list, h.gatewayTool(hs, name))
+				names[name] = hs.upstream.cfg.Name + "/" + name
 				continue
 			}
-			list = append(list, h.mcpTool(name, tools[name]))
+			t := h.mcpTool(name, tools[name])
+			list = append(list, t)
+			names[t.Name] = name
 		}
 		srv, err := mcpserver.New(mcpserver.Config{
 			Name: hs.name, Title: "agenthost " + hs.name, Version: h.opts.Version, Tools: list, Verifier: v,
@@ -128,6 +132,16 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 			// Only a gateway's handlers get the caller's token, to
 			// exchange it; host tools never do.
 			KeepSubjectToken: hs.upstream != nil,
+			Authorize:        h.mcpAuthorizer(names),
+			OnDenied: func(ctx context.Context, caller *resource.Caller, tool string, err error) {
+				if aerr := h.audit.Record(ctx, mediator.Record{
+					Time: h.now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Subject: caller.Subject,
+					TokenJTI: caller.TokenID, Action: "mcp.tools.call", Resource: names[tool], Decision: "deny",
+					Policy: "policy", Reason: strings.TrimPrefix(err.Error(), mcpserver.ErrDenied.Error()+": "), Outcome: "denied",
+				}); aerr != nil {
+					h.log.Error("audit of a denied MCP tool call failed", "err", aerr)
+				}
+			},
 		})
 		if err != nil {
 			return fmt.Errorf("host: mcp server %s: %w", hs.name, err)
@@ -168,6 +182,10 @@ func (h *Host) mcpTool(name string, t mediator.Tool) mcpserver.Tool {
 		ReadOnly:    h.readOnly[name],
 		Handler: func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
 			mc := mediator.Caller{Agent: "mcp:" + caller.Subject, Subject: caller.Subject, ClientID: caller.ClientID, Scopes: caller.Scopes}
+			policyName := "scope " + h.toolScope(name)
+			if h.pdp != nil {
+				policyName += " + policy"
+			}
 			res, err := t.Call(ctx, mc, args)
 			outcome := "ok"
 			if err != nil {
@@ -175,8 +193,9 @@ func (h *Host) mcpTool(name string, t mediator.Tool) mcpserver.Tool {
 			}
 			sum := sha256.Sum256(args)
 			rec := mediator.Record{
-				Time: h.now().UTC(), Agent: mc.Agent, Identity: caller.ClientID, Action: "mcp.tools.call", Resource: name,
-				ArgsSHA256: hex.EncodeToString(sum[:]), Decision: "allow", Policy: "scope " + h.toolScope(name), Outcome: outcome,
+				Time: h.now().UTC(), Agent: mc.Agent, Identity: caller.ClientID, Subject: caller.Subject, Action: "mcp.tools.call",
+				Resource: name, ArgsSHA256: hex.EncodeToString(sum[:]), Decision: "allow", Policy: policyName, Outcome: outcome,
+				TokenJTI: caller.TokenID,
 			}
 			if err != nil {
 				rec.Error = err.Error()
@@ -265,7 +284,8 @@ func (h *Host) gatewayTool(hs hostedMCP, name string) mcpserver.Tool {
 			}
 			sum := sha256.Sum256(args)
 			rec := mediator.Record{
-				Time: h.now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Action: "mcp.gateway.call",
+				Time: h.now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Subject: caller.Subject,
+				TokenJTI: caller.TokenID, Action: "mcp.gateway.call",
 				Resource: hs.upstream.cfg.Name + "/" + name, ArgsSHA256: hex.EncodeToString(sum[:]), Decision: "allow",
 				Policy: "token exchange", Outcome: "ok",
 			}

@@ -65,8 +65,11 @@ type Request struct {
 
 // Decision is a policy outcome.
 type Decision struct {
-	Allow  bool
-	Reason string
+	Allow bool
+	// ApprovalRequired (with Allow false) says the call may be made only
+	// once the subject approves it; it is recorded as approval_required.
+	ApprovalRequired bool
+	Reason           string
 	// Policy names the rule or policy set that decided.
 	Policy string
 }
@@ -95,6 +98,13 @@ type Record struct {
 	Reason     string    `json:"reason,omitempty"`
 	Outcome    string    `json:"outcome"` // ok | error | denied
 	Error      string    `json:"error,omitempty"`
+	// TokenSHA256 and TokenJTI refer to the access token a call was made
+	// with; the token itself is never recorded.
+	TokenSHA256 string `json:"token_sha256,omitempty"`
+	TokenJTI    string `json:"token_jti,omitempty"`
+	// Attestation and Risk are the caller's states when decided.
+	Attestation string `json:"attestation,omitempty"`
+	Risk        string `json:"risk,omitempty"`
 }
 
 // Auditor records decisions. Record must be durable when it returns.
@@ -227,6 +237,9 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 		Subject: c.Subject, Chain: c.Chain, Action: action, Resource: resource, Policy: d.Policy, Reason: d.Reason}
 	if !d.Allow {
 		base.Decision, base.Outcome = "deny", "denied"
+		if d.ApprovalRequired {
+			base.Decision = "approval_required"
+		}
 		if err := h.m.audit(ctx, base, args); err != nil {
 			return Caller{}, nil, fmt.Errorf("%w: audit unavailable; call refused", pluginpb.ErrUnavailable)
 		}
@@ -235,7 +248,7 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 	base.Decision = "allow"
 	// The decision is recorded durably before the call proceeds.
 	started := base
-	started.Decision, started.Outcome = "allow", "started"
+	started.Decision, started.Outcome = "allow", "" // outcome not known yet
 	if err := h.m.audit(ctx, started, args); err != nil {
 		return Caller{}, nil, fmt.Errorf("%w: audit unavailable; call refused", pluginpb.ErrUnavailable)
 	}

@@ -138,9 +138,9 @@ func TestPolicyAndAudit(t *testing.T) {
 		}
 	}
 	want := []string{
-		"tool.call clock/now allow started", "tool.call clock/now allow ok",
+		"tool.call clock/now allow ", "tool.call clock/now allow ok",
 		"tool.call notes/add deny denied",
-		"tool.list * allow started", "tool.list * allow ok",
+		"tool.list * allow ", "tool.list * allow ok",
 	}
 	if strings.Join(outcomes, "|") != strings.Join(want, "|") {
 		t.Fatalf("audit outcomes:\n%s\nwant:\n%s", strings.Join(outcomes, "\n"), strings.Join(want, "\n"))

@@ -1,0 +1,203 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/localapi"
+	"github.com/agenthost/agenthost/runtime/mediator"
+	"github.com/agenthost/agenthost/runtime/store"
+)
+
+// The audit log's checkpoint signing key lives in the store, so a restart
+// keeps signing with it.
+const (
+	nsHost         = "host"
+	keyAuditSigner = "audit-signing-key"
+)
+
+type auditKeyPair struct {
+	Signer   string `json:"signer"`
+	Verifier string `json:"verifier"`
+}
+
+// auditor writes the host's records to the tamper-evident audit log. It is
+// the mediator's Auditor; the host's own components append richer records
+// (remediations) with Append.
+type auditor struct {
+	log  *audit.Log
+	st   store.Log
+	vkey string
+}
+
+var _ mediator.Auditor = (*auditor)(nil)
+
+// newAudit opens the audit log over the host's store, with the signing
+// key kept in the store (created on first start).
+func (h *Host) newAudit(ctx context.Context) error {
+	keys, err := h.auditKey(ctx)
+	if err != nil {
+		return err
+	}
+	signer, verifier, err := audit.ParseKey(keys.Signer)
+	if err != nil {
+		return fmt.Errorf("host: audit signing key: %w", err)
+	}
+	l, err := audit.Open(ctx, audit.Config{
+		Log: h.store, Signer: signer, Verifier: verifier, Now: h.now, Logger: h.log.With("component", "audit"),
+		CheckpointEvery: h.cfg.Audit.CheckpointEvery, CheckpointInterval: h.cfg.Audit.CheckpointInterval,
+	})
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	h.closers = append(h.closers, func() {
+		if err := l.Close(context.Background()); err != nil {
+			h.log.Error("closing the audit log failed", "err", err)
+		}
+	})
+	h.audit = &auditor{log: l, st: h.store, vkey: keys.Verifier}
+	return nil
+}
+
+// auditKey returns the checkpoint key pair of the audit log, creating it
+// on first use.
+func (h *Host) auditKey(ctx context.Context) (auditKeyPair, error) {
+	var kp auditKeyPair
+	rec, err := h.store.Get(ctx, nsHost, keyAuditSigner)
+	if err == nil {
+		if err := json.Unmarshal(rec.Value, &kp); err != nil || kp.Signer == "" || kp.Verifier == "" {
+			return kp, errors.New("host: the stored audit signing key is malformed")
+		}
+		return kp, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return kp, fmt.Errorf("host: read the audit signing key: %w", err)
+	}
+	if kp.Signer, kp.Verifier, err = audit.GenerateKey(rand.Reader, h.cfg.TrustDomain); err != nil {
+		return kp, fmt.Errorf("host: %w", err)
+	}
+	data, _ := json.Marshal(kp)
+	if _, err := h.store.Put(ctx, nsHost, keyAuditSigner, data, store.PutOptions{Condition: store.IfAbsent}); err != nil {
+		return kp, fmt.Errorf("host: save the audit signing key: %w", err)
+	}
+	return kp, nil
+}
+
+// Record implements mediator.Auditor: the record is durable in the
+// tamper-evident log when Record returns.
+func (a *auditor) Record(ctx context.Context, r mediator.Record) error {
+	_, err := a.log.Append(ctx, fromMediator(r))
+	return err
+}
+
+// Append writes a record the host composed itself.
+func (a *auditor) Append(ctx context.Context, r audit.Record) error {
+	_, err := a.log.Append(ctx, r)
+	return err
+}
+
+func fromMediator(r mediator.Record) audit.Record {
+	return audit.Record{
+		Time: r.Time, Agent: r.Agent, AgentID: r.Identity, Subject: r.Subject, Action: r.Action, Resource: r.Resource,
+		Decision: r.Decision, Policy: r.Policy, Reason: r.Reason, Outcome: r.Outcome, Error: r.Error,
+		Task: r.TaskID, Txn: r.Txn, ParentTask: r.ParentTask, Chain: r.Chain, ArgsSHA256: r.ArgsSHA256,
+		TokenSHA256: r.TokenSHA256, TokenJTI: r.TokenJTI, Attestation: r.Attestation, Risk: r.Risk,
+	}
+}
+
+var _ localapi.AuditBackend = (*Host)(nil)
+
+// AuditVerify implements localapi.AuditBackend: it signs a checkpoint of
+// everything written so far, then verifies the whole log. Records the
+// host appended after that checkpoint are not a failure.
+func (h *Host) AuditVerify(ctx context.Context) (localapi.AuditVerifyResult, error) {
+	cp, err := h.audit.log.Checkpoint(ctx)
+	if err != nil {
+		return localapi.AuditVerifyResult{}, fmt.Errorf("host: audit checkpoint: %w", err)
+	}
+	v, err := audit.ParseVerifier(h.audit.vkey)
+	if err != nil {
+		return localapi.AuditVerifyResult{}, fmt.Errorf("host: %w", err)
+	}
+	tree, err := audit.OpenCheckpoint(cp, v)
+	if err != nil {
+		return localapi.AuditVerifyResult{}, fmt.Errorf("host: %w", err)
+	}
+	rep, err := audit.Verify(ctx, h.store, v)
+	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
+		return localapi.AuditVerifyResult{}, fmt.Errorf("host: %w", err)
+	}
+	// Records after the checkpoint above are fine if this host wrote them
+	// (the store holds no more records than the host committed); a record
+	// anyone else appended stays a problem.
+	if p := rep.Problem; p != nil && p.Kind == audit.ProblemUncovered && p.Index >= tree.N && rep.Size <= h.audit.log.Size() {
+		rep.Problem = nil
+	}
+	return localapi.AuditVerifyResult{Report: rep, Checkpoint: string(cp), VerifierKey: h.audit.vkey}, nil
+}
+
+// AuditRead implements localapi.AuditBackend.
+func (h *Host) AuditRead(ctx context.Context, from int64, limit int) ([]audit.Entry, error) {
+	if from < 0 {
+		return audit.Tail(ctx, h.store, int(-from))
+	}
+	return audit.Read(ctx, h.store, from, limit)
+}
+
+// AuditExport implements localapi.AuditBackend.
+func (h *Host) AuditExport(ctx context.Context, w io.Writer, from int64) (int64, error) {
+	return audit.Export(ctx, h.store, w, from)
+}
+
+// AuditTrace implements localapi.AuditBackend.
+func (h *Host) AuditTrace(ctx context.Context, id string) (*audit.TraceNode, error) {
+	return audit.Trace(ctx, h.store, id)
+}
+
+// AuditCheck implements localapi.AuditBackend.
+func (h *Host) AuditCheck(ctx context.Context, rules audit.Rules) ([]audit.Violation, error) {
+	return audit.Check(ctx, h.store, rules)
+}
+
+// AuditCheckpoint implements localapi.AuditBackend.
+func (h *Host) AuditCheckpoint(ctx context.Context) ([]byte, string, error) {
+	cp, err := h.audit.log.Latest(ctx)
+	if err != nil || len(cp) == 0 {
+		cp, err = h.audit.log.Checkpoint(ctx)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("host: audit checkpoint: %w", err)
+	}
+	return cp, h.audit.vkey, nil
+}
+
+// AuditInclusionProof implements localapi.AuditBackend.
+func (h *Host) AuditInclusionProof(ctx context.Context, index, treeSize int64) ([]string, error) {
+	p, err := h.audit.log.InclusionProof(ctx, index, treeSize)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(p))
+	for i, x := range p {
+		out[i] = x.String()
+	}
+	return out, nil
+}
+
+// AuditConsistencyProof implements localapi.AuditBackend.
+func (h *Host) AuditConsistencyProof(ctx context.Context, oldSize, newSize int64) ([]string, error) {
+	p, err := h.audit.log.ConsistencyProof(ctx, oldSize, newSize)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(p))
+	for i, x := range p {
+		out[i] = x.String()
+	}
+	return out, nil
+}

@@ -1,0 +1,256 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/resource"
+	"github.com/agenthost/agenthost/mcp/mcpserver"
+	"github.com/agenthost/agenthost/runtime/mediator"
+	"github.com/agenthost/agenthost/runtime/policy"
+	"github.com/agenthost/agenthost/runtime/policy/authzen"
+)
+
+// newPolicy sets up the policy decision point the config names: local
+// Cedar policies, an external AuthZEN PDP, or none (the agents' grants and
+// the tokens' scopes alone).
+func (h *Host) newPolicy() error {
+	switch p := h.cfg.Policy; {
+	case p.Dir != "":
+		e, err := policy.New(policy.Config{Dir: p.Dir, Logger: h.log.With("component", "policy")})
+		if err != nil {
+			return fmt.Errorf("host: %w", err)
+		}
+		h.engine, h.pdp = e, e
+		h.log.Info("policies loaded", "dir", p.Dir, "version", e.Version(), "policies", len(e.PolicyIDs()))
+	case p.AuthZENEndpoint != "":
+		c, err := authzen.NewClient(authzen.Config{Endpoint: p.AuthZENEndpoint, Logger: h.log.With("component", "authzen")})
+		if err != nil {
+			return fmt.Errorf("host: %w", err)
+		}
+		h.pdp = c
+	}
+	return nil
+}
+
+// signalState is what security signals told the host about subjects: their
+// risk level and assurance, given to policy with every request.
+type signalState struct {
+	mu   sync.Mutex
+	risk map[string]string // subject → low | medium | high
+}
+
+func (s *signalState) riskOf(subject string) string {
+	if subject == "" {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.risk[subject]
+}
+
+func (s *signalState) setRisk(subject, level string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.risk == nil {
+		s.risk = map[string]string{}
+	}
+	if level == "" {
+		delete(s.risk, subject)
+		return
+	}
+	s.risk[subject] = level
+}
+
+// gatedPolicy is the mediator's policy: the agent's grants first, then,
+// when one is configured, the policy decision point. A PDP can narrow the
+// grants or ask for approval; it cannot widen them.
+type gatedPolicy struct {
+	grants mediator.AllowList
+	h      *Host
+}
+
+var _ mediator.Policy = gatedPolicy{}
+
+// Decide implements mediator.Policy.
+func (g gatedPolicy) Decide(ctx context.Context, r mediator.Request) (mediator.Decision, error) {
+	d, err := g.grants.Decide(ctx, r)
+	if err != nil || !d.Allow || g.h.pdp == nil {
+		return d, err
+	}
+	c := r.Caller
+	return g.h.decide(ctx, policy.Request{
+		Principal: policy.Principal{Name: c.Agent, SPIFFEID: c.Identity.String()},
+		Subject:   c.Subject, Action: r.Action, Resource: r.Resource, Chain: c.Chain, Scopes: c.Scopes,
+		Risk: g.h.signals.riskOf(c.Subject),
+	})
+}
+
+// decide asks the PDP and maps its answer onto a mediator decision. An
+// approval the host has no channel for yet is a denial that says so.
+func (h *Host) decide(ctx context.Context, req policy.Request) (mediator.Decision, error) {
+	pd, err := h.pdp.Decide(ctx, req)
+	name := "policy"
+	if len(pd.Policies) > 0 {
+		name = strings.Join(pd.Policies, ",")
+	}
+	if pd.Version != "" {
+		name += "@" + strings.TrimPrefix(pd.Version, "sha256:")[:min(12, len(strings.TrimPrefix(pd.Version, "sha256:")))]
+	}
+	if err != nil {
+		return mediator.Decision{Reason: "policy evaluation failed", Policy: name}, err
+	}
+	switch pd.Effect {
+	case policy.Allow:
+		return mediator.Decision{Allow: true, Policy: name, Reason: pd.Reason}, nil
+	case policy.ApprovalRequired:
+		reason := "approval required"
+		if pd.Reason != "" {
+			reason += ": " + pd.Reason
+		}
+		return mediator.Decision{ApprovalRequired: true, Policy: name,
+			Reason: reason + " (no approval channel is configured, so the call is refused)"}, nil
+	default:
+		reason := pd.Reason
+		if reason == "" {
+			reason = "no policy permits it"
+		}
+		return mediator.Decision{Policy: name, Reason: reason}, nil
+	}
+}
+
+// mcpAuthorizer is the hosted MCP servers' policy hook: with a PDP
+// configured, each tool a caller would list or call must be permitted for
+// the caller's client, subject and scopes. tools maps the server's MCP
+// tool names to the host's tool names.
+func (h *Host) mcpAuthorizer(tools map[string]string) mcpserver.Authorizer {
+	if h.pdp == nil {
+		return nil
+	}
+	return func(ctx context.Context, caller *resource.Caller, server, tool string) error {
+		name := tools[tool]
+		if name == "" {
+			name = server + "/" + tool
+		}
+		p := policy.Principal{Name: caller.ClientID}
+		if strings.HasPrefix(caller.ClientID, "spiffe://") {
+			p.SPIFFEID = caller.ClientID
+		}
+		d, err := h.decide(ctx, policy.Request{Principal: p, Subject: caller.Subject, Action: policy.ActionCallTool,
+			Resource: name, Scopes: caller.Scopes, Risk: h.signals.riskOf(caller.Subject)})
+		if err != nil {
+			h.log.ErrorContext(ctx, "policy evaluation failed", "server", server, "tool", tool, "err", err)
+			return fmt.Errorf("%w: policy evaluation failed", mcpserver.ErrDenied)
+		}
+		if !d.Allow {
+			return fmt.Errorf("%w: %s", mcpserver.ErrDenied, d.Reason)
+		}
+		return nil
+	}
+}
+
+// PolicyReload implements localapi.AuditBackend.
+func (h *Host) PolicyReload(ctx context.Context) (string, error) {
+	if h.engine == nil {
+		return "", errors.New("host: no policy directory is configured (policy.dir)")
+	}
+	if err := h.engine.Reload(ctx); err != nil {
+		return "", err
+	}
+	v := h.engine.Version()
+	h.log.InfoContext(ctx, "policies reloaded", "version", v)
+	return v, nil
+}
+
+// PolicyDecide implements localapi.AuditBackend.
+func (h *Host) PolicyDecide(ctx context.Context, r policy.Request) (policy.Decision, error) {
+	if h.pdp == nil {
+		return policy.Decision{}, errors.New("host: no policy is configured (policy.dir or policy.authzen_endpoint)")
+	}
+	return h.pdp.Decide(ctx, r)
+}
+
+// authzenHandler serves the host's policies as an AuthZEN PDP to callers
+// holding an access token with the scope authzen:evaluate.
+func (h *Host) authzenHandler(v *resource.Verifier) (http.Handler, error) {
+	srv, err := authzen.NewServer(authzen.ServerConfig{
+		Decider: h.pdp, Identifier: pdpIdentifier(h.Issuer()), Logger: h.log.With("component", "authzen"),
+		Authorize: func(r *http.Request) error {
+			c, err := v.Authenticate(r)
+			if err != nil {
+				return fmt.Errorf("%w: %v", authzen.ErrUnauthenticated, err)
+			}
+			if !c.HasScope(ScopeAuthZEN) {
+				return errors.New("the token lacks the scope " + ScopeAuthZEN)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	return srv, nil
+}
+
+// pdpResource is the resource identifier of the host's AuthZEN PDP.
+func (h *Host) pdpResource() string { return h.Issuer() + "/access/v1" }
+
+// mountAuthZEN serves the host's policies over AuthZEN when configured.
+func (h *Host) mountAuthZEN(mux *http.ServeMux) error {
+	if !h.cfg.Policy.ServeAuthZEN || h.pdp == nil {
+		return nil
+	}
+	v, err := h.protectedAPI(mux, h.pdpResource(), "agenthost policy decision point", ScopeAuthZEN)
+	if err != nil {
+		return err
+	}
+	srv, err := h.authzenHandler(v)
+	if err != nil {
+		return err
+	}
+	mux.Handle(authzen.EvaluationPath, srv)
+	mux.Handle(authzen.EvaluationsPath, srv)
+	if strings.HasPrefix(h.Issuer(), "https://") {
+		mux.Handle(authzen.MetadataPath, srv)
+	}
+	return nil
+}
+
+// ScopeAuthZEN is the scope a caller of the host's AuthZEN PDP needs.
+const ScopeAuthZEN = "authzen:evaluate"
+
+// pdpIdentifier is the AuthZEN PDP identifier: the issuer when it is https
+// (the metadata document must name an https identifier), else none.
+func pdpIdentifier(issuer string) string {
+	if strings.HasPrefix(issuer, "https://") {
+		return issuer
+	}
+	return ""
+}
+
+// protectedAPI returns the token verifier of one of the host's own APIs,
+// a protected resource of the embedded authorization server, and serves
+// its RFC 9728 metadata.
+func (h *Host) protectedAPI(mux *http.ServeMux, uri, name string, scopes ...string) (*resource.Verifier, error) {
+	mdPath, err := resource.MetadataPath(uri)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	v, err := resource.New(resource.Config{
+		Resource: uri, Issuer: h.as.Issuer(), Keys: h.as.Keys(), Revoked: h.as.Revoked, SubjectRevoked: h.as.SubjectRevoked,
+		ScopesSupported: scopes, Now: h.now, MetadataURL: h.as.Issuer() + mdPath, Logger: h.log.With("component", "api"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host: %s: %w", name, err)
+	}
+	mux.Handle(mdPath, allowCORS(resource.MetadataHandler(oauth.ResourceMetadata{
+		Resource: uri, AuthorizationServers: []string{h.as.Issuer()}, ScopesSupported: scopes,
+		BearerMethodsSupported: []string{"header"}, ResourceName: name,
+	})))
+	return v, nil
+}

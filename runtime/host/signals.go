@@ -1,0 +1,450 @@
+package host
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials/jose"
+	"github.com/agenthost/agenthost/credentials/oauth/fetch"
+	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/signals"
+	"github.com/agenthost/agenthost/runtime/store"
+)
+
+// Paths of the signals endpoints.
+const (
+	// PathSSFPush + receiver name is where a transmitter pushes SETs.
+	PathSSFPush = "/ssf/push/"
+	// ScopeSSFManage is the scope a client needs to manage its streams at
+	// the host's transmitter.
+	ScopeSSFManage = "ssf:manage"
+)
+
+// ssfReplayNamespace holds the jti of every SET the host accepted.
+const ssfReplayNamespace = "ssf.jti"
+
+// storeSETReplay makes SETs single-use across every host sharing the store.
+type storeSETReplay struct{ kv store.KV }
+
+// Seen implements signals.Replay.
+func (r storeSETReplay) Seen(ctx context.Context, issuer, jti string, ttl time.Duration) (bool, error) {
+	sum := sha256.Sum256([]byte(issuer + "\x00" + jti))
+	_, err := r.kv.Put(ctx, ssfReplayNamespace, base64.RawURLEncoding.EncodeToString(sum[:]), []byte{1},
+		store.PutOptions{Condition: store.IfAbsent, TTL: max(ttl, time.Second)})
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("host: SET replay cache: %w", err)
+	}
+	return false, nil
+}
+
+// Forget implements signals.Forgetter: a SET whose handling failed may be
+// delivered again.
+func (r storeSETReplay) Forget(ctx context.Context, issuer, jti string) error {
+	sum := sha256.Sum256([]byte(issuer + "\x00" + jti))
+	err := r.kv.Delete(ctx, ssfReplayNamespace, base64.RawURLEncoding.EncodeToString(sum[:]), store.Condition{})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// lazyKeys discovers a transmitter's metadata and keys on first use, so
+// the host starts even when the transmitter is down.
+type lazyKeys struct {
+	fetcher *fetch.Fetcher
+	issuer  string
+	now     func() time.Time
+
+	mu   sync.Mutex
+	keys *signals.KeySet
+}
+
+func (k *lazyKeys) Key(ctx context.Context, kid string) (crypto.PublicKey, error) {
+	k.mu.Lock()
+	ks := k.keys
+	k.mu.Unlock()
+	if ks == nil {
+		_, found, err := signals.DiscoverKeys(ctx, k.fetcher, k.issuer)
+		if err != nil {
+			return nil, err
+		}
+		k.mu.Lock()
+		if k.keys == nil {
+			k.keys = found
+		}
+		ks = k.keys
+		k.mu.Unlock()
+	}
+	return ks.Key(ctx, kid)
+}
+
+// newSignals builds a receiver for every configured transmitter and, when
+// asked, the host's own transmitter. Pollers are returned as tasks.
+func (h *Host) newSignals(mux *http.ServeMux) ([]Task, error) {
+	var tasks []Task
+	for _, rc := range h.cfg.Signals.Receivers {
+		recv, task, err := h.newReceiver(rc)
+		if err != nil {
+			return nil, err
+		}
+		if task != nil {
+			tasks = append(tasks, *task)
+			continue
+		}
+		mux.Handle(PathSSFPush+rc.Name, recv)
+	}
+	if h.cfg.Signals.Transmitter {
+		if err := h.newTransmitter(mux); err != nil {
+			return nil, err
+		}
+	}
+	return tasks, nil
+}
+
+func (h *Host) newReceiver(rc config.SignalReceiverConfig) (*signals.Receiver, *Task, error) {
+	token := ""
+	if rc.TokenEnv != "" {
+		token = os.Getenv(rc.TokenEnv)
+		if token == "" {
+			return nil, nil, fmt.Errorf("host: signals receiver %s: environment variable %s is empty", rc.Name, rc.TokenEnv)
+		}
+	}
+	audience := rc.Audience
+	if audience == "" {
+		audience = h.Issuer()
+	}
+	f := fetch.New(fetch.Config{AllowHTTP: rc.AllowPrivate, AllowPrivate: rc.AllowPrivate})
+	log := h.log.With("component", "signals", "receiver", rc.Name)
+	cfg := signals.ReceiverConfig{
+		Issuer: rc.Issuer, Audience: audience, Keys: (&lazyKeys{fetcher: f, issuer: rc.Issuer, now: h.now}).Key,
+		Replay: storeSETReplay{kv: h.store}, Now: h.now, Logger: log,
+		Handler: signals.HandlerFunc(func(ctx context.Context, ev signals.Event) error { return h.HandleSignal(ctx, rc.Name, ev) }),
+	}
+	if token != "" && rc.Delivery != config.DeliveryPoll {
+		cfg.Authorize = bearerEquals(token)
+	}
+	recv, err := signals.NewReceiver(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("host: signals receiver %s: %w", rc.Name, err)
+	}
+	if rc.Delivery != config.DeliveryPoll {
+		return recv, nil, nil
+	}
+	pc := signals.PollerConfig{Endpoint: rc.PollURL, Receiver: recv, AllowHTTP: rc.AllowPrivate, Logger: log}
+	if token != "" {
+		pc.Token = func(context.Context) (string, error) { return token, nil }
+	}
+	p, err := signals.NewPoller(pc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("host: signals receiver %s: %w", rc.Name, err)
+	}
+	return recv, &Task{Name: "signals/" + rc.Name, Run: p.Run}, nil
+}
+
+// bearerEquals accepts push requests carrying exactly this bearer token.
+func bearerEquals(token string) func(*http.Request) error {
+	return func(r *http.Request) error {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			return errors.New("missing or wrong bearer token")
+		}
+		return nil
+	}
+}
+
+// HandleSignal acts on one verified CAEP event from the receiver named
+// source. About a user: session-revoked and credential-change end every
+// credential the host's authorization server issued to the user, drop the
+// tokens the host holds for them and stop their running tasks;
+// token-claims-change, a lowered assurance level and a device no longer
+// compliant drop the tokens and stop the tasks; risk-level-change sets the
+// risk policy sees from the next decision on. About one of the host's
+// agents (its SPIFFE ID as a uri subject): revocation, credential change or
+// high risk quarantine it. Every action is audited with its cause.
+func (h *Host) HandleSignal(ctx context.Context, source string, ev signals.Event) error {
+	short := ev.Type[strings.LastIndex(ev.Type, "/")+1:]
+	cause := source + ": " + short
+	if r := reasonText(ev); r != "" {
+		cause += " (" + r + ")"
+	}
+	if agent, ok := h.agentSubject(ev.Subject); ok {
+		return h.agentSignal(ctx, agent, short, cause, ev)
+	}
+	user, ok := h.userSubject(ev.Subject)
+	if !ok {
+		h.log.WarnContext(ctx, "signal about an unknown subject ignored", slog.String("source", source), slog.String("event", short),
+			slog.String("format", ev.Subject.Format))
+		return h.audit.Append(ctx, audit.Record{Action: audit.ActionRemediation, Resource: source, Cause: cause,
+			Decision: audit.DecisionAllow, Outcome: audit.OutcomeOK, Reason: "unknown subject: no action"})
+	}
+	var remedy string
+	revoke, drop, stop := false, false, false
+	switch ev.Type {
+	case signals.EventSessionRevoked, signals.EventCredentialChange:
+		remedy, revoke, drop, stop = "revoke", true, true, true
+	case signals.EventTokenClaimsChange:
+		remedy, drop, stop = "refresh", true, true
+	case signals.EventAssuranceLevelChange:
+		if strings.EqualFold(ev.ChangeDirection, "decrease") {
+			remedy, drop, stop = "refresh", true, true
+		} else {
+			remedy = "none"
+		}
+	case signals.EventDeviceComplianceChange:
+		if strings.EqualFold(ev.CurrentStatus, "not-compliant") {
+			remedy, drop, stop = "refresh", true, true
+		} else {
+			remedy = "none"
+		}
+	case signals.EventRiskLevelChange:
+		level := strings.ToLower(ev.CurrentLevel)
+		h.signals.setRisk(user, level)
+		remedy = "risk " + level
+		if level == "high" {
+			drop, stop = true, true
+		}
+	default:
+		remedy = "none"
+	}
+	var errs []error
+	if revoke && h.as != nil {
+		if err := h.as.RevokeSubject(ctx, user, short); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	forgotten, stopped := 0, 0
+	if drop {
+		forgotten = h.forgetSubject(user)
+	}
+	if stop {
+		stopped = h.StopTasks(user, cause)
+	}
+	h.log.WarnContext(ctx, "security signal acted on", slog.String("subject", user), slog.String("cause", cause),
+		slog.String("remedy", remedy), slog.Int("sessions_dropped", forgotten), slog.Int("tasks_stopped", stopped))
+	rec := audit.Record{Action: audit.ActionRemediation, Subject: user, Resource: source, Remedy: remedy, Cause: cause,
+		Decision: audit.DecisionAllow, Outcome: audit.OutcomeOK, Policy: "signals",
+		Reason: fmt.Sprintf("%d tasks stopped, %d sessions dropped", stopped, forgotten), Risk: h.signals.riskOf(user)}
+	if err := errors.Join(errs...); err != nil {
+		rec.Outcome, rec.Error = audit.OutcomeError, err.Error()
+	}
+	if aerr := h.audit.Append(ctx, rec); aerr != nil {
+		errs = append(errs, aerr)
+	}
+	return errors.Join(errs...)
+}
+
+// agentSignal acts on an event about one of the host's agents.
+func (h *Host) agentSignal(ctx context.Context, agent, short, cause string, ev signals.Event) error {
+	switch {
+	case ev.Type == signals.EventSessionRevoked, ev.Type == signals.EventCredentialChange,
+		ev.Type == signals.EventRiskLevelChange && strings.EqualFold(ev.CurrentLevel, "high"):
+		err := h.Quarantine(ctx, agent, cause)
+		if err != nil && strings.Contains(err.Error(), "already quarantined") {
+			return nil
+		}
+		return err
+	}
+	id := h.agentIDs[agent]
+	return h.audit.Append(ctx, audit.Record{Action: audit.ActionRemediation, Agent: agent, AgentID: id.String(),
+		Resource: id.String(), Cause: cause, Remedy: "none", Decision: audit.DecisionAllow, Outcome: audit.OutcomeOK,
+		Policy: "signals", Reason: short + " needs no action for an agent"})
+}
+
+// agentSubject recognizes one of the host's agents by its SPIFFE ID (a
+// uri subject, or the uri member of a complex or aliases subject).
+func (h *Host) agentSubject(s signals.Subject) (string, bool) {
+	switch s.Format {
+	case signals.FormatURI:
+		for name, id := range h.agentIDs {
+			if id.String() == s.URI {
+				return name, true
+			}
+		}
+	case signals.FormatComplex:
+		if s.Application != nil {
+			return h.agentSubject(*s.Application)
+		}
+	case signals.FormatAliases:
+		for _, a := range s.Identifiers {
+			if name, ok := h.agentSubject(a); ok {
+				return name, true
+			}
+		}
+	}
+	return "", false
+}
+
+// userSubject maps a subject to a user of the authorization server: by
+// email, by sub of an iss_sub subject this host or the user directory
+// issued, by opaque id, by account URI (acct:name@…), or through the user
+// member of a complex subject or any alias.
+func (h *Host) userSubject(s signals.Subject) (string, bool) {
+	known := func(name string) (string, bool) {
+		for _, u := range h.cfg.Auth.Users {
+			if u.Name == name {
+				return name, true
+			}
+		}
+		return "", false
+	}
+	switch s.Format {
+	case signals.FormatEmail:
+		for _, u := range h.cfg.Auth.Users {
+			if u.Email != "" && strings.EqualFold(u.Email, s.Email) {
+				return u.Name, true
+			}
+		}
+	case signals.FormatIssSub:
+		return known(s.Sub)
+	case signals.FormatOpaque:
+		return known(s.ID)
+	case signals.FormatAccount:
+		local, _, _ := strings.Cut(strings.TrimPrefix(s.URI, "acct:"), "@")
+		return known(local)
+	case signals.FormatComplex:
+		if s.User != nil {
+			return h.userSubject(*s.User)
+		}
+	case signals.FormatAliases:
+		for _, a := range s.Identifiers {
+			if name, ok := h.userSubject(a); ok {
+				return name, true
+			}
+		}
+	}
+	return "", false
+}
+
+// forgetSubject drops every token and MCP session the host holds for
+// user, and returns how many sessions it ended.
+func (h *Host) forgetSubject(user string) int {
+	n := 0
+	for _, r := range h.remotes {
+		r.mu.Lock()
+		for _, c := range r.clients {
+			n += c.ForgetSubject(user)
+		}
+		r.mu.Unlock()
+	}
+	return n
+}
+
+func reasonText(ev signals.Event) string {
+	for _, m := range []map[string]string{ev.ReasonAdmin, ev.ReasonUser} {
+		if t := m["en"]; t != "" {
+			return t
+		}
+		for _, t := range m {
+			return t
+		}
+	}
+	return ""
+}
+
+// ssfSigningKey is the host transmitter's SET signing key, kept in the
+// store so a restart keeps it.
+const keySSFSigner = "ssf-signing-key"
+
+func (h *Host) ssfKey(ctx context.Context) (*ecdsa.PrivateKey, error) {
+	rec, err := h.store.Get(ctx, nsHost, keySSFSigner)
+	if err == nil {
+		k, err := x509.ParsePKCS8PrivateKey(rec.Value)
+		if ec, ok := k.(*ecdsa.PrivateKey); err == nil && ok {
+			return ec, nil
+		}
+		return nil, errors.New("host: the stored SSF signing key is malformed")
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("host: read the SSF signing key: %w", err)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.store.Put(ctx, nsHost, keySSFSigner, der, store.PutOptions{Condition: store.IfAbsent}); err != nil {
+		return nil, fmt.Errorf("host: save the SSF signing key: %w", err)
+	}
+	return k, nil
+}
+
+// newTransmitter serves the host's SSF transmitter. Clients manage their
+// streams with an access token from the host's authorization server
+// carrying the scope ssf:manage; a stream's audience is its client.
+func (h *Host) newTransmitter(mux *http.ServeMux) error {
+	ctx := context.Background()
+	key, err := h.ssfKey(ctx)
+	if err != nil {
+		return err
+	}
+	kid, err := jose.Thumbprint(key.Public())
+	if err != nil {
+		return err
+	}
+	v, err := h.protectedAPI(mux, h.ssfResource(), "agenthost SSF stream management", ScopeSSFManage)
+	if err != nil {
+		return err
+	}
+	t, err := signals.NewTransmitter(signals.TransmitterConfig{
+		Issuer: h.Issuer(), Signer: key, KeyID: kid, Now: h.now, Logger: h.log.With("component", "ssf-transmitter"),
+		Authorize: func(r *http.Request) (string, error) {
+			c, err := v.Authenticate(r)
+			if err != nil {
+				return "", err
+			}
+			if !c.HasScope(ScopeSSFManage) {
+				return "", fmt.Errorf("%w: the token lacks the scope %s", signals.ErrAccessDenied, ScopeSSFManage)
+			}
+			return c.ClientID, nil
+		},
+		AllowHTTPPush: h.cfg.Listen.TLS == nil, AllowPrivatePush: isLoopbackAddr(string(h.cfg.Listen.Address)),
+	})
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	h.closers = append(h.closers, t.Close)
+	h.transmitter = t
+	mux.Handle("/ssf/", t.Handler())
+	mux.Handle(t.MetadataPath(), t.Handler())
+	return nil
+}
+
+// ssfResource is the resource identifier of the transmitter's management
+// API, for which clients get tokens with the scope ssf:manage.
+func (h *Host) ssfResource() string { return h.Issuer() + "/ssf" }
+
+// transmitAgentRevoked tells subscribed receivers that an agent's sessions
+// were revoked (it was quarantined).
+func (h *Host) transmitAgentRevoked(ctx context.Context, agent, reason string) {
+	if h.transmitter == nil {
+		return
+	}
+	id := h.agentIDs[agent]
+	ev := signals.Event{Type: signals.EventSessionRevoked, Subject: signals.Subject{Format: signals.FormatURI, URI: id.String()},
+		EventTimestamp: h.now(), InitiatingEntity: "policy", ReasonAdmin: map[string]string{"en": reason}}
+	if err := h.transmitter.Transmit(ctx, ev); err != nil {
+		h.log.WarnContext(ctx, "could not transmit the agent's revocation", slog.String("agent", agent), slog.Any("error", err))
+	}
+}

@@ -1,0 +1,190 @@
+package host
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/localapi"
+	"github.com/agenthost/agenthost/runtime/signals"
+	"github.com/agenthost/agenthost/runtime/supervisor"
+)
+
+// testTransmitter is an SSF transmitter (the user's identity provider) on
+// an httptest server: it publishes its metadata and keys and signs SETs.
+func testTransmitter(t *testing.T) (*signals.Transmitter, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handler http.Handler = http.NotFoundHandler()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(ts.Close)
+	tr, err := signals.NewTransmitter(signals.TransmitterConfig{Issuer: ts.URL, Signer: key, KeyID: "idp-1",
+		Authorize: func(*http.Request) (string, error) { return "", signals.ErrAccessDenied }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Close)
+	handler = tr.Handler()
+	return tr, ts.URL
+}
+
+func pushSET(t *testing.T, url, set string) *http.Response {
+	t.Helper()
+	resp, err := http.Post(url, "application/secevent+jwt", strings.NewReader(set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// TestSessionRevokedStopsTasksAndTokens: a CAEP session-revoked event for
+// alice, pushed by her identity provider, stops alice's running task (not
+// bob's), drops the token the gateway holds for her, and her very next
+// call is refused without reaching the upstream, while bob carries on.
+// The remediation is audited with its cause; a replayed SET is refused.
+func TestSessionRevokedStopsTasksAndTokens(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	idp, idpURL := testTransmitter(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, upstreamCalls := newGatewayHost(t, func(c *config.Config) {
+		c.Signals.Receivers = []config.SignalReceiverConfig{{Name: "idp", Issuer: idpURL, AllowPrivate: true}}
+		c.Agents = []config.AgentConfig{{Name: "waiter", Path: exe, Env: map[string]string{testAgentEnv: "wait"}}}
+	})
+
+	if _, err := h.sup.WaitFor(ctx, "waiter", func(st supervisor.AgentStatus) bool { return st.State == supervisor.StateRunning }); err != nil {
+		t.Fatal(err)
+	}
+	// alice and bob each have a running task and a gateway session, so
+	// the host holds a delegated token for each.
+	type result struct {
+		user string
+		err  error
+	}
+	done := make(chan result, 2)
+	var wg sync.WaitGroup
+	for _, user := range []string{"alice", "bob"} {
+		wg.Add(1)
+		go func() {
+			started := false
+			err := h.RunTask(ctx, localapi.TaskRequest{Agent: "waiter", Input: "wait", Subject: user}, func(ev localapi.TaskEvent) error {
+				if !started && ev.Type == "thought" {
+					started = true
+					wg.Done()
+				}
+				return nil
+			})
+			if !started {
+				wg.Done()
+			}
+			done <- result{user, err}
+		}()
+	}
+	wg.Wait()
+	sessions := map[string]*mcp.ClientSession{}
+	upstreamToken := map[string]string{} // the delegated token's id the upstream saw
+	for _, user := range []string{"alice", "bob"} {
+		s := sdkSession(t, ctx, h.Issuer()+"/mcp/gw", user, user+"-pw", []string{"docs:read"})
+		defer s.Close()
+		res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}})
+		if err != nil || res.IsError {
+			t.Fatalf("%s before revocation: %v %+v", user, err, res)
+		}
+		_, upstreamToken[user], _ = strings.Cut(res.Content[0].(*mcp.TextContent).Text, " token ")
+		sessions[user] = s
+	}
+	if n := upstreamCalls.Load(); n != 2 {
+		t.Fatalf("%d upstream calls, want 2", n)
+	}
+
+	set, _, err := idp.SignSET(ctx, signals.Event{Type: signals.EventSessionRevoked,
+		Subject: signals.Subject{Format: signals.FormatEmail, Email: "alice@example.com"}, EventTimestamp: time.Now(),
+		InitiatingEntity: "admin", ReasonAdmin: map[string]string{"en": "account compromised"}}, []string{h.Issuer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := pushSET(t, h.Issuer()+PathSSFPush+"idp", set); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("push: %d", resp.StatusCode)
+	}
+
+	// alice's task stops, with the cause; bob's keeps running.
+	select {
+	case r := <-done:
+		if r.user != "alice" || !errors.Is(r.err, ErrTaskStopped) || !strings.Contains(r.err.Error(), "session-revoked") {
+			t.Fatalf("task of %s ended with %v", r.user, r.err)
+		}
+	case <-ctx.Done():
+		t.Fatal("alice's task did not stop")
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("task of %s ended too: %v", r.user, r.err)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	// alice's very next call never uses the token the host held for her:
+	// her access token is refused, so either the call fails without
+	// reaching the upstream, or her client signs her in again (the test
+	// browser knows her password) and the upstream sees a new token.
+	res, err := sessions["alice"].CallTool(ctx, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}})
+	if err == nil && !res.IsError {
+		_, tok, _ := strings.Cut(res.Content[0].(*mcp.TextContent).Text, " token ")
+		if tok == upstreamToken["alice"] {
+			t.Fatal("alice's call after revocation reached the upstream with the token held before")
+		}
+	} else if n := upstreamCalls.Load(); n != 2 {
+		t.Fatalf("the upstream was called for alice after revocation (%d calls)", n)
+	}
+	res, err = sessions["bob"].CallTool(ctx, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}})
+	if err != nil || res.IsError {
+		t.Fatalf("bob after alice's revocation: %v %+v", err, res)
+	}
+	if _, tok, _ := strings.Cut(res.Content[0].(*mcp.TextContent).Text, " token "); tok != upstreamToken["bob"] {
+		t.Fatal("bob's cached delegated token was dropped too")
+	}
+
+	// The remediation is in the audit log with its cause.
+	entries, err := audit.Read(ctx, h.Store(), 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remediations := 0
+	for _, e := range entries {
+		r := e.Record
+		if r.Action == audit.ActionRemediation && r.Subject == "alice" {
+			remediations++
+			if r.Remedy != "revoke" || !strings.Contains(r.Cause, "idp: session-revoked (account compromised)") || !strings.Contains(r.Reason, "1 tasks stopped, 1 sessions dropped") {
+				t.Fatalf("remediation record %+v", r)
+			}
+		}
+	}
+	if remediations != 1 {
+		t.Fatalf("%d remediation records for alice, want 1", remediations)
+	}
+	// The same SET again is refused and changes nothing.
+	if resp := pushSET(t, h.Issuer()+PathSSFPush+"idp", set); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("replayed SET: %d", resp.StatusCode)
+	}
+	cancel()
+	<-done
+}
