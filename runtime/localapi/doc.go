@@ -7,4 +7,26 @@
 //	POST /v1/tasks   {"agent","input"}: run a task; the response streams its
 //	                 events as JSON lines until the final result or error
 //	POST /v1/agents/{name}/quarantine  {"reason"}: stop the agent for good
+//
+// A host whose [Backend] also implements [AuditBackend] serves its audit log
+// and policy engine; otherwise these endpoints answer 501:
+//
+//	POST /v1/audit/verify              checkpoint, then verify the whole log: [AuditVerifyResult]
+//	GET  /v1/audit/records?from=N&limit=M
+//	                                   up to M (default 100, at most 10000) records from
+//	                                   index N on, or the last -N when N < 0: [][AuditEntry]
+//	GET  /v1/audit/export?from=N       records from index N on as JSON lines, exactly as hashed
+//	GET  /v1/audit/trace/{id}          execution chain of a transaction or task: [AuditTraceResult]
+//	POST /v1/audit/check               body: compliance rules (audit.ParseRules, at most 1 MiB);
+//	                                   the violations found, as a JSON array
+//	GET  /v1/audit/checkpoint          latest signed checkpoint and verifier key: [AuditCheckpointResult]
+//	GET  /v1/audit/proof/inclusion?index=I&size=S     inclusion proof: [ProofResult]
+//	GET  /v1/audit/proof/consistency?old=A&new=B      consistency proof: [ProofResult]
+//	POST /v1/policy/reload             re-read the policies: [PolicyReloadResult]; 422 when
+//	                                   they do not load (the previous set stays)
+//	POST /v1/policy/decide             body: a policy.Request; the policy.Decision
+//
+// Errors are JSON objects {"error": "..."}: 400 for a malformed body or
+// query parameter (the message names it), 404 for an unknown transaction,
+// 500 with the host's message when the host failed.
 package localapi

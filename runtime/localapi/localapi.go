@@ -131,6 +131,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "quarantined"})
 	})
+	registerAudit(mux, b)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such admin endpoint: " + r.Method + " " + r.URL.Path})
 	})

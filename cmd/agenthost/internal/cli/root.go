@@ -83,6 +83,8 @@ OAuth token acquisition, human approval and a tamper-evident audit log.`,
 		newAgentsCommand(g),
 		newRunCommand(g),
 		newQuarantineCommand(g),
+		newAuditCommand(g),
+		newPolicyCommand(g),
 		newHashPasswordCommand(g),
 	)
 	return root

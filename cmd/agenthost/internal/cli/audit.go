@@ -1,0 +1,462 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/host"
+	"github.com/agenthost/agenthost/runtime/localapi"
+)
+
+// adminClient returns a client of the host running on the data directory,
+// or the error saying none is.
+func adminClient(g *globalFlags) (*localapi.Client, error) {
+	if _, err := host.ReadRunInfo(g.dataDir); err != nil {
+		return nil, err
+	}
+	return localapi.NewClient(filepath.Join(g.dataDir, localapi.SocketName)), nil
+}
+
+// exactArgs is cobra.ExactArgs with a usage error naming what is expected.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s takes %s, got %d argument(s)", cmd.CommandPath(), what, len(args))}
+		}
+		return nil
+	}
+}
+
+func newAuditCommand(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Verify, read, trace and check the running host's audit log",
+		Long: `audit works on the tamper-evident audit log of the host running on --data-dir:
+every decision and action of its agents is a record, the records are the leaves
+of a Merkle tree and the tree head is regularly signed as a checkpoint.
+
+The signed checkpoint and the verifier key ("agenthost audit checkpoint") let a
+third party check later that a record is in the log ("agenthost audit prove
+--index") and that the log only grew ("agenthost audit prove --consistency").`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+			}
+			return usageError{fmt.Errorf("%s needs a subcommand (see %s --help)", cmd.CommandPath(), cmd.CommandPath())}
+		},
+		RunE: func(*cobra.Command, []string) error { return nil },
+	}
+	cmd.AddCommand(
+		newAuditVerifyCommand(g),
+		newAuditTailCommand(g),
+		newAuditExportCommand(g),
+		newAuditTraceCommand(g),
+		newAuditCheckCommand(g),
+		newAuditCheckpointCommand(g),
+		newAuditProveCommand(g),
+	)
+	return cmd
+}
+
+func newAuditVerifyCommand(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify",
+		Short: "Checkpoint the audit log, then verify every record and checkpoint",
+		Long: `verify has the host sign a checkpoint of its audit log, then recompute the hash
+of every record and check every signed checkpoint against the records. It
+prints what it verified and the checkpoint, and exits 0. If the log was altered
+it names the first record or checkpoint at fault on stderr and exits 1.`,
+		Args: maxArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := adminClient(g)
+			if err != nil {
+				return err
+			}
+			res, err := c.AuditVerify(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if p := res.Report.Problem; p != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), verifyFailure(p))
+				return silentExit{exitFailure}
+			}
+			rep := res.Report
+			fmt.Fprintf(cmd.OutOrStdout(), "verified %s and %s; tree hash %s\n", plural(rep.Records, "record"), plural(rep.Checkpoints, "checkpoint"), rep.TreeHash)
+			line, err := describeCheckpoint([]byte(res.Checkpoint), res.VerifierKey, rep)
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "audit log FAILED verification: %v\n", err)
+				return silentExit{exitFailure}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), line)
+			return nil
+		},
+	}
+}
+
+// plural returns "1 record", "2 records".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// verifyFailure describes the first problem verification found.
+func verifyFailure(p *audit.Problem) string {
+	where := "record"
+	if p.Kind == audit.ProblemCheckpoint {
+		where = "checkpoint"
+	}
+	return fmt.Sprintf("audit log FAILED verification at %s %d: %s", where, p.Index, clean(p.Reason))
+}
+
+// describeCheckpoint checks the signature of a checkpoint with the verifier
+// key and describes it. A checkpoint of exactly the records verified must
+// state their tree hash.
+func describeCheckpoint(checkpoint []byte, verifierKey string, rep audit.Report) (string, error) {
+	v, err := audit.ParseVerifier(verifierKey)
+	if err != nil {
+		return "", fmt.Errorf("the host's verifier key: %w", err)
+	}
+	tree, err := audit.OpenCheckpoint(checkpoint, v)
+	if err != nil {
+		return "", fmt.Errorf("the host's checkpoint: %w", err)
+	}
+	if tree.N == rep.Records && tree.Hash != rep.TreeHash {
+		return "", fmt.Errorf("the checkpoint of %d records states tree hash %s, the records hash to %s", tree.N, tree.Hash, rep.TreeHash)
+	}
+	return fmt.Sprintf("checkpoint: %d records, tree hash %s, signed by %s", tree.N, tree.Hash, v.Name()), nil
+}
+
+func newAuditTailCommand(g *globalFlags) *cobra.Command {
+	var n int
+	cmd := &cobra.Command{
+		Use:   "tail [-n N]",
+		Short: "Print the last records of the audit log",
+		Long: `tail prints the last N records of the audit log, oldest first, one per line:
+index, time (RFC 3339, UTC), agent, subject, action, resource, decision,
+outcome and reason. Empty fields print as "-".`,
+		Args: maxArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if n < 1 || n > localapi.MaxRecordsLimit {
+				return usageError{fmt.Errorf("%s: -n must be between 1 and %d, got %d", cmd.CommandPath(), localapi.MaxRecordsLimit, n)}
+			}
+			c, err := adminClient(g)
+			if err != nil {
+				return err
+			}
+			es, err := c.AuditRecords(cmd.Context(), -int64(n), n)
+			if err != nil {
+				return err
+			}
+			return writeRecords(cmd.OutOrStdout(), es)
+		},
+	}
+	cmd.Flags().IntVarP(&n, "lines", "n", 20, "number of records to print")
+	return cmd
+}
+
+// writeRecords prints records one per line, in aligned columns.
+func writeRecords(w io.Writer, es []audit.Entry) error {
+	if len(es) == 0 {
+		_, err := fmt.Fprintln(w, "the audit log is empty")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INDEX\tTIME\tAGENT\tSUBJECT\tACTION\tRESOURCE\tDECISION\tOUTCOME\tREASON")
+	for _, e := range es {
+		r := &e.Record
+		reason := r.Reason
+		if reason == "" && r.Error != "" {
+			reason = "error: " + r.Error
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, r.Time.UTC().Format(time.RFC3339),
+			field(r.Agent), field(r.Subject), field(r.Action), field(r.Resource), field(r.Decision), field(r.Outcome), field(reason))
+	}
+	return tw.Flush()
+}
+
+// field prints a record field on one line: "-" when empty, control
+// characters escaped.
+func field(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return clean(s)
+}
+
+// clean escapes control and other non-printable characters (newlines and
+// tabs included), so that text from records cannot break lines or columns
+// or drive the terminal.
+func clean(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRuneToASCII(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
+}
+
+// cleanLines is clean for multi-line text: newlines are kept.
+func cleanLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = clean(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func newAuditExportCommand(g *globalFlags) *cobra.Command {
+	var from int64
+	cmd := &cobra.Command{
+		Use:   "export [--from N]",
+		Short: "Write the audit log's records as JSON lines to stdout",
+		Long: `export writes the records from index --from on to stdout, one JSON object per
+line, exactly as stored and hashed: a line's record hash (tlog.RecordHash) is the
+record's leaf in the signed tree, so an exported record can be checked against a
+checkpoint. It exits 1 if the export could not be completed.`,
+		Args: maxArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from < 0 {
+				return usageError{fmt.Errorf("%s: --from must not be negative, got %d", cmd.CommandPath(), from)}
+			}
+			c, err := adminClient(g)
+			if err != nil {
+				return err
+			}
+			_, err = c.AuditExport(cmd.Context(), cmd.OutOrStdout(), from)
+			return err
+		},
+	}
+	cmd.Flags().Int64Var(&from, "from", 0, "index of the first record to export")
+	return cmd
+}
+
+func newAuditTraceCommand(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "trace TXN",
+		Short: "Print the execution chain of a transaction or task across agents",
+		Long: `trace rebuilds the chain of transactions TXN belongs to (a transaction or task
+id): the topmost transaction, the records of each and the transactions they
+caused, as an indented tree.`,
+		Args: exactArgs(1, "one TXN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := adminClient(g)
+			if err != nil {
+				return err
+			}
+			_, text, err := c.AuditTrace(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), cleanLines(text))
+			return err
+		},
+	}
+}
+
+func newAuditCheckCommand(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check RULESFILE",
+		Short: "Replay the audit log against compliance rules",
+		Long: `check replays the whole audit log against the compliance rules of RULESFILE, a
+JSON object (every field optional):
+
+  {"allow_actions": ["tool.call"], "token_actions": ["tool.call"],
+   "approval_required": ["payments/pay"], "ignore_quarantine": false}
+
+It prints each violation as "record N: RULE: DETAIL" and exits 1 if there is
+any; otherwise it prints "no violations".`,
+		Args: exactArgs(1, "one RULESFILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return usageError{fmt.Errorf("rules file: %w", err)}
+			}
+			if _, err := audit.ParseRules(data); err != nil {
+				return usageError{fmt.Errorf("rules file %s: %w", args[0], err)}
+			}
+			c, err := adminClient(g)
+			if err != nil {
+				return err
+			}
+			vs, err := c.AuditCheck(cmd.Context(), data)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(vs) == 0 {
+				fmt.Fprintln(out, "no violations")
+				return nil
+			}
+			for _, v := range vs {
+				fmt.Fprintln(out, clean(v.String()))
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), plural(int64(len(vs)), "violation"))
+			return silentExit{exitFailure}
+		},
+	}
+}
+
+func newAuditCheckpointCommand(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "checkpoint",
+		Short: "Print the latest signed checkpoint and the verifier key",
+		Long: `checkpoint prints the latest signed checkpoint of the audit log (a signed note
+stating the number of records and the tree hash) followed by the line
+"verifier key: KEY". Give both to a third party: with them it can check later
+proofs that a record is in the log and that the log only grew.`,
+		Args: maxArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := adminClient(g)
+			if err != nil {
+				return err
+			}
+			cp, vkey, err := c.AuditCheckpoint(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			text := string(cp)
+			if !strings.HasSuffix(text, "\n") {
+				text += "\n"
+			}
+			fmt.Fprint(out, text)
+			fmt.Fprintf(out, "verifier key: %s\n", vkey)
+			return nil
+		},
+	}
+}
+
+func newAuditProveCommand(g *globalFlags) *cobra.Command {
+	var (
+		index, size int64
+		consistency string
+	)
+	cmd := &cobra.Command{
+		Use:   "prove --index I [--size S] | --consistency OLD:NEW",
+		Short: "Print an inclusion or consistency proof of the audit log",
+		Long: `prove prints the hashes of a Merkle proof, one per line, in proof order.
+
+--index I proves that record I is in the tree of the first S records (--size;
+by default the size of the latest signed checkpoint). Check it with the record
+as exported, the checkpoint of that size and the verifier key.
+
+--consistency OLD:NEW proves that the tree of NEW records extends the tree of
+OLD records: the log only grew between two checkpoints of those sizes.
+
+Which proof and tree size it is goes to stderr; stdout holds only the hashes.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("%s takes no arguments, got %d", cmd.CommandPath(), len(args))}
+			}
+			fl := cmd.Flags()
+			switch {
+			case fl.Changed("index") == (consistency != ""):
+				return usageError{fmt.Errorf("%s needs either --index or --consistency", cmd.CommandPath())}
+			case fl.Changed("size") && consistency != "":
+				return usageError{fmt.Errorf("%s: --size goes with --index, not --consistency", cmd.CommandPath())}
+			case fl.Changed("index") && index < 0:
+				return usageError{fmt.Errorf("%s: --index must not be negative, got %d", cmd.CommandPath(), index)}
+			case fl.Changed("size") && index >= size:
+				return usageError{fmt.Errorf("%s: --index (%d) must be less than --size (%d)", cmd.CommandPath(), index, size)}
+			}
+			if consistency != "" {
+				if _, _, err := parseConsistency(consistency); err != nil {
+					return usageError{fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+				}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := adminClient(g)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var hashes []string
+			if consistency != "" {
+				oldSize, newSize, _ := parseConsistency(consistency)
+				if hashes, err = c.AuditConsistencyProof(ctx, oldSize, newSize); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "consistency of the tree of %d records with the tree of %d records: %d hashes\n", oldSize, newSize, len(hashes))
+			} else {
+				if !cmd.Flags().Changed("size") {
+					if size, err = checkpointSize(cmd, c); err != nil {
+						return err
+					}
+					if index >= size {
+						return fmt.Errorf("record %d is not covered by the latest checkpoint (%d records)", index, size)
+					}
+				}
+				if hashes, err = c.AuditInclusionProof(ctx, index, size); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "inclusion of record %d in the tree of %d records: %d hashes\n", index, size, len(hashes))
+			}
+			out := cmd.OutOrStdout()
+			for _, h := range hashes {
+				fmt.Fprintln(out, h)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&index, "index", 0, "index of the record to prove")
+	cmd.Flags().Int64Var(&size, "size", 0, "size of the tree the record is proved in (default: the latest checkpoint's)")
+	cmd.Flags().StringVar(&consistency, "consistency", "", "OLD:NEW, the two tree sizes to prove consistent")
+	return cmd
+}
+
+// checkpointSize returns the tree size of the host's latest checkpoint,
+// after checking its signature.
+func checkpointSize(cmd *cobra.Command, c *localapi.Client) (int64, error) {
+	cp, vkey, err := c.AuditCheckpoint(cmd.Context())
+	if err != nil {
+		return 0, err
+	}
+	v, err := audit.ParseVerifier(vkey)
+	if err != nil {
+		return 0, fmt.Errorf("the host's verifier key: %w", err)
+	}
+	tree, err := audit.OpenCheckpoint(cp, v)
+	if err != nil {
+		return 0, fmt.Errorf("the host's checkpoint: %w", err)
+	}
+	return tree.N, nil
+}
+
+// parseConsistency parses OLD:NEW, two tree sizes with 1 <= OLD <= NEW.
+func parseConsistency(s string) (oldSize, newSize int64, err error) {
+	a, b, ok := strings.Cut(s, ":")
+	if ok {
+		oldSize, err = strconv.ParseInt(a, 10, 64)
+		if err == nil {
+			newSize, err = strconv.ParseInt(b, 10, 64)
+		}
+	}
+	if !ok || err != nil {
+		return 0, 0, fmt.Errorf("--consistency wants OLD:NEW, two tree sizes, got %q", s)
+	}
+	if oldSize < 1 || newSize < oldSize {
+		return 0, 0, fmt.Errorf("--consistency %s: the sizes must satisfy 1 <= OLD <= NEW", s)
+	}
+	return oldSize, newSize, nil
+}
