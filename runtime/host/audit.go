@@ -101,11 +101,18 @@ func (a *auditor) Append(ctx context.Context, r audit.Record) error {
 	return err
 }
 
+// fromMediator maps a mediator record onto the audit log's. Each task is
+// a transaction of its own whose parent is the task that delegated it, so
+// `audit trace` shows a delegation as a subtree.
 func fromMediator(r mediator.Record) audit.Record {
+	txn := r.TaskID
+	if txn == "" {
+		txn = r.Txn
+	}
 	return audit.Record{
 		Time: r.Time, Agent: r.Agent, AgentID: r.Identity, Subject: r.Subject, Action: r.Action, Resource: r.Resource,
 		Decision: r.Decision, Policy: r.Policy, Reason: r.Reason, Outcome: r.Outcome, Error: r.Error,
-		Task: r.TaskID, Txn: r.Txn, ParentTask: r.ParentTask, Chain: r.Chain, ArgsSHA256: r.ArgsSHA256,
+		Task: r.TaskID, Txn: txn, ParentTask: r.ParentTask, ParentTxn: r.ParentTask, Chain: r.Chain, ArgsSHA256: r.ArgsSHA256,
 		TokenSHA256: r.TokenSHA256, TokenJTI: r.TokenJTI, Attestation: r.Attestation, Risk: r.Risk,
 	}
 }
