@@ -594,12 +594,16 @@ func TestQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("quickstart config (its agents are built by `make build`): %v", err)
 	}
-	// Apart from its models, agents, users, clients, resources and MCP servers, the
-	// quickstart is the defaults.
+	// Apart from its models, agents, users, clients, resources, MCP servers
+	// and policy directory, the quickstart is the defaults.
 	base := *c
 	base.Models, base.Agents = nil, nil
 	base.Auth.Users, base.Auth.Clients, base.Auth.Resources = nil, nil, nil
 	base.MCP = config.MCPConfig{}
+	if !strings.HasSuffix(base.Policy.Dir, filepath.Join("quickstart", "policies")) {
+		t.Errorf("quickstart policy.dir = %q", base.Policy.Dir)
+	}
+	base.Policy.Dir = ""
 	if diff := cmp.Diff(config.Default(), &base, ignoreUnexported); diff != "" {
 		t.Errorf("quickstart differs from the defaults (-want +got):\n%s", diff)
 	}
