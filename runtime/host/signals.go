@@ -419,7 +419,10 @@ func (h *Host) newTransmitter(mux *http.ServeMux) error {
 			}
 			return c.ClientID, nil
 		},
-		AllowHTTPPush: h.cfg.Listen.TLS == nil, AllowPrivatePush: isLoopbackAddr(string(h.cfg.Listen.Address)),
+		// A subscriber hears about every agent of the host unless it
+		// removes some.
+		DefaultSubjects: signals.DefaultSubjectsAll,
+		AllowHTTPPush:   h.cfg.Listen.TLS == nil, AllowPrivatePush: isLoopbackAddr(string(h.cfg.Listen.Address)),
 	})
 	if err != nil {
 		return fmt.Errorf("host: %w", err)
