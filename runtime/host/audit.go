@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/store"
+	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
 )
 
 // The audit log's checkpoint signing key lives in the store, so a restart
@@ -207,4 +210,56 @@ func (h *Host) AuditConsistencyProof(ctx context.Context, oldSize, newSize int64
 		out[i] = x.String()
 	}
 	return out, nil
+}
+
+// VerifyAuditOffline verifies the audit log of the data directory while no
+// host runs on it. It holds the directory's lock meanwhile, so no host starts
+// and writes. storePath is the SQLite file; empty means the default one in
+// dataDir. Records after the last checkpoint are reported, since no
+// signature vouches for them. The result's Checkpoint is the last stored
+// checkpoint, if any.
+func VerifyAuditOffline(ctx context.Context, dataDir, storePath string) (localapi.AuditVerifyResult, error) {
+	var res localapi.AuditVerifyResult
+	if _, err := os.Stat(dataDir); err != nil {
+		return res, fmt.Errorf("%w, and there is no stored log to verify (%v)", ErrNotRunning, err)
+	}
+	lock, err := lockDataDir(dataDir)
+	if err != nil {
+		return res, err
+	}
+	defer lock.release()
+	if storePath == "" {
+		storePath = filepath.Join(dataDir, dbFileName)
+	}
+	if _, err := os.Stat(storePath); err != nil {
+		return res, fmt.Errorf("host: no store to verify: %w", err)
+	}
+	st, err := sqlitestore.Open(ctx, sqlitestore.Config{Path: storePath})
+	if err != nil {
+		return res, fmt.Errorf("host: %w", err)
+	}
+	defer st.Close()
+	rec, err := st.Get(ctx, nsHost, keyAuditSigner)
+	if err != nil {
+		return res, fmt.Errorf("host: the audit log's key is not in the store: %w", err)
+	}
+	var kp auditKeyPair
+	if err := json.Unmarshal(rec.Value, &kp); err != nil || kp.Verifier == "" {
+		return res, errors.New("host: the stored audit signing key is malformed")
+	}
+	v, err := audit.ParseVerifier(kp.Verifier)
+	if err != nil {
+		return res, fmt.Errorf("host: %w", err)
+	}
+	rep, err := audit.Verify(ctx, st, v)
+	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
+		return res, fmt.Errorf("host: %w", err)
+	}
+	res.Report, res.VerifierKey = rep, kp.Verifier
+	if n, err := st.Len(ctx, audit.CheckpointsLog); err == nil && n > 0 {
+		if es, err := st.Read(ctx, audit.CheckpointsLog, n-1, 1); err == nil && len(es) == 1 {
+			res.Checkpoint = string(es[0].Data)
+		}
+	}
+	return res, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,22 +70,36 @@ third party check later that a record is in the log ("agenthost audit prove
 }
 
 func newAuditVerifyCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var storePath string
+	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Checkpoint the audit log, then verify every record and checkpoint",
 		Long: `verify has the host sign a checkpoint of its audit log, then recompute the hash
 of every record and check every signed checkpoint against the records. It
 prints what it verified and the checkpoint, and exits 0. If the log was altered
-it names the first record or checkpoint at fault on stderr and exits 1.`,
+it names the first record or checkpoint at fault on stderr and exits 1.
+
+With no host running on --data-dir, verify reads the stored log directly
+(holding the data directory so that no host starts meanwhile); records after the last checkpoint
+then count as a failure, since no signature vouches for them.`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res localapi.AuditVerifyResult
 			c, err := adminClient(g)
-			if err != nil {
+			switch {
+			case errors.Is(err, host.ErrNotRunning):
+				// No host: verify the stored log directly (holding the
+				// data directory so that none starts meanwhile).
+				if res, err = host.VerifyAuditOffline(cmd.Context(), g.dataDir, storePath); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), "no host is running: verifying the stored log as it is")
+			case err != nil:
 				return err
-			}
-			res, err := c.AuditVerify(cmd.Context())
-			if err != nil {
-				return err
+			default:
+				if res, err = c.AuditVerify(cmd.Context()); err != nil {
+					return err
+				}
 			}
 			if p := res.Report.Problem; p != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), verifyFailure(p))
@@ -92,6 +107,9 @@ it names the first record or checkpoint at fault on stderr and exits 1.`,
 			}
 			rep := res.Report
 			fmt.Fprintf(cmd.OutOrStdout(), "verified %s and %s; tree hash %s\n", plural(rep.Records, "record"), plural(rep.Checkpoints, "checkpoint"), rep.TreeHash)
+			if res.Checkpoint == "" {
+				return nil
+			}
 			line, err := describeCheckpoint([]byte(res.Checkpoint), res.VerifierKey, rep)
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "audit log FAILED verification: %v\n", err)
@@ -101,6 +119,8 @@ it names the first record or checkpoint at fault on stderr and exits 1.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&storePath, "store", "", "with no host running: the SQLite store file (default: agenthost.db in --data-dir)")
+	return cmd
 }
 
 // plural returns "1 record", "2 records".
