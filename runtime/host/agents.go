@@ -57,6 +57,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 		AgentModels: agentModels,
 		Tools:       h.tools,
 		Policy:      gatedPolicy{grants: grants, h: h},
+		Risk:        h.signals.riskOf,
 		Auditor:     h.audit,
 		Agents:      h.delegate,
 		Now:         h.now,
@@ -263,7 +264,9 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 		return fmt.Errorf("host: task id: %w", err)
 	}
 	taskID := "task-" + hex.EncodeToString(rnd[:])
-	c.Agent, c.Identity, c.TaskID = agent, id, taskID
+	// The plugin's binary digest was checked against the pinned one when
+	// it was launched.
+	c.Agent, c.Identity, c.TaskID, c.Attestation = agent, id, taskID, "verified"
 	if c.Txn == "" {
 		c.Txn = taskID
 	}

@@ -87,7 +87,7 @@ func (g gatedPolicy) Decide(ctx context.Context, r mediator.Request) (mediator.D
 	return g.h.decide(ctx, policy.Request{
 		Principal: policy.Principal{Name: c.Agent, SPIFFEID: c.Identity.String()},
 		Subject:   c.Subject, Action: r.Action, Resource: r.Resource, Chain: c.Chain, Scopes: c.Scopes,
-		Risk: g.h.signals.riskOf(c.Subject),
+		Risk: g.h.signals.riskOf(c.Subject), Attestation: c.Attestation,
 	})
 }
 

@@ -97,12 +97,18 @@ func TestPolicyAndAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var denied *audit.Record
+	var denied, risky *audit.Record
 	for i := range entries {
 		r := &entries[i].Record
 		if r.Action == "tool.call" && r.Resource == "notes/search" && r.Decision == "deny" {
 			denied = r
 		}
+		if r.Txn == "t4" && r.Decision == "deny" {
+			risky = r
+		}
+	}
+	if risky == nil || risky.Risk != "high" || !strings.Contains(risky.Policy, "no-tools-at-high-risk") {
+		t.Fatalf("the refusal at high risk is recorded as %+v", risky)
 	}
 	if denied == nil || !strings.Contains(denied.Policy, "no-notes-search") || denied.Subject != "alice" || denied.Txn != "t2" ||
 		denied.AgentID != "spiffe://test.local/agent/whoami" {

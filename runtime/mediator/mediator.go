@@ -46,6 +46,9 @@ type Caller struct {
 	Txn string
 	// ParentTask is the task that delegated this one, if any.
 	ParentTask string
+	// Attestation is the state of the caller's attestation, e.g.
+	// "verified" for a plugin whose binary digest was checked at launch.
+	Attestation string
 }
 
 // MaxDelegationDepth bounds agent → agent delegation chains.
@@ -142,6 +145,9 @@ type Config struct {
 	Tokens TokenSource
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Risk, when set, gives the risk level of a subject at decision time,
+	// for the audit record.
+	Risk func(subject string) string
 }
 
 // Mediator routes and guards Host calls.
@@ -234,7 +240,11 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 		d = Decision{Allow: false, Reason: "policy evaluation failed", Policy: "error"}
 	}
 	base := Record{TaskID: c.TaskID, Txn: c.Txn, ParentTask: c.ParentTask, Agent: c.Agent, Identity: c.Identity.String(),
-		Subject: c.Subject, Chain: c.Chain, Action: action, Resource: resource, Policy: d.Policy, Reason: d.Reason}
+		Subject: c.Subject, Chain: c.Chain, Action: action, Resource: resource, Policy: d.Policy, Reason: d.Reason,
+		Attestation: c.Attestation}
+	if h.m.cfg.Risk != nil {
+		base.Risk = h.m.cfg.Risk(c.Subject)
+	}
 	if !d.Allow {
 		base.Decision, base.Outcome = "deny", "denied"
 		if d.ApprovalRequired {
