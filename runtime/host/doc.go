@@ -9,6 +9,14 @@
 // them all, a panic is recovered into an error, and cancellation (SIGINT or
 // SIGTERM in the CLI) is a clean exit that completes within 5 seconds.
 //
+// It also joins the governance parts: every record goes to the
+// tamper-evident audit log (runtime/audit, key kept in the store); the
+// mediator's policy is the agents' grants narrowed by Cedar policies or an
+// AuthZEN PDP (runtime/policy), which the hosted MCP servers ask too; and
+// CAEP events from Shared Signals transmitters (runtime/signals) revoke a
+// user's credentials, drop the tokens held for them, stop their tasks,
+// raise their risk or quarantine an agent, each audited with its cause.
+//
 // Other packages never construct their collaborators: they receive them here
 // through their Config structs.
 package host

@@ -5,8 +5,9 @@
 //     plugin has its own Host service, built by [Mediator.HostFor]); the
 //     task id in the request must name a task the host started for that
 //     agent and that is still running, else PermissionDenied.
-//  2. Decide: the [Policy] hook (an allow-list from config until a policy
-//     engine replaces it) allows or denies the action on the resource.
+//  2. Decide: the [Policy] hook (the host gives it the agents' grants,
+//     narrowed by Cedar policies or an AuthZEN PDP when configured)
+//     allows, denies or asks for approval of the action on the resource.
 //  3. Token: for a [RemoteTool] the [TokenSource] acquires a token for the
 //     tool's resource and this caller; the tool gets it, the plugin never
 //     does. Host tools and models (which hold their own API keys) need none.
