@@ -87,6 +87,11 @@ type Config struct {
 	// profile, email and offline_access are always known).
 	Scopes []string
 
+	// OnIssue, when set, is told of every access token issued before the
+	// response is sent (to audit it); an error fails the request with
+	// server_error and the token is not handed out.
+	OnIssue func(ctx context.Context, t Issued) error
+
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	CodeTTL         time.Duration

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -312,7 +313,25 @@ func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g acce
 	if err != nil {
 		return issuedToken{}, err
 	}
+	if s.cfg.OnIssue != nil {
+		grant := ""
+		if req != nil {
+			grant, _ = req.form.Get("grant_type")
+		}
+		if err := s.cfg.OnIssue(ctx, Issued{Claims: claims, GrantType: grant}); err != nil {
+			return issuedToken{}, fmt.Errorf("authserver: record the issued token: %w", err)
+		}
+	}
 	return issuedToken{Token: token, ID: jti, ExpiresAt: exp, Type: tokenType}, nil
+}
+
+// Issued describes an access token the server has just signed, for
+// [Config.OnIssue]. It holds the claims, never the token.
+type Issued struct {
+	Claims oauth.AccessTokenClaims
+	// GrantType is the grant_type of the token request ("" when the token
+	// was not issued at the token endpoint).
+	GrantType string
 }
 
 // VerifyAccessToken checks a JWT access token this server issued (RFC

@@ -9,7 +9,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
@@ -262,4 +265,30 @@ func VerifyAuditOffline(ctx context.Context, dataDir, storePath string) (localap
 		}
 	}
 	return res, nil
+}
+
+// auditIssued records every access token the authorization server issues
+// (its jti, never the token) before the token is handed out: who it is for,
+// which client, the audience, scope and delegation chain.
+func (h *Host) auditIssued(ctx context.Context, it authserver.Issued) error {
+	c := it.Claims
+	rec := audit.Record{
+		Action: audit.ActionTokenIssue, Subject: c.Subject, Resource: strings.Join(c.Audience, " "),
+		Decision: audit.DecisionAllow, Outcome: audit.OutcomeOK, Policy: "authorization server",
+		Reason: strings.TrimSpace("grant " + it.GrantType + ", scope " + c.Scope), TokenJTI: c.ID,
+	}
+	if id, err := credentials.ParseIdentity(c.ClientID); err == nil {
+		rec.AgentID = id.String()
+		for name, aid := range h.agentIDs {
+			if aid == id {
+				rec.Agent = name
+			}
+		}
+	} else {
+		rec.Agent = "client:" + c.ClientID
+	}
+	for a := c.Actor; a != nil; a = a.Actor {
+		rec.Chain = append([]string{a.Subject}, rec.Chain...)
+	}
+	return h.audit.Append(ctx, rec)
 }

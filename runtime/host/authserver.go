@@ -111,8 +111,9 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		ClientCertificateAuthorities: func() []*x509.Certificate {
 			return h.ca.Bundle().X509Authorities()
 		},
-		Now:    h.now,
-		Logger: h.log.With("component", "authserver"),
+		OnIssue: h.auditIssued,
+		Now:     h.now,
+		Logger:  h.log.With("component", "authserver"),
 	})
 	if err != nil {
 		return fmt.Errorf("host: %w", err)

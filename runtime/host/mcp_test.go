@@ -108,6 +108,21 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 	if denied == 0 {
 		t.Fatal("the request without a token was not audited as denied")
 	}
+	// Every token issued to alice's client is in the log by jti, never
+	// the token itself.
+	issued := 0
+	for _, e := range entries {
+		if strings.Contains(string(e.Data), `"action":"token.issue"`) && strings.Contains(string(e.Data), `"sub":"alice"`) &&
+			strings.Contains(string(e.Data), `"token_jti":"`) && strings.Contains(string(e.Data), `"resource":"`+endpoint+`"`) {
+			issued++
+		}
+		if strings.Contains(string(e.Data), "eyJ") {
+			t.Fatalf("audit record %d holds a JWT", e.Index)
+		}
+	}
+	if issued < 3 {
+		t.Fatalf("%d token issuances to alice audited, want at least 3", issued)
+	}
 }
 
 // TestCORS: browser clients may call discovery, token and MCP endpoints
