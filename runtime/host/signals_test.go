@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -187,4 +188,75 @@ func TestSessionRevokedStopsTasksAndTokens(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestPolledSignal: a transmitter that is polled (RFC 8936) rather than
+// pushing; its session-revoked event for alice reaches the host through
+// the poll and is acted on and audited.
+func TestPolledSignal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handler http.Handler = http.NotFoundHandler()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	defer ts.Close()
+	idp, err := signals.NewTransmitter(signals.TransmitterConfig{Issuer: ts.URL, Signer: key, KeyID: "idp-1",
+		DefaultSubjects: signals.DefaultSubjectsAll,
+		Authorize: func(r *http.Request) (string, error) {
+			if r.Header.Get("Authorization") != "Bearer poll-secret" {
+				return "", errors.New("wrong token")
+			}
+			return "agenthost", nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	handler = idp.Handler()
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/ssf/streams",
+		strings.NewReader(`{"delivery":{"method":"`+signals.DeliveryPoll+`"},"events_requested":["`+signals.EventSessionRevoked+`"]}`))
+	req.Header.Set("Authorization", "Bearer poll-secret")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream signals.StreamConfig
+	err = json.NewDecoder(resp.Body).Decode(&stream)
+	resp.Body.Close()
+	if err != nil || stream.Delivery == nil || stream.Delivery.EndpointURL == "" {
+		t.Fatalf("stream: %d %+v %v", resp.StatusCode, stream, err)
+	}
+
+	t.Setenv("IDP_POLL_TOKEN", "poll-secret")
+	h, _ := newGatewayHost(t, func(c *config.Config) {
+		c.Signals.Receivers = []config.SignalReceiverConfig{{Name: "idp", Issuer: ts.URL, Audience: "agenthost",
+			Delivery: config.DeliveryPoll, PollURL: stream.Delivery.EndpointURL, TokenEnv: "IDP_POLL_TOKEN", AllowPrivate: true}}
+	})
+	if err := idp.Transmit(ctx, signals.Event{Type: signals.EventSessionRevoked,
+		Subject: signals.Subject{Format: signals.FormatEmail, Email: "alice@example.com"}, EventTimestamp: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		entries, err := audit.Read(ctx, h.Store(), 0, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if r := e.Record; r.Action == audit.ActionRemediation && r.Subject == "alice" && strings.HasPrefix(r.Cause, "idp: session-revoked") {
+				if revoked, err := h.as.SubjectRevoked(ctx, "alice", time.Now().Add(-time.Second)); err != nil || !revoked {
+					t.Fatalf("alice is not revoked at the authorization server: %v %v", revoked, err)
+				}
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the polled event was never acted on")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
