@@ -192,19 +192,17 @@ func (h *Host) AuditCheckpoint(ctx context.Context) ([]byte, string, error) {
 // AuditInclusionProof implements localapi.AuditBackend.
 func (h *Host) AuditInclusionProof(ctx context.Context, index, treeSize int64) ([]string, error) {
 	p, err := h.audit.log.InclusionProof(ctx, index, treeSize)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(p))
-	for i, x := range p {
-		out[i] = x.String()
-	}
-	return out, nil
+	return proofText(p, err)
 }
 
 // AuditConsistencyProof implements localapi.AuditBackend.
 func (h *Host) AuditConsistencyProof(ctx context.Context, oldSize, newSize int64) ([]string, error) {
 	p, err := h.audit.log.ConsistencyProof(ctx, oldSize, newSize)
+	return proofText(p, err)
+}
+
+// proofText is a proof's hashes in their text form.
+func proofText[H fmt.Stringer](p []H, err error) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,18 +59,7 @@ func call(t *testing.T, method, u, token, body string) (int, string, http.Header
 func TestHostServesAuthZENAndSSF(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	pdir := filepath.Join(dir, "policies")
-	if err := os.Mkdir(pdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(pdir, "p.cedar"), []byte(basePolicies), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	exe, dir, pdir := policyFixture(t, "p.cedar")
 	hash, err := userauth.HashPassword("pep-secret")
 	if err != nil {
 		t.Fatal(err)

@@ -27,24 +27,33 @@ forbid (principal, action == Action::"tool.call", resource == Tool::"notes/searc
 forbid (principal, action == Action::"tool.call", resource) when { context.risk == "high" };
 `
 
+// policyFixture returns this test binary (an agent plugin in the mode
+// testAgentEnv names), a temporary directory, and a policies directory in
+// it holding basePolicies as file.
+func policyFixture(t *testing.T, file string) (exe, dir, pdir string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	pdir = filepath.Join(dir, "policies")
+	if err := os.Mkdir(pdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pdir, file), []byte(basePolicies), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return exe, dir, pdir
+}
+
 // TestPolicyAndAuditLog: with Cedar policies configured, a call the
 // agent's grants allow is still refused when a policy forbids it, the
 // refusal names the policy, every decision lands in the tamper-evident
 // audit log, which verifies, and a policy reload takes effect at once
 // while a broken policy file leaves the set in force.
 func TestPolicyAndAuditLog(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	pdir := filepath.Join(dir, "policies")
-	if err := os.Mkdir(pdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(pdir, "base.cedar"), []byte(basePolicies), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	exe, dir, pdir := policyFixture(t, "base.cedar")
 	cfg := testConfig(t)
 	cfg.Policy.Dir = pdir
 	cfg.Agents = []config.AgentConfig{{Name: "whoami", Path: exe, Env: map[string]string{testAgentEnv: "1"},
@@ -64,7 +73,7 @@ func TestPolicyAndAuditLog(t *testing.T) {
 	if err := call("t1", "alice", "clock/now"); err != nil {
 		t.Fatalf("clock/now: %v", err)
 	}
-	err = call("t2", "alice", "notes/search")
+	err := call("t2", "alice", "notes/search")
 	if err == nil || !strings.Contains(err.Error(), "notes are off limits") {
 		t.Fatalf("notes/search under a forbid: %v", err)
 	}

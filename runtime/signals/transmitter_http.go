@@ -451,34 +451,28 @@ func (t *Transmitter) setStatus(ctx context.Context, s Stream, status, reason st
 }
 
 func (t *Transmitter) addSubject(w http.ResponseWriter, r *http.Request, client string) {
-	var req SubjectRequest
-	if !decodeBody(w, r, maxManagementBody, &req) {
-		return
-	}
-	if err := req.Subject.Validate(); err != nil {
-		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "subject is not a valid subject identifier")
-		return
-	}
-	t.mgmtMu.Lock()
-	defer t.mgmtMu.Unlock()
-	s, err := t.owned(r.Context(), req.StreamID, client)
-	if err != nil {
-		t.storeError(w, err)
-		return
-	}
-	key := req.Subject.String()
-	s.Excluded = slices.DeleteFunc(s.Excluded, func(x Subject) bool { return x.String() == key })
-	if !slices.ContainsFunc(s.Subjects, func(x Subject) bool { return x.String() == key }) {
-		s.Subjects = append(s.Subjects, req.Subject)
-	}
-	if err := t.cfg.Store.UpdateStream(r.Context(), s); err != nil {
-		t.storeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
+	t.changeSubjects(w, r, client, http.StatusOK, func(s *Stream, sub Subject) {
+		key := sub.String()
+		s.Excluded = slices.DeleteFunc(s.Excluded, func(x Subject) bool { return x.String() == key })
+		if !slices.ContainsFunc(s.Subjects, func(x Subject) bool { return x.String() == key }) {
+			s.Subjects = append(s.Subjects, sub)
+		}
+	})
 }
 
 func (t *Transmitter) removeSubject(w http.ResponseWriter, r *http.Request, client string) {
+	t.changeSubjects(w, r, client, http.StatusNoContent, func(s *Stream, sub Subject) {
+		key := sub.String()
+		s.Subjects = slices.DeleteFunc(s.Subjects, func(x Subject) bool { return x.String() == key })
+		if t.cfg.DefaultSubjects == DefaultSubjectsAll && !slices.ContainsFunc(s.Excluded, func(x Subject) bool { return x.String() == key }) {
+			s.Excluded = append(s.Excluded, sub)
+		}
+	})
+}
+
+// changeSubjects serves add and remove subject: it reads the request,
+// applies change to the caller's stream and stores it, answering ok.
+func (t *Transmitter) changeSubjects(w http.ResponseWriter, r *http.Request, client string, ok int, change func(*Stream, Subject)) {
 	var req SubjectRequest
 	if !decodeBody(w, r, maxManagementBody, &req) {
 		return
@@ -494,16 +488,12 @@ func (t *Transmitter) removeSubject(w http.ResponseWriter, r *http.Request, clie
 		t.storeError(w, err)
 		return
 	}
-	key := req.Subject.String()
-	s.Subjects = slices.DeleteFunc(s.Subjects, func(x Subject) bool { return x.String() == key })
-	if t.cfg.DefaultSubjects == DefaultSubjectsAll && !slices.ContainsFunc(s.Excluded, func(x Subject) bool { return x.String() == key }) {
-		s.Excluded = append(s.Excluded, req.Subject)
-	}
+	change(&s, req.Subject)
 	if err := t.cfg.Store.UpdateStream(r.Context(), s); err != nil {
 		t.storeError(w, err)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	w.WriteHeader(ok)
 }
 
 func (t *Transmitter) verify(w http.ResponseWriter, r *http.Request, client string) {
