@@ -31,16 +31,21 @@
 // # Commit order and crash safety
 //
 // [Log.Append] batches concurrent callers (group commit): the committer
-// appends the batch's records to "audit" in one store append, then their
-// hashes to "audit.hashes" in a second one, and only then acknowledges the
-// callers. A crash between the two appends leaves records without hashes,
-// never hashes without records; [Open] (and the committer, after a failed
-// hashes append) recomputes the missing hashes from the records before
-// anything else is written. A hashes log longer than the records log is
-// reported as tampering. Checkpoints are written after the commit every
-// Config.CheckpointEvery records, every Config.CheckpointInterval, on
-// demand ([Log.Checkpoint]) and on [Log.Close]; records after the last
-// checkpoint are reported by [Verify] as uncovered ([ErrUncovered]).
+// appends the batch's records to "audit" in one store append and then
+// acknowledges the callers: a record is durable when Append returns. The
+// hashes, which can always be recomputed from the records, follow in the
+// committer's own writes to "audit.hashes": once 512 records' hashes are
+// waiting, 20 ms after the last commit, and before any checkpoint, proof,
+// tree hash or close. So each commit costs one durable write, and a crash
+// can leave records without hashes but never hashes without records;
+// [Open] (and the next write, after a failed hashes append) recomputes the
+// missing hashes from the records before anything else is written. A
+// hashes log longer than the records log is reported as tampering.
+// Checkpoints are written after the commit every Config.CheckpointEvery
+// records, every Config.CheckpointInterval, on demand ([Log.Checkpoint])
+// and on [Log.Close], always after the hashes of the records they cover;
+// records after the last checkpoint are reported by [Verify] as uncovered
+// ([ErrUncovered]).
 //
 // # Compliance rules file
 //

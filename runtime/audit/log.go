@@ -26,6 +26,16 @@ const (
 // maxBatchBytes bounds the encoded records of one group commit.
 const maxBatchBytes = 32 << 20
 
+// Hashes are written behind the records: a record is acknowledged once it
+// is durable, and its hashes (which can always be recomputed from the
+// records) are stored with those of later records, once hashFlushRecords
+// are waiting, hashFlushDelay after the last commit, and before any
+// checkpoint, proof or close. One durable write per commit instead of two.
+const (
+	hashFlushRecords = 512
+	hashFlushDelay   = 20 * time.Millisecond
+)
+
 // Errors.
 var (
 	// ErrClosed: the log was closed.
@@ -95,7 +105,12 @@ type Log struct {
 	broken bool       // the store may be ahead of size: reload before writing
 
 	committed atomic.Int64 // size, readable without wmu
-	commits   atomic.Int64 // group commits made, for tests and benchmarks
+
+	// hashBuf holds the stored-hash entries of records hashFrom… not yet
+	// written to the hashes log.
+	hashBuf  [][]byte
+	hashFrom int64
+	commits  atomic.Int64 // group commits made, for tests and benchmarks
 
 	cpMu     sync.Mutex // guards the latest checkpoint
 	latest   []byte
@@ -297,16 +312,16 @@ func (l *Log) loadLatest(ctx context.Context) error {
 func (l *Log) Size() int64 { return l.committed.Load() }
 
 // Append adds rec to the log and returns its index. When Append returns
-// without error the record and its hashes are durable. A zero rec.Time is
-// set from the clock; rec.Seq is set to the index.
+// without error the record is durable; its hashes, which can always be
+// recomputed from it, are stored soon after with later ones. A zero
+// rec.Time is set from the clock; rec.Seq is set to the index.
 //
-// Concurrent calls are committed together: one store append for the
-// records of a batch and one for their hashes. If ctx is done before the
-// batch is committed Append returns an error wrapping ctx.Err(), and the
-// record may or may not be stored (its index is then unknown to the
-// caller). On a store error the whole batch fails; records that reached
-// the store are hashed before the next commit, so none stays without its
-// hashes.
+// Concurrent calls are committed together, in one store append. If ctx is
+// done before the batch is committed Append returns an error wrapping
+// ctx.Err(), and the record may or may not be stored (its index is then
+// unknown to the caller). On a store error the whole batch fails; records
+// that reached the store are hashed before the next commit, so none stays
+// without its hashes.
 func (l *Log) Append(ctx context.Context, rec Record) (int64, error) {
 	if rec.Time.IsZero() {
 		rec.Time = l.now()
@@ -349,16 +364,31 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
+	var flush <-chan time.Time
 	for {
 		select {
 		case <-l.wake:
 			l.drain()
+			l.wmu.Lock()
+			waiting := len(l.hashBuf) > 0
+			l.wmu.Unlock()
+			if waiting && flush == nil {
+				flush = time.After(hashFlushDelay)
+			}
+		case <-flush:
+			flush = nil
+			l.wmu.Lock()
+			_ = l.flushHashes(l.ctx)
+			l.wmu.Unlock()
 		case <-tick:
 			l.wmu.Lock()
 			l.autoCheckpoint(l.ctx, true)
 			l.wmu.Unlock()
 		case <-l.quit:
 			l.drain()
+			l.wmu.Lock()
+			_ = l.flushHashes(l.ctx)
+			l.wmu.Unlock()
 			return
 		}
 	}
@@ -427,30 +457,53 @@ func (l *Log) commit(batch []*request) {
 			return
 		}
 	}
-	hfirst, err := l.st.Append(ctx, HashesLog, hashes...)
-	if err == nil && hfirst != n0 {
-		err = fmt.Errorf("%w: hashes stored at %d, expected %d", ErrConcurrentWriter, hfirst, n0)
+	l.size = n0 + int64(len(batch))
+	l.front.prune(l.size)
+	l.committed.Store(l.size)
+	if len(l.hashBuf) == 0 {
+		l.hashFrom = n0
 	}
-	if err != nil {
-		l.broken = true
-		l.log.ErrorContext(ctx, "audit: storing hashes failed; they will be recomputed",
-			slog.Int64("from", n0), slog.Int("records", len(batch)), slog.Any("error", err))
-		// Reconcile at once: if the records can be hashed now, the batch
-		// is committed after all.
-		if rerr := l.reload(ctx); rerr != nil || l.size < n0+int64(len(batch)) {
-			fail(fmt.Errorf("audit: append: %w", err))
-			return
-		}
-	} else {
-		l.size = n0 + int64(len(batch))
-		l.front.prune(l.size)
-		l.committed.Store(l.size)
-	}
+	l.hashBuf = append(l.hashBuf, hashes...)
 	for i, r := range batch {
 		r.done <- result{index: n0 + int64(i)}
 	}
 	l.commits.Add(1)
+	if len(l.hashBuf) >= hashFlushRecords {
+		_ = l.flushHashes(ctx)
+	}
 	l.autoCheckpoint(ctx, false)
+}
+
+// flushHashes writes the buffered hashes. On failure the log is marked
+// broken, so that the next write first recomputes the missing hashes from
+// the records. Called with wmu held.
+func (l *Log) flushHashes(ctx context.Context) error {
+	if len(l.hashBuf) == 0 {
+		return nil
+	}
+	from, n := l.hashFrom, len(l.hashBuf)
+	first, err := l.st.Append(ctx, HashesLog, l.hashBuf...)
+	l.hashBuf = nil
+	if err == nil && first != from {
+		err = fmt.Errorf("%w: hashes stored at %d, expected %d", ErrConcurrentWriter, first, from)
+	}
+	if err != nil {
+		l.broken = true
+		l.log.ErrorContext(ctx, "audit: storing hashes failed; they will be recomputed",
+			slog.Int64("from", from), slog.Int("records", n), slog.Any("error", err))
+		return fmt.Errorf("audit: store hashes: %w", err)
+	}
+	return nil
+}
+
+// syncHashes writes the buffered hashes, for readers of the hashes log.
+func (l *Log) syncHashes(ctx context.Context) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.broken {
+		return l.reload(ctx)
+	}
+	return l.flushHashes(ctx)
 }
 
 // autoCheckpoint writes a checkpoint if CheckpointEvery records or
@@ -487,6 +540,10 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		return bytes.Clone(l.latest), nil
 	}
 	l.cpMu.Unlock()
+	// Every record a checkpoint covers has its hashes stored.
+	if err := l.flushHashes(ctx); err != nil {
+		return nil, fmt.Errorf("audit: checkpoint: %w", err)
+	}
 	h, err := tlog.TreeHash(l.size, l.front)
 	if err != nil {
 		return nil, fmt.Errorf("audit: checkpoint: %w", err)
@@ -539,6 +596,9 @@ func (l *Log) Latest(ctx context.Context) ([]byte, error) {
 // InclusionProof proves that record index is in the tree of the first
 // treeSize records. Check it with [VerifyInclusion].
 func (l *Log) InclusionProof(ctx context.Context, index, treeSize int64) (tlog.RecordProof, error) {
+	if err := l.syncHashes(ctx); err != nil {
+		return nil, fmt.Errorf("audit: inclusion proof: %w", err)
+	}
 	size := l.committed.Load()
 	if index < 0 || treeSize <= index || treeSize > size {
 		return nil, fmt.Errorf("audit: inclusion proof: record %d in tree of %d records: want 0 <= record < tree size <= %d", index, treeSize, size)
@@ -553,6 +613,9 @@ func (l *Log) InclusionProof(ctx context.Context, index, treeSize int64) (tlog.R
 // ConsistencyProof proves that the tree of oldSize records is a prefix of
 // the tree of newSize records. Check it with [VerifyConsistency].
 func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error) {
+	if err := l.syncHashes(ctx); err != nil {
+		return nil, fmt.Errorf("audit: consistency proof: %w", err)
+	}
 	size := l.committed.Load()
 	if oldSize < 1 || newSize < oldSize || newSize > size {
 		return nil, fmt.Errorf("audit: consistency proof: sizes %d and %d: want 1 <= old <= new <= %d", oldSize, newSize, size)
@@ -566,6 +629,9 @@ func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize int64) (tlo
 
 // TreeHash returns the hash of the tree of the first size records.
 func (l *Log) TreeHash(ctx context.Context, size int64) (tlog.Hash, error) {
+	if err := l.syncHashes(ctx); err != nil {
+		return tlog.Hash{}, fmt.Errorf("audit: tree hash: %w", err)
+	}
 	n := l.committed.Load()
 	if size < 0 || size > n {
 		return tlog.Hash{}, fmt.Errorf("audit: tree hash: size %d not in 0..%d", size, n)

@@ -273,6 +273,10 @@ func TestGroupCommitBatches(t *testing.T) {
 		}
 		seen[idx[i]] = true
 	}
+	// The hashes follow the records in one write of their own.
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
 	st.mu.Lock()
 	sizes := append([]int(nil), st.sizes[RecordsLog]...)
 	hsizes := append([]int(nil), st.sizes[HashesLog]...)
@@ -280,8 +284,8 @@ func TestGroupCommitBatches(t *testing.T) {
 	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != writers-1 {
 		t.Errorf("records appends of sizes %v, want [1 %d]", sizes, writers-1)
 	}
-	if len(hsizes) != 2 || hsizes[1] != writers-1 {
-		t.Errorf("hashes appends of sizes %v, want [1 %d]", hsizes, writers-1)
+	if len(hsizes) != 1 || hsizes[0] != writers {
+		t.Errorf("hashes appends of sizes %v, want [%d]", hsizes, writers)
 	}
 	if err := l.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -467,8 +471,13 @@ func TestReconcileAfterCrash(t *testing.T) {
 	st.mu.Lock()
 	st.failHashes = 1 << 30 // the process "dies" before any hashes land
 	st.mu.Unlock()
-	if _, err := l.Append(ctx, testRecord(10)); !errors.Is(err, errInjected) {
-		t.Fatalf("Append with failing hashes log: %v", err)
+	// The record is durable when Append returns; its hashes follow, and
+	// fail to land.
+	if _, err := l.Append(ctx, testRecord(10)); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	if _, err := l.Checkpoint(ctx); !errors.Is(err, errInjected) {
+		t.Fatalf("Checkpoint with failing hashes log: %v", err)
 	}
 	// While the record lacks its hashes no further record is stored.
 	if _, err := l.Append(ctx, testRecord(11)); !errors.Is(err, errInjected) {
@@ -504,8 +513,8 @@ func TestReconcileAfterCrash(t *testing.T) {
 	}
 }
 
-// TestReconcileInProcess fails one hashes append: the committer hashes the
-// records again at once and the callers succeed.
+// TestReconcileInProcess fails one hashes append: the next write hashes
+// the records again first, and every record ends up with its hashes.
 func TestReconcileInProcess(t *testing.T) {
 	ctx := context.Background()
 	s, v := testKeys(t)
@@ -519,14 +528,17 @@ func TestReconcileInProcess(t *testing.T) {
 	st.mu.Unlock()
 	idx, err := l.Append(ctx, testRecord(1))
 	if err != nil || idx != 1 {
-		t.Fatalf("Append after one failed hashes append: %d, %v", idx, err)
+		t.Fatalf("Append: %d, %v", idx, err)
 	}
-	if h := st.count(HashesLog); h != 2 {
-		t.Errorf("hashes log holds %d entries, want 2", h)
+	if _, err := l.Checkpoint(ctx); !errors.Is(err, errInjected) {
+		t.Fatalf("Checkpoint with a failing hashes append: %v", err)
 	}
 	idx, err = l.Append(ctx, testRecord(2))
 	if err != nil || idx != 2 {
-		t.Fatalf("next Append: %d, %v", idx, err)
+		t.Fatalf("Append after one failed hashes append: %d, %v", idx, err)
+	}
+	if h := st.count(HashesLog); h != 2 {
+		t.Errorf("hashes log holds %d entries after the reconcile, want 2", h)
 	}
 	if err := l.Close(ctx); err != nil {
 		t.Fatal(err)
