@@ -105,6 +105,10 @@ func TestHostServesAuthZENAndSSF(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &stream); err != nil || stream.Delivery == nil || stream.Delivery.EndpointURL == "" {
 		t.Fatalf("stream %s: %v", body, err)
 	}
+	// The stream is in the store, so it outlives a restart.
+	if _, err := h.store.Get(ctx, nsStreams, stream.StreamID); err != nil {
+		t.Fatalf("the stream is not in the store: %v", err)
+	}
 	if st, _, _ := call(t, http.MethodPost, md.ConfigurationEndpoint, pdpTok, `{}`); st != 403 && st != 401 {
 		t.Fatalf("stream creation with the AuthZEN token: %d", st)
 	}

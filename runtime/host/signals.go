@@ -409,6 +409,7 @@ func (h *Host) newTransmitter(mux *http.ServeMux) error {
 	}
 	t, err := signals.NewTransmitter(signals.TransmitterConfig{
 		Issuer: h.Issuer(), Signer: key, KeyID: kid, Now: h.now, Logger: h.log.With("component", "ssf-transmitter"),
+		Store: storeStreams{kv: h.store},
 		Authorize: func(r *http.Request) (string, error) {
 			c, err := v.Authenticate(r)
 			if err != nil {
