@@ -26,6 +26,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/runtime/store/asstore"
+	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
 )
 
@@ -47,6 +48,7 @@ var agentIdentity = credentials.MustParseIdentity("spiffe://load.example/agent/l
 // listener, with a private_key_jwt client and an agent.
 type Harness struct {
 	store  *sqlitestore.Store
+	audit  *audit.Log
 	ca     *ca.CA
 	srv    *authserver.Server
 	http   *http.Server
@@ -56,8 +58,10 @@ type Harness struct {
 	client *http.Client
 }
 
-// NewHarness builds the server with its database in dir.
-func NewHarness(ctx context.Context, dir string) (*Harness, error) {
+// NewHarness builds the server with its database in dir. With audited,
+// every issued token is first recorded in a tamper-evident audit log in
+// the same database, as the host does.
+func NewHarness(ctx context.Context, dir string, audited bool) (*Harness, error) {
 	st, err := sqlitestore.Open(ctx, sqlitestore.Config{Path: filepath.Join(dir, "as.db")})
 	if err != nil {
 		return nil, err
@@ -81,7 +85,21 @@ func NewHarness(ctx context.Context, dir string) (*Harness, error) {
 		return nil, err
 	}
 	h.issuer = "http://" + h.ln.Addr().String()
+	var onIssue func(context.Context, authserver.Issued) error
+	if audited {
+		if h.audit, err = openAudit(ctx, st); err != nil {
+			h.Close()
+			return nil, err
+		}
+		onIssue = func(ctx context.Context, it authserver.Issued) error {
+			_, err := h.audit.Append(ctx, audit.Record{Action: audit.ActionTokenIssue, Subject: it.Claims.Subject,
+				AgentID: it.Claims.ClientID, Resource: resourceURI, Decision: audit.DecisionAllow, Outcome: audit.OutcomeOK,
+				Reason: "grant " + it.GrantType + ", scope " + it.Claims.Scope, TokenJTI: it.Claims.ID})
+			return err
+		}
+	}
 	h.srv, err = authserver.New(ctx, authserver.Config{
+		OnIssue:     onIssue,
 		Issuer:      h.issuer,
 		Store:       asstore.New(st),
 		TrustDomain: trustDomain,
@@ -107,6 +125,9 @@ func (h *Harness) Close() {
 		_ = h.http.Close()
 	} else if h.ln != nil {
 		_ = h.ln.Close()
+	}
+	if h.audit != nil {
+		_ = h.audit.Close(context.Background())
 	}
 	if h.store != nil {
 		_ = h.store.Close()
@@ -320,4 +341,17 @@ func (h *Harness) agentSVID(ctx context.Context) (string, time.Time, error) {
 		return "", time.Time{}, err
 	}
 	return h.ca.NewJWTSVID(ctx, id, []string{h.issuer})
+}
+
+// openAudit opens an audit log over st with a fresh checkpoint key.
+func openAudit(ctx context.Context, st *sqlitestore.Store) (*audit.Log, error) {
+	skey, _, err := audit.GenerateKey(rand.Reader, trustDomain)
+	if err != nil {
+		return nil, err
+	}
+	signer, verifier, err := audit.ParseKey(skey)
+	if err != nil {
+		return nil, err
+	}
+	return audit.Open(ctx, audit.Config{Log: st, Signer: signer, Verifier: verifier})
 }

@@ -4,20 +4,23 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
 
 // BenchmarkTokenEndpoint reports requests/s of the token endpoint on
-// SQLite for each flow at 1 and 32 concurrent clients:
+// SQLite for each flow at 1 and 32 concurrent clients, and for
+// client_credentials with every issued token audited first (+audit):
 //
 //	go test -run '^$' -bench TokenEndpoint -benchtime 3000x ./cmd/tokenload
 func BenchmarkTokenEndpoint(b *testing.B) {
-	for _, flow := range []string{FlowClientCredentials, FlowTokenExchange} {
+	for _, flow := range []string{FlowClientCredentials, FlowTokenExchange, FlowClientCredentials + "+audit"} {
 		for _, clients := range []int{1, 32} {
 			b.Run(fmt.Sprintf("%s/clients=%d", flow, clients), func(b *testing.B) {
 				ctx := context.Background()
-				h, err := NewHarness(ctx, b.TempDir())
+				flow, audited := strings.CutSuffix(flow, "+audit")
+				h, err := NewHarness(ctx, b.TempDir(), audited)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -60,7 +63,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 // TestHarness runs each flow briefly so the load command cannot rot.
 func TestHarness(t *testing.T) {
 	ctx := context.Background()
-	h, err := NewHarness(ctx, t.TempDir())
+	h, err := NewHarness(ctx, t.TempDir(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ func main() {
 	clients := flag.Int("clients", 1, "concurrent clients")
 	duration := flag.Duration("duration", 10*time.Second, "how long to send requests")
 	dir := flag.String("dir", "", "directory for the SQLite database (default: a temporary directory)")
+	audited := flag.Bool("audit", false, "record every issued token in a tamper-evident audit log first, as the host does")
 	flag.Parse()
 
 	if *clients < 1 || *clients > 1024 {
@@ -48,7 +49,7 @@ func main() {
 		*dir = d
 	}
 	ctx := context.Background()
-	h, err := NewHarness(ctx, *dir)
+	h, err := NewHarness(ctx, *dir, *audited)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tokenload:", err)
 		os.Exit(1)
