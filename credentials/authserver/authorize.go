@@ -510,6 +510,22 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderError(ctx, w, badRequestPage("The form is malformed."))
 		return
 	}
+	hint := username
+	if len(hint) > maxLoginHint {
+		hint = ""
+	}
+	// Too many failures for this user name from this address, or from
+	// this address at all, refuse further tries for a while (without
+	// spending a password hash on them).
+	if wait, err := s.loginLocked(ctx, r, username); err != nil {
+		s.pageFailed(ctx, w, err)
+		return
+	} else if wait > 0 {
+		s.log.WarnContext(ctx, "sign-in refused: too many failures", "client_id", req.ClientID)
+		minutes := int(wait.Round(time.Minute) / time.Minute)
+		s.showLogin(w, r, id, req, hint, fmt.Sprintf("Too many failed sign-ins. Try again in %d minutes.", max(minutes, 1)), http.StatusTooManyRequests)
+		return
+	}
 	user, err := s.cfg.Users.Authenticate(ctx, username, password)
 	if err != nil {
 		if !errors.Is(err, userauth.ErrBadCredentials) {
@@ -517,12 +533,14 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.InfoContext(ctx, "sign-in failed", "client_id", req.ClientID)
-		if len(username) > maxLoginHint {
-			username = ""
+		if err := s.loginFailed(ctx, r, username); err != nil {
+			s.pageFailed(ctx, w, err)
+			return
 		}
-		s.showLogin(w, r, id, req, username, "The user name or password is incorrect.", http.StatusUnauthorized)
+		s.showLogin(w, r, id, req, hint, "The user name or password is incorrect.", http.StatusUnauthorized)
 		return
 	}
+	s.loginSucceeded(ctx, r, username)
 	sess, err := s.sessions.Start(w, user.Name)
 	if err != nil {
 		s.pageFailed(ctx, w, fmt.Errorf("authserver: start session: %w", err))

@@ -87,6 +87,15 @@ type Config struct {
 	// profile, email and offline_access are always known).
 	Scopes []string
 
+	// MaxLoginFailures is how many failed sign-ins of one user name from
+	// one address lock that pair out for LoginLockout (an address alone is
+	// locked after ten times as many, for any user names). Zero means
+	// DefaultMaxLoginFailures; negative turns throttling off.
+	MaxLoginFailures int
+	// LoginLockout is the lockout, and the window failures are counted
+	// in; zero means DefaultLoginLockout.
+	LoginLockout time.Duration
+
 	// OnIssue, when set, is told of every access token issued before the
 	// response is sent (to audit it); an error fails the request with
 	// server_error and the token is not handed out.
@@ -158,6 +167,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.now = cfg.Now
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.cfg.MaxLoginFailures == 0 {
+		s.cfg.MaxLoginFailures = DefaultMaxLoginFailures
+	}
+	if s.cfg.LoginLockout <= 0 {
+		s.cfg.LoginLockout = DefaultLoginLockout
 	}
 	if s.cfg.AccessTokenTTL <= 0 {
 		s.cfg.AccessTokenTTL = DefaultAccessTokenTTL
