@@ -34,6 +34,8 @@ type seen struct {
 	subject string
 	args    string
 	leaks   []string // paths in the handler's context where a secret was found
+	// deniedCalls are the tools/call refusals OnDenied was told of.
+	deniedCalls []string
 }
 
 // fixture is an MCP server behind a real resource.Verifier, served by an
@@ -94,6 +96,11 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 				}
 			}
 			return nil
+		},
+		OnDenied: func(_ context.Context, c *resource.Caller, tool string, err error) {
+			f.seen.mu.Lock()
+			f.seen.deniedCalls = append(f.seen.deniedCalls, c.Subject+" "+tool+": "+err.Error())
+			f.seen.mu.Unlock()
 		},
 		MaxBodyBytes: o.maxBody,
 	})

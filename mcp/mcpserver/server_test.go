@@ -89,6 +89,11 @@ func TestSDKClient(t *testing.T) {
 			if werr, ok := errors.AsType[*sdkjsonrpc.Error](err); !ok || werr.Code != CodeDenied {
 				t.Errorf("notes.purge: %v, want JSON-RPC error %d", err, CodeDenied)
 			}
+			f.seen.mu.Lock()
+			if n := len(f.seen.deniedCalls); n == 0 || !strings.HasPrefix(f.seen.deniedCalls[n-1], "alice notes.purge: ") {
+				t.Errorf("OnDenied was told %q", f.seen.deniedCalls)
+			}
+			f.seen.mu.Unlock()
 			// Unknown tool: the usual not-found error.
 			if _, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "nope"}); err == nil || !strings.Contains(err.Error(), "not found") {
 				t.Errorf("unknown tool: %v, want not found", err)
