@@ -66,8 +66,14 @@ type SignalReceiverConfig struct {
 	// 8935) or poll (the host polls PollURL, RFC 8936). Default push.
 	Delivery string `json:"delivery"`
 	// PollURL is the transmitter's poll endpoint of the host's stream.
-	// Required with poll.
+	// Required with poll, unless Manage.
 	PollURL string `json:"poll_url"`
+	// Manage makes the host set up its own stream at the transmitter
+	// (SSF 1.0 stream management, with the TokenEnv token) when it
+	// starts: a push stream to /ssf/push/<name> carrying a fresh secret
+	// the host then requires, or a poll stream whose endpoint it learns.
+	// An existing stream of the same delivery method is reused.
+	Manage bool `json:"manage"`
 	// TokenEnv names the environment variable holding the bearer token:
 	// the token push requests must carry, or the one the host presents
 	// when polling. Optional for push.
@@ -126,13 +132,19 @@ func (v *validator) governance() {
 				v.invalid(base+".poll_url", "only a poll receiver takes poll_url")
 			}
 		case DeliveryPoll:
-			if r.PollURL == "" {
-				v.invalid(base+".poll_url", "is required with delivery: poll")
-			} else {
+			switch {
+			case r.PollURL != "" && r.Manage:
+				v.invalid(base+".poll_url", "the host learns the poll endpoint from the stream it manages; remove poll_url or manage")
+			case r.PollURL != "":
 				v.httpURL(base+".poll_url", r.PollURL)
+			case !r.Manage:
+				v.invalid(base+".poll_url", "is required with delivery: poll (or set manage: true)")
 			}
 		default:
 			v.invalid(base+".delivery", "%s is not push or poll", quoteValue(r.Delivery))
+		}
+		if r.Manage && r.TokenEnv == "" {
+			v.invalid(base+".token_env", "is required with manage: the host needs a token for the transmitter's stream management")
 		}
 		if r.TokenEnv != "" && !validEnvName(r.TokenEnv) {
 			v.invalid(base+".token_env", "%s is not an environment variable name", quoteValue(r.TokenEnv))

@@ -49,6 +49,8 @@ signals:
 		{"signals:\n  receivers:\n    - name: a\n", "signals.receivers[0].issuer: is required"},
 		{"signals:\n  receivers:\n    - name: a\n      issuer: https://x\n    - name: a\n      issuer: https://y\n", `receiver "a" is already defined`},
 		{"signals:\n  receivers:\n    - name: a\n      issuer: https://x\n      delivery: poll\n", "poll_url: is required with delivery: poll"},
+		{"signals:\n  receivers:\n    - name: a\n      issuer: https://x\n      manage: true\n", "token_env: is required with manage"},
+		{"signals:\n  receivers:\n    - name: a\n      issuer: https://x\n      delivery: poll\n      manage: true\n      token_env: T\n      poll_url: https://x/p\n", "remove poll_url or manage"},
 		{"signals:\n  receivers:\n    - name: a\n      issuer: https://x\n      delivery: email\n", `"email" is not push or poll`},
 		{"signals:\n  receivers:\n    - name: a\n      issuer: https://x\n      poll_url: https://x/poll\n", "only a poll receiver takes poll_url"},
 		{"signals:\n  receivers:\n    - name: a\n      issuer: https://x\n      token_env: \"A=B\"\n", "is not an environment variable name"},

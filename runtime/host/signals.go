@@ -108,9 +108,10 @@ func (h *Host) newSignals(mux *http.ServeMux) ([]Task, error) {
 		}
 		if task != nil {
 			tasks = append(tasks, *task)
-			continue
 		}
-		mux.Handle(PathSSFPush+rc.Name, recv)
+		if rc.Delivery != config.DeliveryPoll {
+			mux.Handle(PathSSFPush+rc.Name, recv)
+		}
 	}
 	if h.cfg.Signals.Transmitter {
 		if err := h.newTransmitter(mux); err != nil {
@@ -139,25 +140,121 @@ func (h *Host) newReceiver(rc config.SignalReceiverConfig) (*signals.Receiver, *
 		Replay: storeSETReplay{kv: h.store}, Now: h.now, Logger: log,
 		Handler: signals.HandlerFunc(func(ctx context.Context, ev signals.Event) error { return h.HandleSignal(ctx, rc.Name, ev) }),
 	}
-	if token != "" && rc.Delivery != config.DeliveryPoll {
-		cfg.Authorize = bearerEquals(token)
+	// What a push must carry: with a managed stream a fresh secret the
+	// host hands the transmitter, else the configured token.
+	pushSecret := ""
+	if rc.Delivery != config.DeliveryPoll {
+		if rc.Manage {
+			var b [32]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return nil, nil, fmt.Errorf("host: signals receiver %s: %w", rc.Name, err)
+			}
+			pushSecret = base64.RawURLEncoding.EncodeToString(b[:])
+		} else {
+			pushSecret = token
+		}
+		if pushSecret != "" {
+			cfg.Authorize = bearerEquals(pushSecret)
+		}
 	}
 	recv, err := signals.NewReceiver(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("host: signals receiver %s: %w", rc.Name, err)
 	}
+	newPoller := func(endpoint string) (*signals.Poller, error) {
+		pc := signals.PollerConfig{Endpoint: endpoint, Receiver: recv, AllowHTTP: rc.AllowPrivate, Logger: log}
+		if token != "" {
+			pc.Token = func(context.Context) (string, error) { return token, nil }
+		}
+		p, err := signals.NewPoller(pc)
+		if err != nil {
+			return nil, fmt.Errorf("host: signals receiver %s: %w", rc.Name, err)
+		}
+		return p, nil
+	}
+	if rc.Manage {
+		sc, err := signals.NewStreamClient(signals.StreamClientConfig{Issuer: rc.Issuer, Fetcher: f, AllowHTTP: rc.AllowPrivate,
+			Token: func(context.Context) (string, error) { return token, nil }})
+		if err != nil {
+			return nil, nil, fmt.Errorf("host: signals receiver %s: %w", rc.Name, err)
+		}
+		m := &managedStream{h: h, rc: rc, client: sc, pushSecret: pushSecret, newPoller: newPoller, log: log}
+		return recv, &Task{Name: "signals/" + rc.Name, Run: m.run}, nil
+	}
 	if rc.Delivery != config.DeliveryPoll {
 		return recv, nil, nil
 	}
-	pc := signals.PollerConfig{Endpoint: rc.PollURL, Receiver: recv, AllowHTTP: rc.AllowPrivate, Logger: log}
-	if token != "" {
-		pc.Token = func(context.Context) (string, error) { return token, nil }
-	}
-	p, err := signals.NewPoller(pc)
+	p, err := newPoller(rc.PollURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("host: signals receiver %s: %w", rc.Name, err)
+		return nil, nil, err
 	}
 	return recv, &Task{Name: "signals/" + rc.Name, Run: p.Run}, nil
+}
+
+// managedStream sets up the host's stream at a transmitter and, for poll
+// delivery, then polls it.
+type managedStream struct {
+	h          *Host
+	rc         config.SignalReceiverConfig
+	client     *signals.StreamClient
+	pushSecret string
+	newPoller  func(endpoint string) (*signals.Poller, error)
+	log        *slog.Logger
+}
+
+// run sets the stream up, retrying with backoff while the transmitter
+// cannot be reached, then polls it (poll) or waits (push).
+func (m *managedStream) run(ctx context.Context) error {
+	wait := time.Second
+	for {
+		sc, err := m.ensure(ctx)
+		if err == nil {
+			m.log.InfoContext(ctx, "signals stream ready", slog.String("stream", sc.StreamID))
+			if m.rc.Delivery != config.DeliveryPoll {
+				<-ctx.Done()
+				return nil
+			}
+			p, err := m.newPoller(sc.Delivery.EndpointURL)
+			if err != nil {
+				return err
+			}
+			return p.Run(ctx)
+		}
+		m.log.WarnContext(ctx, "could not set up the signals stream; retrying", slog.Any("error", err), slog.Duration("in", wait))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// ensure finds the host's stream of the configured delivery method at the
+// transmitter, or creates it; a push stream gets this run's secret.
+func (m *managedStream) ensure(ctx context.Context) (*signals.StreamConfig, error) {
+	want := signals.Delivery{Method: signals.DeliveryPoll}
+	if m.rc.Delivery != config.DeliveryPoll {
+		want = signals.Delivery{Method: signals.DeliveryPush, EndpointURL: m.h.Issuer() + PathSSFPush + m.rc.Name,
+			AuthorizationHeader: "Bearer " + m.pushSecret}
+	}
+	streams, err := m.client.Streams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range streams {
+		if s.Delivery == nil || s.Delivery.Method != want.Method {
+			continue
+		}
+		if want.Method == signals.DeliveryPoll {
+			return &s, nil
+		}
+		if s.Delivery.EndpointURL == want.EndpointURL {
+			return m.client.UpdateStream(ctx, signals.StreamConfig{StreamID: s.StreamID, Delivery: &want})
+		}
+	}
+	return m.client.CreateStream(ctx, signals.StreamConfig{Delivery: &want, EventsRequested: signals.CAEPEvents,
+		Description: "agenthost " + m.h.Issuer()})
 }
 
 // bearerEquals accepts push requests carrying exactly this bearer token.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -258,5 +259,98 @@ func TestPolledSignal(t *testing.T) {
 			t.Fatal("the polled event was never acted on")
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// TestManagedStreams: with manage, the host sets up its own stream at the
+// transmitter when it starts (a push stream to its push endpoint with a
+// fresh secret, or a poll stream whose endpoint it learns), and acts on
+// what arrives. A push without the secret is refused.
+func TestManagedStreams(t *testing.T) {
+	for _, delivery := range []string{config.DeliveryPush, config.DeliveryPoll} {
+		t.Run(delivery, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var handler http.Handler = http.NotFoundHandler()
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+			defer ts.Close()
+			idp, err := signals.NewTransmitter(signals.TransmitterConfig{Issuer: ts.URL, Signer: key, KeyID: "idp-1",
+				DefaultSubjects: signals.DefaultSubjectsAll, AllowHTTPPush: true, AllowPrivatePush: true,
+				Authorize: func(r *http.Request) (string, error) {
+					if r.Header.Get("Authorization") != "Bearer mgmt-secret" {
+						return "", errors.New("wrong token")
+					}
+					return "agenthost", nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer idp.Close()
+			handler = idp.Handler()
+
+			t.Setenv("IDP_TOKEN", "mgmt-secret")
+			h, _ := newGatewayHost(t, func(c *config.Config) {
+				c.Signals.Receivers = []config.SignalReceiverConfig{{Name: "idp", Issuer: ts.URL, Audience: "agenthost",
+					Delivery: delivery, Manage: true, TokenEnv: "IDP_TOKEN", AllowPrivate: true}}
+			})
+			wantMethod := map[string]string{config.DeliveryPush: signals.DeliveryPush, config.DeliveryPoll: signals.DeliveryPoll}[delivery]
+			// Wait for the host's stream to exist.
+			for {
+				req, _ := http.NewRequest(http.MethodGet, ts.URL+"/ssf/streams", nil)
+				req.Header.Set("Authorization", "Bearer mgmt-secret")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var streams []signals.StreamConfig
+				_ = json.NewDecoder(resp.Body).Decode(&streams)
+				resp.Body.Close()
+				if len(streams) == 1 {
+					if d := streams[0].Delivery; d == nil || d.Method != wantMethod {
+						t.Fatalf("stream delivery %+v", d)
+					}
+					break
+				}
+				select {
+				case <-ctx.Done():
+					t.Fatal("the host never set up its stream")
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			if err := idp.Transmit(ctx, signals.Event{Type: signals.EventSessionRevoked,
+				Subject: signals.Subject{Format: signals.FormatEmail, Email: "alice@example.com"}, EventTimestamp: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				entries, err := audit.Read(ctx, h.Store(), 0, 10000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if slices.ContainsFunc(entries, func(e audit.Entry) bool {
+					return e.Record.Action == audit.ActionRemediation && e.Record.Subject == "alice"
+				}) {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					t.Fatalf("the event was never acted on (transmitter: %+v)", idp.Stats())
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			if delivery == config.DeliveryPush {
+				set, _, err := idp.SignSET(ctx, signals.Event{Type: signals.EventSessionRevoked,
+					Subject: signals.Subject{Format: signals.FormatEmail, Email: "bob@example.com"}, EventTimestamp: time.Now()}, []string{"agenthost"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp := pushSET(t, h.Issuer()+PathSSFPush+"idp", set); resp.StatusCode != http.StatusBadRequest {
+					t.Fatalf("push without the stream's secret: %d", resp.StatusCode)
+				}
+			}
+		})
 	}
 }
