@@ -25,8 +25,8 @@ import (
 	"github.com/agenthost/agenthost/credentials/jose"
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
-	"github.com/agenthost/agenthost/runtime/store/asstore"
 	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/store/asstore"
 	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
 )
 
