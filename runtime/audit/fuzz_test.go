@@ -1,0 +1,46 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/agenthost/agenthost/runtime/store"
+)
+
+// FuzzVerify replaces one stored entry (a record, its hashes or a
+// checkpoint) of a valid log with arbitrary bytes: Verify must not panic,
+// and must report a problem whenever the bytes differ from the original.
+func FuzzVerify(f *testing.F) {
+	f.Add(uint8(0), uint8(3), []byte(`{"seq":3,"time":"2026-01-01T00:00:00Z","action":"tool.call"}`))
+	f.Add(uint8(1), uint8(5), []byte{})
+	f.Add(uint8(2), uint8(0), []byte("go.sum database tree\n12\nAAAA\n\n— agenthost-audit/x sig\n"))
+	f.Add(uint8(0), uint8(11), []byte(`{}`))
+	f.Fuzz(func(t *testing.T, which, index uint8, data []byte) {
+		ctx := context.Background()
+		s, v := testKeys(t)
+		st := newFakeLog()
+		fill(t, st, s, v, 12, 4)
+		log := []string{RecordsLog, HashesLog, CheckpointsLog}[int(which)%3]
+		n := st.count(log)
+		if n == 0 {
+			return
+		}
+		i := int64(index) % n
+		orig := st.data(t, log, i)
+		st.set(t, log, i, slices.Clone(data))
+		rep, err := Verify(ctx, st, v)
+		if bytes.Equal(orig, data) {
+			if err != nil || rep.Problem != nil {
+				t.Fatalf("unchanged log: %+v, %v", rep, err)
+			}
+			return
+		}
+		if rep.Problem == nil || err == nil {
+			t.Fatalf("%s entry %d replaced by %q: verified (%+v)", log, i, data, rep)
+		}
+	})
+}
+
+var _ store.Log = (*fakeLog)(nil)
