@@ -75,7 +75,7 @@ func TestHostServesAuthZENAndSSF(t *testing.T) {
 
 	// AuthZEN: no token → 401 with a challenge; the right token → decisions.
 	eval := `{"subject":{"type":"agent","id":"research"},"action":{"name":"tool.call"},"resource":{"type":"tool","id":"%s"}}`
-	if st, _, hdr := call(t, http.MethodPost, iss+"/access/v1/evaluation", "", strings.Replace(eval, "%s", "clock/now", 1)); st != 401 || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+	if st, _, hdr := call(t, http.MethodPost, iss+"/access/v1/evaluation", "", strings.Replace(eval, "%s", "clock/now", 1)); st != 401 || !strings.Contains(hdr.Get("WWW-Authenticate"), `resource_metadata="`+iss+`/.well-known/oauth-protected-resource/access/v1"`) {
 		t.Fatalf("evaluation without a token: %d %v", st, hdr)
 	}
 	pdpTok := clientToken(t, iss, h.pdpResource(), ScopeAuthZEN)
@@ -109,8 +109,14 @@ func TestHostServesAuthZENAndSSF(t *testing.T) {
 	if _, err := h.store.Get(ctx, nsStreams, stream.StreamID); err != nil {
 		t.Fatalf("the stream is not in the store: %v", err)
 	}
-	if st, _, _ := call(t, http.MethodPost, md.ConfigurationEndpoint, pdpTok, `{}`); st != 403 && st != 401 {
-		t.Fatalf("stream creation with the AuthZEN token: %d", st)
+	if st, _, hdr := call(t, http.MethodPost, md.ConfigurationEndpoint, pdpTok, `{}`); st != 401 || !strings.Contains(hdr.Get("WWW-Authenticate"), "invalid_token") {
+		t.Fatalf("stream creation with the AuthZEN token: %d %v", st, hdr)
+	}
+	if st, _, hdr := call(t, http.MethodGet, md.ConfigurationEndpoint, "", ""); st != 401 || !strings.Contains(hdr.Get("WWW-Authenticate"), "/.well-known/oauth-protected-resource/ssf") {
+		t.Fatalf("stream listing without a token: %d %v", st, hdr)
+	}
+	if st, body, _ := call(t, http.MethodGet, md.JWKSURI, "", ""); st != 200 || !strings.Contains(body, `"keys"`) {
+		t.Fatalf("the transmitter's keys are not public: %d %s", st, body)
 	}
 	if _, err := h.sup.WaitFor(ctx, "whoami", func(s supervisor.AgentStatus) bool { return s.State == supervisor.StateRunning }); err != nil {
 		t.Fatal(err)

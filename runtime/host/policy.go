@@ -180,13 +180,10 @@ func (h *Host) PolicyDecide(ctx context.Context, r policy.Request) (policy.Decis
 func (h *Host) authzenHandler(v *resource.Verifier) (http.Handler, error) {
 	srv, err := authzen.NewServer(authzen.ServerConfig{
 		Decider: h.pdp, Identifier: pdpIdentifier(h.Issuer()), Logger: h.log.With("component", "authzen"),
+		// requireScope has authenticated the caller already.
 		Authorize: func(r *http.Request) error {
-			c, err := v.Authenticate(r)
-			if err != nil {
+			if _, err := callerOf(r); err != nil {
 				return fmt.Errorf("%w: %v", authzen.ErrUnauthenticated, err)
-			}
-			if !c.HasScope(ScopeAuthZEN) {
-				return errors.New("the token lacks the scope " + ScopeAuthZEN)
 			}
 			return nil
 		},
@@ -213,8 +210,8 @@ func (h *Host) mountAuthZEN(mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	mux.Handle(authzen.EvaluationPath, srv)
-	mux.Handle(authzen.EvaluationsPath, srv)
+	mux.Handle(authzen.EvaluationPath, requireScope(v, ScopeAuthZEN, srv))
+	mux.Handle(authzen.EvaluationsPath, requireScope(v, ScopeAuthZEN, srv))
 	if strings.HasPrefix(h.Issuer(), "https://") {
 		mux.Handle(authzen.MetadataPath, srv)
 	}
@@ -253,4 +250,28 @@ func (h *Host) protectedAPI(mux *http.ServeMux, uri, name string, scopes ...stri
 		BearerMethodsSupported: []string{"header"}, ResourceName: name,
 	})))
 	return v, nil
+}
+
+// requireScope guards one of the host's own APIs: a request without a
+// valid token for it gets 401 with the RFC 6750/9728 challenge naming its
+// metadata, one whose token lacks scope gets 403 insufficient_scope, and
+// next runs with the verified caller in the context (resource.CallerFrom)
+// and the token removed from the request.
+func requireScope(v *resource.Verifier, scope string, next http.Handler) http.Handler {
+	return v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := resource.CallerFrom(r.Context()); !ok || !c.HasScope(scope) {
+			v.InsufficientScope(scope).Write(w)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+}
+
+// callerOf is the verified caller requireScope put in the request.
+func callerOf(r *http.Request) (*resource.Caller, error) {
+	c, ok := resource.CallerFrom(r.Context())
+	if !ok {
+		return nil, errors.New("no verified caller")
+	}
+	return c, nil
 }

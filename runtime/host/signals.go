@@ -507,13 +507,11 @@ func (h *Host) newTransmitter(mux *http.ServeMux) error {
 	t, err := signals.NewTransmitter(signals.TransmitterConfig{
 		Issuer: h.Issuer(), Signer: key, KeyID: kid, Now: h.now, Logger: h.log.With("component", "ssf-transmitter"),
 		Store: storeStreams{kv: h.store},
+		// requireScope has authenticated the caller already.
 		Authorize: func(r *http.Request) (string, error) {
-			c, err := v.Authenticate(r)
+			c, err := callerOf(r)
 			if err != nil {
 				return "", err
-			}
-			if !c.HasScope(ScopeSSFManage) {
-				return "", fmt.Errorf("%w: the token lacks the scope %s", signals.ErrAccessDenied, ScopeSSFManage)
 			}
 			return c.ClientID, nil
 		},
@@ -527,7 +525,10 @@ func (h *Host) newTransmitter(mux *http.ServeMux) error {
 	}
 	h.closers = append(h.closers, t.Close)
 	h.transmitter = t
-	mux.Handle("/ssf/", t.Handler())
+	// The metadata and keys are public; everything else needs a token
+	// with the scope ssf:manage.
+	mux.Handle("/ssf/", requireScope(v, ScopeSSFManage, t.Handler()))
+	mux.Handle("/ssf/jwks.json", t.Handler())
 	mux.Handle(t.MetadataPath(), t.Handler())
 	return nil
 }
