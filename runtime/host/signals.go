@@ -506,7 +506,7 @@ func (h *Host) newTransmitter(mux *http.ServeMux) error {
 	}
 	t, err := signals.NewTransmitter(signals.TransmitterConfig{
 		Issuer: h.Issuer(), Signer: key, KeyID: kid, Now: h.now, Logger: h.log.With("component", "ssf-transmitter"),
-		Store: storeStreams{kv: h.store},
+		Store: storeStreams{kv: h.store}, Queues: storeQueues{kv: h.store},
 		// requireScope has authenticated the caller already.
 		Authorize: func(r *http.Request) (string, error) {
 			c, err := callerOf(r)

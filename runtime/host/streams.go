@@ -121,3 +121,54 @@ func truncateText(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// nsQueues holds the transmitter's undelivered SETs by stream.
+const nsQueues = "ssf.queues"
+
+// storeQueues keeps the transmitter's undelivered SETs in the host's
+// store, so that a restart does not lose them.
+type storeQueues struct{ kv store.KV }
+
+var _ signals.QueueStore = storeQueues{}
+
+// SaveQueue implements signals.QueueStore.
+func (q storeQueues) SaveQueue(ctx context.Context, stream string, sets []signals.QueuedSET) error {
+	if len(sets) == 0 {
+		err := q.kv.Delete(ctx, nsQueues, stream, store.Condition{})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("host: delete stream queue: %w", err)
+		}
+		return nil
+	}
+	data, err := json.Marshal(sets)
+	if err != nil {
+		return fmt.Errorf("host: encode stream queue: %w", err)
+	}
+	if _, err := q.kv.Put(ctx, nsQueues, stream, data, store.PutOptions{}); err != nil {
+		return fmt.Errorf("host: save stream queue: %w", err)
+	}
+	return nil
+}
+
+// LoadQueues implements signals.QueueStore.
+func (q storeQueues) LoadQueues(ctx context.Context) (map[string][]signals.QueuedSET, error) {
+	out := map[string][]signals.QueuedSET{}
+	after := ""
+	for {
+		recs, err := q.kv.List(ctx, nsQueues, "", after, 100)
+		if err != nil {
+			return nil, fmt.Errorf("host: list stream queues: %w", err)
+		}
+		for _, rec := range recs {
+			var sets []signals.QueuedSET
+			if err := json.Unmarshal(rec.Value, &sets); err != nil {
+				return nil, fmt.Errorf("host: stream queue %q is corrupt: %w", rec.Key, err)
+			}
+			out[rec.Key] = sets
+		}
+		if len(recs) < 100 {
+			return out, nil
+		}
+		after = recs[len(recs)-1].Key
+	}
+}

@@ -64,3 +64,30 @@ func TestStoreStreams(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreQueues: the transmitter's undelivered SETs round-trip through
+// the store, and an empty queue is removed.
+func TestStoreQueues(t *testing.T) {
+	ctx := context.Background()
+	q := storeQueues{kv: memstore.New(nil)}
+	sets := []signals.QueuedSET{{JTI: "j1", SET: "a.b.c", Type: signals.EventSessionRevoked}, {JTI: "j2", SET: "d.e.f", Control: true}}
+	if err := q.SaveQueue(ctx, "s-1", sets); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.SaveQueue(ctx, "s-2", sets[:1]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.LoadQueues(ctx)
+	if err != nil || len(got) != 2 || len(got["s-1"]) != 2 || !got["s-1"][1].Control || got["s-2"][0].JTI != "j1" {
+		t.Fatalf("loaded %+v, %v", got, err)
+	}
+	if err := q.SaveQueue(ctx, "s-1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.SaveQueue(ctx, "s-3", nil); err != nil {
+		t.Fatalf("removing a queue never saved: %v", err)
+	}
+	if got, _ := q.LoadQueues(ctx); len(got) != 1 {
+		t.Fatalf("after removal: %+v", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -105,6 +106,9 @@ type TransmitterConfig struct {
 	// MaxQueue caps undelivered SETs per stream; zero means
 	// DefaultMaxQueue.
 	MaxQueue int
+	// Queues, when set, keeps undelivered SETs across restarts; nil keeps
+	// them in memory only.
+	Queues QueueStore
 	// LongPollMax is how long a poll with returnImmediately false may be
 	// held; zero means DefaultLongPollMax, and it is capped at MaxLongPoll.
 	LongPollMax time.Duration
@@ -171,6 +175,8 @@ type Transmitter struct {
 	mu     sync.Mutex
 	closed bool
 	queues map[string]*queue
+	saver  *queueSaver
+	saving sync.WaitGroup
 
 	queuedN, pushed, acked, failed atomic.Uint64
 }
@@ -259,17 +265,33 @@ func NewTransmitter(cfg TransmitterConfig) (*Transmitter, error) {
 	if t.mux, err = t.routes(); err != nil {
 		return nil, err
 	}
+	if cfg.Queues != nil {
+		t.saver = &queueSaver{t: t, store: cfg.Queues, saved: map[string][sha256.Size]byte{}}
+		if err := t.loadQueues(t.ctx); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("signals: load stream queues: %w", err)
+		}
+		t.saving.Add(1)
+		go func() {
+			defer t.saving.Done()
+			t.saver.run(t.ctx)
+		}()
+	}
 	return t, nil
 }
 
-// Close stops push deliveries and waits for them to end. Queued SETs
-// are kept in memory but no longer pushed.
+// Close stops push deliveries and waits for them to end. Queued SETs are
+// no longer pushed; with a QueueStore they are saved for the next start.
 func (t *Transmitter) Close() {
 	t.mu.Lock()
 	t.closed = true
 	t.mu.Unlock()
 	t.cancel()
 	t.wg.Wait()
+	t.saving.Wait()
+	if t.saver != nil {
+		t.saver.saveChanged(context.Background()) // after the last delivery
+	}
 }
 
 // Stats returns a snapshot of the delivery counters.
