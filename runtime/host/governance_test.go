@@ -97,7 +97,7 @@ func TestHostServesAuthZENAndSSF(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, body, _ := call(t, http.MethodPost, md.ConfigurationEndpoint, ssfTok,
-		`{"delivery":{"method":"`+signals.DeliveryPoll+`"},"events_requested":["`+signals.EventSessionRevoked+`"]}`)
+		`{"delivery":{"method":"`+signals.DeliveryPoll+`"},"events_requested":["`+signals.EventSessionRevoked+`","`+signals.EventCredentialChange+`"]}`)
 	if st != 201 && st != 200 {
 		t.Fatalf("create stream: %d %s", st, body)
 	}
@@ -133,21 +133,22 @@ func TestHostServesAuthZENAndSSF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := signals.NewVerifier(signals.VerifierConfig{Issuer: iss, Audience: "pep", Keys: keys.Key, EventTypes: []string{signals.EventSessionRevoked}})
+	v, err := signals.NewVerifier(signals.VerifierConfig{Issuer: iss, Audience: "pep", Keys: keys.Key,
+		EventTypes: []string{signals.EventSessionRevoked, signals.EventCredentialChange}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	found := map[string]bool{}
 	for _, set := range polled.Sets {
 		ev, err := v.Verify(ctx, set)
 		if err != nil {
 			t.Fatalf("SET from the host: %v", err)
 		}
-		if ev.Type == signals.EventSessionRevoked && ev.Subject.URI == "spiffe://test.local/agent/whoami" {
-			found = true
+		if ev.Subject.URI == "spiffe://test.local/agent/whoami" && ev.ReasonAdmin["en"] == "compromised in a test" {
+			found[ev.Type] = true
 		}
 	}
-	if !found {
-		t.Fatalf("no session-revoked SET for the quarantined agent in %d SETs", len(polled.Sets))
+	if !found[signals.EventSessionRevoked] || !found[signals.EventCredentialChange] {
+		t.Fatalf("SETs about the quarantined agent: %v, want session-revoked and credential-change", found)
 	}
 }

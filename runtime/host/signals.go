@@ -537,16 +537,24 @@ func (h *Host) newTransmitter(mux *http.ServeMux) error {
 // API, for which clients get tokens with the scope ssf:manage.
 func (h *Host) ssfResource() string { return h.Issuer() + "/ssf" }
 
-// transmitAgentRevoked tells subscribed receivers that an agent's sessions
-// were revoked (it was quarantined).
+// transmitAgentRevoked tells subscribed receivers that an agent was
+// quarantined: its sessions are revoked (session-revoked) and its X.509
+// and JWT credentials are no longer issued (credential-change, revoke).
 func (h *Host) transmitAgentRevoked(ctx context.Context, agent, reason string) {
 	if h.transmitter == nil {
 		return
 	}
 	id := h.agentIDs[agent]
-	ev := signals.Event{Type: signals.EventSessionRevoked, Subject: signals.Subject{Format: signals.FormatURI, URI: id.String()},
-		EventTimestamp: h.now(), InitiatingEntity: "policy", ReasonAdmin: map[string]string{"en": reason}}
-	if err := h.transmitter.Transmit(ctx, ev); err != nil {
-		h.log.WarnContext(ctx, "could not transmit the agent's revocation", slog.String("agent", agent), slog.Any("error", err))
+	sub := signals.Subject{Format: signals.FormatURI, URI: id.String()}
+	for _, ev := range []signals.Event{
+		{Type: signals.EventSessionRevoked},
+		{Type: signals.EventCredentialChange, CredentialType: "x509", ChangeType: "revoke"},
+	} {
+		ev.Subject, ev.EventTimestamp, ev.InitiatingEntity = sub, h.now(), "policy"
+		ev.ReasonAdmin = map[string]string{"en": reason}
+		if err := h.transmitter.Transmit(ctx, ev); err != nil {
+			h.log.WarnContext(ctx, "could not transmit the agent's revocation", slog.String("agent", agent),
+				slog.String("event", ev.Type), slog.Any("error", err))
+		}
 	}
 }
