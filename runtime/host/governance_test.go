@@ -19,7 +19,7 @@ import (
 )
 
 // clientToken gets a client_credentials token for the static client pep.
-func clientToken(t *testing.T, issuer, resource, scope string) string {
+func clientToken(t testing.TB, issuer, resource, scope string) string {
 	t.Helper()
 	resp, err := http.PostForm(issuer+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"pep"},
 		"client_secret": {"pep-secret"}, "resource": {resource}, "scope": {scope}})

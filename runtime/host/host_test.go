@@ -272,7 +272,7 @@ func snapshot(t *testing.T, dir string) map[string]string {
 
 // runHost runs a host on cfg and dataDir until the test ends, then checks
 // that it stopped cleanly.
-func runHost(t *testing.T, cfg *config.Config, dataDir string) *Host {
+func runHost(t testing.TB, cfg *config.Config, dataDir string) *Host {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	h, err := New(ctx, Options{Config: cfg, DataDir: dataDir, Stderr: io.Discard})

@@ -30,7 +30,7 @@ forbid (principal, action == Action::"tool.call", resource) when { context.risk 
 // policyFixture returns this test binary (an agent plugin in the mode
 // testAgentEnv names), a temporary directory, and a policies directory in
 // it holding basePolicies as file.
-func policyFixture(t *testing.T, file string) (exe, dir, pdir string) {
+func policyFixture(t testing.TB, file string) (exe, dir, pdir string) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {

@@ -2,6 +2,7 @@ package resource
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agenthost/agenthost/credentials/jose"
@@ -67,13 +69,25 @@ type Config struct {
 	DPoP *dpop.Verifier
 	// Leeway is the clock skew allowed on exp; zero allows none.
 	Leeway time.Duration
-	Now    func() time.Time
-	Logger *slog.Logger
+	// CacheSize is how many verified JWT access tokens are remembered
+	// (by SHA-256), so that a token presented again skips the signature
+	// check until it expires; revocation, binding and scope are still
+	// checked on every request. Zero means DefaultCacheSize; negative
+	// turns the cache off.
+	CacheSize int
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
+
+// DefaultCacheSize is the default Config.CacheSize.
+const DefaultCacheSize = 4096
 
 // Verifier authenticates requests to one protected resource.
 type Verifier struct {
 	cfg Config
+
+	mu    sync.Mutex
+	cache map[[sha256.Size]byte]*oauth.AccessTokenClaims
 }
 
 // New checks cfg.
@@ -94,7 +108,10 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Verifier{cfg: cfg}, nil
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	return &Verifier{cfg: cfg, cache: map[[sha256.Size]byte]*oauth.AccessTokenClaims{}}, nil
 }
 
 // Resource is the resource identifier.
@@ -235,23 +252,16 @@ func (v *Verifier) Authenticate(r *http.Request) (*Caller, error) {
 	if v.cfg.Introspect != nil && strings.Count(token, ".") != 2 {
 		return v.introspect(r, scheme, token)
 	}
-	t, err := jose.Verify(ctx, token, jose.VerifyOptions{
-		Types:          []jose.Typ{jose.TypAccessToken},
-		Keys:           v.cfg.Keys,
-		RequireKID:     true,
-		Issuer:         v.cfg.Issuer,
-		Audience:       v.cfg.Resource,
-		RequireSubject: true,
-		Now:            v.cfg.Now,
-		Leeway:         v.cfg.Leeway,
-	})
+	claims, err := v.verifyJWT(ctx, token)
 	if err != nil {
+		var ch *Challenge
+		if errors.As(err, &ch) {
+			ch.Scheme = scheme
+			return nil, ch
+		}
 		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token is invalid: %s", reason(err))
 	}
-	var c oauth.AccessTokenClaims
-	if err := t.Decode(&c); err != nil || c.ClientID == "" || c.ID == "" {
-		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token lacks client_id or jti")
-	}
+	c := *claims
 	scopes, err := oauth.ParseScope(c.Scope)
 	if err != nil {
 		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token's scope is malformed")
@@ -470,4 +480,64 @@ func (v *Verifier) revoked(ctx context.Context, c *oauth.AccessTokenClaims) (boo
 		return v.cfg.SubjectRevoked(ctx, c.Subject, time.Unix(c.IssuedAt, 0))
 	}
 	return false, nil
+}
+
+// verifyJWT checks a JWT access token's signature, typ, iss, aud, exp and
+// required claims, or finds it among the tokens verified before; a cached
+// token is used only until its exp.
+func (v *Verifier) verifyJWT(ctx context.Context, token string) (*oauth.AccessTokenClaims, error) {
+	key := sha256.Sum256([]byte(token))
+	if v.cfg.CacheSize > 0 {
+		v.mu.Lock()
+		c, ok := v.cache[key]
+		v.mu.Unlock()
+		if ok {
+			if v.cfg.Now().Before(time.Unix(c.ExpiresAt, 0).Add(v.cfg.Leeway)) {
+				cc := *c
+				return &cc, nil
+			}
+			v.mu.Lock()
+			delete(v.cache, key)
+			v.mu.Unlock()
+		}
+	}
+	t, err := jose.Verify(ctx, token, jose.VerifyOptions{
+		Types:          []jose.Typ{jose.TypAccessToken},
+		Keys:           v.cfg.Keys,
+		RequireKID:     true,
+		Issuer:         v.cfg.Issuer,
+		Audience:       v.cfg.Resource,
+		RequireSubject: true,
+		Now:            v.cfg.Now,
+		Leeway:         v.cfg.Leeway,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var c oauth.AccessTokenClaims
+	if err := t.Decode(&c); err != nil || c.ClientID == "" || c.ID == "" || c.ExpiresAt == 0 {
+		return nil, v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidToken, "the access token lacks client_id or jti")
+	}
+	if v.cfg.CacheSize > 0 {
+		v.mu.Lock()
+		if len(v.cache) >= v.cfg.CacheSize {
+			// Drop expired entries, then, if still full, any one.
+			now := v.cfg.Now()
+			for k, e := range v.cache {
+				if !now.Before(time.Unix(e.ExpiresAt, 0)) {
+					delete(v.cache, k)
+				}
+			}
+			for k := range v.cache {
+				if len(v.cache) < v.cfg.CacheSize {
+					break
+				}
+				delete(v.cache, k)
+			}
+		}
+		cc := c
+		v.cache[key] = &cc
+		v.mu.Unlock()
+	}
+	return &c, nil
 }

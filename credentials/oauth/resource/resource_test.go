@@ -302,3 +302,36 @@ func TestIntrospectedOpaqueTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestVerifiedTokenCache: a token seen before skips the signature check,
+// but revocation is still checked on every request and a cached token is
+// refused once it expires.
+func TestVerifiedTokenCache(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(nil, jose.TypAccessToken, nil)
+	for i := range 2 {
+		if _, err := f.v.Authenticate(f.request("Bearer " + tok)); err != nil {
+			t.Fatalf("use %d: %v", i, err)
+		}
+	}
+	if len(f.v.cache) != 1 {
+		t.Fatalf("%d cached tokens, want 1", len(f.v.cache))
+	}
+	f.revoked["jti-1"] = true
+	if _, err := f.v.Authenticate(f.request("Bearer " + tok)); err == nil {
+		t.Fatal("a cached token was accepted after its revocation")
+	}
+	f.revoked["jti-1"] = false
+	f.now = f.now.Add(5*time.Minute + time.Second)
+	if _, err := f.v.Authenticate(f.request("Bearer " + tok)); err == nil || !strings.Contains(err.Error(), "invalid") {
+		t.Fatalf("a cached token was accepted after it expired: %v", err)
+	}
+	// A token with a bad signature is never cached.
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	bad := f.token(func(c *oauth.AccessTokenClaims) { c.ID = "jti-2" }, jose.TypAccessToken, other)
+	for range 2 {
+		if _, err := f.v.Authenticate(f.request("Bearer " + bad)); err == nil {
+			t.Fatal("a token signed by another key was accepted")
+		}
+	}
+}

@@ -72,6 +72,11 @@ type Store struct {
 	// closed pool.
 	mu     sync.RWMutex
 	closed bool
+
+	// get is Get's statement, prepared once (on each read connection as
+	// it is first used); logNext and logInsert are Append's, on the
+	// writer connection.
+	get, logNext, logInsert *sql.Stmt
 }
 
 var _ store.Store = (*Store)(nil)
@@ -112,6 +117,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	if err := s.migrate(ctx); err != nil {
+		_ = s.r.Close()
+		_ = s.w.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	if err := s.prepare(ctx); err != nil {
 		_ = s.r.Close()
 		_ = s.w.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
@@ -279,7 +289,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	if err := errors.Join(s.r.Close(), s.w.Close()); err != nil {
+	if err := errors.Join(s.get.Close(), s.logNext.Close(), s.logInsert.Close(), s.r.Close(), s.w.Close()); err != nil {
 		return fmt.Errorf("sqlitestore: close %s: %w", s.path, err)
 	}
 	return nil
@@ -363,10 +373,7 @@ func (s *Store) Get(ctx context.Context, ns, key string) (store.Record, error) {
 	defer s.mu.RUnlock()
 	rec := store.Record{Namespace: ns, Key: key}
 	var exp, upd int64
-	err := s.r.QueryRowContext(ctx,
-		`SELECT value, version, expires_at, updated_at FROM kv
-		 WHERE ns = ? AND key = ? AND (expires_at = 0 OR expires_at > ?)`,
-		ns, key, s.now().UnixNano()).Scan(&rec.Value, &rec.Version, &exp, &upd)
+	err := s.get.QueryRowContext(ctx, ns, key, s.now().UnixNano()).Scan(&rec.Value, &rec.Version, &exp, &upd)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Record{}, fmt.Errorf("sqlitestore: get %s/%s: %w", ns, key, store.ErrNotFound)
 	}
@@ -539,15 +546,10 @@ func (s *Store) Append(ctx context.Context, log string, entries ...[]byte) (int6
 	defer s.mu.RUnlock()
 	var first int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx,
-			`SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries WHERE log = ?`, log).Scan(&first); err != nil {
+		if err := tx.StmtContext(ctx, s.logNext).QueryRowContext(ctx, log).Scan(&first); err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO log_entries (log, idx, data) VALUES (?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
+		stmt := tx.StmtContext(ctx, s.logInsert)
 		for i, e := range entries {
 			if _, err := stmt.ExecContext(ctx, log, first+int64(i), nonNil(e)); err != nil {
 				return err
@@ -682,4 +684,18 @@ func (s *Store) ReleaseLease(ctx context.Context, l store.Lease) error {
 		return fmt.Errorf("sqlitestore: release lease %s: %w", l.Name, firstErr(err, store.ErrLeaseLost))
 	}
 	return nil
+}
+
+// prepare prepares the statements of the hottest operations once.
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	if s.get, err = s.r.PrepareContext(ctx, `SELECT value, version, expires_at, updated_at FROM kv
+		 WHERE ns = ? AND key = ? AND (expires_at = 0 OR expires_at > ?)`); err != nil {
+		return err
+	}
+	if s.logNext, err = s.w.PrepareContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries WHERE log = ?`); err != nil {
+		return err
+	}
+	s.logInsert, err = s.w.PrepareContext(ctx, `INSERT INTO log_entries (log, idx, data) VALUES (?, ?, ?)`)
+	return err
 }

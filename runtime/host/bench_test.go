@@ -1,0 +1,82 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agenthost/agenthost/credentials/authserver/userauth"
+	"github.com/agenthost/agenthost/runtime/config"
+)
+
+// BenchmarkHostToolsCall measures a tools/call on a hosted MCP server of a
+// whole host, over loopback HTTP with a cached access token: token
+// verification, scope, Cedar policy, the tool, and a durable audit record
+// (SQLite, synchronous=FULL) before the answer. "direct" is a bare mcp-go
+// streamable server with the same tool and no authentication. Each
+// reports its p50:
+//
+//	go test -run '^$' -bench HostToolsCall -benchtime 2000x ./runtime/host
+func BenchmarkHostToolsCall(b *testing.B) {
+	body := []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"now","arguments":{}}}`)
+	run := func(b *testing.B, url, token string) {
+		client := &http.Client{}
+		lat := make([]time.Duration, 0, 1024)
+		for b.Loop() {
+			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			lat = append(lat, time.Since(t0))
+			if resp.StatusCode != http.StatusOK || !bytes.Contains(out, []byte(`"text":"`)) || bytes.Contains(out, []byte(`"isError":true`)) {
+				b.Fatalf("status %d: %s", resp.StatusCode, out)
+			}
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	}
+	b.Run("direct", func(b *testing.B) {
+		ms := server.NewMCPServer("bench", "1.0.0", server.WithToolCapabilities(false))
+		ms.AddTool(mcp.NewTool("now", mcp.WithDescription("now")), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText(time.Now().UTC().Format(time.RFC1123)), nil
+		})
+		srv := httptest.NewServer(server.NewStreamableHTTPServer(ms, server.WithStateLess(true)))
+		defer srv.Close()
+		run(b, srv.URL, "")
+	})
+	b.Run("host", func(b *testing.B) {
+		_, dir, pdir := policyFixture(b, "p.cedar")
+		hash, err := userauth.HashPassword("pep-secret")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := testConfig(b)
+		cfg.Policy.Dir = pdir
+		cfg.Auth.Clients = []config.ClientConfig{{ID: "pep", AuthMethod: config.AuthMethodClientSecretPost, SecretHash: hash,
+			GrantTypes: []config.GrantType{config.GrantClientCredentials}, Scopes: []string{"clock:read"}}}
+		cfg.MCP.Servers = []config.MCPServerConfig{{Name: "clock", Tools: []string{"clock/now"}}}
+		h := runHost(b, cfg, filepath.Join(dir, "data"))
+		endpoint := h.Issuer() + "/mcp/clock"
+		token := clientToken(b, h.Issuer(), endpoint, "clock:read")
+		run(b, endpoint, token)
+	})
+}
