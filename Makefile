@@ -55,7 +55,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./credentials/... ./runtime/... ./plugins/... ./llm/...
+	$(GO) test -run '^$$' -bench . -benchmem ./credentials/... ./runtime/... ./plugins/... ./llm/... ./mcp/...
 	$(GO) test -run '^$$' -bench TokenEndpoint -benchtime 3000x ./cmd/tokenload
 
 # Each fuzz target runs alone (go test -fuzz takes one target per package).
