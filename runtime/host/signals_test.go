@@ -25,27 +25,6 @@ import (
 	"github.com/agenthost/agenthost/runtime/supervisor"
 )
 
-// testTransmitter is an SSF transmitter (the user's identity provider) on
-// an httptest server: it publishes its metadata and keys and signs SETs.
-func testTransmitter(t *testing.T) (*signals.Transmitter, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var handler http.Handler = http.NotFoundHandler()
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(ts.Close)
-	tr, err := signals.NewTransmitter(signals.TransmitterConfig{Issuer: ts.URL, Signer: key, KeyID: "idp-1",
-		Authorize: func(*http.Request) (string, error) { return "", signals.ErrAccessDenied }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Close)
-	handler = tr.Handler()
-	return tr, ts.URL
-}
-
 func pushSET(t *testing.T, url, set string) *http.Response {
 	t.Helper()
 	resp, err := http.Post(url, "application/secevent+jwt", strings.NewReader(set))
@@ -64,7 +43,8 @@ func pushSET(t *testing.T, url, set string) *http.Response {
 func TestSessionRevokedStopsTasksAndTokens(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	idp, idpURL := testTransmitter(t)
+	idp, ts := bearerTransmitter(t, "not-used")
+	idpURL := ts.URL
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -197,26 +177,7 @@ func TestSessionRevokedStopsTasksAndTokens(t *testing.T) {
 func TestPolledSignal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var handler http.Handler = http.NotFoundHandler()
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	defer ts.Close()
-	idp, err := signals.NewTransmitter(signals.TransmitterConfig{Issuer: ts.URL, Signer: key, KeyID: "idp-1",
-		DefaultSubjects: signals.DefaultSubjectsAll,
-		Authorize: func(r *http.Request) (string, error) {
-			if r.Header.Get("Authorization") != "Bearer poll-secret" {
-				return "", errors.New("wrong token")
-			}
-			return "agenthost", nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idp.Close()
-	handler = idp.Handler()
+	idp, ts := bearerTransmitter(t, "poll-secret")
 	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/ssf/streams",
 		strings.NewReader(`{"delivery":{"method":"`+signals.DeliveryPoll+`"},"events_requested":["`+signals.EventSessionRevoked+`"]}`))
 	req.Header.Set("Authorization", "Bearer poll-secret")
@@ -271,26 +232,7 @@ func TestManagedStreams(t *testing.T) {
 		t.Run(delivery, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var handler http.Handler = http.NotFoundHandler()
-			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-			defer ts.Close()
-			idp, err := signals.NewTransmitter(signals.TransmitterConfig{Issuer: ts.URL, Signer: key, KeyID: "idp-1",
-				DefaultSubjects: signals.DefaultSubjectsAll, AllowHTTPPush: true, AllowPrivatePush: true,
-				Authorize: func(r *http.Request) (string, error) {
-					if r.Header.Get("Authorization") != "Bearer mgmt-secret" {
-						return "", errors.New("wrong token")
-					}
-					return "agenthost", nil
-				}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer idp.Close()
-			handler = idp.Handler()
+			idp, ts := bearerTransmitter(t, "mgmt-secret")
 
 			t.Setenv("IDP_TOKEN", "mgmt-secret")
 			h, _ := newGatewayHost(t, func(c *config.Config) {
@@ -353,4 +295,32 @@ func TestManagedStreams(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bearerTransmitter is an SSF transmitter on an httptest server whose
+// stream management accepts the bearer token as the client "agenthost";
+// it covers every subject and may push to loopback http endpoints.
+func bearerTransmitter(t *testing.T, token string) (*signals.Transmitter, *httptest.Server) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handler http.Handler = http.NotFoundHandler()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(ts.Close)
+	idp, err := signals.NewTransmitter(signals.TransmitterConfig{Issuer: ts.URL, Signer: key, KeyID: "idp-1",
+		DefaultSubjects: signals.DefaultSubjectsAll, AllowHTTPPush: true, AllowPrivatePush: true,
+		Authorize: func(r *http.Request) (string, error) {
+			if r.Header.Get("Authorization") != "Bearer "+token {
+				return "", errors.New("wrong token")
+			}
+			return "agenthost", nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(idp.Close)
+	handler = idp.Handler()
+	return idp, ts
 }
