@@ -22,10 +22,7 @@ import (
 
 // The audit log's checkpoint signing key lives in the store, so a restart
 // keeps signing with it.
-const (
-	nsHost         = "host"
-	keyAuditSigner = "audit-signing-key"
-)
+const keyAuditSigner = "audit-signing-key"
 
 type auditKeyPair struct {
 	Signer   string `json:"signer"`
@@ -73,25 +70,41 @@ func (h *Host) newAudit(ctx context.Context) error {
 // auditKey returns the checkpoint key pair of the audit log, creating it
 // on first use.
 func (h *Host) auditKey(ctx context.Context) (auditKeyPair, error) {
-	var kp auditKeyPair
-	rec, err := h.store.Get(ctx, nsHost, keyAuditSigner)
-	if err == nil {
-		if err := json.Unmarshal(rec.Value, &kp); err != nil || kp.Signer == "" || kp.Verifier == "" {
-			return kp, errors.New("host: the stored audit signing key is malformed")
+	data, err := storedKey(ctx, h.store, keyAuditSigner, "audit signing key", func() ([]byte, error) {
+		var kp auditKeyPair
+		var err error
+		if kp.Signer, kp.Verifier, err = audit.GenerateKey(rand.Reader, h.cfg.TrustDomain); err != nil {
+			return nil, err
 		}
-		return kp, nil
+		return json.Marshal(kp)
+	})
+	if err != nil {
+		return auditKeyPair{}, err
 	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return kp, fmt.Errorf("host: read the audit signing key: %w", err)
-	}
-	if kp.Signer, kp.Verifier, err = audit.GenerateKey(rand.Reader, h.cfg.TrustDomain); err != nil {
-		return kp, fmt.Errorf("host: %w", err)
-	}
-	data, _ := json.Marshal(kp)
-	if _, err := h.store.Put(ctx, nsHost, keyAuditSigner, data, store.PutOptions{Condition: store.IfAbsent}); err != nil {
-		return kp, fmt.Errorf("host: save the audit signing key: %w", err)
+	return decodeAuditKey(data)
+}
+
+// decodeAuditKey reads the stored audit key pair.
+func decodeAuditKey(data []byte) (auditKeyPair, error) {
+	var kp auditKeyPair
+	if err := json.Unmarshal(data, &kp); err != nil || kp.Signer == "" || kp.Verifier == "" {
+		return auditKeyPair{}, errors.New("host: the stored audit signing key is malformed")
 	}
 	return kp, nil
+}
+
+// verifyStored verifies the audit log in st against the verifier key. A
+// report with a problem is not an error; an unreadable log is.
+func verifyStored(ctx context.Context, st store.Log, vkey string) (audit.Report, error) {
+	v, err := audit.ParseVerifier(vkey)
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("host: %w", err)
+	}
+	rep, err := audit.Verify(ctx, st, v)
+	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
+		return rep, fmt.Errorf("host: %w", err)
+	}
+	return rep, nil
 }
 
 // Record implements mediator.Auditor: the record is durable in the
@@ -141,9 +154,9 @@ func (h *Host) AuditVerify(ctx context.Context) (localapi.AuditVerifyResult, err
 	if err != nil {
 		return localapi.AuditVerifyResult{}, fmt.Errorf("host: %w", err)
 	}
-	rep, err := audit.Verify(ctx, h.store, v)
-	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
-		return localapi.AuditVerifyResult{}, fmt.Errorf("host: %w", err)
+	rep, err := verifyStored(ctx, h.store, h.audit.vkey)
+	if err != nil {
+		return localapi.AuditVerifyResult{}, err
 	}
 	// Records after the checkpoint above are fine if this host wrote them
 	// (the store holds no more records than the host committed); a record
@@ -244,17 +257,13 @@ func VerifyAuditOffline(ctx context.Context, dataDir, storePath string) (localap
 	if err != nil {
 		return res, fmt.Errorf("host: the audit log's key is not in the store: %w", err)
 	}
-	var kp auditKeyPair
-	if err := json.Unmarshal(rec.Value, &kp); err != nil || kp.Verifier == "" {
-		return res, errors.New("host: the stored audit signing key is malformed")
-	}
-	v, err := audit.ParseVerifier(kp.Verifier)
+	kp, err := decodeAuditKey(rec.Value)
 	if err != nil {
-		return res, fmt.Errorf("host: %w", err)
+		return res, err
 	}
-	rep, err := audit.Verify(ctx, st, v)
-	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
-		return res, fmt.Errorf("host: %w", err)
+	rep, err := verifyStored(ctx, st, kp.Verifier)
+	if err != nil {
+		return res, err
 	}
 	res.Report, res.VerifierKey = rep, kp.Verifier
 	if n, err := st.Len(ctx, audit.CheckpointsLog); err == nil && n > 0 {

@@ -99,8 +99,8 @@ func (h *Host) decide(ctx context.Context, req policy.Request) (mediator.Decisio
 	if len(pd.Policies) > 0 {
 		name = strings.Join(pd.Policies, ",")
 	}
-	if pd.Version != "" {
-		name += "@" + strings.TrimPrefix(pd.Version, "sha256:")[:min(12, len(strings.TrimPrefix(pd.Version, "sha256:")))]
+	if v := strings.TrimPrefix(pd.Version, "sha256:"); v != "" {
+		name += "@" + v[:min(12, len(v))]
 	}
 	if err != nil {
 		return mediator.Decision{Reason: "policy evaluation failed", Policy: name}, err

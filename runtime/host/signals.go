@@ -6,8 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/agenthost/agenthost/credentials/jose"
 	"github.com/agenthost/agenthost/credentials/oauth/fetch"
+	"github.com/agenthost/agenthost/mcp/mcpclient"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/signals"
@@ -44,23 +43,17 @@ type storeSETReplay struct{ kv store.KV }
 
 // Seen implements signals.Replay.
 func (r storeSETReplay) Seen(ctx context.Context, issuer, jti string, ttl time.Duration) (bool, error) {
-	sum := sha256.Sum256([]byte(issuer + "\x00" + jti))
-	_, err := r.kv.Put(ctx, ssfReplayNamespace, base64.RawURLEncoding.EncodeToString(sum[:]), []byte{1},
-		store.PutOptions{Condition: store.IfAbsent, TTL: max(ttl, time.Second)})
-	switch {
-	case errors.Is(err, store.ErrConflict):
-		return true, nil
-	case err != nil:
+	seen, err := rememberOnce(ctx, r.kv, ssfReplayNamespace, issuer+"\x00"+jti, ttl)
+	if err != nil {
 		return false, fmt.Errorf("host: SET replay cache: %w", err)
 	}
-	return false, nil
+	return seen, nil
 }
 
 // Forget implements signals.Forgetter: a SET whose handling failed may be
 // delivered again.
 func (r storeSETReplay) Forget(ctx context.Context, issuer, jti string) error {
-	sum := sha256.Sum256([]byte(issuer + "\x00" + jti))
-	err := r.kv.Delete(ctx, ssfReplayNamespace, base64.RawURLEncoding.EncodeToString(sum[:]), store.Condition{})
+	err := r.kv.Delete(ctx, ssfReplayNamespace, hashedKey(issuer+"\x00"+jti), store.Condition{})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -72,7 +65,6 @@ func (r storeSETReplay) Forget(ctx context.Context, issuer, jti string) error {
 type lazyKeys struct {
 	fetcher *fetch.Fetcher
 	issuer  string
-	now     func() time.Time
 
 	mu   sync.Mutex
 	keys *signals.KeySet
@@ -136,7 +128,7 @@ func (h *Host) newReceiver(rc config.SignalReceiverConfig) (*signals.Receiver, *
 	f := fetch.New(fetch.Config{AllowHTTP: rc.AllowPrivate, AllowPrivate: rc.AllowPrivate})
 	log := h.log.With("component", "signals", "receiver", rc.Name)
 	cfg := signals.ReceiverConfig{
-		Issuer: rc.Issuer, Audience: audience, Keys: (&lazyKeys{fetcher: f, issuer: rc.Issuer, now: h.now}).Key,
+		Issuer: rc.Issuer, Audience: audience, Keys: (&lazyKeys{fetcher: f, issuer: rc.Issuer}).Key,
 		Replay: storeSETReplay{kv: h.store}, Now: h.now, Logger: log,
 		Handler: signals.HandlerFunc(func(ctx context.Context, ev signals.Event) error { return h.HandleSignal(ctx, rc.Name, ev) }),
 	}
@@ -154,7 +146,7 @@ func (h *Host) newReceiver(rc config.SignalReceiverConfig) (*signals.Receiver, *
 			pushSecret = token
 		}
 		if pushSecret != "" {
-			cfg.Authorize = bearerEquals(pushSecret)
+			cfg.Authorize = signals.BearerAuthorizer(pushSecret)
 		}
 	}
 	recv, err := signals.NewReceiver(cfg)
@@ -257,17 +249,6 @@ func (m *managedStream) ensure(ctx context.Context) (*signals.StreamConfig, erro
 		Description: "agenthost " + m.h.Issuer()})
 }
 
-// bearerEquals accepts push requests carrying exactly this bearer token.
-func bearerEquals(token string) func(*http.Request) error {
-	return func(r *http.Request) error {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			return errors.New("missing or wrong bearer token")
-		}
-		return nil
-	}
-}
-
 // HandleSignal acts on one verified CAEP event from the receiver named
 // source. About a user: session-revoked and credential-change end every
 // credential the host's authorization server issued to the user, drop the
@@ -291,7 +272,7 @@ func (h *Host) HandleSignal(ctx context.Context, source string, ev signals.Event
 		h.log.WarnContext(ctx, "signal about an unknown subject ignored", slog.String("source", source), slog.String("event", short),
 			slog.String("format", ev.Subject.Format))
 		return h.audit.Append(ctx, audit.Record{Action: audit.ActionRemediation, Resource: source, Cause: cause,
-			Decision: audit.DecisionAllow, Outcome: audit.OutcomeOK, Reason: "unknown subject: no action"})
+			Remedy: "none", Outcome: audit.OutcomeOK, Policy: "signals", Reason: "unknown subject"})
 	}
 	var remedy string
 	revoke, drop, stop := false, false, false
@@ -338,7 +319,7 @@ func (h *Host) HandleSignal(ctx context.Context, source string, ev signals.Event
 	h.log.WarnContext(ctx, "security signal acted on", slog.String("subject", user), slog.String("cause", cause),
 		slog.String("remedy", remedy), slog.Int("sessions_dropped", forgotten), slog.Int("tasks_stopped", stopped))
 	rec := audit.Record{Action: audit.ActionRemediation, Subject: user, Resource: source, Remedy: remedy, Cause: cause,
-		Decision: audit.DecisionAllow, Outcome: audit.OutcomeOK, Policy: "signals",
+		Outcome: audit.OutcomeOK, Policy: "signals",
 		Reason: fmt.Sprintf("%d tasks stopped, %d sessions dropped", stopped, forgotten), Risk: h.signals.riskOf(user)}
 	if err := errors.Join(errs...); err != nil {
 		rec.Outcome, rec.Error = audit.OutcomeError, err.Error()
@@ -354,15 +335,11 @@ func (h *Host) agentSignal(ctx context.Context, agent, short, cause string, ev s
 	switch {
 	case ev.Type == signals.EventSessionRevoked, ev.Type == signals.EventCredentialChange,
 		ev.Type == signals.EventRiskLevelChange && strings.EqualFold(ev.CurrentLevel, "high"):
-		err := h.Quarantine(ctx, agent, cause)
-		if err != nil && strings.Contains(err.Error(), "already quarantined") {
-			return nil
-		}
-		return err
+		return h.Quarantine(ctx, agent, cause) // idempotent
 	}
 	id := h.agentIDs[agent]
 	return h.audit.Append(ctx, audit.Record{Action: audit.ActionRemediation, Agent: agent, AgentID: id.String(),
-		Resource: id.String(), Cause: cause, Remedy: "none", Decision: audit.DecisionAllow, Outcome: audit.OutcomeOK,
+		Resource: id.String(), Cause: cause, Remedy: "none", Outcome: audit.OutcomeOK,
 		Policy: "signals", Reason: short + " needs no action for an agent"})
 }
 
@@ -434,13 +411,18 @@ func (h *Host) userSubject(s signals.Subject) (string, bool) {
 // forgetSubject drops every token and MCP session the host holds for
 // user, and returns how many sessions it ended.
 func (h *Host) forgetSubject(user string) int {
-	n := 0
+	var clients []*mcpclient.Client
 	for _, r := range h.remotes {
 		r.mu.Lock()
 		for _, c := range r.clients {
-			n += c.ForgetSubject(user)
+			clients = append(clients, c)
 		}
 		r.mu.Unlock()
+	}
+	// Ending sessions may talk to the servers: not under the lock.
+	n := 0
+	for _, c := range clients {
+		n += c.ForgetSubject(user)
 	}
 	return n
 }
@@ -462,29 +444,21 @@ func reasonText(ev signals.Event) string {
 const keySSFSigner = "ssf-signing-key"
 
 func (h *Host) ssfKey(ctx context.Context) (*ecdsa.PrivateKey, error) {
-	rec, err := h.store.Get(ctx, nsHost, keySSFSigner)
-	if err == nil {
-		k, err := x509.ParsePKCS8PrivateKey(rec.Value)
-		if ec, ok := k.(*ecdsa.PrivateKey); err == nil && ok {
-			return ec, nil
+	der, err := storedKey(ctx, h.store, keySSFSigner, "SSF signing key", func() ([]byte, error) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
 		}
-		return nil, errors.New("host: the stored SSF signing key is malformed")
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("host: read the SSF signing key: %w", err)
-	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		return x509.MarshalPKCS8PrivateKey(k)
+	})
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return nil, err
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if ec, ok := k.(*ecdsa.PrivateKey); err == nil && ok {
+		return ec, nil
 	}
-	if _, err := h.store.Put(ctx, nsHost, keySSFSigner, der, store.PutOptions{Condition: store.IfAbsent}); err != nil {
-		return nil, fmt.Errorf("host: save the SSF signing key: %w", err)
-	}
-	return k, nil
+	return nil, errors.New("host: the stored SSF signing key is malformed")
 }
 
 // newTransmitter serves the host's SSF transmitter. Clients manage their

@@ -47,13 +47,13 @@ func (s storeStreams) GetStream(ctx context.Context, id string) (signals.Stream,
 	rec, err := s.kv.Get(ctx, nsStreams, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
-		return signals.Stream{}, fmt.Errorf("%w: %q", signals.ErrStreamNotFound, truncateText(id, 64))
+		return signals.Stream{}, fmt.Errorf("%w: %.64q", signals.ErrStreamNotFound, id)
 	case err != nil:
 		return signals.Stream{}, fmt.Errorf("host: read stream: %w", err)
 	}
 	var st signals.Stream
 	if err := json.Unmarshal(rec.Value, &st); err != nil {
-		return signals.Stream{}, fmt.Errorf("host: stream %q is corrupt: %w", truncateText(id, 64), err)
+		return signals.Stream{}, fmt.Errorf("host: stream %.64q is corrupt: %w", id, err)
 	}
 	return st, nil
 }
@@ -91,13 +91,13 @@ func (s storeStreams) UpdateStream(ctx context.Context, st signals.Stream) error
 	rec, err := s.kv.Get(ctx, nsStreams, st.Config.StreamID)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
-		return fmt.Errorf("%w: %q", signals.ErrStreamNotFound, truncateText(st.Config.StreamID, 64))
+		return fmt.Errorf("%w: %.64q", signals.ErrStreamNotFound, st.Config.StreamID)
 	case err != nil:
 		return fmt.Errorf("host: read stream: %w", err)
 	}
 	err = s.put(ctx, st, store.IfVersion(rec.Version))
 	if errors.Is(err, store.ErrConflict) {
-		return fmt.Errorf("host: stream %q changed meanwhile: %w", truncateText(st.Config.StreamID, 64), err)
+		return fmt.Errorf("host: stream %.64q changed meanwhile: %w", st.Config.StreamID, err)
 	}
 	return err
 }
@@ -107,19 +107,11 @@ func (s storeStreams) DeleteStream(ctx context.Context, id string) error {
 	err := s.kv.Delete(ctx, nsStreams, id, store.Condition{})
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
-		return fmt.Errorf("%w: %q", signals.ErrStreamNotFound, truncateText(id, 64))
+		return fmt.Errorf("%w: %.64q", signals.ErrStreamNotFound, id)
 	case err != nil:
 		return fmt.Errorf("host: delete stream: %w", err)
 	}
 	return nil
-}
-
-// truncateText cuts s to at most n bytes for error messages.
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // nsQueues holds the transmitter's undelivered SETs by stream.
