@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/agenthost/agenthost/plugins/sdk"
+	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
-	"github.com/agenthost/agenthost/runtime/mediator"
 )
 
 // The test binary doubles as an agent plugin (see TestMain).
@@ -159,7 +159,7 @@ func TestHostRunsConfiguredAgent(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, workloadDirName, "whoami.sock")); !os.IsNotExist(err) {
 		t.Fatalf("the quarantined agent's Workload API socket is still there: %v", err)
 	}
-	entries, err := h.Store().Read(wctx, mediator.AuditLog, 0, 1000)
+	entries, err := h.Store().Read(wctx, audit.RecordsLog, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestFloodingAgentFailsItsTaskOnly(t *testing.T) {
 		t.Fatalf("flood task: %d events, %v", n, err)
 	}
 	// The failure is recorded with its reason.
-	entries, err := h.Store().Read(wctx, mediator.AuditLog, 0, 1000)
+	entries, err := h.Store().Read(wctx, audit.RecordsLog, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

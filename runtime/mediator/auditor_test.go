@@ -8,12 +8,11 @@ import (
 	"github.com/agenthost/agenthost/runtime/store"
 )
 
-// AuditLog is the store log the [StoreAuditor] appends to.
+// AuditLog is the store log the test auditor appends to.
 const AuditLog = "audit"
 
-// StoreAuditor appends each record as JSON to the store's audit log. The
-// append is durable when Record returns (a tamper-evident log replaces it
-// in the audit component).
+// StoreAuditor appends each record as JSON to a store log, for tests of
+// the mediator (the host gives it the tamper-evident audit log).
 type StoreAuditor struct {
 	Log store.Log
 }
