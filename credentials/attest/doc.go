@@ -25,6 +25,15 @@
 // reported as [ErrDigestMismatch]. On other systems Collect returns
 // [ErrUnsupported].
 //
+// # Lineage
+//
+// [Collector.DescendsFrom] (or [DescendsFrom]) tells whether a process is
+// one of a set of processes or a descendant of one, by following the parent
+// of each process in /proc/<pid>/stat. The host uses it to admit to a
+// plugin's socket the process it started for the plugin and that process's
+// children, and to keep them away from its own sockets. A pid that does not
+// exist, or a chain that breaks during the walk, is an error, never a "no".
+//
 // # Checking
 //
 // [Verify] checks evidence against a [Policy] (expected executable digest,

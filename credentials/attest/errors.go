@@ -7,15 +7,18 @@ import "errors"
 var (
 	// ErrInvalidRequest reports a [Request] Collect refuses: a pid that is
 	// not positive or names a thread rather than a process, or a digest
-	// that is not hexadecimal.
+	// that is not hexadecimal; and a pid DescendsFrom refuses because it
+	// is not positive.
 	ErrInvalidRequest = errors.New("attest: invalid request")
 
-	// ErrNoProcess is returned by Collect when no process has the pid.
+	// ErrNoProcess is returned by Collect and DescendsFrom when no process
+	// has the pid.
 	ErrNoProcess = errors.New("attest: no such process")
 
 	// ErrProcessExited is returned by Collect when the process exited
 	// while evidence was being collected, or had already exited and not
-	// yet been reaped (a zombie, which has no executable any more).
+	// yet been reaped (a zombie, which has no executable any more); and by
+	// DescendsFrom when an ancestor exited before its parent was read.
 	ErrProcessExited = errors.New("attest: process exited during collection")
 
 	// ErrProcessChanged is returned by Collect when the process executed
@@ -57,7 +60,11 @@ var (
 	// are not hexadecimal.
 	ErrInvalidPolicy = errors.New("attest: invalid policy")
 
-	// ErrUnsupported is returned by Collect on systems where process
-	// evidence cannot be read.
+	// ErrLineageTooDeep is returned by DescendsFrom for a process with
+	// more than MaxLineageDepth ancestors.
+	ErrLineageTooDeep = errors.New("attest: process lineage too deep")
+
+	// ErrUnsupported is returned by Collect and DescendsFrom on systems
+	// where process evidence cannot be read.
 	ErrUnsupported = errors.New("attest: evidence collection unsupported on this system")
 )

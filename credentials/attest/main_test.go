@@ -25,6 +25,9 @@ const (
 	modeWait = "wait"
 	// modeExit exits at once.
 	modeExit = "exit"
+	// modeSpawn starts a copy of itself in modeWait, prints that
+	// grandchild's pid and runs until its stdin is closed.
+	modeSpawn = "spawn"
 	// modeCollect collects evidence about childPIDEnv and prints
 	// "permission" when that failed for lack of permission, or the
 	// outcome otherwise.
@@ -41,6 +44,8 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case modeExit:
 		os.Exit(0)
+	case modeSpawn:
+		os.Exit(runSpawn())
 	case modeCollect:
 		pid, err := strconv.Atoi(os.Getenv(childPIDEnv))
 		if err != nil {

@@ -13,8 +13,13 @@
 // The peer credentials of each connection (uid, gid, pid, read with
 // SO_PEERCRED when the connection is accepted) are checked against
 // [Workload.AllowedUIDs] and [Workload.PeerCheck]; a caller that fails the
-// check gets PermissionDenied on every call. Every call must carry the
-// metadata "workload.spiffe.io: true", or it gets InvalidArgument.
+// check gets PermissionDenied on every call. Each refused connection is
+// reported once to [Config.OnRefuse] as a [RefuseEvent] (workload, socket,
+// caller's credentials, reason), so the host can audit attempts on sockets
+// that are not the caller's; the server itself logs them at debug level
+// only, so that a caller looping on connect cannot flood the log. Every call
+// must carry the metadata "workload.spiffe.io: true", or it gets
+// InvalidArgument.
 //
 // # Delivery
 //

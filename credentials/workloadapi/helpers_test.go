@@ -58,13 +58,39 @@ func (l *eventLog) last(kind SVIDKind) (IssueEvent, bool) {
 	return IssueEvent{}, false
 }
 
+// refuseLog records the server's RefuseEvents.
+type refuseLog struct {
+	mu     sync.Mutex
+	events []RefuseEvent
+}
+
+func (l *refuseLog) record(_ context.Context, ev RefuseEvent) {
+	l.mu.Lock()
+	l.events = append(l.events, ev)
+	l.mu.Unlock()
+}
+
+// of returns the events about the workload id.
+func (l *refuseLog) of(id spiffeid.ID) []RefuseEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []RefuseEvent
+	for _, ev := range l.events {
+		if ev.Workload == id {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
 // testEnv is a server with a fake authority and a fake clock.
 type testEnv struct {
-	clock  *fakeClock
-	auth   *fakeAuthority
-	srv    *Server
-	dir    string
-	events *eventLog
+	clock    *fakeClock
+	auth     *fakeAuthority
+	srv      *Server
+	dir      string
+	events   *eventLog
+	refusals *refuseLog
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -76,12 +102,12 @@ func newTestEnv(t *testing.T) *testEnv {
 
 func newTestEnvWith(t *testing.T, clock *fakeClock, auth Authority) *testEnv {
 	t.Helper()
-	events := &eventLog{}
-	srv, err := New(Config{Authority: auth, Now: clock.Now, OnIssue: events.record, TickInterval: time.Hour})
+	events, refusals := &eventLog{}, &refuseLog{}
+	srv, err := New(Config{Authority: auth, Now: clock.Now, OnIssue: events.record, OnRefuse: refusals.record, TickInterval: time.Hour})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	env := &testEnv{clock: clock, srv: srv, dir: privateDir(t), events: events}
+	env := &testEnv{clock: clock, srv: srv, dir: privateDir(t), events: events, refusals: refusals}
 	if fa, ok := auth.(*fakeAuthority); ok {
 		env.auth = fa
 	}

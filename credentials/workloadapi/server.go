@@ -52,6 +52,15 @@ type Config struct {
 	// the authority. It must not block.
 	OnIssue func(context.Context, IssueEvent)
 
+	// OnRefuse, if set, is called once for each connection to a workload
+	// socket whose caller is refused: one the uid check or the workload's
+	// PeerCheck rejects, or whose credentials cannot be read. It runs
+	// while the connection is being accepted, on that connection's own
+	// goroutine, so a slow hook delays only the refused caller; it may be
+	// called concurrently. Every call on a refused connection fails with
+	// PermissionDenied whatever the hook does.
+	OnRefuse func(context.Context, RefuseEvent)
+
 	// TickInterval is how often Run calls Tick; zero means
 	// DefaultTickInterval.
 	TickInterval time.Duration
@@ -61,11 +70,12 @@ type Config struct {
 // per registered workload. Create it with [New], register workloads with
 // [Server.AddWorkload] and serve them with [Server.Run].
 type Server struct {
-	auth    Authority
-	now     func() time.Time
-	log     *slog.Logger
-	onIssue func(context.Context, IssueEvent)
-	tick    time.Duration
+	auth     Authority
+	now      func() time.Time
+	log      *slog.Logger
+	onIssue  func(context.Context, IssueEvent)
+	onRefuse func(context.Context, RefuseEvent)
+	tick     time.Duration
 
 	// regMu serializes AddWorkload, RemoveWorkload and shutdown.
 	regMu sync.Mutex
@@ -113,6 +123,7 @@ func New(cfg Config) (*Server, error) {
 		now:       cfg.Now,
 		log:       cfg.Logger,
 		onIssue:   cfg.OnIssue,
+		onRefuse:  cfg.OnRefuse,
 		tick:      cfg.TickInterval,
 		workloads: make(map[spiffeid.ID]*workload),
 		changed:   make(chan struct{}),
@@ -443,6 +454,21 @@ func (s *Server) issued(ctx context.Context, ev IssueEvent) {
 	}
 }
 
+// refused logs a refused connection at debug level (a caller that loops
+// on connect must not flood the log; Config.OnRefuse may report it louder)
+// and reports it to Config.OnRefuse. The accepting handshake has no context
+// of its own, so the hook gets a fresh one.
+func (s *Server) refused(ev RefuseEvent) {
+	ctx := context.Background()
+	s.log.DebugContext(ctx, "workload api connection refused",
+		slog.String(logKeyWorkload, ev.Workload.String()), slog.String(logKeySocket, ev.SocketPath),
+		slog.Int(logKeyPeerUID, ev.Peer.UID), slog.Int(logKeyPeerPID, ev.Peer.PID),
+		slog.String(logKeyError, ev.Reason.Error()))
+	if s.onRefuse != nil {
+		s.onRefuse(ctx, ev)
+	}
+}
+
 // snapshotBundle reads the authority's bundle and encodes it for the wire.
 func (s *Server) snapshotBundle() (*bundleSnapshot, error) {
 	b := s.auth.Bundle()
@@ -490,7 +516,7 @@ func (s *Server) broadcast() {
 
 func (s *Server) newGRPCServer(wl *workload) *grpc.Server {
 	gs := grpc.NewServer(
-		grpc.Creds(socketCredentials{w: wl}),
+		grpc.Creds(socketCredentials{w: wl, refused: s.refused}),
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 			if _, err := checkCall(ctx, wl); err != nil {
 				return nil, err

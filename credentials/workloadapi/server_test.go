@@ -527,6 +527,86 @@ func TestPeerAuthorization(t *testing.T) {
 	}
 }
 
+// TestOnRefuse: every connection refused by the uid check or the
+// workload's PeerCheck is reported once, with the workload, the socket, the
+// caller's credentials and the reason its calls fail with; admitted
+// connections are not reported.
+func TestOnRefuse(t *testing.T) {
+	uid := os.Getuid()
+	errNotPlugin := errors.New("pid is not the plugin")
+	tests := []struct {
+		name    string
+		modify  func(*Workload)
+		wantMsg string // empty: admitted
+		wantErr error  // an error the reason must wrap
+	}{
+		{name: "admitted"},
+		{
+			name:   "peer check passes",
+			modify: func(w *Workload) { w.PeerCheck = func(Peer) error { return nil } },
+		},
+		{
+			name:    "uid not allowed",
+			modify:  func(w *Workload) { w.AllowedUIDs = []int{uid + 1} },
+			wantMsg: "uid " + strconv.Itoa(uid) + " may not use the workload api socket",
+		},
+		{
+			name:    "peer check fails",
+			modify:  func(w *Workload) { w.PeerCheck = func(Peer) error { return errNotPlugin } },
+			wantMsg: "pid is not the plugin",
+			wantErr: errNotPlugin,
+		},
+		{
+			name: "uid refused before the peer check",
+			modify: func(w *Workload) {
+				w.AllowedUIDs = []int{uid + 1}
+				w.PeerCheck = func(Peer) error { t.Error("PeerCheck called for a refused uid"); return nil }
+			},
+			wantMsg: "uid " + strconv.Itoa(uid) + " may not use",
+		},
+	}
+	env := newTestEnv(t)
+	env.run(t)
+	ctx := testCtx(t)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, path := env.add(t, "w"+strconv.Itoa(i), tt.modify)
+			client := spiffeClient(t, path)
+			// Two calls on one connection.
+			for range 2 {
+				_, err := client.FetchJWTSVID(ctx, jwtsvid.Params{Audience: "x"})
+				if tt.wantMsg == "" {
+					if err != nil {
+						t.Fatalf("FetchJWTSVID: %v", err)
+					}
+					continue
+				}
+				assertStatus(t, err, codes.PermissionDenied, tt.wantMsg)
+			}
+			got := env.refusals.of(id)
+			if tt.wantMsg == "" {
+				if len(got) != 0 {
+					t.Fatalf("refusals = %+v, want none", got)
+				}
+				return
+			}
+			if len(got) != 1 {
+				t.Fatalf("refusals = %+v, want one for the connection", got)
+			}
+			ev := got[0]
+			if ev.SocketPath != path || ev.Peer.PID != os.Getpid() || ev.Peer.UID != uid || ev.Peer.GID != os.Getgid() {
+				t.Errorf("refusal = %+v, want socket %s, pid %d, uid %d, gid %d", ev, path, os.Getpid(), uid, os.Getgid())
+			}
+			if ev.Reason == nil || !strings.Contains(ev.Reason.Error(), tt.wantMsg) {
+				t.Errorf("refusal reason = %v, want it to contain %q", ev.Reason, tt.wantMsg)
+			}
+			if tt.wantErr != nil && !errors.Is(ev.Reason, tt.wantErr) {
+				t.Errorf("refusal reason = %v, want it to wrap the PeerCheck error", ev.Reason)
+			}
+		})
+	}
+}
+
 func TestRemoveWorkloadEndsStreams(t *testing.T) {
 	env := newTestEnv(t)
 	idA, pathA := env.add(t, "a", nil)

@@ -35,6 +35,8 @@ func (authInfo) AuthType() string { return authType }
 // a transport error.
 type socketCredentials struct {
 	w *workload
+	// refused, if set, is told about every refused connection.
+	refused func(RefuseEvent)
 }
 
 var _ credentials.TransportCredentials = socketCredentials{}
@@ -48,10 +50,13 @@ func (c socketCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials
 	p, err := readPeer(conn)
 	if err != nil {
 		info.denied = fmt.Errorf("caller cannot be identified: %w", err)
-		return conn, info, nil
+	} else {
+		info.peer = p
+		info.denied = c.w.admit(p)
 	}
-	info.peer = p
-	info.denied = c.w.admit(p)
+	if info.denied != nil && c.refused != nil {
+		c.refused(RefuseEvent{Workload: c.w.id, SocketPath: c.w.socketPath, Peer: info.peer, Reason: info.denied})
+	}
 	return conn, info, nil
 }
 

@@ -68,6 +68,22 @@ type IssueEvent struct {
 	ExpiresAt time.Time
 }
 
+// RefuseEvent describes a connection to a workload socket whose caller
+// may not use it.
+type RefuseEvent struct {
+	// Workload is the SPIFFE ID the socket serves.
+	Workload spiffeid.ID
+	// SocketPath is the socket's path.
+	SocketPath string
+	// Peer holds the caller's credentials; it is zero when they could
+	// not be read.
+	Peer Peer
+	// Reason says why the caller was refused (the uid check, the
+	// workload's PeerCheck, or unreadable credentials). Its text is what
+	// the caller's calls fail with.
+	Reason error
+}
+
 // workload is the server's state for one registered [Workload]. Its SVID
 // fields are guarded by Server.mu.
 type workload struct {

@@ -25,6 +25,13 @@ const (
 	ActionTokenIssue  = "token.issue"
 	ActionApproval    = "approval"
 	ActionRemediation = "remediation"
+	// ActionWorkloadAPI is a connection to an agent's SPIFFE Workload API
+	// socket; the host records those it refuses (Resource: the SPIFFE ID
+	// the socket serves).
+	ActionWorkloadAPI = "workloadapi.connect"
+	// ActionAdminAPI is a connection to the host's admin API socket; the
+	// host records those it refuses (Resource: the socket).
+	ActionAdminAPI = "admin.connect"
 )
 
 // Decisions of the mediator.

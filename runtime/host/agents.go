@@ -144,12 +144,20 @@ func (h *Host) checkWants(agent string, d *pluginpb.DescribeResponse, g mediator
 }
 
 // checkAgentPeer admits to an agent's Workload API socket only the
-// agent's current plugin process.
+// agent's current plugin process (the process the supervisor started, which
+// may be a sandbox's init) and its descendants.
 func (h *Host) checkAgentPeer(name string, p workloadapi.Peer) error {
 	for _, st := range h.sup.Status() {
 		if st.Name == name {
-			if st.PID == 0 || st.PID != p.PID {
-				return fmt.Errorf("pid %d is not the plugin process of agent %s", p.PID, name)
+			if st.PID == 0 {
+				return fmt.Errorf("agent %s has no plugin process running", name)
+			}
+			_, ok, err := attest.DescendsFrom(p.PID, st.PID)
+			if err != nil {
+				return fmt.Errorf("pid %d is not known to descend from the plugin process of agent %s: %w", p.PID, name, err)
+			}
+			if !ok {
+				return fmt.Errorf("pid %d is neither the plugin process of agent %s (pid %d) nor a descendant of it", p.PID, name, st.PID)
 			}
 			return nil
 		}

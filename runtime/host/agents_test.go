@@ -42,6 +42,11 @@ func TestMain(m *testing.M) {
 	case "wait":
 		sdk.Serve(waitAgent{})
 		os.Exit(0)
+	case "probe":
+		sdk.Serve(probeAgent{})
+		os.Exit(0)
+	case "probe-client":
+		os.Exit(runProbeClient())
 	default:
 		sdk.Serve(identityAgent{})
 		os.Exit(0)

@@ -12,18 +12,17 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
-	spiffewl "github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/store"
 )
 
 // TestHostAuthorizationServer: the running host serves its authorization
-// server at the issuer it announces, and a workload of the trust domain
-// gets a token with a JWT-SVID fetched by a stock go-spiffe client from
-// its Workload API socket (audience = the issuer), through the AS state
-// in the host's SQLite store.
+// server at the issuer it announces, and its token endpoint judges a
+// JWT-SVID client assertion of the trust domain (audience = the issuer)
+// against the clients in the host's SQLite store.
 func TestHostAuthorizationServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -41,21 +40,24 @@ func TestHostAuthorizationServer(t *testing.T) {
 		t.Fatalf("metadata %d %s", status, body)
 	}
 
-	// The host's own identity is not a registered agent: the JWT-SVID is
+	// The host's own identity is not a registered agent: its JWT-SVID
+	// (minted in process; the host serves its identity on no socket) is
 	// valid but names no client.
-	client, err := spiffewl.New(ctx, spiffewl.WithAddr("unix://"+h.HostSocket()))
+	hostID, err := workloadapi.IDFromIdentity(h.hostID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
-	svid, err := client.FetchJWTSVID(ctx, jwtsvid.Params{Audience: issuer})
+	assertion, _, err := h.CA().NewJWTSVID(ctx, hostID, []string{issuer})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := jwtsvid.ParseAndValidate(assertion, h.CA().Bundle(), []string{issuer}); err != nil {
+		t.Fatalf("the host's JWT-SVID does not validate: %v", err)
 	}
 	form := url.Values{
 		"grant_type":            {oauth.GrantClientCredentials},
 		"client_assertion_type": {oauth.AssertionJWTSPIFFE},
-		"client_assertion":      {svid.Marshal()},
+		"client_assertion":      {assertion},
 		"resource":              {"https://tools.test/mcp"},
 	}
 	resp, err := http.PostForm(md.TokenEndpoint, form)

@@ -43,6 +43,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// UnsafeNoSandbox allows plugins whose effective sandbox level is
+	// none (config.SandboxNone) to start uncontained; without it such a
+	// plugin is refused. It is for debugging only, and every plugin
+	// started uncontained is audited.
+	UnsafeNoSandbox bool
 }
 
 // Host is a prepared agenthost, ready to [Host.Run].
@@ -67,8 +72,8 @@ type Host struct {
 	wl       *workloadapi.Server
 	http     *httpServer
 	hostID   credentials.Identity
-	hostSock string
 	evidence *evidenceCache
+	doors    *doorLimiter // rate-limits the audit records of refused connections
 	sup      *supervisor.Supervisor
 	med      *mediator.Mediator
 	audit    *auditor
@@ -102,6 +107,7 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.doors = newDoorLimiter(h.now)
 	h.log = opts.Logger
 	if h.log == nil {
 		stderr := opts.Stderr
@@ -136,7 +142,7 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if err := h.newCA(ctx); err != nil {
 		return nil, err
 	}
-	if err := h.newWorkloadAPI(ctx); err != nil {
+	if err := h.newWorkloadAPI(); err != nil {
 		return nil, err
 	}
 	if err := h.newAudit(ctx); err != nil {
@@ -151,7 +157,13 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if err := h.newHTTP(ctx); err != nil {
 		return nil, err
 	}
-	admin, err := localapi.Listen(filepath.Join(h.dataDir, localapi.SocketName), h, h.log.With("component", "localapi"))
+	admin, err := localapi.ListenConfig(localapi.Config{
+		Path:      filepath.Join(h.dataDir, localapi.SocketName),
+		Backend:   h,
+		Logger:    h.log.With("component", "localapi"),
+		PeerCheck: h.checkAdminPeer,
+		OnRefuse:  h.adminRefused,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
@@ -201,7 +213,11 @@ func (h *Host) newCA(ctx context.Context) error {
 	return nil
 }
 
-func (h *Host) newWorkloadAPI(ctx context.Context) error {
+// newWorkloadAPI prepares the Workload API server that serves each agent
+// its identity on a socket of its own. The host's own identity is held in
+// process (h.ca) and served on no socket: any socket serving it would be
+// reachable by the plugin processes, which run as the same user.
+func (h *Host) newWorkloadAPI() error {
 	dir := filepath.Join(h.dataDir, workloadDirName)
 	if err := EnsurePrivateDir(dir); err != nil {
 		return err
@@ -211,20 +227,13 @@ func (h *Host) newWorkloadAPI(ctx context.Context) error {
 		Now:       h.now,
 		Logger:    h.log.With("component", "workloadapi"),
 		OnIssue:   h.recordIssue,
+		OnRefuse:  h.workloadRefused,
 	})
 	if err != nil {
 		return fmt.Errorf("host: %w", err)
 	}
 	h.wl = srv
 	h.evidence = newEvidenceCache(h.cfg.Digest(), h.now, h.log.With("component", "attest"))
-	id, err := workloadapi.IDFromIdentity(h.hostID)
-	if err != nil {
-		return fmt.Errorf("host: %w", err)
-	}
-	h.hostSock = filepath.Join(dir, "host.sock")
-	if err := srv.AddWorkload(ctx, workloadapi.Workload{ID: id, SocketPath: h.hostSock}); err != nil {
-		return fmt.Errorf("host: %w", err)
-	}
 	return nil
 }
 
@@ -289,9 +298,6 @@ func (h *Host) CA() *ca.CA { return h.ca }
 // Store is the host's store.
 func (h *Host) Store() store.Store { return h.store }
 
-// HostSocket is the Workload API socket serving the host's own identity.
-func (h *Host) HostSocket() string { return h.hostSock }
-
 // Run serves until ctx is done or a part fails, then stops every part and
 // releases the data directory. It returns nil after a clean shutdown.
 func (h *Host) Run(ctx context.Context) error {
@@ -346,7 +352,6 @@ func (h *Host) banner(info RunInfo) {
 	if md.AuthorizationEndpoint != "" {
 		fmt.Fprintf(w, "  sign in        %s (users: %d)\n", md.AuthorizationEndpoint, len(h.cfg.Auth.Users))
 	}
-	fmt.Fprintf(w, "  workload API   unix://%s\n", h.hostSock)
 	fmt.Fprintf(w, "  admin API      unix://%s\n", filepath.Join(h.dataDir, localapi.SocketName))
 	for _, s := range h.mcp {
 		fmt.Fprintf(w, "  MCP server     %s (scopes %s)\n", s.resource, strings.Join(s.scopes, " "))

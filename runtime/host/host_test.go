@@ -128,8 +128,8 @@ func TestHostServesHealthAndBundle(t *testing.T) {
 	if _, err := ReadRunInfo(dir); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("after stop ReadRunInfo error = %v, want ErrNotRunning", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "workload", "host.sock")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("workload socket left behind: %v", err)
+	if socks := dataDirSockets(t, dir); len(socks) != 0 {
+		t.Fatalf("sockets left behind: %q", socks)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agenthost/agenthost/credentials/attest"
@@ -31,6 +32,17 @@ type toolPlugin struct {
 
 	mu sync.Mutex
 	p  *plugins.ToolPlugin
+	// cur is p, readable without waiting for a launch that holds mu.
+	cur atomic.Pointer[plugins.ToolPlugin]
+}
+
+// pid is the running plugin process's id, or 0 when none runs.
+func (tp *toolPlugin) pid() int {
+	p := tp.cur.Load()
+	if p == nil || p.Exited() {
+		return 0
+	}
+	return p.PID()
 }
 
 // get returns the running plugin, restarting it if it has exited.
@@ -50,6 +62,7 @@ func (tp *toolPlugin) get(ctx context.Context) (*plugins.ToolPlugin, error) {
 		return nil, fmt.Errorf("host: tool plugin %s: %w", tp.cfg.Name, err)
 	}
 	tp.p = p
+	tp.cur.Store(p)
 	return p, nil
 }
 

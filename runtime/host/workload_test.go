@@ -2,8 +2,9 @@ package host
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
-	"io"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,33 +14,20 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	spiffewl "github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/agenthost/agenthost/credentials/attest"
 )
 
-// TestHostWorkloadAPI drives the running host's own Workload API socket with
-// a stock go-spiffe client, verifies what it gets against the bundle the
-// host serves over HTTP, and checks that each issuance was recorded with the
-// caller's attestation evidence.
+// TestHostWorkloadAPI: an agent's plugin process drives its own Workload
+// API socket with a stock go-spiffe client; what it gets verifies against
+// the bundle the host serves over HTTP, and each issuance was recorded with
+// the caller's attestation evidence.
 func TestHostWorkloadAPI(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "data")
-	runCtx, stop := context.WithCancel(context.Background())
-	h, err := New(runCtx, Options{Config: testConfig(t), DataDir: dir, Stderr: io.Discard})
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	h := runHost(t, probeConfig(t, dir), dir)
+	pluginPID := waitPluginPID(ctx, t, dir, "probe")
 
 	_, body := get(t, "http://"+h.Addr()+PathSPIFFEBundle)
 	td := spiffeid.RequireTrustDomainFromString("test.local")
@@ -48,38 +36,39 @@ func TestHostWorkloadAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := spiffewl.WithAddr("unix://" + h.HostSocket())
-	src, err := spiffewl.NewX509Source(ctx, spiffewl.WithClientOptions(addr))
+	got := runProbe(ctx, t, h, "svids https://example.test")
+	if got.Error != "" || got.PID != pluginPID {
+		t.Fatalf("probe = %+v, want SVIDs fetched by the plugin process %d", got, pluginPID)
+	}
+	var certs []*x509.Certificate
+	for rest := []byte(got.X509); ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatalf("X.509-SVID chain: %v", err)
+		}
+		certs = append(certs, c)
+	}
+	id, _, err := x509svid.Verify(certs, bundle)
 	if err != nil {
-		t.Fatalf("NewX509Source: %v", err)
-	}
-	defer src.Close()
-	svid, err := src.GetX509SVID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if svid.ID.String() != "spiffe://test.local/host" {
-		t.Fatalf("X.509-SVID for %s", svid.ID)
-	}
-	if _, _, err := x509svid.Verify(svid.Certificates, bundle); err != nil {
 		t.Fatalf("X.509-SVID does not verify against the served bundle: %v", err)
 	}
-
-	client, err := spiffewl.New(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
+	if id.String() != "spiffe://test.local/agent/probe" || got.ID != id.String() {
+		t.Fatalf("X.509-SVID for %s (client saw %s)", id, got.ID)
 	}
-	defer client.Close()
-	jwt, err := client.FetchJWTSVID(ctx, jwtsvid.Params{Audience: "https://example.test"})
+	jwt, err := jwtsvid.ParseAndValidate(got.JWT, bundle, []string{"https://example.test"})
 	if err != nil {
-		t.Fatalf("FetchJWTSVID: %v", err)
-	}
-	if _, err := jwtsvid.ParseAndValidate(jwt.Marshal(), bundle, []string{"https://example.test"}); err != nil {
 		t.Fatalf("JWT-SVID does not validate against the served bundle: %v", err)
 	}
+	if jwt.ID.String() != "spiffe://test.local/agent/probe" {
+		t.Fatalf("JWT-SVID for %s", jwt.ID)
+	}
 
-	// The JWT-SVID was issued to this process: its record carries this
-	// process's attestation evidence.
+	// The JWT-SVID was issued to the plugin process: its record carries
+	// that process's attestation evidence.
 	entries, err := h.Store().Read(ctx, IssuanceLog, 0, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +86,8 @@ func TestHostWorkloadAPI(t *testing.T) {
 		if rec.Evidence == nil {
 			t.Fatalf("JWT-SVID issuance has no evidence: %+v", rec)
 		}
-		if rec.Evidence.PID != os.Getpid() || rec.Evidence.ConfigDigest != h.cfg.Digest() {
-			t.Fatalf("evidence = %+v, want pid %d and the config digest", rec.Evidence, os.Getpid())
+		if rec.Evidence.PID != pluginPID || rec.Evidence.ConfigDigest != h.cfg.Digest() {
+			t.Fatalf("evidence = %+v, want pid %d and the config digest", rec.Evidence, pluginPID)
 		}
 		exe, _ := os.Executable()
 		want, err := attest.HashFile(ctx, exe)

@@ -398,6 +398,8 @@ func responseError(resp *http.Response, notFound error) error {
 		is = ErrNotSupported
 	case http.StatusNotFound:
 		is = notFound
+	case http.StatusForbidden:
+		is = ErrRefused
 	}
 	return &remoteError{msg: msg, is: is}
 }

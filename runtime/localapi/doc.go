@@ -3,6 +3,15 @@
 // can reach it). CLI commands given the same --data-dir use [Client] to talk
 // to the host; nothing is exposed on the network.
 //
+// The file mode is not the only guard: processes of the host's own user
+// include the plugins the host runs. Every connection's peer is read with
+// SO_PEERCRED and must run as the host's effective uid, be visible in the
+// host's pid namespace and pass [Config.PeerCheck] (the host refuses its
+// plugin processes and their descendants there). Every request on a
+// refused connection gets 403 with {"error": reason}, which the CLI prints,
+// and [Config.OnRefuse] is told once per connection; a [Client] returns an
+// error wrapping [ErrRefused].
+//
 //	GET  /v1/agents  every configured agent: identity, state, pid, restarts, SVID expiry
 //	POST /v1/tasks   {"agent","input"}: run a task; the response streams its
 //	                 events as JSON lines until the final result or error
@@ -27,6 +36,6 @@
 //	POST /v1/policy/decide             body: a policy.Request; the policy.Decision
 //
 // Errors are JSON objects {"error": "..."}: 400 for a malformed body or
-// query parameter (the message names it), 404 for an unknown transaction,
-// 500 with the host's message when the host failed.
+// query parameter (the message names it), 403 for a refused caller, 404 for
+// an unknown transaction, 500 with the host's message when the host failed.
 package localapi

@@ -76,17 +76,61 @@ var ErrUnknownAgent = errors.New("unknown agent")
 // maxTaskBody caps the size of a task request.
 const maxTaskBody = 1 << 20
 
-// Server serves the admin API.
-type Server struct {
-	path string
-	ln   net.Listener
-	srv  *http.Server
-	log  *slog.Logger
+// Config configures [ListenConfig].
+type Config struct {
+	// Path is where the admin socket is created. Required.
+	Path string
+	// Backend is the host the API serves. Required.
+	Backend Backend
+	// Logger receives the server's logs; nil means silent.
+	Logger *slog.Logger
+	// PeerCheck, if set, is called with the credentials of each connecting
+	// process that runs as the host's effective uid; an error refuses the
+	// connection, and its text is the reason given. The host refuses its
+	// plugin processes and their descendants here.
+	PeerCheck func(Peer) error
+	// OnRefuse, if set, is called once for each refused connection, on
+	// the connection's goroutine when its first request arrives; it may
+	// be called concurrently, and a slow hook delays only the refused
+	// caller.
+	OnRefuse func(context.Context, RefuseEvent)
 }
 
-// Listen creates the admin socket at path (replacing a stale socket, never
-// another kind of file) with mode 0600.
+// Server serves the admin API.
+type Server struct {
+	path     string
+	ln       net.Listener
+	srv      *http.Server
+	log      *slog.Logger
+	policy   peerPolicy
+	onRefuse func(context.Context, RefuseEvent)
+}
+
+// Listen is [ListenConfig] with only Path, Backend and Logger set: the
+// socket admits every process of the host's effective uid that is visible
+// in the host's pid namespace, with no further check.
 func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
+	return ListenConfig(Config{Path: path, Backend: b, Logger: log})
+}
+
+// ListenConfig creates the admin socket at cfg.Path (replacing a stale
+// socket, never another kind of file) with mode 0600.
+//
+// Every connection's peer is read with SO_PEERCRED when it is accepted and
+// judged on its first request: it is admitted only if it runs as this
+// process's effective uid, is visible in this pid namespace (pid not 0),
+// and cfg.PeerCheck accepts it. Every request on a refused connection gets
+// 403 with {"error": reason}, and cfg.OnRefuse is told once. Peer
+// credentials are read on Linux only; elsewhere every connection is
+// refused.
+func ListenConfig(cfg Config) (*Server, error) {
+	path, b, log := cfg.Path, cfg.Backend, cfg.Logger
+	if path == "" {
+		return nil, errors.New("localapi: config has no socket path")
+	}
+	if b == nil {
+		return nil, errors.New("localapi: config has no backend")
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -135,11 +179,15 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such admin endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	return &Server{path: path, ln: ln, log: log, srv: &http.Server{
-		Handler:           mux,
+	s := &Server{path: path, ln: ln, log: log, onRefuse: cfg.OnRefuse,
+		policy: peerPolicy{uid: os.Geteuid(), check: cfg.PeerCheck}}
+	s.srv = &http.Server{
+		Handler:           s.guard(mux),
+		ConnContext:       connContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}}, nil
+	}
+	return s, nil
 }
 
 func runTask(w http.ResponseWriter, r *http.Request, b Backend) {
@@ -248,14 +296,7 @@ func (c *Client) RunTask(ctx context.Context, task TaskRequest, onEvent func(Tas
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("localapi: %s: %s", resp.Status, b)
+		return responseError(resp, nil)
 	}
 	dec := json.NewDecoder(resp.Body)
 	for {
@@ -283,14 +324,7 @@ func (c *Client) Quarantine(ctx context.Context, agent, reason string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("localapi: %s: %s", resp.Status, b)
+		return responseError(resp, ErrUnknownAgent)
 	}
 	return nil
 }
@@ -306,12 +340,12 @@ func (c *Client) Agents(ctx context.Context) ([]AgentInfo, error) {
 		return nil, fmt.Errorf("localapi: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, responseError(resp, nil)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return nil, fmt.Errorf("localapi: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("localapi: %s: %s", resp.Status, body)
 	}
 	var out []AgentInfo
 	if err := json.Unmarshal(body, &out); err != nil {
