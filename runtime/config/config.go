@@ -60,6 +60,11 @@ type Config struct {
 	// Models are the language models agents may use, by alias. Empty means
 	// one model, "default", the offline model.
 	Models map[string]ModelConfig `json:"models,omitempty"`
+	// Sandbox is the containment every plugin process (agent or tool
+	// plugin) gets unless its own sandbox key overrides it: the level and
+	// the resource limits. Default: [DefaultSandboxLevel] with the
+	// DefaultSandbox… limits.
+	Sandbox SandboxConfig `json:"sandbox"`
 	// Agents are the agent plugins the host runs.
 	Agents []AgentConfig `json:"agents,omitempty"`
 	// MCP configures the MCP servers the host serves.
@@ -142,6 +147,10 @@ type AgentConfig struct {
 	// RFC 6749 §3.3). An agent authenticates with its SVIDs, never with a
 	// secret: the keys secret, client_secret and secret_hash are refused.
 	Scopes []string `json:"scopes"`
+	// Sandbox overrides the top-level sandbox for this agent, key by key,
+	// and adds the paths and loopback ports it may reach; see
+	// [Config.AgentSandbox].
+	Sandbox SandboxConfig `json:"sandbox"`
 }
 
 // Model providers.
@@ -193,6 +202,7 @@ func base() *Config {
 		Storage:     StorageConfig{Driver: DefaultDriver},
 		Log:         LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Auth:        defaultAuth(),
+		Sandbox:     defaultSandbox(),
 	}
 }
 
@@ -410,6 +420,7 @@ func (c *Config) resolvePaths(dir string) {
 	c.Storage.Path = abs(c.Storage.Path)
 	for i := range c.Agents {
 		c.Agents[i].Path = abs(c.Agents[i].Path)
+		resolveSandboxPaths(c.Agents[i].Sandbox.ReadOnlyPaths, dir)
 	}
 	for k, m := range c.Models {
 		m.APIKeyFile = abs(m.APIKeyFile)
@@ -417,6 +428,7 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	for i := range c.MCP.Plugins {
 		c.MCP.Plugins[i].Path = abs(c.MCP.Plugins[i].Path)
+		resolveSandboxPaths(c.MCP.Plugins[i].Sandbox.ReadOnlyPaths, dir)
 	}
 	for i := range c.MCP.Remotes {
 		if cmd := c.MCP.Remotes[i].Command; len(cmd) > 0 && cmd[0] != "" {
@@ -480,7 +492,7 @@ func (c *Config) Position(path string) (Position, bool) {
 
 // CanonicalJSON returns the canonical JSON encoding of the effective
 // configuration: fields in schema order, map keys sorted, durations in
-// nanoseconds, no insignificant white space.
+// nanoseconds, sizes in bytes, no insignificant white space.
 func (c *Config) CanonicalJSON() ([]byte, error) {
 	b, err := json.Marshal(c)
 	if err != nil {

@@ -163,6 +163,7 @@ func TestDefault(t *testing.T) {
 			DynamicRegistration:       true,
 			ClientIDMetadataDocuments: true,
 		},
+		Sandbox: config.SandboxConfig{Level: config.SandboxStrict, Memory: config.GiB, Processes: 512, TmpSize: 64 * config.MiB},
 	}
 	if diff := cmp.Diff(want, c, ignoreUnexported); diff != "" {
 		t.Errorf("Default() (-want +got):\n%s", diff)
@@ -506,6 +507,10 @@ func TestValidateConfigLiteral(t *testing.T) {
 		{0, "storage.driver", config.ErrInvalid, `unknown storage driver ""`},
 		{0, "log.level", config.ErrInvalid, `unknown log level "loud"`},
 		{0, "log.format", config.ErrInvalid, `unknown log format ""`},
+		{0, "sandbox.level", config.ErrInvalid, `unknown sandbox level ""; want one of strict, none`},
+		{0, "sandbox.memory", config.ErrInvalid, "0 is below the minimum of 16MiB"},
+		{0, "sandbox.processes", config.ErrInvalid, "0 is below the minimum of 16"},
+		{0, "sandbox.tmp_size", config.ErrInvalid, "0 is below the minimum of 1MiB"},
 		{0, "auth.access_token_ttl", config.ErrInvalid, "0s is shorter than the minimum of 30s"},
 		{0, "auth.refresh_token_ttl", config.ErrInvalid, "0s is shorter than the minimum of 1m"},
 		{0, "auth.code_ttl", config.ErrInvalid, "0s is shorter than the minimum of 10s"},
@@ -663,7 +668,8 @@ func TestDigest(t *testing.T) {
 	const wantCanon = `{"version":1,"trust_domain":"agenthost.local","listen":{"address":"127.0.0.1:8420","issuer":"http://127.0.0.1:8420","tls":null},"identity":{"svid_ttl":3600000000000,"ca_ttl":2592000000000000},"storage":{"driver":"sqlite","path":""},"log":{"level":"info","format":"text"},` +
 		`"auth":{"access_token_ttl":300000000000,"refresh_token_ttl":86400000000000,"code_ttl":60000000000,` +
 		`"signing_key_period":2592000000000000,"dynamic_registration":true,"client_id_metadata_documents":true,` +
-		`"allow_private_fetch":false,"require_dpop_nonce":false},"mcp":{},` +
+		`"allow_private_fetch":false,"require_dpop_nonce":false},` +
+		`"sandbox":{"level":"strict","memory":1073741824,"processes":512,"cpu":0,"tmp_size":67108864},"mcp":{},` +
 		`"policy":{"dir":"","authzen_endpoint":"","serve_authzen":false},"audit":{"checkpoint_every":0,"checkpoint_interval":0},` +
 		`"signals":{"transmitter":false}}`
 	if diff := cmp.Diff(wantCanon, string(canon)); diff != "" {

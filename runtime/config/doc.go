@@ -25,8 +25,9 @@
 // decoding, [Config.Validate] runs the semantic checks (trust domain syntax,
 // refusal of a non-loopback listener without TLS, issuer URL rules, SVID and
 // CA lifetimes, TLS files that exist, the auth section's token lifetimes,
-// users, clients and resources) and again reports every problem at the line
-// of the value it concerns. Errors print as
+// users, clients and resources, the plugins' sandbox limits, paths and
+// ports) and again reports every problem at the line of the value it
+// concerns. Errors print as
 //
 //	FILE:LINE:COL: key.path: message
 //
@@ -38,6 +39,37 @@
 // key that would hold a plaintext secret (a client's secret, a user's
 // password, any secret of an agent, which authenticates with its SVIDs) is
 // refused with a message saying what to write instead.
+//
+// # Plugin sandbox
+//
+// Every plugin process, agent plugin (agents) or tool plugin (mcp.plugins),
+// runs in a sandbox, configured by [SandboxConfig]:
+//
+//	sandbox:                  # defaults for every plugin
+//	  level: strict           # strict (default) | none
+//	  memory: 1GiB            # at least 16MiB
+//	  processes: 512          # processes and threads, at least 16
+//	  cpu: 0                  # cores, at most 1024; 0: not limited
+//	  tmp_size: 64MiB         # private /tmp, at least 1MiB
+//	agents:
+//	  - name: research
+//	    path: bin/research
+//	    sandbox:              # overrides the keys it sets
+//	      read_only_paths: [/srv/corpus, data]
+//	      loopback_ports: [11434]
+//	      memory: 2GiB
+//
+// The top-level section holds the level and the limits; read_only_paths and
+// loopback_ports, the files a plugin may read and the TCP ports of the
+// host's loopback it may connect to, are refused there and set per agent or
+// tool plugin. An agent's or tool plugin's sandbox key overrides the
+// top-level values key by key; [Config.AgentSandbox] and
+// [Config.PluginSandbox] return the effective values, defaults filled. Sizes
+// ([ByteSize]) are a number of bytes or a number with a unit: KiB, MiB, GiB
+// (powers of 1024) or KB, MB, GB (powers of 1000). Relative read-only paths
+// are resolved against the directory of the configuration file and must not
+// leave it; "/" is refused. Level none runs the plugin uncontained, for
+// debugging only: the host then requires `agenthost up --unsafe-no-sandbox`.
 //
 // # Digest
 //

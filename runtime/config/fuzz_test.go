@@ -49,6 +49,9 @@ func FuzzParse(f *testing.F) {
 			"    - {id: k, auth_method: private_key_jwt, jwks_file: /dev/null, grant_types: [client_credentials, implicit]}\n",
 		"version: 1\nauth:\n  resources: [{uri: \"https://r.example#f\", scopes: [\"a b\"]}, {uri: urn:x}]\n",
 		"version: 1\nagents:\n  - {name: a, path: /bin/sh, scopes: [x], client_secret: y}\n",
+		"version: 1\nsandbox: {level: none, memory: 9223372036854775807, processes: 16, cpu: 1e-300, tmp_size: 1MiB, read_only_paths: [/]}\n",
+		"version: 1\nagents:\n  - {name: a, path: /bin/sh, sandbox: {read_only_paths: [/tmp/.., \"\", ../x, /tmp], loopback_ports: [0, 65535, 65535], memory: 1.5GiB, cpu: 0}}\n",
+		"version: 1\nmcp:\n  plugins:\n    - {name: p, path: /bin/sh, sandbox: {level: Strict, memory: 2 GiB, tmp_size: -1, processes: ~}}\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

@@ -36,6 +36,10 @@ type MCPPluginConfig struct {
 	// Env is the plugin's whole environment; the host's own is never
 	// passed on.
 	Env map[string]string `json:"env"`
+	// Sandbox overrides the top-level sandbox for this plugin, key by
+	// key, and adds the paths and loopback ports it may reach; see
+	// [Config.PluginSandbox].
+	Sandbox SandboxConfig `json:"sandbox"`
 }
 
 // MCPRemoteConfig is a remote MCP server.
@@ -196,5 +200,6 @@ func (v *validator) mcpPlugins(remotes map[string]int) {
 				v.invalid(base+".env", "%s is not an environment variable name", quoteValue(k))
 			}
 		}
+		v.sandboxEntry(base+".sandbox", p.Sandbox)
 	}
 }

@@ -19,8 +19,8 @@ const maxTrustDomainLen = 255
 // Problems are located at the line of the value concerned when c was decoded
 // from a file, or at its enclosing section when the key was omitted.
 //
-// Validate checks that TLS files exist, so its result depends on the file
-// system; it does not change c.
+// Validate checks that TLS files and the plugins' sandbox read-only paths
+// exist, so its result depends on the file system; it does not change c.
 func (c *Config) Validate() error {
 	v := &validator{c: c}
 	if c.Version != Version {
@@ -32,6 +32,7 @@ func (c *Config) Validate() error {
 	v.storage()
 	v.log()
 	v.models()
+	v.sandbox()
 	v.agents()
 	v.auth()
 	v.mcp()
@@ -318,6 +319,7 @@ func (v *validator) agents() {
 				v.invalid(base+".env", "%s is set by the host and cannot be configured", k)
 			}
 		}
+		v.sandboxEntry(base+".sandbox", a.Sandbox)
 	}
 }
 

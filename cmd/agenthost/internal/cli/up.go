@@ -14,7 +14,10 @@ import (
 )
 
 func newUpCommand(g *globalFlags) *cobra.Command {
-	var configPath string
+	var (
+		configPath      string
+		unsafeNoSandbox bool
+	)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the host",
@@ -29,11 +32,12 @@ data directory, and serves until SIGINT or SIGTERM, then shuts down cleanly.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			h, err := host.New(ctx, host.Options{
-				Config:  cfg,
-				DataDir: g.dataDir,
-				Version: version,
-				Stdout:  cmd.OutOrStdout(),
-				Stderr:  cmd.ErrOrStderr(),
+				Config:          cfg,
+				DataDir:         g.dataDir,
+				Version:         version,
+				Stdout:          cmd.OutOrStdout(),
+				Stderr:          cmd.ErrOrStderr(),
+				UnsafeNoSandbox: unsafeNoSandbox,
 			})
 			if err != nil {
 				return err
@@ -45,5 +49,7 @@ data directory, and serves until SIGINT or SIGTERM, then shuts down cleanly.`,
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", defaultConfigFile, "config file")
+	cmd.Flags().BoolVar(&unsafeNoSandbox, "unsafe-no-sandbox", false,
+		"allow plugins whose sandbox level is none to start uncontained (debugging only; audited)")
 	return cmd
 }
