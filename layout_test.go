@@ -41,7 +41,8 @@ var rules = []rule{
 	{"a2a", []string{"credentials/...", "consent/..."}},
 	{"plugins/proto", nil},
 	{"plugins/sdk", []string{"plugins/proto"}},
-	{"plugins", []string{"plugins/proto", "credentials/..."}},
+	{"plugins/sandbox", nil},
+	{"plugins", []string{"plugins/proto", "plugins/sandbox", "credentials/..."}},
 	{"runtime", []string{"credentials/...", "consent/...", "llm/...", "mcp/...", "a2a/...", "plugins/...", "runtime/..."}},
 	{"cmd", []string{"credentials/...", "consent/...", "llm/...", "mcp/...", "a2a/...", "plugins/...", "runtime/..."}},
 	{"examples", []string{"plugins/sdk", "plugins/proto", "credentials"}},
@@ -68,6 +69,8 @@ var owners = map[string][]string{
 	"golang.org/x/crypto": {"credentials/authserver/userauth"},
 	// Merkle log and signed checkpoints of the audit log.
 	"golang.org/x/mod": {"runtime/audit"},
+	// The plugin sandbox's seccomp filter.
+	"github.com/elastic/go-seccomp-bpf": {"plugins/sandbox"},
 }
 
 type listedPackage struct {
