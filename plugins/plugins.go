@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,11 +18,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+	"github.com/agenthost/agenthost/plugins/sandbox"
 )
 
 // Handshake is the go-plugin handshake agent plugins must answer; the SDK
@@ -63,6 +66,15 @@ type Config struct {
 	Env []string
 	// Args are extra command-line arguments.
 	Args []string
+	// Sandbox is how the plugin process is contained; the zero value is
+	// sandbox.LevelStrict with the default limits.
+	Sandbox sandbox.Policy
+	// Sockets are unix sockets of the host the plugin may connect to
+	// besides its go-plugin channel (its Workload API socket).
+	Sockets []string
+	// Owner tags the plugin's sandbox so that sandbox.Sweep can end it if
+	// the host crashes (the host uses a digest of its data directory).
+	Owner string
 	// StartTimeout bounds the handshake; zero means DefaultStartTimeout.
 	StartTimeout time.Duration
 	// Logger receives the plugin's stderr and go-plugin's own log; nil is
@@ -74,6 +86,7 @@ type Config struct {
 type Plugin struct {
 	name   string
 	client *plugin.Client
+	proc   *sandbox.Process
 	agent  pluginpb.AgentClient
 	broker *plugin.GRPCBroker
 	host   pluginpb.HostServer
@@ -87,26 +100,33 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 		return nil, fmt.Errorf("%w: name and host service are required", ErrConfig)
 	}
 	bp := &hostPlugin{host: cfg.Host}
-	client, raw, err := start(ctx, cfg, pluginpb.PluginName, bp)
+	st, err := start(ctx, cfg, pluginpb.PluginName, bp)
 	if err != nil {
 		return nil, err
 	}
-	d := raw.(*dispensed)
-	return &Plugin{name: cfg.Name, client: client, agent: d.agent, broker: d.broker, host: cfg.Host}, nil
+	d := st.raw.(*dispensed)
+	return &Plugin{name: cfg.Name, client: st.client, proc: st.proc, agent: d.agent, broker: d.broker, host: cfg.Host}, nil
 }
 
-// start starts the binary cfg names, checks its digest, completes the
-// handshake and dispenses kind. cfg.Host is not used.
-func start(ctx context.Context, cfg Config, kind string, bp plugin.Plugin) (*plugin.Client, any, error) {
+// started is a plugin process after the handshake.
+type started struct {
+	client *plugin.Client
+	proc   *sandbox.Process
+	raw    any // what go-plugin dispensed
+}
+
+// start checks the binary cfg names, starts it in its sandbox, completes
+// the handshake and dispenses kind. cfg.Host is not used.
+func start(ctx context.Context, cfg Config, kind string, bp plugin.Plugin) (*started, error) {
 	if cfg.Name == "" {
-		return nil, nil, fmt.Errorf("%w: name and host service are required", ErrConfig)
+		return nil, fmt.Errorf("%w: name and host service are required", ErrConfig)
 	}
 	if !filepath.IsAbs(cfg.Path) {
-		return nil, nil, fmt.Errorf("%w: plugin %s: path %q is not absolute", ErrConfig, cfg.Name, cfg.Path)
+		return nil, fmt.Errorf("%w: plugin %s: path %q is not absolute", ErrConfig, cfg.Name, cfg.Path)
 	}
 	sum, err := hex.DecodeString(cfg.SHA256)
 	if err != nil || len(sum) != sha256.Size {
-		return nil, nil, fmt.Errorf("%w: plugin %s: SHA256 must be 64 hex digits", ErrConfig, cfg.Name)
+		return nil, fmt.Errorf("%w: plugin %s: SHA256 must be 64 hex digits", ErrConfig, cfg.Name)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -117,63 +137,102 @@ func start(ctx context.Context, cfg Config, kind string, bp plugin.Plugin) (*plu
 	if timeout == 0 {
 		timeout = DefaultStartTimeout
 	}
+	// The file is hashed through the descriptor the plugin is then
+	// started from, so what runs is what was checked.
+	bin, err := openChecked(cfg.Path, sum)
+	if err != nil {
+		return nil, fmt.Errorf("plugins: %s: %w", cfg.Name, err)
+	}
+	defer bin.Close()
 
 	// The process lives until Kill, not until ctx ends.
-	cmd := exec.Command(cfg.Path, cfg.Args...)
-	cmd.Env = append([]string{}, cfg.Env...)
+	var run *sandboxRunner
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		Plugins:          plugin.PluginSet{kind: bp},
-		Cmd:              cmd,
-		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     timeout,
 		Logger:           newHCLogger(log),
 		Stderr:           &lineLogger{log: log},
 		SkipHostEnv:      true,
+		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, socketDir string) (runner.Runner, error) {
+			var err error
+			run, err = newSandboxRunner(cfg, cmd, socketDir, bin)
+			return run, err
+		},
 	})
-	type started struct {
+	type result struct {
 		rpc plugin.ClientProtocol
 		err error
 	}
-	ch := make(chan started, 1)
+	ch := make(chan result, 1)
 	go func() {
 		rpc, err := client.Client()
-		ch <- started{rpc, err}
+		ch <- result{rpc, err}
 	}()
-	var st started
+	var res result
 	select {
-	case st = <-ch:
+	case res = <-ch:
 	case <-ctx.Done():
 		client.Kill()
-		return nil, nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, ctx.Err())
+		return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, ctx.Err())
 	}
-	rpc, err := st.rpc, st.err
-	if err != nil {
+	if res.err != nil {
 		client.Kill()
-		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return nil, nil, fmt.Errorf("%w: plugin %s (%s)", ErrChecksum, cfg.Name, cfg.Path)
+		if run != nil && run.startErr != nil {
+			return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, run.startErr)
 		}
-		return nil, nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, res.err)
 	}
-	raw, err := rpc.Dispense(kind)
+	raw, err := res.rpc.Dispense(kind)
 	if err != nil {
 		client.Kill()
-		return nil, nil, fmt.Errorf("plugins: dispense %s as %s plugin: %w", cfg.Name, kind, err)
+		return nil, fmt.Errorf("plugins: dispense %s as %s plugin: %w", cfg.Name, kind, err)
 	}
-	return client, raw, nil
+	return &started{client: client, proc: run.proc, raw: raw}, nil
+}
+
+// openChecked opens the binary at path and checks that its content has
+// the SHA-256 sum.
+func openChecked(path string, sum []byte) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("hash %s: %w", path, err)
+	}
+	if !bytes.Equal(h.Sum(nil), sum) {
+		f.Close()
+		return nil, fmt.Errorf("%w (%s)", ErrChecksum, path)
+	}
+	return f, nil
 }
 
 // Name is the plugin's name.
 func (p *Plugin) Name() string { return p.name }
 
-// PID is the plugin process's id (0 if it is not running).
-func (p *Plugin) PID() int {
-	if rc := p.client.ReattachConfig(); rc != nil {
-		return rc.Pid
+// PID is the id of the process the host started for the plugin: its
+// sandbox's init, whose only child is the plugin (or the plugin itself
+// when it is not contained). It is 0 once the process has exited.
+func (p *Plugin) PID() int { return livePID(p.proc) }
+
+// Sandbox says which protections contain the plugin process.
+func (p *Plugin) Sandbox() sandbox.Protections { return p.proc.Protections() }
+
+func livePID(proc *sandbox.Process) int {
+	if proc == nil {
+		return 0
 	}
-	return 0
+	select {
+	case <-proc.Done():
+		return 0
+	default:
+		return proc.PID()
+	}
 }
 
 // Exited reports whether the plugin process has exited.

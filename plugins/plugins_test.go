@@ -14,6 +14,7 @@ import (
 	"time"
 
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+	"github.com/agenthost/agenthost/plugins/sandbox"
 	"github.com/agenthost/agenthost/plugins/sdk"
 )
 
@@ -235,21 +236,29 @@ func TestCrashDuringRun(t *testing.T) {
 	}
 }
 
-// BenchmarkLaunch measures a plugin's cold start: process start, checksum,
-// handshake with AutoMTLS, Describe, then Kill.
+// benchLevels are the sandbox levels the benchmarks compare: the strict
+// sandbox against a plain child process.
+var benchLevels = []sandbox.Level{sandbox.LevelStrict, sandbox.LevelNone}
+
+// BenchmarkLaunch measures a plugin's cold start: checksum, process start
+// (in its sandbox), handshake with AutoMTLS, Describe, then Kill.
 func BenchmarkLaunch(b *testing.B) {
 	exe, sum := selfDigest(b)
 	ctx := context.Background()
-	for b.Loop() {
-		p, err := Launch(ctx, Config{Name: "bench", Path: exe, SHA256: sum, Host: &recordingHost{},
-			Env: []string{agentModeEnv + "=ok"}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := p.Describe(ctx); err != nil {
-			b.Fatal(err)
-		}
-		p.Kill()
+	for _, level := range benchLevels {
+		b.Run("sandbox="+string(level), func(b *testing.B) {
+			for b.Loop() {
+				p, err := Launch(ctx, Config{Name: "bench", Path: exe, SHA256: sum, Host: &recordingHost{},
+					Env: []string{agentModeEnv + "=ok"}, Sandbox: sandbox.Policy{Level: level}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.Describe(ctx); err != nil {
+					b.Fatal(err)
+				}
+				p.Kill()
+			}
+		})
 	}
 }
 
@@ -258,17 +267,21 @@ func BenchmarkLaunch(b *testing.B) {
 func BenchmarkRunWithHostCall(b *testing.B) {
 	exe, sum := selfDigest(b)
 	ctx := context.Background()
-	p, err := Launch(ctx, Config{Name: "bench", Path: exe, SHA256: sum, Host: &recordingHost{},
-		Env: []string{agentModeEnv + "=ok"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Kill()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := p.Run(ctx, "t", "q", nil, func(*pluginpb.RunEvent) error { return nil }); err != nil {
-			b.Fatal(err)
-		}
+	for _, level := range benchLevels {
+		b.Run("sandbox="+string(level), func(b *testing.B) {
+			p, err := Launch(ctx, Config{Name: "bench", Path: exe, SHA256: sum, Host: &recordingHost{},
+				Env: []string{agentModeEnv + "=ok"}, Sandbox: sandbox.Policy{Level: level}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Kill()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.Run(ctx, "t", "q", nil, func(*pluginpb.RunEvent) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+	"github.com/agenthost/agenthost/plugins/sandbox"
 )
 
 // ErrUnavailable: the plugin process could not be reached (it exited or
@@ -23,6 +24,7 @@ var ErrUnavailable = errors.New("plugins: plugin unavailable")
 type ToolPlugin struct {
 	name    string
 	client  *plugin.Client
+	proc    *sandbox.Process
 	tools   pluginpb.ToolProviderClient
 	listing *pluginpb.ListProvidedToolsResponse
 }
@@ -31,11 +33,12 @@ type ToolPlugin struct {
 // not used. ctx bounds the start only. On any error the process is killed
 // before LaunchTools returns.
 func LaunchTools(ctx context.Context, cfg Config) (*ToolPlugin, error) {
-	client, raw, err := start(ctx, cfg, pluginpb.ToolsPluginName, toolsPlugin{})
+	st, err := start(ctx, cfg, pluginpb.ToolsPluginName, toolsPlugin{})
 	if err != nil {
 		return nil, err
 	}
-	p := &ToolPlugin{name: cfg.Name, client: client, tools: raw.(pluginpb.ToolProviderClient)}
+	client := st.client
+	p := &ToolPlugin{name: cfg.Name, client: client, proc: st.proc, tools: st.raw.(pluginpb.ToolProviderClient)}
 	// go-plugin dispenses gRPC plugins on the host side only, so ask for
 	// the tool list now: a binary that is not a tool plugin fails here and
 	// not on a user's first call.
@@ -55,13 +58,12 @@ func (p *ToolPlugin) Listing() *pluginpb.ListProvidedToolsResponse { return p.li
 // Name is the plugin's name.
 func (p *ToolPlugin) Name() string { return p.name }
 
-// PID is the plugin process's id (0 if it is not running).
-func (p *ToolPlugin) PID() int {
-	if rc := p.client.ReattachConfig(); rc != nil {
-		return rc.Pid
-	}
-	return 0
-}
+// PID is the id of the process the host started for the plugin (see
+// [Plugin.PID]); 0 once it has exited.
+func (p *ToolPlugin) PID() int { return livePID(p.proc) }
+
+// Sandbox says which protections contain the plugin process.
+func (p *ToolPlugin) Sandbox() sandbox.Protections { return p.proc.Protections() }
 
 // Exited reports whether the plugin process has exited.
 func (p *ToolPlugin) Exited() bool { return p.client.Exited() }
