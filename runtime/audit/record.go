@@ -25,6 +25,9 @@ const (
 	ActionTokenIssue  = "token.issue"
 	ActionApproval    = "approval"
 	ActionRemediation = "remediation"
+	// ActionPluginStart: the host started a plugin process; the record
+	// says which sandbox protections contain it.
+	ActionPluginStart = "plugin.start"
 	// ActionWorkloadAPI is a connection to an agent's SPIFFE Workload API
 	// socket; the host records those it refuses (Resource: the SPIFFE ID
 	// the socket serves).

@@ -16,6 +16,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/attest"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+	"github.com/agenthost/agenthost/plugins/sandbox"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
@@ -67,6 +68,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 		return fmt.Errorf("host: %w", err)
 	}
 	var specs []supervisor.AgentSpec
+	paths := map[string]string{}
 	for _, a := range h.cfg.Agents {
 		// The launcher takes absolute paths only (no PATH lookup, no
 		// dependence on the working directory later).
@@ -75,6 +77,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 			return fmt.Errorf("host: agent %s: %w", a.Name, err)
 		}
 		a.Path = path
+		paths[a.Name] = path
 		digest, err := attest.HashFile(ctx, a.Path)
 		if err != nil {
 			return fmt.Errorf("host: agent %s: %w", a.Name, err)
@@ -108,15 +111,19 @@ func (h *Host) newAgents(ctx context.Context) error {
 		for _, k := range keys {
 			env = append(env, k+"="+a.Env[k])
 		}
+		sc, _ := h.cfg.AgentSandbox(a.Name)
 		specs = append(specs, supervisor.AgentSpec{
 			Name: a.Name, Path: a.Path, SHA256: digest, Env: env, Host: h.med.HostFor(a.Name),
-			TaskDeadline: a.TaskTimeout,
+			TaskDeadline: a.TaskTimeout, Sandbox: sandboxPolicy(sc), Sockets: []string{sock}, Owner: h.sandboxOwner,
 		})
 		h.agentIDs[a.Name] = id
 	}
 	sup, err := supervisor.New(supervisor.Config{
 		Logger:     h.log.With("component", "supervisor"),
 		OnDescribe: func(agent string, d *pluginpb.DescribeResponse) { h.checkWants(agent, d, grants[agent]) },
+		OnStart: func(agent string, pid int, prot sandbox.Protections) {
+			h.recordPluginStart("agent", agent, paths[agent], pid, prot)
+		},
 	}, specs...)
 	if err != nil {
 		return fmt.Errorf("host: %w", err)
@@ -173,6 +180,9 @@ func (h *Host) Agents(context.Context) []localapi.AgentInfo {
 		info := localapi.AgentInfo{
 			Name: st.Name, Identity: id.String(), State: string(st.State), PID: st.PID,
 			Restarts: st.Restarts, LastError: st.LastError, Since: st.Since,
+		}
+		if st.Sandbox.Level != "" {
+			info.Sandbox, info.SandboxMissing = st.Sandbox.String(), st.Sandbox.Missing
 		}
 		if d := st.Description; d != nil {
 			info.Description, info.Version = d.GetDescription(), d.GetVersion()

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,6 +194,31 @@ func probeConfig(t *testing.T, dataDir string) *config.Config {
 	return cfg
 }
 
+// sandboxedPID returns, for the process the host started for a plugin
+// (its sandbox's init), the plugin process's pid as the host sees it and
+// as the plugin sees it in its own PID namespace.
+func sandboxedPID(t *testing.T, supervised int) (host, inner int) {
+	t.Helper()
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", supervised))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", supervised, task.Name()))
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			host, _ = strconv.Atoi(f[0])
+		}
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", host))
+	if host == 0 || err != nil {
+		t.Fatalf("pid %d has no plugin child: %v", supervised, err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			inner, _ = strconv.Atoi(f[len(f)-1])
+		}
+	}
+	return host, inner
+}
+
 // waitPluginPID waits until agent runs and returns its plugin process's pid.
 func waitPluginPID(ctx context.Context, t *testing.T, dataDir, agent string) int {
 	t.Helper()
@@ -309,7 +335,12 @@ func TestDoors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "data")
-	h := runHost(t, probeConfig(t, dir), dir)
+	// The doors must hold on their own, so the plugin runs uncontained
+	// here, where it can reach them; in its sandbox it sees neither the
+	// admin socket nor the host (TestSandboxedAgentCannotEscape).
+	cfg := probeConfig(t, dir)
+	cfg.Agents[0].Sandbox.Level = config.SandboxNone
+	h := runHostWith(t, Options{Config: cfg, DataDir: dir, UnsafeNoSandbox: true})
 	pluginPID := waitPluginPID(ctx, t, dir, "probe")
 	euid := os.Geteuid()
 	adminSock := filepath.Join(dir, localapi.SocketName)

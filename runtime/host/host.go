@@ -17,6 +17,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/ca"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
+	"github.com/agenthost/agenthost/plugins/sandbox"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
@@ -74,9 +75,13 @@ type Host struct {
 	hostID   credentials.Identity
 	evidence *evidenceCache
 	doors    *doorLimiter // rate-limits the audit records of refused connections
-	sup      *supervisor.Supervisor
-	med      *mediator.Mediator
-	audit    *auditor
+	// sandboxOwner tags this host's plugin sandboxes; sandboxProt is what
+	// a strict sandbox gives on this host (zero when no plugin is strict).
+	sandboxOwner string
+	sandboxProt  sandbox.Protections
+	sup          *supervisor.Supervisor
+	med          *mediator.Mediator
+	audit        *auditor
 	// pdp is the policy decision point beyond the grants (nil: none);
 	// engine is set when it is the local Cedar engine.
 	pdp     policy.Decider
@@ -149,6 +154,9 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 		return nil, err
 	}
 	if err := h.newPolicy(); err != nil {
+		return nil, err
+	}
+	if err := h.prepareSandboxes(); err != nil {
 		return nil, err
 	}
 	if err := h.newAgents(ctx); err != nil {
@@ -356,11 +364,19 @@ func (h *Host) banner(info RunInfo) {
 	for _, s := range h.mcp {
 		fmt.Fprintf(w, "  MCP server     %s (scopes %s)\n", s.resource, strings.Join(s.scopes, " "))
 	}
+	if h.sandboxProt.Level != "" {
+		fmt.Fprintf(w, "  sandbox        %s\n", h.sandboxProt)
+		for _, m := range h.sandboxProt.Missing {
+			fmt.Fprintf(w, "  sandbox lacks  %s\n", m)
+		}
+	}
 	for _, p := range h.cfg.MCP.Plugins {
-		fmt.Fprintf(w, "  tool plugin    %s (%s)\n", p.Name, p.Path)
+		sc, _ := h.cfg.PluginSandbox(p.Name)
+		fmt.Fprintf(w, "  tool plugin    %s (%s) %s\n", p.Name, p.Path, sandboxExtras(sandboxPolicy(sc)))
 	}
 	for _, a := range h.cfg.Agents {
-		fmt.Fprintf(w, "  agent          %s (%s)\n", a.Name, h.agentIDs[a.Name])
+		sc, _ := h.cfg.AgentSandbox(a.Name)
+		fmt.Fprintf(w, "  agent          %s (%s) %s\n", a.Name, h.agentIDs[a.Name], sandboxExtras(sandboxPolicy(sc)))
 	}
 	fmt.Fprintf(w, "  data dir       %s\n", h.dataDir)
 }

@@ -274,8 +274,15 @@ func snapshot(t *testing.T, dir string) map[string]string {
 // that it stopped cleanly.
 func runHost(t testing.TB, cfg *config.Config, dataDir string) *Host {
 	t.Helper()
+	return runHostWith(t, Options{Config: cfg, DataDir: dataDir})
+}
+
+// runHostWith is runHost with options (Stderr is discarded).
+func runHostWith(t testing.TB, opts Options) *Host {
+	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
-	h, err := New(ctx, Options{Config: cfg, DataDir: dataDir, Stderr: io.Discard})
+	opts.Stderr = io.Discard
+	h, err := New(ctx, opts)
 	if err != nil {
 		stop()
 		t.Fatal(err)

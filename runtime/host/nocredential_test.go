@@ -24,8 +24,10 @@ import (
 )
 
 // recorderAgent writes down everything it receives (its environment, its
-// arguments, the task, and every Host response, proto-encoded) to the file
-// named by RECORD_FILE, exercising each Host method the mediator serves.
+// arguments, the task, and every Host response, proto-encoded) and sends it
+// back as a thought starting with recordPrefix (its sandbox lets it write
+// nowhere the host would see), exercising each Host method the mediator
+// serves.
 type recorderAgent struct{}
 
 func (recorderAgent) Describe() sdk.Description { return sdk.Description{Name: "recorder"} }
@@ -66,11 +68,14 @@ func (recorderAgent) Run(ctx context.Context, t *sdk.Task) (string, error) {
 		}
 		rec.WriteString("remote: " + res.Text + "\\n")
 	}
-	if err := os.WriteFile(os.Getenv("RECORD_FILE"), rec.Bytes(), 0o600); err != nil {
+	if err := t.Think(recordPrefix + rec.String()); err != nil {
 		return "", err
 	}
 	return resp.GetMessage().GetText(), nil
 }
+
+// recordPrefix starts the thought in which recorderAgent sends its record.
+const recordPrefix = "record:\n"
 
 var (
 	jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+`)
@@ -105,13 +110,12 @@ func TestNoCredentialReachesThePlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	record := filepath.Join(t.TempDir(), "received")
 	cfg := testConfig(t)
 	cfg.Models = map[string]config.ModelConfig{
 		"gpt": {Provider: config.ProviderOpenAI, Model: "gpt-test", BaseURL: provider.URL, APIKeyEnv: "TEST_MODEL_API_KEY"},
 	}
 	cfg.Agents = []config.AgentConfig{{Name: "recorder", Path: exe, Model: "gpt", Tools: []string{"clock/now"},
-		Env: map[string]string{testAgentEnv: "recorder", "RECORD_FILE": record}}}
+		Env: map[string]string{testAgentEnv: "recorder"}}}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := filepath.Join(t.TempDir(), "data")
@@ -129,10 +133,14 @@ func TestNoCredentialReachesThePlugin(t *testing.T) {
 
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
-	var final, failure string
+	var final, failure, record string
 	for {
 		err = h.RunTask(wctx, localapi.TaskRequest{Agent: "recorder", Input: "what is the answer?"}, func(ev localapi.TaskEvent) error {
 			switch ev.Type {
+			case "thought":
+				if r, ok := strings.CutPrefix(ev.Text, recordPrefix); ok {
+					record = r
+				}
 			case "final":
 				final = ev.Text
 			case "error":
@@ -152,10 +160,7 @@ func TestNoCredentialReachesThePlugin(t *testing.T) {
 		t.Fatal("the host did not call the model with its API key")
 	}
 
-	got, err := os.ReadFile(record)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := []byte(record)
 	if len(got) < 100 {
 		t.Fatalf("the plugin recorded only %d bytes", len(got))
 	}

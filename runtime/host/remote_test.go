@@ -50,11 +50,10 @@ func TestAgentCallsRemoteMCPServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	record := filepath.Join(t.TempDir(), "received")
 	cfg := testConfig(t)
 	cfg.Models = map[string]config.ModelConfig{"gpt": {Provider: config.ProviderOpenAI, Model: "m", BaseURL: provider.URL, APIKeyEnv: "REMOTE_TEST_MODEL_KEY"}}
 	cfg.Agents = []config.AgentConfig{{Name: "recorder", Path: exe, Model: "gpt", Tools: []string{"clock/now", "docs/search"},
-		Env: map[string]string{testAgentEnv: "recorder", "RECORD_FILE": record, "REMOTE_TOOL": "docs/search"}}}
+		Env: map[string]string{testAgentEnv: "recorder", "REMOTE_TOOL": "docs/search"}}}
 	cfg.MCP.Remotes = []config.MCPRemoteConfig{{Name: "docs", URL: endpoint, Tools: []string{"search"}}}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,11 +114,14 @@ func TestAgentCallsRemoteMCPServer(t *testing.T) {
 	}()
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
-	var failure string
+	var failure, record string
 	for {
 		err = h.RunTask(wctx, localapi.TaskRequest{Agent: "recorder", Input: "find the plans"}, func(ev localapi.TaskEvent) error {
 			if ev.Type == "error" {
 				failure = ev.Text
+			}
+			if r, ok := strings.CutPrefix(ev.Text, recordPrefix); ok && ev.Type == "thought" {
+				record = r
 			}
 			return nil
 		})
@@ -131,10 +133,7 @@ func TestAgentCallsRemoteMCPServer(t *testing.T) {
 	if err != nil || failure != "" {
 		t.Fatalf("task: %v %s", err, failure)
 	}
-	got, err := os.ReadFile(record)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := []byte(record)
 	if !bytes.Contains(got, []byte("remote: found: the plans")) {
 		t.Fatalf("the plugin did not get the remote result:\n%s", got)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/agenthost/agenthost/llm"
 	"github.com/agenthost/agenthost/plugins"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+	"github.com/agenthost/agenthost/plugins/sandbox"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/mediator"
 )
@@ -29,6 +30,8 @@ const toolPluginStart = 30 * time.Second
 type toolPlugin struct {
 	cfg plugins.Config
 	log *slog.Logger
+	// onStart is called after every start of the plugin process.
+	onStart func(pid int, prot sandbox.Protections)
 
 	mu sync.Mutex
 	p  *plugins.ToolPlugin
@@ -63,6 +66,9 @@ func (tp *toolPlugin) get(ctx context.Context) (*plugins.ToolPlugin, error) {
 	}
 	tp.p = p
 	tp.cur.Store(p)
+	if tp.onStart != nil {
+		tp.onStart(p.PID(), p.Sandbox())
+	}
 	return p, nil
 }
 
@@ -124,7 +130,13 @@ func (h *Host) addPlugin(ctx context.Context, pc config.MCPPluginConfig, tools m
 		env = append(env, k+"="+pc.Env[k])
 	}
 	log := h.log.With("component", "toolplugin")
-	tp := &toolPlugin{cfg: plugins.Config{Name: pc.Name, Path: path, SHA256: digest, Env: env, Logger: log}, log: log.With("plugin", pc.Name)}
+	sc, _ := h.cfg.PluginSandbox(pc.Name)
+	tp := &toolPlugin{
+		cfg: plugins.Config{Name: pc.Name, Path: path, SHA256: digest, Env: env, Logger: log,
+			Sandbox: sandboxPolicy(sc), Owner: h.sandboxOwner},
+		log:     log.With("plugin", pc.Name),
+		onStart: func(pid int, prot sandbox.Protections) { h.recordPluginStart("tool plugin", pc.Name, path, pid, prot) },
+	}
 	p, err := tp.get(ctx)
 	if err != nil {
 		return err

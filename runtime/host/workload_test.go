@@ -36,9 +36,12 @@ func TestHostWorkloadAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The plugin runs in its sandbox, as the child of the process the
+	// supervisor started, and sees its own pid in its PID namespace.
+	pluginPID, innerPID := sandboxedPID(t, pluginPID)
 	got := runProbe(ctx, t, h, "svids https://example.test")
-	if got.Error != "" || got.PID != pluginPID {
-		t.Fatalf("probe = %+v, want SVIDs fetched by the plugin process %d", got, pluginPID)
+	if got.Error != "" || got.PID != innerPID {
+		t.Fatalf("probe = %+v, want SVIDs fetched by the plugin process %d (%d in its sandbox)", got, pluginPID, innerPID)
 	}
 	var certs []*x509.Certificate
 	for rest := []byte(got.X509); ; {

@@ -30,6 +30,10 @@ type AgentInfo struct {
 	LastError     string     `json:"last_error,omitempty"`
 	Since         time.Time  `json:"since"`
 	SVIDExpiresAt *time.Time `json:"svid_expires_at,omitempty"`
+	// Sandbox says which protections contain the running plugin process,
+	// and SandboxMissing which ones this host cannot give, with why.
+	Sandbox        string   `json:"sandbox,omitempty"`
+	SandboxMissing []string `json:"sandbox_missing,omitempty"`
 	// From the plugin's Describe.
 	Description string   `json:"description,omitempty"`
 	Version     string   `json:"version,omitempty"`

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agenthost/agenthost/plugins"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
+	"github.com/agenthost/agenthost/plugins/sandbox"
 )
 
 // State is an agent's lifecycle state.
@@ -79,6 +80,13 @@ type AgentSpec struct {
 	Host pluginpb.HostServer
 	// TaskDeadline overrides Config.TaskDeadline for this agent.
 	TaskDeadline time.Duration
+	// Sandbox contains the plugin process (zero: strict, default limits).
+	Sandbox sandbox.Policy
+	// Sockets are the unix sockets the plugin may connect to besides its
+	// go-plugin channel (its Workload API socket).
+	Sockets []string
+	// Owner tags the plugin's sandbox for sandbox.Sweep.
+	Owner string
 }
 
 // Config configures [New].
@@ -97,6 +105,9 @@ type Config struct {
 	// OnDescribe, if set, is called with each plugin's description after
 	// every start.
 	OnDescribe func(agent string, d *pluginpb.DescribeResponse)
+	// OnStart, if set, is called after every start of a plugin process
+	// with its pid and the protections that contain it.
+	OnStart func(agent string, pid int, prot sandbox.Protections)
 	// Launch starts a plugin; nil means plugins.Launch.
 	Launch func(context.Context, plugins.Config) (*plugins.Plugin, error)
 	Now    func() time.Time
@@ -113,6 +124,9 @@ type AgentStatus struct {
 	Since     time.Time
 	// Description is what the plugin's Describe returned at its last start.
 	Description *pluginpb.DescribeResponse
+	// Sandbox is what contains the running plugin process (zero when none
+	// runs).
+	Sandbox sandbox.Protections
 }
 
 type agent struct {
@@ -134,6 +148,7 @@ func (a *agent) status() AgentStatus {
 	st := AgentStatus{Name: a.spec.Name, State: a.state, Restarts: a.restarts, LastError: a.lastErr, Since: a.since, Description: a.desc}
 	if a.plugin != nil {
 		st.PID = a.plugin.PID()
+		st.Sandbox = a.plugin.Sandbox()
 	}
 	return st
 }
@@ -231,14 +246,17 @@ func (s *Supervisor) monitor(ctx context.Context, a *agent) {
 
 		p, err := s.cfg.Launch(ctx, plugins.Config{
 			Name: a.spec.Name, Path: a.spec.Path, SHA256: a.spec.SHA256, Env: a.spec.Env,
-			Host: a.spec.Host, Logger: s.log,
+			Host: a.spec.Host, Logger: s.log, Sandbox: a.spec.Sandbox, Sockets: a.spec.Sockets, Owner: a.spec.Owner,
 		})
 		if err != nil {
 			if ctx.Err() != nil {
 				s.stop(a)
 				return
 			}
-			if errors.Is(err, plugins.ErrChecksum) || errors.Is(err, plugins.ErrConfig) {
+			// A binary, configuration or kernel that cannot work will not
+			// work on a retry either.
+			if errors.Is(err, plugins.ErrChecksum) || errors.Is(err, plugins.ErrConfig) ||
+				errors.Is(err, sandbox.ErrConfig) || errors.Is(err, sandbox.ErrUnsupported) {
 				log.ErrorContext(ctx, "agent cannot start", slog.Any("error", err))
 				s.mu.Lock()
 				s.setState(a, StateFailed, err.Error())
@@ -252,6 +270,9 @@ func (s *Supervisor) monitor(ctx context.Context, a *agent) {
 			continue
 		}
 
+		if s.cfg.OnStart != nil {
+			s.cfg.OnStart(a.spec.Name, p.PID(), p.Sandbox())
+		}
 		// A plugin that cannot describe itself is not ready: restart it.
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		desc, derr := p.Describe(dctx)

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 func newAgentsCommand(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "agents",
-		Short: "List the running host's agents: identity, state, pid, restarts, SVID expiry",
+		Short: "List the running host's agents: identity, state, pid, restarts, SVID expiry, sandbox",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := host.ReadRunInfo(g.dataDir); err != nil {
@@ -31,7 +32,7 @@ func newAgentsCommand(g *globalFlags) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tIDENTITY\tSTATE\tPID\tRESTARTS\tSVID EXPIRES\tLAST ERROR")
+			fmt.Fprintln(tw, "NAME\tIDENTITY\tSTATE\tPID\tRESTARTS\tSVID EXPIRES\tSANDBOX\tLAST ERROR")
 			for _, a := range agents {
 				exp := "-"
 				if a.SVIDExpiresAt != nil {
@@ -41,9 +42,26 @@ func newAgentsCommand(g *globalFlags) *cobra.Command {
 				if a.PID != 0 {
 					pid = fmt.Sprint(a.PID)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Name, a.Identity, a.State, pid, a.Restarts, exp, a.LastError)
+				level := "-"
+				if a.Sandbox != "" {
+					level, _, _ = strings.Cut(a.Sandbox, ":")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Name, a.Identity, a.State, pid, a.Restarts, exp, level, a.LastError)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			// What contains each running plugin, exactly.
+			for _, a := range agents {
+				if a.Sandbox == "" {
+					continue
+				}
+				fmt.Fprintf(out, "\n%s: %s\n", a.Name, a.Sandbox)
+				for _, m := range a.SandboxMissing {
+					fmt.Fprintf(out, "  missing: %s\n", m)
+				}
+			}
+			return nil
 		},
 	}
 }
