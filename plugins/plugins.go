@@ -70,8 +70,9 @@ type Config struct {
 	// sandbox.LevelStrict with the default limits.
 	Sandbox sandbox.Policy
 	// Sockets are unix sockets of the host the plugin may connect to
-	// besides its go-plugin channel (its Workload API socket).
-	Sockets []string
+	// besides its go-plugin channel (its Workload API socket), and where a
+	// contained plugin finds each (Env must name that path).
+	Sockets []sandbox.Bind
 	// Owner tags the plugin's sandbox so that sandbox.Sweep can end it if
 	// the host crashes (the host uses a digest of its data directory).
 	Owner string

@@ -7,14 +7,22 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-plugin"
 
 	"github.com/agenthost/agenthost/plugins/sandbox"
 )
 
+// pluginSocketDir is where a contained plugin sees its go-plugin socket
+// directory.
+const pluginSocketDir = sandbox.RunDir + "/plugin"
+
 // sandboxRunner runs a plugin process for go-plugin inside its sandbox
 // (go-plugin's runner.Runner). go-plugin gives each plugin a socket
 // directory of its own, where both sides create their sockets; it is the
-// one directory the plugin may write to, at the same path inside.
+// one directory the plugin may write to, seen at pluginSocketDir inside,
+// and the runner translates the socket addresses the two sides exchange.
 type sandboxRunner struct {
 	cfg       Config
 	cmd       *exec.Cmd
@@ -43,15 +51,23 @@ func (r *sandboxRunner) Start(context.Context) error {
 		outW.Close()
 		return err
 	}
+	// The plugin's own environment and go-plugin's variables; the host's
+	// own environment is never passed on. A contained plugin finds its
+	// socket directory at pluginSocketDir.
+	env := append([]string{}, r.cfg.Env...)
+	for _, kv := range r.cmd.Env {
+		if k, _, _ := strings.Cut(kv, "="); k == plugin.EnvUnixSocketDir && r.cfg.Sandbox.Contained() {
+			kv = k + "=" + pluginSocketDir
+		}
+		env = append(env, kv)
+	}
 	proc, err := sandbox.Start(sandbox.Spec{
-		Path:   r.cfg.Path,
-		Binary: r.bin,
-		Args:   r.cfg.Args,
-		// The plugin's own environment and go-plugin's variables; the
-		// host's own environment is never passed on.
-		Env:          append(append([]string{}, r.cfg.Env...), r.cmd.Env...),
+		Path:         r.cfg.Path,
+		Binary:       r.bin,
+		Args:         r.cfg.Args,
+		Env:          env,
 		Sockets:      r.cfg.Sockets,
-		WritableDirs: []string{r.socketDir},
+		WritableDirs: []sandbox.Bind{{Source: r.socketDir, Target: pluginSocketDir}},
 		Stdout:       outW,
 		Stderr:       errW,
 		Owner:        r.cfg.Owner,
@@ -100,11 +116,24 @@ func (r *sandboxRunner) ID() string {
 	return strconv.Itoa(r.proc.PID())
 }
 
-// The plugin sees the host's paths at the same place: no translation.
+// PluginToHost translates a socket address the plugin gives (in its
+// socket directory as it sees it) to the host's path.
 func (r *sandboxRunner) PluginToHost(network, addr string) (string, string, error) {
-	return network, addr, nil
+	return network, r.translate(network, addr, pluginSocketDir, r.socketDir), nil
 }
 
+// HostToPlugin translates a socket address of the host's (in the
+// plugin's socket directory) to the path the plugin sees.
 func (r *sandboxRunner) HostToPlugin(network, addr string) (string, string, error) {
-	return network, addr, nil
+	return network, r.translate(network, addr, r.socketDir, pluginSocketDir), nil
+}
+
+func (r *sandboxRunner) translate(network, addr, from, to string) string {
+	if network != "unix" || !r.cfg.Sandbox.Contained() {
+		return addr
+	}
+	if rest, ok := strings.CutPrefix(addr, from+"/"); ok {
+		return to + "/" + rest
+	}
+	return addr
 }

@@ -108,13 +108,14 @@ type Spec struct {
 	Args []string
 	// Env is the plugin's whole environment.
 	Env []string
-	// Sockets are unix socket paths of the host the plugin may connect
-	// to (its Workload API socket), at the same path inside.
-	Sockets []string
+	// Sockets are unix sockets of the host the plugin may connect to (its
+	// Workload API socket), each at its Target inside (under RunDir, by
+	// convention).
+	Sockets []Bind
 	// WritableDirs are host directories the plugin may create files and
-	// sockets in (the go-plugin socket directory), at the same path
+	// sockets in (the go-plugin socket directory), each at its Target
 	// inside.
-	WritableDirs []string
+	WritableDirs []Bind
 	// Stdout and Stderr receive the plugin's output. Required.
 	Stdout, Stderr *os.File
 	// Owner tags the process so that [Sweep] can find it after a crash
@@ -126,6 +127,23 @@ type Spec struct {
 	// 127.0.0.1:<port>.
 	Forward func(port uint16) (io.ReadWriteCloser, error)
 }
+
+// RunDir is the directory, inside a sandbox, that holds what the host
+// gives the plugin: its binary (RunDir/bin/<name>) and, by convention, its
+// sockets. No path of the host appears in a sandbox except the system's
+// library directories and the policy's read-only paths.
+const RunDir = "/run/agenthost"
+
+// Bind is a host path and where the plugin sees it. At LevelNone the
+// plugin sees the host's paths, so Target is not used.
+type Bind struct {
+	Source string // on the host, absolute
+	Target string // inside the sandbox, absolute
+}
+
+// Contained reports whether the plugin runs in a sandbox of its own, where
+// it sees Bind targets rather than host paths.
+func (p Policy) Contained() bool { return p.level() != LevelNone }
 
 // Protections says which protections are in force for a process (or would
 // be, on this host, for a policy).

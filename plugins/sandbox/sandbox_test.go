@@ -374,10 +374,10 @@ func TestStrictAllowsWhatThePolicyGrants(t *testing.T) {
 	defer other.Close()
 	port := model.Addr().(*net.TCPAddr).Port
 	denied := other.Addr().(*net.TCPAddr).Port
-	arg, _ := json.Marshal(allowedChecks{Read: readable, Write: writable, Socket: sock, Port: port, Denied: denied})
+	arg, _ := json.Marshal(allowedChecks{Read: readable, Write: "/run/agenthost/rw", Socket: "/run/agenthost/wl.sock", Port: port, Denied: denied})
 	r := startSelf(t, "allowed", string(arg),
 		Policy{ReadOnlyPaths: []string{filepath.Dir(readable)}, LoopbackPorts: []uint16{uint16(port)}},
-		Spec{Sockets: []string{sock}, WritableDirs: []string{writable}}, true)
+		Spec{Sockets: []Bind{{sock, "/run/agenthost/wl.sock"}}, WritableDirs: []Bind{{writable, "/run/agenthost/rw"}}}, true)
 	if r.err != nil {
 		t.Fatalf("plugin: %v\n%s", r.err, &r.out)
 	}

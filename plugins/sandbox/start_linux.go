@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -44,7 +45,11 @@ func Start(spec Spec, policy Policy) (*Process, error) {
 	if !filepath.IsAbs(spec.Path) || spec.Binary == nil || spec.Stdout == nil || spec.Stderr == nil {
 		return nil, fmt.Errorf("%w: an absolute path, the open binary, stdout and stderr are required", ErrConfig)
 	}
-	for _, p := range append(append(append([]string(nil), policy.ReadOnlyPaths...), spec.Sockets...), spec.WritableDirs...) {
+	paths := append([]string(nil), policy.ReadOnlyPaths...)
+	for _, b := range append(append([]Bind(nil), spec.Sockets...), spec.WritableDirs...) {
+		paths = append(paths, b.Source, b.Target)
+	}
+	for _, p := range paths {
 		if !filepath.IsAbs(p) || filepath.Clean(p) == "/" {
 			return nil, fmt.Errorf("%w: path %q is not an absolute path below /", ErrConfig, p)
 		}
@@ -133,7 +138,7 @@ func startStrict(spec Spec, policy Policy, probe bool) (*Process, error) {
 		limits, cpuLimited = fmt.Sprintf("cgroup v%d", m.version), m.cpuLimited()
 	}
 	if len(policy.LoopbackPorts) > 0 {
-		if err := p.listenPorts(hs.PortDir, policy.LoopbackPorts, spec.Forward); err != nil {
+		if err := p.listenPorts(spec.WritableDirs[0].Source, policy.LoopbackPorts, spec.Forward); err != nil {
 			return fail(err)
 		}
 	}
@@ -246,9 +251,10 @@ func readStatus(r *os.File) (helperStatus, error) {
 
 // helperSpecFor builds what the helper mounts and applies for spec.
 func helperSpecFor(spec Spec, policy Policy) (*helperSpec, error) {
+	inside := path.Join(RunDir, "bin", filepath.Base(spec.Path))
 	hs := &helperSpec{
-		Path:     spec.Path,
-		Argv:     append([]string{spec.Path}, spec.Args...),
+		Path:     inside,
+		Argv:     append([]string{inside}, spec.Args...),
 		Env:      append([]string{}, spec.Env...),
 		TmpSize:  policy.tmpSize(),
 		Hostname: "sandbox",
@@ -261,7 +267,7 @@ func helperSpecFor(spec Spec, policy Policy) (*helperSpec, error) {
 		},
 		Ports: policy.LoopbackPorts,
 	}
-	hs.Binds = append(hs.Binds, bindSpec{Source: spec.Path, FD: fdBinary, Target: spec.Path, Exec: true})
+	hs.Binds = append(hs.Binds, bindSpec{Source: spec.Path, FD: fdBinary, Target: inside, Exec: true})
 	for _, dev := range []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"} {
 		hs.Binds = append(hs.Binds, bindSpec{Source: dev, Target: dev, Writable: true, Device: true})
 	}
@@ -280,17 +286,17 @@ func helperSpecFor(spec Spec, policy Policy) (*helperSpec, error) {
 	for _, p := range policy.ReadOnlyPaths {
 		hs.Binds = append(hs.Binds, bindSpec{Source: p, Target: filepath.Clean(p)})
 	}
-	for _, s := range spec.Sockets {
-		hs.Binds = append(hs.Binds, bindSpec{Source: s, Target: filepath.Clean(s)})
+	for _, b := range spec.Sockets {
+		hs.Binds = append(hs.Binds, bindSpec{Source: b.Source, Target: filepath.Clean(b.Target)})
 	}
-	for _, d := range spec.WritableDirs {
-		hs.Binds = append(hs.Binds, bindSpec{Source: d, Target: filepath.Clean(d), Writable: true})
+	for _, b := range spec.WritableDirs {
+		hs.Binds = append(hs.Binds, bindSpec{Source: b.Source, Target: filepath.Clean(b.Target), Writable: true})
 	}
 	if len(policy.LoopbackPorts) > 0 {
 		if len(spec.WritableDirs) == 0 {
 			return nil, fmt.Errorf("%w: loopback ports need a writable directory for their sockets", ErrConfig)
 		}
-		hs.PortDir = filepath.Clean(spec.WritableDirs[0])
+		hs.PortDir = filepath.Clean(spec.WritableDirs[0].Target)
 	}
 	return hs, nil
 }

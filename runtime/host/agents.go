@@ -102,7 +102,14 @@ func (h *Host) newAgents(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("host: agent %s: %w", a.Name, err)
 		}
-		env := []string{"SPIFFE_ENDPOINT_SOCKET=unix://" + sock}
+		sc, _ := h.cfg.AgentSandbox(a.Name)
+		policy := sandboxPolicy(sc)
+		// A contained plugin sees its socket at a fixed path of its own.
+		bind := sandbox.Bind{Source: sock, Target: sock}
+		if policy.Contained() {
+			bind.Target = workloadSocketInside
+		}
+		env := []string{"SPIFFE_ENDPOINT_SOCKET=unix://" + bind.Target}
 		keys := make([]string, 0, len(a.Env))
 		for k := range a.Env {
 			keys = append(keys, k)
@@ -111,10 +118,9 @@ func (h *Host) newAgents(ctx context.Context) error {
 		for _, k := range keys {
 			env = append(env, k+"="+a.Env[k])
 		}
-		sc, _ := h.cfg.AgentSandbox(a.Name)
 		specs = append(specs, supervisor.AgentSpec{
 			Name: a.Name, Path: a.Path, SHA256: digest, Env: env, Host: h.med.HostFor(a.Name),
-			TaskDeadline: a.TaskTimeout, Sandbox: sandboxPolicy(sc), Sockets: []string{sock}, Owner: h.sandboxOwner,
+			TaskDeadline: a.TaskTimeout, Sandbox: policy, Sockets: []sandbox.Bind{bind}, Owner: h.sandboxOwner,
 		})
 		h.agentIDs[a.Name] = id
 	}

@@ -42,6 +42,15 @@ func TestMain(m *testing.M) {
 	case "wait":
 		sdk.Serve(waitAgent{})
 		os.Exit(0)
+	case "escape":
+		sdk.Serve(escapeAgent{})
+		os.Exit(0)
+	case "hog":
+		sdk.Serve(hogAgent{})
+		os.Exit(0)
+	case "sleep":
+		time.Sleep(time.Hour)
+		os.Exit(0)
 	case "probe":
 		sdk.Serve(probeAgent{})
 		os.Exit(0)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,6 +14,10 @@ import (
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 )
+
+// workloadSocketInside is where a contained agent plugin finds its
+// Workload API socket.
+const workloadSocketInside = sandbox.RunDir + "/workload.sock"
 
 // sandboxOwner tags the sandboxes of the host holding dataDir, so that the
 // next host on the same data directory finds those a crashed one left.
@@ -73,6 +78,12 @@ func (h *Host) prepareSandboxes() error {
 	}
 	var strict []sandboxedPlugin
 	for _, p := range h.sandboxedPlugins() {
+		// The host's own listener is never one of them: a plugin reaching
+		// it could present its own credentials and bypass the mediator.
+		if own := h.cfg.Listen.Address.Port(); own != 0 && slices.Contains(p.policy.LoopbackPorts, own) {
+			return fmt.Errorf("host: %s %s may not reach port %d on loopback: it is the host's own listener, "+
+				"and every call of a plugin goes through the host", p.kind, p.name, own)
+		}
 		switch p.policy.Level {
 		case sandbox.LevelNone:
 			if !h.opts.UnsafeNoSandbox {

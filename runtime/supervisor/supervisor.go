@@ -84,7 +84,7 @@ type AgentSpec struct {
 	Sandbox sandbox.Policy
 	// Sockets are the unix sockets the plugin may connect to besides its
 	// go-plugin channel (its Workload API socket).
-	Sockets []string
+	Sockets []sandbox.Bind
 	// Owner tags the plugin's sandbox for sandbox.Sweep.
 	Owner string
 }
