@@ -184,3 +184,136 @@ func waitHealthy(url string, exited <-chan error) error {
 	}
 	return errors.New("host never became healthy")
 }
+
+// TestKillNineLeavesNoPlugin: the real host runs an agent and a tool
+// plugin in their sandboxes; after kill -9 of the host no process it
+// started is left within a few seconds, and a host started again on the
+// same data directory runs them again and, once stopped, leaves none.
+func TestKillNineLeavesNoPlugin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binaries; skipped with -short")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "agenthost")
+	for _, b := range [][2]string{{bin, "."}, {filepath.Join(dir, "research"), "../../examples/agents/research"},
+		{filepath.Join(dir, "textkit"), "../../examples/toolplugins/textkit"}} {
+		if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	cfg := filepath.Join(dir, "agenthost.yaml")
+	data := filepath.Join(dir, "data")
+	start := func() (*exec.Cmd, chan error, *bytes.Buffer) {
+		addr := freeAddr(t)
+		conf := fmt.Sprintf("version: 1\nlisten:\n  address: %s\nagents:\n  - name: research\n    path: research\n"+
+			"    tools: [clock/now]\nmcp:\n  plugins:\n    - name: textkit\n      path: textkit\n", addr)
+		if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		up := exec.Command(bin, "up", "--config", cfg, "--data-dir", data)
+		up.Stderr = &stderr
+		if err := up.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- up.Wait() }()
+		t.Cleanup(func() {
+			if up.ProcessState == nil {
+				_ = up.Process.Kill()
+				<-done
+			}
+		})
+		if err := waitHealthy("http://"+addr+"/healthz", done); err != nil {
+			t.Fatalf("%v\n%s", err, &stderr)
+		}
+		return up, done, &stderr
+	}
+
+	up, done, stderr := start()
+	// The tool plugin starts with the host, the agent right after; each is
+	// a sandbox init with the plugin as its child.
+	plugins := waitDescendants(t, up.Process.Pid, 4, stderr)
+	out, err := exec.Command(bin, "agents", "--data-dir", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "research: strict: namespaces user,mount,pid,network,ipc,uts") {
+		t.Errorf("agenthost agents: %v\n%s", err, out)
+	}
+	if err := up.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	for _, pid := range plugins {
+		if !exited(pid, 5*time.Second) {
+			t.Errorf("pid %d (%s) outlived the host's kill -9", pid, cmdline(pid))
+		}
+	}
+
+	up, done, stderr = start()
+	again := waitDescendants(t, up.Process.Pid, 4, stderr)
+	if err := up.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("host after restart: %v\n%s", err, stderr)
+	}
+	for _, pid := range again {
+		if !exited(pid, 5*time.Second) {
+			t.Errorf("pid %d (%s) outlived the host's clean stop", pid, cmdline(pid))
+		}
+	}
+}
+
+// waitDescendants waits until pid has at least n descendant processes and
+// returns them.
+func waitDescendants(t *testing.T, pid, n int, log *bytes.Buffer) []int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var all []int
+		queue := []int{pid}
+		for len(queue) > 0 {
+			p := queue[0]
+			queue = queue[1:]
+			tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+			for _, task := range tasks {
+				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", p, task.Name()))
+				for _, f := range strings.Fields(string(b)) {
+					var c int
+					if _, err := fmt.Sscan(f, &c); err == nil {
+						all = append(all, c)
+						queue = append(queue, c)
+					}
+				}
+			}
+		}
+		if len(all) >= n {
+			return all
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d has %d descendants, want %d\n%s", pid, len(all), n, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// exited waits up to d for pid to be gone (a zombie counts as gone).
+func exited(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] == "Z" {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+func cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.ReplaceAll(string(b), "\x00", " ")
+}
