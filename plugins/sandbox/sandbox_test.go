@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -167,9 +168,30 @@ func requireStrict(t testing.TB) Protections {
 
 type run struct {
 	p   *Process
-	out bytes.Buffer
+	out syncBuffer
 	err error
 }
+
+// syncBuffer is a buffer the plugin's output is copied into while a test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Bytes() []byte { return []byte(s.String()) }
 
 // startSelf starts the test binary in mode with arg, contained by pol, and
 // returns once it exits (or, with wait false, at once).
@@ -201,7 +223,7 @@ func startSelf(t *testing.T, mode, arg string, pol Policy, spec Spec, wait bool)
 	}
 	res := &run{p: p}
 	copied := make(chan struct{})
-	go func() { _, _ = res.out.ReadFrom(r); r.Close(); close(copied) }()
+	go func() { _, _ = io.Copy(&res.out, r); r.Close(); close(copied) }()
 	t.Cleanup(func() { p.Kill(); _ = p.Wait() })
 	if wait {
 		res.err = p.Wait()
@@ -641,5 +663,3 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-var _ = io.Discard

@@ -199,7 +199,7 @@ type SandboxConfig struct {
 	// 512, at least 16.
 	Processes int `json:"processes"`
 	// CPU caps the plugin's CPU time, in cores (0.5 is half of one core),
-	// at most 1024. It is enforced only where the host can create cgroup v2
+	// at most 1024. It is enforced only where the host can create control
 	// groups. Default 0: not limited. Only the top level can set 0; an
 	// agent or tool plugin inherits it by omitting the key.
 	CPU float64 `json:"cpu"`

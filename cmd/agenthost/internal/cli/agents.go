@@ -52,11 +52,16 @@ func newAgentsCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			// What contains each running plugin, exactly.
+			first := true
 			for _, a := range agents {
 				if a.Sandbox == "" {
 					continue
 				}
-				fmt.Fprintf(out, "\n%s: %s\n", a.Name, a.Sandbox)
+				if first {
+					fmt.Fprintln(out)
+					first = false
+				}
+				fmt.Fprintf(out, "%s: %s\n", a.Name, a.Sandbox)
 				for _, m := range a.SandboxMissing {
 					fmt.Fprintf(out, "  missing: %s\n", m)
 				}
