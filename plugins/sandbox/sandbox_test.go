@@ -137,6 +137,16 @@ func runMode(mode, arg string) int {
 	case "exit":
 		n, _ := strconv.Atoi(arg)
 		return n
+	case "probe-without-userns":
+		// In a user namespace of its own where no further one may be
+		// created, as on a kernel with user.max_user_namespaces=0.
+		if err := os.WriteFile("/proc/sys/user/max_user_namespaces", []byte("0"), 0); err != nil {
+			fmt.Println("setup:", err)
+			return 2
+		}
+		_, err := Probe()
+		fmt.Println(errors.Is(err, ErrUnsupported), err)
+		return 0
 	case "host":
 		// A host that starts one sandbox and then waits to be killed.
 		bin, err := os.Open("/proc/self/exe")
@@ -602,6 +612,29 @@ func TestProbe(t *testing.T) {
 	}
 	if !strings.HasPrefix(prot.String(), "strict: namespaces user,mount,pid,network,ipc,uts") {
 		t.Errorf("String = %q", prot)
+	}
+}
+
+// Where the kernel refuses user namespaces, Probe fails with
+// ErrUnsupported and says which setting to change.
+func TestProbeExplainsMissingUserNamespaces(t *testing.T) {
+	requireStrict(t)
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = []string{testModeEnv + "=probe-without-userns"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}},
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Logf("%s", out)
+	for _, want := range []string{"true sandbox: not supported here", "user.max_user_namespaces is 0 (raise it)"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("Probe without user namespaces: %s; want %q", out, want)
+		}
 	}
 }
 
