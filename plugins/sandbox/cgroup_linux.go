@@ -300,7 +300,8 @@ func (m *cgroupManager) newGroup(owner string, pol Policy) (*cgroup, error) {
 			limits = append(limits, limit{"", "cpu.max", fmt.Sprintf("%d 100000", int64(pol.CPU*100000))})
 		}
 	} else {
-		limits = []limit{{"memory", "memory.limit_in_bytes", mem}, {"pids", "pids.max", pids}}
+		limits = []limit{{"memory", "memory.limit_in_bytes", mem}, {"memory", "memory.memsw.limit_in_bytes", mem},
+			{"pids", "pids.max", pids}}
 		if pol.CPU > 0 && m.parents["cpu"] != "" {
 			limits = append(limits, limit{"cpu", "cpu.cfs_period_us", "100000"},
 				limit{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(int64(pol.CPU*100000), 10)})
@@ -319,8 +320,8 @@ func (m *cgroupManager) newGroup(owner string, pol Policy) (*cgroup, error) {
 			g.dirs = append(g.dirs, dir)
 		}
 		if err := writeFile(filepath.Join(dir, l.file), l.value); err != nil {
-			if l.file == "memory.swap.max" && errors.Is(err, os.ErrNotExist) {
-				continue // no swap accounting
+			if (l.file == "memory.swap.max" || l.file == "memory.memsw.limit_in_bytes") && errors.Is(err, os.ErrNotExist) {
+				continue // no swap accounting: nothing to limit
 			}
 			g.remove()
 			return nil, fmt.Errorf("set %s: %w", filepath.Join(dir, l.file), err)

@@ -203,6 +203,11 @@ func TestSandboxedAgentCannotEscape(t *testing.T) {
 	if err != nil || failure != "" || !strings.Contains(final, "The clock/now tool returned: ") {
 		t.Errorf("research task: %q %q %v", final, failure, err)
 	}
+	// The tool plugin, in its own sandbox.
+	final, failure, err = taskAnswer(ctx, h, "research", "give me the text stats of: the quick brown fox")
+	if err != nil || failure != "" || !strings.Contains(final, "The textkit/stats tool returned: 1 lines, 3 words") {
+		t.Errorf("research task with the tool plugin: %q %q %v", final, failure, err)
+	}
 	final, failure, err = taskAnswer(ctx, h, "assistant", "ask research what time it is")
 	if err != nil || failure != "" || final == "" {
 		t.Errorf("assistant task: %q %q %v", final, failure, err)
