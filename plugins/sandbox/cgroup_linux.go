@@ -357,8 +357,8 @@ func (g *cgroup) add(pid int) error {
 	return nil
 }
 
-// remove deletes the group once its processes are gone, retrying briefly
-// while the kernel finishes tearing them down.
+// remove deletes the group once its processes are gone, retrying for up
+// to a second while the kernel finishes tearing them down.
 func (g *cgroup) remove() {
 	for _, dir := range g.dirs {
 		for i := 0; i < 50; i++ {
@@ -380,7 +380,8 @@ func (m *cgroupManager) sweepGroups(owner string) {
 		}
 		for _, e := range ents {
 			if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
-				_ = unix.Rmdir(filepath.Join(parent, e.Name()))
+				// Its last processes may still be exiting.
+				(&cgroup{dirs: []string{filepath.Join(parent, e.Name())}}).remove()
 			}
 		}
 	}

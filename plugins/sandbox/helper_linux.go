@@ -122,6 +122,11 @@ func helperMain() int {
 		fmt.Fprintln(os.Stderr, "sandbox:", msg)
 		return exitSetup
 	}
+	// Everything below assumes new namespaces: started any other way (by
+	// hand, under this name), the helper does nothing at all.
+	if os.Getpid() != 1 {
+		return fail("the sandbox helper runs only as the first process of a new PID namespace")
+	}
 	var spec helperSpec
 	if err := json.NewDecoder(io.LimitReader(os.NewFile(fdSpec, "spec"), 1<<20)).Decode(&spec); err != nil {
 		return fail("read spec: %v", err)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -130,9 +129,6 @@ func Sweep(owner string) (int, error) {
 		}
 	}
 	if m, _ := hostCgroups(); m != nil {
-		if killed > 0 {
-			time.Sleep(100 * time.Millisecond) // let the kernel empty the groups
-		}
 		m.sweepGroups(owner)
 	}
 	return killed, nil

@@ -615,6 +615,17 @@ func TestProbe(t *testing.T) {
 	}
 }
 
+// The helper started outside a sandbox of its own (here by hand, under its
+// name) does nothing but refuse.
+func TestHelperRefusesToRunOutsideItsNamespaces(t *testing.T) {
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{helperArg0, "by-hand"}
+	out, err := cmd.CombinedOutput()
+	if exitCode(err) != exitSetup || !strings.Contains(string(out), "runs only as the first process of a new PID namespace") {
+		t.Fatalf("helper by hand: %v\n%s", err, out)
+	}
+}
+
 // Where the kernel refuses user namespaces, Probe fails with
 // ErrUnsupported and says which setting to change.
 func TestProbeExplainsMissingUserNamespaces(t *testing.T) {
