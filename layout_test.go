@@ -28,7 +28,7 @@ type rule struct {
 var rules = []rule{
 	{"credentials", nil},
 	{"credentials/ca", []string{"credentials", "credentials/jose"}},
-	{"credentials/workloadapi", []string{"credentials", "credentials/ca"}},
+	{"credentials/workloadapi", []string{"credentials", "credentials/ca", "credentials/attest"}},
 	{"credentials/attest", []string{"credentials"}},
 	{"credentials/jose", []string{"credentials"}},
 	{"credentials/wimse", []string{"credentials", "credentials/jose"}},

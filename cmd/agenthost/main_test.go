@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/plugins/sandbox/sandboxtest"
 )
 
 // TestUpServesAndStopsOnSignal builds the real binary, starts `agenthost up`,
@@ -243,7 +245,7 @@ func TestKillNineLeavesNoPlugin(t *testing.T) {
 	}
 	<-done
 	for _, pid := range plugins {
-		if !exited(pid, 5*time.Second) {
+		if !sandboxtest.Gone(pid, 5*time.Second) {
 			t.Errorf("pid %d (%s) outlived the host's kill -9", pid, cmdline(pid))
 		}
 	}
@@ -257,7 +259,7 @@ func TestKillNineLeavesNoPlugin(t *testing.T) {
 		t.Fatalf("host after restart: %v\n%s", err, stderr)
 	}
 	for _, pid := range again {
-		if !exited(pid, 5*time.Second) {
+		if !sandboxtest.Gone(pid, 5*time.Second) {
 			t.Errorf("pid %d (%s) outlived the host's clean stop", pid, cmdline(pid))
 		}
 	}
@@ -269,23 +271,7 @@ func waitDescendants(t *testing.T, pid, n int, log *bytes.Buffer) []int {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var all []int
-		queue := []int{pid}
-		for len(queue) > 0 {
-			p := queue[0]
-			queue = queue[1:]
-			tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
-			for _, task := range tasks {
-				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", p, task.Name()))
-				for _, f := range strings.Fields(string(b)) {
-					var c int
-					if _, err := fmt.Sscan(f, &c); err == nil {
-						all = append(all, c)
-						queue = append(queue, c)
-					}
-				}
-			}
-		}
+		all := sandboxtest.Descendants(pid)
 		if len(all) >= n {
 			return all
 		}
@@ -294,23 +280,6 @@ func waitDescendants(t *testing.T, pid, n int, log *bytes.Buffer) []int {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// exited waits up to d for pid to be gone (a zombie counts as gone).
-func exited(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return true
-		}
-		s := string(b)
-		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] == "Z" {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }
 
 func cmdline(pid int) string {

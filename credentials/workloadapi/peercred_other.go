@@ -5,7 +5,6 @@ package workloadapi
 import (
 	"fmt"
 	"io/fs"
-	"net"
 	"runtime"
 )
 
@@ -13,11 +12,6 @@ import (
 // socket can identify its caller.
 func checkPlatform() error {
 	return fmt.Errorf("%w: %s", ErrUnsupportedPlatform, runtime.GOOS)
-}
-
-// readPeer always fails: peer credentials are read on Linux only.
-func readPeer(net.Conn) (Peer, error) {
-	return Peer{}, checkPlatform()
 }
 
 // fileOwner reports that the owner is unknown on this platform.

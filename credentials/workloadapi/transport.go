@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/agenthost/agenthost/credentials/attest"
 	"net"
 
 	"google.golang.org/grpc/credentials"
@@ -47,7 +48,7 @@ func (c socketCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials
 		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity},
 		workload:       c.w,
 	}
-	p, err := readPeer(conn)
+	p, err := attest.PeerOf(conn)
 	if err != nil {
 		info.denied = fmt.Errorf("caller cannot be identified: %w", err)
 	} else {

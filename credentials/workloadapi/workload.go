@@ -3,6 +3,7 @@ package workloadapi
 import (
 	"crypto"
 	"fmt"
+	"github.com/agenthost/agenthost/credentials/attest"
 	"net"
 	"time"
 
@@ -35,11 +36,7 @@ type Workload struct {
 
 // Peer holds the credentials of the process at the other end of a socket
 // connection, as the kernel recorded them when the process connected.
-type Peer struct {
-	PID int
-	UID int
-	GID int
-}
+type Peer = attest.Peer
 
 // SVIDKind names a kind of SVID in an [IssueEvent].
 type SVIDKind string

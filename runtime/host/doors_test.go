@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/agenthost/agenthost/plugins/sandbox/sandboxtest"
 	"github.com/agenthost/agenthost/plugins/sdk"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
@@ -199,12 +200,8 @@ func probeConfig(t *testing.T, dataDir string) *config.Config {
 // as the plugin sees it in its own PID namespace.
 func sandboxedPID(t *testing.T, supervised int) (host, inner int) {
 	t.Helper()
-	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", supervised))
-	for _, task := range tasks {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", supervised, task.Name()))
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			host, _ = strconv.Atoi(f[0])
-		}
+	if kids := sandboxtest.Children(supervised); len(kids) > 0 {
+		host = kids[0]
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", host))
 	if host == 0 || err != nil {

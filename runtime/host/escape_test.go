@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -280,7 +279,7 @@ func TestResourceHogIsContained(t *testing.T) {
 		}
 		// The hog was stopped, everything it started with it, and it runs
 		// again.
-		if !processGone(hog.PID, 10*time.Second) {
+		if !sandboxtest.Gone(hog.PID, 10*time.Second) {
 			t.Errorf("%s: the hog's sandbox (pid %d) is still there", mode, hog.PID)
 		}
 		for restarted := false; !restarted; {
@@ -302,21 +301,4 @@ func TestResourceHogIsContained(t *testing.T) {
 	if status, _ := get(t, "http://"+h.Addr()+PathHealth); status != http.StatusOK {
 		t.Errorf("health: %d", status)
 	}
-}
-
-// processGone waits up to d for pid to exit (a zombie counts as gone).
-func processGone(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return true
-		}
-		s := string(b)
-		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] == "Z" {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/agenthost/agenthost/credentials/attest"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,11 +20,7 @@ var ErrRefused = errors.New("localapi: connection refused")
 // API connection, as the kernel recorded them when it connected
 // (SO_PEERCRED, unix(7)). PID is 0 when the process is not visible in the
 // host's pid namespace.
-type Peer struct {
-	PID int
-	UID int
-	GID int
-}
+type Peer = attest.Peer
 
 // RefuseEvent describes a refused connection.
 type RefuseEvent struct {
@@ -77,7 +74,7 @@ type connState struct {
 // connContext is the http.Server's ConnContext: it reads the peer
 // credentials of each accepted connection (a single getsockopt).
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	p, err := readPeer(c)
+	p, err := attest.PeerOf(c)
 	return context.WithValue(ctx, connKey{}, &connState{peer: p, readErr: err})
 }
 

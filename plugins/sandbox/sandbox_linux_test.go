@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -506,7 +505,7 @@ func TestDiesWithHost(t *testing.T) {
 	}
 	_ = host.Wait()
 	for _, pid := range []int{helper, plugin} {
-		if !gone(pid, 5*time.Second) {
+		if !sandboxtest.Gone(pid, 5*time.Second) {
 			t.Errorf("pid %d outlived the host", pid)
 		}
 	}
@@ -542,7 +541,7 @@ func TestSweep(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the swept sandbox is still running")
 	}
-	if !gone(plugin, 5*time.Second) {
+	if !sandboxtest.Gone(plugin, 5*time.Second) {
 		t.Errorf("the plugin (pid %d) survived", plugin)
 	}
 	if _, err := Sweep(""); !errors.Is(err, ErrConfig) {
@@ -666,38 +665,15 @@ func TestSeccompPolicyAssembles(t *testing.T) {
 // waitChild returns the first child of pid, waiting for it to appear.
 func waitChild(t *testing.T, pid int) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		for _, task := range tasks {
-			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
-			if f := strings.Fields(string(b)); len(f) > 0 {
-				child, _ := strconv.Atoi(f[0])
-				return child
-			}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if kids := sandboxtest.Children(pid); len(kids) > 0 {
+			return kids[0]
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("pid %d has no child", pid)
 	return 0
-}
-
-// gone waits up to d for pid to stop existing (a zombie counts as gone).
-func gone(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return true
-		}
-		s := string(b)
-		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] == "Z" {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }
 
 func lastLines(s string, n int) string {
