@@ -65,7 +65,7 @@ func probe() (Protections, error) {
 // explain adds to a failure to start a sandbox what usually causes it.
 func explain(err error) error {
 	if !errors.Is(err, ErrUnsupported) {
-		return fmt.Errorf("%w: %w", ErrUnsupported, err)
+		err = fmt.Errorf("%w: %w", ErrUnsupported, err)
 	}
 	var hints []string
 	if v, ok := readSysctl("kernel/unprivileged_userns_clone"); ok && v == "0" {
