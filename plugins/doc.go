@@ -2,17 +2,26 @@
 // hashicorp/go-plugin with gRPC.
 //
 // [Launch] starts a plugin binary given by absolute path, refuses it unless
-// its SHA-256 matches the digest the host attested (go-plugin SecureConfig),
-// speaks gRPC only over an automatically provisioned mutual-TLS connection
-// (AutoMTLS), and kills the process on any error during setup. Each plugin
-// gets its own Host service, served on that plugin's go-plugin broker: the
-// host knows which plugin is calling from the connection a call arrives on,
-// never from anything the plugin says.
+// its SHA-256 matches the digest the host attested (the file is hashed
+// through the descriptor it is then started from, so what runs is what was
+// checked), starts it in its sandbox (package sandbox: its own namespaces,
+// a file system holding only what it needs, no network but the channel to
+// the host, no capabilities, seccomp, Landlock, limits, death with the
+// host) through a go-plugin runner, speaks gRPC only over an automatically
+// provisioned mutual-TLS connection (AutoMTLS), and kills the process on
+// any error during setup. go-plugin gives each plugin a socket directory of
+// its own; it is the one place a contained plugin may write, seen at
+// /run/agenthost/plugin, and the runner translates the socket addresses the
+// two sides exchange. Each plugin gets its own Host service, served on that
+// plugin's go-plugin broker: the host knows which plugin is calling from
+// the connection a call arrives on, never from anything the plugin says.
 //
 // [LaunchTools] starts a tool plugin the same way. A tool plugin gets no
 // Host service: it answers the ToolProvider service's ListTools and
 // CallTool, and is asked for its tools at launch, so a binary of the wrong
 // kind is refused there.
 //
-// The plugin's stderr goes to the host's log with the plugin's name.
+// [Config.Sandbox] chooses the level and limits; [Plugin.Sandbox] reports
+// the protections in force. The plugin's stderr goes to the host's log with
+// the plugin's name.
 package plugins
