@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -155,7 +157,7 @@ func start(ctx context.Context, cfg Config, kind string, bp plugin.Plugin) (*sta
 		AutoMTLS:         true,
 		StartTimeout:     timeout,
 		Logger:           newHCLogger(log),
-		Stderr:           &lineLogger{log: log},
+		Stderr:           &lineLogger{log: log, fromPlugin: true},
 		SkipHostEnv:      true,
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, socketDir string) (runner.Runner, error) {
 			var err error
@@ -330,11 +332,17 @@ func (p *Plugin) serveHost(id uint32) (stop func()) {
 	}
 }
 
-// lineLogger writes each complete line written to it to the host log.
+// lineLogger writes each complete line written to it to the host log. A
+// line in hclog's JSON format (what go-plugin and the SDK write) keeps its
+// level and fields: go-plugin's chatter is debug, not info. A plugin's
+// stderr (fromPlugin) reaches the host twice, raw here and parsed by
+// go-plugin through the hclog logger of newHCLogger, which keeps warnings
+// and errors; so here such lines are left to that path.
 type lineLogger struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	part []byte
+	log        *slog.Logger
+	fromPlugin bool
+	mu         sync.Mutex
+	part       []byte
 }
 
 func (l *lineLogger) Write(b []byte) (int, error) {
@@ -347,7 +355,7 @@ func (l *lineLogger) Write(b []byte) (int, error) {
 			break
 		}
 		if line := strings.TrimRight(string(l.part[:i]), "\r"); line != "" {
-			l.log.Info("plugin output", slog.String("line", line))
+			l.logLine(line)
 		}
 		l.part = l.part[i+1:]
 	}
@@ -358,12 +366,54 @@ func (l *lineLogger) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// newHCLogger adapts slog for go-plugin, which logs through hclog.
+func (l *lineLogger) logLine(line string) {
+	var entry map[string]any
+	if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &entry) != nil {
+		l.log.Info("plugin output", slog.String("line", line))
+		return
+	}
+	levelName, _ := entry["@level"].(string)
+	msg, _ := entry["@message"].(string)
+	if levelName == "" || msg == "" {
+		l.log.Info("plugin output", slog.String("line", line))
+		return
+	}
+	var level slog.Level
+	switch levelName {
+	case "trace", "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn":
+		level = slog.LevelWarn
+	default:
+		level = slog.LevelError
+	}
+	if l.fromPlugin && level >= slog.LevelWarn {
+		return
+	}
+	attrs := make([]slog.Attr, 0, len(entry))
+	keys := make([]string, 0, len(entry))
+	for k := range entry {
+		if !strings.HasPrefix(k, "@") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		attrs = append(attrs, slog.Any(k, entry[k]))
+	}
+	l.log.LogAttrs(context.Background(), level, "go-plugin: "+msg, attrs...)
+}
+
+// newHCLogger adapts slog for go-plugin, which logs through hclog, in JSON
+// so that lineLogger keeps each entry's level.
 func newHCLogger(log *slog.Logger) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:        "go-plugin",
 		Level:       hclog.Warn,
 		Output:      &lineLogger{log: log},
+		JSONFormat:  true,
 		DisableTime: true,
 	})
 }
