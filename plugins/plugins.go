@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -149,7 +150,7 @@ func start(ctx context.Context, cfg Config, kind string, bp plugin.Plugin) (*sta
 	defer bin.Close()
 
 	// The process lives until Kill, not until ctx ends.
-	var run *sandboxRunner
+	var run atomic.Pointer[sandboxRunner]
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		Plugins:          plugin.PluginSet{kind: bp},
@@ -160,9 +161,9 @@ func start(ctx context.Context, cfg Config, kind string, bp plugin.Plugin) (*sta
 		Stderr:           &lineLogger{log: log, fromPlugin: true},
 		SkipHostEnv:      true,
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, socketDir string) (runner.Runner, error) {
-			var err error
-			run, err = newSandboxRunner(cfg, cmd, socketDir, bin)
-			return run, err
+			r := newSandboxRunner(cfg, cmd, socketDir, bin)
+			run.Store(r)
+			return r, nil
 		},
 	})
 	type result struct {
@@ -178,13 +179,26 @@ func start(ctx context.Context, cfg Config, kind string, bp plugin.Plugin) (*sta
 	select {
 	case res = <-ch:
 	case <-ctx.Done():
+		// go-plugin holds its client's lock for the whole handshake, so
+		// its Kill would wait for the handshake to time out: end the
+		// process first, which ends the handshake at once.
+		for ended := false; !ended; {
+			if r := run.Load(); r != nil {
+				r.abort()
+			}
+			select {
+			case <-ch:
+				ended = true
+			case <-time.After(50 * time.Millisecond): // the process may not exist yet
+			}
+		}
 		client.Kill()
 		return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, ctx.Err())
 	}
 	if res.err != nil {
 		client.Kill()
-		if run != nil && run.startErr != nil {
-			return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, run.startErr)
+		if r := run.Load(); r != nil && r.err() != nil {
+			return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, r.err())
 		}
 		return nil, fmt.Errorf("plugins: start %s: %w", cfg.Name, res.err)
 	}
@@ -193,7 +207,7 @@ func start(ctx context.Context, cfg Config, kind string, bp plugin.Plugin) (*sta
 		client.Kill()
 		return nil, fmt.Errorf("plugins: dispense %s as %s plugin: %w", cfg.Name, kind, err)
 	}
-	return &started{client: client, proc: run.proc, raw: raw}, nil
+	return &started{client: client, proc: run.Load().process(), raw: raw}, nil
 }
 
 // openChecked opens the binary at path and checks that its content has

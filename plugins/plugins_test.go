@@ -23,7 +23,10 @@ import (
 const agentModeEnv = "AGENTHOST_TEST_AGENT"
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(agentModeEnv); mode == "tools" {
+	if mode := os.Getenv(agentModeEnv); mode == "hang" {
+		time.Sleep(time.Hour) // never answers the handshake
+		os.Exit(0)
+	} else if mode == "tools" {
 		sdk.ServeTools(testTools)
 		os.Exit(0)
 	} else if mode != "" {
@@ -239,6 +242,33 @@ func TestCrashDuringRun(t *testing.T) {
 // benchLevels are the sandbox levels the benchmarks compare: the strict
 // sandbox against a plain child process.
 var benchLevels = []sandbox.Level{sandbox.LevelStrict, sandbox.LevelNone}
+
+// TestLaunchCanceledDuringHandshake: a start abandoned while the plugin
+// has not answered the handshake ends at once, process included, instead
+// of waiting for the handshake's timeout.
+func TestLaunchCanceledDuringHandshake(t *testing.T) {
+	exe, sum := selfDigest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	type result struct {
+		p   *Plugin
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := Launch(ctx, Config{Name: "hang", Path: exe, SHA256: sum, Host: &recordingHost{},
+			Env: []string{agentModeEnv + "=hang"}, StartTimeout: 10 * time.Minute})
+		done <- result{p, err}
+	}()
+	select {
+	case res := <-done:
+		if !errors.Is(res.err, context.DeadlineExceeded) {
+			t.Fatalf("Launch = %v, %v", res.p, res.err)
+		}
+	case <-time.After(time.Minute): // a failure guard far below the handshake timeout
+		t.Fatal("Launch waited for the handshake timeout")
+	}
+}
 
 // BenchmarkLaunch measures a plugin's cold start: checksum, process start
 // (in its sandbox), handshake with AutoMTLS, Describe, then Kill.

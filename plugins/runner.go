@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-plugin"
 
@@ -30,13 +31,40 @@ type sandboxRunner struct {
 	bin       *os.File
 	stdoutR   *os.File
 	stderrR   *os.File
-	proc      *sandbox.Process
+
+	mu   sync.Mutex
+	proc *sandbox.Process
 	// startErr is why the sandbox could not start, when it could not.
 	startErr error
+	// aborted: the start was abandoned; the process is killed as soon as
+	// it exists.
+	aborted bool
 }
 
-func newSandboxRunner(cfg Config, cmd *exec.Cmd, socketDir string, bin *os.File) (*sandboxRunner, error) {
-	return &sandboxRunner{cfg: cfg, cmd: cmd, socketDir: socketDir, bin: bin}, nil
+func newSandboxRunner(cfg Config, cmd *exec.Cmd, socketDir string, bin *os.File) *sandboxRunner {
+	return &sandboxRunner{cfg: cfg, cmd: cmd, socketDir: socketDir, bin: bin}
+}
+
+// abort kills the plugin process, now or as soon as it is started.
+func (r *sandboxRunner) abort() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.aborted = true
+	if r.proc != nil {
+		r.proc.Kill()
+	}
+}
+
+func (r *sandboxRunner) process() *sandbox.Process {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.proc
+}
+
+func (r *sandboxRunner) err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.startErr
 }
 
 // Start starts the plugin process in its sandbox.
@@ -74,6 +102,8 @@ func (r *sandboxRunner) Start(context.Context) error {
 	}, r.cfg.Sandbox)
 	outW.Close()
 	errW.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if err != nil {
 		outR.Close()
 		errR.Close()
@@ -81,12 +111,15 @@ func (r *sandboxRunner) Start(context.Context) error {
 		return err
 	}
 	r.proc, r.stdoutR, r.stderrR = proc, outR, errR
+	if r.aborted {
+		proc.Kill()
+	}
 	return nil
 }
 
 func (r *sandboxRunner) Diagnose(context.Context) string {
-	if r.startErr != nil {
-		return "the plugin's sandbox could not start: " + r.startErr.Error()
+	if err := r.err(); err != nil {
+		return "the plugin's sandbox could not start: " + err.Error()
 	}
 	return fmt.Sprintf("plugin %s exited before completing the go-plugin handshake (is it a plugin built with the agenthost SDK?)", r.cfg.Path)
 }
@@ -96,24 +129,26 @@ func (r *sandboxRunner) Stderr() io.ReadCloser { return r.stderrR }
 func (r *sandboxRunner) Name() string          { return r.cfg.Path }
 
 func (r *sandboxRunner) Wait(context.Context) error {
-	if r.proc == nil {
-		return r.startErr
+	proc := r.process()
+	if proc == nil {
+		return r.err()
 	}
-	return r.proc.Wait()
+	return proc.Wait()
 }
 
 func (r *sandboxRunner) Kill(context.Context) error {
-	if r.proc != nil {
-		r.proc.Kill()
+	if proc := r.process(); proc != nil {
+		proc.Kill()
 	}
 	return nil
 }
 
 func (r *sandboxRunner) ID() string {
-	if r.proc == nil {
+	proc := r.process()
+	if proc == nil {
 		return ""
 	}
-	return strconv.Itoa(r.proc.PID())
+	return strconv.Itoa(proc.PID())
 }
 
 // PluginToHost translates a socket address the plugin gives (in its

@@ -236,7 +236,16 @@ func TestKillNineLeavesNoPlugin(t *testing.T) {
 	// The tool plugin starts with the host, the agent right after; each is
 	// a sandbox init with the plugin as its child.
 	plugins := waitDescendants(t, up.Process.Pid, 4, stderr)
-	out, err := exec.Command(bin, "agents", "--data-dir", data).CombinedOutput()
+	// The agent's processes exist before it has described itself and
+	// runs; agents shows its sandbox once it runs.
+	var out []byte
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		out, err = exec.Command(bin, "agents", "--data-dir", data).CombinedOutput()
+		if err == nil && strings.Contains(string(out), "research: strict: namespaces user,mount,pid,network,ipc,uts") {
+			break
+		}
+	}
 	if err != nil || !strings.Contains(string(out), "research: strict: namespaces user,mount,pid,network,ipc,uts") {
 		t.Errorf("agenthost agents: %v\n%s", err, out)
 	}
