@@ -9,20 +9,33 @@ import (
 	"github.com/agenthost/agenthost/runtime/store"
 )
 
-// FuzzVerify replaces one stored entry (a record, its hashes or a
-// checkpoint) of a valid log with arbitrary bytes: Verify must not panic,
-// and must report a problem whenever the bytes differ from the original.
+// FuzzVerify replaces one stored entry (a record, its hashes, a
+// checkpoint or the commit seal) of a valid log with arbitrary bytes:
+// Verify must not panic, and must report a problem whenever the bytes
+// differ from the original.
 func FuzzVerify(f *testing.F) {
 	f.Add(uint8(0), uint8(3), []byte(`{"seq":3,"time":"2026-01-01T00:00:00Z","action":"tool.call"}`))
 	f.Add(uint8(1), uint8(5), []byte{})
 	f.Add(uint8(2), uint8(0), []byte("go.sum database tree\n12\nAAAA\n\n— agenthost-audit/x sig\n"))
 	f.Add(uint8(0), uint8(11), []byte(`{}`))
+	f.Add(uint8(3), uint8(0), []byte("agenthost-audit/example.org\n12\nAAAA\n\n— agenthost-audit/example.org sig\n"))
 	f.Fuzz(func(t *testing.T, which, index uint8, data []byte) {
 		ctx := context.Background()
 		s, v := testKeys(t)
 		st := newFakeLog()
 		fill(t, st, s, v, 12, 4)
-		log := []string{RecordsLog, HashesLog, CheckpointsLog}[int(which)%3]
+		if which%4 == 3 {
+			// Only the latest seal counts.
+			last := st.count(SealsLog) - 1
+			orig := st.data(t, SealsLog, last)
+			st.set(t, SealsLog, last, slices.Clone(data))
+			rep, err := Verify(ctx, st, v)
+			if bytes.Equal(orig, data) != (err == nil && rep.Problem == nil) {
+				t.Fatalf("seal replaced by %q: %+v, %v", data, rep, err)
+			}
+			return
+		}
+		log := []string{RecordsLog, HashesLog, CheckpointsLog}[int(which)%4]
 		n := st.count(log)
 		if n == 0 {
 			return

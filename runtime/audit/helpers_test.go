@@ -23,6 +23,8 @@ type fakeLog struct {
 	mu         sync.Mutex
 	logs       map[string][]store.Entry
 	failHashes int              // upcoming hashes appends that fail
+	failSeals  int              // upcoming seals appends that fail
+	failAfter  string           // a log whose next append is applied, then reported failed
 	before     func(log string) // called before every append, unlocked
 	appends    map[string]int   // number of successful appends per log
 	sizes      map[string][]int // entries per successful append
@@ -32,6 +34,36 @@ var _ store.Log = (*fakeLog)(nil)
 
 func newFakeLog() *fakeLog {
 	return &fakeLog{logs: map[string][]store.Entry{}, appends: map[string]int{}, sizes: map[string][]int{}}
+}
+
+// seal returns the latest commit seal, or nil.
+func (f *fakeLog) seal() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	es := f.logs[SealsLog]
+	if len(es) == 0 {
+		return nil
+	}
+	return slices.Clone(es[len(es)-1].Data)
+}
+
+// dropSealsAbove removes the seals of trees of more than n records, as
+// someone removing the newest records would.
+func (f *fakeLog) dropSealsAbove(t *testing.T, n int64) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var keep []store.Entry
+	for _, e := range f.logs[SealsLog] {
+		size, err := CheckpointSize(e.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size <= n {
+			keep = append(keep, e)
+		}
+	}
+	f.logs[SealsLog] = keep
 }
 
 var errInjected = errors.New("injected store failure")
@@ -52,12 +84,21 @@ func (f *fakeLog) Append(ctx context.Context, log string, entries ...[]byte) (in
 		f.failHashes--
 		return 0, errInjected
 	}
+	if log == SealsLog && f.failSeals > 0 {
+		f.failSeals--
+		return 0, errInjected
+	}
 	first := f.lenLocked(log)
 	for i, e := range entries {
 		f.logs[log] = append(f.logs[log], store.Entry{Index: first + int64(i), Data: slices.Clone(e)})
 	}
 	f.appends[log]++
 	f.sizes[log] = append(f.sizes[log], len(entries))
+	if f.failAfter == log {
+		// Applied, but the caller hears of a failure (a lost answer).
+		f.failAfter = ""
+		return 0, errInjected
+	}
 	return first, nil
 }
 
@@ -249,4 +290,18 @@ func fill(t *testing.T, st store.Log, s note.Signer, v note.Verifier, n, every i
 	if err := l.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// clone returns a copy of the store's contents, as a snapshot (or backup)
+// of it would hold them.
+func (f *fakeLog) clone() *fakeLog {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := newFakeLog()
+	for name, es := range f.logs {
+		for _, e := range es {
+			c.logs[name] = append(c.logs[name], store.Entry{Index: e.Index, Data: slices.Clone(e.Data)})
+		}
+	}
+	return c
 }

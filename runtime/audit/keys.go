@@ -32,9 +32,10 @@ func KeyName(trustDomain string) (string, error) {
 
 // GenerateKey creates a new Ed25519 checkpoint signing key for trustDomain,
 // reading randomness from rand (crypto/rand.Reader in production). It
-// returns the encoded signer key, which the host keeps secret in its store
-// and passes to [ParseKey], and the encoded verifier key, which may be
-// published so that anyone can check checkpoints ([ParseVerifier]).
+// returns the encoded signer key, which the host keeps secret outside the
+// store it signs and passes to [NewSigner] or [ParseKey], and the encoded
+// verifier key, which is published and pinned so that anyone can check
+// checkpoints ([ParseVerifier]).
 func GenerateKey(rand io.Reader, trustDomain string) (skey, vkey string, err error) {
 	name, err := KeyName(trustDomain)
 	if err != nil {
@@ -118,4 +119,46 @@ func ParseVerifier(vkey string) (note.Verifier, error) {
 		return nil, fmt.Errorf("audit: parse verifier key: %w", err)
 	}
 	return v, nil
+}
+
+// Signer signs the log's checkpoints. It is a note.Signer (the key's name,
+// its key hash and Sign) that also knows the verifier key of its key, so
+// that the host can print and pin it. The key need not be in the host's
+// memory: a signer backed by a KMS or a PKCS#11 token implements Signer by
+// sending Sign's message out, as long as it produces Ed25519 signed-note
+// signatures under the name "agenthost-audit/<trust domain>".
+type Signer interface {
+	note.Signer
+	// VerifierKey returns the signed-note verifier key
+	// ("<name>+<key hash>+<base64 key>") that checks the signer's
+	// signatures.
+	VerifierKey() string
+}
+
+// keySigner is a [Signer] holding its Ed25519 key in memory.
+type keySigner struct {
+	note.Signer
+	vkey string
+}
+
+func (s *keySigner) VerifierKey() string { return s.vkey }
+
+// NewSigner returns the [Signer] of an encoded signer key made by
+// [GenerateKey] or [EncodeKey].
+func NewSigner(skey string) (Signer, error) {
+	s, _, err := ParseKey(skey)
+	if err != nil {
+		return nil, err
+	}
+	fields := strings.SplitN(skey, "+", 5)
+	enc, _ := base64.StdEncoding.DecodeString(fields[4]) // checked by ParseKey
+	pub, ok := ed25519.NewKeyFromSeed(enc[1:]).Public().(ed25519.PublicKey)
+	if !ok {
+		return nil, errors.New("audit: new signer: unexpected public key type")
+	}
+	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
+	if err != nil {
+		return nil, fmt.Errorf("audit: new signer: %w", err)
+	}
+	return &keySigner{Signer: s, vkey: vkey}, nil
 }

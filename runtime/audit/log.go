@@ -40,10 +40,11 @@ const (
 var (
 	// ErrClosed: the log was closed.
 	ErrClosed = errors.New("audit: log closed")
-	// ErrTampered: the stored log is inconsistent with its hashes or its
-	// signed checkpoints.
+	// ErrTampered: the stored log is inconsistent with its hashes, its
+	// signed checkpoints or a checkpoint kept outside the store.
 	ErrTampered = errors.New("audit: log tampered")
-	// ErrUncovered: records follow the last signed checkpoint.
+	// ErrUncovered: records no signature vouches for: after the last
+	// signed checkpoint, or declared unaccounted by the log.
 	ErrUncovered = errors.New("audit: records not covered by a signed checkpoint")
 	// ErrNotFound: nothing matched.
 	ErrNotFound = errors.New("audit: not found")
@@ -53,13 +54,28 @@ var (
 
 // Config configures [Open].
 type Config struct {
-	// Log is the store holding the audit logs. Required. One [Log] must be
-	// the only writer of the audit logs in a store.
+	// Log is the store holding the audit logs. Required. One [Log] must
+	// be the only writer of the audit logs in a store.
 	Log store.Log
-	// Signer signs checkpoints and Verifier checks them; both required and
-	// of the same key ([ParseKey] returns the pair).
-	Signer   note.Signer
+	// Signer signs checkpoints. Required. Its key name is the log's
+	// origin, "agenthost-audit/<trust domain>" ([KeyName]).
+	Signer note.Signer
+	// Verifier checks the signer's signatures; it may be nil when Signer
+	// is a [Signer], whose VerifierKey gives it.
 	Verifier note.Verifier
+	// Kept is a checkpoint kept outside the store (the latest one a
+	// checkpoint directory holds, say). If set, Open refuses a log that
+	// does not extend it, with an error wrapping [ErrTampered]: the
+	// store was rolled back or rewritten.
+	Kept []byte
+	// Publish, if set, receives every checkpoint written to the
+	// checkpoints log, in order, in a goroutine of the log's own, so that
+	// a slow destination never holds up a commit; l is the log, for the
+	// consistency proofs a witness asks for. Publish handles (logs) its
+	// own errors: the checkpoint is stored already. [Log.Checkpoint] and
+	// [Log.Close] return once their checkpoint was handed to Publish and
+	// it returned.
+	Publish func(ctx context.Context, l *Log, checkpoint []byte)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger; nil means silent.
@@ -67,8 +83,9 @@ type Config struct {
 	// CheckpointEvery is the number of records after which a checkpoint is
 	// written; 0 means DefaultCheckpointEvery, negative disables it.
 	CheckpointEvery int
-	// CheckpointInterval is the longest time records stay uncovered by a
-	// checkpoint; 0 means DefaultCheckpointInterval, negative disables it.
+	// CheckpointInterval is the longest time records stay without a
+	// checkpoint in the checkpoints log (every commit is sealed at once
+	// regardless); 0 means DefaultCheckpointInterval, negative disables it.
 	CheckpointInterval time.Duration
 	// MaxBatch bounds the records of one group commit; 0 means
 	// DefaultMaxBatch. It is capped at store.MaxBatch.
@@ -86,9 +103,10 @@ type Log struct {
 	interval time.Duration
 	maxBatch int
 	cache    hashCache
+	pub      *publisher // nil without Config.Publish
 
-	// ctx is the context of store writes made by the committer; it is
-	// cancelled when Close gives up waiting.
+	// ctx is the context of store writes made by the committer and of
+	// publication; it is cancelled when Close gives up waiting.
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -100,9 +118,14 @@ type Log struct {
 	done    chan struct{}
 
 	wmu    sync.Mutex // serialises store writes; guards the fields below
-	size   int64      // records committed with their hashes
+	size   int64      // records in the store that the log accounts for
+	sealed int64      // records covered by the latest stored seal or checkpoint
 	front  *frontier  // frontier of the tree of size records
 	broken bool       // the store may be ahead of size: reload before writing
+	// inflight are the records of an append that failed: the store may
+	// hold them after all, and if it holds exactly these the log wrote
+	// them.
+	inflight [][]byte
 
 	committed atomic.Int64 // size, readable without wmu
 
@@ -116,6 +139,7 @@ type Log struct {
 	latest   []byte
 	latestN  int64
 	latestAt time.Time
+	pubSeq   int64 // publication number of latest
 
 	closeOnce sync.Once
 	closeErr  error
@@ -132,25 +156,47 @@ type result struct {
 }
 
 // Open opens the audit log kept in cfg.Log. It loads the tree, recomputes
-// the stored hashes of records that lack them (a crash between the two
-// appends of a commit) and checks that the latest checkpoint is signed by
-// cfg.Verifier and matches the records; a mismatch is an error wrapping
-// [ErrTampered]. The returned log runs a committer goroutine until
-// [Log.Close].
+// the stored hashes of records that lack them, and checks the latest
+// checkpoint and the commit seal against cfg.Verifier and the records (a
+// mismatch is an error wrapping [ErrTampered]), and the log against
+// cfg.Kept. Records after the last signed point (the seal or the latest
+// checkpoint) were not written by this log as far as it can tell: Open
+// declares them in a record of [ActionUnaccounted] and never vouches for
+// them. The returned log runs a committer goroutine until [Log.Close].
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.Log == nil {
 		return nil, errors.New("audit: open: Config.Log is required")
 	}
-	if cfg.Signer == nil || cfg.Verifier == nil {
-		return nil, errors.New("audit: open: Config.Signer and Config.Verifier are required")
+	if cfg.Signer == nil {
+		return nil, errors.New("audit: open: Config.Signer is required")
 	}
-	if err := checkKeyPair(cfg.Signer, cfg.Verifier); err != nil {
+	verifier := cfg.Verifier
+	if verifier == nil {
+		s, ok := cfg.Signer.(Signer)
+		if !ok {
+			return nil, errors.New("audit: open: Config.Verifier is required unless Config.Signer is an audit.Signer")
+		}
+		v, err := ParseVerifier(s.VerifierKey())
+		if err != nil {
+			return nil, fmt.Errorf("audit: open: the signer's verifier key: %w", err)
+		}
+		verifier = v
+	}
+	if err := checkKeyPair(cfg.Signer, verifier); err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	var kept *tlog.Tree
+	if cfg.Kept != nil {
+		t, err := OpenCheckpoint(cfg.Kept, verifier)
+		if err != nil {
+			return nil, fmt.Errorf("audit: open: kept checkpoint: %w", err)
+		}
+		kept = &t
 	}
 	l := &Log{
 		st:       cfg.Log,
 		signer:   cfg.Signer,
-		verifier: cfg.Verifier,
+		verifier: verifier,
 		now:      cfg.Now,
 		log:      cfg.Logger,
 		every:    int64(cfg.CheckpointEvery),
@@ -176,10 +222,25 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		l.maxBatch = DefaultMaxBatch
 	}
 	l.maxBatch = min(l.maxBatch, store.MaxBatch)
-	if err := l.reload(ctx); err != nil {
+	gap, err := l.reload(ctx, true)
+	if err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
 	}
+	if kept != nil {
+		if err := l.checkKept(ctx, *kept); err != nil {
+			return nil, fmt.Errorf("audit: open: %w", err)
+		}
+	}
+	if gap != nil {
+		if err := l.declare(ctx, *gap); err != nil {
+			return nil, fmt.Errorf("audit: open: %w", err)
+		}
+	}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if cfg.Publish != nil {
+		l.pub = newPublisher(cfg.Publish)
+		go l.pub.run(l.ctx, l)
+	}
 	go l.run()
 	return l, nil
 }
@@ -201,40 +262,87 @@ func checkKeyPair(s note.Signer, v note.Verifier) error {
 }
 
 // reload brings the in-memory tree in line with the store: it hashes
-// records that have no stored hashes yet and checks the latest checkpoint.
-// Called with wmu held (or before the log is shared).
-func (l *Log) reload(ctx context.Context) error {
+// records that have no stored hashes yet and checks the latest checkpoint
+// and the seal. It returns the records the log cannot account for, if
+// any: on the first load those after the last signed point; later (after
+// a failed write) those beyond the records the log wrote itself. Called
+// with wmu held (or before the log is shared).
+func (l *Log) reload(ctx context.Context, first bool) (*Range, error) {
+	prev, inflight := l.size, l.inflight
 	size, err := l.st.Len(ctx, RecordsLog)
 	if err != nil {
-		return fmt.Errorf("records log: %w", err)
+		return nil, fmt.Errorf("records log: %w", err)
 	}
 	hashed, err := l.st.Len(ctx, HashesLog)
 	if err != nil {
-		return fmt.Errorf("hashes log: %w", err)
+		return nil, fmt.Errorf("hashes log: %w", err)
 	}
 	if hashed > size {
-		return fmt.Errorf("%w: hashes log holds %d entries but records log only %d", ErrTampered, hashed, size)
+		return nil, fmt.Errorf("%w: hashes log holds %d entries but records log only %d", ErrTampered, hashed, size)
+	}
+	if !first && size < prev {
+		return nil, fmt.Errorf("%w: the records log shrank from %d to %d records while open", ErrTampered, prev, size)
 	}
 	front := newFrontier()
 	r := &storeHashes{ctx: ctx, log: l.st, size: hashed, cache: &l.cache}
 	idx := frontierIndexes(hashed)
 	hs, err := r.ReadHashes(idx)
 	if err != nil {
-		return fmt.Errorf("load tree: %w", err)
+		return nil, fmt.Errorf("load tree: %w", err)
 	}
 	for i, x := range idx {
 		front.h[x] = hs[i]
 	}
 	if hashed < size {
+		// Computing hashes vouches for nothing: which records are
+		// covered is decided below, by the signatures.
 		l.log.WarnContext(ctx, "audit: hashing records stored without their hashes",
 			slog.Int64("from", hashed), slog.Int64("to", size))
 		if err := l.rehash(ctx, front, hashed, size); err != nil {
-			return fmt.Errorf("reconcile hashes: %w", err)
+			return nil, fmt.Errorf("reconcile hashes: %w", err)
 		}
 	}
-	l.size, l.front, l.broken = size, front, false
+	l.size, l.front, l.broken, l.hashBuf = size, front, false, nil
 	l.committed.Store(size)
-	return l.loadLatest(ctx)
+	signed, err := l.loadLatest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.sealed = signed
+	known := signed
+	if !first {
+		known = max(known, prev)
+		if len(inflight) > 0 && size >= prev+int64(len(inflight)) {
+			same, err := l.storedAre(ctx, prev, inflight)
+			if err != nil {
+				return nil, err
+			}
+			if same {
+				known = max(known, prev+int64(len(inflight)))
+			}
+		}
+	}
+	l.inflight = nil
+	if known < size {
+		return &Range{From: known, To: size}, nil
+	}
+	return nil, nil
+}
+
+// storedAre reports whether the records log holds exactly records from
+// index from on.
+func (l *Log) storedAre(ctx context.Context, from int64, records [][]byte) (bool, error) {
+	c := newCursor(l.st, RecordsLog, from)
+	for i, want := range records {
+		e, ok, err := c.read(ctx)
+		if err != nil {
+			return false, err
+		}
+		if !ok || e.Index != from+int64(i) || !bytes.Equal(e.Data, want) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // rehash computes and appends the stored hashes of records [from, to).
@@ -270,63 +378,126 @@ func (l *Log) rehash(ctx context.Context, front *frontier, from, to int64) error
 	return nil
 }
 
-// loadLatest reads and checks the latest checkpoint.
-func (l *Log) loadLatest(ctx context.Context) error {
+// loadLatest reads and checks the latest checkpoint and the seal, and
+// returns the number of records they cover: the last signed point.
+func (l *Log) loadLatest(ctx context.Context) (int64, error) {
 	n, err := l.st.Len(ctx, CheckpointsLog)
 	if err != nil {
-		return fmt.Errorf("checkpoints log: %w", err)
+		return 0, fmt.Errorf("checkpoints log: %w", err)
+	}
+	var latest []byte
+	var latestN int64
+	if n > 0 {
+		es, err := l.st.Read(ctx, CheckpointsLog, n-1, 1)
+		if err != nil {
+			return 0, fmt.Errorf("read checkpoint: %w", err)
+		}
+		if len(es) == 0 {
+			return 0, fmt.Errorf("%w: checkpoint %d is missing", ErrTampered, n-1)
+		}
+		if latestN, err = l.checkSigned(ctx, es[0].Data); err != nil {
+			return 0, fmt.Errorf("checkpoint %d: %w", n-1, err)
+		}
+		latest = es[0].Data
+	}
+	var sealN int64
+	seal, err := lastEntry(ctx, l.st, SealsLog)
+	if err != nil {
+		return 0, fmt.Errorf("read the seal: %w", err)
+	}
+	if seal != nil {
+		if sealN, err = l.checkSigned(ctx, seal); err != nil {
+			return 0, fmt.Errorf("the seal: %w", err)
+		}
 	}
 	l.cpMu.Lock()
-	defer l.cpMu.Unlock()
-	l.latestAt = l.now()
-	if n == 0 {
-		l.latest, l.latestN = nil, 0
-		return nil
-	}
-	es, err := l.st.Read(ctx, CheckpointsLog, n-1, 1)
+	l.latest, l.latestN, l.latestAt = latest, latestN, l.now()
+	l.cpMu.Unlock()
+	return max(latestN, sealN), nil
+}
+
+// checkSigned checks a signed checkpoint of the log against the records
+// and returns its tree size.
+func (l *Log) checkSigned(ctx context.Context, checkpoint []byte) (int64, error) {
+	tree, err := OpenCheckpoint(checkpoint, l.verifier)
 	if err != nil {
-		return fmt.Errorf("read checkpoint: %w", err)
-	}
-	if len(es) == 0 {
-		return fmt.Errorf("%w: checkpoint %d is missing", ErrTampered, n-1)
-	}
-	tree, err := OpenCheckpoint(es[0].Data, l.verifier)
-	if err != nil {
-		return fmt.Errorf("%w: checkpoint %d: %w", ErrTampered, n-1, err)
+		return 0, fmt.Errorf("%w: not signed by %s+%08x: %w", ErrTampered, l.verifier.Name(), l.verifier.KeyHash(), err)
 	}
 	if tree.N > l.size {
-		return fmt.Errorf("%w: checkpoint %d covers %d records but the log holds %d", ErrTampered, n-1, tree.N, l.size)
+		return 0, fmt.Errorf("%w: covers %d records but the log holds %d", ErrTampered, tree.N, l.size)
 	}
 	h, err := tlog.TreeHash(tree.N, &storeHashes{ctx: ctx, log: l.st, size: l.size, cache: &l.cache})
 	if err != nil {
-		return fmt.Errorf("checkpoint %d: %w", n-1, err)
+		return 0, err
 	}
 	if h != tree.Hash {
-		return fmt.Errorf("%w: checkpoint %d does not match the first %d records", ErrTampered, n-1, tree.N)
+		return 0, fmt.Errorf("%w: does not match the first %d records", ErrTampered, tree.N)
 	}
-	l.latest, l.latestN = es[0].Data, tree.N
+	return tree.N, nil
+}
+
+// checkKept checks that the log extends the tree of a checkpoint kept
+// outside the store. Called with the hashes of every record stored.
+func (l *Log) checkKept(ctx context.Context, kept tlog.Tree) error {
+	if kept.N > l.size {
+		return fmt.Errorf("%w: the kept checkpoint covers %d records but the log holds %d: the log was rolled back or its newest records removed",
+			ErrTampered, kept.N, l.size)
+	}
+	h, err := tlog.TreeHash(kept.N, &storeHashes{ctx: ctx, log: l.st, size: l.size, cache: &l.cache})
+	if err != nil {
+		return err
+	}
+	if h != kept.Hash {
+		return fmt.Errorf("%w: the first %d records hash to %s but the kept checkpoint states %s: the log was rewritten",
+			ErrTampered, kept.N, h, kept.Hash)
+	}
 	return nil
+}
+
+// declare writes the record of ActionUnaccounted naming gap, and seals
+// it. Called with wmu held.
+func (l *Log) declare(ctx context.Context, gap Range) error {
+	l.log.WarnContext(ctx, "audit: records the log did not write follow its last signed point; they stay unvouched for",
+		slog.Int64("from", gap.From), slog.Int64("to", gap.To))
+	g := gap
+	data, err := encodeRecord(Record{
+		Time:   l.now().UTC(),
+		Action: ActionUnaccounted,
+		Reason: fmt.Sprintf("the store held %s beyond the %d records this log signed or wrote; no signature vouches for them",
+			gap, gap.From),
+		Unaccounted: &g,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := l.writeRecords(ctx, [][]byte{data}); err != nil {
+		return fmt.Errorf("declare unaccounted records: %w", err)
+	}
+	return l.seal(ctx)
 }
 
 // Size returns the number of records committed.
 func (l *Log) Size() int64 { return l.committed.Load() }
 
 // Append adds rec to the log and returns its index. When Append returns
-// without error the record is durable; its hashes, which can always be
-// recomputed from it, are stored soon after with later ones. A zero
-// rec.Time is set from the clock; rec.Seq is set to the index.
+// without error the record is durable and covered by the commit seal, a
+// signed checkpoint of the log as of its commit; its hashes, which can
+// always be recomputed from it, are stored soon after with later ones. A
+// zero rec.Time is set from the clock; rec.Seq is set to the index. Text
+// that looks like a JSON Web Token is redacted ([Record]), never refused.
 //
 // Concurrent calls are committed together, in one store append. If ctx is
 // done before the batch is committed Append returns an error wrapping
 // ctx.Err(), and the record may or may not be stored (its index is then
 // unknown to the caller). On a store error the whole batch fails; records
-// that reached the store are hashed before the next commit, so none stays
-// without its hashes.
+// that reached the store anyway are sealed (or, if the log cannot tell
+// they are its own, declared unaccounted) before the next commit.
 func (l *Log) Append(ctx context.Context, rec Record) (int64, error) {
 	if rec.Time.IsZero() {
 		rec.Time = l.now()
 	}
 	rec.Time = rec.Time.UTC()
+	rec.Unaccounted = nil // only the log declares unaccounted records
 	data, err := encodeRecord(rec)
 	if err != nil {
 		return -1, fmt.Errorf("audit: append: %w", err)
@@ -415,9 +586,29 @@ func (l *Log) drain() {
 	}
 }
 
-// commit writes one batch: the records first, then their hashes. A crash
-// between the two leaves records without hashes, which reload hashes; the
-// reverse order could leave hashes of records that were never stored.
+// recover reconciles the log with the store after a failed write: it
+// reloads, and declares the records it finds and cannot account for.
+// Called with wmu held.
+func (l *Log) recover(ctx context.Context) error {
+	if !l.broken {
+		return nil
+	}
+	gap, err := l.reload(ctx, false)
+	if err != nil {
+		l.broken = true
+		return err
+	}
+	if gap != nil {
+		return l.declare(ctx, *gap)
+	}
+	return nil
+}
+
+// commit writes one batch: the records, then the seal over the tree that
+// ends with them, then the acknowledgements. A crash between the records
+// and the seal leaves records the next Open cannot account for (their
+// callers were not acknowledged): it declares them unaccounted rather
+// than sign over them. The hashes follow later (see flushHashes).
 func (l *Log) commit(batch []*request) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -427,43 +618,29 @@ func (l *Log) commit(batch []*request) {
 			r.done <- result{index: -1, err: err}
 		}
 	}
-	if l.broken {
-		if err := l.reload(ctx); err != nil {
-			fail(fmt.Errorf("audit: append: reconcile: %w", err))
-			return
-		}
+	if err := l.recover(ctx); err != nil {
+		fail(fmt.Errorf("audit: append: reconcile: %w", err))
+		return
 	}
-	n0 := l.size
-	records := make([][]byte, len(batch))
-	for i, r := range batch {
-		records[i] = withSeq(r.data, n0+int64(i))
-	}
-	first, err := l.st.Append(ctx, RecordsLog, records...)
-	if err != nil {
-		l.broken = true // the append may have been applied after all
+	// Records of an earlier batch whose seal failed are sealed before
+	// anything new is stored.
+	if err := l.seal(ctx); err != nil {
 		fail(fmt.Errorf("audit: append: %w", err))
 		return
 	}
-	if first != n0 {
-		l.broken = true
-		fail(fmt.Errorf("audit: append: %w: records stored at %d, expected %d", ErrConcurrentWriter, first, n0))
+	data := make([][]byte, len(batch))
+	for i, r := range batch {
+		data[i] = r.data
+	}
+	n0, err := l.writeRecords(ctx, data)
+	if err != nil {
+		fail(fmt.Errorf("audit: append: %w", err))
 		return
 	}
-	hashes := make([][]byte, len(batch))
-	for i, data := range records {
-		if hashes[i], err = l.front.next(n0+int64(i), data); err != nil {
-			l.broken = true
-			fail(fmt.Errorf("audit: append: %w", err))
-			return
-		}
+	if err := l.seal(ctx); err != nil {
+		fail(fmt.Errorf("audit: append: the record is stored but its commit could not be sealed: %w", err))
+		return
 	}
-	l.size = n0 + int64(len(batch))
-	l.front.prune(l.size)
-	l.committed.Store(l.size)
-	if len(l.hashBuf) == 0 {
-		l.hashFrom = n0
-	}
-	l.hashBuf = append(l.hashBuf, hashes...)
 	for i, r := range batch {
 		r.done <- result{index: n0 + int64(i)}
 	}
@@ -472,6 +649,65 @@ func (l *Log) commit(batch []*request) {
 		_ = l.flushHashes(ctx)
 	}
 	l.autoCheckpoint(ctx, false)
+}
+
+// writeRecords appends records (encoded with Seq 0) at the end of the
+// records log, setting their Seq, and adds them to the tree. It returns
+// the index of the first. Called with wmu held.
+func (l *Log) writeRecords(ctx context.Context, data [][]byte) (int64, error) {
+	n0 := l.size
+	records := make([][]byte, len(data))
+	for i, d := range data {
+		records[i] = withSeq(d, n0+int64(i))
+	}
+	l.inflight = records
+	first, err := l.st.Append(ctx, RecordsLog, records...)
+	if err != nil {
+		l.broken = true // the append may have been applied after all
+		return -1, err
+	}
+	if first != n0 {
+		l.broken = true
+		return -1, fmt.Errorf("%w: records stored at %d, expected %d", ErrConcurrentWriter, first, n0)
+	}
+	l.inflight = nil
+	hashes := make([][]byte, len(records))
+	for i, rec := range records {
+		if hashes[i], err = l.front.next(n0+int64(i), rec); err != nil {
+			l.broken = true
+			return -1, err
+		}
+	}
+	l.size = n0 + int64(len(records))
+	l.front.prune(l.size)
+	l.committed.Store(l.size)
+	if len(l.hashBuf) == 0 {
+		l.hashFrom = n0
+	}
+	l.hashBuf = append(l.hashBuf, hashes...)
+	return n0, nil
+}
+
+// seal signs the tree of the records written so far, unless a seal or
+// checkpoint covers them already, and appends it to the seals log as the
+// commit seal. Called with wmu held.
+func (l *Log) seal(ctx context.Context) error {
+	if l.sealed == l.size {
+		return nil
+	}
+	h, err := tlog.TreeHash(l.size, l.front)
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	msg, err := signCheckpoint(l.signer, tlog.Tree{N: l.size, Hash: h})
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	if _, err := l.st.Append(ctx, SealsLog, msg); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	l.sealed = l.size
+	return nil
 }
 
 // flushHashes writes the buffered hashes. On failure the log is marked
@@ -501,7 +737,7 @@ func (l *Log) syncHashes(ctx context.Context) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if l.broken {
-		return l.reload(ctx)
+		return l.recover(ctx)
 	}
 	return l.flushHashes(ctx)
 }
@@ -526,57 +762,72 @@ func (l *Log) autoCheckpoint(ctx context.Context, tick bool) {
 	if !due {
 		return
 	}
-	if _, err := l.checkpoint(ctx); err != nil {
+	if _, _, err := l.checkpoint(ctx); err != nil {
 		l.log.ErrorContext(ctx, "audit: checkpoint failed", slog.Int64("size", l.size), slog.Any("error", err))
 	}
 }
 
 // checkpoint signs and stores the tree of the committed records, unless
-// the latest checkpoint already covers them. Called with wmu held.
-func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
+// the latest checkpoint already covers them, hands it to the publisher,
+// and returns it with its publication number. Called with wmu held.
+func (l *Log) checkpoint(ctx context.Context) ([]byte, int64, error) {
 	l.cpMu.Lock()
 	if l.latest != nil && l.latestN == l.size {
 		defer l.cpMu.Unlock()
-		return bytes.Clone(l.latest), nil
+		return bytes.Clone(l.latest), l.pubSeq, nil
 	}
 	l.cpMu.Unlock()
 	// Every record a checkpoint covers has its hashes stored.
 	if err := l.flushHashes(ctx); err != nil {
-		return nil, fmt.Errorf("audit: checkpoint: %w", err)
+		return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
 	}
 	h, err := tlog.TreeHash(l.size, l.front)
 	if err != nil {
-		return nil, fmt.Errorf("audit: checkpoint: %w", err)
+		return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
 	}
-	msg, err := note.Sign(&note.Note{Text: string(tlog.FormatTree(tlog.Tree{N: l.size, Hash: h}))}, l.signer)
+	msg, err := signCheckpoint(l.signer, tlog.Tree{N: l.size, Hash: h})
 	if err != nil {
-		return nil, fmt.Errorf("audit: checkpoint: sign: %w", err)
+		return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
 	}
 	if _, err := l.st.Append(ctx, CheckpointsLog, msg); err != nil {
-		return nil, fmt.Errorf("audit: checkpoint: %w", err)
+		return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
+	}
+	l.sealed = l.size
+	var seq int64
+	if l.pub != nil {
+		seq = l.pub.add(msg)
 	}
 	l.cpMu.Lock()
-	l.latest, l.latestN, l.latestAt = msg, l.size, l.now()
+	l.latest, l.latestN, l.latestAt, l.pubSeq = msg, l.size, l.now(), seq
 	l.cpMu.Unlock()
 	l.log.DebugContext(ctx, "audit: checkpoint", slog.Int64("size", l.size))
-	return bytes.Clone(msg), nil
+	return bytes.Clone(msg), seq, nil
 }
 
 // Checkpoint signs and stores a checkpoint of every record committed so far
 // (unless the latest checkpoint covers them already) and returns the signed
-// note.
+// note, once Config.Publish, if set, has had it.
 func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
 	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	if l.broken {
-		if err := l.reload(ctx); err != nil {
-			return nil, fmt.Errorf("audit: checkpoint: %w", err)
-		}
+	if err := l.recover(ctx); err != nil {
+		l.wmu.Unlock()
+		return nil, fmt.Errorf("audit: checkpoint: %w", err)
 	}
 	if l.size == 0 {
+		l.wmu.Unlock()
 		return nil, fmt.Errorf("audit: checkpoint: %w: the log is empty", ErrNotFound)
 	}
-	return l.checkpoint(ctx)
+	cp, seq, err := l.checkpoint(ctx)
+	l.wmu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if l.pub != nil {
+		if err := l.pub.wait(ctx, seq); err != nil {
+			return nil, fmt.Errorf("audit: checkpoint: publish: %w", err)
+		}
+	}
+	return cp, nil
 }
 
 // Latest returns the latest signed checkpoint note, or an error wrapping
@@ -643,21 +894,24 @@ func (l *Log) TreeHash(ctx context.Context, size int64) (tlog.Hash, error) {
 	return h, nil
 }
 
-// Close commits the pending records, writes a final checkpoint and stops
-// the log. If ctx is done first, the commit in progress is cancelled.
-// Close is idempotent.
+// Close commits the pending records, writes a final checkpoint, waits for
+// Config.Publish to have every checkpoint, and stops the log. If ctx is
+// done first, the commit or publication in progress is cancelled. Close is
+// idempotent.
 func (l *Log) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		l.closed = true
 		l.mu.Unlock()
 		close(l.quit)
+		defer l.cancel()
 		select {
 		case <-l.done:
 		case <-ctx.Done():
 			l.cancel()
 			<-l.done
 			l.closeErr = fmt.Errorf("audit: close: %w", ctx.Err())
+			l.pub.stop(ctx)
 			return
 		}
 		l.wmu.Lock()
@@ -668,7 +922,9 @@ func (l *Log) Close(ctx context.Context) error {
 				l.closeErr = fmt.Errorf("audit: close: %w", err)
 			}
 		}
-		l.cancel()
+		if err := l.pub.stop(ctx); err != nil && l.closeErr == nil {
+			l.closeErr = fmt.Errorf("audit: close: publish: %w", err)
+		}
 	})
 	return l.closeErr
 }

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agenthost/agenthost/runtime/store"
@@ -35,6 +37,13 @@ const (
 	// ActionAdminAPI is a connection to the host's admin API socket; the
 	// host records those it refuses (Resource: the socket).
 	ActionAdminAPI = "admin.connect"
+	// ActionUnaccounted is written by the log itself, never by a caller:
+	// when it is opened (or recovers from a failed write) and finds
+	// records after the last signed checkpoint that it cannot account
+	// for, it declares them in a record of this action whose Unaccounted
+	// range names them. Signatures covering that record do not vouch for
+	// those records, and [Verify] reports them as uncovered.
+	ActionUnaccounted = "audit.unaccounted"
 )
 
 // Decisions of the mediator.
@@ -67,8 +76,10 @@ const (
 // plus the links needed to rebuild a trace across agents.
 //
 // A record never holds a credential: tokens are referred to by their SHA-256
-// ([TokenRef]) or their jti, and [Log.Append] refuses a record in which any
-// text looks like a JSON Web Token.
+// ([TokenRef]) or their jti. Text that looks like a JSON Web Token is not
+// written: [Log.Append] replaces it with a marker naming the token's
+// SHA-256 ("[redacted: jwt sha256:<first 16 hex digits>]"), lists the
+// field in Redacted and writes the record.
 type Record struct {
 	// Seq is the record's index in the log. Append assigns it; a value set
 	// by the caller is ignored.
@@ -122,6 +133,27 @@ type Record struct {
 	// made with. The token itself is never recorded.
 	TokenSHA256 string `json:"token_sha256,omitempty"`
 	TokenJTI    string `json:"token_jti,omitempty"`
+	// Redacted names the fields (their JSON names; "chain[1]" for an
+	// element of Chain) in which Append replaced a token by a marker.
+	Redacted []string `json:"redacted,omitempty"`
+	// Unaccounted, on a record of [ActionUnaccounted] the log wrote, is
+	// the range of records it found and does not vouch for. Append
+	// ignores a value set by the caller.
+	Unaccounted *Range `json:"unaccounted,omitempty"`
+}
+
+// Range is the records from index From up to, not including, index To.
+type Range struct {
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+}
+
+// String describes the range ("record 5", "records 5 to 9").
+func (r Range) String() string {
+	if r.To == r.From+1 {
+		return fmt.Sprintf("record %d", r.From)
+	}
+	return fmt.Sprintf("records %d to %d", r.From, r.To-1)
 }
 
 // Entry is a record and its index in the log.
@@ -129,10 +161,6 @@ type Entry struct {
 	Index  int64
 	Record Record
 }
-
-// ErrCredential is returned (wrapped) by [Log.Append] for a record in which
-// a field looks like a JSON Web Token.
-var ErrCredential = errors.New("audit: record contains what looks like a JSON Web Token; record a TokenRef or the jti instead")
 
 // ErrInvalidRecord is returned (wrapped) for a record that breaks the
 // field rules (missing action, unknown decision or outcome, too large).
@@ -146,25 +174,55 @@ func TokenRef(token string) string {
 }
 
 // texts returns every text field of r with its JSON name.
-func (r *Record) texts() []struct{ name, value string } {
-	out := []struct{ name, value string }{
-		{"agent", r.Agent}, {"agent_id", r.AgentID}, {"sub", r.Subject},
-		{"action", r.Action}, {"resource", r.Resource}, {"decision", r.Decision},
-		{"policy", r.Policy}, {"reason", r.Reason}, {"outcome", r.Outcome},
-		{"error", r.Error}, {"task", r.Task}, {"txn", r.Txn},
-		{"parent_task", r.ParentTask}, {"parent_txn", r.ParentTxn},
-		{"attestation", r.Attestation}, {"risk", r.Risk}, {"remedy", r.Remedy},
-		{"cause", r.Cause}, {"args_sha256", r.ArgsSHA256},
-		{"token_sha256", r.TokenSHA256}, {"token_jti", r.TokenJTI},
+func (r *Record) texts() []textField {
+	out := []textField{
+		{"agent", &r.Agent}, {"agent_id", &r.AgentID}, {"sub", &r.Subject},
+		{"action", &r.Action}, {"resource", &r.Resource}, {"decision", &r.Decision},
+		{"policy", &r.Policy}, {"reason", &r.Reason}, {"outcome", &r.Outcome},
+		{"error", &r.Error}, {"task", &r.Task}, {"txn", &r.Txn},
+		{"parent_task", &r.ParentTask}, {"parent_txn", &r.ParentTxn},
+		{"attestation", &r.Attestation}, {"risk", &r.Risk}, {"remedy", &r.Remedy},
+		{"cause", &r.Cause}, {"args_sha256", &r.ArgsSHA256},
+		{"token_sha256", &r.TokenSHA256}, {"token_jti", &r.TokenJTI},
 	}
-	for i, c := range r.Chain {
-		out = append(out, struct{ name, value string }{fmt.Sprintf("chain[%d]", i), c})
+	for i := range r.Chain {
+		out = append(out, textField{fmt.Sprintf("chain[%d]", i), &r.Chain[i]})
+	}
+	for i := range r.Redacted {
+		out = append(out, textField{fmt.Sprintf("redacted[%d]", i), &r.Redacted[i]})
 	}
 	return out
 }
 
-// Validate checks r as [Log.Append] does: Action is set, Decision and
-// Outcome are known values or empty, and no field holds a JSON Web Token.
+// textField is a text field of a record and its JSON name.
+type textField struct {
+	name  string
+	value *string
+}
+
+// redact replaces every JSON Web Token in r's text by its marker and
+// notes the fields in r.Redacted. r's slices are copied first, so the
+// caller's record is left as it was.
+func (r *Record) redact() {
+	r.Chain = slices.Clone(r.Chain)
+	r.Redacted = slices.Clone(r.Redacted)
+	var fields []string
+	for _, f := range r.texts() {
+		if red, ok := redactJWTs(*f.value); ok {
+			*f.value = red
+			fields = append(fields, f.name)
+		}
+	}
+	for _, f := range fields {
+		if !slices.Contains(r.Redacted, f) {
+			r.Redacted = append(r.Redacted, f)
+		}
+	}
+}
+
+// Validate checks r as [Log.Append] does: Action is set, and Decision and
+// Outcome are known values or empty. (Tokens in its text do not make a
+// record invalid: Append redacts them.)
 func (r *Record) Validate() error {
 	if r.Action == "" {
 		return fmt.Errorf("%w: empty action", ErrInvalidRecord)
@@ -181,18 +239,18 @@ func (r *Record) Validate() error {
 		return fmt.Errorf("%w: unknown outcome %q (want %s, %s or %s)", ErrInvalidRecord,
 			r.Outcome, OutcomeOK, OutcomeError, OutcomeDenied)
 	}
-	for _, f := range r.texts() {
-		if containsJWT(f.value) {
-			return fmt.Errorf("%w (field %s)", ErrCredential, f.name)
-		}
-	}
 	return nil
 }
 
-// containsJWT reports whether s contains a compact JWS or JWE: a base64url
-// segment that decodes to the start of a JSON object ("eyJ…"), a dot, and
-// at least one more dot-separated base64url segment after a non-empty one.
-func containsJWT(s string) bool {
+// redactJWTs replaces each compact JWS or JWE in s by its marker,
+// "[redacted: jwt sha256:<first 16 hex digits of the token's SHA-256>]",
+// and reports whether it replaced any. A token is a base64url segment
+// that decodes to the start of a JSON object ("eyJ…"), a dot, a non-empty
+// base64url segment, a dot and the (possibly empty) signature; a JWE's
+// further segments, up to five in all, are part of it.
+func redactJWTs(s string) (string, bool) {
+	var b strings.Builder
+	last, found := 0, false
 	for i := 0; i+3 <= len(s); i++ {
 		if s[i] != 'e' || s[i+1] != 'y' || s[i+2] != 'J' {
 			continue
@@ -200,28 +258,51 @@ func containsJWT(s string) bool {
 		if i > 0 && isB64URL(s[i-1]) {
 			continue // inside a longer segment, not a header start
 		}
-		if looksLikeJWTAt(s[i:]) {
-			return true
+		n := jwtLenAt(s[i:])
+		if n == 0 {
+			continue
 		}
+		sum := sha256.Sum256([]byte(s[i : i+n]))
+		b.WriteString(s[last:i])
+		b.WriteString("[redacted: jwt sha256:")
+		b.WriteString(hex.EncodeToString(sum[:8]))
+		b.WriteString("]")
+		last, found = i+n, true
+		i += n - 1
 	}
-	return false
+	if !found {
+		return s, false
+	}
+	b.WriteString(s[last:])
+	return b.String(), true
 }
 
-func looksLikeJWTAt(s string) bool {
+// jwtLenAt returns the length of the JSON Web Token s starts with, or 0.
+func jwtLenAt(s string) int {
 	header := b64Run(s)
 	if len(header) < 8 || len(header) == len(s) || s[len(header)] != '.' {
-		return false
+		return 0
 	}
 	dec, err := base64.RawURLEncoding.DecodeString(header[:len(header)/4*4])
 	if err != nil || !bytes.HasPrefix(dec, []byte(`{"`)) {
-		return false
+		return 0
 	}
-	rest := s[len(header)+1:]
-	payload := b64Run(rest)
-	if len(payload) == 0 || len(payload) == len(rest) || rest[len(payload)] != '.' {
-		return false
+	n := len(header) + 1
+	payload := b64Run(s[n:])
+	if len(payload) == 0 || n+len(payload) == len(s) || s[n+len(payload)] != '.' {
+		return 0
 	}
-	return true // the third segment (signature) may be empty
+	n += len(payload) + 1
+	n += len(b64Run(s[n:])) // the signature, possibly empty
+	// A JWE has five segments: take the further ones.
+	for range 2 {
+		if n >= len(s) || s[n] != '.' {
+			break
+		}
+		n++
+		n += len(b64Run(s[n:]))
+	}
+	return n
 }
 
 func b64Run(s string) string {
@@ -239,12 +320,13 @@ func isB64URL(c byte) bool {
 // seqPrefix is how every encoded record starts before its Seq is set.
 var seqPrefix = []byte(`{"seq":0,`)
 
-// encodeRecord validates r and encodes it with Seq 0; withSeq sets the
-// index later without encoding again.
+// encodeRecord validates r, redacts the tokens in its text and encodes it
+// with Seq 0; withSeq sets the index later without encoding again.
 func encodeRecord(r Record) ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
+	r.redact()
 	r.Seq = 0
 	data, err := json.Marshal(r)
 	if err != nil {

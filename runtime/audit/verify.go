@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -24,8 +25,18 @@ const (
 	// ProblemCheckpoint: a checkpoint's signature, shape, size or tree hash
 	// is wrong. Problem.Index is the checkpoint index.
 	ProblemCheckpoint ProblemKind = "checkpoint"
-	// ProblemUncovered: records follow the last valid checkpoint, so no
-	// signature vouches for them. Problem.Index is the first such record.
+	// ProblemSeal: the latest commit seal's signature, size or tree hash
+	// is wrong. Problem.Index is the seal's tree size, or -1 if it cannot
+	// be read.
+	ProblemSeal ProblemKind = "seal"
+	// ProblemKept: the log does not extend the checkpoint kept outside
+	// the store that verification was given ([AgainstCheckpoint]): it was
+	// rolled back (it is smaller) or rewritten (its first records hash to
+	// another root). Problem.Index is the kept checkpoint's tree size.
+	ProblemKept ProblemKind = "kept checkpoint"
+	// ProblemUncovered: records no signature vouches for: after the last
+	// valid checkpoint or seal, or declared unaccounted by the log when it
+	// found them. Problem.Index is the first such record.
 	ProblemUncovered ProblemKind = "uncovered"
 )
 
@@ -46,14 +57,20 @@ type Report struct {
 	// Size is the number of records in the log.
 	Size int64
 	// Records is the number of records whose hashes were recomputed and
-	// matched, from the start of the log.
+	// checked, from the start of the log.
 	Records int64
 	// Checkpoints is the number of checkpoints whose signature and tree
 	// hash were verified.
 	Checkpoints int64
-	// Covered is the size of the last verified checkpoint: the records a
-	// signature vouches for.
+	// Covered is the size of the last verified checkpoint or seal: the
+	// records a signature covers.
 	Covered int64
+	// Uncovered are the records no signature vouches for: those declared
+	// unaccounted by the log and those after Covered.
+	Uncovered []Range `json:",omitempty"`
+	// Kept is the tree size of the kept checkpoint the log was verified
+	// to extend ([AgainstCheckpoint]); 0 without one.
+	Kept int64 `json:",omitempty"`
 	// TreeHash is the recomputed hash of the tree of the first Records
 	// records.
 	TreeHash tlog.Hash
@@ -70,31 +87,62 @@ type checkpointInfo struct {
 	tree  tlog.Tree
 }
 
+// VerifyOption qualifies [Verify].
+type VerifyOption interface {
+	applyVerify(*verifyOptions)
+}
+
+type verifyOptions struct {
+	kept []byte
+}
+
+type verifyOptionFunc func(*verifyOptions)
+
+func (f verifyOptionFunc) applyVerify(o *verifyOptions) { f(o) }
+
+// AgainstCheckpoint makes [Verify] also check that the log extends the
+// tree of checkpoint, a checkpoint note kept outside the store (signed by
+// the verifier's key): the tree of its size, recomputed from the records,
+// must have its root hash, which is what a consistency proof from it to
+// the current tree shows. A log that is smaller (rolled back, or its
+// newest records removed) or whose first records hash otherwise
+// (rewritten, even if signed again with the log's key) fails with
+// [ProblemKept].
+func AgainstCheckpoint(checkpoint []byte) VerifyOption {
+	return verifyOptionFunc(func(o *verifyOptions) { o.kept = checkpoint })
+}
+
 // Verify checks the audit log kept in log without trusting anything but
 // verifier: it recomputes the hashes of every record and compares them with
-// the stored hashes, checks the signature of every checkpoint, that
-// checkpoints never shrink, and that each checkpoint's tree hash equals the
-// tree recomputed from the records at its size.
+// the stored hashes, checks the signature of every checkpoint and of the
+// latest commit seal, that checkpoints never shrink, and that each checkpoint's tree hash equals the tree recomputed
+// from the records at its size. With [AgainstCheckpoint] it also checks
+// the log against a checkpoint kept elsewhere.
 //
 // It stops at the first problem, which the report locates. The error is
 // nil if the log verified; it wraps [ErrTampered] for an inconsistency,
-// [ErrUncovered] when the only problem is records after the last checkpoint
-// (a log that was not closed cleanly, or records added by someone without
-// the signing key), and is a plain error when the store could not be read.
-func Verify(ctx context.Context, log store.Log, verifier note.Verifier) (Report, error) {
+// [ErrUncovered] when the only problem is records no signature vouches
+// for (records after the last checkpoint or seal, or records the log
+// declared unaccounted when it found them, as someone writing to the store
+// directly leaves them), and is a plain error when the store could not be
+// read or the kept checkpoint is not signed by verifier.
+func Verify(ctx context.Context, log store.Log, verifier note.Verifier, opts ...VerifyOption) (Report, error) {
 	var rep Report
 	if log == nil || verifier == nil {
 		return rep, errors.New("audit: verify: log and verifier are required")
 	}
-	size, err := log.Len(ctx, RecordsLog)
-	if err != nil {
-		return rep, fmt.Errorf("audit: verify: %w", err)
+	var o verifyOptions
+	for _, opt := range opts {
+		opt.applyVerify(&o)
 	}
-	hashed, err := log.Len(ctx, HashesLog)
-	if err != nil {
-		return rep, fmt.Errorf("audit: verify: %w", err)
+	var kept *tlog.Tree
+	if o.kept != nil {
+		t, err := OpenCheckpoint(o.kept, verifier)
+		if err != nil {
+			return rep, fmt.Errorf("audit: verify: the kept checkpoint: %w", err)
+		}
+		kept = &t
 	}
-	rep.Size = size
 	fail := func(kind ProblemKind, index int64, format string, args ...any) (Report, error) {
 		rep.Problem = &Problem{Kind: kind, Index: index, Reason: fmt.Sprintf(format, args...)}
 		sentinel := ErrTampered
@@ -104,7 +152,9 @@ func Verify(ctx context.Context, log store.Log, verifier note.Verifier) (Report,
 		return rep, fmt.Errorf("audit: verify: %w: %s", sentinel, rep.Problem)
 	}
 
-	// Checkpoints: signatures and sizes.
+	// The signed points are read before the lengths of the logs they
+	// cover, and the hashes before the records, so that a log written
+	// meanwhile is never mistaken for a tampered one.
 	var cps []checkpointInfo
 	cc := newCursor(log, CheckpointsLog, 0)
 	for i := int64(0); ; i++ {
@@ -127,17 +177,50 @@ func Verify(ctx context.Context, log store.Log, verifier note.Verifier) (Report,
 		}
 		cps = append(cps, checkpointInfo{index: i, tree: tree})
 	}
-	covered := int64(0)
-	if len(cps) > 0 {
-		covered = cps[len(cps)-1].tree.N
+	// Only the latest seal matters: each seal supersedes the ones before.
+	var seal *tlog.Tree
+	sealData, err := lastEntry(ctx, log, SealsLog)
+	switch {
+	case errors.Is(err, ErrTampered):
+		return fail(ProblemSeal, -1, "%v", err)
+	case err != nil:
+		return rep, fmt.Errorf("audit: verify: read the seal: %w", err)
+	case sealData != nil:
+		t, err := OpenCheckpoint(sealData, verifier)
+		if err != nil {
+			return fail(ProblemSeal, -1, "%v", err)
+		}
+		seal = &t
 	}
+	hashed, err := log.Len(ctx, HashesLog)
+	if err != nil {
+		return rep, fmt.Errorf("audit: verify: %w", err)
+	}
+	size, err := log.Len(ctx, RecordsLog)
+	if err != nil {
+		return rep, fmt.Errorf("audit: verify: %w", err)
+	}
+	rep.Size = size
 
-	// Records, in order, with the checkpoints at their sizes.
+	// Records, in order, with the checkpoints, the seal and the kept
+	// checkpoint at their sizes.
 	front := newFrontier()
 	next := 0 // next checkpoint to check
 	checkAt := func(n int64) (bool, error) {
+		var h tlog.Hash
+		computed := false
+		hashAt := func() (tlog.Hash, error) {
+			if !computed {
+				var err error
+				if h, err = tlog.TreeHash(n, front); err != nil {
+					return h, err
+				}
+				computed = true
+			}
+			return h, nil
+		}
 		for next < len(cps) && cps[next].tree.N == n {
-			h, err := tlog.TreeHash(n, front)
+			h, err := hashAt()
 			if err != nil {
 				return false, err
 			}
@@ -149,6 +232,30 @@ func Verify(ctx context.Context, log store.Log, verifier note.Verifier) (Report,
 			rep.Checkpoints++
 			rep.Covered = n
 			next++
+		}
+		if seal != nil && seal.N == n {
+			h, err := hashAt()
+			if err != nil {
+				return false, err
+			}
+			if h != seal.Hash {
+				_, ferr := fail(ProblemSeal, n,
+					"tree hash at %d records does not match the records: a record before %d was changed, removed or reordered", n, n)
+				return false, ferr
+			}
+			rep.Covered = max(rep.Covered, n)
+		}
+		if kept != nil && kept.N == n {
+			h, err := hashAt()
+			if err != nil {
+				return false, err
+			}
+			if h != kept.Hash {
+				_, ferr := fail(ProblemKept, n,
+					"the first %d records hash to %s but the kept checkpoint states %s: the log was rewritten", n, h, kept.Hash)
+				return false, ferr
+			}
+			rep.Kept = n
 		}
 		return true, nil
 	}
@@ -165,16 +272,18 @@ func Verify(ctx context.Context, log store.Log, verifier note.Verifier) (Report,
 		if !ok || e.Index != n {
 			return fail(ProblemRecord, n, "record is missing")
 		}
-		var seq struct {
-			Seq *int64 `json:"seq"`
+		var head struct {
+			Seq         *int64 `json:"seq"`
+			Action      string `json:"action"`
+			Unaccounted *Range `json:"unaccounted"`
 		}
-		if err := json.Unmarshal(e.Data, &seq); err != nil {
+		if err := json.Unmarshal(e.Data, &head); err != nil {
 			return fail(ProblemRecord, n, "record is not valid JSON: %v", err)
 		}
-		if seq.Seq == nil || *seq.Seq != n {
+		if head.Seq == nil || *head.Seq != n {
 			got := "none"
-			if seq.Seq != nil {
-				got = fmt.Sprint(*seq.Seq)
+			if head.Seq != nil {
+				got = fmt.Sprint(*head.Seq)
 			}
 			return fail(ProblemRecord, n, "record carries seq %s: records were reordered, removed or inserted", got)
 		}
@@ -182,21 +291,27 @@ func Verify(ctx context.Context, log store.Log, verifier note.Verifier) (Report,
 		if err != nil {
 			return rep, fmt.Errorf("audit: verify: %w", err)
 		}
-		if n >= hashed {
-			if n >= covered {
-				return fail(ProblemUncovered, n, "record has no stored hashes and no checkpoint covers it: written without the log (or before a crash) after the last checkpoint at %d records", covered)
+		// The hashes follow the records (they are written behind them and
+		// recomputed when the log opens): a record without stored hashes
+		// is judged by the signatures alone.
+		if n < hashed {
+			h, ok, err := hc.read(ctx)
+			if err != nil {
+				return rep, fmt.Errorf("audit: verify: %w", err)
 			}
-			return fail(ProblemRecord, n, "record has no stored hashes")
+			if !ok || h.Index != n {
+				return fail(ProblemRecord, n, "stored hashes of the record are missing")
+			}
+			if !bytes.Equal(h.Data, want) {
+				return fail(ProblemRecord, n, "record does not match its stored hashes: it was edited, replaced or moved")
+			}
 		}
-		h, ok, err := hc.read(ctx)
-		if err != nil {
-			return rep, fmt.Errorf("audit: verify: %w", err)
-		}
-		if !ok || h.Index != n {
-			return fail(ProblemRecord, n, "stored hashes of the record are missing")
-		}
-		if !bytes.Equal(h.Data, want) {
-			return fail(ProblemRecord, n, "record does not match its stored hashes: it was edited, replaced or moved")
+		if head.Action == ActionUnaccounted && head.Unaccounted != nil {
+			g := *head.Unaccounted
+			if g.From < 0 || g.To <= g.From || g.To > n {
+				return fail(ProblemRecord, n, "declares unaccounted records %d to %d, which are not before it", g.From, g.To)
+			}
+			rep.Uncovered = append(rep.Uncovered, g)
 		}
 		rep.Records = n + 1
 		if n&0xfff == 0xfff {
@@ -214,30 +329,42 @@ func Verify(ctx context.Context, log store.Log, verifier note.Verifier) (Report,
 		// middle is located as such.
 		return fail(ProblemCheckpoint, cps[next].index, "covers %d records but the log holds %d: records were removed", cps[next].tree.N, size)
 	}
+	if seal != nil && seal.N > size {
+		return fail(ProblemSeal, seal.N, "covers %d records but the log holds %d: records were removed", seal.N, size)
+	}
 	if hashed > size {
 		return fail(ProblemRecord, size, "hashes log holds %d entries for %d records", hashed, size)
 	}
+	if kept != nil && kept.N > size {
+		return fail(ProblemKept, kept.N, "the kept checkpoint covers %d records but the log holds %d: the log was rolled back or its newest records removed",
+			kept.N, size)
+	}
 	if rep.Covered < size {
-		return fail(ProblemUncovered, rep.Covered, "%d records after the last checkpoint (at %d records) are not covered by a signature", size-rep.Covered, rep.Covered)
+		rep.Uncovered = append(rep.Uncovered, Range{From: rep.Covered, To: size})
+	}
+	if len(rep.Uncovered) > 0 {
+		g := rep.Uncovered[0]
+		for _, u := range rep.Uncovered[1:] {
+			if u.From < g.From {
+				g = u
+			}
+		}
+		if g.From >= rep.Covered {
+			return fail(ProblemUncovered, g.From, "%d records after the last checkpoint (at %d records) are not covered by a signature", size-rep.Covered, rep.Covered)
+		}
+		return fail(ProblemUncovered, g.From, "no signature vouches for %s: the log found them in the store beyond what it had signed or written, and declared them unaccounted (%s)",
+			g, describeRanges(rep.Uncovered))
 	}
 	return rep, nil
 }
 
-// OpenCheckpoint checks the signature of a checkpoint note with verifier
-// and returns the tree it states.
-func OpenCheckpoint(checkpoint []byte, verifier note.Verifier) (tlog.Tree, error) {
-	if verifier == nil {
-		return tlog.Tree{}, errors.New("audit: open checkpoint: nil verifier")
+// describeRanges lists ranges of records.
+func describeRanges(rs []Range) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = r.String()
 	}
-	n, err := note.Open(checkpoint, note.VerifierList(verifier))
-	if err != nil {
-		return tlog.Tree{}, fmt.Errorf("audit: checkpoint signature: %w", err)
-	}
-	tree, err := tlog.ParseTree([]byte(n.Text))
-	if err != nil {
-		return tlog.Tree{}, fmt.Errorf("audit: checkpoint: %w", err)
-	}
-	return tree, nil
+	return strings.Join(parts, ", ") + " unvouched for"
 }
 
 // VerifyInclusion checks that record (the stored bytes of record index,
@@ -280,4 +407,19 @@ func VerifyConsistency(oldCheckpoint, newCheckpoint []byte, proof tlog.TreeProof
 		return fmt.Errorf("audit: verify consistency: %w: %w", ErrTampered, err)
 	}
 	return nil
+}
+
+// VerifyConsistencyText is [VerifyConsistency] with the proof's hashes in
+// their text form (base64), as the admin API and `agenthost audit prove`
+// give them.
+func VerifyConsistencyText(oldCheckpoint, newCheckpoint []byte, proof []string, verifier note.Verifier) error {
+	p := make(tlog.TreeProof, len(proof))
+	for i, s := range proof {
+		h, err := tlog.ParseHash(s)
+		if err != nil {
+			return fmt.Errorf("audit: verify consistency: proof hash %d: %w", i, err)
+		}
+		p[i] = h
+	}
+	return VerifyConsistency(oldCheckpoint, newCheckpoint, p, verifier)
 }

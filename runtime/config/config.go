@@ -437,6 +437,7 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	c.Auth.resolvePaths(abs)
 	c.Policy.Dir = abs(c.Policy.Dir)
+	c.Audit.resolvePaths(abs)
 }
 
 // fillDerived sets the defaults that depend on other keys.

@@ -161,6 +161,10 @@ func TestDefault(t *testing.T) {
 			CodeTTL:                   time.Minute,
 			SigningKeyPeriod:          720 * time.Hour,
 			DynamicRegistration:       true,
+			RegistrationBurst:         10,
+			RegistrationInterval:      time.Minute,
+			MaxDynamicClients:         1000,
+			UnusedClientTTL:           24 * time.Hour,
 			ClientIDMetadataDocuments: true,
 		},
 		Sandbox: config.SandboxConfig{Level: config.SandboxStrict, Memory: config.GiB, Processes: 512, TmpSize: 64 * config.MiB},
@@ -515,6 +519,10 @@ func TestValidateConfigLiteral(t *testing.T) {
 		{0, "auth.refresh_token_ttl", config.ErrInvalid, "0s is shorter than the minimum of 1m"},
 		{0, "auth.code_ttl", config.ErrInvalid, "0s is shorter than the minimum of 10s"},
 		{0, "auth.signing_key_period", config.ErrInvalid, "0s is shorter than the minimum of 1h"},
+		{0, "auth.registration_burst", config.ErrInvalid, "0 is not from 1 to 10000"},
+		{0, "auth.registration_interval", config.ErrInvalid, "0s is shorter than the minimum of 1s"},
+		{0, "auth.max_dynamic_clients", config.ErrInvalid, "0 is not from 1 to 1000000"},
+		{0, "auth.unused_client_ttl", config.ErrInvalid, "0s is shorter than the minimum of 1m"},
 	})
 }
 
@@ -667,10 +675,13 @@ func TestDigest(t *testing.T) {
 	}
 	const wantCanon = `{"version":1,"trust_domain":"agenthost.local","listen":{"address":"127.0.0.1:8420","issuer":"http://127.0.0.1:8420","tls":null},"identity":{"svid_ttl":3600000000000,"ca_ttl":2592000000000000},"storage":{"driver":"sqlite","path":""},"log":{"level":"info","format":"text"},` +
 		`"auth":{"access_token_ttl":300000000000,"refresh_token_ttl":86400000000000,"code_ttl":60000000000,` +
-		`"signing_key_period":2592000000000000,"dynamic_registration":true,"client_id_metadata_documents":true,` +
+		`"signing_key_period":2592000000000000,"dynamic_registration":true,"registration_token_hash":"",` +
+		`"registration_burst":10,"registration_interval":60000000000,"max_dynamic_clients":1000,` +
+		`"unused_client_ttl":86400000000000,"client_id_metadata_documents":true,` +
 		`"allow_private_fetch":false,"require_dpop_nonce":false},` +
 		`"sandbox":{"level":"strict","memory":1073741824,"processes":512,"cpu":0,"tmp_size":67108864},"mcp":{},` +
-		`"policy":{"dir":"","authzen_endpoint":"","serve_authzen":false},"audit":{"checkpoint_every":0,"checkpoint_interval":0},` +
+		`"policy":{"dir":"","authzen_endpoint":"","serve_authzen":false},"audit":{"checkpoint_every":0,"checkpoint_interval":0,` +
+		`"verifier_key":"","signing_key_env":"","checkpoint_dir":"","witness_url":"","witness_key":""},` +
 		`"signals":{"transmitter":false}}`
 	if diff := cmp.Diff(wantCanon, string(canon)); diff != "" {
 		t.Errorf("canonical JSON (-want +got):\n%s", diff)

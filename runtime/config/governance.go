@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"os"
 	"time"
+
+	"github.com/agenthost/agenthost/runtime/audit"
 )
 
 // PolicyConfig is the policy section: what decides, beyond the agents'
@@ -31,11 +33,87 @@ type PolicyConfig struct {
 // AuditConfig is the audit section.
 type AuditConfig struct {
 	// CheckpointEvery is the number of records after which the audit log
-	// signs a checkpoint. Default 1000.
+	// writes a checkpoint (every commit is signed at once regardless; the
+	// checkpoints are what goes to CheckpointDir and WitnessURL). Default
+	// 1000.
 	CheckpointEvery int `json:"checkpoint_every"`
 	// CheckpointInterval is the longest time records stay after the last
-	// signed checkpoint. Default 30s, at least 1s.
+	// checkpoint. Default 30s, at least 1s.
 	CheckpointInterval time.Duration `json:"checkpoint_interval"`
+	// VerifierKey pins the audit log's verifier key, a signed-note
+	// verifier key ("agenthost-audit/<trust domain>+<hash>+<key>") as the
+	// host prints it at start and `agenthost audit checkpoint` prints it:
+	// the host refuses to start with another signing key. Optional.
+	VerifierKey string `json:"verifier_key"`
+	// SigningKeyEnv names an environment variable that holds the log's
+	// signing key ("PRIVATE+KEY+agenthost-audit/<trust domain>+…"),
+	// instead of the owner-only file audit/signing.key in the data
+	// directory. Optional.
+	SigningKeyEnv string `json:"signing_key_env"`
+	// CheckpointDir is a directory, best on other storage than the data
+	// directory, that receives every checkpoint as a file; the host
+	// refuses to start on a log that does not extend the newest one, and
+	// `agenthost audit verify --checkpoint DIR` checks the log against it.
+	// A relative path is resolved against the directory of the
+	// configuration file. Optional.
+	CheckpointDir string `json:"checkpoint_dir"`
+	// WitnessURL is the submission prefix of a transparency-log witness
+	// (c2sp.org/tlog-witness): every checkpoint is POSTed to
+	// <witness_url>/add-checkpoint with a consistency proof, and the
+	// cosignature it returns is checked with WitnessKey (and kept in
+	// CheckpointDir, if set). https, or http on a loopback host.
+	// Optional.
+	WitnessURL string `json:"witness_url"`
+	// WitnessKey is the witness's verifier key for Ed25519 cosignatures
+	// (c2sp.org/tlog-cosignature: "<name>+<hash>+<base64 of 0x04 and the
+	// key>"). Required with WitnessURL.
+	WitnessKey string `json:"witness_key"`
+}
+
+// resolvePaths makes CheckpointDir absolute.
+func (a *AuditConfig) resolvePaths(abs func(string) string) {
+	a.CheckpointDir = abs(a.CheckpointDir)
+}
+
+// audit validates the audit section.
+func (v *validator) audit() {
+	a := v.c.Audit
+	if a.CheckpointEvery < 0 {
+		v.invalid("audit.checkpoint_every", "must not be negative")
+	}
+	if a.CheckpointInterval != 0 && a.CheckpointInterval < time.Second {
+		v.invalid("audit.checkpoint_interval", "must be at least 1s")
+	}
+	if a.VerifierKey != "" {
+		vk, err := audit.ParseVerifier(a.VerifierKey)
+		switch {
+		case err != nil:
+			v.invalid("audit.verifier_key", "%s is not a verifier key: %v", quoteValue(a.VerifierKey), err)
+		default:
+			if name, err := audit.KeyName(v.c.TrustDomain); err == nil && vk.Name() != name {
+				v.invalid("audit.verifier_key", "is the key of %s, not of this trust domain's log (%s)", vk.Name(), name)
+			}
+		}
+	}
+	if a.SigningKeyEnv != "" && !validEnvName(a.SigningKeyEnv) {
+		v.invalid("audit.signing_key_env", "%s is not an environment variable name", quoteValue(a.SigningKeyEnv))
+	}
+	if a.CheckpointDir != "" {
+		if fi, err := os.Stat(a.CheckpointDir); err == nil && !fi.IsDir() {
+			v.invalid("audit.checkpoint_dir", "%s is not a directory", quoteValue(a.CheckpointDir))
+		}
+	}
+	switch {
+	case a.WitnessURL != "":
+		v.httpURL("audit.witness_url", a.WitnessURL)
+		if a.WitnessKey == "" {
+			v.invalid("audit.witness_key", "is required with witness_url: the witness's cosignatures are checked with it")
+		} else if _, err := audit.ParseCosignatureVerifier(a.WitnessKey); err != nil {
+			v.invalid("audit.witness_key", "%s is not a witness's Ed25519 cosignature key: %v", quoteValue(a.WitnessKey), err)
+		}
+	case a.WitnessKey != "":
+		v.invalid("audit.witness_key", "needs audit.witness_url")
+	}
 }
 
 // SignalsConfig is the signals section: OpenID Shared Signals (SSF) streams
@@ -105,13 +183,7 @@ func (v *validator) governance() {
 	if p.ServeAuthZEN && p.Dir == "" {
 		v.invalid("policy.serve_authzen", "needs policy.dir: the host serves its own Cedar policies")
 	}
-	a := v.c.Audit
-	if a.CheckpointEvery < 0 {
-		v.invalid("audit.checkpoint_every", "must not be negative")
-	}
-	if a.CheckpointInterval != 0 && a.CheckpointInterval < time.Second {
-		v.invalid("audit.checkpoint_interval", "must be at least 1s")
-	}
+	v.audit()
 	seen := map[string]int{}
 	for i, r := range v.c.Signals.Receivers {
 		base := fmt.Sprintf("signals.receivers[%d]", i)

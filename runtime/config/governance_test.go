@@ -1,11 +1,15 @@
 package config
 
 import (
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/audit/audittest"
 )
 
 func TestGovernanceSections(t *testing.T) {
@@ -60,5 +64,66 @@ signals:
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+func TestAuditSection(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "g.yaml")
+	_, vkey, err := audit.GenerateKey(rand.Reader, "test.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherDomain, err := audit.GenerateKey(rand.Reader, "elsewhere.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := audittest.NewWitness("witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(name, []byte(`version: 1
+trust_domain: test.local
+audit:
+  verifier_key: `+vkey+`
+  signing_key_env: AUDIT_KEY
+  checkpoint_dir: kept/audit
+  witness_url: https://witness.example/w1
+  witness_key: `+w.VerifierKey()+`
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Audit
+	if a.VerifierKey != vkey || a.SigningKeyEnv != "AUDIT_KEY" || a.CheckpointDir != filepath.Join(dir, "kept", "audit") ||
+		a.WitnessURL != "https://witness.example/w1" || a.WitnessKey != w.VerifierKey() {
+		t.Fatalf("%+v", a)
+	}
+	tests := []struct{ name, yaml, want string }{
+		{"verifier key garbage", "verifier_key: nope", "audit.verifier_key: \"nope\" is not a verifier key"},
+		{"verifier key of another domain", "verifier_key: " + otherDomain, "not of this trust domain's log (agenthost-audit/test.local)"},
+		{"witness key as verifier key", "verifier_key: " + w.VerifierKey(), "audit.verifier_key:"},
+		{"env name", "signing_key_env: \"A=B\"", "audit.signing_key_env: \"A=B\" is not an environment variable name"},
+		{"checkpoint dir is a file", "checkpoint_dir: " + file, "audit.checkpoint_dir:"},
+		{"witness over http", "witness_url: http://witness.example/w1\n  witness_key: " + w.VerifierKey(), "audit.witness_url: must be https"},
+		{"witness without key", "witness_url: https://witness.example/w1", "audit.witness_key: is required with witness_url"},
+		{"witness key of a log", "witness_url: https://witness.example/w1\n  witness_key: " + vkey, "audit.witness_key:"},
+		{"witness key alone", "witness_key: " + w.VerifierKey(), "audit.witness_key: needs audit.witness_url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(name, []byte("version: 1\ntrust_domain: test.local\naudit:\n  "+tt.yaml+"\n"))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+	// http on a loopback host is fine for a local witness.
+	if _, err := Parse(name, []byte("version: 1\ntrust_domain: test.local\naudit:\n  witness_url: http://127.0.0.1:9000/w\n  witness_key: "+w.VerifierKey()+"\n")); err != nil {
+		t.Fatalf("loopback witness: %v", err)
 	}
 }

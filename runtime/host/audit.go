@@ -2,11 +2,10 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,15 +19,6 @@ import (
 	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
 )
 
-// The audit log's checkpoint signing key lives in the store, so a restart
-// keeps signing with it.
-const keyAuditSigner = "audit-signing-key"
-
-type auditKeyPair struct {
-	Signer   string `json:"signer"`
-	Verifier string `json:"verifier"`
-}
-
 // auditor writes the host's records to the tamper-evident audit log. It is
 // the mediator's Auditor; the host's own components append richer records
 // (remediations) with Append.
@@ -40,22 +30,44 @@ type auditor struct {
 
 var _ mediator.Auditor = (*auditor)(nil)
 
-// newAudit opens the audit log over the host's store, with the signing
-// key kept in the store (created on first start).
+// newAudit opens the audit log over the host's store, signed with the key
+// kept outside it (auditSigner). The host refuses to start when the key is
+// not the one audit.verifier_key pins, or when the log does not extend the
+// newest checkpoint kept in audit.checkpoint_dir (a rolled back or
+// rewritten store). Every new checkpoint goes to that directory and to the
+// witness at audit.witness_url.
 func (h *Host) newAudit(ctx context.Context) error {
-	keys, err := h.auditKey(ctx)
+	signer, err := h.auditSigner(ctx)
 	if err != nil {
 		return err
 	}
-	signer, verifier, err := audit.ParseKey(keys.Signer)
+	vkey := signer.VerifierKey()
+	if pin := h.cfg.Audit.VerifierKey; pin != "" && pin != vkey {
+		return fmt.Errorf("host: the audit signing key has verifier key %s, but audit.verifier_key pins %s: refusing to start with another key than the pinned one",
+			vkey, pin)
+	}
+	publish, dir, err := h.auditPublisher(ctx)
 	if err != nil {
-		return fmt.Errorf("host: audit signing key: %w", err)
+		return err
+	}
+	var kept []byte
+	if dir != nil {
+		kept, err = dir.Latest()
+		if errors.Is(err, audit.ErrNotFound) {
+			kept, err = nil, nil
+		}
+		if err != nil {
+			return fmt.Errorf("host: audit.checkpoint_dir: %w", err)
+		}
 	}
 	l, err := audit.Open(ctx, audit.Config{
-		Log: h.store, Signer: signer, Verifier: verifier, Now: h.now, Logger: h.log.With("component", "audit"),
+		Log: h.store, Signer: signer, Kept: kept, Publish: publish, Now: h.now, Logger: h.log.With("component", "audit"),
 		CheckpointEvery: h.cfg.Audit.CheckpointEvery, CheckpointInterval: h.cfg.Audit.CheckpointInterval,
 	})
 	if err != nil {
+		if kept != nil && errors.Is(err, audit.ErrTampered) {
+			return fmt.Errorf("host: the audit log in the store does not extend the newest checkpoint kept in %s: %w", dir.Path(), err)
+		}
 		return fmt.Errorf("host: %w", err)
 	}
 	h.closers = append(h.closers, func() {
@@ -63,48 +75,58 @@ func (h *Host) newAudit(ctx context.Context) error {
 			h.log.Error("closing the audit log failed", "err", err)
 		}
 	})
-	h.audit = &auditor{log: l, st: h.store, vkey: keys.Verifier}
+	h.audit = &auditor{log: l, st: h.store, vkey: vkey}
 	return nil
 }
 
-// auditKey returns the checkpoint key pair of the audit log, creating it
-// on first use.
-func (h *Host) auditKey(ctx context.Context) (auditKeyPair, error) {
-	data, err := storedKey(ctx, h.store, keyAuditSigner, "audit signing key", func() ([]byte, error) {
-		var kp auditKeyPair
+// auditPublisher returns what receives every new checkpoint, from the
+// config: the checkpoint directory and the witness. nil when neither is
+// configured.
+func (h *Host) auditPublisher(ctx context.Context) (func(context.Context, *audit.Log, []byte), *audit.CheckpointDir, error) {
+	a := h.cfg.Audit
+	var dir *audit.CheckpointDir
+	if a.CheckpointDir != "" {
 		var err error
-		if kp.Signer, kp.Verifier, err = audit.GenerateKey(rand.Reader, h.cfg.TrustDomain); err != nil {
-			return nil, err
+		if dir, err = audit.NewCheckpointDir(a.CheckpointDir); err != nil {
+			return nil, nil, fmt.Errorf("host: audit.checkpoint_dir: %w", err)
 		}
-		return json.Marshal(kp)
-	})
-	if err != nil {
-		return auditKeyPair{}, err
+		if rel, err := filepath.Rel(h.dataDir, dir.Path()); err == nil && !strings.HasPrefix(rel, "..") {
+			h.log.WarnContext(ctx, "audit.checkpoint_dir is inside the data directory: a rollback of the directory rolls the kept checkpoints back too",
+				slog.String("checkpoint_dir", dir.Path()))
+		}
 	}
-	return decodeAuditKey(data)
-}
-
-// decodeAuditKey reads the stored audit key pair.
-func decodeAuditKey(data []byte) (auditKeyPair, error) {
-	var kp auditKeyPair
-	if err := json.Unmarshal(data, &kp); err != nil || kp.Signer == "" || kp.Verifier == "" {
-		return auditKeyPair{}, errors.New("host: the stored audit signing key is malformed")
+	var w *audit.Witness
+	if a.WitnessURL != "" {
+		var err error
+		if w, err = audit.NewWitness(audit.WitnessConfig{URL: a.WitnessURL, Key: a.WitnessKey, Now: h.now,
+			Logger: h.log.With("component", "audit")}); err != nil {
+			return nil, nil, fmt.Errorf("host: audit.witness_url: %w", err)
+		}
 	}
-	return kp, nil
-}
-
-// verifyStored verifies the audit log in st against the verifier key. A
-// report with a problem is not an error; an unreadable log is.
-func verifyStored(ctx context.Context, st store.Log, vkey string) (audit.Report, error) {
-	v, err := audit.ParseVerifier(vkey)
-	if err != nil {
-		return audit.Report{}, fmt.Errorf("host: %w", err)
+	if dir == nil && w == nil {
+		return nil, nil, nil
 	}
-	rep, err := audit.Verify(ctx, st, v)
-	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
-		return rep, fmt.Errorf("host: %w", err)
+	publish := func(ctx context.Context, l *audit.Log, cp []byte) {
+		if dir != nil {
+			if err := dir.Write(cp); err != nil {
+				h.log.ErrorContext(ctx, "audit: keeping a checkpoint in audit.checkpoint_dir failed", slog.Any("error", err))
+			}
+		}
+		if w == nil {
+			return
+		}
+		cosigned, err := w.AddCheckpoint(ctx, cp, l)
+		if err != nil {
+			h.log.ErrorContext(ctx, "audit: the witness did not cosign the checkpoint", slog.String("witness", w.Name()), slog.Any("error", err))
+			return
+		}
+		if dir != nil {
+			if err := dir.Write(cosigned); err != nil {
+				h.log.ErrorContext(ctx, "audit: keeping the cosigned checkpoint failed", slog.Any("error", err))
+			}
+		}
 	}
-	return rep, nil
+	return publish, dir, nil
 }
 
 // Record implements mediator.Auditor: the record is durable in the
@@ -139,32 +161,56 @@ func fromMediator(r mediator.Record) audit.Record {
 var _ localapi.AuditBackend = (*Host)(nil)
 
 // AuditVerify implements localapi.AuditBackend: it signs a checkpoint of
-// everything written so far, then verifies the whole log. Records the
-// host appended after that checkpoint are not a failure.
+// everything written so far, then verifies the whole log with the host's
+// own key. Records the host appended after that checkpoint are not a
+// failure.
 func (h *Host) AuditVerify(ctx context.Context) (localapi.AuditVerifyResult, error) {
+	return h.AuditVerifyPinned(ctx, localapi.AuditVerifyRequest{})
+}
+
+var _ localapi.AuditPinnedVerifier = (*Host)(nil)
+
+// AuditVerifyPinned implements localapi.AuditPinnedVerifier: AuditVerify
+// with the verifier key the caller pins (never the host's own, then) and
+// against the checkpoint it kept.
+func (h *Host) AuditVerifyPinned(ctx context.Context, req localapi.AuditVerifyRequest) (localapi.AuditVerifyResult, error) {
+	vkey := req.VerifierKey
+	if vkey == "" {
+		vkey = h.audit.vkey
+	}
+	v, err := audit.ParseVerifier(vkey)
+	if err != nil {
+		return localapi.AuditVerifyResult{}, fmt.Errorf("%w: %w", localapi.ErrBadVerifyRequest, err)
+	}
+	var opts []audit.VerifyOption
+	if req.Checkpoint != "" {
+		if _, err := audit.OpenCheckpoint([]byte(req.Checkpoint), v); err != nil {
+			return localapi.AuditVerifyResult{}, fmt.Errorf("%w: the kept checkpoint: %w", localapi.ErrBadVerifyRequest, err)
+		}
+		opts = append(opts, audit.AgainstCheckpoint([]byte(req.Checkpoint)))
+	}
 	cp, err := h.audit.log.Checkpoint(ctx)
+	if errors.Is(err, audit.ErrNotFound) {
+		cp, err = nil, nil // an empty log: nothing to sign, and nothing to verify but the kept checkpoint
+	}
 	if err != nil {
 		return localapi.AuditVerifyResult{}, fmt.Errorf("host: audit checkpoint: %w", err)
 	}
-	v, err := audit.ParseVerifier(h.audit.vkey)
-	if err != nil {
+	rep, err := audit.Verify(ctx, h.store, v, opts...)
+	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
 		return localapi.AuditVerifyResult{}, fmt.Errorf("host: %w", err)
-	}
-	tree, err := audit.OpenCheckpoint(cp, v)
-	if err != nil {
-		return localapi.AuditVerifyResult{}, fmt.Errorf("host: %w", err)
-	}
-	rep, err := verifyStored(ctx, h.store, h.audit.vkey)
-	if err != nil {
-		return localapi.AuditVerifyResult{}, err
 	}
 	// Records after the checkpoint above are fine if this host wrote them
 	// (the store holds no more records than the host committed); a record
-	// anyone else appended stays a problem.
-	if p := rep.Problem; p != nil && p.Kind == audit.ProblemUncovered && p.Index >= tree.N && rep.Size <= h.audit.log.Size() {
-		rep.Problem = nil
+	// anyone else appended stays a problem, and so do the records the log
+	// declared unaccounted.
+	if tree, err := audit.OpenCheckpoint(cp, v); err == nil {
+		if p := rep.Problem; p != nil && p.Kind == audit.ProblemUncovered && p.Index >= tree.N && rep.Size <= h.audit.log.Size() &&
+			len(rep.Uncovered) == 1 && rep.Uncovered[0].From >= tree.N {
+			rep.Problem, rep.Uncovered = nil, nil
+		}
 	}
-	return localapi.AuditVerifyResult{Report: rep, Checkpoint: string(cp), VerifierKey: h.audit.vkey}, nil
+	return localapi.AuditVerifyResult{Report: rep, Checkpoint: string(cp), VerifierKey: vkey}, nil
 }
 
 // AuditRead implements localapi.AuditBackend.
@@ -226,14 +272,32 @@ func proofText[H fmt.Stringer](p []H, err error) ([]string, error) {
 	return out, nil
 }
 
+// AuditVerifyOptions say what [VerifyAuditOffline] verifies, and with
+// what.
+type AuditVerifyOptions struct {
+	// DataDir is the data directory. Required.
+	DataDir string
+	// StorePath is the SQLite file; empty means the default one in
+	// DataDir.
+	StorePath string
+	// VerifierKey is the verifier key the caller pins: signatures are
+	// checked with it and with nothing the data directory holds. Empty
+	// means the key the host gives for itself (audit/verifier.key, or the
+	// key an earlier version kept in the store).
+	VerifierKey string
+	// Checkpoint is a checkpoint note kept outside the store (see
+	// audit.LoadCheckpoint); the log must extend it.
+	Checkpoint []byte
+}
+
 // VerifyAuditOffline verifies the audit log of the data directory while no
 // host runs on it. It holds the directory's lock meanwhile, so no host starts
-// and writes. storePath is the SQLite file; empty means the default one in
-// dataDir. Records after the last checkpoint are reported, since no
-// signature vouches for them. The result's Checkpoint is the last stored
-// checkpoint, if any.
-func VerifyAuditOffline(ctx context.Context, dataDir, storePath string) (localapi.AuditVerifyResult, error) {
+// and writes. Records no signature vouches for are reported. The result's
+// Checkpoint is the last stored checkpoint, if any, and its VerifierKey
+// the key used.
+func VerifyAuditOffline(ctx context.Context, opts AuditVerifyOptions) (localapi.AuditVerifyResult, error) {
 	var res localapi.AuditVerifyResult
+	dataDir := opts.DataDir
 	if _, err := os.Stat(dataDir); err != nil {
 		return res, fmt.Errorf("%w, and there is no stored log to verify (%v)", ErrNotRunning, err)
 	}
@@ -242,6 +306,7 @@ func VerifyAuditOffline(ctx context.Context, dataDir, storePath string) (localap
 		return res, err
 	}
 	defer lock.release()
+	storePath := opts.StorePath
 	if storePath == "" {
 		storePath = filepath.Join(dataDir, dbFileName)
 	}
@@ -253,19 +318,25 @@ func VerifyAuditOffline(ctx context.Context, dataDir, storePath string) (localap
 		return res, fmt.Errorf("host: %w", err)
 	}
 	defer st.Close()
-	rec, err := st.Get(ctx, nsHost, keyAuditSigner)
-	if err != nil {
-		return res, fmt.Errorf("host: the audit log's key is not in the store: %w", err)
+	vkey := opts.VerifierKey
+	if vkey == "" {
+		if vkey, err = hostVerifierKey(ctx, dataDir, st); err != nil {
+			return res, err
+		}
 	}
-	kp, err := decodeAuditKey(rec.Value)
+	v, err := audit.ParseVerifier(vkey)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("host: %w", err)
 	}
-	rep, err := verifyStored(ctx, st, kp.Verifier)
-	if err != nil {
-		return res, err
+	var vopts []audit.VerifyOption
+	if opts.Checkpoint != nil {
+		vopts = append(vopts, audit.AgainstCheckpoint(opts.Checkpoint))
 	}
-	res.Report, res.VerifierKey = rep, kp.Verifier
+	rep, err := audit.Verify(ctx, st, v, vopts...)
+	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
+		return res, fmt.Errorf("host: %w", err)
+	}
+	res.Report, res.VerifierKey = rep, vkey
 	if n, err := st.Len(ctx, audit.CheckpointsLog); err == nil && n > 0 {
 		if es, err := st.Read(ctx, audit.CheckpointsLog, n-1, 1); err == nil && len(es) == 1 {
 			res.Checkpoint = string(es[0].Data)

@@ -34,7 +34,7 @@ func TestAlteredAuditLog(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res, err := VerifyAuditOffline(ctx, dataDir, "")
+	res, err := VerifyAuditOffline(ctx, AuditVerifyOptions{DataDir: dataDir})
 	if err != nil || res.Report.Problem != nil || res.Report.Records != 3 || res.Checkpoint == "" {
 		t.Fatalf("intact log: %+v, %v", res, err)
 	}
@@ -49,7 +49,7 @@ func TestAlteredAuditLog(t *testing.T) {
 	}
 	db.Close()
 
-	res, err = VerifyAuditOffline(ctx, dataDir, "")
+	res, err = VerifyAuditOffline(ctx, AuditVerifyOptions{DataDir: dataDir})
 	if err != nil || res.Report.Problem == nil || res.Report.Problem.Kind != audit.ProblemRecord || res.Report.Problem.Index != 1 {
 		t.Fatalf("altered log: %+v, %v", res.Report, err)
 	}

@@ -248,6 +248,7 @@ func (h *Host) newWorkloadAPI() error {
 func (h *Host) newHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathHealth, handleHealth)
+	mux.HandleFunc(PathReady, h.handleReady)
 	mux.Handle(PathSPIFFEBundle, h.ca.BundleHandler())
 	var certFile, keyFile string
 	if tls := h.cfg.Listen.TLS; tls != nil {
@@ -352,6 +353,7 @@ func (h *Host) banner(info RunInfo) {
 	fmt.Fprintf(w, "agenthost %s\n", info.Version)
 	fmt.Fprintf(w, "  trust domain   %s\n", info.TrustDomain)
 	fmt.Fprintf(w, "  host identity  %s\n", h.hostID)
+	fmt.Fprintf(w, "  audit verifier %s\n", h.audit.vkey)
 	fmt.Fprintf(w, "  listening on   %s (issuer %s)\n", info.Address, info.Issuer)
 	fmt.Fprintf(w, "  health         %s%s\n", info.Issuer, PathHealth)
 	fmt.Fprintf(w, "  SPIFFE bundle  %s%s\n", info.Issuer, PathSPIFFEBundle)

@@ -27,11 +27,41 @@ const (
 	// the request of POST /v1/policy/decide.
 	maxRulesBody  = 1 << 20
 	maxDecideBody = 1 << 20
+	// maxVerifyBody caps the request of POST /v1/audit/verify: a key and
+	// a checkpoint note.
+	maxVerifyBody = 64 << 10
 )
 
 // ErrNotSupported is returned (wrapped) by a [Client] method when the host
 // does not serve the audit and policy endpoints (501).
 var ErrNotSupported = errors.New("the host does not serve the audit and policy API")
+
+// ErrBadVerifyRequest is wrapped by an [AuditPinnedVerifier] for a key or
+// checkpoint it cannot use; POST /v1/audit/verify answers 400.
+var ErrBadVerifyRequest = errors.New("invalid audit verification request")
+
+// AuditVerifyRequest is the optional body of POST /v1/audit/verify: verify
+// with a verifier key and against a checkpoint the caller keeps, not with
+// what the host holds.
+type AuditVerifyRequest struct {
+	// VerifierKey is the signed-note verifier key the caller pins; the
+	// host checks signatures with it and not with its own. OPTIONAL:
+	// empty means the host's own key.
+	VerifierKey string `json:"verifier_key,omitempty"`
+	// Checkpoint is a checkpoint note the caller kept; the log must
+	// extend it (audit.AgainstCheckpoint). OPTIONAL.
+	Checkpoint string `json:"checkpoint,omitempty"`
+}
+
+// AuditPinnedVerifier is an [AuditBackend] that verifies with a key and
+// against a checkpoint the caller gives (POST /v1/audit/verify with a
+// body). Without it such a request answers 501.
+type AuditPinnedVerifier interface {
+	// AuditVerifyPinned is AuditVerify with req's key and checkpoint. It
+	// MUST wrap ErrBadVerifyRequest when the key does not parse or the
+	// checkpoint is not signed by it.
+	AuditVerifyPinned(ctx context.Context, req AuditVerifyRequest) (AuditVerifyResult, error)
+}
 
 // AuditEntry is one audit record and its index, as GET /v1/audit/records
 // returns it and as a trace lists it.
@@ -166,9 +196,39 @@ func queryInt(r *http.Request, name string, def int64, required bool, min int64)
 }
 
 func serveAuditVerify(w http.ResponseWriter, r *http.Request, ab AuditBackend) {
-	res, err := ab.AuditVerify(r.Context())
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxVerifyBody+1))
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, http.StatusBadRequest, "read the request: "+err.Error())
+		return
+	}
+	if len(data) > maxVerifyBody {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", maxVerifyBody))
+		return
+	}
+	var res AuditVerifyResult
+	if len(bytes.TrimSpace(data)) == 0 {
+		res, err = ab.AuditVerify(r.Context())
+	} else {
+		var req AuditVerifyRequest
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || dec.More() {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid verification request: %v", err))
+			return
+		}
+		pv, ok := ab.(AuditPinnedVerifier)
+		if !ok {
+			writeError(w, http.StatusNotImplemented, "the host does not verify with a pinned key or against a kept checkpoint")
+			return
+		}
+		res, err = pv.AuditVerifyPinned(r.Context(), req)
+	}
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrBadVerifyRequest) {
+			code = http.StatusBadRequest
+		}
+		writeError(w, code, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -454,6 +514,19 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, tim
 func (c *Client) AuditVerify(ctx context.Context) (AuditVerifyResult, error) {
 	var res AuditVerifyResult
 	err := c.call(ctx, http.MethodPost, "/v1/audit/verify", nil, &res, false, nil)
+	return res, err
+}
+
+// AuditVerifyPinned has the host checkpoint its audit log and verify it
+// with req's verifier key (not the host's own) and against req's kept
+// checkpoint. A host that cannot is an error wrapping ErrNotSupported.
+func (c *Client) AuditVerifyPinned(ctx context.Context, req AuditVerifyRequest) (AuditVerifyResult, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return AuditVerifyResult{}, fmt.Errorf("localapi: encode verification request: %w", err)
+	}
+	var res AuditVerifyResult
+	err = c.call(ctx, http.MethodPost, "/v1/audit/verify", body, &res, false, nil)
 	return res, err
 }
 

@@ -48,7 +48,9 @@ of a Merkle tree and the tree head is regularly signed as a checkpoint.
 
 The signed checkpoint and the verifier key ("agenthost audit checkpoint") let a
 third party check later that a record is in the log ("agenthost audit prove
---index") and that the log only grew ("agenthost audit prove --consistency").`,
+--index"), that the log only grew ("agenthost audit prove --consistency") and
+that it was neither rolled back nor rewritten ("agenthost audit verify
+--checkpoint FILE --key KEY").`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
@@ -70,57 +72,146 @@ third party check later that a record is in the log ("agenthost audit prove
 }
 
 func newAuditVerifyCommand(g *globalFlags) *cobra.Command {
-	var storePath string
+	var storePath, key, checkpointPath string
 	cmd := &cobra.Command{
-		Use:   "verify",
+		Use:   "verify [--key KEY] [--checkpoint FILE|DIR]",
 		Short: "Checkpoint the audit log, then verify every record and checkpoint",
 		Long: `verify has the host sign a checkpoint of its audit log, then recompute the hash
 of every record and check every signed checkpoint against the records. It
 prints what it verified and the checkpoint, and exits 0. If the log was altered
 it names the first record or checkpoint at fault on stderr and exits 1.
 
+--key KEY pins the verifier key (as the host prints it at start and "agenthost
+audit checkpoint" prints it): signatures are checked with KEY and never with the
+key the host or its data directory holds. Without --key the host's own key is
+used, which proves nothing against whoever controls the host's files; verify
+says so.
+
+--checkpoint FILE checks the log against a checkpoint kept outside the host (a
+file as "agenthost audit checkpoint" prints it, or the audit.checkpoint_dir
+directory, whose newest checkpoint is used): its signature must verify, the log
+must hold at least its records, and a consistency proof from it to the current
+tree must verify. A log rolled back, stripped of its newest records or rewritten
+(even signed again with the host's key) fails.
+
 With no host running on --data-dir, verify reads the stored log directly
-(holding the data directory so that no host starts meanwhile); records after the last checkpoint
-then count as a failure, since no signature vouches for them.`,
+(holding the data directory so that no host starts meanwhile). Records no
+signature vouches for (after the last signed point, or found in the store by the
+host at start and declared unaccounted) count as a failure.`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if key != "" {
+				if _, err := audit.ParseVerifier(key); err != nil {
+					return usageError{fmt.Errorf("%s: --key: %w", cmd.CommandPath(), err)}
+				}
+			}
+			var kept []byte
+			if checkpointPath != "" {
+				var err error
+				if kept, err = audit.LoadCheckpoint(checkpointPath); err != nil {
+					return usageError{fmt.Errorf("%s: --checkpoint: %w", cmd.CommandPath(), err)}
+				}
+			}
 			var res localapi.AuditVerifyResult
 			c, err := adminClient(g)
+			online := err == nil
 			switch {
 			case errors.Is(err, host.ErrNotRunning):
 				// No host: verify the stored log directly (holding the
 				// data directory so that none starts meanwhile).
-				if res, err = host.VerifyAuditOffline(cmd.Context(), g.dataDir, storePath); err != nil {
+				res, err = host.VerifyAuditOffline(ctx, host.AuditVerifyOptions{
+					DataDir: g.dataDir, StorePath: storePath, VerifierKey: key, Checkpoint: kept})
+				if err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.ErrOrStderr(), "no host is running: verifying the stored log as it is")
+				fmt.Fprintln(stderr, "no host is running: verifying the stored log as it is")
 			case err != nil:
 				return err
+			case key != "" || kept != nil:
+				if res, err = c.AuditVerifyPinned(ctx, localapi.AuditVerifyRequest{VerifierKey: key, Checkpoint: string(kept)}); err != nil {
+					return err
+				}
 			default:
-				if res, err = c.AuditVerify(cmd.Context()); err != nil {
+				if res, err = c.AuditVerify(ctx); err != nil {
 					return err
 				}
 			}
+			vkey := key
+			if vkey == "" {
+				vkey = res.VerifierKey
+				fmt.Fprintf(stderr, "verifier key %s: the host's own, as the host gives it; pin it with --key to verify without trusting the host\n", vkey)
+			} else if res.VerifierKey != key {
+				fmt.Fprintf(stderr, "audit log FAILED verification: the host verified with key %s, not the pinned one\n", res.VerifierKey)
+				return silentExit{exitFailure}
+			}
 			if p := res.Report.Problem; p != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), verifyFailure(p))
+				fmt.Fprintln(stderr, verifyFailure(p))
 				return silentExit{exitFailure}
 			}
 			rep := res.Report
-			fmt.Fprintf(cmd.OutOrStdout(), "verified %s and %s; tree hash %s\n", plural(rep.Records, "record"), plural(rep.Checkpoints, "checkpoint"), rep.TreeHash)
-			if res.Checkpoint == "" {
+			fmt.Fprintf(stdout, "verified %s and %s; tree hash %s\n", plural(rep.Records, "record"), plural(rep.Checkpoints, "checkpoint"), rep.TreeHash)
+			if res.Checkpoint != "" {
+				line, err := describeCheckpoint([]byte(res.Checkpoint), vkey, rep)
+				if err != nil {
+					fmt.Fprintf(stderr, "audit log FAILED verification: %v\n", err)
+					return silentExit{exitFailure}
+				}
+				fmt.Fprintln(stdout, line)
+			}
+			if kept == nil {
 				return nil
 			}
-			line, err := describeCheckpoint([]byte(res.Checkpoint), res.VerifierKey, rep)
+			line, err := checkKept(cmd, c, online, kept, []byte(res.Checkpoint), vkey, rep)
 			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "audit log FAILED verification: %v\n", err)
+				fmt.Fprintf(stderr, "audit log FAILED verification against the kept checkpoint: %v\n", err)
 				return silentExit{exitFailure}
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), line)
+			fmt.Fprintln(stdout, line)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&storePath, "store", "", "with no host running: the SQLite store file (default: agenthost.db in --data-dir)")
+	cmd.Flags().StringVar(&key, "key", "", "the verifier key to check signatures with, pinned (default: the host's own)")
+	cmd.Flags().StringVar(&checkpointPath, "checkpoint", "", "a checkpoint kept outside the host (a file, or a checkpoint directory's newest) the log must extend")
 	return cmd
+}
+
+// checkKept checks that the log extends the kept checkpoint, trusting
+// only what vkey signs: with a running host, by a consistency proof from
+// the kept checkpoint to the checkpoint the host just signed; without one,
+// the verification recomputed the kept tree from the records themselves.
+func checkKept(cmd *cobra.Command, c *localapi.Client, online bool, kept, current []byte, vkey string, rep audit.Report) (string, error) {
+	v, err := audit.ParseVerifier(vkey)
+	if err != nil {
+		return "", err
+	}
+	old, err := audit.OpenCheckpoint(kept, v)
+	if err != nil {
+		return "", fmt.Errorf("the kept checkpoint is not signed by key %s: %w", vkey, err)
+	}
+	if online {
+		cur, err := audit.OpenCheckpoint(current, v)
+		if err != nil {
+			return "", fmt.Errorf("the host's checkpoint: %w", err)
+		}
+		if old.N > cur.N {
+			return "", fmt.Errorf("the kept checkpoint covers %d records but the host's log has %d: it was rolled back", old.N, cur.N)
+		}
+		var proof []string
+		if old.N > 0 {
+			if proof, err = c.AuditConsistencyProof(cmd.Context(), old.N, cur.N); err != nil {
+				return "", err
+			}
+		}
+		if err := audit.VerifyConsistencyText(kept, current, proof, v); err != nil {
+			return "", fmt.Errorf("no consistency from the kept %d records to the host's %d: the log was rewritten: %w", old.N, cur.N, err)
+		}
+	} else if rep.Kept != old.N {
+		return "", fmt.Errorf("the verification did not reach the kept checkpoint's %d records", old.N)
+	}
+	return fmt.Sprintf("consistent with the kept checkpoint of %s (tree hash %s)", plural(old.N, "record"), old.Hash), nil
 }
 
 // plural returns "1 record", "2 records".
@@ -133,11 +224,17 @@ func plural(n int64, noun string) string {
 
 // verifyFailure describes the first problem verification found.
 func verifyFailure(p *audit.Problem) string {
-	where := "record"
-	if p.Kind == audit.ProblemCheckpoint {
-		where = "checkpoint"
+	switch p.Kind {
+	case audit.ProblemCheckpoint:
+		return fmt.Sprintf("audit log FAILED verification at checkpoint %d: %s", p.Index, clean(p.Reason))
+	case audit.ProblemSeal:
+		return fmt.Sprintf("audit log FAILED verification at its latest commit seal: %s", clean(p.Reason))
+	case audit.ProblemKept:
+		return fmt.Sprintf("audit log FAILED verification against the kept checkpoint of %d records: %s", p.Index, clean(p.Reason))
+	case audit.ProblemUncovered:
+		return fmt.Sprintf("audit log FAILED verification: records not vouched for from record %d: %s", p.Index, clean(p.Reason))
 	}
-	return fmt.Sprintf("audit log FAILED verification at %s %d: %s", where, p.Index, clean(p.Reason))
+	return fmt.Sprintf("audit log FAILED verification at record %d: %s", p.Index, clean(p.Reason))
 }
 
 // describeCheckpoint checks the signature of a checkpoint with the verifier
@@ -339,10 +436,12 @@ func newAuditCheckpointCommand(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "checkpoint",
 		Short: "Print the latest signed checkpoint and the verifier key",
-		Long: `checkpoint prints the latest signed checkpoint of the audit log (a signed note
-stating the number of records and the tree hash) followed by the line
-"verifier key: KEY". Give both to a third party: with them it can check later
-proofs that a record is in the log and that the log only grew.`,
+		Long: `checkpoint prints the latest signed checkpoint of the audit log (a signed note,
+c2sp.org/tlog-checkpoint, stating the log's name, the number of records and the
+tree hash) on stdout, and the line "verifier key: KEY" on stderr. Keep both
+outside the host (agenthost audit checkpoint > FILE): with them anyone can check
+later that the log only grew ("agenthost audit verify --checkpoint FILE --key
+KEY") and that a record is in it ("agenthost audit prove").`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := adminClient(g)
@@ -353,13 +452,10 @@ proofs that a record is in the log and that the log only grew.`,
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			text := string(cp)
-			if !strings.HasSuffix(text, "\n") {
-				text += "\n"
+			if _, err := cmd.OutOrStdout().Write(cp); err != nil {
+				return err
 			}
-			fmt.Fprint(out, text)
-			fmt.Fprintf(out, "verifier key: %s\n", vkey)
+			fmt.Fprintf(cmd.ErrOrStderr(), "verifier key: %s\n", vkey)
 			return nil
 		},
 	}

@@ -33,11 +33,15 @@ type testHost struct {
 	log      *audit.Log
 	verifier note.Verifier
 	vkey     string
+	skey     string // the signing key, for tests that rewrite the log
 	engine   *policy.Engine
 	// policyDir holds the engine's policy files.
 	policyDir string
 	// problem, when set, is reported by AuditVerify (a tampered log).
 	problem *audit.Problem
+	// ignoreKept makes AuditVerifyPinned skip the kept checkpoint, as a
+	// host that lies would.
+	ignoreKept bool
 }
 
 func (h *testHost) Agents(context.Context) []localapi.AgentInfo { return nil }
@@ -45,20 +49,40 @@ func (h *testHost) RunTask(context.Context, localapi.TaskRequest, func(localapi.
 	return errors.New("no agents")
 }
 func (h *testHost) Quarantine(context.Context, string, string) error { return localapi.ErrUnknownAgent }
+func (h *testHost) Release(context.Context, string, string) error    { return localapi.ErrUnknownAgent }
 
 func (h *testHost) AuditVerify(ctx context.Context) (localapi.AuditVerifyResult, error) {
+	return h.AuditVerifyPinned(ctx, localapi.AuditVerifyRequest{})
+}
+
+// AuditVerifyPinned verifies as the host does: with the caller's key and
+// against its kept checkpoint, unless ignoreKept makes it a host that
+// lies about the latter.
+func (h *testHost) AuditVerifyPinned(ctx context.Context, req localapi.AuditVerifyRequest) (localapi.AuditVerifyResult, error) {
+	vkey := req.VerifierKey
+	if vkey == "" {
+		vkey = h.vkey
+	}
+	v, err := audit.ParseVerifier(vkey)
+	if err != nil {
+		return localapi.AuditVerifyResult{}, fmt.Errorf("%w: %w", localapi.ErrBadVerifyRequest, err)
+	}
+	var opts []audit.VerifyOption
+	if req.Checkpoint != "" && !h.ignoreKept {
+		opts = append(opts, audit.AgainstCheckpoint([]byte(req.Checkpoint)))
+	}
 	cp, err := h.log.Checkpoint(ctx)
 	if err != nil {
 		return localapi.AuditVerifyResult{}, err
 	}
-	rep, err := audit.Verify(ctx, h.st, h.verifier)
+	rep, err := audit.Verify(ctx, h.st, v, opts...)
 	if err != nil && rep.Problem == nil {
 		return localapi.AuditVerifyResult{}, err
 	}
 	if h.problem != nil {
 		rep.Problem = h.problem
 	}
-	return localapi.AuditVerifyResult{Report: rep, Checkpoint: string(cp), VerifierKey: h.vkey}, nil
+	return localapi.AuditVerifyResult{Report: rep, Checkpoint: string(cp), VerifierKey: vkey}, nil
 }
 
 func (h *testHost) AuditRead(ctx context.Context, from int64, limit int) ([]audit.Entry, error) {
@@ -186,7 +210,7 @@ func startTestHost(t *testing.T) (string, *testHost) {
 		t.Fatal(err)
 	}
 
-	h := &testHost{st: st, log: log, verifier: verifier, vkey: vkey, engine: engine, policyDir: policyDir}
+	h := &testHost{st: st, log: log, verifier: verifier, vkey: vkey, skey: skey, engine: engine, policyDir: policyDir}
 	srv, err := localapi.Listen(filepath.Join(dataDir, localapi.SocketName), h, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -215,18 +239,36 @@ func TestAuditCommands(t *testing.T) {
 		if code != 0 || stdout != want {
 			t.Fatalf("exit %d, stdout %q (want %q), stderr %q", code, stdout, want, stderr)
 		}
+		// Without --key it says whose key it trusted.
+		if !strings.Contains(stderr, "verifier key "+h.vkey+": the host's own") {
+			t.Fatalf("stderr %q does not name the key and where it came from", stderr)
+		}
+		code, stdout, stderr = run(t, "audit", "verify", "--key", h.vkey, "--data-dir", dataDir)
+		if code != 0 || stdout != want || stderr != "" {
+			t.Fatalf("with --key: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
 	})
 
 	t.Run("verify tampered", func(t *testing.T) {
 		h.problem = &audit.Problem{Kind: audit.ProblemRecord, Index: 1, Reason: "record hash does not match its stored hash"}
 		defer func() { h.problem = nil }()
 		code, stdout, stderr := run(t, "audit", "verify", "--data-dir", dataDir)
-		if code != 1 || stdout != "" || stderr != "audit log FAILED verification at record 1: record hash does not match its stored hash\n" {
+		if code != 1 || stdout != "" || !strings.HasSuffix(stderr, "\naudit log FAILED verification at record 1: record hash does not match its stored hash\n") {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
-		h.problem = &audit.Problem{Kind: audit.ProblemCheckpoint, Index: 0, Reason: "bad signature"}
-		if code, _, stderr := run(t, "audit", "verify", "--data-dir", dataDir); code != 1 || !strings.HasPrefix(stderr, "audit log FAILED verification at checkpoint 0: bad signature") {
-			t.Fatalf("exit %d, stderr %q", code, stderr)
+		for _, tc := range []struct {
+			problem audit.Problem
+			want    string
+		}{
+			{audit.Problem{Kind: audit.ProblemCheckpoint, Index: 0, Reason: "bad signature"}, "audit log FAILED verification at checkpoint 0: bad signature\n"},
+			{audit.Problem{Kind: audit.ProblemSeal, Index: 3, Reason: "bad signature"}, "audit log FAILED verification at its latest commit seal: bad signature\n"},
+			{audit.Problem{Kind: audit.ProblemUncovered, Index: 2, Reason: "no signature vouches for record 2"},
+				"audit log FAILED verification: records not vouched for from record 2: no signature vouches for record 2\n"},
+		} {
+			h.problem = &tc.problem
+			if code, _, stderr := run(t, "audit", "verify", "--data-dir", dataDir); code != 1 || !strings.HasSuffix(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q, want it to end in %q", code, stderr, tc.want)
+			}
 		}
 	})
 
@@ -299,12 +341,11 @@ func TestAuditCommands(t *testing.T) {
 
 	// The checkpoint and key a third party keeps, then proofs it checks
 	// against them.
-	code, stdout, stderr := run(t, "audit", "checkpoint", "--data-dir", dataDir)
-	cpText, keyLine, ok := strings.Cut(stdout, "verifier key: ")
-	if code != 0 || !ok || keyLine != h.vkey+"\n" {
-		t.Fatalf("checkpoint: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	code, cpText, stderr := run(t, "audit", "checkpoint", "--data-dir", dataDir)
+	if code != 0 || stderr != "verifier key: "+h.vkey+"\n" || !strings.HasPrefix(cpText, "agenthost-audit/test.local\n3\n") {
+		t.Fatalf("checkpoint: exit %d, stdout %q, stderr %q", code, cpText, stderr)
 	}
-	v, err := audit.ParseVerifier(strings.TrimSpace(keyLine))
+	v, err := audit.ParseVerifier(strings.TrimPrefix(strings.TrimSpace(stderr), "verifier key: "))
 	if err != nil {
 		t.Fatal(err)
 	}
