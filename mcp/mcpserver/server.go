@@ -90,7 +90,8 @@ type Config struct {
 	// Authorize is the policy hook; nil allows whatever the scopes allow.
 	Authorize Authorizer
 	// OnDenied, when set, is told of every tools/call the policy hook
-	// refused (to audit it); err is the hook's error.
+	// refused (to audit it), whichever check refused it; err is the hook's
+	// error. The tool's handler does not run.
 	OnDenied func(ctx context.Context, caller *resource.Caller, tool string, err error)
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger

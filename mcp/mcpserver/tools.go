@@ -68,6 +68,11 @@ func (s *Server) toolHandler(t *Tool) server.ToolHandlerFunc {
 		}
 		if err := s.allowedOnce(ctx, caller, t.Name); err != nil {
 			s.logger.InfoContext(ctx, "mcpserver: tool call denied", slog.String("tool", t.Name), slog.Any("error", err))
+			// serve refuses such a call before it gets here; should one
+			// come this way, it is reported all the same.
+			if s.onDenied != nil {
+				s.onDenied(ctx, caller, t.Name, err)
+			}
 			return nil, ErrDenied
 		}
 		args, err := arguments(req)

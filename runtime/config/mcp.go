@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -20,6 +21,33 @@ type MCPConfig struct {
 	// served as host tools "<plugin>/<tool>" (offered by servers, granted
 	// to agents). They get the verified caller of each call, never a token.
 	Plugins []MCPPluginConfig `json:"plugins,omitempty"`
+	// AllowedOrigins are the browser origins (scheme://host[:port]) whose
+	// requests the hosted MCP servers accept, besides the host's own origin
+	// and loopback origins, which are always accepted. A request with any
+	// other Origin header is refused with 403, so that a web page cannot
+	// reach the servers through DNS rebinding (MCP 2025-11-25, streamable
+	// HTTP). "*" accepts every origin. Requests without an Origin header
+	// (not from a browser) are not affected.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+}
+
+// ParseOrigin checks that s is a web origin as a browser sends it in the
+// Origin header: http or https, a host, an optional port, nothing else. It
+// returns the origin in its canonical (lowercase) form.
+func ParseOrigin(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return "", fmt.Errorf("origin %s is not scheme://host[:port] with scheme http or https", quoteValue(s))
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("origin %s has more than scheme, host and port", quoteValue(s))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p {
+			return "", fmt.Errorf("origin %s has port %s; want a number from 1 to 65535", quoteValue(s), quoteValue(p))
+		}
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
 }
 
 // MCPPluginConfig is one tool plugin.
@@ -84,6 +112,14 @@ type MCPServerConfig struct {
 func (v *validator) mcp() {
 	seen := map[string]int{}
 	defer v.mcpRemotes(seen)
+	for i, o := range v.c.MCP.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		if _, err := ParseOrigin(o); err != nil {
+			v.invalid(fmt.Sprintf("mcp.allowed_origins[%d]", i), "%v", err)
+		}
+	}
 	for i, s := range v.c.MCP.Servers {
 		base := fmt.Sprintf("mcp.servers[%d]", i)
 		if v.segmentName(base+".name", "server", s.Name) {

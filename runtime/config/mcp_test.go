@@ -129,3 +129,35 @@ func TestMCPPlugins(t *testing.T) {
 		}
 	}
 }
+
+func TestParseOrigin(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{in: "https://App.Example", want: "https://app.example"},
+		{in: "http://localhost:6274", want: "http://localhost:6274"},
+		{in: "https://app.example/", want: "https://app.example"},
+		{in: "ftp://app.example", err: "is not scheme://host[:port]"},
+		{in: "app.example", err: "is not scheme://host[:port]"},
+		{in: "https://app.example/path", err: "has more than scheme, host and port"},
+		{in: "https://user@app.example", err: "has more than scheme, host and port"},
+		{in: "https://app.example:99999", err: "want a number from 1 to 65535"},
+		{in: "https://app.example:080", err: "want a number from 1 to 65535"},
+	}
+	for _, tt := range tests {
+		got, err := ParseOrigin(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseOrigin(%q) = %q, %v; want error %q", tt.in, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseOrigin(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	_, err := Parse("o.yaml", []byte("version: 1\nmcp:\n  allowed_origins: [\"*\", \"https://app.example\", \"app.example\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), "mcp.allowed_origins[2]") {
+		t.Errorf("config with a bad origin: %v", err)
+	}
+}

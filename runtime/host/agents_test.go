@@ -24,6 +24,9 @@ import (
 const testAgentEnv = "AGENTHOST_HOST_TEST_AGENT"
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(testMCPHostEnv); dir != "" {
+		os.Exit(runMCPHost(dir))
+	}
 	if os.Getenv(testStdioServerEnv) == "1" {
 		serveStdioMCP()
 		os.Exit(0)

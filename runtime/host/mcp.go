@@ -2,8 +2,6 @@ package host
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,6 +87,7 @@ func (h *Host) mcpResources(issuer string, tools map[string]mediator.Tool) ([]ho
 // server's keys and revocations; tool handlers get the verified caller,
 // never the token.
 func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[string]mediator.Tool) error {
+	guard := newOriginGuard(h.as.Issuer(), h.cfg.MCP.AllowedOrigins)
 	for _, hs := range servers {
 		mdPath, err := resource.MetadataPath(hs.resource)
 		if err != nil {
@@ -117,14 +116,16 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 		var list []mcpserver.Tool
 		names := map[string]string{} // MCP tool name → host tool name
 		for _, name := range hs.tools {
+			var ct mcpCallTool
 			if hs.upstream != nil {
-				list = append(list, h.gatewayTool(hs, name))
-				names[name] = hs.upstream.cfg.Name + "/" + name
-				continue
+				ct = h.gatewayTool(hs, name)
+			} else {
+				ct = h.mcpTool(name, tools[name])
 			}
-			t := h.mcpTool(name, tools[name])
-			list = append(list, t)
-			names[t.Name] = name
+			names[ct.Name] = ct.resource
+			// Every tool of a hosted server runs through the audited
+			// path; there is no other way in.
+			list = append(list, h.audited(ct))
 		}
 		srv, err := mcpserver.New(mcpserver.Config{
 			Name: hs.name, Title: "agenthost " + hs.name, Version: h.opts.Version, Tools: list, Verifier: v,
@@ -134,19 +135,13 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 			KeepSubjectToken: hs.upstream != nil,
 			Authorize:        h.mcpAuthorizer(names),
 			OnDenied: func(ctx context.Context, caller *resource.Caller, tool string, err error) {
-				if aerr := h.audit.Record(ctx, mediator.Record{
-					Time: h.now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Subject: caller.Subject,
-					TokenJTI: caller.TokenID, Action: "mcp.tools.call", Resource: names[tool], Decision: "deny",
-					Policy: "policy", Reason: strings.TrimPrefix(err.Error(), mcpserver.ErrDenied.Error()+": "), Outcome: "denied",
-				}); aerr != nil {
-					h.log.Error("audit of a denied MCP tool call failed", "err", aerr)
-				}
+				h.auditRefused(ctx, caller, names[tool], err)
 			},
 		})
 		if err != nil {
 			return fmt.Errorf("host: mcp server %s: %w", hs.name, err)
 		}
-		mux.Handle(PathMCP+hs.name, allowCORS(h.auditDenied(hs.name, srv.Handler())))
+		mux.Handle(PathMCP+hs.name, guard.wrap(h.auditDenied(hs.name, srv.Handler())))
 		mux.Handle(mdPath, allowCORS(resource.MetadataHandler(oauth.ResourceMetadata{
 			Resource:                      hs.resource,
 			AuthorizationServers:          []string{issuerURL},
@@ -167,47 +162,37 @@ func algNames(v *dpop.Verifier) []string {
 	return out
 }
 
-// mcpTool adapts a host tool: the caller is the token's subject, audited
-// like every other tool call.
-func (h *Host) mcpTool(name string, t mediator.Tool) mcpserver.Tool {
+// mcpTool adapts a host tool (built in or from a tool plugin): the caller
+// is the token's subject. Its handler only runs the tool; mountMCP wraps
+// it in [Host.audited].
+func (h *Host) mcpTool(name string, t mediator.Tool) mcpCallTool {
 	def := t.Definition()
 	// Inside the server the tool goes by its own name ("notes/search" is
 	// "search" on the notes server; MCP tool names have no '/').
 	_, short, _ := strings.Cut(name, "/")
-	return mcpserver.Tool{
-		Name:        strings.ReplaceAll(short, "/", "_"),
-		Description: def.Description,
-		InputSchema: def.Parameters,
-		Scope:       h.toolScope(name),
-		ReadOnly:    h.readOnly[name],
-		Handler: func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
-			mc := mediator.Caller{Agent: "mcp:" + caller.Subject, Subject: caller.Subject, ClientID: caller.ClientID, Scopes: caller.Scopes}
-			policyName := "scope " + h.toolScope(name)
-			if h.pdp != nil {
-				policyName += " + policy"
-			}
-			res, err := t.Call(ctx, mc, args)
-			outcome := "ok"
-			if err != nil {
-				outcome = "error"
-			}
-			sum := sha256.Sum256(args)
-			rec := mediator.Record{
-				Time: h.now().UTC(), Agent: mc.Agent, Identity: caller.ClientID, Subject: caller.Subject, Action: "mcp.tools.call",
-				Resource: name, ArgsSHA256: hex.EncodeToString(sum[:]), Decision: "allow", Policy: policyName, Outcome: outcome,
-				TokenJTI: caller.TokenID,
-			}
-			if err != nil {
-				rec.Error = err.Error()
-			}
-			if aerr := h.audit.Record(ctx, rec); aerr != nil {
-				return mcpserver.Result{}, fmt.Errorf("audit: %w", aerr)
-			}
-			if err != nil {
-				return mcpserver.Result{}, err
-			}
-			return mcpserver.Result{Text: res.Text, IsError: res.IsError}, nil
+	policyName := "scope " + h.toolScope(name)
+	if h.pdp != nil {
+		policyName += " + policy"
+	}
+	return mcpCallTool{
+		Tool: mcpserver.Tool{
+			Name:        strings.ReplaceAll(short, "/", "_"),
+			Description: def.Description,
+			InputSchema: def.Parameters,
+			Scope:       h.toolScope(name),
+			ReadOnly:    h.readOnly[name],
+			Handler: func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
+				mc := mediator.Caller{Agent: "mcp:" + caller.Subject, Subject: caller.Subject, ClientID: caller.ClientID, Scopes: caller.Scopes}
+				res, err := t.Call(ctx, mc, args)
+				if err != nil {
+					return mcpserver.Result{}, err
+				}
+				return mcpserver.Result{Text: res.Text, IsError: res.IsError}, nil
+			},
 		},
+		action:   actionMCPToolCall,
+		resource: name,
+		policy:   policyName,
 	}
 }
 
@@ -266,39 +251,32 @@ func (h *Host) auditDenied(server string, next http.Handler) http.Handler {
 // gatewayTool forwards a tool call to the gateway's upstream for the
 // caller: the host exchanges the caller's token (RFC 8693; the host is the
 // actor) for a token to the upstream, so each user reaches the upstream
-// with their own delegated token and never a shared credential.
-func (h *Host) gatewayTool(hs hostedMCP, name string) mcpserver.Tool {
-	return mcpserver.Tool{
-		Name:        name,
-		Description: fmt.Sprintf("Tool %q of %s, called for you", name, hs.upstream.cfg.URL),
-		InputSchema: json.RawMessage(`{"type":"object"}`),
-		Handler: func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
-			subject, ok := mcpserver.SubjectToken(ctx)
-			if !ok {
-				return mcpserver.Result{}, errors.New("gateway: no subject token")
-			}
-			c, err := hs.upstream.clientFor(h.hostID, hs.scopes...)
-			var res mcpclient.Result
-			if err == nil {
-				res, err = c.CallTool(ctx, mcpclient.Subject{Token: subject, Name: caller.Subject}, name, args)
-			}
-			sum := sha256.Sum256(args)
-			rec := mediator.Record{
-				Time: h.now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Subject: caller.Subject,
-				TokenJTI: caller.TokenID, Action: "mcp.gateway.call",
-				Resource: hs.upstream.cfg.Name + "/" + name, ArgsSHA256: hex.EncodeToString(sum[:]), Decision: "allow",
-				Policy: "token exchange", Outcome: "ok",
-			}
-			if err != nil {
-				rec.Outcome, rec.Error = "error", err.Error()
-			}
-			if aerr := h.audit.Record(ctx, rec); aerr != nil {
-				return mcpserver.Result{}, fmt.Errorf("audit: %w", aerr)
-			}
-			if err != nil {
-				return mcpserver.Result{}, err
-			}
-			return mcpserver.Result{Text: res.Text, IsError: res.IsError}, nil
+// with their own delegated token and never a shared credential. Its
+// handler only forwards; mountMCP wraps it in [Host.audited].
+func (h *Host) gatewayTool(hs hostedMCP, name string) mcpCallTool {
+	return mcpCallTool{
+		Tool: mcpserver.Tool{
+			Name:        name,
+			Description: fmt.Sprintf("Tool %q of %s, called for you", name, hs.upstream.cfg.URL),
+			InputSchema: json.RawMessage(`{"type":"object"}`),
+			Handler: func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
+				subject, ok := mcpserver.SubjectToken(ctx)
+				if !ok {
+					return mcpserver.Result{}, errors.New("gateway: no subject token")
+				}
+				c, err := hs.upstream.clientFor(h.hostID, hs.scopes...)
+				if err != nil {
+					return mcpserver.Result{}, err
+				}
+				res, err := c.CallTool(ctx, mcpclient.Subject{Token: subject, Name: caller.Subject}, name, args)
+				if err != nil {
+					return mcpserver.Result{}, err
+				}
+				return mcpserver.Result{Text: res.Text, IsError: res.IsError}, nil
+			},
 		},
+		action:   actionMCPGatewayCall,
+		resource: hs.upstream.cfg.Name + "/" + name,
+		policy:   "token exchange",
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/authserver/astest"
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
 	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 )
 
@@ -84,20 +85,30 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "resource_metadata=") {
 		t.Fatalf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
-	// Each call was audited with the user as subject, and the refused
-	// request as denied.
+	// Each call was audited with the user as subject, as a decision and
+	// then an outcome in a transaction of its own, and the refused request
+	// as denied.
 	entries, err := h.Store().Read(ctx, "audit", 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	audited := 0
-	for _, e := range entries {
-		if strings.Contains(string(e.Data), `"action":"mcp.tools.call"`) && strings.Contains(string(e.Data), `"agent":"mcp:alice"`) {
-			audited++
+	records, err := audit.Read(ctx, h.Store(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []mcpCallRecords
+	for _, c := range pairMCPRecords(t, records) {
+		if c.decision.Agent == "mcp:alice" {
+			calls = append(calls, c)
 		}
 	}
-	if audited != 3 {
-		t.Fatalf("%d audited MCP calls, want 3", audited)
+	if len(calls) != 3 {
+		t.Fatalf("%d audited MCP calls, want 3", len(calls))
+	}
+	for _, c := range calls {
+		if c.outcome == nil || c.outcome.Outcome != audit.OutcomeOK || c.decision.Resource != "notes/search" || c.decision.Subject != "alice" {
+			t.Fatalf("MCP call %s: decision %+v, outcome %+v", c.decision.Txn, c.decision, c.outcome)
+		}
 	}
 	denied := 0
 	for _, e := range entries {
@@ -147,7 +158,12 @@ func TestCORS(t *testing.T) {
 	}
 	for _, p := range []string{"/oauth2/token", "/oauth2/register", "/.well-known/oauth-authorization-server", "/mcp/clock", "/.well-known/oauth-protected-resource/mcp/clock"} {
 		resp := preflight(p)
-		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		// An MCP server checks the origin and names the one it allows.
+		allow := "*"
+		if p == "/mcp/clock" {
+			allow = "http://localhost:6274"
+		}
+		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != allow ||
 			!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") ||
 			resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 			t.Errorf("%s: %d %v", p, resp.StatusCode, resp.Header)

@@ -1,0 +1,120 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials/oauth/resource"
+	"github.com/agenthost/agenthost/mcp/mcpserver"
+	"github.com/agenthost/agenthost/runtime/mediator"
+)
+
+// Actions of the records of hosted MCP servers' tools/call.
+const (
+	// actionMCPToolCall: a host tool (built in or from a tool plugin).
+	actionMCPToolCall = "mcp.tools.call"
+	// actionMCPGatewayCall: a tool of the upstream a gateway fronts.
+	actionMCPGatewayCall = "mcp.gateway.call"
+)
+
+// mcpCallTool is one tool of a hosted MCP server and the names its calls
+// are audited under. Its Handler runs the tool and nothing else:
+// [Host.audited] makes it an MCP tool.
+type mcpCallTool struct {
+	mcpserver.Tool
+	action   string // actionMCPToolCall or actionMCPGatewayCall
+	resource string // the host's name of the tool ("notes/add", "docs/whoami")
+	policy   string // what allowed the call
+}
+
+// audited turns ct into the tool a hosted MCP server offers: every call
+// goes through [auditedCall], in the mediator's order.
+func (h *Host) audited(ct mcpCallTool) mcpserver.Tool {
+	t, run := ct.Tool, ct.Handler
+	t.Handler = func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
+		call := mcpCall{caller: caller, action: ct.action, resource: ct.resource, policy: ct.policy, args: args}
+		return auditedCall(ctx, h.audit, h.now, h.log, call, func(ctx context.Context) (mcpserver.Result, error) {
+			return run(ctx, caller, args)
+		})
+	}
+	return t
+}
+
+// mcpCall is one tools/call on a hosted MCP server that the server's
+// checks (token, scope, policy) allowed.
+type mcpCall struct {
+	caller   *resource.Caller
+	action   string
+	resource string
+	policy   string
+	args     json.RawMessage
+}
+
+// auditedCall runs one allowed tools/call of a hosted MCP server the way
+// the mediator runs a tool call: it records the allow decision (outcome
+// not known yet) and runs the tool only once that record is durable; a
+// call whose decision cannot be recorded is refused and its tool never
+// runs. Then it records the outcome. Both records carry the same
+// transaction id, one per call, as the mediator's carry their task's, so
+// `audit trace` and `audit check` pair them. A host killed while the tool
+// runs leaves the decision in the log, never an effect without one.
+func auditedCall(ctx context.Context, a mediator.Auditor, now func() time.Time, log *slog.Logger, c mcpCall,
+	run func(context.Context) (mcpserver.Result, error)) (mcpserver.Result, error) {
+	txn, err := newMCPTxn()
+	if err != nil {
+		return mcpserver.Result{}, err
+	}
+	sum := sha256.Sum256(c.args)
+	base := mediator.Record{
+		Txn: txn, Agent: "mcp:" + c.caller.Subject, Identity: c.caller.ClientID, Subject: c.caller.Subject,
+		TokenJTI: c.caller.TokenID, Action: c.action, Resource: c.resource, ArgsSHA256: hex.EncodeToString(sum[:]),
+		Decision: "allow", Policy: c.policy,
+	}
+	decided := base
+	decided.Time = now().UTC()
+	if err := a.Record(ctx, decided); err != nil {
+		log.ErrorContext(ctx, "audit of an MCP tool call's decision failed; call refused", "tool", c.resource, "err", err)
+		return mcpserver.Result{}, fmt.Errorf("host: audit unavailable, %s refused: %w", c.resource, err)
+	}
+	res, callErr := run(ctx)
+	done := base
+	done.Time, done.Outcome = now().UTC(), "ok"
+	if callErr != nil {
+		done.Outcome, done.Error = "error", callErr.Error()
+	}
+	// The tool has run: a client that hangs up now must not cost the
+	// outcome record.
+	if err := a.Record(context.WithoutCancel(ctx), done); err != nil {
+		log.ErrorContext(ctx, "audit of an MCP tool call's outcome failed", "tool", c.resource, "txn", txn, "err", err)
+	}
+	return res, callErr
+}
+
+// newMCPTxn returns a fresh transaction id for one MCP tools/call.
+func newMCPTxn() (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("host: mcp transaction id: %w", err)
+	}
+	return "mcp-" + hex.EncodeToString(b[:]), nil
+}
+
+// auditRefused records a tools/call the policy hook refused; its tool
+// never ran. (Calls refused for their token or scope never reach the MCP
+// layer; auditDenied records those.)
+func (h *Host) auditRefused(ctx context.Context, caller *resource.Caller, tool string, err error) {
+	if aerr := h.audit.Record(ctx, mediator.Record{
+		Time: h.now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Subject: caller.Subject,
+		TokenJTI: caller.TokenID, Action: actionMCPToolCall, Resource: tool, Decision: "deny",
+		Policy: "policy", Reason: strings.TrimPrefix(err.Error(), mcpserver.ErrDenied.Error()+": "), Outcome: "denied",
+	}); aerr != nil {
+		h.log.ErrorContext(ctx, "audit of a denied MCP tool call failed", "err", aerr)
+	}
+}
