@@ -149,7 +149,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, id, req, req.loginHint, "", http.StatusOK)
 		return
 	}
-	s.showConsent(w, r, id, req)
+	s.showConsent(w, r, id, req, sess)
 }
 
 // validateAuthorize checks an authorization request. Until client_id and
@@ -166,6 +166,11 @@ func (s *Server) validateAuthorize(ctx context.Context, f oauth.Form) (*authRequ
 	}
 	c, err := s.clients.lookup(ctx, clientID)
 	if err != nil {
+		if errors.Is(err, errDocumentUnusable) {
+			return nil, badRequestPage("The application identifies itself by the client ID metadata document at " +
+				clientID + ", which this server could not use: it could not be fetched from there, or it is not a " +
+				"valid document for this application. Its developer can find why in this server's log.")
+		}
 		if oauth.AsError(err).Code == oauth.CodeInvalidClient {
 			return nil, badRequestPage("The application is not registered with this server.")
 		}
@@ -275,6 +280,11 @@ func redirectFor(c *client, sent string) (string, *pageError) {
 		}
 		return c.RedirectURIs[0], nil
 	}
+	if !redirectPortValid(sent) {
+		// Also for a registered URI: none is registered with such a
+		// port any more, and a loopback URI may vary only its port.
+		return "", badRequestPage("The redirect URI's port is not a number from 1 to 65535.")
+	}
 	for _, u := range c.RedirectURIs {
 		if u == sent || loopbackMatch(u, sent) {
 			return sent, nil
@@ -285,8 +295,9 @@ func redirectFor(c *client, sent string) (string, *pageError) {
 
 // loopbackMatch implements the one exception to exact matching (RFC 8252
 // §7.3, RFC 9700 §4.1.3): a registered http redirect URI on a loopback IP
-// literal matches the same URI with any port, because native apps listen
-// on a port the operating system picks. Everything else must be equal.
+// literal matches the same URI with any port (a valid one: see
+// redirectFor), because native apps listen on a port the operating system
+// picks. Everything else must be equal.
 func loopbackMatch(registered, sent string) bool {
 	r, err := url.Parse(registered)
 	if err != nil || r.Scheme != "http" || !isLoopbackIP(r.Hostname()) {
@@ -491,7 +502,9 @@ func (s *Server) loadRequest(ctx context.Context, f oauth.Form) (id string, req 
 // starts a session and shows the consent page.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	f, ok := s.parsePageForm(w, r)
+	// Before sign-in there is no session: the login form's token is bound
+	// to the browser's CSRF cookie.
+	f, ok := s.parsePageForm(w, r, func(token string) error { return s.sessions.CheckCSRF(r, token) })
 	if !ok {
 		return
 	}
@@ -514,33 +527,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if len(hint) > maxLoginHint {
 		hint = ""
 	}
-	// Too many failures for this user name from this address, or from
-	// this address at all, refuse further tries for a while (without
-	// spending a password hash on them).
-	if wait, err := s.loginLocked(ctx, r, username); err != nil {
-		s.pageFailed(ctx, w, err)
-		return
-	} else if wait > 0 {
-		s.log.WarnContext(ctx, "sign-in refused: too many failures", "client_id", req.ClientID)
-		minutes := int(wait.Round(time.Minute) / time.Minute)
-		s.showLogin(w, r, id, req, hint, fmt.Sprintf("Too many failed sign-ins. Try again in %d minutes.", max(minutes, 1)), http.StatusTooManyRequests)
+	// The sign-in throttle and the password check (signin_check.go).
+	user, ok := s.checkSignIn(w, r, id, req, username, password, hint)
+	if !ok {
 		return
 	}
-	user, err := s.cfg.Users.Authenticate(ctx, username, password)
-	if err != nil {
-		if !errors.Is(err, userauth.ErrBadCredentials) {
-			s.pageFailed(ctx, w, err)
-			return
-		}
-		s.log.InfoContext(ctx, "sign-in failed", "client_id", req.ClientID)
-		if err := s.loginFailed(ctx, r, username); err != nil {
-			s.pageFailed(ctx, w, err)
-			return
-		}
-		s.showLogin(w, r, id, req, hint, "The user name or password is incorrect.", http.StatusUnauthorized)
-		return
-	}
-	s.loginSucceeded(ctx, r, username)
 	sess, err := s.sessions.Start(w, user.Name)
 	if err != nil {
 		s.pageFailed(ctx, w, fmt.Errorf("authserver: start session: %w", err))
@@ -551,7 +542,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.pageFailed(ctx, w, err)
 		return
 	}
-	s.showConsent(w, r, id, req)
+	s.showConsent(w, r, id, req, sess)
 }
 
 // updateRequest rewrites a stored request if it is still at version.
@@ -574,19 +565,23 @@ func (s *Server) updateRequest(ctx context.Context, id string, req *authRequest,
 // allow sends a code to the client, deny sends access_denied.
 func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	f, ok := s.parsePageForm(w, r)
+	// The consent form's token is bound to the sign-in session it was
+	// shown in: a token of another session, or a CSRF cookie and token
+	// made where there was no session, is refused.
+	var sess userauth.Session
+	f, ok := s.parsePageForm(w, r, func(token string) error {
+		var err error
+		if sess, err = s.session(ctx, r); err != nil {
+			return errNotSignedIn
+		}
+		return s.sessions.CheckSessionCSRF(sess, token)
+	})
 	if !ok {
 		return
 	}
 	id, req, version, err := s.loadRequest(ctx, f)
 	if err != nil {
 		s.pageFailed(ctx, w, err)
-		return
-	}
-	sess, err := s.session(ctx, r)
-	if err != nil {
-		s.renderError(ctx, w, &pageError{status: http.StatusUnauthorized, title: "Not signed in",
-			message: "Your session has ended. Start again from the application."})
 		return
 	}
 	if req.User == "" || sess.User != req.User {
@@ -622,9 +617,14 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	s.redirectToClient(w, r, req, url.Values{"code": {code}})
 }
 
+var errNotSignedIn = &pageError{status: http.StatusUnauthorized, title: "Not signed in",
+	message: "Your session has ended. Start again from the application."}
+
 // parsePageForm reads a login or consent form post and checks its CSRF
-// token. It answers the request itself when it returns false.
-func (s *Server) parsePageForm(w http.ResponseWriter, r *http.Request) (oauth.Form, bool) {
+// token with check. It answers the request itself when it returns false:
+// a *pageError from check as that page, any other error as an expired
+// form.
+func (s *Server) parsePageForm(w http.ResponseWriter, r *http.Request, check func(token string) error) (oauth.Form, bool) {
 	ctx := r.Context()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -638,7 +638,15 @@ func (s *Server) parsePageForm(w http.ResponseWriter, r *http.Request) (oauth.Fo
 		return oauth.Form{}, false
 	}
 	token, err := f.Get("csrf")
-	if err != nil || s.sessions.CheckCSRF(r, token) != nil {
+	if err == nil {
+		err = check(token)
+	}
+	var pe *pageError
+	if errors.As(err, &pe) {
+		s.renderError(ctx, w, pe)
+		return oauth.Form{}, false
+	}
+	if err != nil {
 		s.renderError(ctx, w, &pageError{status: http.StatusForbidden, title: "Form expired",
 			message: "The form was not sent from this site or has expired. Start again from the application."})
 		return oauth.Form{}, false
@@ -663,12 +671,11 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, id string, re
 }
 
 // showConsent renders the consent page for the request id, whose User is
-// set.
-func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, id string, req *authRequest) {
-	csrf := s.sessions.CSRFToken(w, r)
+// set, shown in the session sess; its CSRF token is good only in sess.
+func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, id string, req *authRequest, sess userauth.Session) {
 	err := userauth.RenderConsent(w, http.StatusOK, userauth.ConsentPage{
 		Action:               s.pathPrefix() + PathConsent,
-		CSRF:                 csrf,
+		CSRF:                 s.sessions.SessionCSRFToken(sess),
 		User:                 req.User,
 		ClientID:             req.ClientID,
 		ClientName:           req.ClientName,

@@ -475,20 +475,26 @@ func TestAuthorizationCodeConfidentialClient(t *testing.T) {
 	}
 }
 
+// TestAuthorizationCodeResourceNarrowing: a code granted for one
+// resource gives a token for it whether or not the token request names it
+// again; naming another is invalid_target (RFC 8707 §2.2). An
+// authorization request cannot name several (TestOneAudiencePerToken).
 func TestAuthorizationCodeResourceNarrowing(t *testing.T) {
-	e := newCodeEnv(t)
-	verifier := newVerifier(t)
-	q := e.authParams(verifier)
-	q["resource"] = []string{notesURI, paymentsURI}
-	q.Set("scope", "openid notes:read payments:transfer")
-	code := e.code(newBrowser(t), q)
-	status, tok := e.redeem(code, verifier, url.Values{"resource": {paymentsURI}})
-	if status != http.StatusOK {
-		t.Fatalf("token: %d %v", status, tok)
-	}
-	c := e.verify(tok["access_token"].(string), paymentsURI)
-	if !slices.Equal(c.Audience, []string{paymentsURI}) || c.Scope != "openid payments:transfer" {
-		t.Errorf("narrowed token: aud %v scope %q", c.Audience, c.Scope)
+	for _, extra := range []url.Values{nil, {"resource": {paymentsURI}}} {
+		e := newCodeEnv(t)
+		verifier := newVerifier(t)
+		q := e.authParams(verifier)
+		q.Set("resource", paymentsURI)
+		q.Set("scope", "openid payments:transfer")
+		code := e.code(newBrowser(t), q)
+		status, tok := e.redeem(code, verifier, extra)
+		if status != http.StatusOK {
+			t.Fatalf("token (%v): %d %v", extra, status, tok)
+		}
+		c := e.verify(tok["access_token"].(string), paymentsURI)
+		if !slices.Equal(c.Audience, []string{paymentsURI}) || c.Scope != "openid payments:transfer" {
+			t.Errorf("token (%v): aud %v scope %q", extra, c.Audience, c.Scope)
+		}
 	}
 }
 
@@ -1377,6 +1383,14 @@ func TestRedirectURIMatching(t *testing.T) {
 		"http://0x7f000001:5/cb":        false,
 		"com.example.app:/cb/../evil":   false,
 		"http://127.0.0.1:5/cb/../evil": false,
+		// The port may vary, but must be a port (RFC 8252 §7.3).
+		"http://127.0.0.1:65535/cb": true,
+		"http://127.0.0.1:99999/cb": false,
+		"http://127.0.0.1:65536/cb": false,
+		"http://127.0.0.1:0/cb":     false,
+		"http://127.0.0.1:00080/cb": false,
+		"http://127.0.0.1:/cb":      false,
+		"http://[::1]:70000/cb?x=1": false,
 	} {
 		got, perr := redirectFor(c, sent)
 		if (perr == nil) != ok || (ok && got != sent) {

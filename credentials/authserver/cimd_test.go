@@ -63,8 +63,12 @@ func TestClientIDMetadataDocument(t *testing.T) {
 	}
 	for _, bad := range []string{docs.URL + "/liar.json", docs.URL + "/moved.json", docs.URL + "/missing.json"} {
 		status, body := authorize(bad)
-		if status != 400 || strings.HasPrefix(body, "redirect") {
-			t.Errorf("%s: %d %.120s", bad, status, body)
+		// The page says the document could not be used, not merely that
+		// the application is unknown, and keeps the reason to the log.
+		if status != 400 || strings.HasPrefix(body, "redirect") ||
+			!strings.Contains(body, "client ID metadata document at "+bad+", which this server could not use") ||
+			strings.Contains(body, "elsewhere.example") || strings.Contains(body, "404") {
+			t.Errorf("%s: %d %.400s", bad, status, body)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/authserver/clientmeta"
@@ -72,6 +73,11 @@ type client struct {
 	Scopes []string
 	// Serves are resources whose tokens the client may exchange.
 	Serves []string
+
+	// stored and version are a dynamic client's record as read from the
+	// store, for keeping it once it obtains a token (registry.keep).
+	stored  []byte
+	version int64
 }
 
 func (c *client) public() bool { return c.AuthMethod == oauth.AuthNone }
@@ -85,12 +91,21 @@ func (c *client) allowsScope(sc string) bool { return c.Scopes == nil || slices.
 type registry struct {
 	s      *Server
 	static map[string]*client
+
+	// kept remembers dynamic clients known to be kept for good, so that
+	// only a client's first token rewrites its record.
+	keptMu sync.Mutex
+	kept   map[string]bool
 }
+
+// maxKeptCache bounds registry.kept; when full it starts over, which only
+// costs a rewrite of a client's record on its next token.
+const maxKeptCache = 4096
 
 var agentGrants = []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange, oauth.GrantJWTBearer}
 
 func newRegistry(s *Server, cfg Config) (*registry, error) {
-	r := &registry{s: s, static: make(map[string]*client)}
+	r := &registry{s: s, static: make(map[string]*client), kept: make(map[string]bool)}
 	for _, a := range cfg.Agents {
 		if a.ID.Scheme() != credentials.SchemeSPIFFE || !a.ID.MemberOf(cfg.TrustDomain) {
 			return nil, fmt.Errorf("authserver: agent %q is not in trust domain %q", a.ID, cfg.TrustDomain)
@@ -175,6 +190,11 @@ func staticClient(sc StaticClient) (*client, error) {
 	if c.allowsGrant(oauth.GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
 		return nil, fmt.Errorf("authserver: client %q: authorization_code needs redirect_uris", sc.ID)
 	}
+	for _, u := range c.RedirectURIs {
+		if !redirectPortValid(u) {
+			return nil, fmt.Errorf("authserver: client %q: redirect URI %q has a port that is not a number from 1 to 65535", sc.ID, u)
+		}
+	}
 	return c, nil
 }
 
@@ -193,11 +213,11 @@ func (r *registry) lookup(ctx context.Context, id string) (*client, error) {
 		md, err := r.s.cimd.Resolve(ctx, id)
 		if err != nil {
 			r.s.log.Info("client ID metadata document refused", "client_id", id, "err", err)
-			return nil, oauth.Errorf(oauth.CodeInvalidClient, "the client ID metadata document could not be used")
+			return nil, errDocumentUnusable
 		}
 		return clientFromMetadata(id, kindDocument, md)
 	}
-	data, _, err := r.s.store.Get(ctx, nsClients, id)
+	data, version, err := r.s.store.Get(ctx, nsClients, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, errUnknownClient
 	}
@@ -208,10 +228,20 @@ func (r *registry) lookup(ctx context.Context, id string) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authserver: stored client %q is corrupt: %w", id, err)
 	}
-	return clientFromMetadata(id, kindDynamic, md)
+	c, err := clientFromMetadata(id, kindDynamic, md)
+	if err != nil {
+		return nil, err
+	}
+	c.stored, c.version = data, version
+	return c, nil
 }
 
-var errUnknownClient = oauth.Errorf(oauth.CodeInvalidClient, "unknown client")
+var (
+	errUnknownClient = oauth.Errorf(oauth.CodeInvalidClient, "unknown client")
+	// errDocumentUnusable: a client_id is a metadata document URL the
+	// server could not fetch or accept; the reason is logged, not shown.
+	errDocumentUnusable = oauth.Errorf(oauth.CodeInvalidClient, "the client ID metadata document could not be used")
+)
 
 func clientFromMetadata(id string, kind clientKind, md *clientmeta.Metadata) (*client, error) {
 	c := &client{ID: id, Name: md.ClientName, URI: md.ClientURI, Kind: kind, AuthMethod: md.TokenEndpointAuthMethod,
@@ -245,14 +275,56 @@ func clientFromMetadata(id string, kind clientKind, md *clientmeta.Metadata) (*c
 	return c, nil
 }
 
-// registerClient stores a dynamically registered client.
+// registerClient stores a dynamically registered client. Until it obtains
+// a token (see keep) the record expires after Config.UnusedClientTTL, so
+// registrations nobody uses are dropped: expired records are invisible at
+// once, and the store's periodic purge reclaims them.
 func (r *registry) registerClient(ctx context.Context, md *clientmeta.Metadata) error {
 	data, err := json.Marshal(md)
 	if err != nil {
 		return fmt.Errorf("authserver: encode client: %w", err)
 	}
-	if _, err := r.s.store.Put(ctx, nsClients, md.ClientID, data, Write{IfAbsent: true}); err != nil {
+	w := Write{IfAbsent: true}
+	if ttl := r.s.cfg.UnusedClientTTL; ttl > 0 {
+		w.TTL = ttl
+	}
+	if _, err := r.s.store.Put(ctx, nsClients, md.ClientID, data, w); err != nil {
 		return fmt.Errorf("authserver: save client: %w", err)
 	}
+	return nil
+}
+
+// keep makes a dynamic client that is obtaining a token permanent: its
+// record is rewritten without the expiry it was registered with. It is
+// called before every token is issued; only the first call per client and
+// process writes. A client whose registration expired in the meantime is
+// unknown.
+func (r *registry) keep(ctx context.Context, c *client) error {
+	if c.Kind != kindDynamic || r.s.cfg.UnusedClientTTL <= 0 || c.stored == nil {
+		return nil
+	}
+	r.keptMu.Lock()
+	done := r.kept[c.ID]
+	r.keptMu.Unlock()
+	if done {
+		return nil
+	}
+	_, err := r.s.store.Put(ctx, nsClients, c.ID, c.stored, Write{IfVersion: c.version})
+	if errors.Is(err, ErrConflict) {
+		// Rewritten since it was read (kept by a concurrent request or
+		// another host), or expired.
+		if _, _, err = r.s.store.Get(ctx, nsClients, c.ID); errors.Is(err, ErrNotFound) {
+			return errUnknownClient
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("authserver: keep client: %w", err)
+	}
+	r.keptMu.Lock()
+	if len(r.kept) >= maxKeptCache {
+		clear(r.kept)
+	}
+	r.kept[c.ID] = true
+	r.keptMu.Unlock()
 	return nil
 }

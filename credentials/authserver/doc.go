@@ -13,7 +13,15 @@
 // client_credentials, token exchange (RFC 8693, nesting act) and
 // jwt-bearer (RFC 7523). Access tokens are RFC 9068 JWTs, sender-
 // constrained by DPoP (RFC 9449) or the client certificate when the
-// client proves a key. RFC 9700 governs the details.
+// client proves a key, and have exactly one audience: a request naming
+// several resources is invalid_target. RFC 9700 governs the details.
+//
+// Dynamic registration is rate-limited per client address, capped in size
+// and in the number of clients kept, drops clients that obtain no token in
+// time, and can be closed to holders of an initial access token
+// ([Config.RegistrationTokenHash]). Revocation cascades along each access
+// token's lineage (its refresh-token family, the subject token it was
+// exchanged from), which every check walks; see [Server.Revoked].
 //
 // All state (keys, clients, pending requests, codes, refresh families,
 // the jti replay cache, revocations) goes through [Store], so several

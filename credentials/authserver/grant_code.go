@@ -165,20 +165,17 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 		return nil, err
 	}
 
-	resp, issued, err := s.respondIssued(ctx, req, accessGrant{
+	grant := accessGrant{
 		Subject:              rec.Subject,
 		ClientID:             rec.ClientID,
 		Scopes:               scopes,
 		Audience:             aud,
 		AuthTime:             rec.AuthTime,
 		AuthorizationDetails: rec.AuthorizationDetails,
-	})
-	if err != nil {
-		return nil, err
 	}
-	marker.AccessTokenID, marker.AccessExpires = issued.ID, issued.ExpiresAt.Unix()
+	var rt *refreshRecord
 	if req.client.allowsGrant(oauth.GrantRefreshToken) {
-		rt := refreshRecord{
+		rt = &refreshRecord{
 			ClientID:             rec.ClientID,
 			Subject:              rec.Subject,
 			Scopes:               rec.Scopes,
@@ -191,7 +188,21 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 			// when it has one (RFC 9449 §5); otherwise rotation guards it.
 			rt.JKT = req.jkt
 		}
-		if resp.RefreshToken, marker.Family, err = s.issueRefreshToken(ctx, rt); err != nil {
+		// The grant's family exists before its first access token, which
+		// belongs to it like every later one: revoking the family revokes
+		// them all.
+		if err := s.newFamily(ctx, rt); err != nil {
+			return nil, err
+		}
+		grant.Family, marker.Family = rt.Family, rt.Family
+	}
+	resp, issued, err := s.respondIssued(ctx, req, grant)
+	if err != nil {
+		return nil, err
+	}
+	marker.AccessTokenID, marker.AccessExpires = issued.ID, issued.ExpiresAt.Unix()
+	if rt != nil {
+		if resp.RefreshToken, _, err = s.issueRefreshToken(ctx, *rt); err != nil {
 			return nil, err
 		}
 	}
@@ -221,10 +232,16 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 // scopes of the resources named plus the OpenID Connect scopes.
 func (s *Server) narrow(rec *codeRecord, resources []string) (scopes, aud []string, err error) {
 	if len(resources) == 0 {
-		if len(rec.Resources) == 0 {
+		switch len(rec.Resources) {
+		case 0:
 			return rec.Scopes, []string{s.issuer}, nil
+		case 1:
+			return rec.Scopes, rec.Resources, nil
+		default:
+			// A code for several resources, from before tokens had one
+			// audience: the client names the one it wants.
+			return nil, nil, errSeveralResources
 		}
-		return rec.Scopes, rec.Resources, nil
 	}
 	var resourceScopes []string
 	for _, res := range resources {
@@ -233,6 +250,9 @@ func (s *Server) narrow(rec *codeRecord, resources []string) (scopes, aud []stri
 		}
 		if !slices.Contains(aud, res) {
 			aud = append(aud, res)
+		}
+		if len(aud) > 1 {
+			return nil, nil, errSeveralResources
 		}
 		resourceScopes = append(resourceScopes, s.resources[res].Scopes...)
 	}
@@ -298,7 +318,7 @@ func (s *Server) codeReused(ctx context.Context, codeKey string) error {
 }
 
 // revokeIssued revokes the refresh family and access token a code's
-// redemption issued.
+// redemption issued, and so every token exchanged from them.
 func (s *Server) revokeIssued(ctx context.Context, m usedCode) error {
 	if m.Family != "" {
 		if err := s.revokeFamily(ctx, m.Family); err != nil {
@@ -306,11 +326,8 @@ func (s *Server) revokeIssued(ctx context.Context, m usedCode) error {
 		}
 	}
 	if m.AccessTokenID != "" {
-		ttl := time.Unix(m.AccessExpires, 0).Sub(s.now()) + time.Minute
-		if ttl > 0 {
-			if _, err := s.store.Put(ctx, nsRevoked, m.AccessTokenID, []byte{1}, Write{TTL: ttl}); err != nil {
-				return fmt.Errorf("authserver: revoke access token: %w", err)
-			}
+		if err := s.revokeAccessToken(ctx, m.AccessTokenID, time.Unix(m.AccessExpires, 0)); err != nil {
+			return err
 		}
 	}
 	return nil

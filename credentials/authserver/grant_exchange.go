@@ -27,6 +27,9 @@ type party struct {
 	MayAct   *oauth.Actor
 	AuthTime time.Time
 	Details  []byte
+	// TokenID is the jti of an access token of this server; empty for
+	// other token types.
+	TokenID string
 }
 
 // grantTokenExchange serves RFC 8693 token exchange. The issued token
@@ -140,6 +143,8 @@ func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*oa
 		AuthTime:             subject.AuthTime,
 		AuthorizationDetails: details,
 		IssuedTokenType:      oauth.TokenTypeAccessToken,
+		// Revoking the subject token revokes this one (see lineage.go).
+		Parent: subject.TokenID,
 	})
 }
 
@@ -170,7 +175,7 @@ func (s *Server) verifySubjectToken(ctx context.Context, req *tokenRequest, toke
 			scopes = []string{}
 		}
 		p := &party{Subject: c.Subject, Issuer: c.Issuer, ClientID: c.ClientID, Scopes: scopes,
-			Audience: c.Audience, Actor: c.Actor, MayAct: c.MayAct, Details: c.AuthorizationDetails}
+			Audience: c.Audience, Actor: c.Actor, MayAct: c.MayAct, Details: c.AuthorizationDetails, TokenID: c.ID}
 		if c.AuthTime > 0 {
 			p.AuthTime = time.Unix(c.AuthTime, 0)
 		}

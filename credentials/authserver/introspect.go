@@ -120,7 +120,10 @@ func (s *Server) introspectRefresh(ctx context.Context, token string) (*oauth.In
 }
 
 // handleRevoke serves token revocation (RFC 7009). A client may revoke
-// only its own tokens; unknown tokens are not an error (§2.2).
+// only its own tokens; unknown tokens are not an error (§2.2). Revoking a
+// refresh token revokes its grant, with the access tokens issued under it
+// (§2.1); revoking an access token revokes the tokens exchanged from it.
+// Both cascade transitively through token exchanges (see lineage.go).
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -180,9 +183,6 @@ func (s *Server) revoke(r *http.Request) error {
 	if at.ClientID != c.ID {
 		return nil
 	}
-	ttl := time.Unix(at.ExpiresAt, 0).Sub(s.now()) + time.Minute
-	if _, err := s.store.Put(ctx, nsRevoked, at.ID, []byte{1}, Write{TTL: ttl}); err != nil {
-		return err
-	}
-	return nil
+	// The tokens exchanged from it go with it (see lineage.go).
+	return s.revokeAccessToken(ctx, at.ID, time.Unix(at.ExpiresAt, 0))
 }

@@ -44,22 +44,42 @@ func tokenHash(token string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// newFamily starts the refresh-token family of a new grant: it sets
+// rec.Family and rec.Expires and stores the family.
+func (s *Server) newFamily(ctx context.Context, rec *refreshRecord) error {
+	now := s.now()
+	fam, err := randomToken(16)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(familyRecord{ClientID: rec.ClientID, Subject: rec.Subject, Created: now.Unix()})
+	if err != nil {
+		return fmt.Errorf("authserver: encode refresh family: %w", err)
+	}
+	if _, err := s.store.Put(ctx, nsFamilies, fam, data, Write{IfAbsent: true, TTL: s.familyTTL()}); err != nil {
+		return fmt.Errorf("authserver: save refresh family: %w", err)
+	}
+	rec.Family = fam
+	rec.Expires = now.Add(s.cfg.RefreshTokenTTL).UTC().Truncate(time.Second)
+	return nil
+}
+
+// familyTTL is how long a family record is kept from its last write: as
+// long as its refresh tokens, and as long as an access token issued under
+// it, whose revocation it carries (see lineage.go).
+func (s *Server) familyTTL() time.Duration {
+	return max(s.cfg.RefreshTokenTTL, s.cfg.AccessTokenTTL) + revocationGrace
+}
+
 // issueRefreshToken starts a new family (rec.Family == "") or continues
 // one, and returns the new token and its family.
 func (s *Server) issueRefreshToken(ctx context.Context, rec refreshRecord) (token, family string, err error) {
-	now := s.now()
 	if rec.Family == "" {
-		fam, err := randomToken(16)
-		if err != nil {
+		if err := s.newFamily(ctx, &rec); err != nil {
 			return "", "", err
 		}
-		rec.Family = fam
-		rec.Expires = now.Add(s.cfg.RefreshTokenTTL).UTC().Truncate(time.Second)
-		data, _ := json.Marshal(familyRecord{ClientID: rec.ClientID, Subject: rec.Subject, Created: now.Unix()})
-		if _, err := s.store.Put(ctx, nsFamilies, fam, data, Write{IfAbsent: true, TTL: s.cfg.RefreshTokenTTL + time.Minute}); err != nil {
-			return "", "", fmt.Errorf("authserver: save refresh family: %w", err)
-		}
 	}
+	now := s.now()
 	ttl := rec.Expires.Sub(now)
 	if ttl <= 0 {
 		return "", "", oauth.Errorf(oauth.CodeInvalidGrant, "the grant has expired")
@@ -114,7 +134,9 @@ func (s *Server) family(ctx context.Context, id string) (*familyRecord, error) {
 	return f, err
 }
 
-// revokeFamily revokes every refresh token of a grant.
+// revokeFamily revokes every refresh token of a grant, and with them the
+// access tokens issued under it and the tokens exchanged from those (see
+// lineage.go).
 func (s *Server) revokeFamily(ctx context.Context, id string) error {
 	for range 5 {
 		f, version, err := getRecord[familyRecord](ctx, s.store, nsFamilies, id, "refresh family")
@@ -129,7 +151,7 @@ func (s *Server) revokeFamily(ctx context.Context, id string) error {
 		}
 		f.Revoked = true
 		data, _ := json.Marshal(f)
-		_, err = s.store.Put(ctx, nsFamilies, id, data, Write{IfVersion: version, TTL: s.cfg.RefreshTokenTTL + time.Minute})
+		_, err = s.store.Put(ctx, nsFamilies, id, data, Write{IfVersion: version, TTL: s.familyTTL()})
 		if err == nil || !errors.Is(err, ErrConflict) {
 			return err
 		}
@@ -177,6 +199,27 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*oau
 	if rec.JKT != "" && req.jkt != rec.JKT {
 		return nil, oauth.Errorf(oauth.CodeInvalidDPoPProof, "the refresh token is bound to another DPoP key")
 	}
+	// What the request asks for is checked before the token is used up,
+	// so a refused request leaves the client its refresh token.
+	scopes, aud, err := s.target(req.form, req.client.client, rec.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Resources) > 0 {
+		for _, a := range aud {
+			if a != s.issuer && !slices.Contains(rec.Resources, a) {
+				return nil, oauth.Errorf(oauth.CodeInvalidTarget, "resource %q was not part of the original grant", truncate(a, 80))
+			}
+		}
+		if len(aud) == 1 && aud[0] == s.issuer && !req.form.Has("resource") {
+			if len(rec.Resources) > 1 {
+				// A grant of several resources, from before tokens had
+				// one audience: the client names the one it wants.
+				return nil, errSeveralResources
+			}
+			aud = rec.Resources
+		}
+	}
 	// Mark it used before issuing anything: of two concurrent uses only
 	// one wins, and the loser is treated as reuse.
 	rec.Used = true
@@ -190,20 +233,6 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*oau
 		}
 		return nil, fmt.Errorf("authserver: update refresh token: %w", err)
 	}
-	scopes, aud, err := s.target(req.form, req.client.client, rec.Scopes)
-	if err != nil {
-		return nil, err
-	}
-	if len(rec.Resources) > 0 {
-		for _, a := range aud {
-			if a != s.issuer && !slices.Contains(rec.Resources, a) {
-				return nil, oauth.Errorf(oauth.CodeInvalidTarget, "resource %q was not part of the original grant", truncate(a, 80))
-			}
-		}
-		if len(aud) == 1 && aud[0] == s.issuer && !req.form.Has("resource") {
-			aud = rec.Resources
-		}
-	}
 	resp, err := s.respond(ctx, req, accessGrant{
 		Subject:              rec.Subject,
 		ClientID:             rec.ClientID,
@@ -211,6 +240,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*oau
 		Audience:             aud,
 		AuthTime:             rec.AuthTime,
 		AuthorizationDetails: rec.AuthorizationDetails,
+		Family:               rec.Family,
 	})
 	if err != nil {
 		return nil, err

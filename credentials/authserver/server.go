@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -44,6 +48,13 @@ const (
 	DefaultRefreshTokenTTL = 24 * time.Hour
 	DefaultCodeTTL         = time.Minute
 	DefaultKeyPeriod       = 30 * 24 * time.Hour
+	// Dynamic registration limits (Config.RegistrationBurst,
+	// Config.RegistrationInterval, Config.MaxDynamicClients,
+	// Config.UnusedClientTTL).
+	DefaultRegistrationBurst    = 10
+	DefaultRegistrationInterval = time.Minute
+	DefaultMaxDynamicClients    = 1000
+	DefaultUnusedClientTTL      = 24 * time.Hour
 	// MaxAssertionLifetime caps exp - now of a client assertion or
 	// authorization grant assertion.
 	MaxAssertionLifetime = time.Hour
@@ -113,6 +124,34 @@ type Config struct {
 	// AllowDynamicRegistration enables RFC 7591 registration of public
 	// clients.
 	AllowDynamicRegistration bool
+	// RegistrationTokenHash, when set, closes dynamic registration to
+	// holders of an initial access token (RFC 7591 §3): an argon2id or
+	// bcrypt hash of the token, which registration requests carry as a
+	// bearer token (RFC 6750 §2.1). The token itself is never configured.
+	RegistrationTokenHash string
+	// RegistrationBurst and RegistrationInterval limit the rate of
+	// registrations per client address (a token bucket of
+	// RegistrationBurst registrations, refilled with one every
+	// RegistrationInterval). Zero means DefaultRegistrationBurst and
+	// DefaultRegistrationInterval; a negative RegistrationBurst turns the
+	// limit off.
+	RegistrationBurst    int
+	RegistrationInterval time.Duration
+	// MaxDynamicClients caps how many dynamically registered clients are
+	// kept at once; registration is refused while the cap is reached.
+	// Zero means DefaultMaxDynamicClients; negative, no cap. A cap needs
+	// a Store that implements Counter.
+	MaxDynamicClients int
+	// UnusedClientTTL is how long a dynamically registered client that
+	// never obtained a token is kept; one that did is kept for good. Zero
+	// means DefaultUnusedClientTTL; negative keeps every registration.
+	UnusedClientTTL time.Duration
+	// TrustedProxies are the addresses of reverse proxies in front of the
+	// server. For a request whose connection comes from one of them, the
+	// client address (which registration limits are kept per) is taken
+	// from X-Forwarded-For; otherwise it is the connection's address and
+	// X-Forwarded-For is ignored. None by default.
+	TrustedProxies []netip.Prefix
 	// ClientIDMetadataDocuments enables URL client_ids.
 	ClientIDMetadataDocuments bool
 	// AllowPrivateFetch lets CIMD and JWKS fetches reach loopback and
@@ -148,6 +187,15 @@ type Server struct {
 	nonces    dpop.NonceSource
 	cimd      *clientmeta.Resolver
 	mux       *http.ServeMux
+
+	// Dynamic registration: the per-address rate limit, the client
+	// counter behind the cap, the lock that makes count-then-register
+	// atomic within this process, and the hash of the last initial access
+	// token that verified.
+	regLimit *addrLimiter
+	regCount Counter
+	regMu    sync.Mutex
+	regToken atomic.Pointer[[sha256.Size]byte]
 }
 
 // New checks cfg, loads or creates the server's keys and returns a Server.
@@ -185,6 +233,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.cfg.KeyPeriod <= 0 {
 		s.cfg.KeyPeriod = DefaultKeyPeriod
+	}
+	if err := s.initRegistration(); err != nil {
+		return nil, err
 	}
 	s.resources = make(map[string]Resource, len(cfg.Resources))
 	s.scopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}

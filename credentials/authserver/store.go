@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -26,6 +27,15 @@ type Store interface {
 	// Delete removes key if it is live (and at version, when version > 0);
 	// ErrNotFound when it is not live, ErrConflict on a version mismatch.
 	Delete(ctx context.Context, namespace, key string, version int64) error
+}
+
+// Counter is a [Store] that can count the live keys of a namespace. The
+// server needs it to cap dynamic client registrations
+// ([Config.MaxDynamicClients]); [MemoryStore] and the host's store adapter
+// implement it.
+type Counter interface {
+	// Count returns how many live (unexpired) keys namespace has.
+	Count(ctx context.Context, namespace string) (int, error)
 }
 
 // Write qualifies a Put.
@@ -119,6 +129,24 @@ func (m *MemoryStore) Put(ctx context.Context, ns, key string, value []byte, w W
 	return ne.version, nil
 }
 
+// Count implements Counter.
+func (m *MemoryStore) Count(ctx context.Context, ns string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for k := range m.data {
+		if strings.HasPrefix(k, ns+"\x00") {
+			if _, ok := m.live(k); ok {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
 // Delete implements Store.
 func (m *MemoryStore) Delete(ctx context.Context, ns, key string, version int64) error {
 	if err := ctx.Err(); err != nil {
@@ -149,6 +177,7 @@ const (
 	nsReplay    = "as.jti"
 	nsRevoked   = "as.revoked"
 	nsDPoPNonce = "as.dpop"
+	nsLineage   = "as.lineage"
 )
 
 // getRecord reads the JSON record at key into a new T. A missing record

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -153,6 +152,9 @@ func (s *Server) targetFor(resources []string, raw string, c *client, limit []st
 		if !slices.Contains(aud, res) {
 			aud = append(aud, res)
 		}
+		if len(aud) > 1 {
+			return nil, nil, errSeveralResources
+		}
 		resourceScopes = append(resourceScopes, known.Scopes...)
 	}
 	requested, err := oauth.ParseScope(raw)
@@ -192,6 +194,13 @@ func (s *Server) targetFor(resources []string, raw string, c *client, limit []st
 	}
 	return scopes, aud, nil
 }
+
+// errSeveralResources refuses a request naming more than one resource: an
+// access token has one audience, so that no resource server can replay it
+// at another (RFC 8707 §2, where the server decides what it issues for
+// several; MCP requires one audience per token).
+var errSeveralResources = oauth.Errorf(oauth.CodeInvalidTarget,
+	"only one resource may be named: an access token has one audience; request a token per resource")
 
 // userScopes are the OpenID Connect scopes, which belong to the server
 // itself rather than to a resource.
@@ -242,6 +251,11 @@ type accessGrant struct {
 	AuthorizationDetails json.RawMessage
 	// IssuedTokenType is set for token exchange responses.
 	IssuedTokenType string
+	// Family is the refresh-token family the token is issued under, and
+	// Parent the jti of the access token it is exchanged for; revoking
+	// either revokes this token too (see lineage.go).
+	Family string
+	Parent string
 }
 
 // respond issues an access token for g, bound to the request's DPoP key
@@ -282,6 +296,19 @@ func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g acce
 	jti, err := randomToken(16)
 	if err != nil {
 		return issuedToken{}, err
+	}
+	if len(g.Audience) != 1 {
+		return issuedToken{}, fmt.Errorf("authserver: an access token needs exactly one audience, not %d", len(g.Audience))
+	}
+	if req != nil {
+		if err := s.clients.keep(ctx, req.client.client); err != nil {
+			return issuedToken{}, err
+		}
+	}
+	if g.Family != "" || g.Parent != "" {
+		if err := s.saveLineage(ctx, jti, lineageRecord{Family: g.Family, Parent: g.Parent}, exp); err != nil {
+			return issuedToken{}, err
+		}
 	}
 	claims := oauth.AccessTokenClaims{
 		Issuer:               s.issuer,
@@ -375,20 +402,11 @@ func (s *Server) VerifyAccessToken(ctx context.Context, token, audience string) 
 }
 
 // Revoked reports whether the access token with jti was revoked, for
-// resource servers that verify this server's tokens locally.
+// resource servers that verify this server's tokens locally. Revocation
+// cascades: a token also counts as revoked when the refresh-token family
+// it was issued under was revoked, or when the token it was exchanged for
+// counts as revoked (see lineage.go).
 func (s *Server) Revoked(ctx context.Context, jti string) (bool, error) { return s.isRevoked(ctx, jti) }
-
-func (s *Server) isRevoked(ctx context.Context, jti string) (bool, error) {
-	_, _, err := s.store.Get(ctx, nsRevoked, jti)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, ErrNotFound):
-		return false, nil
-	default:
-		return false, err
-	}
-}
 
 // checkDPoP verifies the request's DPoP proof, if any, and returns its
 // key thumbprint. accessToken and jkt are set at resource endpoints.

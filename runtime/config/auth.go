@@ -1,6 +1,8 @@
 package config
 
 import (
+	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -14,6 +16,10 @@ const (
 	DefaultClientIDMetadataDocuments = true
 	DefaultAllowPrivateFetch         = false
 	DefaultRequireDPoPNonce          = false
+	DefaultRegistrationBurst         = 10
+	DefaultRegistrationInterval      = time.Minute
+	DefaultMaxDynamicClients         = 1000
+	DefaultUnusedClientTTL           = 24 * time.Hour
 )
 
 // Bounds of the auth section checked by [Config.Validate].
@@ -33,6 +39,15 @@ const (
 	MaxJWKSFileSize = 64 << 10
 	// MaxScopeTokenLen is the longest scope token, in bytes.
 	MaxScopeTokenLen = 256
+	// Bounds of the dynamic registration limits.
+	MaxRegistrationBurst    = 10000
+	MinRegistrationInterval = time.Second
+	MaxRegistrationInterval = 24 * time.Hour
+	MaxDynamicClientsLimit  = 1_000_000
+	MinUnusedClientTTL      = time.Minute
+	MaxUnusedClientTTL      = 90 * 24 * time.Hour
+	// MaxTrustedProxies is the longest trusted_proxies list.
+	MaxTrustedProxies = 64
 )
 
 // Limits on the argon2id parameters of a password or secret hash. They
@@ -62,6 +77,31 @@ type AuthConfig struct {
 	// DynamicRegistration enables RFC 7591 registration of public clients.
 	// Default true.
 	DynamicRegistration bool `json:"dynamic_registration"`
+	// RegistrationTokenHash closes dynamic registration to holders of an
+	// initial access token (RFC 7591 §3), sent as a bearer token: an
+	// argon2id or bcrypt hash of the token (agenthost hash-password), never
+	// the token. Default empty: registration is open.
+	RegistrationTokenHash string `json:"registration_token_hash"`
+	// RegistrationBurst is how many registrations one client address may
+	// make at once; it may make one more every RegistrationInterval.
+	// Default 10, 1 to 10000.
+	RegistrationBurst int `json:"registration_burst"`
+	// RegistrationInterval is how often an address earns another
+	// registration. Default 1m, 1s to 24h.
+	RegistrationInterval time.Duration `json:"registration_interval"`
+	// MaxDynamicClients caps the registered clients kept at once;
+	// registration is refused while it is reached. Default 1000, 1 to
+	// 1000000.
+	MaxDynamicClients int `json:"max_dynamic_clients"`
+	// UnusedClientTTL is how long a registered client that has not
+	// obtained a token is kept; one that has is kept for good. Default 24h,
+	// 1m to 2160h.
+	UnusedClientTTL time.Duration `json:"unused_client_ttl"`
+	// TrustedProxies are the IP addresses or CIDR prefixes of reverse
+	// proxies in front of the host. Only for connections from them is the
+	// client address (which registration limits are kept per) taken from
+	// X-Forwarded-For. Default none: the connection's address counts.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 	// ClientIDMetadataDocuments accepts https URLs as client_ids, resolved
 	// to client ID metadata documents. Default true.
 	ClientIDMetadataDocuments bool `json:"client_id_metadata_documents"`
@@ -211,7 +251,41 @@ func defaultAuth() AuthConfig {
 		ClientIDMetadataDocuments: DefaultClientIDMetadataDocuments,
 		AllowPrivateFetch:         DefaultAllowPrivateFetch,
 		RequireDPoPNonce:          DefaultRequireDPoPNonce,
+		RegistrationBurst:         DefaultRegistrationBurst,
+		RegistrationInterval:      DefaultRegistrationInterval,
+		MaxDynamicClients:         DefaultMaxDynamicClients,
+		UnusedClientTTL:           DefaultUnusedClientTTL,
 	}
+}
+
+// TrustedProxyPrefixes returns TrustedProxies as prefixes (an address is
+// a prefix of its full length). Entries that do not parse are left out;
+// [Config.Validate] reports them.
+func (a AuthConfig) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range a.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseProxy reads an IP address or a CIDR prefix.
+func parseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p.Masked(), nil
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	ip = ip.Unmap()
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }
 
 // fillDerived gives clients that list no grant types the default ones.
@@ -233,10 +307,11 @@ func (a *AuthConfig) resolvePaths(abs func(string) string) {
 // Keys refused with a specific message instead of as unknown keys: a
 // plaintext secret in the file is a mistake worth explaining.
 const (
-	msgAgentSecret  = "agents never authenticate with a static secret; they use their SVIDs"
-	msgClientSecret = "secrets are never written in the config; put an argon2id or bcrypt hash in secret_hash (agenthost hash-password)"
-	msgUserPassword = "passwords are never written in the config; put an argon2id or bcrypt hash in password_hash (agenthost hash-password)"
-	msgSPIFFEClient = "agents authenticate with their SVIDs, never a static secret; list the agent under agents instead"
+	msgAgentSecret       = "agents never authenticate with a static secret; they use their SVIDs"
+	msgClientSecret      = "secrets are never written in the config; put an argon2id or bcrypt hash in secret_hash (agenthost hash-password)"
+	msgUserPassword      = "passwords are never written in the config; put an argon2id or bcrypt hash in password_hash (agenthost hash-password)"
+	msgSPIFFEClient      = "agents authenticate with their SVIDs, never a static secret; list the agent under agents instead"
+	msgRegistrationToken = "the initial access token is never written in the config; put an argon2id or bcrypt hash of it in registration_token_hash (agenthost hash-password)"
 )
 
 func (AgentConfig) refuseKey(name string) (string, bool) {
@@ -251,6 +326,14 @@ func (ClientConfig) refuseKey(name string) (string, bool) {
 	switch name {
 	case "secret", "client_secret":
 		return msgClientSecret, true
+	}
+	return "", false
+}
+
+func (AuthConfig) refuseKey(name string) (string, bool) {
+	switch name {
+	case "registration_token", "initial_access_token":
+		return msgRegistrationToken, true
 	}
 	return "", false
 }

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +82,12 @@ auth:
   code_ttl: 30s
   signing_key_period: 1h
   dynamic_registration: false
+  registration_token_hash: "` + bcryptHash + `"
+  registration_burst: 3
+  registration_interval: 10s
+  max_dynamic_clients: 50
+  unused_client_ttl: 1h
+  trusted_proxies: [10.0.0.0/8, "2001:db8::1", 192.0.2.7]
   client_id_metadata_documents: false
   allow_private_fetch: true
   require_dpop_nonce: true
@@ -135,6 +142,12 @@ agents:
 		CodeTTL:                   30 * time.Second,
 		SigningKeyPeriod:          time.Hour,
 		DynamicRegistration:       false,
+		RegistrationTokenHash:     bcryptHash,
+		RegistrationBurst:         3,
+		RegistrationInterval:      10 * time.Second,
+		MaxDynamicClients:         50,
+		UnusedClientTTL:           time.Hour,
+		TrustedProxies:            []string{"10.0.0.0/8", "2001:db8::1", "192.0.2.7"},
 		ClientIDMetadataDocuments: false,
 		AllowPrivateFetch:         true,
 		RequireDPoPNonce:          true,
@@ -174,8 +187,13 @@ agents:
 	if diff := cmp.Diff(want, got, ignoreUnexported); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
 	}
-	if p, ok := got.Position("auth.clients[3].jwks_file"); !ok || p != (config.Position{Line: 39, Column: 18}) {
+	if p, ok := got.Position("auth.clients[3].jwks_file"); !ok || p != (config.Position{Line: 45, Column: 18}) {
 		t.Errorf("Position(auth.clients[3].jwks_file) = %v, %v", p, ok)
+	}
+	wantProxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::1/128"),
+		netip.MustParsePrefix("192.0.2.7/32")}
+	if diff := cmp.Diff(wantProxies, got.Auth.TrustedProxyPrefixes(), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("TrustedProxyPrefixes (-want +got):\n%s", diff)
 	}
 }
 
@@ -189,7 +207,9 @@ func TestAuthDefaults(t *testing.T) {
 		{"empty auth mapping", "version: 1\nauth: {}\n"},
 		{"defaults written out", "version: 1\nauth:\n  access_token_ttl: 5m\n  refresh_token_ttl: 24h\n  code_ttl: 1m\n" +
 			"  signing_key_period: 720h\n  dynamic_registration: true\n  client_id_metadata_documents: true\n" +
-			"  allow_private_fetch: false\n  require_dpop_nonce: false\n  users: []\n  clients: ~\n"},
+			"  allow_private_fetch: false\n  require_dpop_nonce: false\n  users: []\n  clients: ~\n" +
+			"  registration_burst: 10\n  registration_interval: 1m\n  max_dynamic_clients: 1000\n  unused_client_ttl: 24h\n" +
+			"  registration_token_hash: \"\"\n  trusted_proxies: []\n"},
 	}
 	want := config.AuthConfig{
 		AccessTokenTTL:            config.DefaultAccessTokenTTL,
@@ -197,6 +217,10 @@ func TestAuthDefaults(t *testing.T) {
 		CodeTTL:                   config.DefaultCodeTTL,
 		SigningKeyPeriod:          config.DefaultSigningKeyPeriod,
 		DynamicRegistration:       config.DefaultDynamicRegistration,
+		RegistrationBurst:         config.DefaultRegistrationBurst,
+		RegistrationInterval:      config.DefaultRegistrationInterval,
+		MaxDynamicClients:         config.DefaultMaxDynamicClients,
+		UnusedClientTTL:           config.DefaultUnusedClientTTL,
 		ClientIDMetadataDocuments: config.DefaultClientIDMetadataDocuments,
 		AllowPrivateFetch:         config.DefaultAllowPrivateFetch,
 		RequireDPoPNonce:          config.DefaultRequireDPoPNonce,
@@ -249,6 +273,34 @@ func TestAuthProblems(t *testing.T) {
 			[]exact{{3, 25, "auth.dynamic_registration", config.ErrType, `expected true or false, got the string "no"`}}},
 		{"unknown key with suggestion", "auth:\n  require_dpop_nonces: true\n",
 			[]exact{{3, 3, "auth.require_dpop_nonces", config.ErrUnknownKey, `unknown key "require_dpop_nonces" (did you mean "require_dpop_nonce"?)`}}},
+		// Registration limits.
+		{"registration burst of zero", "auth:\n  registration_burst: 0\n",
+			[]exact{{3, 23, "auth.registration_burst", config.ErrInvalid, "0 is not from 1 to 10000"}}},
+		{"registration burst too large", "auth:\n  registration_burst: 10001\n",
+			[]exact{{3, 23, "auth.registration_burst", config.ErrInvalid, "10001 is not from 1 to 10000"}}},
+		{"registration interval too short", "auth:\n  registration_interval: 500ms\n",
+			[]exact{{3, 26, "auth.registration_interval", config.ErrInvalid, "500ms is shorter than the minimum of 1s"}}},
+		{"registration interval too long", "auth:\n  registration_interval: 25h\n",
+			[]exact{{3, 26, "auth.registration_interval", config.ErrInvalid, "25h is longer than the maximum of 24h"}}},
+		{"no dynamic clients", "auth:\n  max_dynamic_clients: 0\n",
+			[]exact{{3, 24, "auth.max_dynamic_clients", config.ErrInvalid, "0 is not from 1 to 1000000"}}},
+		{"negative dynamic clients", "auth:\n  max_dynamic_clients: -1\n",
+			[]exact{{3, 24, "auth.max_dynamic_clients", config.ErrInvalid, "-1 is not from 1 to 1000000"}}},
+		{"unused client ttl too short", "auth:\n  unused_client_ttl: 30s\n",
+			[]exact{{3, 22, "auth.unused_client_ttl", config.ErrInvalid, "30s is shorter than the minimum of 1m"}}},
+		{"unused client ttl too long", "auth:\n  unused_client_ttl: 2161h\n",
+			[]exact{{3, 22, "auth.unused_client_ttl", config.ErrInvalid, "2161h is longer than the maximum of 2160h"}}},
+		{"plaintext initial access token in the hash", "auth:\n  registration_token_hash: s3cret-token\n",
+			[]exact{{3, 28, "auth.registration_token_hash", config.ErrInvalid, "is not an argon2id or bcrypt hash" + hashHint}}},
+		{"plaintext initial access token key", "auth:\n  registration_token: s3cret-token\n",
+			[]exact{{3, 3, "auth.registration_token", config.ErrInvalid,
+				"the initial access token is never written in the config; put an argon2id or bcrypt hash of it in registration_token_hash (agenthost hash-password)"}}},
+		{"trusted proxy that is a name", "auth:\n  trusted_proxies: [10.0.0.0/8, proxy.internal, 10.0.0.0/33]\n",
+			[]exact{
+				{3, 33, "auth.trusted_proxies[1]", config.ErrInvalid, `"proxy.internal" is not an IP address or a CIDR prefix such as 10.0.0.0/8`},
+				{3, 49, "auth.trusted_proxies[2]", config.ErrInvalid, `"10.0.0.0/33" is not an IP address or a CIDR prefix such as 10.0.0.0/8`},
+			}},
+
 		{"users as mapping", "auth:\n  users: {alice: x}\n",
 			[]exact{{3, 10, "auth.users", config.ErrType, "expected a list, got a mapping"}}},
 
@@ -352,6 +404,10 @@ func TestAuthProblems(t *testing.T) {
 		{"http redirect URI on a public host", "auth:\n  clients:\n    - id: web\n      auth_method: none\n      redirect_uris: [https://a.example/cb, http://a.example/cb]\n",
 			[]exact{{6, 45, "auth.clients[0].redirect_uris[1]", config.ErrInvalid,
 				`"http://a.example/cb" is http on a host that is not loopback (localhost, 127.0.0.1, [::1]); use https`}}},
+		{"loopback redirect URI with a port out of range", "auth:\n  clients:\n    - id: web\n      auth_method: none\n      redirect_uris: [\"http://127.0.0.1:99999/cb\"]\n",
+			[]exact{{6, 23, "auth.clients[0].redirect_uris[0]", config.ErrInvalid, `"http://127.0.0.1:99999/cb" has port "99999"; want a number from 1 to 65535`}}},
+		{"redirect URI with port 0", "auth:\n  clients:\n    - id: web\n      auth_method: none\n      redirect_uris: [\"https://a.example:0/cb\"]\n",
+			[]exact{{6, 23, "auth.clients[0].redirect_uris[0]", config.ErrInvalid, `"https://a.example:0/cb" has port "0"; want a number from 1 to 65535`}}},
 		{"https redirect URI without host", "auth:\n  clients:\n    - id: web\n      auth_method: none\n      redirect_uris: [\"https:/cb\"]\n",
 			[]exact{{6, 23, "auth.clients[0].redirect_uris[0]", config.ErrInvalid, `"https:/cb" has no host`}}},
 		{"redirect URI with a plain scheme", "auth:\n  clients:\n    - id: web\n      auth_method: none\n      redirect_uris: [\"myapp:/cb\"]\n",

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -20,11 +21,41 @@ func (v *validator) auth() {
 	v.ttlRange("auth.refresh_token_ttl", a.RefreshTokenTTL, MinRefreshTokenTTL, MaxRefreshTokenTTL)
 	v.ttlRange("auth.code_ttl", a.CodeTTL, MinCodeTTL, MaxCodeTTL)
 	v.ttlRange("auth.signing_key_period", a.SigningKeyPeriod, MinSigningKeyPeriod, 0)
+	v.registration()
 	v.users()
 	v.clients()
 	v.resources()
 	for i, ag := range v.c.Agents {
 		v.scopes(fmt.Sprintf("agents[%d].scopes", i), ag.Scopes)
+	}
+}
+
+// registration checks the limits of dynamic client registration.
+func (v *validator) registration() {
+	a := v.c.Auth
+	if a.RegistrationTokenHash != "" {
+		if err := checkPasswordHash(a.RegistrationTokenHash); err != nil {
+			v.invalid("auth.registration_token_hash", "%v; make one with agenthost hash-password", err)
+		}
+	}
+	v.intRange("auth.registration_burst", a.RegistrationBurst, 1, MaxRegistrationBurst)
+	v.ttlRange("auth.registration_interval", a.RegistrationInterval, MinRegistrationInterval, MaxRegistrationInterval)
+	v.intRange("auth.max_dynamic_clients", a.MaxDynamicClients, 1, MaxDynamicClientsLimit)
+	v.ttlRange("auth.unused_client_ttl", a.UnusedClientTTL, MinUnusedClientTTL, MaxUnusedClientTTL)
+	if len(a.TrustedProxies) > MaxTrustedProxies {
+		v.invalid("auth.trusted_proxies", "lists %d entries; at most %d", len(a.TrustedProxies), MaxTrustedProxies)
+	}
+	for i, p := range a.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			v.invalid(fmt.Sprintf("auth.trusted_proxies[%d]", i), "%s is not an IP address or a CIDR prefix such as 10.0.0.0/8", quoteValue(p))
+		}
+	}
+}
+
+// intRange checks lo <= n <= hi.
+func (v *validator) intRange(path string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.invalid(path, "%d is not from %d to %d", n, lo, hi)
 	}
 }
 
@@ -173,7 +204,33 @@ func checkRedirectURI(s string) error {
 	case !strings.Contains(u.Scheme, "."):
 		return fmt.Errorf("has scheme %q; want https, http on a loopback host, or a private-use scheme with a '.' such as com.example.app", u.Scheme)
 	}
+	if u.Scheme == "https" || u.Scheme == "http" {
+		if port, ok := uriPort(u); ok && !validPortNumber(port) {
+			return fmt.Errorf("has port %q; want a number from 1 to 65535", port)
+		}
+	}
 	return nil
+}
+
+// uriPort returns the port of u's authority and whether it has one (a
+// colon with nothing after it is an empty port).
+func uriPort(u *url.URL) (string, bool) {
+	if strings.HasSuffix(u.Host, ":") {
+		return "", true
+	}
+	p := u.Port()
+	return p, p != ""
+}
+
+// validPortNumber reports whether s is a port from 1 to 65535 without
+// leading zeros. A loopback redirect URI may use any port at request time
+// (RFC 8252 §7.3), but it must be a port.
+func validPortNumber(s string) bool {
+	if s == "" || len(s) > 5 || s[0] == '0' {
+		return false
+	}
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // jwksFile checks a client's JWK Set file: it exists, is at most

@@ -106,6 +106,12 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		KeyPeriod:                 ac.SigningKeyPeriod,
 		RequireDPoPNonce:          ac.RequireDPoPNonce,
 		AllowDynamicRegistration:  ac.DynamicRegistration,
+		RegistrationTokenHash:     ac.RegistrationTokenHash,
+		RegistrationBurst:         ac.RegistrationBurst,
+		RegistrationInterval:      ac.RegistrationInterval,
+		MaxDynamicClients:         ac.MaxDynamicClients,
+		UnusedClientTTL:           ac.UnusedClientTTL,
+		TrustedProxies:            ac.TrustedProxyPrefixes(),
 		ClientIDMetadataDocuments: ac.ClientIDMetadataDocuments,
 		AllowPrivateFetch:         ac.AllowPrivateFetch,
 		ClientCertificateAuthorities: func() []*x509.Certificate {

@@ -133,6 +133,10 @@ type KV interface {
 	// fewer than limit records means the listing is complete. An empty
 	// namespace lists as no records, not ErrNotFound.
 	List(ctx context.Context, namespace, prefix, after string, limit int) ([]Record, error)
+	// Count returns how many live records of namespace have a key that
+	// starts with prefix ("" = every key). Expired records are not
+	// counted; an empty namespace counts 0, not ErrNotFound.
+	Count(ctx context.Context, namespace, prefix string) (int, error)
 	// Purge deletes expired records and returns how many it deleted.
 	// Expired records are already invisible to reads; Purge reclaims their
 	// space and is meant to be run periodically.
@@ -270,6 +274,14 @@ func ValidateList(namespace, prefix, after string, limit int) error {
 		return err
 	}
 	return ValidateLimit(limit)
+}
+
+// ValidateCount checks the arguments of [KV.Count].
+func ValidateCount(namespace, prefix string) error {
+	if err := ValidateName("namespace", namespace); err != nil {
+		return err
+	}
+	return ValidatePrefix("prefix", prefix)
 }
 
 // ValidateRead checks the arguments of [Log.Read].

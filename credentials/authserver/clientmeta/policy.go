@@ -3,6 +3,7 @@ package clientmeta
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -12,11 +13,12 @@ import (
 
 // Limits on member values.
 const (
-	DefaultMaxRedirectURIs = 10
-	maxURILength           = 2048
-	maxTextLength          = 256
-	maxContacts            = 10
-	maxJWKSSize            = 16 << 10
+	DefaultMaxRedirectURIs      = 10
+	DefaultMaxRedirectURILength = maxURILength
+	maxURILength                = 2048
+	maxTextLength               = 256
+	maxContacts                 = 10
+	maxJWKSSize                 = 16 << 10
 )
 
 // Response types (RFC 6749 §3.1.1). Only code is supported: response types
@@ -55,6 +57,10 @@ type Policy struct {
 	// MaxRedirectURIs caps redirect_uris. Zero means
 	// DefaultMaxRedirectURIs.
 	MaxRedirectURIs int
+
+	// MaxRedirectURILength caps the length of each redirect URI, in bytes.
+	// Zero means DefaultMaxRedirectURILength.
+	MaxRedirectURILength int
 }
 
 func (p Policy) authMethods() []string {
@@ -76,6 +82,13 @@ func (p Policy) maxRedirectURIs() int {
 		return DefaultMaxRedirectURIs
 	}
 	return p.MaxRedirectURIs
+}
+
+func (p Policy) maxRedirectURILength() int {
+	if p.MaxRedirectURILength <= 0 {
+		return DefaultMaxRedirectURILength
+	}
+	return p.MaxRedirectURILength
 }
 
 // ValidateRegistration checks a dynamic client registration request
@@ -280,14 +293,15 @@ func (p Policy) checkRedirectURIs(m *Metadata) error {
 // CheckRedirectURI checks one redirect URI against p: an absolute URI
 // without fragment, userinfo or wildcard, in ASCII without whitespace, that
 // is https with a host, loopback http (RFC 8252 §7.3) or a private-use
-// scheme containing a dot (RFC 8252 §7.1). It returns an [*Error] with code
-// invalid_redirect_uri.
+// scheme containing a dot (RFC 8252 §7.1). An https or http URI's port, if
+// it has one, is a port number from 1 to 65535 without leading zeros. It
+// returns an [*Error] with code invalid_redirect_uri.
 func (p Policy) CheckRedirectURI(s string) error {
 	if s == "" {
 		return redirectError("a redirect URI is empty")
 	}
-	if len(s) > maxURILength {
-		return redirectError("a redirect URI is longer than %d bytes", maxURILength)
+	if n := p.maxRedirectURILength(); len(s) > n {
+		return redirectError("a redirect URI is longer than %d bytes", n)
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= 0x20 || c >= 0x7f || c == '\\' {
@@ -326,7 +340,26 @@ func (p Policy) CheckRedirectURI(s string) error {
 	default:
 		return redirectError("redirect URI %s uses scheme %s, which is not allowed", show(s), show(u.Scheme))
 	}
+	if (u.Scheme == "https" || u.Scheme == "http") && !ValidPort(u) {
+		return redirectError("redirect URI %s has a port that is not a number from 1 to 65535", show(s))
+	}
 	return nil
+}
+
+// ValidPort reports whether u's authority has no port, or a port that is
+// a number from 1 to 65535 written without leading zeros. A colon with no
+// port after it is not valid. The loopback redirect URIs of native apps
+// may use any port at request time (RFC 8252 §7.3), but it must be a port.
+func ValidPort(u *url.URL) bool {
+	if !strings.HasSuffix(u.Host, ":") && u.Port() == "" {
+		return true
+	}
+	port := u.Port()
+	if port == "" || len(port) > 5 || port[0] == '0' {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // loopbackHost reports whether host names the loopback interface the way

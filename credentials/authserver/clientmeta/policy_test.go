@@ -58,6 +58,8 @@ func TestValidateRegistration(t *testing.T) {
 		{name: "minimal https", edit: func(*Metadata) {}},
 		{name: "loopback IPv4 with port", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://127.0.0.1:51234/cb"} }},
 		{name: "loopback IPv4 without port", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://127.0.0.1/cb"} }},
+		{name: "loopback highest port", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://127.0.0.1:65535/cb"} }},
+		{name: "loopback port 1", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://[::1]:1/cb"} }},
 		{name: "loopback IPv6", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://[::1]:8080/callback"} }},
 		{name: "localhost", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://localhost:3000/oauth/callback"} }},
 		{name: "private-use scheme", edit: func(m *Metadata) { m.RedirectURIs = []string{"com.example.app:/oauth2redirect"} }},
@@ -118,6 +120,12 @@ func TestValidateRegistration(t *testing.T) {
 		{name: "overlong redirect URI", edit: func(m *Metadata) {
 			m.RedirectURIs = []string{"https://app.example/" + strings.Repeat("a", maxURILength)}
 		}, want: codeRedirect},
+		{name: "loopback port out of range", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://127.0.0.1:99999/cb"} }, want: codeRedirect},
+		{name: "loopback port 65536", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://[::1]:65536/cb"} }, want: codeRedirect},
+		{name: "loopback port 0", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://localhost:0/cb"} }, want: codeRedirect},
+		{name: "loopback port with a leading zero", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://127.0.0.1:08080/cb"} }, want: codeRedirect},
+		{name: "loopback empty port", edit: func(m *Metadata) { m.RedirectURIs = []string{"http://127.0.0.1:/cb"} }, want: codeRedirect},
+		{name: "https port out of range", edit: func(m *Metadata) { m.RedirectURIs = []string{"https://app.example:99999/cb"} }, want: codeRedirect},
 		{name: "loopback denied by policy", policy: Policy{DenyLoopbackHTTP: true},
 			edit: func(m *Metadata) { m.RedirectURIs = []string{"http://127.0.0.1/cb"} }, want: codeRedirect},
 		{name: "custom scheme denied by policy", policy: Policy{DenyCustomSchemes: true},

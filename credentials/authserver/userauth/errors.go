@@ -17,6 +17,10 @@ var (
 	ErrNoSession = errors.New("userauth: no session")
 
 	// ErrCSRF reports a form whose CSRF token is missing or does not match
-	// the browser's CSRF cookie.
+	// the browser's CSRF cookie or sign-in session.
 	ErrCSRF = errors.New("userauth: CSRF token mismatch")
+
+	// ErrBusy reports a password check that found no free slot of its
+	// [Limiter] in time; the password was not checked.
+	ErrBusy = errors.New("userauth: too many password checks at once")
 )

@@ -53,7 +53,8 @@ type LoginPage struct {
 type ConsentPage struct {
 	// Action is the URL the form posts to.
 	Action string
-	// CSRF is the token from [Sessions.CSRFToken], posted as "csrf".
+	// CSRF is the token from [Sessions.SessionCSRFToken] for the session
+	// the page is shown in, posted as "csrf".
 	CSRF string
 	// User is the name of the signed-in user.
 	User string

@@ -130,8 +130,16 @@ type parsedHash struct {
 	encoded string
 }
 
+// rejectsUnhashed reports whether password is wrong for h without any
+// hashing: it is empty, longer than any accepted password, or longer than
+// bcrypt reads.
+func (h parsedHash) rejectsUnhashed(password string) bool {
+	return password == "" || len(password) > maxPasswordLen ||
+		h.kind == kindBcrypt && len(password) > bcryptMaxPassword
+}
+
 func (h parsedHash) verify(password string) (bool, error) {
-	if password == "" || len(password) > maxPasswordLen {
+	if h.rejectsUnhashed(password) {
 		return false, nil
 	}
 	switch h.kind {
@@ -139,9 +147,6 @@ func (h parsedHash) verify(password string) (bool, error) {
 		got := argon2.IDKey([]byte(password), h.salt, h.time, h.memory, h.threads, uint32(len(h.key)))
 		return subtle.ConstantTimeCompare(got, h.key) == 1, nil
 	case kindBcrypt:
-		if len(password) > bcryptMaxPassword {
-			return false, nil
-		}
 		err := bcrypt.CompareHashAndPassword([]byte(h.encoded), []byte(password))
 		switch {
 		case err == nil:

@@ -40,8 +40,9 @@ const (
 
 // Labels for deriving the sealing and CSRF keys from SessionConfig.Key.
 const (
-	labelSeal = "agenthost userauth session seal v1"
-	labelCSRF = "agenthost userauth csrf v1"
+	labelSeal        = "agenthost userauth session seal v1"
+	labelCSRF        = "agenthost userauth csrf v1"
+	labelSessionCSRF = "agenthost userauth session csrf v1"
 )
 
 // SessionConfig configures [NewSessions].
@@ -86,14 +87,15 @@ type sealedSession struct {
 // Sessions issues and reads session and CSRF cookies. It is safe for
 // concurrent use.
 type Sessions struct {
-	aead       cipher.AEAD
-	csrfKey    []byte
-	name       string
-	csrfName   string
-	secure     bool
-	ttl        time.Duration
-	now        func() time.Time
-	additional []byte
+	aead        cipher.AEAD
+	csrfKey     []byte
+	sessCSRFKey []byte
+	name        string
+	csrfName    string
+	secure      bool
+	ttl         time.Duration
+	now         func() time.Time
+	additional  []byte
 }
 
 // NewSessions checks cfg and returns a Sessions.
@@ -127,6 +129,10 @@ func NewSessions(cfg SessionConfig) (*Sessions, error) {
 	if err != nil {
 		return nil, fmt.Errorf("userauth: derive CSRF key: %w", err)
 	}
+	sessCSRFKey, err := hkdf.Key(sha256.New, cfg.Key, nil, labelSessionCSRF, 32)
+	if err != nil {
+		return nil, fmt.Errorf("userauth: derive CSRF key: %w", err)
+	}
 	block, err := aes.NewCipher(sealKey)
 	if err != nil {
 		return nil, fmt.Errorf("userauth: session cipher: %w", err)
@@ -139,14 +145,15 @@ func NewSessions(cfg SessionConfig) (*Sessions, error) {
 		name = hostPrefix + name
 	}
 	return &Sessions{
-		aead:       aead,
-		csrfKey:    csrfKey,
-		name:       name,
-		csrfName:   name + "_csrf",
-		secure:     cfg.Secure,
-		ttl:        ttl,
-		now:        now,
-		additional: []byte(name),
+		aead:        aead,
+		csrfKey:     csrfKey,
+		sessCSRFKey: sessCSRFKey,
+		name:        name,
+		csrfName:    name + "_csrf",
+		secure:      cfg.Secure,
+		ttl:         ttl,
+		now:         now,
+		additional:  []byte(name),
 	}, nil
 }
 
@@ -257,10 +264,11 @@ func (s *Sessions) End(w http.ResponseWriter) {
 	http.SetCookie(w, s.cookie(s.name, "", -1))
 }
 
-// CSRFToken returns the CSRF token to put in a form shown to the browser
-// that sent r. The token is the base64url HMAC-SHA256 of the browser's
-// CSRF cookie, a random value set on w here if r has none (a cookie that
-// lasts until the browser closes).
+// CSRFToken returns the CSRF token to put in a form shown to a browser
+// that has no session yet (the login form), for the browser that sent r.
+// The token is the base64url HMAC-SHA256 of the browser's CSRF cookie, a
+// random value set on w here if r has none (a cookie that lasts until the
+// browser closes). Forms shown in a session use [Sessions.SessionCSRFToken].
 func (s *Sessions) CSRFToken(w http.ResponseWriter, r *http.Request) string {
 	for _, c := range r.CookiesNamed(s.csrfName) {
 		if raw, ok := decodeCSRFCookie(c.Value); ok {
@@ -299,6 +307,45 @@ func (s *Sessions) CheckCSRF(r *http.Request, token string) error {
 		}
 	}
 	return fmt.Errorf("%w: token does not match the cookie", ErrCSRF)
+}
+
+// SessionCSRFToken returns the CSRF token to put in a form shown in sess
+// (the consent form): the base64url HMAC-SHA256 of the session's ID,
+// under a key of its own derived from [SessionConfig.Key]. The session ID
+// never leaves the sealed cookie, so only this server can make the token,
+// and only for that session. It returns "" for a session without an ID.
+func (s *Sessions) SessionCSRFToken(sess Session) string {
+	if sess.ID == "" {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(s.sessionMAC(sess.ID))
+}
+
+// CheckSessionCSRF checks token, from a form posted in sess (as [Sessions.Get]
+// returned it for the request), against that session, in constant time. A
+// token of another session, one from [Sessions.CSRFToken] and any token
+// with a session without an ID are refused; the error wraps [ErrCSRF].
+func (s *Sessions) CheckSessionCSRF(sess Session, token string) error {
+	if sess.ID == "" {
+		return fmt.Errorf("%w: no session", ErrCSRF)
+	}
+	if token == "" {
+		return fmt.Errorf("%w: no token", ErrCSRF)
+	}
+	got, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	if err != nil || len(got) != sha256.Size {
+		return fmt.Errorf("%w: malformed token", ErrCSRF)
+	}
+	if !hmac.Equal(s.sessionMAC(sess.ID), got) {
+		return fmt.Errorf("%w: token is not this session's", ErrCSRF)
+	}
+	return nil
+}
+
+func (s *Sessions) sessionMAC(id string) []byte {
+	m := hmac.New(sha256.New, s.sessCSRFKey)
+	m.Write([]byte(id))
+	return m.Sum(nil)
 }
 
 func (s *Sessions) csrfMAC(raw []byte) string {

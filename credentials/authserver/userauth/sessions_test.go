@@ -375,3 +375,73 @@ func FuzzSessionsGet(f *testing.F) {
 		}
 	})
 }
+
+// TestSessionCSRF: the token of a form shown in a session is good only
+// with that session; a token of another session, of the same user
+// signing in again, of the cookie-bound login form, or made under another
+// key is refused, and so is any token without a session.
+func TestSessionCSRF(t *testing.T) {
+	s := newTestSessions(t, SessionConfig{Secure: true})
+	start := func() Session {
+		sess, err := s.Start(httptest.NewRecorder(), "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sess
+	}
+	mine, again := start(), start()
+	token := s.SessionCSRFToken(mine)
+	if b, err := base64.RawURLEncoding.Strict().DecodeString(token); err != nil || len(b) != 32 {
+		t.Fatalf("token %q is not 32 bytes of base64url", token)
+	}
+	if s.SessionCSRFToken(mine) != token {
+		t.Error("the token changed within the session")
+	}
+	if s.SessionCSRFToken(Session{User: "alice"}) != "" {
+		t.Error("a session without an ID got a token")
+	}
+	rec := httptest.NewRecorder()
+	cookieToken := s.CSRFToken(rec, request())
+	cookie := onlyCookie(t, rec)
+	otherKey := newTestSessions(t, SessionConfig{Key: bytes.Repeat([]byte{9}, 32), Secure: true})
+	flipped := []byte(token)
+	flipped[0] ^= 1
+	tests := []struct {
+		name  string
+		s     *Sessions
+		sess  Session
+		token string
+		ok    bool
+	}{
+		{name: "ok", s: s, sess: mine, token: token, ok: true},
+		{name: "another session of the same user", s: s, sess: again, token: token},
+		{name: "this session, another session's token", s: s, sess: mine, token: s.SessionCSRFToken(again)},
+		{name: "login form's token", s: s, sess: mine, token: cookieToken},
+		{name: "CSRF cookie as token", s: s, sess: mine, token: cookie.Value},
+		{name: "no session", s: s, sess: Session{}, token: token},
+		{name: "session ID as token", s: s, sess: mine, token: mine.ID},
+		{name: "missing token", s: s, sess: mine, token: ""},
+		{name: "token flipped", s: s, sess: mine, token: string(flipped)},
+		{name: "token truncated", s: s, sess: mine, token: token[:len(token)-1]},
+		{name: "token zero", s: s, sess: mine, token: base64.RawURLEncoding.EncodeToString(make([]byte, 32))},
+		{name: "other key", s: otherKey, sess: mine, token: token},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.s.CheckSessionCSRF(tt.sess, tt.token)
+			if tt.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrCSRF) {
+				t.Errorf("CheckSessionCSRF = %v, want ErrCSRF", err)
+			}
+		})
+	}
+	// The login form's check does not take a session's token either.
+	if err := s.CheckCSRF(request(cookie), token); !errors.Is(err, ErrCSRF) {
+		t.Errorf("CheckCSRF took a session token: %v", err)
+	}
+}

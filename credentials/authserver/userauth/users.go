@@ -31,14 +31,27 @@ type User struct {
 // Directory is the immutable set of configured users. Its methods are safe
 // for concurrent use; a nil *Directory has no users.
 type Directory struct {
-	users map[string]User
+	users   map[string]User
+	limiter *Limiter
+}
+
+// DirectoryOption configures [NewDirectory].
+type DirectoryOption func(*Directory)
+
+// WithLimiter makes [Directory.Authenticate] hash passwords under l
+// instead of the process's [DefaultLimiter].
+func WithLimiter(l *Limiter) DirectoryOption {
+	return func(d *Directory) { d.limiter = l }
 }
 
 // NewDirectory checks users and returns a Directory of them. Names must be
 // unique, 1 to 128 bytes of UTF-8 without spaces or control characters,
 // and every PasswordHash must pass [CheckHash].
-func NewDirectory(users []User) (*Directory, error) {
+func NewDirectory(users []User, opts ...DirectoryOption) (*Directory, error) {
 	d := &Directory{users: make(map[string]User, len(users))}
+	for _, o := range opts {
+		o(d)
+	}
 	for i, u := range users {
 		if err := checkName(u.Name); err != nil {
 			return nil, fmt.Errorf("userauth: user %d: %w", i, err)
@@ -71,6 +84,15 @@ func checkName(name string) error {
 	return nil
 }
 
+// Limiter returns the [Limiter] that [Directory.Authenticate] hashes
+// passwords under.
+func (d *Directory) Limiter() *Limiter {
+	if d == nil || d.limiter == nil {
+		return DefaultLimiter()
+	}
+	return d.limiter
+}
+
 // Lookup returns the user called name.
 func (d *Directory) Lookup(name string) (User, bool) {
 	if d == nil {
@@ -83,7 +105,9 @@ func (d *Directory) Lookup(name string) (User, bool) {
 // Authenticate returns the user called name if password is theirs. An
 // unknown name and a wrong password both return [ErrBadCredentials], and
 // an unknown name still costs one argon2id verification, so neither the
-// answer nor its timing reveals which names exist. Other errors (a
+// answer nor its timing reveals which names exist. The verification runs
+// under the directory's [Limiter]: when no slot frees in time the error
+// wraps [ErrBusy] and the password was not checked. Other errors (a
 // cancelled ctx, a hash VerifyPassword refuses) are returned wrapped.
 func (d *Directory) Authenticate(ctx context.Context, name, password string) (User, error) {
 	if err := ctx.Err(); err != nil {
@@ -94,7 +118,7 @@ func (d *Directory) Authenticate(ctx context.Context, name, password string) (Us
 	if known {
 		hash = u.PasswordHash
 	}
-	ok, err := VerifyPassword(hash, password)
+	ok, err := d.Limiter().Verify(ctx, hash, password)
 	if err != nil {
 		return User{}, fmt.Errorf("userauth: authenticate: %w", err)
 	}

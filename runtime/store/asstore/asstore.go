@@ -14,7 +14,10 @@ type Store struct {
 	kv store.KV
 }
 
-var _ authserver.Store = (*Store)(nil)
+var (
+	_ authserver.Store   = (*Store)(nil)
+	_ authserver.Counter = (*Store)(nil)
+)
 
 // New returns the adapter.
 func New(kv store.KV) *Store { return &Store{kv: kv} }
@@ -53,6 +56,15 @@ func (s *Store) Delete(ctx context.Context, namespace, key string, version int64
 		cond = store.IfVersion(version)
 	}
 	return mapErr(s.kv.Delete(ctx, namespace, key, cond))
+}
+
+// Count implements authserver.Counter.
+func (s *Store) Count(ctx context.Context, namespace string) (int, error) {
+	n, err := s.kv.Count(ctx, namespace, "")
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return n, nil
 }
 
 // mapErr keeps the backend's message and adds the authserver sentinel.

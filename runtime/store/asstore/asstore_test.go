@@ -3,13 +3,17 @@ package asstore_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/agenthost/agenthost/credentials/authserver"
+	"github.com/agenthost/agenthost/runtime/store"
 	"github.com/agenthost/agenthost/runtime/store/asstore"
 	"github.com/agenthost/agenthost/runtime/store/memstore"
 	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
@@ -123,5 +127,94 @@ func conformance(t *testing.T, s authserver.Store, c *clock) {
 	wg.Wait()
 	if wins.Load() != 1 {
 		t.Fatalf("%d IfAbsent writers won", wins.Load())
+	}
+	// Count sees the live keys of one namespace only: not expired ones, not
+	// those of a namespace whose name starts the same.
+	counter, ok := s.(authserver.Counter)
+	if !ok {
+		t.Fatalf("%T does not implement authserver.Counter", s)
+	}
+	if _, err := s.Put(ctx, "ns", "short", []byte("x"), authserver.Write{TTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "ns2", "other", []byte("x"), authserver.Write{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ns      string
+		advance time.Duration
+		want    int
+	}{
+		{"ns", 0, 3}, // t, race, short
+		{"ns", time.Second, 2},
+		{"ns2", 0, 1},
+		{"empty", 0, 0},
+	} {
+		c.advance(tc.advance)
+		if n, err := counter.Count(ctx, tc.ns); err != nil || n != tc.want {
+			t.Errorf("Count(%q) = %d, %v; want %d", tc.ns, n, err, tc.want)
+		}
+	}
+}
+
+// TestUnusedClientsArePurged: a dynamically registered client that never
+// obtains a token expires after UnusedClientTTL; the expired record is
+// invisible at once (it no longer counts against MaxDynamicClients) and
+// the store's Purge, which the host runs periodically, deletes it.
+func TestUnusedClientsArePurged(t *testing.T) {
+	backends := map[string]func(t *testing.T, now func() time.Time) store.Store{
+		"memstore": func(t *testing.T, now func() time.Time) store.Store { return memstore.New(now) },
+		"sqlitestore": func(t *testing.T, now func() time.Time) store.Store {
+			st, err := sqlitestore.Open(context.Background(), sqlitestore.Config{Path: filepath.Join(t.TempDir(), "as.db"), Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		},
+	}
+	for name, open := range backends {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			kv := open(t, c.Now)
+			t.Cleanup(func() { kv.Close() })
+			as, err := authserver.New(ctx, authserver.Config{
+				Issuer: "https://as.example", Store: asstore.New(kv), AllowDynamicRegistration: true,
+				UnusedClientTTL: time.Hour, Now: c.Now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				r := httptest.NewRequest(http.MethodPost, "https://as.example"+authserver.PathRegister,
+					strings.NewReader(`{"redirect_uris":["http://127.0.0.1/cb"]}`))
+				r.Header.Set("Content-Type", "application/json")
+				w := httptest.NewRecorder()
+				as.Handler().ServeHTTP(w, r)
+				if w.Code != http.StatusCreated {
+					t.Fatalf("register: %d %s", w.Code, w.Body)
+				}
+			}
+			count := func() int {
+				n, err := kv.Count(ctx, "as.clients", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			if n := count(); n != 3 {
+				t.Fatalf("%d clients stored, want 3", n)
+			}
+			if n, err := kv.Purge(ctx); err != nil || n != 0 {
+				t.Fatalf("Purge before expiry = %d, %v", n, err)
+			}
+			c.advance(time.Hour)
+			if n := count(); n != 0 {
+				t.Fatalf("%d clients counted after expiry, want 0", n)
+			}
+			if n, err := kv.Purge(ctx); err != nil || n < 3 {
+				t.Fatalf("Purge after expiry = %d, %v; want the 3 clients deleted", n, err)
+			}
+		})
 	}
 }

@@ -166,6 +166,21 @@ func (s *Store) List(ctx context.Context, ns, prefix, after string, limit int) (
 	return out, nil
 }
 
+// Count implements [store.KV].
+func (s *Store) Count(ctx context.Context, ns, prefix string) (int, error) {
+	if err := s.lock(ctx, "count", store.ValidateCount(ns, prefix)); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	now, n := s.now(), 0
+	for k, r := range s.kv[ns] {
+		if strings.HasPrefix(k, prefix) && !expired(r.ExpiresAt, now) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Purge implements [store.KV].
 func (s *Store) Purge(ctx context.Context) (int, error) {
 	if err := s.lock(ctx, "purge", nil); err != nil {

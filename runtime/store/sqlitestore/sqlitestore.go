@@ -515,6 +515,26 @@ func (s *Store) List(ctx context.Context, ns, prefix, after string, limit int) (
 	return out, nil
 }
 
+// Count implements [store.KV]. Like List, the prefix is a range of the
+// primary key index, so counting reads only the matching keys.
+func (s *Store) Count(ctx context.Context, ns, prefix string) (int, error) {
+	if err := s.enter(ctx, "count", store.ValidateCount(ns, prefix)); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	q := `SELECT count(*) FROM kv WHERE ns = ? AND key >= ? AND (expires_at = 0 OR expires_at > ?)`
+	args := []any{ns, prefix, s.now().UnixNano()}
+	if prefix != "" {
+		q += ` AND key < ?`
+		args = append(args, prefixEnd(prefix))
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, wrap("count", err)
+	}
+	return n, nil
+}
+
 // Purge implements [store.KV].
 func (s *Store) Purge(ctx context.Context) (int, error) {
 	if err := s.enter(ctx, "purge", nil); err != nil {

@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("TTL", func(t *testing.T) { testTTL(t, open) })
 	t.Run("List", func(t *testing.T) { testList(t, open) })
 	t.Run("ListPaging", func(t *testing.T) { testListPaging(t, open) })
+	t.Run("Count", func(t *testing.T) { testCount(t, open) })
 	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open) })
 	t.Run("ConcurrentPutIfAbsent", func(t *testing.T) { testConcurrentPutIfAbsent(t, open) })
 	t.Run("Log", func(t *testing.T) { testLog(t, open) })
@@ -268,6 +269,54 @@ func testList(t *testing.T, open opener) {
 	}
 }
 
+func testCount(t *testing.T, open opener) {
+	s, c := open(t)
+	if n := must(s.Count(ctx, "ns", ""))(t); n != 0 {
+		t.Fatalf("Count of an empty namespace = %d", n)
+	}
+	for _, k := range []string{"b/2", "a/1", "b/1", "b/10", "c", "b/", "B/1", "p%x", "p_x", "pax"} {
+		must(s.Put(ctx, "ns", k, nil, store.PutOptions{}))(t)
+	}
+	must(s.Put(ctx, "ns", "b/later", nil, store.PutOptions{TTL: time.Minute}))(t)
+	must(s.Put(ctx, "ns", "b/gone", nil, store.PutOptions{TTL: time.Second}))(t)
+	must(s.Put(ctx, "other", "b/3", nil, store.PutOptions{}))(t)
+	// Overwriting a key does not count it twice.
+	must(s.Put(ctx, "ns", "c", []byte("again"), store.PutOptions{}))(t)
+	c.Advance(time.Second)
+	tests := []struct {
+		ns, prefix string
+		want       int
+	}{
+		{"ns", "", 11},
+		{"ns", "b/", 5},
+		{"ns", "b/1", 2},
+		{"ns", "B", 1},
+		{"ns", "p%", 1},
+		{"ns", "p_", 1},
+		{"ns", "zzz", 0},
+		{"other", "", 1},
+		{"none", "", 0},
+	}
+	for _, tt := range tests {
+		if got := must(s.Count(ctx, tt.ns, tt.prefix))(t); got != tt.want {
+			t.Errorf("Count(%q, prefix %q) = %d, want %d", tt.ns, tt.prefix, got, tt.want)
+		}
+	}
+	// Expired records stop counting at once, before any Purge; deleted
+	// ones too.
+	c.Advance(time.Minute)
+	if err := s.Delete(ctx, "ns", "b/", store.Always); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.Count(ctx, "ns", "b/"))(t); got != 3 {
+		t.Fatalf("Count after expiry and delete = %d, want 3", got)
+	}
+	// Count agrees with a full listing.
+	if got, recs := must(s.Count(ctx, "ns", ""))(t), must(s.List(ctx, "ns", "", "", store.MaxLimit))(t); got != len(recs) {
+		t.Fatalf("Count = %d, List has %d records", got, len(recs))
+	}
+}
+
 func testConcurrentPutIfAbsent(t *testing.T, open opener) {
 	s, _ := open(t)
 	const n = 16
@@ -455,6 +504,9 @@ func testBadInput(t *testing.T, open opener) {
 		}},
 		{"Read huge limit", func() error { _, err := s.Read(ctx, "log", 0, store.MaxLimit+1); return err }},
 		{"Len empty log name", func() error { _, err := s.Len(ctx, ""); return err }},
+		{"Count empty namespace", func() error { _, err := s.Count(ctx, "", ""); return err }},
+		{"Count prefix not UTF-8", func() error { _, err := s.Count(ctx, "ns", "\xc3"); return err }},
+		{"Count prefix too long", func() error { _, err := s.Count(ctx, "ns", long); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -486,6 +538,8 @@ func testClosed(t *testing.T, open opener) {
 	wantErr(t, err, store.ErrClosed, "Get after Close")
 	_, err = s.Put(ctx, "ns", "k", nil, store.PutOptions{})
 	wantErr(t, err, store.ErrClosed, "Put after Close")
+	_, err = s.Count(ctx, "ns", "")
+	wantErr(t, err, store.ErrClosed, "Count after Close")
 	_, err = s.Append(ctx, "log", []byte("x"))
 	wantErr(t, err, store.ErrClosed, "Append after Close")
 	_, err = s.AcquireLease(ctx, "l", "h", time.Second)
@@ -646,6 +700,8 @@ func testCanceled(t *testing.T, open opener) {
 	wantErr(t, err, context.Canceled, "Put with a canceled context")
 	_, err = s.Append(cctx, "log", []byte("x"))
 	wantErr(t, err, context.Canceled, "Append with a canceled context")
+	_, err = s.Count(cctx, "ns", "")
+	wantErr(t, err, context.Canceled, "Count with a canceled context")
 	_, err = s.Get(ctx, "ns", "k")
 	wantErr(t, err, store.ErrNotFound, "Get after a canceled Put")
 	if n := must(s.Len(ctx, "log"))(t); n != 0 {
