@@ -14,7 +14,8 @@ import (
 
 // Paths served on the host's HTTP listener.
 const (
-	// PathHealth answers 200 with {"status":"ok"} while the host serves.
+	// PathHealth answers 200 with {"status":"ok"} while the host serves,
+	// from before its agents run; PathReady says when they do.
 	PathHealth = "/healthz"
 	// PathSPIFFEBundle serves the trust domain's bundle in the SPIFFE
 	// federation format (SPIFFE Trust Domain and Bundle §4), so that another

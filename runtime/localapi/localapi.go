@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,11 +21,34 @@ import (
 // SocketName is the admin socket's file name inside the data directory.
 const SocketName = "admin.sock"
 
+// Agent states, as [AgentInfo] reports them.
+const (
+	StateStarting    = "starting"
+	StateRunning     = "running"
+	StateBackoff     = "backoff"
+	StateQuarantined = "quarantined"
+	StateFailed      = "failed"
+	StateStopped     = "stopped"
+)
+
+// AgentSettled reports whether an agent in state is done starting: it is
+// running, or it failed to start for good, or it is quarantined. An agent
+// in any other state (starting, backoff between restarts, or stopped
+// before its first start or while the host stops) is one the host may
+// still bring up.
+func AgentSettled(state string) bool {
+	switch state {
+	case StateRunning, StateFailed, StateQuarantined:
+		return true
+	}
+	return false
+}
+
 // AgentInfo describes one agent, as GET /v1/agents returns it.
 type AgentInfo struct {
 	Name          string     `json:"name"`
 	Identity      string     `json:"identity"`
-	State         string     `json:"state"`
+	State         string     `json:"state"` // one of the State constants
 	PID           int        `json:"pid,omitempty"`
 	Restarts      int        `json:"restarts"`
 	LastError     string     `json:"last_error,omitempty"`
@@ -71,14 +95,101 @@ type Backend interface {
 	// Quarantine stops an agent, refuses its restart and tasks, and stops
 	// serving its credentials. ErrUnknownAgent-wrapping errors mean 404.
 	Quarantine(ctx context.Context, agent, reason string) error
+	// Release lifts an agent's quarantine and starts it again. An agent
+	// that is not quarantined is an error wrapping ErrNotQuarantined (409).
+	Release(ctx context.Context, agent, reason string) error
 }
 
 // ErrUnknownAgent is returned (wrapped) by a Backend for an agent it does
 // not have.
 var ErrUnknownAgent = errors.New("unknown agent")
 
-// maxTaskBody caps the size of a task request.
-const maxTaskBody = 1 << 20
+// ErrNotQuarantined is returned (wrapped) by a Backend asked to release an
+// agent that is not quarantined.
+var ErrNotQuarantined = errors.New("agent is not quarantined")
+
+// Errors a [Client] returns (wrapped) when the host refuses a task.
+var (
+	// ErrAgentStarting: the task's agent is not running yet, and the host
+	// is still starting it (503); the same task may be sent again.
+	ErrAgentStarting = errors.New("localapi: agent is starting")
+	// ErrAgentUnavailable: the task's agent failed to start for good or is
+	// quarantined (409); it runs no task.
+	ErrAgentUnavailable = errors.New("localapi: agent is unavailable")
+	// ErrTaskTooLarge: the task is larger than the host accepts (413).
+	ErrTaskTooLarge = errors.New("localapi: task too large")
+)
+
+// MaxTaskInput caps a task's input, in bytes. The input travels to the
+// agent's plugin, and back in the plugin's model calls, as gRPC messages of
+// at most 4 MiB, so it stays well below that.
+const MaxTaskInput = 1 << 20
+
+// maxTaskBody caps the body of a task request: an input of MaxTaskInput
+// bytes fits even when JSON escapes every byte (six bytes for one), with
+// room for the other fields.
+const maxTaskBody = 6*MaxTaskInput + 64<<10
+
+// AgentStateError is the answer to a task refused because of its agent's
+// state, and the error a [Client] returns for it: 503 (wrapping
+// [ErrAgentStarting]) while the host is still starting the agent, 409
+// (wrapping [ErrAgentUnavailable]) when the agent failed for good or is
+// quarantined.
+type AgentStateError struct {
+	// Message says what is wrong, for people.
+	Message string `json:"error"`
+	Agent   string `json:"agent"`
+	// State is the agent's state (one of the State constants).
+	State string `json:"state"`
+	// LastError is why the agent last stopped or failed to start.
+	LastError string `json:"last_error,omitempty"`
+}
+
+func (e *AgentStateError) Error() string { return e.Message }
+
+// Unwrap returns ErrAgentUnavailable for an agent that is done starting,
+// and ErrAgentStarting for one the host is still starting.
+func (e *AgentStateError) Unwrap() error {
+	if AgentSettled(e.State) {
+		return ErrAgentUnavailable
+	}
+	return ErrAgentStarting
+}
+
+// agentStateError describes why agent a cannot take a task now.
+func agentStateError(a AgentInfo) *AgentStateError {
+	e := &AgentStateError{Agent: a.Name, State: a.State, LastError: a.LastError}
+	why := ""
+	if a.LastError != "" {
+		why = ": " + a.LastError
+	}
+	switch a.State {
+	case StateStarting:
+		e.Message = fmt.Sprintf("agent %s is starting", a.Name)
+	case StateBackoff:
+		e.Message = fmt.Sprintf("agent %s is restarting%s", a.Name, why)
+	case StateStopped:
+		e.Message = fmt.Sprintf("agent %s is not started (the host is starting or stopping)", a.Name)
+	case StateFailed:
+		e.Message = fmt.Sprintf("agent %s failed to start and will not be restarted%s", a.Name, why)
+	case StateQuarantined:
+		e.Message = fmt.Sprintf("agent %s is quarantined", a.Name)
+		if reason := strings.TrimPrefix(a.LastError, "quarantined: "); reason != "" {
+			e.Message += ": " + reason
+		}
+	default:
+		e.Message = fmt.Sprintf("agent %s is %s%s", a.Name, a.State, why)
+	}
+	return e
+}
+
+// status is the HTTP status that answers e.
+func (e *AgentStateError) status() int {
+	if AgentSettled(e.State) {
+		return http.StatusConflict
+	}
+	return http.StatusServiceUnavailable
+}
 
 // Config configures [ListenConfig].
 type Config struct {
@@ -159,26 +270,33 @@ func ListenConfig(cfg Config) (*Server, error) {
 		writeJSON(w, http.StatusOK, b.Agents(r.Context()))
 	})
 	mux.HandleFunc("POST /v1/tasks", func(w http.ResponseWriter, r *http.Request) { runTask(w, r, b) })
-	mux.HandleFunc("POST /v1/agents/{name}/quarantine", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Reason string `json:"reason"`
-		}
-		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || strings.TrimSpace(req.Reason) == "" {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "a JSON body with a non-empty reason is required"})
-			return
-		}
-		if err := b.Quarantine(r.Context(), r.PathValue("name"), req.Reason); err != nil {
-			code := http.StatusInternalServerError
-			if errors.Is(err, ErrUnknownAgent) {
-				code = http.StatusNotFound
+	remedy := func(done string, apply func(ctx context.Context, agent, reason string) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			var req struct {
+				Reason string `json:"reason"`
 			}
-			writeJSON(w, code, map[string]string{"error": err.Error()})
-			return
+			dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil || strings.TrimSpace(req.Reason) == "" {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "a JSON body with a non-empty reason is required"})
+				return
+			}
+			if err := apply(r.Context(), r.PathValue("name"), req.Reason); err != nil {
+				code := http.StatusInternalServerError
+				switch {
+				case errors.Is(err, ErrUnknownAgent):
+					code = http.StatusNotFound
+				case errors.Is(err, ErrNotQuarantined):
+					code = http.StatusConflict
+				}
+				writeJSON(w, code, map[string]string{"error": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]string{"status": done})
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "quarantined"})
-	})
+	}
+	mux.HandleFunc("POST /v1/agents/{name}/quarantine", remedy("quarantined", b.Quarantine))
+	mux.HandleFunc("POST /v1/agents/{name}/release", remedy("released", b.Release))
 	registerAudit(mux, b)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such admin endpoint: " + r.Method + " " + r.URL.Path})
@@ -194,16 +312,39 @@ func ListenConfig(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// runTask serves POST /v1/tasks. A task whose agent is not running yet is
+// refused with 503 and the agent's state, before anything of the task
+// starts, so that the client may send it again; one whose agent failed or
+// is quarantined gets 409 and the state.
 func runTask(w http.ResponseWriter, r *http.Request, b Backend) {
+	if r.ContentLength > maxTaskBody {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": bodyTooLarge()})
+		return
+	}
 	var req TaskRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxTaskBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTaskBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": bodyTooLarge()})
+			return
+		}
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid task request: " + err.Error()})
 		return
 	}
 	if req.Agent == "" || req.Input == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "agent and input are required"})
+		return
+	}
+	if len(req.Input) > MaxTaskInput {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf(
+			"the task is %s (%d bytes); a task may hold at most %s (%d bytes)", sizeText(len(req.Input)), len(req.Input), sizeText(MaxTaskInput), MaxTaskInput)})
+		return
+	}
+	if a, ok := agentInfo(r.Context(), b, req.Agent); ok && !AgentSettled(a.State) {
+		w.Header().Set("Retry-After", "1")
+		e := agentStateError(a)
+		writeJSON(w, e.status(), e)
 		return
 	}
 	started := false
@@ -227,10 +368,46 @@ func runTask(w http.ResponseWriter, r *http.Request, b Backend) {
 	switch {
 	case err == nil:
 	case !started:
+		// An agent that failed or was quarantined meanwhile is named with
+		// its state. Nothing else is retried: the task may have reached
+		// the agent.
+		if a, ok := agentInfo(r.Context(), b, req.Agent); ok && (a.State == StateFailed || a.State == StateQuarantined) {
+			e := agentStateError(a)
+			writeJSON(w, e.status(), e)
+			return
+		}
 		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 	default:
 		_ = emit(TaskEvent{Type: "error", Text: err.Error()})
 	}
+}
+
+func bodyTooLarge() string {
+	return fmt.Sprintf("the task request is larger than %s; a task may hold at most %s (%d bytes)", sizeText(maxTaskBody), sizeText(MaxTaskInput), MaxTaskInput)
+}
+
+// agentInfo finds agent among the backend's agents.
+func agentInfo(ctx context.Context, b Backend, agent string) (AgentInfo, bool) {
+	for _, a := range b.Agents(ctx) {
+		if a.Name == agent {
+			return a, true
+		}
+	}
+	return AgentInfo{}, false
+}
+
+// sizeText writes n bytes for people: "1 MiB", "1.5 MiB", "512 KiB", "10 bytes".
+func sizeText(n int) string {
+	unit, div := "", 0.0
+	switch {
+	case n >= 1<<20:
+		unit, div = "MiB", 1<<20
+	case n >= 1<<10:
+		unit, div = "KiB", 1<<10
+	default:
+		return strconv.Itoa(n) + " bytes"
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(float64(n)/div, 'f', 1, 64), ".0") + " " + unit
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -269,11 +446,14 @@ func (s *Server) Close() {
 // Client calls a running host's admin API.
 type Client struct {
 	http *http.Client
+	// retryEvery is how often RunTaskWait sends a task again while its
+	// agent is starting.
+	retryEvery time.Duration
 }
 
 // NewClient returns a client for the admin socket at path.
 func NewClient(path string) *Client {
-	return &Client{http: &http.Client{
+	return &Client{retryEvery: 200 * time.Millisecond, http: &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -282,13 +462,69 @@ func NewClient(path string) *Client {
 	}}
 }
 
+// TaskWait says how [Client.RunTaskWait] waits for an agent that the host
+// is still starting.
+type TaskWait struct {
+	// Timeout bounds the wait; zero fails at once.
+	Timeout time.Duration
+	// OnWait, if set, is called once, when the wait begins, with the
+	// agent's state.
+	OnWait func(*AgentStateError)
+}
+
 // RunTask starts a task and calls onEvent for each event until the task
-// ends. It returns the error the host reports before the task starts.
+// ends. It returns the error the host reports before the task starts: an
+// [*AgentStateError] when the agent is not running, an error wrapping
+// [ErrTaskTooLarge] for a task larger than [MaxTaskInput].
 func (c *Client) RunTask(ctx context.Context, task TaskRequest, onEvent func(TaskEvent)) error {
-	body, _ := json.Marshal(task)
+	return c.RunTaskWait(ctx, task, TaskWait{}, onEvent)
+}
+
+// RunTaskWait is [Client.RunTask], except that while the host answers that
+// the task's agent is still starting ([ErrAgentStarting]) it sends the task
+// again, for up to w.Timeout. The host gives that answer before anything of
+// the task starts, so the task runs at most once. An agent that failed or
+// is quarantined ([ErrAgentUnavailable]) is not waited for.
+func (c *Client) RunTaskWait(ctx context.Context, task TaskRequest, w TaskWait, onEvent func(TaskEvent)) error {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false) // keeps the body close to the input's size
+	if err := enc.Encode(task); err != nil {
+		return fmt.Errorf("localapi: encode task: %w", err)
+	}
+	var deadline time.Time
+	for {
+		err := c.runTask(ctx, body.Bytes(), onEvent)
+		var se *AgentStateError
+		if w.Timeout <= 0 || !errors.As(err, &se) || !errors.Is(err, ErrAgentStarting) {
+			return err
+		}
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(w.Timeout)
+			if w.OnWait != nil {
+				w.OnWait(se)
+			}
+		}
+		left := deadline.Sub(now)
+		if left <= 0 {
+			return fmt.Errorf("localapi: agent %s did not start within %s: %w", task.Agent, w.Timeout, err)
+		}
+		t := time.NewTimer(min(left, c.retryEvery))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("localapi: waiting for agent %s: %w", task.Agent, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// runTask sends one task request and streams its events.
+func (c *Client) runTask(ctx context.Context, body []byte, onEvent func(TaskEvent)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agenthost/v1/tasks", bytes.NewReader(body))
 	if err != nil {
-		return err
+		return fmt.Errorf("localapi: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	// A task may run long: no client timeout, only ctx.
@@ -300,7 +536,7 @@ func (c *Client) RunTask(ctx context.Context, task TaskRequest, onEvent func(Tas
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return responseError(resp, nil)
+		return taskResponseError(resp)
 	}
 	dec := json.NewDecoder(resp.Body)
 	for {
@@ -314,10 +550,38 @@ func (c *Client) RunTask(ctx context.Context, task TaskRequest, onEvent func(Tas
 	}
 }
 
+// taskResponseError turns a refusal of POST /v1/tasks into an error.
+func taskResponseError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var se AgentStateError
+	known := json.Unmarshal(b, &se) == nil && se.Message != ""
+	switch {
+	case known && se.Agent != "" && se.State != "" &&
+		(resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusConflict):
+		return &se
+	case resp.StatusCode == http.StatusRequestEntityTooLarge:
+		if !known {
+			se.Message = fmt.Sprintf("localapi: %s: %s", resp.Status, bytes.TrimSpace(b))
+		}
+		return &remoteError{msg: se.Message, is: ErrTaskTooLarge}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return responseError(resp, nil)
+}
+
 // Quarantine quarantines an agent of the running host.
 func (c *Client) Quarantine(ctx context.Context, agent, reason string) error {
+	return c.remedy(ctx, agent, "quarantine", reason)
+}
+
+// Release lifts agent's quarantine, giving reason; it is audited.
+func (c *Client) Release(ctx context.Context, agent, reason string) error {
+	return c.remedy(ctx, agent, "release", reason)
+}
+
+func (c *Client) remedy(ctx context.Context, agent, action, reason string) error {
 	body, _ := json.Marshal(map[string]string{"reason": reason})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agenthost/v1/agents/"+url.PathEscape(agent)+"/quarantine", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agenthost/v1/agents/"+url.PathEscape(agent)+"/"+action, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -327,10 +591,13 @@ func (c *Client) Quarantine(ctx context.Context, agent, reason string) error {
 		return fmt.Errorf("localapi: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return responseError(resp, ErrUnknownAgent)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return nil
+	case http.StatusConflict:
+		return fmt.Errorf("localapi: %w: %s", ErrNotQuarantined, agent)
 	}
-	return nil
+	return responseError(resp, ErrUnknownAgent)
 }
 
 // Agents lists the host's agents.

@@ -23,6 +23,17 @@ func (f fakeBackend) Quarantine(_ context.Context, agent, reason string) error {
 	return nil
 }
 
+// Release knows research as quarantined and payments as running.
+func (f fakeBackend) Release(_ context.Context, agent, reason string) error {
+	switch agent {
+	case "research":
+		return nil
+	case "payments":
+		return fmt.Errorf("%w: %s", ErrNotQuarantined, agent)
+	}
+	return fmt.Errorf("%w: %s", ErrUnknownAgent, agent)
+}
+
 func (f fakeBackend) RunTask(_ context.Context, req TaskRequest, emit func(TaskEvent) error) error {
 	agent, input := req.Agent, req.Input
 	if agent != "research" {
@@ -79,6 +90,18 @@ func TestAgentsRoundTrip(t *testing.T) {
 	}
 	if err := NewClient(path).Quarantine(context.Background(), "research", ""); err == nil {
 		t.Fatal("Quarantine without a reason was accepted")
+	}
+	if err := NewClient(path).Release(context.Background(), "research", "cleared"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if err := NewClient(path).Release(context.Background(), "payments", "cleared"); !errors.Is(err, ErrNotQuarantined) {
+		t.Fatalf("Release of an agent that is not quarantined: %v", err)
+	}
+	if err := NewClient(path).Release(context.Background(), "nope", "x"); !errors.Is(err, ErrUnknownAgent) {
+		t.Fatalf("Release of an unknown agent: %v", err)
+	}
+	if err := NewClient(path).Release(context.Background(), "research", " "); err == nil {
+		t.Fatal("Release without a reason was accepted")
 	}
 
 	cancel()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,25 @@ const defaultDataDir = "./.agenthost"
 
 type globalFlags struct {
 	dataDir string
+	// isTerminal reports whether an output is a terminal.
+	isTerminal func(io.Writer) bool
+}
+
+// commandPrefix is how to invoke agenthost on the same data directory, for
+// commands suggested to the user.
+func (g *globalFlags) commandPrefix() string {
+	if g.dataDir == defaultDataDir {
+		return "agenthost"
+	}
+	return "agenthost --data-dir " + shellQuote(g.dataDir)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:@%+=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // usageError marks an error caused by what the user gave the command.
@@ -41,7 +61,13 @@ func (e silentExit) Error() string { return fmt.Sprintf("exit status %d", e.code
 // Execute runs the agenthost command line with args and returns the process
 // exit status.
 func Execute(args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
+	return execute(args, os.Stdin, stdout, stderr, isTerminal)
+}
+
+// execute is Execute with standard input and the terminal test given.
+func execute(args []string, stdin io.Reader, stdout, stderr io.Writer, isTerm func(io.Writer) bool) int {
+	root := newRootWith(stdout, stderr, isTerm)
+	root.SetIn(stdin)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -51,7 +77,8 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &se) {
 		return se.code
 	}
-	fmt.Fprintf(stderr, "agenthost: %v\n", err)
+	// An error may quote what a host, a server or an agent said.
+	fmt.Fprintf(stderr, "agenthost: %s\n", escapeControls(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitUsage
@@ -60,13 +87,19 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	g := &globalFlags{}
+	return newRootWith(stdout, stderr, isTerminal)
+}
+
+// newRootWith is newRoot with the terminal test given.
+func newRootWith(stdout, stderr io.Writer, isTerm func(io.Writer) bool) *cobra.Command {
+	g := &globalFlags{isTerminal: isTerm}
 	root := &cobra.Command{
 		Use:   "agenthost",
 		Short: "Run AI agents safely: workload identity, OAuth and audit for every call an agent makes",
-		Long: `agenthost runs each AI agent as a separate plugin process and mediates every call
-it makes (to a model, an MCP tool or another agent) through workload identity,
-OAuth token acquisition, human approval and a tamper-evident audit log.`,
+		Long: `agenthost runs each AI agent as a separate plugin process, contained in a sandbox,
+and mediates every call it makes (to a model, an MCP tool or another agent)
+through workload identity, OAuth token acquisition, policy and a
+tamper-evident audit log.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -83,6 +116,7 @@ OAuth token acquisition, human approval and a tamper-evident audit log.`,
 		newAgentsCommand(g),
 		newRunCommand(g),
 		newQuarantineCommand(g),
+		newReleaseCommand(g),
 		newAuditCommand(g),
 		newPolicyCommand(g),
 		newHashPasswordCommand(g),
