@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/agenthost/agenthost/runtime/mediator"
 )
 
 // maxTrustDomainLen is the SPIFFE-ID §2.1 limit on a trust domain name.
@@ -308,8 +310,11 @@ func (v *validator) agents() {
 			}
 		}
 		for j, tool := range a.Tools {
+			p := fmt.Sprintf("%s.tools[%d]", base, j)
 			if !validToolPattern(tool) {
-				v.invalid(fmt.Sprintf("%s.tools[%d]", base, j), "%q is not a tool name: want server/tool or server/*", tool)
+				v.invalid(p, "%q is not a tool name: want server/tool or server/*", tool)
+			} else if why := v.unoffered(tool); why != "" {
+				v.invalid(p, "agent %s is granted %q, which %s", a.Name, tool, why)
 			}
 		}
 		for k := range a.Env {
@@ -321,6 +326,38 @@ func (v *validator) agents() {
 		}
 		v.sandboxEntry(base+".sandbox", a.Sandbox)
 	}
+}
+
+// unoffered says why no server offers the tool a grant names, or returns ""
+// when one does or may. The host's own tools and those of the remote MCP
+// servers are known from the config; a tool plugin's tools are known only
+// once the host has started it, so a grant of "<plugin>/…" is left to the
+// host, which refuses to start on a tool no server offers.
+func (v *validator) unoffered(grant string) string {
+	server, _, _ := strings.Cut(grant, "/")
+	var plugins []string
+	for _, p := range v.c.MCP.Plugins {
+		if p.Name == server {
+			return ""
+		}
+		plugins = append(plugins, p.Name)
+	}
+	known := mediator.BuiltinToolNames()
+	for _, r := range v.c.MCP.Remotes {
+		for _, t := range r.Tools {
+			known = append(known, r.Name+"/"+t)
+		}
+	}
+	for _, n := range known {
+		if n == grant || strings.HasSuffix(grant, "/*") && strings.HasPrefix(n, server+"/") {
+			return ""
+		}
+	}
+	why := "no server offers; the tools are: " + strings.Join(known, ", ")
+	if len(plugins) > 0 {
+		why += ", and those of the tool plugins " + strings.Join(plugins, ", ") + " (listed when the host starts them)"
+	}
+	return why
 }
 
 func (v *validator) hasAgent(name string) bool {

@@ -39,6 +39,13 @@ func (h *Host) newAgents(ctx context.Context) error {
 	if err := h.addPluginTools(ctx, h.tools); err != nil {
 		return err
 	}
+	if err := checkGrants(h.cfg.Agents, h.tools); err != nil {
+		return err
+	}
+	quarantined, err := h.loadQuarantines(ctx)
+	if err != nil {
+		return err
+	}
 	models, err := h.newModels()
 	if err != nil {
 		return err
@@ -89,18 +96,18 @@ func (h *Host) newAgents(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("host: agent %s: %w", a.Name, err)
 		}
-		sid, err := workloadapi.IDFromIdentity(id)
+		w, err := h.agentWorkload(a.Name, id)
 		if err != nil {
-			return fmt.Errorf("host: agent %s: %w", a.Name, err)
+			return err
 		}
-		sock := filepath.Join(h.dataDir, workloadDirName, a.Name+".sock")
-		name := a.Name
-		if err := h.wl.AddWorkload(ctx, workloadapi.Workload{
-			ID:         sid,
-			SocketPath: sock,
-			PeerCheck:  func(p workloadapi.Peer) error { return h.checkAgentPeer(name, p) },
-		}); err != nil {
-			return fmt.Errorf("host: agent %s: %w", a.Name, err)
+		sock := w.SocketPath
+		// A quarantined agent gets no Workload API socket (no credential)
+		// until it is released.
+		q, isQuarantined := quarantined[a.Name]
+		if !isQuarantined {
+			if err := h.wl.AddWorkload(ctx, w); err != nil {
+				return fmt.Errorf("host: agent %s: %w", a.Name, err)
+			}
 		}
 		sc, _ := h.cfg.AgentSandbox(a.Name)
 		policy := sandboxPolicy(sc)
@@ -121,9 +128,11 @@ func (h *Host) newAgents(ctx context.Context) error {
 		specs = append(specs, supervisor.AgentSpec{
 			Name: a.Name, Path: a.Path, SHA256: digest, Env: env, Host: h.med.HostFor(a.Name),
 			TaskDeadline: a.TaskTimeout, Sandbox: policy, Sockets: []sandbox.Bind{bind}, Owner: h.sandboxOwner,
+			Quarantined: q.Reason,
 		})
 		h.agentIDs[a.Name] = id
 	}
+	h.logQuarantines(ctx, quarantined)
 	sup, err := supervisor.New(supervisor.Config{
 		Logger:     h.log.With("component", "supervisor"),
 		OnDescribe: func(agent string, d *pluginpb.DescribeResponse) { h.checkWants(agent, d, grants[agent]) },
@@ -136,6 +145,20 @@ func (h *Host) newAgents(ctx context.Context) error {
 	}
 	h.sup = sup
 	return nil
+}
+
+// agentWorkload is the Workload API registration of an agent: its SPIFFE
+// ID on a socket of its own that only its plugin process may use.
+func (h *Host) agentWorkload(name string, id credentials.Identity) (workloadapi.Workload, error) {
+	sid, err := workloadapi.IDFromIdentity(id)
+	if err != nil {
+		return workloadapi.Workload{}, fmt.Errorf("host: agent %s: %w", name, err)
+	}
+	return workloadapi.Workload{
+		ID:         sid,
+		SocketPath: filepath.Join(h.dataDir, workloadDirName, name+".sock"),
+		PeerCheck:  func(p workloadapi.Peer) error { return h.checkAgentPeer(name, p) },
+	}, nil
 }
 
 // checkWants logs the tools and models a plugin says it wants that its
@@ -233,22 +256,40 @@ func (h *Host) delegate(ctx context.Context, agent, input string, parent mediato
 	var failure error
 	c := mediator.Caller{Subject: parent.Subject, Txn: parent.Txn, ParentTask: parent.TaskID,
 		Chain: append(append([]string(nil), parent.Chain...), parent.Agent)}
+	done := false
 	err := h.runTask(ctx, agent, input, c, func(ev localapi.TaskEvent) error {
 		switch ev.Type {
 		case "final":
-			final = ev.Text
+			final, done = ev.Text, true
 		case "error":
 			failure = errors.New(ev.Text)
 		}
 		return nil
 	})
-	if err != nil {
-		return "", err
-	}
-	if failure != nil {
+	switch {
+	case err != nil:
+		return "", delegatedError(err)
+	case failure != nil:
 		return "", failure
+	case !done:
+		return "", fmt.Errorf("host: the task delegated to %s ended without a result", agent)
 	}
 	return final, nil
+}
+
+// delegatedError gives a refused delegation the Host error kind the
+// delegating plugin gets: a quarantined agent refuses, an unknown one is not
+// found, one not running is unavailable.
+func delegatedError(err error) error {
+	switch {
+	case errors.Is(err, supervisor.ErrQuarantined):
+		return fmt.Errorf("%w: %w", pluginpb.ErrPermissionDenied, err)
+	case errors.Is(err, supervisor.ErrUnknownAgent):
+		return fmt.Errorf("%w: %w", pluginpb.ErrNotFound, err)
+	case errors.Is(err, supervisor.ErrNotRunning):
+		return fmt.Errorf("%w: %w", pluginpb.ErrUnavailable, err)
+	}
+	return err
 }
 
 // ErrTaskStopped: the host stopped the task (its user was revoked, its
@@ -340,7 +381,8 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 	}
 	h.log.InfoContext(ctx, "task ended", slog.String("agent", agent), slog.String("task", taskID), slog.Any("error", err))
 	// The task's outcome is recorded, with the reason when it failed
-	// (crash, hang, flood, refusal).
+	// (crash, hang, flood, refusal). A task refused because its agent is
+	// quarantined is a denial: nothing of the agent ran.
 	rec := mediator.Record{Time: h.now().UTC(), TaskID: taskID, Txn: c.Txn, ParentTask: c.ParentTask, Agent: agent,
 		Identity: id.String(), Subject: c.Subject, Chain: chain, Action: "task.run", Resource: id.String(),
 		Decision: "allow", Policy: "operator", Outcome: "ok"}
@@ -348,6 +390,8 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 		rec.Policy = "delegated by " + strings.Join(chain, " > ")
 	}
 	switch {
+	case errors.Is(err, supervisor.ErrQuarantined):
+		rec.Decision, rec.Outcome, rec.Policy, rec.Reason = "deny", "denied", "quarantine", "quarantined"
 	case err != nil:
 		rec.Outcome, rec.Error = "error", err.Error()
 	case failure != "":
@@ -360,9 +404,11 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 }
 
 // Quarantine implements localapi.Backend: the agent's plugin is stopped and
-// never restarted, its tasks are refused, its Workload API socket is
-// removed (no new SVID is issued to it; those already issued expire within
-// the SVID lifetime), and the remediation is audited.
+// not started again, also by a host started later on the same store, until
+// the agent is released ([Host.Release]); its tasks and delegations to it
+// are refused, its Workload API socket is removed (no new SVID is issued to
+// it; those already issued expire within the SVID lifetime), and the
+// remediation is audited.
 func (h *Host) Quarantine(ctx context.Context, agent, reason string) error {
 	id, ok := h.agentIDs[agent]
 	if !ok {
@@ -371,17 +417,27 @@ func (h *Host) Quarantine(ctx context.Context, agent, reason string) error {
 	if err := h.sup.Quarantine(agent, reason); err != nil {
 		return err
 	}
+	// Kept in the store before it is audited: a host started again keeps
+	// the agent quarantined (see nsQuarantine). Should that fail, the rest
+	// still happens, and the error says the quarantine lasts only until the
+	// host stops.
+	keepErr := h.keepQuarantine(ctx, quarantineEntry{Agent: agent, Identity: id.String(), Reason: reason,
+		Cause: "operator", Since: h.now().UTC()})
 	sid, err := workloadapi.IDFromIdentity(id)
 	if err != nil {
 		return err
 	}
 	if err := h.wl.RemoveWorkload(ctx, sid); err != nil && !errors.Is(err, workloadapi.ErrUnknownWorkload) {
-		return fmt.Errorf("host: revoke credentials of %s: %w", agent, err)
+		return errors.Join(fmt.Errorf("host: revoke credentials of %s: %w", agent, err), keepErr)
 	}
 	h.log.WarnContext(ctx, "agent quarantined", slog.String("agent", agent), slog.String("reason", reason))
 	h.transmitAgentRevoked(ctx, agent, reason)
-	return h.audit.Append(ctx, audit.Record{
+	rec := audit.Record{
 		Time: h.now().UTC(), Agent: agent, AgentID: id.String(), Action: audit.ActionRemediation, Resource: id.String(),
 		Remedy: audit.RemedyQuarantine, Cause: "operator", Policy: "operator", Reason: reason, Outcome: audit.OutcomeOK,
-	})
+	}
+	if keepErr != nil {
+		rec.Outcome, rec.Error = audit.OutcomeError, keepErr.Error()
+	}
+	return errors.Join(keepErr, h.audit.Append(ctx, rec))
 }

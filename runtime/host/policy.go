@@ -67,9 +67,11 @@ func (s *signalState) setRisk(subject, level string) {
 	s.risk[subject] = level
 }
 
-// gatedPolicy is the mediator's policy: the agent's grants first, then,
-// when one is configured, the policy decision point. A PDP can narrow the
-// grants or ask for approval; it cannot widen them.
+// gatedPolicy is the mediator's policy: a quarantined calling agent is
+// refused everything, then the agent's grants decide, then a delegation to
+// a quarantined agent is refused, then, when one is configured, the policy
+// decision point decides. A PDP can narrow the grants or ask for approval;
+// it cannot widen them.
 type gatedPolicy struct {
 	grants mediator.AllowList
 	h      *Host
@@ -79,9 +81,18 @@ var _ mediator.Policy = gatedPolicy{}
 
 // Decide implements mediator.Policy.
 func (g gatedPolicy) Decide(ctx context.Context, r mediator.Request) (mediator.Decision, error) {
+	if g.h.isQuarantined(r.Caller.Agent) {
+		return mediator.Decision{Policy: "quarantine", Reason: "agent " + r.Caller.Agent + " is quarantined"}, nil
+	}
 	d, err := g.grants.Decide(ctx, r)
-	if err != nil || !d.Allow || g.h.pdp == nil {
+	if err != nil || !d.Allow {
 		return d, err
+	}
+	if r.Action == mediator.ActionCallAgent && g.h.isQuarantined(r.Resource) {
+		return mediator.Decision{Policy: "quarantine", Reason: "agent " + r.Resource + " is quarantined"}, nil
+	}
+	if g.h.pdp == nil {
+		return d, nil
 	}
 	c := r.Caller
 	return g.h.decide(ctx, policy.Request{
@@ -89,6 +100,11 @@ func (g gatedPolicy) Decide(ctx context.Context, r mediator.Request) (mediator.D
 		Subject:   c.Subject, Action: r.Action, Resource: r.Resource, Chain: c.Chain, Scopes: c.Scopes,
 		Risk: g.h.signals.riskOf(c.Subject), Attestation: c.Attestation,
 	})
+}
+
+// isQuarantined reports whether the named agent is quarantined.
+func (h *Host) isQuarantined(agent string) bool {
+	return h.sup != nil && h.sup.Quarantined(agent)
 }
 
 // decide asks the PDP and maps its answer onto a mediator decision. An

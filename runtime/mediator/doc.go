@@ -13,7 +13,13 @@
 //     does. Host tools and models (which hold their own API keys) need none.
 //  4. Call the model ([llm.Model]) or the tool ([Tool]).
 //  5. Audit: every decision and its outcome is one [Record] given to the
-//     [Auditor] before the result goes back.
+//     [Auditor] before the result goes back. ListTools lists only the tools
+//     the caller may call; each tool its grants name but policy forbids is
+//     a record of its own (action tool.list, the tool as resource, the
+//     deciding policy and its reason).
+//
+// A delegated task (CallAgent) that is refused or fails is an error for the
+// delegating plugin, never an answer.
 //
 // The plugin receives results only: model replies and tool output, never a
 // credential.

@@ -75,6 +75,11 @@ type Decision struct {
 	Reason           string
 	// Policy names the rule or policy set that decided.
 	Policy string
+	// NotGranted (with Allow false) says the caller's grants do not name
+	// the resource at all. A tool the grants name but a policy forbids is
+	// hidden from the caller's tool list, and that is audited; a tool
+	// outside the grants was never the caller's, and is left out silently.
+	NotGranted bool
 }
 
 // Policy decides whether a caller may perform an action on a resource.
@@ -234,22 +239,9 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 			Decision: "deny", Policy: "task-ownership", Reason: "task not owned by caller", Outcome: "denied"}, args)
 		return Caller{}, nil, err
 	}
-	d, err := h.m.cfg.Policy.Decide(ctx, Request{Caller: c, Action: action, Resource: resource})
-	if err != nil {
-		h.m.log.ErrorContext(ctx, "policy evaluation failed", slog.Any("error", err))
-		d = Decision{Allow: false, Reason: "policy evaluation failed", Policy: "error"}
-	}
-	base := Record{TaskID: c.TaskID, Txn: c.Txn, ParentTask: c.ParentTask, Agent: c.Agent, Identity: c.Identity.String(),
-		Subject: c.Subject, Chain: c.Chain, Action: action, Resource: resource, Policy: d.Policy, Reason: d.Reason,
-		Attestation: c.Attestation}
-	if h.m.cfg.Risk != nil {
-		base.Risk = h.m.cfg.Risk(c.Subject)
-	}
+	d := h.m.decide(ctx, Request{Caller: c, Action: action, Resource: resource})
+	base := h.m.record(c, action, resource, d)
 	if !d.Allow {
-		base.Decision, base.Outcome = "deny", "denied"
-		if d.ApprovalRequired {
-			base.Decision = "approval_required"
-		}
 		if err := h.m.audit(ctx, base, args); err != nil {
 			return Caller{}, nil, fmt.Errorf("%w: audit unavailable; call refused", pluginpb.ErrUnavailable)
 		}
@@ -271,6 +263,34 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 		_ = h.m.audit(ctx, r, args)
 	}
 	return c, done, nil
+}
+
+// decide asks the policy; a failed evaluation is a denial.
+func (m *Mediator) decide(ctx context.Context, r Request) Decision {
+	d, err := m.cfg.Policy.Decide(ctx, r)
+	if err != nil {
+		m.log.ErrorContext(ctx, "policy evaluation failed", slog.Any("error", err))
+		return Decision{Allow: false, Reason: "policy evaluation failed", Policy: "error"}
+	}
+	return d
+}
+
+// record is the audit record of decision d on c's action; a denial has its
+// outcome (denied), an allowed call's outcome is set when known.
+func (m *Mediator) record(c Caller, action, resource string, d Decision) Record {
+	r := Record{TaskID: c.TaskID, Txn: c.Txn, ParentTask: c.ParentTask, Agent: c.Agent, Identity: c.Identity.String(),
+		Subject: c.Subject, Chain: c.Chain, Action: action, Resource: resource, Policy: d.Policy, Reason: d.Reason,
+		Attestation: c.Attestation}
+	if m.cfg.Risk != nil {
+		r.Risk = m.cfg.Risk(c.Subject)
+	}
+	if !d.Allow {
+		r.Decision, r.Outcome = "deny", "denied"
+		if d.ApprovalRequired {
+			r.Decision = "approval_required"
+		}
+	}
+	return r
 }
 
 func (m *Mediator) audit(ctx context.Context, r Record, args []byte) error {
@@ -298,9 +318,22 @@ func (h *hostServer) ListTools(ctx context.Context, req *pluginpb.ListToolsReque
 	sort.Strings(names)
 	resp := &pluginpb.ListToolsResponse{}
 	for _, n := range names {
-		// Only the tools this caller may call are listed.
-		d, err := h.m.cfg.Policy.Decide(ctx, Request{Caller: c, Action: ActionCallTool, Resource: n})
-		if err != nil || !d.Allow {
+		// Only the tools this caller may call are listed. A granted tool
+		// that policy forbids is hidden, and each one hidden is a record
+		// of its own: action tool.list, the tool as resource, the decision
+		// that hid it.
+		d := h.m.decide(ctx, Request{Caller: c, Action: ActionCallTool, Resource: n})
+		if d.NotGranted {
+			continue
+		}
+		if !d.Allow {
+			r := h.m.record(c, ActionListTools, n, d)
+			r.Reason = strings.TrimSpace("hidden from the tool list: " + d.Reason)
+			if err := h.m.audit(ctx, r, nil); err != nil {
+				err = fmt.Errorf("%w: audit unavailable; tool list refused", pluginpb.ErrUnavailable)
+				done(err)
+				return nil, err
+			}
 			continue
 		}
 		def := h.m.cfg.Tools[n].Definition()
@@ -365,9 +398,24 @@ func (h *hostServer) CallAgent(ctx context.Context, req *pluginpb.CallAgentReque
 	out, err := h.m.cfg.Agents(ctx, req.GetAgent(), req.GetInput(), c)
 	done(err)
 	if err != nil {
-		return &pluginpb.CallAgentResponse{State: "failed", Output: err.Error()}, nil
+		// A delegation that failed or was refused reaches the calling
+		// agent as an error, never as an answer it might relay.
+		return nil, delegationError(req.GetAgent(), err)
 	}
 	return &pluginpb.CallAgentResponse{State: "completed", Output: out}, nil
+}
+
+// delegationError is the error the delegating plugin gets when the task it
+// delegated to agent did not complete: err as is when it carries a Host
+// error kind (refused, not found, …), else unavailable with the reason.
+func delegationError(agent string, err error) error {
+	for _, kind := range []error{pluginpb.ErrPermissionDenied, pluginpb.ErrNotFound, pluginpb.ErrInvalidArgument,
+		pluginpb.ErrUnavailable, pluginpb.ErrUnimplemented} {
+		if errors.Is(err, kind) {
+			return fmt.Errorf("mediator: delegation to %s: %w", agent, err)
+		}
+	}
+	return fmt.Errorf("%w: the task delegated to %s failed: %v", pluginpb.ErrUnavailable, agent, err)
 }
 
 // callRemote is the token step: acquire a token for the remote tool's

@@ -206,16 +206,19 @@ func TestCallAgent(t *testing.T) {
 	var gotChain []string
 	m, err := New(Config{
 		Policy: AllowList{
-			"assistant": {Agents: []string{"research"}},
+			"assistant": {Agents: []string{"research", "payments", "broken"}},
 			"research":  {Agents: []string{"assistant"}},
 		},
 		Auditor: StoreAuditor{Log: st},
 		Agents: func(_ context.Context, agent, input string, parent Caller) (string, error) {
 			gotChain = append(append([]string(nil), parent.Chain...), parent.Agent)
-			if agent == "research" {
+			switch agent {
+			case "research":
 				return "research says: " + input, nil
+			case "payments":
+				return "", fmt.Errorf("%w: agent payments is quarantined", pluginpb.ErrPermissionDenied)
 			}
-			return "", errors.New("agent is not running")
+			return "", errors.New("the agent's task failed: boom")
 		},
 	})
 	if err != nil {
@@ -227,9 +230,29 @@ func TestCallAgent(t *testing.T) {
 	if err != nil || resp.GetState() != "completed" || resp.GetOutput() != "research says: q" || strings.Join(gotChain, ",") != "assistant" {
 		t.Fatalf("CallAgent = %v, %v (chain %v)", resp, err, gotChain)
 	}
+	// A delegation that is refused or fails is an error for the caller,
+	// never an answer, and its outcome is audited as an error.
+	for _, tt := range []struct {
+		agent string
+		kind  error
+		text  string
+	}{
+		{"payments", pluginpb.ErrPermissionDenied, "agent payments is quarantined"},
+		{"broken", pluginpb.ErrUnavailable, "the task delegated to broken failed: the agent's task failed: boom"},
+	} {
+		resp, err := m.HostFor("assistant").CallAgent(ctx, &pluginpb.CallAgentRequest{TaskId: "a1", Agent: tt.agent, Input: "q"})
+		if !errors.Is(err, tt.kind) || !strings.Contains(err.Error(), tt.text) || resp != nil {
+			t.Errorf("CallAgent(%s) = %v, %v; want an error %v with %q", tt.agent, resp, err, tt.kind, tt.text)
+		}
+		recs := auditRecords(t, st)
+		if last := recs[len(recs)-1]; last.Resource != tt.agent || last.Decision != "allow" || last.Outcome != "error" {
+			t.Errorf("CallAgent(%s) audited as %+v", tt.agent, last)
+		}
+	}
 	// Not granted.
-	_, err = m.HostFor("assistant").CallAgent(ctx, &pluginpb.CallAgentRequest{TaskId: "a1", Agent: "payments", Input: "q"})
-	if !errors.Is(err, pluginpb.ErrPermissionDenied) {
+	begin(t, m, "research", "r0")
+	_, err = m.HostFor("research").CallAgent(ctx, &pluginpb.CallAgentRequest{TaskId: "r0", Agent: "payments", Input: "q"})
+	if !errors.Is(err, pluginpb.ErrPermissionDenied) || !strings.Contains(err.Error(), "allow-list") {
 		t.Fatalf("ungranted agent: %v", err)
 	}
 	// A delegated task calling back up the chain is refused as a loop.
@@ -375,5 +398,59 @@ func TestRemoteToolGetsTokenPluginDoesNot(t *testing.T) {
 		if strings.Contains(string(r.Data), "at-secret-value") {
 			t.Fatal("the token was written to the audit log")
 		}
+	}
+}
+
+// forbidTool narrows an allow-list as a policy engine would: tool.call on
+// one tool is denied.
+type forbidTool struct {
+	grants AllowList
+	tool   string
+}
+
+func (f forbidTool) Decide(ctx context.Context, r Request) (Decision, error) {
+	d, err := f.grants.Decide(ctx, r)
+	if err != nil || !d.Allow {
+		return d, err
+	}
+	if r.Action == ActionCallTool && r.Resource == f.tool {
+		return Decision{Policy: "no-transfers", Reason: "transfers need a delegation"}, nil
+	}
+	return d, nil
+}
+
+// TestListToolsAuditsHiddenTools: a granted tool that policy forbids is left
+// out of the tool list with a deny record naming it; tools outside the
+// grants are left out without one.
+func TestListToolsAuditsHiddenTools(t *testing.T) {
+	st := memstore.New(func() time.Time { return t0 })
+	m, err := New(Config{
+		Tools:   BuiltinTools(st, func() time.Time { return t0 }),
+		Policy:  forbidTool{grants: AllowList{"payments": {Tools: []string{"payments/*"}}}, tool: "payments/transfer"},
+		Auditor: StoreAuditor{Log: st},
+		Now:     func() time.Time { return t0 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin(t, m, "payments", "p")
+	list, err := m.HostFor("payments").ListTools(context.Background(), &pluginpb.ListToolsRequest{TaskId: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetTools()) != 1 || list.GetTools()[0].GetName() != "payments/balance" {
+		t.Fatalf("ListTools = %v, want payments/balance only", list.GetTools())
+	}
+	var got []string
+	for _, r := range auditRecords(t, st) {
+		got = append(got, strings.Join([]string{r.Action, r.Resource, r.Decision, r.Outcome, r.Policy, r.Reason}, " | "))
+	}
+	want := []string{
+		"tool.list | * | allow |  | allow-list | ",
+		"tool.list | payments/transfer | deny | denied | no-transfers | hidden from the tool list: transfers need a delegation",
+		"tool.list | * | allow | ok | allow-list | ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -23,7 +23,7 @@ var _ Policy = AllowList(nil)
 func (a AllowList) Decide(_ context.Context, r Request) (Decision, error) {
 	g, ok := a[r.Caller.Agent]
 	if !ok {
-		return Decision{Reason: "agent has no grants", Policy: "allow-list"}, nil
+		return Decision{Reason: "agent has no grants", Policy: "allow-list", NotGranted: true}, nil
 	}
 	allowed := false
 	switch r.Action {
@@ -37,7 +37,7 @@ func (a AllowList) Decide(_ context.Context, r Request) (Decision, error) {
 		allowed = matchAny(g.Agents, r.Resource)
 	}
 	if !allowed {
-		return Decision{Reason: r.Resource + " is not in the agent's allow-list", Policy: "allow-list"}, nil
+		return Decision{Reason: r.Resource + " is not in the agent's allow-list", Policy: "allow-list", NotGranted: true}, nil
 	}
 	return Decision{Allow: true, Policy: "allow-list"}, nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +34,12 @@ func BuiltinTools(kv ledgerStore, now func() time.Time) map[string]Tool {
 		"payments/transfer": transferTool{kv: kv, now: now},
 		"payments/balance":  balanceTool{kv: kv},
 	}
+}
+
+// BuiltinToolNames are the names of the tools [BuiltinTools] returns,
+// sorted: what the host offers before any remote server or tool plugin.
+func BuiltinToolNames() []string {
+	return slices.Sorted(maps.Keys(BuiltinTools(nil, nil)))
 }
 
 type clockTool struct{ now func() time.Time }

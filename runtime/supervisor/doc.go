@@ -2,7 +2,10 @@
 // configured agent (through plugins.Launch), restarts a plugin that exits
 // with exponential backoff, kills a plugin whose task outlives its deadline
 // (a hung plugin) and restarts it, and quarantines an agent on request:
-// stopped, refused restarts and tasks until released.
+// stopped, refused restarts and tasks until released ([Supervisor.Release]).
+// The supervisor holds quarantines in memory only: the host keeps them in
+// its store and starts an agent quarantined from an earlier run with
+// [AgentSpec.Quarantined], so it is never launched.
 //
 // A launch that fails because of the binary itself (checksum mismatch, bad
 // path) is not retried: the agent is marked failed with the reason.

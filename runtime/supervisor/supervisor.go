@@ -33,6 +33,8 @@ var (
 	ErrUnknownAgent = errors.New("supervisor: unknown agent")
 	ErrNotRunning   = errors.New("supervisor: agent is not running")
 	ErrQuarantined  = errors.New("supervisor: agent is quarantined")
+	// ErrNotQuarantined: Release of an agent that is not quarantined.
+	ErrNotQuarantined = errors.New("supervisor: agent is not quarantined")
 	// ErrHung: the task outlived its deadline; the plugin was killed and
 	// will be restarted.
 	ErrHung = errors.New("supervisor: task deadline exceeded; plugin killed")
@@ -87,6 +89,10 @@ type AgentSpec struct {
 	Sockets []sandbox.Bind
 	// Owner tags the plugin's sandbox for sandbox.Sweep.
 	Owner string
+	// Quarantined, when not empty, is why the agent is quarantined from
+	// the start (a quarantine kept from an earlier run): it is never
+	// launched and its tasks are refused until [Supervisor.Release].
+	Quarantined string
 }
 
 // Config configures [New].
@@ -138,7 +144,9 @@ type agent struct {
 	since    time.Time
 	up       time.Time
 	desc     *pluginpb.DescribeResponse
-	// quarantine is closed to stop the agent's monitor loop at once.
+	// quarantine is closed to stop the agent's monitor loop at once; a
+	// release replaces it, so a monitor loop ends with the quarantine
+	// channel it started with.
 	quarantine chan struct{}
 	changed    chan struct{} // closed and replaced on every state change
 }
@@ -159,6 +167,12 @@ type Supervisor struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	agents map[string]*agent
+	// While Run runs, runCtx is its context and monitors counts the
+	// agents' monitor loops (a release starts one anew); stopping is set,
+	// under mu, once Run waits for them to end.
+	runCtx   context.Context
+	monitors sync.WaitGroup
+	stopping bool
 }
 
 // New returns a supervisor for specs. Names must be unique and non-empty.
@@ -195,7 +209,12 @@ func New(cfg Config, specs ...AgentSpec) (*Supervisor, error) {
 		if _, dup := s.agents[sp.Name]; dup {
 			return nil, fmt.Errorf("supervisor: agent %q configured twice", sp.Name)
 		}
-		s.agents[sp.Name] = &agent{spec: sp, state: StateStopped, quarantine: make(chan struct{}), changed: make(chan struct{})}
+		a := &agent{spec: sp, state: StateStopped, quarantine: make(chan struct{}), changed: make(chan struct{})}
+		if sp.Quarantined != "" {
+			a.state, a.lastErr, a.since = StateQuarantined, "quarantined: "+sp.Quarantined, cfg.Now()
+			close(a.quarantine)
+		}
+		s.agents[sp.Name] = a
 	}
 	return s, nil
 }
@@ -213,31 +232,58 @@ func (s *Supervisor) setState(a *agent, st State, errText string) {
 
 // Run launches every agent and keeps it running until ctx is done, then
 // kills every plugin. It returns nil on cancellation, and keeps running
-// (serving status) when there are no agents or all have failed.
+// (serving status) when there are no agents or all have failed. An agent
+// quarantined from the start is not launched.
 func (s *Supervisor) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
 	s.mu.Lock()
+	if s.runCtx != nil {
+		s.mu.Unlock()
+		return errors.New("supervisor: already run")
+	}
+	s.runCtx = ctx
 	for _, a := range s.agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.monitor(ctx, a)
-		}()
+		s.startMonitor(ctx, a)
 	}
 	s.mu.Unlock()
-	wg.Wait()
-	// Every monitor has ended: the context is done, or each agent failed or
-	// is quarantined. The supervisor itself runs until the context ends.
+	// The supervisor runs until the context ends, also when every agent
+	// failed or is quarantined; then it waits for every monitor (each
+	// kills its plugin).
 	<-ctx.Done()
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	s.monitors.Wait()
 	return nil
 }
 
-// monitor is one agent's loop: launch, watch, restart with backoff.
-func (s *Supervisor) monitor(ctx context.Context, a *agent) {
+// startMonitor starts a's monitor loop; the caller holds s.mu and has
+// checked that Run is not stopping.
+func (s *Supervisor) startMonitor(ctx context.Context, a *agent) {
+	q := a.quarantine
+	s.monitors.Add(1)
+	go func() {
+		defer s.monitors.Done()
+		s.monitor(ctx, a, q)
+	}()
+}
+
+// closed reports whether the quarantine channel q is closed.
+func closed(q <-chan struct{}) bool {
+	select {
+	case <-q:
+		return true
+	default:
+		return false
+	}
+}
+
+// monitor is one agent's loop: launch, watch, restart with backoff. It
+// ends when q (the agent's quarantine channel when it started) is closed.
+func (s *Supervisor) monitor(ctx context.Context, a *agent, q <-chan struct{}) {
 	log := s.log.With("agent", a.spec.Name)
 	for {
 		s.mu.Lock()
-		if a.state == StateQuarantined {
+		if closed(q) {
 			s.mu.Unlock()
 			return
 		}
@@ -259,12 +305,14 @@ func (s *Supervisor) monitor(ctx context.Context, a *agent) {
 				errors.Is(err, sandbox.ErrConfig) || errors.Is(err, sandbox.ErrUnsupported) {
 				log.ErrorContext(ctx, "agent cannot start", slog.Any("error", err))
 				s.mu.Lock()
-				s.setState(a, StateFailed, err.Error())
+				if !closed(q) {
+					s.setState(a, StateFailed, err.Error())
+				}
 				s.mu.Unlock()
 				return
 			}
 			log.WarnContext(ctx, "agent failed to start", slog.Any("error", err))
-			if !s.backoff(ctx, a, time.Time{}, err.Error()) {
+			if !s.backoff(ctx, a, q, time.Time{}, err.Error()) {
 				return
 			}
 			continue
@@ -284,7 +332,7 @@ func (s *Supervisor) monitor(ctx context.Context, a *agent) {
 				return
 			}
 			log.WarnContext(ctx, "agent plugin did not describe itself", slog.Any("error", derr))
-			if !s.backoff(ctx, a, time.Time{}, derr.Error()) {
+			if !s.backoff(ctx, a, q, time.Time{}, derr.Error()) {
 				return
 			}
 			continue
@@ -294,7 +342,7 @@ func (s *Supervisor) monitor(ctx context.Context, a *agent) {
 		}
 
 		s.mu.Lock()
-		if a.state == StateQuarantined { // quarantined while starting
+		if closed(q) { // quarantined while starting
 			s.mu.Unlock()
 			p.Kill()
 			return
@@ -306,7 +354,7 @@ func (s *Supervisor) monitor(ctx context.Context, a *agent) {
 		s.mu.Unlock()
 		log.InfoContext(ctx, "agent running", slog.Int("pid", p.PID()))
 
-		if !s.watch(ctx, a, p) {
+		if !s.watch(ctx, a, q, p) {
 			return
 		}
 		log.WarnContext(ctx, "agent plugin exited; restarting")
@@ -314,7 +362,7 @@ func (s *Supervisor) monitor(ctx context.Context, a *agent) {
 		up := a.up
 		a.plugin = nil
 		s.mu.Unlock()
-		if !s.backoff(ctx, a, up, "plugin exited") {
+		if !s.backoff(ctx, a, q, up, "plugin exited") {
 			return
 		}
 	}
@@ -322,7 +370,7 @@ func (s *Supervisor) monitor(ctx context.Context, a *agent) {
 
 // watch waits until the plugin exits (true) or the agent must stop
 // (false, plugin killed).
-func (s *Supervisor) watch(ctx context.Context, a *agent, p *plugins.Plugin) bool {
+func (s *Supervisor) watch(ctx context.Context, a *agent, q <-chan struct{}, p *plugins.Plugin) bool {
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	for {
@@ -331,7 +379,7 @@ func (s *Supervisor) watch(ctx context.Context, a *agent, p *plugins.Plugin) boo
 			p.Kill()
 			s.stop(a)
 			return false
-		case <-a.quarantine:
+		case <-q:
 			p.Kill()
 			return false
 		case <-t.C:
@@ -343,9 +391,9 @@ func (s *Supervisor) watch(ctx context.Context, a *agent, p *plugins.Plugin) boo
 }
 
 // backoff records a restart and waits its delay; false means stop.
-func (s *Supervisor) backoff(ctx context.Context, a *agent, up time.Time, reason string) bool {
+func (s *Supervisor) backoff(ctx context.Context, a *agent, q <-chan struct{}, up time.Time, reason string) bool {
 	s.mu.Lock()
-	if a.state == StateQuarantined {
+	if closed(q) {
 		s.mu.Unlock()
 		return false
 	}
@@ -359,7 +407,7 @@ func (s *Supervisor) backoff(ctx context.Context, a *agent, up time.Time, reason
 	case <-ctx.Done():
 		s.stop(a)
 		return false
-	case <-a.quarantine:
+	case <-q:
 		return false
 	case <-timer.C:
 		return true
@@ -413,8 +461,10 @@ func (s *Supervisor) RunTask(ctx context.Context, name, taskID, input string, on
 	return err
 }
 
-// Quarantine stops the agent and refuses restarts and tasks. It is
-// idempotent.
+// Quarantine stops the agent and refuses restarts and tasks until
+// [Supervisor.Release]. It is idempotent. The quarantine lasts as long as
+// the supervisor: keeping it across restarts is the caller's (see
+// [AgentSpec.Quarantined]).
 func (s *Supervisor) Quarantine(name, reason string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -433,6 +483,39 @@ func (s *Supervisor) Quarantine(name, reason string) error {
 	close(a.quarantine)
 	s.log.Warn("agent quarantined", slog.String("agent", name), slog.String("reason", reason))
 	return nil
+}
+
+// Release lifts an agent's quarantine: the agent is launched again (at
+// once while Run runs, else when it starts) and takes tasks once running.
+// Releasing an agent that is not quarantined returns ErrNotQuarantined.
+func (s *Supervisor) Release(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.agents[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownAgent, name)
+	}
+	if a.state != StateQuarantined {
+		return fmt.Errorf("%w: %s is %s", ErrNotQuarantined, name, a.state)
+	}
+	a.quarantine = make(chan struct{})
+	a.restarts = 0
+	s.setState(a, StateStopped, "")
+	a.lastErr = ""
+	if s.runCtx != nil && !s.stopping {
+		s.startMonitor(s.runCtx, a)
+	}
+	s.log.Warn("agent released from quarantine", slog.String("agent", name))
+	return nil
+}
+
+// Quarantined reports whether the named agent is quarantined (false for an
+// unknown agent).
+func (s *Supervisor) Quarantined(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.agents[name]
+	return ok && a.state == StateQuarantined
 }
 
 // Status returns a snapshot of every agent, sorted by name.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,4 +235,96 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	if _, err := New(Config{Backoff: Backoff{Initial: time.Second, Max: time.Millisecond, Factor: 2}}); err == nil {
 		t.Fatal("backoff with Max < Initial accepted")
 	}
+}
+
+// TestQuarantinedFromTheStart: an agent quarantined by an earlier run is
+// never launched and refuses tasks; released, it is launched and serves.
+func TestQuarantinedFromTheStart(t *testing.T) {
+	launches := map[string]int{}
+	var mu sync.Mutex
+	cfg := fast
+	cfg.Launch = func(ctx context.Context, c plugins.Config) (*plugins.Plugin, error) {
+		mu.Lock()
+		launches[c.Name]++
+		mu.Unlock()
+		return plugins.Launch(ctx, c)
+	}
+	q := selfSpec(t, "q")
+	q.Quarantined = "kept from the last run"
+	s := start(t, cfg, q, selfSpec(t, "b"))
+	wait(t, s, "b", "b running", running)
+	st := s.Status()[1]
+	if st.Name != "q" || st.State != StateQuarantined || st.PID != 0 || !strings.Contains(st.LastError, "kept from the last run") {
+		t.Fatalf("status of q = %+v", st)
+	}
+	if _, err := runTask(s, "q", "x"); !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("task on q: %v, want ErrQuarantined", err)
+	}
+	mu.Lock()
+	n := launches["q"]
+	mu.Unlock()
+	if n != 0 {
+		t.Fatalf("q was launched %d times while quarantined", n)
+	}
+
+	if err := s.Release("q"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	wait(t, s, "q", "q running after release", running)
+	if out, err := runTask(s, "q", "hello"); err != nil || out != "done: hello" {
+		t.Fatalf("task after release = %q, %v", out, err)
+	}
+	if st := s.Status()[1]; st.LastError != "" || st.Restarts != 0 {
+		t.Fatalf("status after release = %+v", st)
+	}
+
+	// Quarantined again, then released again: one monitor loop at a time.
+	if err := s.Quarantine("q", "again"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release("q"); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, s, "q", "q running after the second release", running)
+	mu.Lock()
+	n = launches["q"]
+	mu.Unlock()
+	if n != 2 {
+		t.Fatalf("q launched %d times, want 2", n)
+	}
+
+	tests := []struct {
+		name, agent string
+		want        error
+	}{
+		{"running agent", "b", ErrNotQuarantined},
+		{"unknown agent", "nope", ErrUnknownAgent},
+	}
+	for _, tt := range tests {
+		if err := s.Release(tt.agent); !errors.Is(err, tt.want) {
+			t.Errorf("%s: Release = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestReleaseBeforeRun: an agent released before Run starts is launched by
+// Run like any other.
+func TestReleaseBeforeRun(t *testing.T) {
+	q := selfSpec(t, "q")
+	q.Quarantined = "x"
+	s, err := New(fast, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release("q"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	wait(t, s, "q", "q running", running)
 }
