@@ -52,15 +52,18 @@
 // # Commit order and crash safety
 //
 // [Log.Append] batches concurrent callers (group commit): the committer
-// appends the batch's records to "audit" in one store append, signs the
-// tree that ends with them and appends that to "audit.seals", and then
-// acknowledges the callers: a record is durable and signed for when
-// Append returns. The hashes, which can always be recomputed from the
+// computes the tree that ends with the batch's records, signs it, and
+// stores the records in "audit" and the seal in "audit.seals" in one
+// atomic write when the store can append to two logs at once
+// (store.MultiLog: SQLite and the in-memory store), else in two appends,
+// records first; then it acknowledges the callers: a record is durable and
+// signed for when Append returns. The hashes, which can always be recomputed from the
 // records, follow in the committer's own writes to "audit.hashes": once
 // 512 records' hashes are waiting, 20 ms after the last commit, and before
 // any checkpoint, proof, tree hash or close. A crash can leave records
-// without hashes (which [Open] recomputes), and records without a seal:
-// those of the commit in progress, whose callers were not acknowledged.
+// without hashes (which [Open] recomputes), and, with a store that cannot
+// append to two logs at once, records without a seal: those of the commit
+// in progress, whose callers were not acknowledged.
 //
 // A signature never covers records the log did not write. When [Open]
 // finds records after the last signed point (the seal or the latest

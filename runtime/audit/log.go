@@ -632,14 +632,23 @@ func (l *Log) commit(batch []*request) {
 	for i, r := range batch {
 		data[i] = r.data
 	}
-	n0, err := l.writeRecords(ctx, data)
-	if err != nil {
-		fail(fmt.Errorf("audit: append: %w", err))
-		return
-	}
-	if err := l.seal(ctx); err != nil {
-		fail(fmt.Errorf("audit: append: the record is stored but its commit could not be sealed: %w", err))
-		return
+	var n0 int64
+	var err error
+	if ml, ok := l.st.(store.MultiLog); ok {
+		// The records and their seal in one durable write.
+		if n0, err = l.writeSealed(ctx, ml, data); err != nil {
+			fail(fmt.Errorf("audit: append: %w", err))
+			return
+		}
+	} else {
+		if n0, err = l.writeRecords(ctx, data); err != nil {
+			fail(fmt.Errorf("audit: append: %w", err))
+			return
+		}
+		if err := l.seal(ctx); err != nil {
+			fail(fmt.Errorf("audit: append: the record is stored but its commit could not be sealed: %w", err))
+			return
+		}
 	}
 	for i, r := range batch {
 		r.done <- result{index: n0 + int64(i)}
@@ -681,6 +690,55 @@ func (l *Log) writeRecords(ctx context.Context, data [][]byte) (int64, error) {
 	l.size = n0 + int64(len(records))
 	l.front.prune(l.size)
 	l.committed.Store(l.size)
+	if len(l.hashBuf) == 0 {
+		l.hashFrom = n0
+	}
+	l.hashBuf = append(l.hashBuf, hashes...)
+	return n0, nil
+}
+
+// writeSealed is writeRecords and seal in one atomic write, for a store
+// that can append to two logs at once: the tree that ends with the new
+// records is computed and signed first, then the records and that seal
+// are stored together, so no crash can leave records without their seal.
+// Called with wmu held.
+func (l *Log) writeSealed(ctx context.Context, ml store.MultiLog, data [][]byte) (int64, error) {
+	n0 := l.size
+	records := make([][]byte, len(data))
+	hashes := make([][]byte, len(data))
+	var err error
+	for i, d := range data {
+		records[i] = withSeq(d, n0+int64(i))
+		if hashes[i], err = l.front.next(n0+int64(i), records[i]); err != nil {
+			l.broken = true // the frontier holds hashes of unwritten records
+			return -1, err
+		}
+	}
+	size := n0 + int64(len(records))
+	h, err := tlog.TreeHash(size, l.front)
+	if err == nil {
+		var seal []byte
+		if seal, err = signCheckpoint(l.signer, tlog.Tree{N: size, Hash: h}); err == nil {
+			l.inflight = records
+			var firsts []int64
+			firsts, err = ml.AppendLogs(ctx,
+				store.LogAppend{Log: RecordsLog, Entries: records},
+				store.LogAppend{Log: SealsLog, Entries: [][]byte{seal}})
+			if err == nil && firsts[0] != n0 {
+				err = fmt.Errorf("%w: records stored at %d, expected %d", ErrConcurrentWriter, firsts[0], n0)
+			}
+		}
+	}
+	if err != nil {
+		// The frontier is ahead of the store, and the append may have
+		// been applied after all: the next write reconciles first.
+		l.broken = true
+		return -1, err
+	}
+	l.inflight = nil
+	l.size, l.sealed = size, size
+	l.front.prune(size)
+	l.committed.Store(size)
 	if len(l.hashBuf) == 0 {
 		l.hashFrom = n0
 	}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/agenthost/agenthost/runtime/store"
 	"github.com/agenthost/agenthost/runtime/store/memstore"
 )
 
@@ -895,5 +896,59 @@ func TestMaxBatch(t *testing.T) {
 	}
 	if rep, err := Verify(ctx, st, v); err != nil || rep.Records != 26 {
 		t.Errorf("Verify: %+v, %v", rep, err)
+	}
+}
+
+// multiLog counts how a log uses a store that appends to several logs at
+// once.
+type multiLog struct {
+	store.Store
+	mu       sync.Mutex
+	appends  map[string]int
+	multiple int
+}
+
+func (m *multiLog) Append(ctx context.Context, log string, entries ...[]byte) (int64, error) {
+	m.mu.Lock()
+	m.appends[log]++
+	m.mu.Unlock()
+	return m.Store.Append(ctx, log, entries...)
+}
+
+func (m *multiLog) AppendLogs(ctx context.Context, parts ...store.LogAppend) ([]int64, error) {
+	m.mu.Lock()
+	m.multiple++
+	m.mu.Unlock()
+	return m.Store.(store.MultiLog).AppendLogs(ctx, parts...)
+}
+
+// TestCommitIsOneWrite: with a store that can append to two logs at once,
+// a commit stores its records and their seal in one write, and the log
+// still verifies.
+func TestCommitIsOneWrite(t *testing.T) {
+	ctx := context.Background()
+	s, v := testKeys(t)
+	st := &multiLog{Store: memstore.New(nil), appends: map[string]int{}}
+	l, err := Open(ctx, Config{Log: st, Signer: s, Verifier: v, CheckpointEvery: -1, CheckpointInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := l.Append(ctx, testRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.mu.Lock()
+	multiple, records, seals := st.multiple, st.appends[RecordsLog], st.appends[SealsLog]
+	st.mu.Unlock()
+	if multiple != 3 || records != 0 || seals != 0 {
+		t.Fatalf("3 appends made %d combined writes, %d record writes and %d seal writes; want 3, 0, 0", multiple, records, seals)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(ctx, st, v)
+	if err != nil || rep.Records != 3 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
 }

@@ -20,8 +20,9 @@ import (
 
 // BenchmarkHostToolsCall measures a tools/call on a hosted MCP server of a
 // whole host, over loopback HTTP with a cached access token: token
-// verification, scope, Cedar policy, the tool, and a durable audit record
-// (SQLite, synchronous=FULL) before the answer. "direct" is a bare mcp-go
+// verification, scope, Cedar policy, a durable decision record before the
+// tool runs, the tool, and a durable outcome record (SQLite,
+// synchronous=FULL) before the answer. "direct" is a bare mcp-go
 // streamable server with the same tool and no authentication. Each
 // reports its p50:
 //

@@ -162,6 +162,39 @@ type Log interface {
 	Len(ctx context.Context, log string) (int64, error)
 }
 
+// LogAppend is one log's entries in a [MultiLog.AppendLogs].
+type LogAppend struct {
+	Log     string
+	Entries [][]byte
+}
+
+// MaxLogAppends bounds the parts of one AppendLogs.
+const MaxLogAppends = 16
+
+// MultiLog is implemented by stores that can append to several logs in one
+// atomic write (for a durable store: one commit). A caller that needs two
+// logs to move together (the audit log's records and the seal that signs
+// them) uses it when the store has it.
+type MultiLog interface {
+	// AppendLogs appends each part's entries to the end of its log, all
+	// parts or none, and returns the index of each part's first entry. Two
+	// parts may name the same log: the second's entries follow the first's.
+	AppendLogs(ctx context.Context, parts ...LogAppend) ([]int64, error)
+}
+
+// ValidateAppendLogs checks the arguments of an AppendLogs.
+func ValidateAppendLogs(parts []LogAppend) error {
+	if len(parts) == 0 || len(parts) > MaxLogAppends {
+		return fmt.Errorf("%w: append to %d logs, want 1 to %d", ErrInvalid, len(parts), MaxLogAppends)
+	}
+	for _, p := range parts {
+		if err := ValidateAppend(p.Log, p.Entries); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Lease is a named, time-limited claim held by one holder.
 type Lease struct {
 	Name      string

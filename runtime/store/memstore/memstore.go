@@ -215,6 +215,22 @@ func (s *Store) Append(ctx context.Context, log string, entries ...[]byte) (int6
 	return first, nil
 }
 
+// AppendLogs implements [store.MultiLog].
+func (s *Store) AppendLogs(ctx context.Context, parts ...store.LogAppend) ([]int64, error) {
+	if err := s.lock(ctx, "append", store.ValidateAppendLogs(parts)); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	firsts := make([]int64, len(parts))
+	for i, p := range parts {
+		firsts[i] = int64(len(s.logs[p.Log]))
+		for _, e := range p.Entries {
+			s.logs[p.Log] = append(s.logs[p.Log], slices.Clone(e))
+		}
+	}
+	return firsts, nil
+}
+
 // Read implements [store.Log].
 func (s *Store) Read(ctx context.Context, log string, from int64, limit int) ([]store.Entry, error) {
 	if err := s.lock(ctx, "read", store.ValidateRead(log, from, limit)); err != nil {

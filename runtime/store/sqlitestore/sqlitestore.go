@@ -583,6 +583,33 @@ func (s *Store) Append(ctx context.Context, log string, entries ...[]byte) (int6
 	return first, nil
 }
 
+// AppendLogs implements [store.MultiLog]: every part in one transaction.
+func (s *Store) AppendLogs(ctx context.Context, parts ...store.LogAppend) ([]int64, error) {
+	if err := s.enter(ctx, "append", store.ValidateAppendLogs(parts)); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	firsts := make([]int64, len(parts))
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		next, insert := tx.StmtContext(ctx, s.logNext), tx.StmtContext(ctx, s.logInsert)
+		for i, p := range parts {
+			if err := next.QueryRowContext(ctx, p.Log).Scan(&firsts[i]); err != nil {
+				return err
+			}
+			for j, e := range p.Entries {
+				if _, err := insert.ExecContext(ctx, p.Log, firsts[i]+int64(j), nonNil(e)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("append", err)
+	}
+	return firsts, nil
+}
+
 // Read implements [store.Log].
 func (s *Store) Read(ctx context.Context, log string, from int64, limit int) ([]store.Entry, error) {
 	if err := s.enter(ctx, "read", store.ValidateRead(log, from, limit)); err != nil {

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("ConcurrentPutIfAbsent", func(t *testing.T) { testConcurrentPutIfAbsent(t, open) })
 	t.Run("Log", func(t *testing.T) { testLog(t, open) })
 	t.Run("ConcurrentAppend", func(t *testing.T) { testConcurrentAppend(t, open) })
+	t.Run("AppendLogs", func(t *testing.T) { testAppendLogs(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("LeaseTokens", func(t *testing.T) { testLeaseTokens(t, open) })
 	t.Run("ConcurrentAcquire", func(t *testing.T) { testConcurrentAcquire(t, open) })
@@ -380,6 +381,45 @@ func testLog(t *testing.T, open opener) {
 	if n := must(s.Len(ctx, "audit"))(t); n != 4 {
 		t.Fatalf("Len after a refused batch = %d, want 4", n)
 	}
+}
+
+// testAppendLogs: a store that appends to several logs at once does so
+// all or none, each part after what its log held.
+func testAppendLogs(t *testing.T, open opener) {
+	s, _ := open(t)
+	ml, ok := s.(store.MultiLog)
+	if !ok {
+		t.Skipf("%T does not implement store.MultiLog", s)
+	}
+	must(s.Append(ctx, "records", []byte("r0")))(t)
+	firsts := must(ml.AppendLogs(ctx,
+		store.LogAppend{Log: "records", Entries: [][]byte{[]byte("r1"), []byte("r2")}},
+		store.LogAppend{Log: "seals", Entries: [][]byte{[]byte("s0")}},
+		store.LogAppend{Log: "records", Entries: [][]byte{[]byte("r3")}},
+	))(t)
+	if len(firsts) != 3 || firsts[0] != 1 || firsts[1] != 0 || firsts[2] != 3 {
+		t.Fatalf("AppendLogs = %v, want [1 0 3]", firsts)
+	}
+	es := must(s.Read(ctx, "records", 0, 10))(t)
+	var got []string
+	for _, e := range es {
+		got = append(got, string(e.Data))
+	}
+	if strings.Join(got, ",") != "r0,r1,r2,r3" {
+		t.Fatalf("records = %v", got)
+	}
+	// One bad part appends nothing anywhere.
+	_, err := ml.AppendLogs(ctx,
+		store.LogAppend{Log: "records", Entries: [][]byte{[]byte("r4")}},
+		store.LogAppend{Log: "seals", Entries: [][]byte{make([]byte, store.MaxValueLen+1)}})
+	wantErr(t, err, store.ErrInvalid, "AppendLogs with an oversized entry")
+	if n := must(s.Len(ctx, "records"))(t); n != 4 {
+		t.Fatalf("records after a refused AppendLogs = %d, want 4", n)
+	}
+	_, err = ml.AppendLogs(ctx)
+	wantErr(t, err, store.ErrInvalid, "AppendLogs of nothing")
+	_, err = ml.AppendLogs(ctx, store.LogAppend{Log: "", Entries: [][]byte{[]byte("x")}})
+	wantErr(t, err, store.ErrInvalid, "AppendLogs to a log without a name")
 }
 
 func testConcurrentAppend(t *testing.T, open opener) {
