@@ -9,8 +9,17 @@
 // them all, a panic is recovered into an error, and cancellation (SIGINT or
 // SIGTERM in the CLI) is a clean exit that completes within 5 seconds.
 //
+// Every agent and tool plugin runs in a sandbox (plugins/sandbox) whose
+// level and limits come from the config; at start the host ends the
+// sandboxes a crashed host left on its data directory and probes what the
+// kernel can give, refusing a plugin whose required level it cannot. Its
+// own doors (the admin socket, each agent's Workload API socket) check the
+// peer process of every connection, and audit what they refuse.
+//
 // It also joins the governance parts: every record goes to the
-// tamper-evident audit log (runtime/audit, key kept in the store); the
+// tamper-evident audit log (runtime/audit; its signing key kept in its own
+// file, never in the store it signs, and its checkpoints also kept outside
+// the host when configured); the
 // mediator's policy is the agents' grants narrowed by Cedar policies or an
 // AuthZEN PDP (runtime/policy), which the hosted MCP servers ask too; and
 // CAEP events from Shared Signals transmitters (runtime/signals) revoke a
