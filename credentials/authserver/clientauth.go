@@ -160,7 +160,14 @@ func (s *Server) authSecret(ctx context.Context, id, secret, method string) (*au
 	if c.AuthMethod != method {
 		return nil, invalidClient("the client is registered for %s", c.AuthMethod)
 	}
-	ok, err := userauth.VerifyPassword(c.SecretHash, secret)
+	// The same bounded pool as sign-in passwords: each argon2id check takes
+	// 19 MiB, so a flood of client authentications must wait or be turned
+	// away rather than exhaust memory.
+	ok, err := s.cfg.Users.Limiter().Verify(ctx, c.SecretHash, secret)
+	if errors.Is(err, userauth.ErrBusy) {
+		return nil, withHeader(oauth.Errorf(oauth.CodeTemporarilyUnavailable,
+			"too many client authentications at once; retry shortly"), "Retry-After", "2")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("authserver: client %q secret hash: %w", c.ID, err)
 	}

@@ -256,7 +256,11 @@ func (s *Server) checkInitialAccessToken(r *http.Request) error {
 	if last := s.regToken.Load(); last != nil && subtle.ConstantTimeCompare(last[:], sum[:]) == 1 {
 		return nil
 	}
-	ok, err := userauth.VerifyPassword(s.cfg.RegistrationTokenHash, token)
+	ok, err := s.cfg.Users.Limiter().Verify(r.Context(), s.cfg.RegistrationTokenHash, token)
+	if errors.Is(err, userauth.ErrBusy) {
+		return withHeader(oauth.Errorf(oauth.CodeTemporarilyUnavailable,
+			"too many registrations at once; retry shortly"), "Retry-After", "2")
+	}
 	if err != nil {
 		return fmt.Errorf("authserver: verify initial access token: %w", err)
 	}

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -89,6 +91,10 @@ func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, err err
 	oe := oauth.AsError(err)
 	if oe.Code == oauth.CodeServerError {
 		s.log.Error("token endpoint failed", "err", err)
+	}
+	var he *headerError
+	if errors.As(err, &he) {
+		maps.Copy(w.Header(), he.header)
 	}
 	switch oe.Code {
 	case oauth.CodeUseDPoPNonce:
