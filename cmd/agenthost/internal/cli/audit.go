@@ -290,14 +290,15 @@ func writeRecords(w io.Writer, es []audit.Entry) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INDEX\tTIME\tAGENT\tSUBJECT\tACTION\tRESOURCE\tDECISION\tOUTCOME\tREASON")
+	// TXN is what `agenthost audit trace` takes.
+	fmt.Fprintln(tw, "INDEX\tTIME\tTXN\tAGENT\tSUBJECT\tACTION\tRESOURCE\tDECISION\tOUTCOME\tREASON")
 	for _, e := range es {
 		r := &e.Record
 		reason := r.Reason
 		if reason == "" && r.Error != "" {
 			reason = "error: " + r.Error
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, r.Time.UTC().Format(time.RFC3339),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, r.Time.UTC().Format(time.RFC3339), field(r.Txn),
 			field(r.Agent), field(r.Subject), field(r.Action), field(r.Resource), field(r.Decision), field(r.Outcome), field(reason))
 	}
 	return tw.Flush()

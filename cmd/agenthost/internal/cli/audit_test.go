@@ -278,13 +278,13 @@ func TestAuditCommands(t *testing.T) {
 		if code != 0 || len(lines) != 3 {
 			t.Fatalf("exit %d, stdout:\n%s\nstderr %q", code, stdout, stderr)
 		}
-		if f := strings.Fields(lines[0]); strings.Join(f, " ") != "INDEX TIME AGENT SUBJECT ACTION RESOURCE DECISION OUTCOME REASON" {
+		if f := strings.Fields(lines[0]); strings.Join(f, " ") != "INDEX TIME TXN AGENT SUBJECT ACTION RESOURCE DECISION OUTCOME REASON" {
 			t.Fatalf("header %q", lines[0])
 		}
-		if f := strings.Fields(lines[1]); strings.Join(f, " ") != `1 2026-03-04T05:06:07Z reader alice tool.call notes/read - ok done\n\x1b[31mred` {
+		if f := strings.Fields(lines[1]); strings.Join(f, " ") != `1 2026-03-04T05:06:07Z t1 reader alice tool.call notes/read - ok done\n\x1b[31mred` {
 			t.Fatalf("record 1: %q", lines[1])
 		}
-		if f := strings.Fields(lines[2]); strings.Join(f, " ") != "2 2026-03-04T05:06:07Z writer - agent.call reader allow - -" {
+		if f := strings.Fields(lines[2]); strings.Join(f, " ") != "2 2026-03-04T05:06:07Z t2 writer - agent.call reader allow - -" {
 			t.Fatalf("record 2: %q", lines[2])
 		}
 		// Columns are aligned.
