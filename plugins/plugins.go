@@ -91,9 +91,14 @@ type Plugin struct {
 	name   string
 	client *plugin.Client
 	proc   *sandbox.Process
-	agent  pluginpb.AgentClient
-	broker *plugin.GRPCBroker
-	host   pluginpb.HostServer
+	// connected says the plugin took the Host service for its whole life
+	// (see Describe); stopHost ends that service.
+	mu        sync.Mutex
+	stopHost  func()
+	connected atomic.Bool
+	agent     pluginpb.AgentClient
+	broker    *plugin.GRPCBroker
+	host      pluginpb.HostServer
 }
 
 // Launch starts the plugin and completes the handshake; ctx bounds the
@@ -256,11 +261,38 @@ func livePID(proc *sandbox.Process) int {
 func (p *Plugin) Exited() bool { return p.client.Exited() }
 
 // Kill ends the plugin process (gracefully first, then by force).
-func (p *Plugin) Kill() { p.client.Kill() }
+func (p *Plugin) Kill() {
+	p.mu.Lock()
+	if p.stopHost != nil {
+		p.stopHost()
+	}
+	p.mu.Unlock()
+	p.client.Kill()
+}
 
-// Describe asks the plugin what it is.
+// Describe asks the plugin what it is. The first Describe offers the
+// plugin the Host service for its whole life; a plugin that takes it
+// (every plugin built with this SDK) then needs no connection per task.
 func (p *Plugin) Describe(ctx context.Context) (*pluginpb.DescribeResponse, error) {
-	d, err := p.agent.Describe(ctx, &pluginpb.DescribeRequest{ProtocolVersion: pluginpb.ProtocolVersion})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	req := &pluginpb.DescribeRequest{ProtocolVersion: pluginpb.ProtocolVersion}
+	var stop func()
+	if !p.connected.Load() {
+		// Offered now, as go-plugin forgets an offered id the plugin has
+		// not dialled within 5 seconds.
+		req.HostBrokerId = p.broker.NextId()
+		stop = p.serveHost(req.HostBrokerId)
+	}
+	d, err := p.agent.Describe(ctx, req)
+	switch {
+	case stop == nil:
+	case err == nil && d.GetHostConnected():
+		p.stopHost = stop
+		p.connected.Store(true)
+	default:
+		stop() // not taken: tasks get the service one by one
+	}
 	if err != nil {
 		return nil, fmt.Errorf("plugins: %s: describe: %w", p.name, err)
 	}
@@ -272,14 +304,17 @@ func (p *Plugin) Describe(ctx context.Context) (*pluginpb.DescribeResponse, erro
 // ends. The returned error is a transport or onEvent error; a task the
 // agent failed ends with a RunError event and a nil error.
 func (p *Plugin) Run(ctx context.Context, taskID, input string, metadata map[string]string, onEvent func(*pluginpb.RunEvent) error) error {
-	// Each task gets the Host service on a broker id of its own, offered
-	// just before the task starts: go-plugin forgets an offered id the
-	// plugin has not dialled within 5 seconds, so one offered at launch
-	// would be gone for a first task started later. The server stops when
+	// A plugin that took the Host service at Describe uses that one
+	// connection. Otherwise the task gets the service on a broker id of
+	// its own, offered just before it starts (go-plugin forgets an offered
+	// id the plugin has not dialled within 5 seconds), and stopped when
 	// the task ends.
-	id := p.broker.NextId()
-	stop := p.serveHost(id)
-	defer stop()
+	var id uint32
+	if !p.connected.Load() {
+		id = p.broker.NextId()
+		stop := p.serveHost(id)
+		defer stop()
+	}
 	stream, err := p.agent.Run(ctx, &pluginpb.RunRequest{TaskId: taskID, Input: input, Metadata: metadata, HostBrokerId: id})
 	if err != nil {
 		return fmt.Errorf("plugins: %s: run: %w", p.name, err)

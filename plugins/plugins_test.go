@@ -23,7 +23,10 @@ import (
 const agentModeEnv = "AGENTHOST_TEST_AGENT"
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(agentModeEnv); mode == "hang" {
+	if mode := os.Getenv(agentModeEnv); mode == "legacy" {
+		serveLegacy()
+		os.Exit(0)
+	} else if mode == "hang" {
 		time.Sleep(time.Hour) // never answers the handshake
 		os.Exit(0)
 	} else if mode == "tools" {
@@ -305,6 +308,10 @@ func BenchmarkRunWithHostCall(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer p.Kill()
+			// As the supervisor does after every start.
+			if _, err := p.Describe(ctx); err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := p.Run(ctx, "t", "q", nil, func(*pluginpb.RunEvent) error { return nil }); err != nil {
@@ -323,13 +330,20 @@ func TestFirstTaskLongAfterLaunch(t *testing.T) {
 	host := &recordingHost{name: "A"}
 	p := launch(t, "ok", host)
 	time.Sleep(5500 * time.Millisecond) // past go-plugin's pending-connection expiry
-	for _, task := range []string{"late-1", "late-2"} {
+	for i, task := range []string{"late-1", "late-2", "described-1", "described-2"} {
+		if i == 2 {
+			// From here on the plugin holds the Host service it took at
+			// Describe, also offered long after launch.
+			if d, err := p.Describe(context.Background()); err != nil || !d.GetHostConnected() {
+				t.Fatalf("Describe = %v, %v", d, err)
+			}
+		}
 		events, err := run(t, p, task, "q")
 		if err != nil || len(events) != 3 || events[2] != "final: tool said: A results" {
 			t.Fatalf("task %s: %q, %v", task, events, err)
 		}
 	}
-	if len(host.calls) != 2 {
+	if len(host.calls) != 4 {
 		t.Fatalf("host calls = %q", host.calls)
 	}
 }

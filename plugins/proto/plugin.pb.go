@@ -94,8 +94,14 @@ type DescribeRequest struct {
 	// The host's ProtocolVersion, so a plugin can refuse a host it does not
 	// understand.
 	ProtocolVersion uint32 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The go-plugin broker id on which the host serves the Host service for
+	// the plugin's whole life. A plugin that dials it while answering
+	// Describe sets DescribeResponse.host_connected, and every task then
+	// uses that one connection (RunRequest.host_broker_id is 0): no
+	// connection and no TLS handshake per task. Zero: not offered.
+	HostBrokerId  uint32 `protobuf:"varint,2,opt,name=host_broker_id,json=hostBrokerId,proto3" json:"host_broker_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeRequest) Reset() {
@@ -135,6 +141,13 @@ func (x *DescribeRequest) GetProtocolVersion() uint32 {
 	return 0
 }
 
+func (x *DescribeRequest) GetHostBrokerId() uint32 {
+	if x != nil {
+		return x.HostBrokerId
+	}
+	return 0
+}
+
 type DescribeResponse struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -144,7 +157,10 @@ type DescribeResponse struct {
 	// Tool names the agent wants to call ("server/tool").
 	Tools []string `protobuf:"bytes,5,rep,name=tools,proto3" json:"tools,omitempty"`
 	// Model aliases the agent wants to use, from the host's config.
-	Models        []string `protobuf:"bytes,6,rep,name=models,proto3" json:"models,omitempty"`
+	Models []string `protobuf:"bytes,6,rep,name=models,proto3" json:"models,omitempty"`
+	// The plugin dialled DescribeRequest.host_broker_id and keeps the
+	// connection for every task.
+	HostConnected bool `protobuf:"varint,7,opt,name=host_connected,json=hostConnected,proto3" json:"host_connected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -219,6 +235,13 @@ func (x *DescribeResponse) GetModels() []string {
 		return x.Models
 	}
 	return nil
+}
+
+func (x *DescribeResponse) GetHostConnected() bool {
+	if x != nil {
+		return x.HostConnected
+	}
+	return false
 }
 
 // Skill is one capability the agent advertises (it becomes an A2A skill).
@@ -306,7 +329,8 @@ type RunRequest struct {
 	// Non-secret task metadata (for example the A2A context id).
 	Metadata map[string]string `protobuf:"bytes,3,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The go-plugin broker id on which the host serves the Host service for
-	// this plugin.
+	// this task, or 0 when the plugin holds the connection it opened while
+	// answering Describe.
 	HostBrokerId  uint32 `protobuf:"varint,4,opt,name=host_broker_id,json=hostBrokerId,proto3" json:"host_broker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2023,16 +2047,18 @@ var File_plugin_proto protoreflect.FileDescriptor
 
 const file_plugin_proto_rawDesc = "" +
 	"\n" +
-	"\fplugin.proto\x12\x13agenthost.plugin.v1\"<\n" +
+	"\fplugin.proto\x12\x13agenthost.plugin.v1\"b\n" +
 	"\x0fDescribeRequest\x12)\n" +
-	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\"\xc4\x01\n" +
+	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12$\n" +
+	"\x0ehost_broker_id\x18\x02 \x01(\rR\fhostBrokerId\"\xeb\x01\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x122\n" +
 	"\x06skills\x18\x04 \x03(\v2\x1a.agenthost.plugin.v1.SkillR\x06skills\x12\x14\n" +
 	"\x05tools\x18\x05 \x03(\tR\x05tools\x12\x16\n" +
-	"\x06models\x18\x06 \x03(\tR\x06models\"}\n" +
+	"\x06models\x18\x06 \x03(\tR\x06models\x12%\n" +
+	"\x0ehost_connected\x18\a \x01(\bR\rhostConnected\"}\n" +
 	"\x05Skill\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -76,6 +77,11 @@ type agentServer struct {
 	pluginpb.UnimplementedAgentServer
 	agent  Agent
 	broker *plugin.GRPCBroker
+
+	mu sync.Mutex
+	// host is the Host service on the connection the host offered at
+	// Describe, kept for every task; nil until then.
+	host pluginpb.HostClient
 }
 
 func (s *agentServer) Describe(_ context.Context, req *pluginpb.DescribeRequest) (*pluginpb.DescribeResponse, error) {
@@ -92,6 +98,20 @@ func (s *agentServer) Describe(_ context.Context, req *pluginpb.DescribeRequest)
 			Id: sk.ID, Name: sk.Name, Description: sk.Description, Tags: sk.Tags, Examples: sk.Examples,
 		})
 	}
+	// The host's service for the plugin's whole life: one connection (and
+	// one TLS handshake) instead of one per task.
+	if id := req.GetHostBrokerId(); id != 0 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.host == nil {
+			conn, err := s.broker.Dial(id)
+			if err != nil {
+				return nil, fmt.Errorf("sdk: dial the host service: %w", err)
+			}
+			s.host = pluginpb.NewHostClient(conn)
+		}
+		resp.HostConnected = true
+	}
 	return resp, nil
 }
 
@@ -106,6 +126,10 @@ func (s *agentServer) Run(req *pluginpb.RunRequest, stream grpc.ServerStreamingS
 		}
 		defer conn.Close()
 		t.host = pluginpb.NewHostClient(conn)
+	} else {
+		s.mu.Lock()
+		t.host = s.host
+		s.mu.Unlock()
 	}
 	out, err := s.agent.Run(stream.Context(), t)
 	if err != nil {
