@@ -6,5 +6,6 @@
 // The root package holds no code. The tree is laid out by responsibility:
 // credentials/ (identity and tokens), runtime/ (the host's composition root,
 // config, storage), and cmd/agenthost (the CLI). layout_test.go enforces the
-// import direction between them.
+// import direction between them; readme_test.go runs the README's commands
+// against a real host.
 package agenthost

@@ -60,7 +60,8 @@ func newPolicyTestCommand(_ *globalFlags) *cobra.Command {
 		Long: `test loads the *.cedar files of a policy directory the way the host does,
 decides the request of every case of CASESFILE and compares the decision with
 the case's expectation. No running host is needed. The directory is --dir, or
-else the policy.dir of the config file (--config).
+else the policy.dir of the config file (--config, by default agenthost.yaml in
+the current directory).
 
 CASESFILE is a JSON array of cases, or an object {"cases": [...]}:
 

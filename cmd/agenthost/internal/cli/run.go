@@ -46,8 +46,9 @@ The task is the TASK argument, or standard input when TASK is "-", or the
 file named by --file; the host takes tasks of up to %d MiB and says so when
 one is larger.
 
-The first line on stderr names the task and the command that traces it
-through the audit log: "task task-… (trace: agenthost audit trace task-…)".
+The first line on stderr (after the "waiting…" line below, if it waited)
+names the task and the command that traces it through the audit log:
+"task task-… (trace: agenthost audit trace task-…)".
 
 An agent that the host is still starting is waited for, up to --wait
 (printing "waiting for agent AGENT to start…"); an agent that failed to
