@@ -6,4 +6,7 @@ import (
 	"github.com/agenthost/agenthost/cmd/agenthost/internal/cli"
 )
 
-func main() { os.Exit(cli.Execute(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	cli.InvokedAs(os.Args[0])
+	os.Exit(cli.Execute(os.Args[1:], os.Stdout, os.Stderr))
+}

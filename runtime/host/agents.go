@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/attest"
@@ -256,6 +257,10 @@ func (h *Host) delegate(ctx context.Context, agent, input string, parent mediato
 	var failure error
 	c := mediator.Caller{Subject: parent.Subject, Txn: parent.Txn, ParentTask: parent.TaskID,
 		Chain: append(append([]string(nil), parent.Chain...), parent.Agent)}
+	// An agent the supervisor is still starting (or restarting) is waited
+	// for, as `agenthost run` waits; one that failed or is quarantined is
+	// refused at once by runTask.
+	h.waitStarting(ctx, agent, delegateStartWait)
 	done := false
 	err := h.runTask(ctx, agent, input, c, func(ev localapi.TaskEvent) error {
 		switch ev.Type {
@@ -290,6 +295,33 @@ func delegatedError(err error) error {
 		return fmt.Errorf("%w: %w", pluginpb.ErrUnavailable, err)
 	}
 	return err
+}
+
+// delegateStartWait bounds how long a delegation waits for an agent that
+// is still starting.
+const delegateStartWait = 30 * time.Second
+
+// waitStarting returns once agent is no longer starting or restarting (it
+// runs, failed, or is quarantined), max has passed, or ctx is done.
+func (h *Host) waitStarting(ctx context.Context, agent string, max time.Duration) {
+	deadline := h.now().Add(max)
+	for {
+		starting := false
+		for _, st := range h.sup.Status() {
+			if st.Name == agent {
+				starting = st.State == supervisor.StateStarting || st.State == supervisor.StateBackoff ||
+					st.State == supervisor.StateStopped
+			}
+		}
+		if !starting || !h.now().Before(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // ErrTaskStopped: the host stopped the task (its user was revoked, its

@@ -249,3 +249,26 @@ func TestQuarantineRefusalsAreDenials(t *testing.T) {
 		t.Errorf("audit check with the quickstart rules: %v, %v", v, err)
 	}
 }
+
+// TestDelegationWaitsForARestartedAgent: a delegation to an agent that is
+// starting again (here just released from quarantine) waits for it, as
+// `agenthost run` does, instead of failing as not running.
+func TestDelegationWaitsForARestartedAgent(t *testing.T) {
+	requireSandbox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "data")
+	all := map[string]string{"research": "running", "payments": "running", "assistant": "running"}
+	h, _, _ := startLogged(t, quickstartConfig(t), dir)
+	waitStates(ctx, t, h, all)
+	if err := h.Quarantine(ctx, "payments", "checking"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx, "payments", "checked"); err != nil {
+		t.Fatal(err)
+	}
+	final, failure, err := taskAnswer(ctx, h, "assistant", "what is the balance of account: bob")
+	if err != nil || failure != "" || !strings.Contains(final, "payments/balance tool returned") {
+		t.Fatalf("delegation right after the release: %q %q %v", final, failure, err)
+	}
+}

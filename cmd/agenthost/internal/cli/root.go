@@ -34,10 +34,14 @@ type globalFlags struct {
 // commands suggested to the user.
 func (g *globalFlags) commandPrefix() string {
 	if g.dataDir == defaultDataDir {
-		return "agenthost"
+		return invokedAs
 	}
-	return "agenthost --data-dir " + shellQuote(g.dataDir)
+	return invokedAs + " --data-dir " + shellQuote(g.dataDir)
 }
+
+// invokedAs is how the user ran this program ("./bin/agenthost" as typed,
+// or "agenthost" when found on PATH), for the commands it suggests.
+var invokedAs = "agenthost"
 
 // shellQuote quotes s for a POSIX shell when it needs quoting.
 func shellQuote(s string) string {
@@ -62,6 +66,15 @@ func (e silentExit) Error() string { return fmt.Sprintf("exit status %d", e.code
 // exit status.
 func Execute(args []string, stdout, stderr io.Writer) int {
 	return execute(args, os.Stdin, stdout, stderr, isTerminal)
+}
+
+// InvokedAs records how the program was run (its argv[0]), so that the
+// commands it suggests can be copied as they are: a path as typed
+// ("./bin/agenthost"), or "agenthost" when it was found on PATH.
+func InvokedAs(argv0 string) {
+	if strings.Contains(argv0, "/") {
+		invokedAs = shellQuote(argv0)
+	}
 }
 
 // execute is Execute with standard input and the terminal test given.
