@@ -2,9 +2,10 @@
 // hashicorp/go-plugin with gRPC.
 //
 // [Launch] starts a plugin binary given by absolute path, refuses it unless
-// its SHA-256 matches the digest the host attested (the file is hashed
-// through the descriptor it is then started from, so what runs is what was
-// checked), starts it in its sandbox (package sandbox: its own namespaces,
+// its SHA-256 matches the digest the host attested (on Linux the file is
+// hashed through the descriptor it is then started from, so a binary
+// replaced after the check is not what runs; elsewhere the path is
+// started), starts it in its sandbox (package sandbox: its own namespaces,
 // a file system holding only what it needs, no network but the channel to
 // the host, no capabilities, seccomp, Landlock, limits, death with the
 // host) through a go-plugin runner, speaks gRPC only over an automatically
@@ -12,7 +13,9 @@
 // any error during setup. go-plugin gives each plugin a socket directory of
 // its own; it is the one place a contained plugin may write, seen at
 // /run/agenthost/plugin, and the runner translates the socket addresses the
-// two sides exchange. Each plugin gets its own Host service, served on that
+// two sides exchange. The host dials only a socket a contained plugin made
+// in that directory, through a descriptor of it, so no other address and no
+// symbolic link planted there is ever reached. Each plugin gets its own Host service, served on that
 // plugin's go-plugin broker: the host knows which plugin is calling from
 // the connection a call arrives on, never from anything the plugin says.
 //

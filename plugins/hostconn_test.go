@@ -95,3 +95,29 @@ func TestHostConnectionAtDescribe(t *testing.T) {
 		})
 	}
 }
+
+// TestHostConnectionOfferedAgain: when a Describe fails on the host's side
+// after the plugin took the offer (the host then stops that service), the
+// next Describe offers the service again and the plugin takes the new
+// offer instead of keeping its dead connection.
+func TestHostConnectionOfferedAgain(t *testing.T) {
+	host := &recordingHost{name: "A"}
+	p := launch(t, "ok", host)
+	ctx := context.Background()
+	id := p.broker.NextId()
+	stop := p.serveHost(id)
+	d, err := p.agent.Describe(ctx, &pluginpb.DescribeRequest{ProtocolVersion: pluginpb.ProtocolVersion, HostBrokerId: id})
+	if err != nil || !d.GetHostConnected() {
+		t.Fatalf("Describe = %v, %v", d, err)
+	}
+	stop() // as Describe does when the call failed on the host's side
+	if d, err := p.Describe(ctx); err != nil || !d.GetHostConnected() || !p.connected.Load() {
+		t.Fatalf("Describe = %v, %v", d, err)
+	}
+	for i := range 2 {
+		events, err := run(t, p, "task", "q")
+		if err != nil || len(events) == 0 || events[len(events)-1] != "final: tool said: A results" {
+			t.Fatalf("task %d: %q, %v", i, events, err)
+		}
+	}
+}

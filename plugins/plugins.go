@@ -260,14 +260,16 @@ func livePID(proc *sandbox.Process) int {
 // Exited reports whether the plugin process has exited.
 func (p *Plugin) Exited() bool { return p.client.Exited() }
 
-// Kill ends the plugin process (gracefully first, then by force).
+// Kill ends the plugin process (gracefully first, then by force), then
+// the Host service it took at Describe. The process goes first: a
+// Describe still waiting for the plugin holds p.mu until its call fails.
 func (p *Plugin) Kill() {
+	p.client.Kill()
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.stopHost != nil {
 		p.stopHost()
 	}
-	p.mu.Unlock()
-	p.client.Kill()
 }
 
 // Describe asks the plugin what it is. The first Describe offers the

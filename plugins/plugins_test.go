@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 type testAgent struct{ mode string }
 
 func (a testAgent) Describe() sdk.Description {
+	if a.mode == "describe-hang" {
+		time.Sleep(time.Hour) // never answers Describe
+	}
 	return sdk.Description{Name: "testagent", Version: "1", Tools: []string{"docs/search"},
 		Skills: []sdk.Skill{{ID: "echo", Name: "Echo"}}}
 }
@@ -270,6 +273,47 @@ func TestLaunchCanceledDuringHandshake(t *testing.T) {
 		}
 	case <-time.After(time.Minute): // a failure guard far below the handshake timeout
 		t.Fatal("Launch waited for the handshake timeout")
+	}
+}
+
+// TestKillDuringDescribe: Kill ends a plugin that never answers Describe
+// without waiting for that call.
+func TestKillDuringDescribe(t *testing.T) {
+	p := launch(t, "describe-hang", &recordingHost{})
+	described := make(chan error, 1)
+	go func() {
+		_, err := p.Describe(context.Background())
+		described <- err
+	}()
+	for p.mu.TryLock() { // until the Describe is in flight
+		p.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	killed := make(chan struct{})
+	go func() { p.Kill(); close(killed) }()
+	select {
+	case <-killed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Kill waited for the plugin's answer to Describe")
+	}
+	if err := <-described; err == nil {
+		t.Fatal("Describe of a killed plugin succeeded")
+	}
+}
+
+// TestFailedStartLeavesNoSocketDirectory: a plugin whose sandbox cannot
+// start leaves no go-plugin socket directory behind.
+func TestFailedStartLeavesNoSocketDirectory(t *testing.T) {
+	exe, sum := selfDigest(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	_, err := Launch(context.Background(), Config{Name: "x", Path: exe, SHA256: sum, Host: &recordingHost{},
+		Env: []string{agentModeEnv + "=ok"}, Sandbox: sandbox.Policy{Level: "loose"}})
+	if err == nil {
+		t.Fatal("Launch with an unknown sandbox level succeeded")
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Fatalf("left in the temporary directory: %v", left)
 	}
 }
 

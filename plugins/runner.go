@@ -39,6 +39,9 @@ type sandboxRunner struct {
 	// aborted: the start was abandoned; the process is killed as soon as
 	// it exists.
 	aborted bool
+	// pinned are the descriptors of the plugin's sockets the host dials
+	// (see pinSocket), closed when the process has exited.
+	pinned []int
 }
 
 func newSandboxRunner(cfg Config, cmd *exec.Cmd, socketDir string, bin *os.File) *sandboxRunner {
@@ -108,6 +111,9 @@ func (r *sandboxRunner) Start(context.Context) error {
 		outR.Close()
 		errR.Close()
 		r.startErr = err
+		// go-plugin removes the socket directory only of a runner whose
+		// process started (one with an ID).
+		_ = os.RemoveAll(r.socketDir)
 		return err
 	}
 	r.proc, r.stdoutR, r.stderrR = proc, outR, errR
@@ -133,7 +139,9 @@ func (r *sandboxRunner) Wait(context.Context) error {
 	if proc == nil {
 		return r.err()
 	}
-	return proc.Wait()
+	err := proc.Wait()
+	r.unpin()
+	return err
 }
 
 func (r *sandboxRunner) Kill(context.Context) error {
@@ -152,23 +160,34 @@ func (r *sandboxRunner) ID() string {
 }
 
 // PluginToHost translates a socket address the plugin gives (in its
-// socket directory as it sees it) to the host's path.
+// socket directory as it sees it) to one the host dials. The host dials
+// what a contained plugin names, so the plugin may name only a socket it
+// created in its socket directory: any other address (a TCP one, a host
+// path) would have the host open a connection for it. The socket is
+// pinned (see pinSocket): a symbolic link the plugin plants there, or puts
+// in the socket's place later, is never followed.
 func (r *sandboxRunner) PluginToHost(network, addr string) (string, string, error) {
-	return network, r.translate(network, addr, pluginSocketDir, r.socketDir), nil
+	if !r.cfg.Sandbox.Contained() {
+		return network, addr, nil
+	}
+	name, ok := strings.CutPrefix(addr, pluginSocketDir+"/")
+	if network != "unix" || !ok || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("plugins: %s: refused the address %s %q: not in the plugin's socket directory", r.cfg.Name, network, addr)
+	}
+	pinned, err := r.pinSocket(r.socketDir + "/" + name)
+	if err != nil {
+		return "", "", fmt.Errorf("plugins: %s: refused the address %q: %w", r.cfg.Name, addr, err)
+	}
+	return network, pinned, nil
 }
 
 // HostToPlugin translates a socket address of the host's (in the
 // plugin's socket directory) to the path the plugin sees.
 func (r *sandboxRunner) HostToPlugin(network, addr string) (string, string, error) {
-	return network, r.translate(network, addr, r.socketDir, pluginSocketDir), nil
-}
-
-func (r *sandboxRunner) translate(network, addr, from, to string) string {
-	if network != "unix" || !r.cfg.Sandbox.Contained() {
-		return addr
+	if network == "unix" && r.cfg.Sandbox.Contained() {
+		if rest, ok := strings.CutPrefix(addr, r.socketDir+"/"); ok {
+			return network, pluginSocketDir + "/" + rest, nil
+		}
 	}
-	if rest, ok := strings.CutPrefix(addr, from+"/"); ok {
-		return to + "/" + rest
-	}
-	return addr
+	return network, addr, nil
 }

@@ -36,15 +36,18 @@
 //  4. on its own locked OS thread, empties every capability set and the
 //     bounding set, sets no_new_privs, applies a Landlock ruleset (where
 //     the kernel has Landlock: read the view, execute only the binary and
-//     libraries, write only /tmp and the writable directories, TCP connect
+//     libraries, write only /tmp and the writable directories (no
+//     symbolic link in those, which the host shares), TCP connect
 //     only to allowed ports, bind nothing, signals and abstract sockets
 //     scoped to the sandbox) and a seccomp filter (ptrace, mount and
 //     namespaces, kernel modules and kexec, keyrings, BPF and perf, clock
 //     and host settings, file handles, io_uring, other socket families:
 //     refused with an error the plugin can read);
 //  5. forks and executes the plugin from that thread, so the plugin
-//     inherits every restriction of it, then reaps children and passes
-//     signals on until the plugin exits, and exits with its status.
+//     inherits every restriction of it and none of the helper's file
+//     descriptors (whatever the host process left inheritable included),
+//     then reaps children and passes signals on until the plugin exits,
+//     and exits with its status.
 //
 // The helper's other threads never run plugin code and keep what they
 // need to relay ports. Landlock is applied with the raw system calls

@@ -112,9 +112,6 @@ func helperMain() int {
 	// Capabilities, no_new_privs, Landlock and seccomp are properties of
 	// a thread; the plugin is forked from this one.
 	runtime.LockOSThread()
-	for fd := fdSpec; fd <= fdLifeline; fd++ {
-		unix.CloseOnExec(fd)
-	}
 	status := os.NewFile(fdStatus, "status")
 	fail := func(format string, args ...any) int {
 		msg := fmt.Sprintf(format, args...)
@@ -126,6 +123,13 @@ func helperMain() int {
 	// hand, under this name), the helper does nothing at all.
 	if os.Getpid() != 1 {
 		return fail("the sandbox helper runs only as the first process of a new PID namespace")
+	}
+	// The plugin inherits none of the helper's descriptors: neither those
+	// the host handed over nor any the host process left inheritable (a
+	// library's descriptor opened without O_CLOEXEC reaches the helper
+	// through exec).
+	if err := closeOnExecFrom(fdSpec); err != nil {
+		return fail("%v", err)
 	}
 	var spec helperSpec
 	if err := json.NewDecoder(io.LimitReader(os.NewFile(fdSpec, "spec"), 1<<20)).Decode(&spec); err != nil {
@@ -158,6 +162,24 @@ func helperMain() int {
 	_ = json.NewEncoder(status).Encode(st)
 	status.Close()
 	return reap(pid)
+}
+
+// closeOnExecFrom marks every descriptor from first on close-on-exec.
+func closeOnExecFrom(first int) error {
+	if unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return nil
+	}
+	// Before Linux 5.11: the host's /proc is still mounted here.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list inherited descriptors: %w", err)
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 // setup builds everything that needs the helper's capabilities: the file

@@ -117,6 +117,10 @@ const (
 		unix.LANDLOCK_ACCESS_FS_REMOVE_FILE | unix.LANDLOCK_ACCESS_FS_MAKE_DIR | unix.LANDLOCK_ACCESS_FS_MAKE_REG |
 		unix.LANDLOCK_ACCESS_FS_MAKE_SOCK | unix.LANDLOCK_ACCESS_FS_MAKE_FIFO | unix.LANDLOCK_ACCESS_FS_MAKE_SYM |
 		unix.LANDLOCK_ACCESS_FS_REFER | unix.LANDLOCK_ACCESS_FS_TRUNCATE
+	// llShared is what the plugin may do in a directory the host shares
+	// with it: no symbolic links, which the host would resolve in its own
+	// file system.
+	llShared = llWrite &^ unix.LANDLOCK_ACCESS_FS_MAKE_SYM
 )
 
 // landlockABI is the kernel's Landlock ABI version, 0 without Landlock.
@@ -161,7 +165,8 @@ const landlockRuleNetPort = 2
 
 // applyLandlock restricts the calling thread to the sandbox's view: read
 // everything visible, execute the plugin and its loader and libraries,
-// write only to /tmp and the writable directories, connect by TCP only to
+// write only to /tmp and the writable directories (where it may create no
+// symbolic link), connect by TCP only to
 // the forwarded ports, bind nothing, and signal or reach abstract sockets
 // only within the sandbox. It returns the ABI version applied (0: the
 // kernel has no Landlock).
@@ -223,7 +228,7 @@ func applyLandlock(spec *helperSpec) (int, error) {
 		case b.Device:
 			rights |= unix.LANDLOCK_ACCESS_FS_WRITE_FILE
 		case b.Writable:
-			rights = llWrite
+			rights = llShared
 		}
 		if b.Exec {
 			rights |= unix.LANDLOCK_ACCESS_FS_EXECUTE

@@ -48,7 +48,9 @@ type Policy struct {
 	// Level is LevelStrict (the zero value means strict) or LevelNone.
 	Level Level
 	// ReadOnlyPaths are extra absolute paths (files or directories) the
-	// plugin may read.
+	// plugin may read. A unix socket beneath one can still be connected
+	// to (a read-only mount does not stop connect), so none may hold a
+	// socket of the host's.
 	ReadOnlyPaths []string
 	// LoopbackPorts are TCP ports of the host's loopback interface that
 	// the plugin may connect to, at 127.0.0.1:<port> inside its own
@@ -114,7 +116,8 @@ type Spec struct {
 	Sockets []Bind
 	// WritableDirs are host directories the plugin may create files and
 	// sockets in (the go-plugin socket directory), each at its Target
-	// inside.
+	// inside. Where Landlock is in force it can make no symbolic link
+	// there; the host must still not follow one it finds.
 	WritableDirs []Bind
 	// Stdout and Stderr receive the plugin's output. Required.
 	Stdout, Stderr *os.File

@@ -300,10 +300,25 @@ func escapeResults(t *testing.T, out []byte) []sandboxtest.Result {
 }
 
 func TestStrictRefusesEveryEscape(t *testing.T) {
-	requireStrict(t)
+	prot := requireStrict(t)
 	targets, hits, dir := hostTargets(t)
+	// A descriptor of the host's secret left inheritable, as a library
+	// that opens files without O_CLOEXEC would.
+	fd, err := syscall.Open(targets.Files[0], syscall.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	targets.Descriptors = []int{fd}
+	// A directory the host shares, as go-plugin's socket directory.
+	shared := t.TempDir()
+	var spec Spec
+	if prot.Landlock > 0 { // without Landlock a symbolic link can be made there
+		spec.WritableDirs = []Bind{{Source: shared, Target: "/run/agenthost/shared"}}
+		targets.SharedDirs = []string{"/run/agenthost/shared"}
+	}
 	arg, _ := json.Marshal(targets)
-	r := startSelf(t, "escape", string(arg), Policy{}, Spec{}, true)
+	r := startSelf(t, "escape", string(arg), Policy{}, spec, true)
 	if r.err != nil {
 		t.Fatalf("plugin: %v\n%s", r.err, &r.out)
 	}
@@ -320,8 +335,10 @@ func TestStrictRefusesEveryEscape(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the host's servers got %d requests from the sandbox", n)
 	}
-	if m, _ := filepath.Glob(filepath.Join(dir, "escape-*")); len(m) > 0 {
-		t.Errorf("the plugin wrote %v", m)
+	for _, d := range []string{dir, shared} {
+		if m, _ := filepath.Glob(filepath.Join(d, "escape-*")); len(m) > 0 {
+			t.Errorf("the plugin wrote %v", m)
+		}
 	}
 }
 
@@ -599,6 +616,46 @@ func TestStartRefusals(t *testing.T) {
 				t.Fatalf("Start = %v, want %v with %q", err, tt.want, tt.text)
 			}
 		})
+	}
+}
+
+// What runs is the file the caller checked and passed open, not whatever
+// the path names by the time the process starts.
+func TestStartRunsTheCheckedFile(t *testing.T) {
+	exe, _ := os.Executable()
+	bin, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	// The path now names another file (the binary was replaced).
+	other := filepath.Join(t.TempDir(), "plugin")
+	if err := os.WriteFile(other, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	defer devnull.Close()
+	spec := Spec{Path: other, Binary: bin, Env: []string{testModeEnv + "=exit", testArgEnv + "=3"}, Stdout: devnull, Stderr: devnull}
+
+	// Uncontained, the open file is what is executed.
+	p, err := Start(spec, Policy{Level: LevelNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); exitCode(err) != 3 {
+		t.Errorf("level none ran something else than the checked binary: %v", err)
+	}
+
+	// Contained, the path is bound into the sandbox, so it must still
+	// name the checked file.
+	requireStrict(t)
+	p, err = Start(spec, Policy{})
+	if err == nil {
+		p.Kill()
+		_ = p.Wait()
+	}
+	if !errors.Is(err, ErrSetup) || !strings.Contains(err.Error(), "was replaced after it was checked") {
+		t.Fatalf("Start with a replaced binary = %v", err)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -33,7 +32,6 @@ type Process struct {
 	group       *cgroup
 	done        chan struct{}
 	waitErr     error
-	once        sync.Once
 }
 
 // Start starts the process spec describes, contained as policy says. It
@@ -410,19 +408,17 @@ func (p *Process) closeListeners() {
 	p.listeners = nil
 }
 
+// wait runs once per process, from the goroutine its start begins.
 func (p *Process) wait() {
-	err := p.cmd.Wait()
-	p.once.Do(func() {
-		p.waitErr = err
-		if p.lifeline != nil {
-			p.lifeline.Close()
-		}
-		p.closeListeners()
-		if p.group != nil {
-			p.group.remove()
-		}
-		close(p.done)
-	})
+	p.waitErr = p.cmd.Wait()
+	if p.lifeline != nil {
+		p.lifeline.Close()
+	}
+	p.closeListeners()
+	if p.group != nil {
+		p.group.remove()
+	}
+	close(p.done)
 }
 
 // PID is the host pid of the process the host started: the plugin itself

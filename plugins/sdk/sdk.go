@@ -79,8 +79,9 @@ type agentServer struct {
 	broker *plugin.GRPCBroker
 
 	mu sync.Mutex
-	// host is the Host service on the connection the host offered at
-	// Describe, kept for every task; nil until then.
+	// conn is the connection to the Host service the host offered at
+	// Describe, kept for every task; nil until then. host is its client.
+	conn *grpc.ClientConn
 	host pluginpb.HostClient
 }
 
@@ -99,16 +100,21 @@ func (s *agentServer) Describe(_ context.Context, req *pluginpb.DescribeRequest)
 		})
 	}
 	// The host's service for the plugin's whole life: one connection (and
-	// one TLS handshake) instead of one per task.
+	// one TLS handshake) instead of one per task. The host offers it again
+	// only when it did not count an earlier offer as taken (that Describe
+	// failed on its side) and has stopped serving it, so the latest offer
+	// replaces any connection held.
 	if id := req.GetHostBrokerId(); id != 0 {
+		conn, err := s.broker.Dial(id)
+		if err != nil {
+			return nil, fmt.Errorf("sdk: dial the host service: %w", err)
+		}
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.host == nil {
-			conn, err := s.broker.Dial(id)
-			if err != nil {
-				return nil, fmt.Errorf("sdk: dial the host service: %w", err)
-			}
-			s.host = pluginpb.NewHostClient(conn)
+		old := s.conn
+		s.conn, s.host = conn, pluginpb.NewHostClient(conn)
+		s.mu.Unlock()
+		if old != nil {
+			old.Close()
 		}
 		resp.HostConnected = true
 	}

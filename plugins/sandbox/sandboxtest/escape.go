@@ -19,6 +19,14 @@ type Targets struct {
 	WriteDirs []string `json:"write_dirs,omitempty"`
 	// WriteFiles to open for writing (the plugin's own binary).
 	WriteFiles []string `json:"write_files,omitempty"`
+	// SharedDirs are directories the host shares with the plugin (its
+	// socket directory), as the plugin sees them: it may create sockets
+	// there, never a symbolic link the host would follow.
+	SharedDirs []string `json:"shared_dirs,omitempty"`
+	// Descriptors are numbers of files the host process holds open
+	// without close-on-exec (as a library may leave them); the plugin must
+	// not be able to read through them.
+	Descriptors []int `json:"descriptors,omitempty"`
 	// HostPID is the host process: its environment, signals, ptrace,
 	// whether it is visible at all.
 	HostPID int `json:"host_pid,omitempty"`

@@ -48,6 +48,15 @@ func Try(t Targets) []Result {
 		}
 		add("open for writing", f, err)
 	}
+	for _, d := range t.SharedDirs {
+		name := filepath.Join(d, "escape-"+randomName())
+		add("plant a symbolic link where the host looks", name, os.Symlink("/", name))
+	}
+	for _, fd := range t.Descriptors {
+		var b [1]byte
+		_, err := unix.Pread(fd, b[:], 0)
+		add("read through a descriptor the host left open", "fd "+strconv.Itoa(fd), err)
+	}
 	if pid := t.HostPID; pid > 0 {
 		p := strconv.Itoa(pid)
 		_, err := os.ReadFile("/proc/" + p + "/environ")
