@@ -174,3 +174,40 @@ func TestLostAnswer(t *testing.T) {
 		t.Fatalf("records %+v, %v", es, err)
 	}
 }
+
+// TestFailedDeclaration: records someone appended while the log ran,
+// found after a failed write, stay unaccounted when the record declaring
+// them cannot be stored at first: the next attempt declares them again
+// rather than take them for the log's own.
+func TestFailedDeclaration(t *testing.T) {
+	ctx := context.Background()
+	s, v := testKeys(t)
+	st := newFakeLog()
+	fill(t, st, s, v, 20, 5)
+	l := openLog(t, st, s, v, 5)
+	if _, err := st.Append(ctx, RecordsLog, outOfBand(t)); err != nil {
+		t.Fatal(err)
+	}
+	// The log's own batch fails, and so does, on the next commit, the
+	// declaration of record 20.
+	st.mu.Lock()
+	st.failRecs = 2
+	st.mu.Unlock()
+	for i := range 2 {
+		if _, err := l.Append(ctx, testRecord(100+i)); !errors.Is(err, errInjected) {
+			t.Fatalf("Append #%d while records appends fail: %v", i, err)
+		}
+	}
+	idx, err := l.Append(ctx, testRecord(102))
+	if err != nil || idx != 22 {
+		t.Fatalf("Append once records appends work: %d, %v; want index 22, after the declaration", idx, err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(ctx, st, v)
+	wantProblem(t, rep, err, ErrUncovered, ProblemUncovered, 20)
+	if !slices.Equal(rep.Uncovered, []Range{{From: 20, To: 21}}) || rep.Records != 23 {
+		t.Errorf("report %+v", rep)
+	}
+}

@@ -113,16 +113,26 @@ func signCheckpoint(s note.Signer, tree tlog.Tree) ([]byte, error) {
 // CheckpointSize returns the tree size a checkpoint note states, without
 // checking its signature: for naming and sorting only.
 func CheckpointSize(checkpoint []byte) (int64, error) {
-	_, rest, ok := bytes.Cut(checkpoint, []byte("\n"))
-	if !ok {
-		return 0, errors.New("audit: checkpoint: no tree size line")
+	text := noteText(checkpoint)
+	tree, err := ParseCheckpoint(text, originOf(text))
+	if err != nil {
+		return 0, err
 	}
-	line, _, ok := bytes.Cut(rest, []byte("\n"))
-	n, err := strconv.ParseInt(string(line), 10, 64)
-	if !ok || err != nil || n < 0 {
-		return 0, fmt.Errorf("audit: checkpoint: tree size %q is not a number", line)
+	return tree.N, nil
+}
+
+// noteText is the text of a signed note, without its signatures.
+func noteText(msg []byte) []byte {
+	if i := bytes.LastIndex(msg, []byte("\n\n")); i >= 0 {
+		return msg[:i+1]
 	}
-	return n, nil
+	return msg
+}
+
+// originOf is the first line of a checkpoint.
+func originOf(checkpoint []byte) string {
+	line, _, _ := bytes.Cut(checkpoint, []byte("\n"))
+	return string(line)
 }
 
 // trimKeyLine drops a last line "verifier key: …" after the signatures:

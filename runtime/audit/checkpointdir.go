@@ -149,14 +149,6 @@ func checkpointFiles(dir string) ([]string, error) {
 	return names, nil
 }
 
-// noteText is the text of a signed note, without its signatures.
-func noteText(msg []byte) []byte {
-	if i := bytes.LastIndex(msg, []byte("\n\n")); i >= 0 {
-		return msg[:i+1]
-	}
-	return msg
-}
-
 // writeFileSync writes data to name atomically (a temporary file renamed
 // over it) and durably, readable by all: a checkpoint is public.
 func writeFileSync(name string, data []byte) error {

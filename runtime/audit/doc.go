@@ -10,11 +10,11 @@
 // ([VerifyConsistency]) and that the log extends a checkpoint kept
 // elsewhere ([AgainstCheckpoint]).
 //
-// The package owns the store logs below and nothing else; one open [Log] must be their only writer. It also keeps
-// checkpoints outside the store ([CheckpointDir], [Witness]), replays the
-// log against compliance rules ([Check]), rebuilds the execution chain of
-// a transaction across agents ([Trace]) and exports it as JSON lines
-// ([Export]).
+// The package owns the store logs below and nothing else; one open [Log]
+// must be their only writer. It also keeps checkpoints outside the store
+// ([CheckpointDir], [Witness]), replays the log against compliance rules
+// ([Check]), rebuilds the execution chain of a transaction across agents
+// ([Trace]) and exports it as JSON lines ([Export]).
 //
 // # Trust
 //
@@ -55,12 +55,13 @@
 // computes the tree that ends with the batch's records, signs it, and
 // stores the records in "audit" and the seal in "audit.seals" in one
 // atomic write when the store can append to two logs at once
-// (store.MultiLog: SQLite and the in-memory store), else in two appends,
-// records first; then it acknowledges the callers: a record is durable and
-// signed for when Append returns. The hashes, which can always be recomputed from the
-// records, follow in the committer's own writes to "audit.hashes": once
-// 512 records' hashes are waiting, 20 ms after the last commit, and before
-// any checkpoint, proof, tree hash or close. A crash can leave records
+// (store.MultiLog: SQLite and the in-memory store; the records must land
+// at the index the seal signs them at, or nothing is written), else in two
+// appends, records first; then it acknowledges the callers: a record is
+// durable and signed for when Append returns. The hashes, which can always
+// be recomputed from the records, follow in the committer's own writes to
+// "audit.hashes": once 512 records' hashes are waiting, 20 ms after the
+// last commit, and before any checkpoint, proof, tree hash or close. A crash can leave records
 // without hashes (which [Open] recomputes), and, with a store that cannot
 // append to two logs at once, records without a seal: those of the commit
 // in progress, whose callers were not acknowledged.

@@ -57,3 +57,22 @@ func FuzzVerify(f *testing.F) {
 }
 
 var _ store.Log = (*fakeLog)(nil)
+
+// FuzzRedact: whatever the text, no token is left once it is redacted, and
+// text without one is kept as it is.
+func FuzzRedact(f *testing.F) {
+	jwt := "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+	f.Add("Bearer " + jwt + " rejected")
+	f.Add(jwt + "." + jwt + ".a.b")
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+	f.Add("eyJ is how a JSON object starts in base64; a.b.c is a path")
+	f.Fuzz(func(t *testing.T, s string) {
+		out, found := redactJWTs(s)
+		if !found && out != s {
+			t.Fatalf("text without a token changed: %q -> %q", s, out)
+		}
+		if again, left := redactJWTs(out); left {
+			t.Fatalf("a token is left in %q (redacted again: %q)", out, again)
+		}
+	})
+}

@@ -23,6 +23,7 @@ type fakeLog struct {
 	mu         sync.Mutex
 	logs       map[string][]store.Entry
 	failHashes int              // upcoming hashes appends that fail
+	failRecs   int              // upcoming records appends that fail
 	failSeals  int              // upcoming seals appends that fail
 	failAfter  string           // a log whose next append is applied, then reported failed
 	before     func(log string) // called before every append, unlocked
@@ -82,6 +83,10 @@ func (f *fakeLog) Append(ctx context.Context, log string, entries ...[]byte) (in
 	defer f.mu.Unlock()
 	if log == HashesLog && f.failHashes > 0 {
 		f.failHashes--
+		return 0, errInjected
+	}
+	if log == RecordsLog && f.failRecs > 0 {
+		f.failRecs--
 		return 0, errInjected
 	}
 	if log == SealsLog && f.failSeals > 0 {

@@ -79,36 +79,46 @@ func EncodeKey(trustDomain string, priv ed25519.PrivateKey) (skey, vkey string, 
 // ParseKey decodes a signer key made by [GenerateKey] or [EncodeKey] and
 // returns its signer and the matching verifier.
 func ParseKey(skey string) (note.Signer, note.Verifier, error) {
+	signer, verifier, _, err := parseKey(skey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return signer, verifier, nil
+}
+
+// parseKey decodes a signer key and returns its signer, its verifier and
+// its encoded verifier key.
+func parseKey(skey string) (note.Signer, note.Verifier, string, error) {
 	signer, err := note.NewSigner(skey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("audit: parse key: %w", err)
+		return nil, nil, "", fmt.Errorf("audit: parse key: %w", err)
 	}
 	// The signer key is PRIVATE+KEY+<name>+<hash>+<base64(alg || seed)>;
 	// the name may not contain '+' (the base64 text may).
 	fields := strings.SplitN(skey, "+", 5)
 	if len(fields) != 5 {
-		return nil, nil, errors.New("audit: parse key: malformed signer key")
+		return nil, nil, "", errors.New("audit: parse key: malformed signer key")
 	}
 	enc, err := base64.StdEncoding.DecodeString(fields[4])
 	if err != nil || len(enc) != 1+ed25519.SeedSize || enc[0] != algEd25519 {
-		return nil, nil, errors.New("audit: parse key: not an Ed25519 signer key")
+		return nil, nil, "", errors.New("audit: parse key: not an Ed25519 signer key")
 	}
 	pub, ok := ed25519.NewKeyFromSeed(enc[1:]).Public().(ed25519.PublicKey)
 	if !ok {
-		return nil, nil, errors.New("audit: parse key: unexpected public key type")
+		return nil, nil, "", errors.New("audit: parse key: unexpected public key type")
 	}
 	vkey, err := note.NewEd25519VerifierKey(signer.Name(), pub)
 	if err != nil {
-		return nil, nil, fmt.Errorf("audit: parse key: %w", err)
+		return nil, nil, "", fmt.Errorf("audit: parse key: %w", err)
 	}
 	verifier, err := note.NewVerifier(vkey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("audit: parse key: %w", err)
+		return nil, nil, "", fmt.Errorf("audit: parse key: %w", err)
 	}
 	if verifier.KeyHash() != signer.KeyHash() {
-		return nil, nil, errors.New("audit: parse key: key hash does not match the key")
+		return nil, nil, "", errors.New("audit: parse key: key hash does not match the key")
 	}
-	return signer, verifier, nil
+	return signer, verifier, vkey, nil
 }
 
 // ParseVerifier decodes a verifier key made by [GenerateKey] or
@@ -146,19 +156,9 @@ func (s *keySigner) VerifierKey() string { return s.vkey }
 // NewSigner returns the [Signer] of an encoded signer key made by
 // [GenerateKey] or [EncodeKey].
 func NewSigner(skey string) (Signer, error) {
-	s, _, err := ParseKey(skey)
+	s, _, vkey, err := parseKey(skey)
 	if err != nil {
 		return nil, err
-	}
-	fields := strings.SplitN(skey, "+", 5)
-	enc, _ := base64.StdEncoding.DecodeString(fields[4]) // checked by ParseKey
-	pub, ok := ed25519.NewKeyFromSeed(enc[1:]).Public().(ed25519.PublicKey)
-	if !ok {
-		return nil, errors.New("audit: new signer: unexpected public key type")
-	}
-	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
-	if err != nil {
-		return nil, fmt.Errorf("audit: new signer: %w", err)
 	}
 	return &keySigner{Signer: s, vkey: vkey}, nil
 }

@@ -381,30 +381,21 @@ func (l *Log) rehash(ctx context.Context, front *frontier, from, to int64) error
 // loadLatest reads and checks the latest checkpoint and the seal, and
 // returns the number of records they cover: the last signed point.
 func (l *Log) loadLatest(ctx context.Context) (int64, error) {
-	n, err := l.st.Len(ctx, CheckpointsLog)
+	latest, err := lastEntry(ctx, l.st, CheckpointsLog)
 	if err != nil {
-		return 0, fmt.Errorf("checkpoints log: %w", err)
+		return 0, fmt.Errorf("read the latest checkpoint: %w", err)
 	}
-	var latest []byte
 	var latestN int64
-	if n > 0 {
-		es, err := l.st.Read(ctx, CheckpointsLog, n-1, 1)
-		if err != nil {
-			return 0, fmt.Errorf("read checkpoint: %w", err)
+	if latest != nil {
+		if latestN, err = l.checkSigned(ctx, latest); err != nil {
+			return 0, fmt.Errorf("the latest checkpoint: %w", err)
 		}
-		if len(es) == 0 {
-			return 0, fmt.Errorf("%w: checkpoint %d is missing", ErrTampered, n-1)
-		}
-		if latestN, err = l.checkSigned(ctx, es[0].Data); err != nil {
-			return 0, fmt.Errorf("checkpoint %d: %w", n-1, err)
-		}
-		latest = es[0].Data
 	}
-	var sealN int64
 	seal, err := lastEntry(ctx, l.st, SealsLog)
 	if err != nil {
 		return 0, fmt.Errorf("read the seal: %w", err)
 	}
+	var sealN int64
 	if seal != nil {
 		if sealN, err = l.checkSigned(ctx, seal); err != nil {
 			return 0, fmt.Errorf("the seal: %w", err)
@@ -459,21 +450,20 @@ func (l *Log) checkKept(ctx context.Context, kept tlog.Tree) error {
 func (l *Log) declare(ctx context.Context, gap Range) error {
 	l.log.WarnContext(ctx, "audit: records the log did not write follow its last signed point; they stay unvouched for",
 		slog.Int64("from", gap.From), slog.Int64("to", gap.To))
-	g := gap
 	data, err := encodeRecord(Record{
 		Time:   l.now().UTC(),
 		Action: ActionUnaccounted,
 		Reason: fmt.Sprintf("the store held %s beyond the %d records this log signed or wrote; no signature vouches for them",
 			gap, gap.From),
-		Unaccounted: &g,
+		Unaccounted: &gap,
 	})
 	if err != nil {
 		return err
 	}
-	if _, err := l.writeRecords(ctx, [][]byte{data}); err != nil {
+	if _, err := l.write(ctx, [][]byte{data}); err != nil {
 		return fmt.Errorf("declare unaccounted records: %w", err)
 	}
-	return l.seal(ctx)
+	return nil
 }
 
 // Size returns the number of records committed.
@@ -593,22 +583,32 @@ func (l *Log) recover(ctx context.Context) error {
 	if !l.broken {
 		return nil
 	}
+	// l.size is what the log accounts for, and the next attempt starts
+	// from it: until the declaration is stored, the records it names must
+	// not count as the log's own.
+	prev := l.size
 	gap, err := l.reload(ctx, false)
 	if err != nil {
 		l.broken = true
+		l.size = prev
+		l.committed.Store(prev)
 		return err
 	}
-	if gap != nil {
-		return l.declare(ctx, *gap)
+	if gap == nil {
+		return nil
+	}
+	if err := l.declare(ctx, *gap); err != nil {
+		if l.broken {
+			l.size = gap.From
+			l.committed.Store(gap.From)
+		}
+		return err
 	}
 	return nil
 }
 
-// commit writes one batch: the records, then the seal over the tree that
-// ends with them, then the acknowledgements. A crash between the records
-// and the seal leaves records the next Open cannot account for (their
-// callers were not acknowledged): it declares them unaccounted rather
-// than sign over them. The hashes follow later (see flushHashes).
+// commit writes one batch with its seal (see write), then acknowledges
+// the callers. The hashes follow later (see flushHashes).
 func (l *Log) commit(batch []*request) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -632,23 +632,10 @@ func (l *Log) commit(batch []*request) {
 	for i, r := range batch {
 		data[i] = r.data
 	}
-	var n0 int64
-	var err error
-	if ml, ok := l.st.(store.MultiLog); ok {
-		// The records and their seal in one durable write.
-		if n0, err = l.writeSealed(ctx, ml, data); err != nil {
-			fail(fmt.Errorf("audit: append: %w", err))
-			return
-		}
-	} else {
-		if n0, err = l.writeRecords(ctx, data); err != nil {
-			fail(fmt.Errorf("audit: append: %w", err))
-			return
-		}
-		if err := l.seal(ctx); err != nil {
-			fail(fmt.Errorf("audit: append: the record is stored but its commit could not be sealed: %w", err))
-			return
-		}
+	n0, err := l.write(ctx, data)
+	if err != nil {
+		fail(fmt.Errorf("audit: append: %w", err))
+		return
 	}
 	for i, r := range batch {
 		r.done <- result{index: n0 + int64(i)}
@@ -660,74 +647,49 @@ func (l *Log) commit(batch []*request) {
 	l.autoCheckpoint(ctx, false)
 }
 
-// writeRecords appends records (encoded with Seq 0) at the end of the
-// records log, setting their Seq, and adds them to the tree. It returns
-// the index of the first. Called with wmu held.
-func (l *Log) writeRecords(ctx context.Context, data [][]byte) (int64, error) {
+// write appends records (encoded with Seq 0) at the end of the records
+// log, setting their Seq, adds them to the tree and seals the tree that
+// ends with them. A store that can append to two logs at once
+// (store.MultiLog) gets the records and their seal in one atomic write,
+// so no crash leaves records without their seal; another store gets the
+// records, then the seal: a crash in between leaves records the next Open
+// declares unaccounted (their callers were not acknowledged). It returns
+// the index of the first record. Called with wmu held.
+func (l *Log) write(ctx context.Context, data [][]byte) (int64, error) {
 	n0 := l.size
-	records := make([][]byte, len(data))
-	for i, d := range data {
-		records[i] = withSeq(d, n0+int64(i))
-	}
-	l.inflight = records
-	first, err := l.st.Append(ctx, RecordsLog, records...)
-	if err != nil {
-		l.broken = true // the append may have been applied after all
-		return -1, err
-	}
-	if first != n0 {
-		l.broken = true
-		return -1, fmt.Errorf("%w: records stored at %d, expected %d", ErrConcurrentWriter, first, n0)
-	}
-	l.inflight = nil
-	hashes := make([][]byte, len(records))
-	for i, rec := range records {
-		if hashes[i], err = l.front.next(n0+int64(i), rec); err != nil {
-			l.broken = true
-			return -1, err
-		}
-	}
-	l.size = n0 + int64(len(records))
-	l.front.prune(l.size)
-	l.committed.Store(l.size)
-	if len(l.hashBuf) == 0 {
-		l.hashFrom = n0
-	}
-	l.hashBuf = append(l.hashBuf, hashes...)
-	return n0, nil
-}
-
-// writeSealed is writeRecords and seal in one atomic write, for a store
-// that can append to two logs at once: the tree that ends with the new
-// records is computed and signed first, then the records and that seal
-// are stored together, so no crash can leave records without their seal.
-// Called with wmu held.
-func (l *Log) writeSealed(ctx context.Context, ml store.MultiLog, data [][]byte) (int64, error) {
-	n0 := l.size
+	size := n0 + int64(len(data))
 	records := make([][]byte, len(data))
 	hashes := make([][]byte, len(data))
-	var err error
 	for i, d := range data {
 		records[i] = withSeq(d, n0+int64(i))
+		var err error
 		if hashes[i], err = l.front.next(n0+int64(i), records[i]); err != nil {
 			l.broken = true // the frontier holds hashes of unwritten records
 			return -1, err
 		}
 	}
-	size := n0 + int64(len(records))
-	h, err := tlog.TreeHash(size, l.front)
-	if err == nil {
+	ml, oneWrite := l.st.(store.MultiLog)
+	var first int64
+	var err error
+	if oneWrite {
 		var seal []byte
-		if seal, err = signCheckpoint(l.signer, tlog.Tree{N: size, Hash: h}); err == nil {
+		if seal, err = l.signTree(size); err == nil {
 			l.inflight = records
 			var firsts []int64
-			firsts, err = ml.AppendLogs(ctx,
-				store.LogAppend{Log: RecordsLog, Entries: records},
-				store.LogAppend{Log: SealsLog, Entries: [][]byte{seal}})
-			if err == nil && firsts[0] != n0 {
-				err = fmt.Errorf("%w: records stored at %d, expected %d", ErrConcurrentWriter, firsts[0], n0)
+			// The seal is of the tree with the records at n0: stored
+			// anywhere else, they are not what it signs.
+			if firsts, err = ml.AppendLogs(ctx,
+				store.LogAppend{Log: RecordsLog, Entries: records, IfAt: true, At: n0},
+				store.LogAppend{Log: SealsLog, Entries: [][]byte{seal}}); err == nil {
+				first = firsts[0]
 			}
 		}
+	} else {
+		l.inflight = records
+		first, err = l.st.Append(ctx, RecordsLog, records...)
+	}
+	if err == nil && first != n0 {
+		err = fmt.Errorf("%w: records stored at %d, expected %d", ErrConcurrentWriter, first, n0)
 	}
 	if err != nil {
 		// The frontier is ahead of the store, and the append may have
@@ -736,13 +698,19 @@ func (l *Log) writeSealed(ctx context.Context, ml store.MultiLog, data [][]byte)
 		return -1, err
 	}
 	l.inflight = nil
-	l.size, l.sealed = size, size
+	l.size = size
+	if oneWrite {
+		l.sealed = size
+	}
 	l.front.prune(size)
 	l.committed.Store(size)
 	if len(l.hashBuf) == 0 {
 		l.hashFrom = n0
 	}
 	l.hashBuf = append(l.hashBuf, hashes...)
+	if err := l.seal(ctx); err != nil {
+		return -1, fmt.Errorf("the records are stored but their commit could not be sealed: %w", err)
+	}
 	return n0, nil
 }
 
@@ -753,11 +721,7 @@ func (l *Log) seal(ctx context.Context) error {
 	if l.sealed == l.size {
 		return nil
 	}
-	h, err := tlog.TreeHash(l.size, l.front)
-	if err != nil {
-		return fmt.Errorf("seal: %w", err)
-	}
-	msg, err := signCheckpoint(l.signer, tlog.Tree{N: l.size, Hash: h})
+	msg, err := l.signTree(l.size)
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
@@ -766,6 +730,16 @@ func (l *Log) seal(ctx context.Context) error {
 	}
 	l.sealed = l.size
 	return nil
+}
+
+// signTree signs the checkpoint of the tree of the first n records, whose
+// frontier l.front holds. Called with wmu held.
+func (l *Log) signTree(n int64) ([]byte, error) {
+	h, err := tlog.TreeHash(n, l.front)
+	if err != nil {
+		return nil, err
+	}
+	return signCheckpoint(l.signer, tlog.Tree{N: n, Hash: h})
 }
 
 // flushHashes writes the buffered hashes. On failure the log is marked
@@ -839,11 +813,7 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, int64, error) {
 	if err := l.flushHashes(ctx); err != nil {
 		return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
 	}
-	h, err := tlog.TreeHash(l.size, l.front)
-	if err != nil {
-		return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
-	}
-	msg, err := signCheckpoint(l.signer, tlog.Tree{N: l.size, Hash: h})
+	msg, err := l.signTree(l.size)
 	if err != nil {
 		return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
 	}

@@ -223,13 +223,14 @@ func TestAppendRedactsTokens(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := testRecord(0)
 			tt.mod(&r)
+			r.Redacted = make([]string, 0, 4) // room Append must not write into
 			orig := slices.Clone(r.Chain)
 			idx, err := l.Append(ctx, r)
 			if err != nil {
 				t.Fatalf("Append: %v", err)
 			}
-			if !slices.Equal(r.Chain, orig) {
-				t.Errorf("the caller's record changed: %v", r.Chain)
+			if !slices.Equal(r.Chain, orig) || slices.ContainsFunc(r.Redacted[:cap(r.Redacted)], func(s string) bool { return s != "" }) {
+				t.Errorf("the caller's record changed: chain %v, redacted %v", r.Chain, r.Redacted[:cap(r.Redacted)])
 			}
 			data := st.data(t, RecordsLog, idx)
 			for _, tok := range []string{jwt, unsigned, jwe} {
@@ -906,6 +907,8 @@ type multiLog struct {
 	mu       sync.Mutex
 	appends  map[string]int
 	multiple int
+	fail     int // upcoming AppendLogs that fail, applying nothing
+	lose     int // upcoming AppendLogs that are applied, then reported failed
 }
 
 func (m *multiLog) Append(ctx context.Context, log string, entries ...[]byte) (int64, error) {
@@ -918,8 +921,21 @@ func (m *multiLog) Append(ctx context.Context, log string, entries ...[]byte) (i
 func (m *multiLog) AppendLogs(ctx context.Context, parts ...store.LogAppend) ([]int64, error) {
 	m.mu.Lock()
 	m.multiple++
+	fail, lose := m.fail > 0, m.lose > 0 && m.fail == 0
+	if fail {
+		m.fail--
+	} else if lose {
+		m.lose--
+	}
 	m.mu.Unlock()
-	return m.Store.(store.MultiLog).AppendLogs(ctx, parts...)
+	if fail {
+		return nil, errInjected
+	}
+	firsts, err := m.Store.(store.MultiLog).AppendLogs(ctx, parts...)
+	if lose && err == nil {
+		return nil, errInjected
+	}
+	return firsts, err
 }
 
 // TestCommitIsOneWrite: with a store that can append to two logs at once,
@@ -950,5 +966,102 @@ func TestCommitIsOneWrite(t *testing.T) {
 	rep, err := Verify(ctx, st, v)
 	if err != nil || rep.Records != 3 {
 		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+// TestAtomicCommitFailures: with a store that appends records and seal in
+// one write, a failed write stores nothing and the next commit takes its
+// place; a write the store applied but reported failed holds the log's
+// own records with their seal, which the next commit finds and keeps.
+func TestAtomicCommitFailures(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name      string
+		fail      func(m *multiLog)
+		nextIndex int64
+	}{
+		{"nothing applied", func(m *multiLog) { m.fail = 1 }, 1},
+		{"answer lost", func(m *multiLog) { m.lose = 1 }, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, v := testKeys(t)
+			st := &multiLog{Store: memstore.New(nil), appends: map[string]int{}}
+			l, err := Open(ctx, Config{Log: st, Signer: s, Verifier: v, CheckpointEvery: -1, CheckpointInterval: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Append(ctx, testRecord(0)); err != nil {
+				t.Fatal(err)
+			}
+			st.mu.Lock()
+			tt.fail(st)
+			st.mu.Unlock()
+			if _, err := l.Append(ctx, testRecord(1)); !errors.Is(err, errInjected) {
+				t.Fatalf("Append whose write failed: %v", err)
+			}
+			idx, err := l.Append(ctx, testRecord(2))
+			if err != nil || idx != tt.nextIndex {
+				t.Fatalf("next Append: %d, %v; want index %d", idx, err, tt.nextIndex)
+			}
+			if err := l.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Verify(ctx, st, v)
+			if err != nil || rep.Records != tt.nextIndex+1 || rep.Uncovered != nil {
+				t.Fatalf("Verify: %+v, %v", rep, err)
+			}
+			st.mu.Lock()
+			records := st.appends[RecordsLog]
+			st.mu.Unlock()
+			if records != 0 {
+				t.Errorf("%d records written outside AppendLogs", records)
+			}
+		})
+	}
+}
+
+// TestAtomicCommitAfterAnotherWriter: records someone appends while the
+// log runs never shift the log's own records away from the tree their
+// seal signs: the commit is refused as a whole, the next one declares the
+// stranger's records unaccounted, and the log still opens and verifies
+// (reporting them).
+func TestAtomicCommitAfterAnotherWriter(t *testing.T) {
+	ctx := context.Background()
+	s, v := testKeys(t)
+	st := &multiLog{Store: memstore.New(nil), appends: map[string]int{}}
+	cfg := Config{Log: st, Signer: s, Verifier: v, CheckpointEvery: -1, CheckpointInterval: -1}
+	l, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := l.Append(ctx, testRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Store.Append(ctx, RecordsLog, outOfBand(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, testRecord(21)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Append after another writer: %v, want ErrConflict", err)
+	}
+	idx, err := l.Append(ctx, testRecord(22))
+	if err != nil || idx != 22 {
+		t.Fatalf("next Append: %d, %v; want index 22, after the declaration", idx, err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(ctx, st, v)
+	wantProblem(t, rep, err, ErrUncovered, ProblemUncovered, 20)
+	if !slices.Equal(rep.Uncovered, []Range{{From: 20, To: 21}}) || rep.Records != 23 {
+		t.Errorf("report %+v", rep)
+	}
+	l, err = Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

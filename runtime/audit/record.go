@@ -173,9 +173,16 @@ func TokenRef(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// texts returns every text field of r with its JSON name.
-func (r *Record) texts() []textField {
-	out := []textField{
+// textField is a text field of a record and its JSON name.
+type textField struct {
+	name  string
+	value *string
+}
+
+// texts returns the text fields of r but Chain and Redacted, with their
+// JSON names.
+func (r *Record) texts() [21]textField {
+	return [...]textField{
 		{"agent", &r.Agent}, {"agent_id", &r.AgentID}, {"sub", &r.Subject},
 		{"action", &r.Action}, {"resource", &r.Resource}, {"decision", &r.Decision},
 		{"policy", &r.Policy}, {"reason", &r.Reason}, {"outcome", &r.Outcome},
@@ -185,27 +192,13 @@ func (r *Record) texts() []textField {
 		{"cause", &r.Cause}, {"args_sha256", &r.ArgsSHA256},
 		{"token_sha256", &r.TokenSHA256}, {"token_jti", &r.TokenJTI},
 	}
-	for i := range r.Chain {
-		out = append(out, textField{fmt.Sprintf("chain[%d]", i), &r.Chain[i]})
-	}
-	for i := range r.Redacted {
-		out = append(out, textField{fmt.Sprintf("redacted[%d]", i), &r.Redacted[i]})
-	}
-	return out
-}
-
-// textField is a text field of a record and its JSON name.
-type textField struct {
-	name  string
-	value *string
 }
 
 // redact replaces every JSON Web Token in r's text by its marker and
-// notes the fields in r.Redacted. r's slices are copied first, so the
-// caller's record is left as it was.
+// notes the fields in r.Redacted. A slice of r is copied before it is
+// changed, so the caller's record is left as it was; a record without a
+// token costs a scan of its text and nothing else.
 func (r *Record) redact() {
-	r.Chain = slices.Clone(r.Chain)
-	r.Redacted = slices.Clone(r.Redacted)
 	var fields []string
 	for _, f := range r.texts() {
 		if red, ok := redactJWTs(*f.value); ok {
@@ -213,6 +206,27 @@ func (r *Record) redact() {
 			fields = append(fields, f.name)
 		}
 	}
+	redactList := func(list []string, name string) []string {
+		copied := false
+		for i, v := range list {
+			red, ok := redactJWTs(v)
+			if !ok {
+				continue
+			}
+			if !copied {
+				list, copied = slices.Clone(list), true
+			}
+			list[i] = red
+			fields = append(fields, fmt.Sprintf("%s[%d]", name, i))
+		}
+		return list
+	}
+	r.Chain = redactList(r.Chain, "chain")
+	redacted := redactList(r.Redacted, "redacted")
+	if len(fields) == 0 {
+		return
+	}
+	r.Redacted = slices.Clip(redacted) // appending below copies it
 	for _, f := range fields {
 		if !slices.Contains(r.Redacted, f) {
 			r.Redacted = append(r.Redacted, f)

@@ -115,9 +115,10 @@ func AgainstCheckpoint(checkpoint []byte) VerifyOption {
 // Verify checks the audit log kept in log without trusting anything but
 // verifier: it recomputes the hashes of every record and compares them with
 // the stored hashes, checks the signature of every checkpoint and of the
-// latest commit seal, that checkpoints never shrink, and that each checkpoint's tree hash equals the tree recomputed
-// from the records at its size. With [AgainstCheckpoint] it also checks
-// the log against a checkpoint kept elsewhere.
+// latest commit seal, that checkpoints never shrink, and that the tree hash
+// each checkpoint and the seal state equals the tree recomputed from the
+// records at its size. With [AgainstCheckpoint] it also checks the log
+// against a checkpoint kept elsewhere.
 //
 // It stops at the first problem, which the report locates. The error is
 // nil if the log verified; it wraps [ErrTampered] for an inconsistency,

@@ -252,9 +252,3 @@ func (w *Witness) cosigned(checkpoint, answer []byte) ([]byte, error) {
 	}
 	return out, nil
 }
-
-// originOf is the first line of a checkpoint.
-func originOf(checkpoint []byte) string {
-	line, _, _ := bytes.Cut(checkpoint, []byte("\n"))
-	return string(line)
-}

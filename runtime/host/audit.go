@@ -182,12 +182,12 @@ func (h *Host) AuditVerifyPinned(ctx context.Context, req localapi.AuditVerifyRe
 	if err != nil {
 		return localapi.AuditVerifyResult{}, fmt.Errorf("%w: %w", localapi.ErrBadVerifyRequest, err)
 	}
-	var opts []audit.VerifyOption
+	var kept []byte
 	if req.Checkpoint != "" {
-		if _, err := audit.OpenCheckpoint([]byte(req.Checkpoint), v); err != nil {
+		kept = []byte(req.Checkpoint)
+		if _, err := audit.OpenCheckpoint(kept, v); err != nil {
 			return localapi.AuditVerifyResult{}, fmt.Errorf("%w: the kept checkpoint: %w", localapi.ErrBadVerifyRequest, err)
 		}
-		opts = append(opts, audit.AgainstCheckpoint([]byte(req.Checkpoint)))
 	}
 	cp, err := h.audit.log.Checkpoint(ctx)
 	if errors.Is(err, audit.ErrNotFound) {
@@ -196,21 +196,47 @@ func (h *Host) AuditVerifyPinned(ctx context.Context, req localapi.AuditVerifyRe
 	if err != nil {
 		return localapi.AuditVerifyResult{}, fmt.Errorf("host: audit checkpoint: %w", err)
 	}
-	rep, err := audit.Verify(ctx, h.store, v, opts...)
-	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
-		return localapi.AuditVerifyResult{}, fmt.Errorf("host: %w", err)
+	rep, err := verifyStored(ctx, h.store, vkey, kept)
+	if err != nil {
+		return localapi.AuditVerifyResult{}, err
 	}
-	// Records after the checkpoint above are fine if this host wrote them
-	// (the store holds no more records than the host committed); a record
-	// anyone else appended stays a problem, and so do the records the log
-	// declared unaccounted.
-	if tree, err := audit.OpenCheckpoint(cp, v); err == nil {
-		if p := rep.Problem; p != nil && p.Kind == audit.ProblemUncovered && p.Index >= tree.N && rep.Size <= h.audit.log.Size() &&
-			len(rep.Uncovered) == 1 && rep.Uncovered[0].From >= tree.N {
-			rep.Problem, rep.Uncovered = nil, nil
-		}
+	if tree, err := audit.OpenCheckpoint(cp, v); err == nil && ownTail(rep, tree.N, h.audit.log.Size()) {
+		rep.Problem, rep.Uncovered = nil, nil
 	}
 	return localapi.AuditVerifyResult{Report: rep, Checkpoint: string(cp), VerifierKey: vkey}, nil
+}
+
+// ownTail reports whether the only problem of rep is records after the
+// last signed point that the host wrote itself after the checkpoint of
+// signed records it took before verifying: they follow that checkpoint
+// and the store holds no more records than the host committed (committed
+// read after verifying). Records the log declared unaccounted, and any
+// record someone else appended, stay a problem.
+func ownTail(rep audit.Report, signed, committed int64) bool {
+	p := rep.Problem
+	return p != nil && p.Kind == audit.ProblemUncovered && len(rep.Uncovered) == 1 &&
+		rep.Uncovered[0] == (audit.Range{From: rep.Covered, To: rep.Size}) &&
+		rep.Covered >= signed && rep.Size <= committed
+}
+
+// verifyStored verifies the audit log in st with the verifier key vkey
+// and, if kept is not nil, against that checkpoint kept outside the
+// store. A report with a problem is not an error; an unreadable log, a key
+// that does not parse and a kept checkpoint it does not sign are.
+func verifyStored(ctx context.Context, st store.Log, vkey string, kept []byte) (audit.Report, error) {
+	v, err := audit.ParseVerifier(vkey)
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("host: %w", err)
+	}
+	var opts []audit.VerifyOption
+	if kept != nil {
+		opts = append(opts, audit.AgainstCheckpoint(kept))
+	}
+	rep, err := audit.Verify(ctx, st, v, opts...)
+	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
+		return rep, fmt.Errorf("host: %w", err)
+	}
+	return rep, nil
 }
 
 // AuditRead implements localapi.AuditBackend.
@@ -324,17 +350,9 @@ func VerifyAuditOffline(ctx context.Context, opts AuditVerifyOptions) (localapi.
 			return res, err
 		}
 	}
-	v, err := audit.ParseVerifier(vkey)
+	rep, err := verifyStored(ctx, st, vkey, opts.Checkpoint)
 	if err != nil {
-		return res, fmt.Errorf("host: %w", err)
-	}
-	var vopts []audit.VerifyOption
-	if opts.Checkpoint != nil {
-		vopts = append(vopts, audit.AgainstCheckpoint(opts.Checkpoint))
-	}
-	rep, err := audit.Verify(ctx, st, v, vopts...)
-	if err != nil && !errors.Is(err, audit.ErrTampered) && !errors.Is(err, audit.ErrUncovered) {
-		return res, fmt.Errorf("host: %w", err)
+		return res, err
 	}
 	res.Report, res.VerifierKey = rep, vkey
 	if n, err := st.Len(ctx, audit.CheckpointsLog); err == nil && n > 0 {

@@ -212,8 +212,12 @@ func serveAuditVerify(w http.ResponseWriter, r *http.Request, ab AuditBackend) {
 		var req AuditVerifyRequest
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || dec.More() {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid verification request: %v", err))
+		derr := dec.Decode(&req)
+		if derr == nil && dec.More() {
+			derr = errors.New("data after the request object")
+		}
+		if derr != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid verification request: %v", derr))
 			return
 		}
 		pv, ok := ab.(AuditPinnedVerifier)

@@ -52,7 +52,7 @@ func TestAuditVerifyPinned(t *testing.T) {
 		{"bad key", `{"verifier_key": "bad"}`, 400, "invalid audit verification request"},
 		{"not JSON", `{`, 400, "invalid verification request"},
 		{"unknown field", `{"verifierkey": "k"}`, 400, "verifierkey"},
-		{"trailing data", `{} {}`, 400, "invalid verification request"},
+		{"trailing data", `{} {}`, 400, "data after the request object"},
 		{"too large", `{"checkpoint": "` + strings.Repeat("a", maxVerifyBody) + `"}`, 413, "larger than"},
 	}
 	for _, tt := range tests {

@@ -166,6 +166,22 @@ type Log interface {
 type LogAppend struct {
 	Log     string
 	Entries [][]byte
+	// IfAt makes the part conditional: its first entry must get index
+	// At, or AppendLogs appends nothing and fails with ErrConflict. A
+	// writer that signs what it appends as of an index (the audit log's
+	// seal) uses it, so that another writer's entries never shift its own.
+	IfAt bool
+	At   int64
+}
+
+// Check returns ErrConflict when p is conditional and its first entry
+// would get index first rather than p.At. Implementations call it inside
+// the write, before they append anything.
+func (p LogAppend) Check(first int64) error {
+	if p.IfAt && first != p.At {
+		return fmt.Errorf("%w: log %s would take the entries at %d, want %d", ErrConflict, p.Log, first, p.At)
+	}
+	return nil
 }
 
 // MaxLogAppends bounds the parts of one AppendLogs.
@@ -179,6 +195,8 @@ type MultiLog interface {
 	// AppendLogs appends each part's entries to the end of its log, all
 	// parts or none, and returns the index of each part's first entry. Two
 	// parts may name the same log: the second's entries follow the first's.
+	// It MUST return ErrConflict, appending nothing, when a part's
+	// condition (LogAppend.IfAt) fails.
 	AppendLogs(ctx context.Context, parts ...LogAppend) ([]int64, error)
 }
 
@@ -190,6 +208,9 @@ func ValidateAppendLogs(parts []LogAppend) error {
 	for _, p := range parts {
 		if err := ValidateAppend(p.Log, p.Entries); err != nil {
 			return err
+		}
+		if p.IfAt && p.At < 0 {
+			return fmt.Errorf("%w: append at index %d", ErrInvalid, p.At)
 		}
 	}
 	return nil

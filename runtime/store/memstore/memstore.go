@@ -208,11 +208,7 @@ func (s *Store) Append(ctx context.Context, log string, entries ...[]byte) (int6
 		return 0, err
 	}
 	defer s.mu.Unlock()
-	first := int64(len(s.logs[log]))
-	for _, e := range entries {
-		s.logs[log] = append(s.logs[log], slices.Clone(e))
-	}
-	return first, nil
+	return s.appendLocked(log, entries), nil
 }
 
 // AppendLogs implements [store.MultiLog].
@@ -221,14 +217,33 @@ func (s *Store) AppendLogs(ctx context.Context, parts ...store.LogAppend) ([]int
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	firsts := make([]int64, len(parts))
+	// Every condition is checked before anything is appended.
 	for i, p := range parts {
-		firsts[i] = int64(len(s.logs[p.Log]))
-		for _, e := range p.Entries {
-			s.logs[p.Log] = append(s.logs[p.Log], slices.Clone(e))
+		first := int64(len(s.logs[p.Log]))
+		for _, q := range parts[:i] {
+			if q.Log == p.Log {
+				first += int64(len(q.Entries))
+			}
+		}
+		if err := p.Check(first); err != nil {
+			return nil, fmt.Errorf("memstore: append: %w", err)
 		}
 	}
+	firsts := make([]int64, len(parts))
+	for i, p := range parts {
+		firsts[i] = s.appendLocked(p.Log, p.Entries)
+	}
 	return firsts, nil
+}
+
+// appendLocked appends entries to log and returns the index of the first.
+// Called with mu held.
+func (s *Store) appendLocked(log string, entries [][]byte) int64 {
+	first := int64(len(s.logs[log]))
+	for _, e := range entries {
+		s.logs[log] = append(s.logs[log], slices.Clone(e))
+	}
+	return first
 }
 
 // Read implements [store.Log].

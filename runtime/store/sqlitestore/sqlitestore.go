@@ -564,23 +564,11 @@ func (s *Store) Append(ctx context.Context, log string, entries ...[]byte) (int6
 		return 0, err
 	}
 	defer s.mu.RUnlock()
-	var first int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.StmtContext(ctx, s.logNext).QueryRowContext(ctx, log).Scan(&first); err != nil {
-			return err
-		}
-		stmt := tx.StmtContext(ctx, s.logInsert)
-		for i, e := range entries {
-			if _, err := stmt.ExecContext(ctx, log, first+int64(i), nonNil(e)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	firsts, err := s.appendLogs(ctx, store.LogAppend{Log: log, Entries: entries})
 	if err != nil {
-		return 0, wrap("append", err)
+		return 0, err
 	}
-	return first, nil
+	return firsts[0], nil
 }
 
 // AppendLogs implements [store.MultiLog]: every part in one transaction.
@@ -589,11 +577,20 @@ func (s *Store) AppendLogs(ctx context.Context, parts ...store.LogAppend) ([]int
 		return nil, err
 	}
 	defer s.mu.RUnlock()
+	return s.appendLogs(ctx, parts...)
+}
+
+// appendLogs appends the parts in one transaction, checking each part's
+// condition before its entries are inserted.
+func (s *Store) appendLogs(ctx context.Context, parts ...store.LogAppend) ([]int64, error) {
 	firsts := make([]int64, len(parts))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		next, insert := tx.StmtContext(ctx, s.logNext), tx.StmtContext(ctx, s.logInsert)
 		for i, p := range parts {
 			if err := next.QueryRowContext(ctx, p.Log).Scan(&firsts[i]); err != nil {
+				return err
+			}
+			if err := p.Check(firsts[i]); err != nil {
 				return err
 			}
 			for j, e := range p.Entries {

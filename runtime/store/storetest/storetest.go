@@ -416,6 +416,25 @@ func testAppendLogs(t *testing.T, open opener) {
 	if n := must(s.Len(ctx, "records"))(t); n != 4 {
 		t.Fatalf("records after a refused AppendLogs = %d, want 4", n)
 	}
+	// A part whose condition fails appends nothing anywhere; one whose
+	// condition holds (counting an earlier part of the same log) appends.
+	_, err = ml.AppendLogs(ctx,
+		store.LogAppend{Log: "seals", Entries: [][]byte{[]byte("s1")}},
+		store.LogAppend{Log: "records", Entries: [][]byte{[]byte("r4")}, IfAt: true, At: 3})
+	wantErr(t, err, store.ErrConflict, "AppendLogs at a taken index")
+	if n, m := must(s.Len(ctx, "records"))(t), must(s.Len(ctx, "seals"))(t); n != 4 || m != 1 {
+		t.Fatalf("after a failed condition: %d records, %d seals; want 4, 1", n, m)
+	}
+	firsts = must(ml.AppendLogs(ctx,
+		store.LogAppend{Log: "records", Entries: [][]byte{[]byte("r4")}, IfAt: true, At: 4},
+		store.LogAppend{Log: "records", Entries: [][]byte{[]byte("r5")}, IfAt: true, At: 5},
+		store.LogAppend{Log: "new", Entries: [][]byte{[]byte("n0")}, IfAt: true, At: 0},
+	))(t)
+	if len(firsts) != 3 || firsts[0] != 4 || firsts[1] != 5 || firsts[2] != 0 {
+		t.Fatalf("conditional AppendLogs = %v, want [4 5 0]", firsts)
+	}
+	_, err = ml.AppendLogs(ctx, store.LogAppend{Log: "records", Entries: [][]byte{[]byte("x")}, IfAt: true, At: -1})
+	wantErr(t, err, store.ErrInvalid, "AppendLogs at a negative index")
 	_, err = ml.AppendLogs(ctx)
 	wantErr(t, err, store.ErrInvalid, "AppendLogs of nothing")
 	_, err = ml.AppendLogs(ctx, store.LogAppend{Log: "", Entries: [][]byte{[]byte("x")}})

@@ -314,31 +314,15 @@ func field(s string) string {
 }
 
 // clean escapes control and other non-printable characters (newlines and
-// tabs included), so that text from records cannot break lines or columns
-// or drive the terminal.
+// tabs included) and bytes that are not UTF-8, so that text from records
+// cannot break lines or columns or drive the terminal.
 func clean(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsPrint(r) {
-			b.WriteRune(r)
-			continue
-		}
-		q := strconv.QuoteRuneToASCII(r)
-		b.WriteString(q[1 : len(q)-1])
-	}
-	return b.String()
+	return escapeWith(s, func(r rune) bool { return !unicode.IsPrint(r) }, false)
 }
 
 // cleanLines is clean for multi-line text: newlines are kept.
 func cleanLines(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = clean(l)
-	}
-	return strings.Join(lines, "\n")
+	return escapeWith(s, func(r rune) bool { return r != '\n' && !unicode.IsPrint(r) }, false)
 }
 
 func newAuditExportCommand(g *globalFlags) *cobra.Command {
