@@ -71,4 +71,10 @@ func TestClientIDMetadataDocument(t *testing.T) {
 			t.Errorf("%s: %d %.400s", bad, status, body)
 		}
 	}
+	// The page shows the client_id, which the request chose: as text.
+	status, body = authorize(docs.URL + `/"><script>alert(1)</script>.json`)
+	if status != 400 || strings.Contains(body, "<script>") ||
+		!strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;.json, which this server could not use") {
+		t.Errorf("client_id with markup: %d %.600s", status, body)
+	}
 }

@@ -156,6 +156,12 @@ func (s *Server) verifySubjectToken(ctx context.Context, req *tokenRequest, toke
 	case oauth.TokenTypeAccessToken:
 		c, err := s.VerifyAccessToken(ctx, token, "")
 		if err != nil {
+			if oauth.AsError(err).Code != oauth.CodeInvalidToken {
+				// The revocation check could not be made (a store
+				// error): server_error, logged, rather than blamed on
+				// the request.
+				return nil, err
+			}
 			return nil, oauth.Errorf(oauth.CodeInvalidRequest, "subject_token: %s", oauth.AsError(err).Description)
 		}
 		servesAudience := slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(req.client.Serves, a) })

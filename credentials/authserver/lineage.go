@@ -11,41 +11,72 @@ import (
 // Token lineage. An access token issued under a grant that has refresh
 // tokens (the authorization code grant and every refresh of it) belongs to
 // that grant's refresh-token family; one issued by token exchange (RFC
-// 8693) descends from the access token given as its subject_token. Both
-// links are kept by jti in nsLineage for as long as the token lives, and
-// revocation cascades along them: a token counts as revoked when it was
-// revoked itself, when its family was revoked (refresh token reuse, a
-// revoked refresh token, a reused authorization code), or when its
-// parent counts as revoked. The walk runs on every check
-// ([Server.VerifyAccessToken], introspection, [Server.Revoked] for
-// resource servers), so a revocation is one write that every descendant,
-// issued before or concurrently with it, sees at once; no fan-out write
-// can miss a token issued while it runs.
+// 8693) descends from the access token given as its subject_token, and
+// from that token's own ancestors and family. Each token's record in
+// nsLineage lists all of them (the family and every ancestor's jti), kept
+// for as long as the token lives, and revocation cascades along them: a
+// token counts as revoked when it was revoked itself, when an ancestor
+// was, or when its family was (refresh token reuse, a revoked refresh
+// token, a reused authorization code). The check runs on every
+// verification ([Server.VerifyAccessToken], introspection,
+// [Server.Revoked] for resource servers), so a revocation is one write
+// that every descendant, issued before or concurrently with it, sees at
+// once; no fan-out write can miss a token issued while it runs.
+//
+// The record is complete in itself: an exchanged token lives a full
+// AccessTokenTTL from its exchange, longer than its ancestors, so the
+// check never reads an ancestor's lineage record, which expires with the
+// ancestor. What it reads does outlive every descendant: a revocation
+// record is kept AccessTokenTTL past the revocation (revokeAccessToken),
+// a family record familyTTL past its revocation.
 //
 // Actor tokens are not links: revoking an agent's own token does not
 // revoke what it obtained on a user's behalf (RevokeSubject of the agent
 // does, for tokens with the agent as subject).
 
-// lineageRecord links an access token to where it came from.
+// lineageRecord says where an access token came from.
 type lineageRecord struct {
-	// Family is the refresh-token family the token was issued under.
+	// Family is the refresh-token family the token, or the first token of
+	// its chain of exchanges, was issued under.
 	Family string `json:"family,omitempty"`
-	// Parent is the jti of the access token it was exchanged for.
-	Parent string `json:"parent,omitempty"`
+	// Ancestors are the jtis of the access tokens it descends from by
+	// token exchange, nearest first.
+	Ancestors []string `json:"ancestors,omitempty"`
 }
 
-// maxLineageDepth bounds the walk: an exchange nests act one level deeper
-// than its subject token's (capped at MaxActorDepth), so no real chain is
-// longer. A longer one is treated as revoked.
-const maxLineageDepth = 2 * MaxActorDepth
+// maxLineageDepth bounds the ancestors a check reads: each exchange nests
+// act one level deeper than its subject token's, and act is capped at
+// MaxActorDepth, so no chain of exchanges is longer. A record with more is
+// treated as revoked.
+const maxLineageDepth = MaxActorDepth
 
 // revocationGrace keeps revocation and lineage records a little past the
 // tokens they are about, for clock skew between hosts sharing a store.
 const revocationGrace = time.Minute
 
 // saveLineage records where the access token jti, valid until exp, came
-// from. It is written before the token is handed out.
-func (s *Server) saveLineage(ctx context.Context, jti string, rec lineageRecord, exp time.Time) error {
+// from: the family it is issued under, or the access token parent it is
+// exchanged for (whose own lineage it inherits). It is written before the
+// token is handed out.
+func (s *Server) saveLineage(ctx context.Context, jti, family, parent string, exp time.Time) error {
+	rec := lineageRecord{Family: family}
+	if parent != "" {
+		// The parent was verified by this request and is still valid, so
+		// its record, if it has one, is still there.
+		prec, _, err := getRecord[lineageRecord](ctx, s.store, nsLineage, parent, "token lineage")
+		switch {
+		case errors.Is(err, ErrNotFound):
+			// Issued under no grant and by no exchange.
+		case err != nil:
+			return err
+		default:
+			if rec.Family == "" {
+				rec.Family = prec.Family
+			}
+			rec.Ancestors = prec.Ancestors
+		}
+		rec.Ancestors = append([]string{parent}, rec.Ancestors...)
+	}
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("authserver: encode token lineage: %w", err)
@@ -58,40 +89,53 @@ func (s *Server) saveLineage(ctx context.Context, jti string, rec lineageRecord,
 }
 
 // isRevoked reports whether the access token jti counts as revoked: by
-// itself, through its refresh-token family, or through the token it was
-// exchanged for, transitively.
+// itself, through an ancestor it was exchanged from, or through its
+// refresh-token family. It reads at most maxLineageDepth+3 records; any
+// store error is returned, for the caller to refuse the token.
 func (s *Server) isRevoked(ctx context.Context, jti string) (bool, error) {
-	for depth := 0; jti != ""; depth++ {
-		if depth > maxLineageDepth {
-			s.log.WarnContext(ctx, "token lineage too deep: treated as revoked", "jti", jti)
-			return true, nil
+	if revoked, err := s.revokedItself(ctx, jti); err != nil || revoked {
+		return revoked, err
+	}
+	rec, _, err := getRecord[lineageRecord](ctx, s.store, nsLineage, jti, "token lineage")
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	if len(rec.Ancestors) > maxLineageDepth {
+		s.log.WarnContext(ctx, "token lineage too deep: treated as revoked", "jti", jti)
+		return true, nil
+	}
+	for _, a := range rec.Ancestors {
+		if revoked, err := s.revokedItself(ctx, a); err != nil || revoked {
+			return revoked, err
 		}
-		_, _, err := s.store.Get(ctx, nsRevoked, jti)
-		switch {
-		case err == nil:
-			return true, nil
-		case !errors.Is(err, ErrNotFound):
-			return false, fmt.Errorf("authserver: load revocation: %w", err)
-		}
-		rec, _, err := getRecord[lineageRecord](ctx, s.store, nsLineage, jti, "token lineage")
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return false, nil
-		case err != nil:
+	}
+	if rec.Family != "" {
+		fam, err := s.family(ctx, rec.Family)
+		if err != nil {
 			return false, err
 		}
-		if rec.Family != "" {
-			fam, err := s.family(ctx, rec.Family)
-			if err != nil {
-				return false, err
-			}
-			if fam != nil && fam.Revoked {
-				return true, nil
-			}
+		if fam != nil && fam.Revoked {
+			return true, nil
 		}
-		jti = rec.Parent
 	}
 	return false, nil
+}
+
+// revokedItself reports whether the access token jti was revoked by its
+// own jti.
+func (s *Server) revokedItself(ctx context.Context, jti string) (bool, error) {
+	_, _, err := s.store.Get(ctx, nsRevoked, jti)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("authserver: load revocation: %w", err)
+	}
 }
 
 // revokeAccessToken revokes the access token jti, which expires at exp,

@@ -1,11 +1,16 @@
 package authserver
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -182,6 +187,30 @@ func TestCascadingRevocation(t *testing.T) {
 			}
 			return []heldToken{at0, ex}, nil
 		}},
+		// An exchanged token lives a full AccessTokenTTL from its exchange,
+		// so it outlives the token it came from; the cascade must not end
+		// with its ancestors' lifetimes.
+		{"the cascade holds after the ancestors expired", func(t *testing.T, e *codeEnv) ([]heldToken, []heldToken) {
+			ttl := e.srv.cfg.AccessTokenTTL
+			tok := e.userGrant(t, research, "notes:read")
+			at0 := tok["access_token"].(string)
+			rt1 := tok["refresh_token"].(string)
+			e.clock.Advance(ttl - time.Minute)
+			ex1 := e.exchangeAs(t, researchID, at0, payments)
+			e.clock.Advance(ttl - time.Minute)
+			ex2 := heldToken{"token exchanged from a token exchanged from an expired one", e.exchangeAs(t, paymentsID, ex1, notesURI), notesURI}
+			e.clock.Advance(2 * revocationGrace) // at0 and ex1 have expired, with their records
+			other := e.userGrant(t, research, "notes:read")
+			unrelated := heldToken{"another grant's token", other["access_token"].(string), research}
+			e.wantAccepted(t, true, "before the reuse", ex2, unrelated)
+			if status, next := e.refresh(cliClient, rt1); status != http.StatusOK {
+				t.Fatalf("refresh: %d %v", status, next)
+			}
+			if status, body := e.refresh(cliClient, rt1); status != http.StatusBadRequest || body["error"] != oauth.CodeInvalidGrant {
+				t.Fatalf("reused refresh token: %d %v", status, body)
+			}
+			return []heldToken{ex2}, []heldToken{unrelated}
+		}},
 		{"revoking a refresh token revokes the grant's access tokens (RFC 7009 section 2.1)", func(t *testing.T, e *codeEnv) ([]heldToken, []heldToken) {
 			tok := e.userGrant(t, research, "notes:read")
 			at0 := heldToken{"access token", tok["access_token"].(string), research}
@@ -262,4 +291,99 @@ func TestRevocationRacingExchange(t *testing.T) {
 			t.Error("a token exchanged while its subject token was revoked is still accepted")
 		}
 	}
+}
+
+// failingStore fails every Get in the namespace fail names, as a store
+// that is down or answers garbage would.
+type failingStore struct {
+	Store
+	fail atomic.Pointer[string]
+}
+
+func (s *failingStore) Get(ctx context.Context, ns, key string) ([]byte, int64, error) {
+	if f := s.fail.Load(); f != nil && *f == ns {
+		return nil, 0, errors.New("store unavailable")
+	}
+	return s.Store.Get(ctx, ns, key)
+}
+
+// TestRevocationCheckFailsClosed: when any record the revocation check
+// reads (the token's own revocation, its lineage, an ancestor's
+// revocation, the family) cannot be read, the token is refused by every
+// checker, never accepted as unrevoked.
+func TestRevocationCheckFailsClosed(t *testing.T) {
+	fs := &failingStore{}
+	e := newCodeEnv(t, func(c *Config) { fs.Store = c.Store; c.Store = fs })
+	research := researchID.String()
+	tok := e.userGrant(t, research, "notes:read")
+	at0 := tok["access_token"].(string)
+	ex := heldToken{"exchanged token", e.exchangeAs(t, researchID, at0, notesURI), notesURI}
+	jti := e.verify(ex.token, notesURI).ID
+	e.wantAccepted(t, true, "with the store working", ex)
+	for _, ns := range []string{nsRevoked, nsLineage, nsFamilies} {
+		t.Run(ns, func(t *testing.T) {
+			fs.fail.Store(&ns)
+			defer fs.fail.Store(nil)
+			if _, err := e.srv.VerifyAccessToken(e.ctx, ex.token, notesURI); err == nil {
+				t.Error("VerifyAccessToken accepted the token")
+			}
+			if revoked, err := e.srv.Revoked(e.ctx, jti); err == nil {
+				t.Errorf("Revoked = %v without an error", revoked)
+			}
+			status, out, _ := e.post(PathIntrospect, url.Values{
+				"token": {ex.token}, "client_id": {webClient}, "client_secret": {webSecret},
+			}, nil)
+			if status == http.StatusOK && out["active"] == true {
+				t.Errorf("introspection: %d %v", status, out)
+			}
+			v, err := resource.New(resource.Config{
+				Resource: notesURI, MetadataURL: e.issuer + "/.well-known/oauth-protected-resource", Issuer: e.issuer,
+				Keys: e.srv.Keys(), Revoked: e.srv.Revoked, Now: e.clock.Now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest(http.MethodPost, "https://rs.example/mcp", nil)
+			r.Header.Set("Authorization", "Bearer "+ex.token)
+			if _, err := v.Authenticate(r); err == nil {
+				t.Error("the resource server accepted the token")
+			}
+			// An exchange of a token that cannot be checked is a server
+			// error, not a token.
+			status, out, _ = e.post(PathToken, url.Values{
+				"grant_type":            {oauth.GrantTokenExchange},
+				"client_assertion_type": {oauth.AssertionJWTSPIFFE},
+				"client_assertion":      {e.svid(researchID)},
+				"subject_token":         {at0},
+				"subject_token_type":    {oauth.TokenTypeAccessToken},
+				"resource":              {notesURI},
+			}, nil)
+			if status != http.StatusInternalServerError || out["error"] != oauth.CodeServerError {
+				t.Errorf("exchange: %d %v, want 500 server_error", status, out)
+			}
+		})
+	}
+}
+
+// TestLongestLineage: the longest chain of exchanges the server issues
+// (one act level each, up to MaxActorDepth) is within the lineage bound:
+// its last token is accepted, and revoking the first token of the chain
+// revokes it.
+func TestLongestLineage(t *testing.T) {
+	e := newCodeEnv(t)
+	research, payments := researchID.String(), paymentsID.String()
+	tok := e.userGrant(t, research, "notes:read")
+	root := heldToken{"the grant's access token", tok["access_token"].(string), research}
+	last := root
+	agents := []spiffeid.ID{researchID, paymentsID}
+	for i := range MaxActorDepth {
+		next := []string{payments, research}[i%2]
+		last = heldToken{fmt.Sprintf("exchange %d", i+1), e.exchangeAs(t, agents[i%2], last.token, next), next}
+	}
+	e.wantAccepted(t, true, "the chain's last token", last)
+	status, body, _ := e.post(PathRevoke, url.Values{"token": {root.token}, "client_id": {cliClient}}, nil)
+	if status != http.StatusOK {
+		t.Fatalf("revoke: %d %v", status, body)
+	}
+	e.wantAccepted(t, false, "after revoking the first", root, last)
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -50,12 +49,13 @@ type loginFailures struct {
 var errLoginBusy = errors.New("authserver: sign-in counter is too contended")
 
 // loginKeys are the counters a sign-in attempt from r for username is
-// subject to: the (user name, address) pair and the address alone.
-func loginKeys(r *http.Request, username string) (pair, addr string) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
+// subject to: the (user name, address) pair and the address alone. The
+// address is the client's as registration limits see it (clientAddr,
+// limitKey): X-Forwarded-For only from a trusted proxy, and an IPv6
+// address's /64, so a client cannot earn fresh counters by moving within
+// its block.
+func (s *Server) loginKeys(r *http.Request, username string) (pair, addr string) {
+	host := limitKey(clientAddr(r, s.cfg.TrustedProxies)).String()
 	sum := sha256.Sum256([]byte(strings.ToLower(username) + "\x00" + host))
 	a := sha256.Sum256([]byte(host))
 	return "u:" + base64.RawURLEncoding.EncodeToString(sum[:]), "a:" + base64.RawURLEncoding.EncodeToString(a[:])
@@ -88,7 +88,7 @@ func (s *Server) reserveLogin(ctx context.Context, r *http.Request, username str
 	if s.cfg.MaxLoginFailures < 0 {
 		return nil, 0, nil
 	}
-	pairKey, addrKey := loginKeys(r, username)
+	pairKey, addrKey := s.loginKeys(r, username)
 	pair, wait, err := s.reserveSlot(ctx, pairKey, s.cfg.MaxLoginFailures)
 	if err != nil || wait > 0 {
 		return nil, wait, err

@@ -100,8 +100,10 @@ type Config struct {
 
 	// MaxLoginFailures is how many failed sign-ins of one user name from
 	// one address lock that pair out for LoginLockout (an address alone is
-	// locked after ten times as many, for any user names). Zero means
-	// DefaultMaxLoginFailures; negative turns throttling off.
+	// locked after ten times as many, for any user names). An IPv6 address
+	// counts as its /64, and behind TrustedProxies the address is the
+	// client's. Zero means DefaultMaxLoginFailures; negative turns
+	// throttling off.
 	MaxLoginFailures int
 	// LoginLockout is the lockout, and the window failures are counted
 	// in; zero means DefaultLoginLockout.
@@ -148,9 +150,9 @@ type Config struct {
 	UnusedClientTTL time.Duration
 	// TrustedProxies are the addresses of reverse proxies in front of the
 	// server. For a request whose connection comes from one of them, the
-	// client address (which registration limits are kept per) is taken
-	// from X-Forwarded-For; otherwise it is the connection's address and
-	// X-Forwarded-For is ignored. None by default.
+	// client address (which sign-in and registration limits are kept per)
+	// is taken from X-Forwarded-For; otherwise it is the connection's
+	// address and X-Forwarded-For is ignored. None by default.
 	TrustedProxies []netip.Prefix
 	// ClientIDMetadataDocuments enables URL client_ids.
 	ClientIDMetadataDocuments bool

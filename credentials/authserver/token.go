@@ -312,7 +312,7 @@ func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g acce
 		}
 	}
 	if g.Family != "" || g.Parent != "" {
-		if err := s.saveLineage(ctx, jti, lineageRecord{Family: g.Family, Parent: g.Parent}, exp); err != nil {
+		if err := s.saveLineage(ctx, jti, g.Family, g.Parent, exp); err != nil {
 			return issuedToken{}, err
 		}
 	}

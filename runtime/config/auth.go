@@ -99,8 +99,9 @@ type AuthConfig struct {
 	UnusedClientTTL time.Duration `json:"unused_client_ttl"`
 	// TrustedProxies are the IP addresses or CIDR prefixes of reverse
 	// proxies in front of the host. Only for connections from them is the
-	// client address (which registration limits are kept per) taken from
-	// X-Forwarded-For. Default none: the connection's address counts.
+	// client address (which sign-in and registration limits are kept per)
+	// taken from X-Forwarded-For. Default none: the connection's address
+	// counts.
 	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 	// ClientIDMetadataDocuments accepts https URLs as client_ids, resolved
 	// to client ID metadata documents. Default true.
