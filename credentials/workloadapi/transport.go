@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/agenthost/agenthost/credentials/attest"
 	"net"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/agenthost/agenthost/credentials/attest"
 )
 
 // authType is the AuthType of the [credentials.AuthInfo] attached to every

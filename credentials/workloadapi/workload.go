@@ -3,13 +3,14 @@ package workloadapi
 import (
 	"crypto"
 	"fmt"
-	"github.com/agenthost/agenthost/credentials/attest"
 	"net"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
+
+	"github.com/agenthost/agenthost/credentials/attest"
 )
 
 // Workload is one socket of the Workload API and the identity it serves.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -348,10 +349,8 @@ func (v *validator) unoffered(grant string) string {
 			known = append(known, r.Name+"/"+t)
 		}
 	}
-	for _, n := range known {
-		if n == grant || strings.HasSuffix(grant, "/*") && strings.HasPrefix(n, server+"/") {
-			return ""
-		}
+	if slices.ContainsFunc(known, func(n string) bool { return mediator.GrantMatches(grant, n) }) {
+		return ""
 	}
 	why := "no server offers; the tools are: " + strings.Join(known, ", ")
 	if len(plugins) > 0 {

@@ -2,8 +2,6 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -304,24 +302,11 @@ const delegateStartWait = 30 * time.Second
 // waitStarting returns once agent is no longer starting or restarting (it
 // runs, failed, or is quarantined), max has passed, or ctx is done.
 func (h *Host) waitStarting(ctx context.Context, agent string, max time.Duration) {
-	deadline := h.now().Add(max)
-	for {
-		starting := false
-		for _, st := range h.sup.Status() {
-			if st.Name == agent {
-				starting = st.State == supervisor.StateStarting || st.State == supervisor.StateBackoff ||
-					st.State == supervisor.StateStopped
-			}
-		}
-		if !starting || !h.now().Before(deadline) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	_, _ = h.sup.WaitFor(ctx, agent, func(st supervisor.AgentStatus) bool {
+		return localapi.AgentSettled(string(st.State))
+	})
 }
 
 // ErrTaskStopped: the host stopped the task (its user was revoked, its
@@ -356,11 +341,10 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 	if !ok {
 		return fmt.Errorf("%w: %q", supervisor.ErrUnknownAgent, agent)
 	}
-	var rnd [12]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return fmt.Errorf("host: task id: %w", err)
+	taskID, err := newID("task-")
+	if err != nil {
+		return err
 	}
-	taskID := "task-" + hex.EncodeToString(rnd[:])
 	// The plugin's binary digest was checked against the pinned one when
 	// it was launched.
 	c.Agent, c.Identity, c.TaskID, c.Attestation = agent, id, taskID, "verified"
@@ -446,7 +430,15 @@ func (h *Host) Quarantine(ctx context.Context, agent, reason string) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", localapi.ErrUnknownAgent, agent)
 	}
+	sid, err := workloadapi.IDFromIdentity(id)
+	if err != nil {
+		return err
+	}
+	// A quarantine and a release of the same agent must not interleave:
+	// each leaves the supervisor, the store and the Workload API agreeing.
+	h.remedyMu.Lock()
 	if err := h.sup.Quarantine(agent, reason); err != nil {
+		h.remedyMu.Unlock()
 		return err
 	}
 	// Kept in the store before it is audited: a host started again keeps
@@ -455,11 +447,9 @@ func (h *Host) Quarantine(ctx context.Context, agent, reason string) error {
 	// host stops.
 	keepErr := h.keepQuarantine(ctx, quarantineEntry{Agent: agent, Identity: id.String(), Reason: reason,
 		Cause: "operator", Since: h.now().UTC()})
-	sid, err := workloadapi.IDFromIdentity(id)
-	if err != nil {
-		return err
-	}
-	if err := h.wl.RemoveWorkload(ctx, sid); err != nil && !errors.Is(err, workloadapi.ErrUnknownWorkload) {
+	err = h.wl.RemoveWorkload(ctx, sid)
+	h.remedyMu.Unlock()
+	if err != nil && !errors.Is(err, workloadapi.ErrUnknownWorkload) {
 		return errors.Join(fmt.Errorf("host: revoke credentials of %s: %w", agent, err), keepErr)
 	}
 	h.log.WarnContext(ctx, "agent quarantined", slog.String("agent", agent), slog.String("reason", reason))

@@ -2,7 +2,6 @@ package host
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -55,9 +54,7 @@ type originGuard struct {
 
 func newOriginGuard(issuer string, configured []string) originGuard {
 	g := originGuard{allowed: map[string]bool{}}
-	if o, err := config.ParseOrigin(issuer); err == nil {
-		g.own = o
-	} else if u, err := url.Parse(issuer); err == nil {
+	if u, err := url.Parse(issuer); err == nil {
 		g.own = strings.ToLower(u.Scheme + "://" + u.Host)
 	}
 	for _, o := range configured {
@@ -84,13 +81,8 @@ func (g originGuard) allows(origin string) bool {
 	if o == g.own || g.allowed[o] {
 		return true
 	}
-	u, _ := url.Parse(o)
-	host := u.Hostname()
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	u, _ := url.Parse(o) // o is canonical: lowercase, parsed once already
+	return isLoopbackHost(u.Hostname())
 }
 
 func (g originGuard) wrap(next http.Handler) http.Handler {

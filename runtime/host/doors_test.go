@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/plugins/sandbox/sandboxtest"
 	"github.com/agenthost/agenthost/plugins/sdk"
 	"github.com/agenthost/agenthost/runtime/audit"
@@ -395,6 +396,17 @@ func TestDoors(t *testing.T) {
 	_, err = spiffewl.FetchX509SVID(ctx, spiffewl.WithAddr("unix://"+filepath.Join(dir, workloadDirName, "probe.sock")))
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("the host on the agent's socket: %v, want PermissionDenied", err)
+	}
+
+	// A peer whose parent chain cannot be followed (no such process, or
+	// not visible in the host's pid namespace) is refused, never admitted.
+	for _, p := range []workloadapi.Peer{{PID: 1 << 30, UID: euid}, {PID: 0, UID: euid}} {
+		if err := h.checkAgentPeer("probe", p); err == nil || !strings.Contains(err.Error(), "is not known to descend") {
+			t.Errorf("checkAgentPeer(probe, pid %d) = %v, want a refusal", p.PID, err)
+		}
+	}
+	if err := h.checkAgentPeer("probe", workloadapi.Peer{PID: pluginPID, UID: euid}); err != nil {
+		t.Errorf("checkAgentPeer(probe, the plugin process) = %v", err)
 	}
 
 	// Audit: one record per refused process and door.

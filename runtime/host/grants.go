@@ -2,6 +2,7 @@ package host
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -36,11 +37,5 @@ func checkGrants(agents []config.AgentConfig, tools map[string]mediator.Tool) er
 // offered reports whether grant names a tool of names: the tool itself,
 // or for "server/*" any tool of the server.
 func offered(grant string, names []string) bool {
-	server, ok := strings.CutSuffix(grant, "/*")
-	for _, n := range names {
-		if n == grant || ok && strings.HasPrefix(n, server+"/") {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(names, func(n string) bool { return mediator.GrantMatches(grant, n) })
 }

@@ -65,6 +65,8 @@ type Host struct {
 	tools   map[string]mediator.Tool
 	taskMu  sync.Mutex
 	running map[string]runningTask // by task id
+	// remedyMu serializes the state changes of Quarantine and Release.
+	remedyMu sync.Mutex
 	// readOnly are the host tools that change nothing (they need a
 	// server's read scope only).
 	readOnly map[string]bool

@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -57,8 +56,8 @@ type mcpCall struct {
 	args     json.RawMessage
 }
 
-// auditedCall runs one allowed tools/call of a hosted MCP server the way
-// the mediator runs a tool call: it records the allow decision (outcome
+// auditedCall runs one allowed tools/call of a hosted MCP server in the
+// mediator's order (mediator.RecordAllowed): it records the allow decision (outcome
 // not known yet) and runs the tool only once that record is durable; a
 // call whose decision cannot be recorded is refused and its tool never
 // runs. Then it records the outcome. Both records carry the same
@@ -67,43 +66,34 @@ type mcpCall struct {
 // runs leaves the decision in the log, never an effect without one.
 func auditedCall(ctx context.Context, a mediator.Auditor, now func() time.Time, log *slog.Logger, c mcpCall,
 	run func(context.Context) (mcpserver.Result, error)) (mcpserver.Result, error) {
-	txn, err := newMCPTxn()
+	txn, err := newID("mcp-")
 	if err != nil {
 		return mcpserver.Result{}, err
 	}
-	sum := sha256.Sum256(c.args)
-	base := mediator.Record{
+	outcome, err := mediator.RecordAllowed(ctx, a, now, mediator.Record{
 		Txn: txn, Agent: "mcp:" + c.caller.Subject, Identity: c.caller.ClientID, Subject: c.caller.Subject,
-		TokenJTI: c.caller.TokenID, Action: c.action, Resource: c.resource, ArgsSHA256: hex.EncodeToString(sum[:]),
-		Decision: "allow", Policy: c.policy,
-	}
-	decided := base
-	decided.Time = now().UTC()
-	if err := a.Record(ctx, decided); err != nil {
+		TokenJTI: c.caller.TokenID, Action: c.action, Resource: c.resource, Policy: c.policy,
+	}, c.args)
+	if err != nil {
 		log.ErrorContext(ctx, "audit of an MCP tool call's decision failed; call refused", "tool", c.resource, "err", err)
 		return mcpserver.Result{}, fmt.Errorf("host: audit unavailable, %s refused: %w", c.resource, err)
 	}
 	res, callErr := run(ctx)
-	done := base
-	done.Time, done.Outcome = now().UTC(), "ok"
-	if callErr != nil {
-		done.Outcome, done.Error = "error", callErr.Error()
-	}
-	// The tool has run: a client that hangs up now must not cost the
-	// outcome record.
-	if err := a.Record(context.WithoutCancel(ctx), done); err != nil {
+	if err := outcome(callErr); err != nil {
 		log.ErrorContext(ctx, "audit of an MCP tool call's outcome failed", "tool", c.resource, "txn", txn, "err", err)
 	}
 	return res, callErr
 }
 
-// newMCPTxn returns a fresh transaction id for one MCP tools/call.
-func newMCPTxn() (string, error) {
+// newID returns a fresh identifier: prefix and 12 random bytes in hex. It
+// names each task ("task-…") and each MCP tools/call's transaction
+// ("mcp-…").
+func newID(prefix string) (string, error) {
 	var b [12]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("host: mcp transaction id: %w", err)
+		return "", fmt.Errorf("host: new %sid: %w", prefix, err)
 	}
-	return "mcp-" + hex.EncodeToString(b[:]), nil
+	return prefix + hex.EncodeToString(b[:]), nil
 }
 
 // auditRefused records a tools/call the policy hook refused; its tool

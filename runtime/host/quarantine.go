@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/store"
@@ -90,10 +91,11 @@ func (h *Host) logQuarantines(ctx context.Context, q map[string]quarantineEntry)
 	}
 }
 
-// Release lifts an agent's quarantine: the stored quarantine is deleted,
-// the agent's Workload API socket is served again, its plugin is launched,
-// and the release is audited (remedy release). Releasing an agent that is
-// not quarantined is an error.
+// Release lifts an agent's quarantine: the agent's Workload API socket is
+// served again, the stored quarantine is deleted, its plugin is launched,
+// and the release is audited (remedy release). A step that fails undoes
+// the ones before it, so the agent stays quarantined, also for a host
+// started later. Releasing an agent that is not quarantined is an error.
 func (h *Host) Release(ctx context.Context, agent, reason string) error {
 	id, ok := h.agentIDs[agent]
 	if !ok {
@@ -102,25 +104,43 @@ func (h *Host) Release(ctx context.Context, agent, reason string) error {
 	if reason == "" {
 		return errors.New("host: a release needs a reason")
 	}
-	if !h.sup.Quarantined(agent) {
-		return fmt.Errorf("host: %w: %s", localapi.ErrNotQuarantined, agent)
-	}
-	if err := h.store.Delete(ctx, nsQuarantine, agent, store.Always); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("host: release %s: %w", agent, err)
-	}
 	w, err := h.agentWorkload(agent, id)
 	if err != nil {
 		return err
 	}
-	if err := h.wl.AddWorkload(ctx, w); err != nil {
-		return fmt.Errorf("host: release %s: serve its Workload API socket: %w", agent, err)
-	}
-	if err := h.sup.Release(agent); err != nil {
-		return fmt.Errorf("host: release %s: %w", agent, err)
+	h.remedyMu.Lock()
+	err = h.release(ctx, agent, w)
+	h.remedyMu.Unlock()
+	if err != nil {
+		return err
 	}
 	h.log.WarnContext(ctx, "agent released from quarantine", slog.String("agent", agent), slog.String("reason", reason))
 	return h.audit.Append(ctx, audit.Record{
 		Time: h.now().UTC(), Agent: agent, AgentID: id.String(), Action: audit.ActionRemediation, Resource: id.String(),
 		Remedy: audit.RemedyRelease, Cause: "operator", Policy: "operator", Reason: reason, Outcome: audit.OutcomeOK,
 	})
+}
+
+// release makes the state changes of Release; h.remedyMu is held, so the
+// agent stays quarantined in the supervisor until its last step.
+func (h *Host) release(ctx context.Context, agent string, w workloadapi.Workload) error {
+	if !h.sup.Quarantined(agent) {
+		return fmt.Errorf("host: %w: %s", localapi.ErrNotQuarantined, agent)
+	}
+	// The socket first: while the agent is quarantined none of its plugin
+	// processes runs, and the socket's peer check refuses every caller.
+	if err := h.wl.AddWorkload(ctx, w); err != nil {
+		return fmt.Errorf("host: release %s: serve its Workload API socket: %w", agent, err)
+	}
+	if err := h.store.Delete(ctx, nsQuarantine, agent, store.Always); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if rerr := h.wl.RemoveWorkload(context.WithoutCancel(ctx), w.ID); rerr != nil {
+			h.log.ErrorContext(ctx, "could not remove the Workload API socket of an agent still quarantined",
+				slog.String("agent", agent), slog.Any("error", rerr))
+		}
+		return fmt.Errorf("host: release %s: %w", agent, err)
+	}
+	if err := h.sup.Release(agent); err != nil {
+		return fmt.Errorf("host: release %s: %w", agent, err)
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
+	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/supervisor"
 )
 
@@ -270,5 +271,90 @@ func TestDelegationWaitsForARestartedAgent(t *testing.T) {
 	final, failure, err := taskAnswer(ctx, h, "assistant", "what is the balance of account: bob")
 	if err != nil || failure != "" || !strings.Contains(final, "payments/balance tool returned") {
 		t.Fatalf("delegation right after the release: %q %q %v", final, failure, err)
+	}
+}
+
+// TestGatedPolicyQuarantine: a quarantined agent is refused every Host call
+// whatever its grants (a call already in flight when the quarantine came),
+// and a delegation to a quarantined agent is refused; both name the
+// quarantine. Other calls are decided by the grants as before.
+func TestGatedPolicyQuarantine(t *testing.T) {
+	sup, err := supervisor.New(supervisor.Config{},
+		supervisor.AgentSpec{Name: "q", Path: "/nonexistent", Quarantined: "suspicious"},
+		supervisor.AgentSpec{Name: "a", Path: "/nonexistent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := gatedPolicy{h: &Host{sup: sup}, grants: mediator.AllowList{
+		"q": {Tools: []string{"clock/now"}, Agents: []string{"a"}},
+		"a": {Tools: []string{"clock/now"}, Agents: []string{"q"}},
+	}}
+	tests := []struct {
+		caller, action, resource string
+		want                     mediator.Decision
+	}{
+		{"q", mediator.ActionCallTool, "clock/now", mediator.Decision{Policy: "quarantine", Reason: "agent q is quarantined"}},
+		{"q", mediator.ActionCallAgent, "a", mediator.Decision{Policy: "quarantine", Reason: "agent q is quarantined"}},
+		{"q", mediator.ActionCallTool, "notes/add", mediator.Decision{Policy: "quarantine", Reason: "agent q is quarantined"}},
+		{"a", mediator.ActionCallAgent, "q", mediator.Decision{Policy: "quarantine", Reason: "agent q is quarantined"}},
+		{"a", mediator.ActionCallTool, "clock/now", mediator.Decision{Allow: true, Policy: "allow-list"}},
+		{"a", mediator.ActionCallTool, "notes/add", mediator.Decision{Policy: "allow-list",
+			Reason: "notes/add is not in the agent's allow-list", NotGranted: true}},
+	}
+	for _, tt := range tests {
+		d, err := p.Decide(context.Background(), mediator.Request{Caller: mediator.Caller{Agent: tt.caller}, Action: tt.action, Resource: tt.resource})
+		if err != nil || d != tt.want {
+			t.Errorf("%s %s %s = %+v, %v; want %+v", tt.caller, tt.action, tt.resource, d, err, tt.want)
+		}
+	}
+}
+
+// TestReleaseFailsClosed: a release that cannot serve the agent's Workload
+// API socket again changes nothing: the agent stays quarantined in the
+// supervisor and in the store (so also for a host started later). Once the
+// socket can be served, the release goes through.
+func TestReleaseFailsClosed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Agents = []config.AgentConfig{{Name: "whoami", Path: exe, Env: map[string]string{testAgentEnv: "1"}}}
+	dir := filepath.Join(t.TempDir(), "data")
+	h := runHost(t, cfg, dir)
+	if err := h.Quarantine(ctx, "whoami", "checking"); err != nil {
+		t.Fatal(err)
+	}
+	// A file that is no socket where the socket goes: the Workload API
+	// refuses to replace it.
+	sock := filepath.Join(dir, workloadDirName, "whoami.sock")
+	if err := os.WriteFile(sock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() bool {
+		t.Helper()
+		q, err := h.loadQuarantines(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok := q["whoami"]
+		return ok
+	}
+	if err := h.Release(ctx, "whoami", "cleared"); err == nil {
+		t.Fatal("the agent was released though its Workload API socket could not be served")
+	}
+	if !h.sup.Quarantined("whoami") || !stored() {
+		t.Fatalf("after a failed release: quarantined %v, stored %v; want both", h.sup.Quarantined("whoami"), stored())
+	}
+	if err := os.Remove(sock); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx, "whoami", "cleared"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if h.sup.Quarantined("whoami") || stored() {
+		t.Fatalf("after the release: quarantined %v, stored %v; want neither", h.sup.Quarantined("whoami"), stored())
 	}
 }

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/agenthost/agenthost/credentials/attest"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+
+	"github.com/agenthost/agenthost/credentials/attest"
 )
 
 // ErrRefused is returned (wrapped) by a [Client] method when the host

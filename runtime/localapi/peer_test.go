@@ -245,6 +245,7 @@ func TestPeerCheckRefusesEverything(t *testing.T) {
 			return c.RunTask(ctx, TaskRequest{Agent: "research", Input: "q"}, func(TaskEvent) {})
 		}},
 		{"Quarantine", func() error { return c.Quarantine(ctx, "research", "x") }},
+		{"Release", func() error { return c.Release(ctx, "research", "x") }},
 		{"AuditVerify", func() error { _, err := c.AuditVerify(ctx); return err }},
 		{"PolicyReload", func() error { _, err := c.PolicyReload(ctx); return err }},
 	}

@@ -247,22 +247,45 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 		}
 		return Caller{}, nil, fmt.Errorf("%w: %s on %s denied: %s", pluginpb.ErrPermissionDenied, action, resource, d.Reason)
 	}
-	base.Decision = "allow"
-	// The decision is recorded durably before the call proceeds.
-	started := base
-	started.Decision, started.Outcome = "allow", "" // outcome not known yet
-	if err := h.m.audit(ctx, started, args); err != nil {
+	record, err := RecordAllowed(ctx, h.m.cfg.Auditor, h.m.cfg.Now, base, args)
+	if err != nil {
+		h.m.log.ErrorContext(ctx, "audit record failed", slog.Any("error", err))
 		return Caller{}, nil, fmt.Errorf("%w: audit unavailable; call refused", pluginpb.ErrUnavailable)
 	}
 	done := func(callErr error) {
+		if err := record(callErr); err != nil {
+			h.m.log.ErrorContext(ctx, "audit record failed", slog.Any("error", err))
+		}
+	}
+	return c, done, nil
+}
+
+// RecordAllowed is the order of every mediated call, for the mediator's own
+// Host calls and for any other path that runs a call for a caller (the
+// hosted MCP servers): it makes the allow decision base durable, with its
+// outcome not known yet, and returns the function that records the outcome
+// once the call has run. An error means the decision is not recorded: the
+// call must not run, so no effect is ever left without its record. The
+// outcome is recorded even if ctx has ended by then.
+func RecordAllowed(ctx context.Context, a Auditor, now func() time.Time, base Record, args []byte) (outcome func(error) error, err error) {
+	base.Decision, base.Outcome = "allow", ""
+	if len(args) > 0 {
+		sum := sha256.Sum256(args)
+		base.ArgsSHA256 = hex.EncodeToString(sum[:])
+	}
+	decided := base
+	decided.Time = now().UTC()
+	if err := a.Record(ctx, decided); err != nil {
+		return nil, err
+	}
+	return func(callErr error) error {
 		r := base
-		r.Outcome = "ok"
+		r.Time, r.Outcome = now().UTC(), "ok"
 		if callErr != nil {
 			r.Outcome, r.Error = "error", callErr.Error()
 		}
-		_ = h.m.audit(ctx, r, args)
-	}
-	return c, done, nil
+		return a.Record(context.WithoutCancel(ctx), r)
+	}, nil
 }
 
 // decide asks the policy; a failed evaluation is a denial.

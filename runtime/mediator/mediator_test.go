@@ -454,3 +454,33 @@ func TestListToolsAuditsHiddenTools(t *testing.T) {
 		t.Fatalf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// failDenials is an Auditor whose store fails every denial.
+type failDenials struct{ StoreAuditor }
+
+func (a failDenials) Record(ctx context.Context, r Record) error {
+	if r.Decision == "deny" {
+		return errors.New("store unavailable")
+	}
+	return a.StoreAuditor.Record(ctx, r)
+}
+
+// TestListToolsRefusedWithoutHiddenRecord: a tool list whose hidden tool
+// cannot be audited is refused, not returned without the record.
+func TestListToolsRefusedWithoutHiddenRecord(t *testing.T) {
+	st := memstore.New(func() time.Time { return t0 })
+	m, err := New(Config{
+		Tools:   BuiltinTools(st, func() time.Time { return t0 }),
+		Policy:  forbidTool{grants: AllowList{"payments": {Tools: []string{"payments/*"}}}, tool: "payments/transfer"},
+		Auditor: failDenials{StoreAuditor{Log: st}},
+		Now:     func() time.Time { return t0 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin(t, m, "payments", "p")
+	list, err := m.HostFor("payments").ListTools(context.Background(), &pluginpb.ListToolsRequest{TaskId: "p"})
+	if !errors.Is(err, pluginpb.ErrUnavailable) || list != nil {
+		t.Fatalf("ListTools = %v, %v; want no list and ErrUnavailable", list, err)
+	}
+}

@@ -44,9 +44,16 @@ func (a AllowList) Decide(_ context.Context, r Request) (Decision, error) {
 
 func matchAny(patterns []string, s string) bool {
 	for _, p := range patterns {
-		if p == s || (strings.HasSuffix(p, "/*") && strings.HasPrefix(s, strings.TrimSuffix(p, "*")) && len(s) > len(p)-1) {
+		if GrantMatches(p, s) {
 			return true
 		}
 	}
 	return false
+}
+
+// GrantMatches reports whether the grant pattern names name: the name
+// itself, or for "server/*" any name "server/…".
+func GrantMatches(pattern, name string) bool {
+	return pattern == name ||
+		(strings.HasSuffix(pattern, "/*") && strings.HasPrefix(name, strings.TrimSuffix(pattern, "*")) && len(name) > len(pattern)-1)
 }

@@ -360,7 +360,11 @@ func (s *Supervisor) monitor(ctx context.Context, a *agent, q <-chan struct{}) {
 		log.WarnContext(ctx, "agent plugin exited; restarting")
 		s.mu.Lock()
 		up := a.up
-		a.plugin = nil
+		// After a quarantine and a release, a.plugin may already be the
+		// plugin of the next monitor loop.
+		if a.plugin == p {
+			a.plugin = nil
+		}
 		s.mu.Unlock()
 		if !s.backoff(ctx, a, q, up, "plugin exited") {
 			return
@@ -467,20 +471,25 @@ func (s *Supervisor) RunTask(ctx context.Context, name, taskID, input string, on
 // [AgentSpec.Quarantined]).
 func (s *Supervisor) Quarantine(name, reason string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	a, ok := s.agents[name]
 	if !ok {
+		s.mu.Unlock()
 		return fmt.Errorf("%w: %q", ErrUnknownAgent, name)
 	}
 	if a.state == StateQuarantined {
+		s.mu.Unlock()
 		return nil
 	}
-	if a.plugin != nil {
-		a.plugin.Kill()
-		a.plugin = nil
-	}
+	p := a.plugin
+	a.plugin = nil
 	s.setState(a, StateQuarantined, "quarantined: "+reason)
 	close(a.quarantine)
+	s.mu.Unlock()
+	// Killed outside s.mu: a kill waits for the process to end, and the
+	// mediator asks Quarantined on every Host call.
+	if p != nil {
+		p.Kill()
+	}
 	s.log.Warn("agent quarantined", slog.String("agent", name), slog.String("reason", reason))
 	return nil
 }

@@ -46,7 +46,9 @@ func newAgentsCommand(g *globalFlags) *cobra.Command {
 				if a.Sandbox != "" {
 					level, _, _ = strings.Cut(a.Sandbox, ":")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Name, a.Identity, a.State, pid, a.Restarts, exp, level, a.LastError)
+				// The last error may quote what the plugin printed (a
+				// handshake line it got wrong): one line, escaped.
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Name, a.Identity, a.State, pid, a.Restarts, exp, level, clean(a.LastError))
 			}
 			if err := tw.Flush(); err != nil {
 				return err

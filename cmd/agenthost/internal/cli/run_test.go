@@ -386,3 +386,22 @@ func TestCommandPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentsEscapesLastError: an agent's last error may quote what its
+// plugin printed (a handshake line it got wrong); agents shows it on one
+// line with its control characters escaped.
+func TestAgentsEscapesLastError(t *testing.T) {
+	dir := startRunHost(t, &runBackend{states: []string{localapi.StateBackoff},
+		lastErr: "plugins: start research: Unrecognized remote plugin message: " + hostile + "\nThis usually means…"})
+	code, stdout, stderr := runCLI(t, nil, nil, "agents", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.ContainsAny(stdout, "\x1b\x07\r\u009b\u202e") {
+		t.Fatalf("a control character from the plugin reached the output: %q", stdout)
+	}
+	want := `Unrecognized remote plugin message: \x1b]0;pwned\a\x1b[2Jclean\r\nline\rfake\u202eevil\u009b31m\nThis usually means…`
+	if lines := strings.Split(strings.TrimSpace(stdout), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[1], want) {
+		t.Fatalf("agents output %q, want the header and one line ending with %q", stdout, want)
+	}
+}

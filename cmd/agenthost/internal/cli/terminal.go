@@ -21,8 +21,16 @@ func isTerminal(w io.Writer) bool {
 // carriage return not followed by a newline, the bidirectional embedding,
 // override and isolate controls, and bytes that are not UTF-8. Newlines,
 // tabs and every other character are kept.
-func escapeControls(s string) string {
-	if !strings.ContainsFunc(s, needsEscape) && utf8.ValidString(s) {
+func escapeControls(s string) string { return escapeWith(s, needsEscape, true) }
+
+// escapeWith writes the runes of s for which esc reports true, and the bytes
+// of s that are not UTF-8, as Go escapes (ESC as \x1b, U+202E as \u202e, a
+// byte 0xff as \xff); it keeps every other rune. With keepCRLF, a carriage
+// return right before a newline is kept too. It is the one escaper of the
+// CLI: escapeControls for what an agent says, clean and cleanLines for the
+// fields and text of audit output.
+func escapeWith(s string, esc func(rune) bool, keepCRLF bool) string {
+	if !strings.ContainsFunc(s, esc) && utf8.ValidString(s) {
 		return s
 	}
 	var b strings.Builder
@@ -31,9 +39,9 @@ func escapeControls(s string) string {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b.WriteString(`\x` + strconv.FormatUint(uint64(s[i]), 16))
-		case r == '\r' && strings.HasPrefix(s[i+1:], "\n"):
+		case keepCRLF && r == '\r' && strings.HasPrefix(s[i+1:], "\n"):
 			b.WriteByte('\r')
-		case needsEscape(r) || r == '\r':
+		case esc(r):
 			q := strconv.QuoteRuneToASCII(r)
 			b.WriteString(q[1 : len(q)-1])
 		default:
@@ -45,7 +53,7 @@ func escapeControls(s string) string {
 }
 
 // needsEscape is true for the runes escapeControls writes as escapes
-// (apart from carriage returns, which it keeps before a newline).
+// (carriage returns included; escapeWith keeps one before a newline).
 func needsEscape(r rune) bool {
 	switch {
 	case r == '\n' || r == '\t':
