@@ -470,7 +470,9 @@ func TestMemoryLimit(t *testing.T) {
 		t.Fatalf("the allocating plugin exited cleanly: %s", &r.out)
 	}
 	out := r.out.String()
-	if !strings.Contains(out, "out of memory") {
+	oom := strings.Contains(out, "out of memory") ||
+		raceEnabled && strings.Contains(out, "ThreadSanitizer failed to allocate")
+	if !oom {
 		t.Fatalf("no out-of-memory failure: %v\n%s", r.err, lastLines(out, 5))
 	}
 	if strings.Contains(out, "allocated MiB 256\n") {
