@@ -31,12 +31,17 @@ all: build
 AGENTS := $(notdir $(wildcard examples/agents/*))
 TOOLPLUGINS := $(notdir $(wildcard examples/toolplugins/*))
 
+# Plugins are built static (no libc to map into each sandbox) and without
+# gRPC's request tracing (x/net/trace and html/template): an idle example
+# agent holds about 2 MiB less (go test -bench IdleAgentMemory ./plugins).
+PLUGIN_BUILD := CGO_ENABLED=0 $(GO) build -tags grpcnotrace
+
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/agenthost ./cmd/agenthost
-	@for a in $(AGENTS); do echo "$(GO) build -o $(BIN)/agents/$$a ./examples/agents/$$a"; \
-	  $(GO) build -o $(BIN)/agents/$$a ./examples/agents/$$a || exit 1; done
-	@for p in $(TOOLPLUGINS); do echo "$(GO) build -o $(BIN)/toolplugins/$$p ./examples/toolplugins/$$p"; \
-	  $(GO) build -o $(BIN)/toolplugins/$$p ./examples/toolplugins/$$p || exit 1; done
+	@for a in $(AGENTS); do echo "$(PLUGIN_BUILD) -o $(BIN)/agents/$$a ./examples/agents/$$a"; \
+	  $(PLUGIN_BUILD) -o $(BIN)/agents/$$a ./examples/agents/$$a || exit 1; done
+	@for p in $(TOOLPLUGINS); do echo "$(PLUGIN_BUILD) -o $(BIN)/toolplugins/$$p ./examples/toolplugins/$$p"; \
+	  $(PLUGIN_BUILD) -o $(BIN)/toolplugins/$$p ./examples/toolplugins/$$p || exit 1; done
 
 run: build
 	./$(BIN)/agenthost up --config $(CONFIG) --data-dir $(DATA_DIR)
