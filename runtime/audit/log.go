@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,8 +147,8 @@ type Log struct {
 }
 
 type request struct {
-	data []byte
-	done chan result
+	data []byte      // nil: a barrier (Sync), answered once the records before it are
+	done chan result // nil: a queued record (Queue), nobody waits
 }
 
 type result struct {
@@ -483,23 +484,46 @@ func (l *Log) Size() int64 { return l.committed.Load() }
 // that reached the store anyway are sealed (or, if the log cannot tell
 // they are its own, declared unaccounted) before the next commit.
 func (l *Log) Append(ctx context.Context, rec Record) (int64, error) {
-	if rec.Time.IsZero() {
-		rec.Time = l.now()
-	}
-	rec.Time = rec.Time.UTC()
-	rec.Unaccounted = nil // only the log declares unaccounted records
-	data, err := encodeRecord(rec)
-	if err != nil {
-		return -1, fmt.Errorf("audit: append: %w", err)
-	}
 	if err := ctx.Err(); err != nil {
 		return -1, fmt.Errorf("audit: append: %w", err)
 	}
-	req := &request{data: data, done: make(chan result, 1)}
+	req, err := l.enqueue(rec, make(chan result, 1))
+	if err != nil {
+		return -1, fmt.Errorf("audit: append: %w", err)
+	}
+	select {
+	case r := <-req.done:
+		return r.index, r.err
+	case <-ctx.Done():
+		return -1, fmt.Errorf("audit: append: %w", ctx.Err())
+	}
+}
+
+// Queue adds rec to the log without waiting for it to be durable: it is
+// committed with the next batch, after every record appended or queued
+// before it, and by [Log.Close] at the latest. It is for a record whose
+// loss in a crash is acceptable because a durable record already says
+// what it is about: the outcome of a call whose allow decision was
+// appended before the call ran. An error means the record was not taken
+// (the log is closed, or rec cannot be encoded); a failed commit is
+// logged, and the records that reached the store are accounted for as
+// for Append.
+func (l *Log) Queue(rec Record) error {
+	if _, err := l.enqueue(rec, nil); err != nil {
+		return fmt.Errorf("audit: queue: %w", err)
+	}
+	return nil
+}
+
+// Sync waits until every record queued before it was committed (or its
+// commit failed, which is logged): a reader that syncs first sees the
+// outcomes of the calls that returned before it.
+func (l *Log) Sync(ctx context.Context) error {
+	req := &request{done: make(chan result, 1)}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return -1, fmt.Errorf("audit: append: %w", ErrClosed)
+		return nil // Close committed everything
 	}
 	l.pending = append(l.pending, req)
 	l.mu.Unlock()
@@ -508,11 +532,38 @@ func (l *Log) Append(ctx context.Context, rec Record) (int64, error) {
 	default:
 	}
 	select {
-	case r := <-req.done:
-		return r.index, r.err
+	case <-req.done:
+		return nil
 	case <-ctx.Done():
-		return -1, fmt.Errorf("audit: append: %w", ctx.Err())
+		return fmt.Errorf("audit: sync: %w", ctx.Err())
 	}
+}
+
+// enqueue encodes rec and adds it to the pending batch; done (nil for a
+// queued record) receives the commit's result.
+func (l *Log) enqueue(rec Record, done chan result) (*request, error) {
+	if rec.Time.IsZero() {
+		rec.Time = l.now()
+	}
+	rec.Time = rec.Time.UTC()
+	rec.Unaccounted = nil // only the log declares unaccounted records
+	data, err := encodeRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	req := &request{data: data, done: done}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, ErrClosed
+	}
+	l.pending = append(l.pending, req)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return req, nil
 }
 
 // run is the committer: it takes the pending records in batches and
@@ -610,12 +661,26 @@ func (l *Log) recover(ctx context.Context) error {
 // commit writes one batch with its seal (see write), then acknowledges
 // the callers. The hashes follow later (see flushHashes).
 func (l *Log) commit(batch []*request) {
+	if !slices.ContainsFunc(batch, func(r *request) bool { return r.data != nil }) {
+		for _, r := range batch {
+			r.done <- result{index: -1}
+		}
+		return
+	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	ctx := l.ctx
 	fail := func(err error) {
+		queued := 0
 		for _, r := range batch {
+			if r.done == nil {
+				queued++
+				continue
+			}
 			r.done <- result{index: -1, err: err}
+		}
+		if queued > 0 && l.log != nil {
+			l.log.ErrorContext(ctx, "audit: queued records not committed", "records", queued, "err", err)
 		}
 	}
 	if err := l.recover(ctx); err != nil {
@@ -628,17 +693,28 @@ func (l *Log) commit(batch []*request) {
 		fail(fmt.Errorf("audit: append: %w", err))
 		return
 	}
-	data := make([][]byte, len(batch))
-	for i, r := range batch {
-		data[i] = r.data
+	data := make([][]byte, 0, len(batch))
+	for _, r := range batch {
+		if r.data != nil {
+			data = append(data, r.data)
+		}
 	}
 	n0, err := l.write(ctx, data)
 	if err != nil {
 		fail(fmt.Errorf("audit: append: %w", err))
 		return
 	}
-	for i, r := range batch {
-		r.done <- result{index: n0 + int64(i)}
+	i := n0
+	for _, r := range batch {
+		switch {
+		case r.data == nil:
+			r.done <- result{index: -1}
+		case r.done != nil:
+			r.done <- result{index: i}
+			i++
+		default:
+			i++
+		}
 	}
 	l.commits.Add(1)
 	if len(l.hashBuf) >= hashFlushRecords {

@@ -1065,3 +1065,73 @@ func TestAtomicCommitAfterAnotherWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestQueue: a queued record is committed in order with the records around
+// it, without its caller waiting, and by Close at the latest.
+func TestQueue(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New(nil)
+	s, v := testKeys(t)
+	l := openLog(t, st, s, v, 0)
+	for i := range 4 {
+		r := testRecord(i)
+		if i%2 == 0 {
+			if err := l.Queue(r); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if idx, err := l.Append(ctx, r); err != nil || idx != int64(i) {
+			t.Fatalf("Append %d = %d, %v: records queued before it must come first", i, idx, err)
+		}
+	}
+	if err := l.Queue(testRecord(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Queue(testRecord(5)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Queue after Close: %v, want ErrClosed", err)
+	}
+	got, err := Read(ctx, st, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("%d records stored, want 5 (the last queued one committed by Close)", len(got))
+	}
+	for i, e := range got {
+		if want := testRecord(i).Resource; e.Record.Resource != want {
+			t.Errorf("record %d is %q, want %q", i, e.Record.Resource, want)
+		}
+	}
+	if rep, err := Verify(ctx, st, v); err != nil || rep.Covered != 5 || !rep.OK() {
+		t.Errorf("Verify: %+v, %v", rep, err)
+	}
+}
+
+// TestSync: Sync returns once every record queued before it is stored.
+func TestSync(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New(nil)
+	s, v := testKeys(t)
+	l := openLog(t, st, s, v, 0)
+	defer l.Close(ctx)
+	if err := l.Sync(ctx); err != nil {
+		t.Fatalf("Sync of an empty log: %v", err)
+	}
+	for i := range 50 {
+		if err := l.Queue(testRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 9 {
+			if err := l.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := Read(ctx, st, 0, 100); err != nil || len(got) != i+1 {
+				t.Fatalf("after Sync: %d records stored (%v), want %d", len(got), err, i+1)
+			}
+		}
+	}
+}

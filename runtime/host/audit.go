@@ -136,6 +136,12 @@ func (a *auditor) Record(ctx context.Context, r mediator.Record) error {
 	return err
 }
 
+// Queue implements mediator.Queuer: the record is committed with the next
+// batch, behind every record before it, without the caller waiting.
+func (a *auditor) Queue(_ context.Context, r mediator.Record) error {
+	return a.log.Queue(fromMediator(r))
+}
+
 // Append writes a record the host composed itself.
 func (a *auditor) Append(ctx context.Context, r audit.Record) error {
 	_, err := a.log.Append(ctx, r)
@@ -239,8 +245,13 @@ func verifyStored(ctx context.Context, st store.Log, vkey string, kept []byte) (
 	return rep, nil
 }
 
-// AuditRead implements localapi.AuditBackend.
+// AuditRead implements localapi.AuditBackend. Like every read of the log
+// through the host, it first waits for the records queued before it (the
+// outcomes of calls that have returned) to be committed.
 func (h *Host) AuditRead(ctx context.Context, from int64, limit int) ([]audit.Entry, error) {
+	if err := h.audit.log.Sync(ctx); err != nil {
+		return nil, err
+	}
 	if from < 0 {
 		return audit.Tail(ctx, h.store, int(-from))
 	}
@@ -249,16 +260,25 @@ func (h *Host) AuditRead(ctx context.Context, from int64, limit int) ([]audit.En
 
 // AuditExport implements localapi.AuditBackend.
 func (h *Host) AuditExport(ctx context.Context, w io.Writer, from int64) (int64, error) {
+	if err := h.audit.log.Sync(ctx); err != nil {
+		return 0, err
+	}
 	return audit.Export(ctx, h.store, w, from)
 }
 
 // AuditTrace implements localapi.AuditBackend.
 func (h *Host) AuditTrace(ctx context.Context, id string) (*audit.TraceNode, error) {
+	if err := h.audit.log.Sync(ctx); err != nil {
+		return nil, err
+	}
 	return audit.Trace(ctx, h.store, id)
 }
 
 // AuditCheck implements localapi.AuditBackend.
 func (h *Host) AuditCheck(ctx context.Context, rules audit.Rules) ([]audit.Violation, error) {
+	if err := h.audit.log.Sync(ctx); err != nil {
+		return nil, err
+	}
 	return audit.Check(ctx, h.store, rules)
 }
 

@@ -287,7 +287,7 @@ func TestAuditJWTToolNameRecorded(t *testing.T) {
 	if err := h.audit.Record(ctx, mediator.Record{Agent: "a", Action: audit.ActionToolCall, Resource: "notes/" + jwt, Decision: "deny", Outcome: "denied"}); err != nil {
 		t.Fatalf("Record: %v", err)
 	}
-	es, err := audit.Tail(ctx, h.Store(), 10)
+	es, err := audit.Tail(ctx, syncedStore(t, h), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestAuditJWTToolNameRecorded(t *testing.T) {
 		t.Fatalf("redacted records %q among %+v", found, es)
 	}
 	var export bytes.Buffer
-	if _, err := audit.Export(ctx, h.Store(), &export, 0); err != nil {
+	if _, err := audit.Export(ctx, syncedStore(t, h), &export, 0); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(export.String(), jwt) {

@@ -217,7 +217,7 @@ func TestMCPDecisionBeforeTool(t *testing.T) {
 				decision.Policy != "scope notes:write" {
 				t.Fatalf("the tool ran before its decision was in the log (found %+v)", decision)
 			}
-			records, err := audit.Tail(context.Background(), h.Store(), 50)
+			records, err := audit.Tail(context.Background(), syncedStore(t, h), 50)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -267,7 +267,7 @@ func TestMCPAuditEveryPath(t *testing.T) {
 			if status != 200 || !strings.Contains(body, fmt.Sprint(mcpserver.CodeDenied)) {
 				t.Fatalf("search under a forbid: %d %s", status, body)
 			}
-			records, err := audit.Read(ctx, h.Store(), 0, 1000)
+			records, err := audit.Read(ctx, syncedStore(t, h), 0, 1000)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -307,7 +307,7 @@ func TestMCPAuditEveryPath(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, w := tc.run(t)
-			records, err := audit.Read(ctx, h.Store(), 0, 1000)
+			records, err := audit.Read(ctx, syncedStore(t, h), 0, 1000)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -403,4 +403,14 @@ func postToolCall(t testing.TB, endpoint, token, tool, args string) (int, string
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// syncedStore is h's store once the audit records queued so far (the
+// outcomes of calls that have returned) are committed.
+func syncedStore(t testing.TB, h *Host) store.Store {
+	t.Helper()
+	if err := h.audit.log.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return h.store
 }

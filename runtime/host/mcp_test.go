@@ -92,7 +92,7 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	records, err := audit.Read(ctx, h.Store(), 0, 1000)
+	records, err := audit.Read(ctx, syncedStore(t, h), 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

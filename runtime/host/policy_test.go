@@ -102,7 +102,7 @@ func TestPolicyAndAuditLog(t *testing.T) {
 	}
 
 	// Every decision is in the audit log, with the deciding policy.
-	entries, err := audit.Read(ctx, h.Store(), 0, 1000)
+	entries, err := audit.Read(ctx, syncedStore(t, h), 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

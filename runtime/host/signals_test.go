@@ -146,7 +146,7 @@ func TestSessionRevokedStopsTasksAndTokens(t *testing.T) {
 	}
 
 	// The remediation is in the audit log with its cause.
-	entries, err := audit.Read(ctx, h.Store(), 0, 10000)
+	entries, err := audit.Read(ctx, syncedStore(t, h), 0, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestPolledSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		entries, err := audit.Read(ctx, h.Store(), 0, 10000)
+		entries, err := audit.Read(ctx, syncedStore(t, h), 0, 10000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +268,7 @@ func TestManagedStreams(t *testing.T) {
 				t.Fatal(err)
 			}
 			for {
-				entries, err := audit.Read(ctx, h.Store(), 0, 10000)
+				entries, err := audit.Read(ctx, syncedStore(t, h), 0, 10000)
 				if err != nil {
 					t.Fatal(err)
 				}

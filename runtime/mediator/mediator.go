@@ -120,6 +120,15 @@ type Auditor interface {
 	Record(ctx context.Context, r Record) error
 }
 
+// Queuer is an Auditor that can also take a record without waiting for it
+// to be durable (the record follows every record taken before it). The
+// outcome of an allowed call is queued when the Auditor is a Queuer: its
+// decision is already durable, so a crash can lose what became of the
+// call, never that it was allowed to run.
+type Queuer interface {
+	Queue(ctx context.Context, r Record) error
+}
+
 // ToolResult is what a tool returns.
 type ToolResult struct {
 	Text    string
@@ -266,7 +275,9 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 // outcome not known yet, and returns the function that records the outcome
 // once the call has run. An error means the decision is not recorded: the
 // call must not run, so no effect is ever left without its record. The
-// outcome is recorded even if ctx has ended by then.
+// outcome is recorded even if ctx has ended by then; an Auditor that is a
+// [Queuer] takes it without the caller waiting for its commit, so a call
+// costs one durable write, not two.
 func RecordAllowed(ctx context.Context, a Auditor, now func() time.Time, base Record, args []byte) (outcome func(error) error, err error) {
 	base.Decision, base.Outcome = "allow", ""
 	if len(args) > 0 {
@@ -283,6 +294,9 @@ func RecordAllowed(ctx context.Context, a Auditor, now func() time.Time, base Re
 		r.Time, r.Outcome = now().UTC(), "ok"
 		if callErr != nil {
 			r.Outcome, r.Error = "error", callErr.Error()
+		}
+		if q, ok := a.(Queuer); ok {
+			return q.Queue(context.WithoutCancel(ctx), r)
 		}
 		return a.Record(context.WithoutCancel(ctx), r)
 	}, nil

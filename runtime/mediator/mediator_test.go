@@ -484,3 +484,33 @@ func TestListToolsRefusedWithoutHiddenRecord(t *testing.T) {
 		t.Fatalf("ListTools = %v, %v; want no list and ErrUnavailable", list, err)
 	}
 }
+
+// queueAuditor tells records it was given to wait for (Record) from those
+// it was given to queue (Queue).
+type queueAuditor struct{ got []string }
+
+func (a *queueAuditor) Record(_ context.Context, r Record) error {
+	a.got = append(a.got, "record "+r.Decision+"/"+r.Outcome)
+	return nil
+}
+
+func (a *queueAuditor) Queue(_ context.Context, r Record) error {
+	a.got = append(a.got, "queue "+r.Decision+"/"+r.Outcome)
+	return nil
+}
+
+// TestRecordAllowedQueuesOutcome: with a Queuer the decision is still
+// waited for before the call runs; only the outcome is queued.
+func TestRecordAllowedQueuesOutcome(t *testing.T) {
+	a := &queueAuditor{}
+	outcome, err := RecordAllowed(context.Background(), a, func() time.Time { return t0 }, Record{Action: "tool.call"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outcome(errors.New("boom")); err != nil {
+		t.Fatal(err)
+	}
+	if want := "[record allow/ queue allow/error]"; fmt.Sprint(a.got) != want {
+		t.Errorf("records %v, want %s", a.got, want)
+	}
+}
