@@ -21,10 +21,13 @@
 // time, and can be closed to holders of an initial access token
 // ([Config.RegistrationTokenHash]). Revocation cascades along each access
 // token's lineage (its refresh-token family, the subject token it was
-// exchanged from), which every check walks; see [Server.Revoked].
+// exchanged from), which every check walks; see [Server.Revoked]. The
+// answers are cached in memory and every revocation invalidates them
+// ([Config.RevocationCache]).
 //
 // All state (keys, clients, pending requests, codes, refresh families,
 // the jti replay cache, revocations) goes through [Store], so several
-// hosts can share one database. Everything cryptographic goes through
-// credentials/jose.
+// hosts can share one database, provided each is told of the others'
+// revocations ([Server.InvalidateRevocations]) or has the revocation
+// cache off. Everything cryptographic goes through credentials/jose.
 package authserver

@@ -21,7 +21,9 @@ import (
 // verification ([Server.VerifyAccessToken], introspection,
 // [Server.Revoked] for resource servers), so a revocation is one write
 // that every descendant, issued before or concurrently with it, sees at
-// once; no fan-out write can miss a token issued while it runs.
+// once; no fan-out write can miss a token issued while it runs. (The
+// check's answers are cached, and every revocation write invalidates
+// them; see revcache.go.)
 //
 // The record is complete in itself: an exchanged token lives a full
 // AccessTokenTTL from its exchange, longer than its ancestors, so the
@@ -90,38 +92,65 @@ func (s *Server) saveLineage(ctx context.Context, jti, family, parent string, ex
 
 // isRevoked reports whether the access token jti counts as revoked: by
 // itself, through an ancestor it was exchanged from, or through its
-// refresh-token family. It reads at most maxLineageDepth+3 records; any
-// store error is returned, for the caller to refuse the token.
-func (s *Server) isRevoked(ctx context.Context, jti string) (bool, error) {
-	if revoked, err := s.revokedItself(ctx, jti); err != nil || revoked {
-		return revoked, err
+// refresh-token family. exp is the token's expiry, zero when unknown. A
+// token checked before is answered from the revocation cache
+// (revcache.go); otherwise the check reads at most maxLineageDepth+3
+// records, and any store error is returned, for the caller to refuse the
+// token.
+func (s *Server) isRevoked(ctx context.Context, jti string, exp time.Time) (bool, error) {
+	a, gen, hit := s.revocations.token(jti)
+	if hit {
+		return a.revoked, nil
 	}
-	rec, _, err := getRecord[lineageRecord](ctx, s.store, nsLineage, jti, "token lineage")
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return false, nil
-	case err != nil:
+	revoked, rec, err := s.readRevoked(ctx, jti, a.lineage)
+	if err != nil {
 		return false, err
+	}
+	now := s.now()
+	if exp.IsZero() {
+		// No token of this server lives longer.
+		exp = now.Add(s.cfg.AccessTokenTTL)
+	}
+	s.revocations.keepToken(jti, gen, tokenAnswer{revoked: revoked, lineage: rec}, exp, now)
+	return revoked, nil
+}
+
+// readRevoked is isRevoked reading the store. rec, when not nil, is the
+// token's lineage record, known from an earlier check; it returns the
+// record if it has it.
+func (s *Server) readRevoked(ctx context.Context, jti string, rec *lineageRecord) (bool, *lineageRecord, error) {
+	if revoked, err := s.revokedItself(ctx, jti); err != nil || revoked {
+		return revoked, rec, err
+	}
+	if rec == nil {
+		var err error
+		rec, _, err = getRecord[lineageRecord](ctx, s.store, nsLineage, jti, "token lineage")
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return false, nil, nil
+		case err != nil:
+			return false, nil, err
+		}
 	}
 	if len(rec.Ancestors) > maxLineageDepth {
 		s.log.WarnContext(ctx, "token lineage too deep: treated as revoked", "jti", jti)
-		return true, nil
+		return true, rec, nil
 	}
 	for _, a := range rec.Ancestors {
 		if revoked, err := s.revokedItself(ctx, a); err != nil || revoked {
-			return revoked, err
+			return revoked, rec, err
 		}
 	}
 	if rec.Family != "" {
 		fam, err := s.family(ctx, rec.Family)
 		if err != nil {
-			return false, err
+			return false, rec, err
 		}
 		if fam != nil && fam.Revoked {
-			return true, nil
+			return true, rec, nil
 		}
 	}
-	return false, nil
+	return false, rec, nil
 }
 
 // revokedItself reports whether the access token jti was revoked by its
@@ -143,6 +172,8 @@ func (s *Server) revokedItself(ctx context.Context, jti string) (bool, error) {
 // by as much as a token exchanged from it now could (AccessTokenTTL), so
 // that the cascade holds for each descendant's whole lifetime.
 func (s *Server) revokeAccessToken(ctx context.Context, jti string, exp time.Time) error {
+	// After the write, whatever its outcome (see revcache.go).
+	defer s.InvalidateRevocations()
 	now := s.now()
 	until := exp
 	if latest := now.Add(s.cfg.AccessTokenTTL); latest.After(until) {

@@ -310,10 +310,12 @@ func (s *failingStore) Get(ctx context.Context, ns, key string) ([]byte, int64, 
 // TestRevocationCheckFailsClosed: when any record the revocation check
 // reads (the token's own revocation, its lineage, an ancestor's
 // revocation, the family) cannot be read, the token is refused by every
-// checker, never accepted as unrevoked.
+// checker, never accepted as unrevoked. The revocation cache is off, so
+// that every check reads every record; TestRevocationCacheKeepsNoErrors
+// does the same with the cache.
 func TestRevocationCheckFailsClosed(t *testing.T) {
 	fs := &failingStore{}
-	e := newCodeEnv(t, func(c *Config) { fs.Store = c.Store; c.Store = fs })
+	e := newCodeEnv(t, cacheOff, func(c *Config) { fs.Store = c.Store; c.Store = fs })
 	research := researchID.String()
 	tok := e.userGrant(t, research, "notes:read")
 	at0 := tok["access_token"].(string)

@@ -138,6 +138,8 @@ func (s *Server) family(ctx context.Context, id string) (*familyRecord, error) {
 // access tokens issued under it and the tokens exchanged from those (see
 // lineage.go).
 func (s *Server) revokeFamily(ctx context.Context, id string) error {
+	// After the write, whatever its outcome (see revcache.go).
+	defer s.InvalidateRevocations()
 	for range 5 {
 		f, version, err := getRecord[familyRecord](ctx, s.store, nsFamilies, id, "refresh family")
 		if errors.Is(err, ErrNotFound) {

@@ -109,6 +109,20 @@ type Config struct {
 	// in; zero means DefaultLoginLockout.
 	LoginLockout time.Duration
 
+	// RevocationCache is how many revocation answers the server keeps in
+	// memory, for tokens and, separately, for subjects, so that checking
+	// a token it checked before ([Server.VerifyAccessToken],
+	// introspection, [Server.Revoked], [Server.SubjectRevoked]) reads
+	// nothing from the Store. Every revocation this server makes
+	// invalidates them at once. Zero means DefaultRevocationCache;
+	// negative turns the cache off, and every check reads the Store.
+	//
+	// A Store that several servers write must either deliver each
+	// server's revocations to the others, which call
+	// [Server.InvalidateRevocations], or have the cache off: otherwise a
+	// token revoked through one server stays accepted by another.
+	RevocationCache int
+
 	// OnIssue, when set, is told of every access token issued before the
 	// response is sent (to audit it); an error fails the request with
 	// server_error and the token is not handed out.
@@ -190,6 +204,10 @@ type Server struct {
 	cimd      *clientmeta.Resolver
 	mux       *http.ServeMux
 
+	// revocations caches revocation answers; nil when the cache is off
+	// (see revcache.go).
+	revocations *revocationCache
+
 	// Dynamic registration: the per-address rate limit, the client
 	// counter behind the cap, the lock that makes count-then-register
 	// atomic within this process, and the hash of the last initial access
@@ -235,6 +253,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.cfg.KeyPeriod <= 0 {
 		s.cfg.KeyPeriod = DefaultKeyPeriod
+	}
+	if s.cfg.RevocationCache == 0 {
+		s.cfg.RevocationCache = DefaultRevocationCache
+	}
+	if s.cfg.RevocationCache > 0 {
+		s.revocations = newRevocationCache(s.cfg.RevocationCache)
 	}
 	if err := s.initRegistration(); err != nil {
 		return nil, err

@@ -33,6 +33,8 @@ func (s *Server) RevokeSubject(ctx context.Context, subject, cause string) error
 	if subject == "" {
 		return errors.New("authserver: revoke subject: empty subject")
 	}
+	// After the write, whatever its outcome (see revcache.go).
+	defer s.InvalidateRevocations()
 	at := s.now().Unix()
 	// Every credential lives at most this long, so the record may go
 	// after it.
@@ -66,16 +68,23 @@ func (s *Server) RevokeSubject(ctx context.Context, subject, cause string) error
 // SubjectRevoked reports whether a credential of subject issued at
 // issuedAt was revoked by [Server.RevokeSubject], for resource servers that
 // verify this server's tokens locally. A credential issued in the same
-// second as the revocation counts as revoked.
+// second as the revocation counts as revoked. A subject checked before is
+// answered from the revocation cache ([Config.RevocationCache]).
 func (s *Server) SubjectRevoked(ctx context.Context, subject string, issuedAt time.Time) (bool, error) {
-	rec, _, err := getRecord[subjectRevocation](ctx, s.store, nsSubjects, subject, "subject revocation")
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, err
+	a, gen, hit := s.revocations.subject(subject)
+	if !hit {
+		rec, _, err := getRecord[subjectRevocation](ctx, s.store, nsSubjects, subject, "subject revocation")
+		switch {
+		case errors.Is(err, ErrNotFound):
+			a = subjectAnswer{}
+		case err != nil:
+			return false, err
+		default:
+			a = subjectAnswer{at: rec.At, found: true}
+		}
+		s.revocations.keepSubject(subject, gen, a, s.now())
 	}
-	return issuedAt.Unix() <= rec.At, nil
+	return a.found && issuedAt.Unix() <= a.at, nil
 }
 
 // errSessionRevoked: the session's user was revoked after signing in.

@@ -391,7 +391,7 @@ func (s *Server) VerifyAccessToken(ctx context.Context, token, audience string) 
 	if c.ID == "" || c.ClientID == "" {
 		return nil, oauth.Errorf(oauth.CodeInvalidToken, "the access token lacks jti or client_id")
 	}
-	revoked, err := s.isRevoked(ctx, c.ID)
+	revoked, err := s.isRevoked(ctx, c.ID, time.Unix(c.ExpiresAt, 0))
 	if err != nil {
 		return nil, err
 	}
@@ -411,8 +411,11 @@ func (s *Server) VerifyAccessToken(ctx context.Context, token, audience string) 
 // resource servers that verify this server's tokens locally. Revocation
 // cascades: a token also counts as revoked when the refresh-token family
 // it was issued under was revoked, or when the token it was exchanged for
-// counts as revoked (see lineage.go).
-func (s *Server) Revoked(ctx context.Context, jti string) (bool, error) { return s.isRevoked(ctx, jti) }
+// counts as revoked (see lineage.go). A token checked before is answered
+// from the revocation cache ([Config.RevocationCache]).
+func (s *Server) Revoked(ctx context.Context, jti string) (bool, error) {
+	return s.isRevoked(ctx, jti, time.Time{})
+}
 
 // checkDPoP verifies the request's DPoP proof, if any, and returns its
 // key thumbprint. accessToken and jkt are set at resource endpoints.
