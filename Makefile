@@ -59,9 +59,12 @@ fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-bench:
+# The last line is the ratio suite: the built host against a bare mcp-go
+# server, with the floors and targets, written to bench/results.md.
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./credentials/... ./runtime/... ./plugins/... ./llm/... ./mcp/...
 	$(GO) test -run '^$$' -bench TokenEndpoint -benchtime 3000x ./cmd/tokenload
+	$(GO) run ./cmd/hostbench -out bench/results.md
 
 # Each fuzz target runs alone (go test -fuzz takes one target per package).
 fuzz:
