@@ -13,8 +13,10 @@
 //   - tools/list shows only the tools whose [Tool.Scope] the caller holds
 //     and that the [Authorizer] allows;
 //   - tools/call of a tool whose scope the caller lacks gets HTTP 403 with an
-//     insufficient_scope challenge naming that scope, so the client can step
-//     up; a call the [Authorizer] denies gets the JSON-RPC error [CodeDenied];
+//     insufficient_scope challenge naming that scope and the caller's scopes
+//     of this server (so a client that authorizes again with it keeps what it
+//     had), so the client can step up; a call the [Authorizer] denies gets the
+//     JSON-RPC error [CodeDenied];
 //   - the Authorization and DPoP headers are removed before the MCP layer
 //     sees the request, so a [Tool.Handler] receives the verified
 //     resource.Caller and never the token.

@@ -74,7 +74,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				if !hasScope(caller, t) {
 					s.logger.InfoContext(ctx, "mcpserver: insufficient scope",
 						slog.String("tool", t.Name), slog.String("scope", t.Scope))
-					s.verifier.InsufficientScope(t.Scope).Write(w)
+					// The challenge keeps the caller's scopes of this
+					// server next to the missing one (resource.Verifier.StepUp).
+					s.verifier.StepUp(caller, t.Scope).Write(w)
 					return
 				}
 				if err := s.allowed(ctx, caller, t.Name); err != nil {

@@ -95,6 +95,10 @@ type Config struct {
 	OnDenied func(ctx context.Context, caller *resource.Caller, tool string, err error)
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
+	// LogRequests adds an access log to Logger: a line for every JSON-RPC
+	// request and every tool call, at level INFO. Off by default; a host
+	// that audits every call has no use for a second record of it.
+	LogRequests bool
 	// KeepSubjectToken makes the caller's access token available to the
 	// tool handlers through [SubjectToken], for a gateway that exchanges
 	// it (RFC 8693) for a token to an upstream server. Leave it off for
@@ -153,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 		server.WithToolCapabilities(false),
 		server.WithToolFilter(s.filterTools),
 	}
-	if cfg.Logger != nil {
+	if cfg.Logger != nil && cfg.LogRequests {
 		opts = append(opts, server.WithLogger(cfg.Logger))
 	}
 	if cfg.Title != "" {

@@ -12,6 +12,7 @@ import (
 	sdkjsonrpc "github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/oauth/resource"
 )
 
@@ -162,17 +163,17 @@ func TestHTTP(t *testing.T) {
 		},
 		{
 			name: "call needing more scope", tok: read, body: callBody("notes.write"), status: 403,
-			wwwAuth: []string{`error="insufficient_scope"`, `scope="notes:write"`, `resource_metadata="` + f.mdURL + `"`},
+			wwwAuth: []string{`error="insufficient_scope"`, `scope="notes:read notes:write"`, `resource_metadata="` + f.mdURL + `"`},
 		},
 		{
 			name: "duplicate name keys, last one needs more scope", tok: read, status: 403,
 			body:    `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"notes.read","Name":"notes.write"}}`,
-			wwwAuth: []string{`scope="notes:write"`},
+			wwwAuth: []string{`scope="notes:read notes:write"`},
 		},
 		{
 			name: "upper-case member names", tok: read, status: 403,
 			body:    `{"jsonrpc":"2.0","id":7,"METHOD":"tools/call","PARAMS":{"NAME":"notes.write"}}`,
-			wwwAuth: []string{`scope="notes:write"`},
+			wwwAuth: []string{`scope="notes:read notes:write"`},
 		},
 		{name: "call denied by policy", tok: write, body: callBody("notes.purge"), status: 200, rpcCode: CodeDenied},
 		{name: "call unknown tool", tok: read, body: callBody("nope"), status: 200, rpcCode: -32602, rpcMessage: "not found"},
@@ -213,6 +214,45 @@ func TestHTTP(t *testing.T) {
 			}
 			if tc.rpcCode == CodeDenied && string(r.ID) != "7" {
 				t.Errorf("denial id %s, want 7", r.ID)
+			}
+		})
+	}
+}
+
+// TestStepUpChallenge: a tools/call the token's scopes do not allow gets
+// 403 insufficient_scope whose scope is exactly the tool's scope plus the
+// token's scopes of this server (MCP 2025-11-25 step-up: a client that
+// authorizes again with the challenged scope keeps what it had), never
+// scopes of other resources; the description names the missing scope.
+func TestStepUpChallenge(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	tests := []struct {
+		name, scope, tool string
+		missing, want     string
+	}{
+		{name: "read token calls a write tool", scope: "notes:read", tool: "notes.write", missing: "notes:write", want: "notes:read notes:write"},
+		{name: "token without scopes", scope: "", tool: "notes.write", missing: "notes:write", want: "notes:write"},
+		{name: "write token calls a read tool", scope: "notes:write", tool: "notes.read", missing: "notes:read", want: "notes:read notes:write"},
+		{name: "other resources' scopes are not named", scope: "calendar:read offline_access", tool: "notes.write",
+			missing: "notes:write", want: "notes:write"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := f.post(f.token(tc.scope), callBody(tc.tool), map[string]string{"Mcp-Protocol-Version": legacyHdr})
+			resp.Body.Close()
+			cs, err := oauth.ParseChallenges(resp.Header.Values("WWW-Authenticate"))
+			if err != nil || len(cs) == 0 {
+				t.Fatalf("WWW-Authenticate %q: %v", resp.Header.Values("WWW-Authenticate"), err)
+			}
+			bearer := cs[0]
+			if resp.StatusCode != http.StatusForbidden || bearer.Param("error") != oauth.CodeInsufficientScope {
+				t.Fatalf("%d %q, want 403 insufficient_scope", resp.StatusCode, resp.Header.Values("WWW-Authenticate"))
+			}
+			if got := bearer.Param("scope"); got != tc.want {
+				t.Errorf("scope %q, want exactly %q", got, tc.want)
+			}
+			if got := bearer.Param("error_description"); got != "the request needs scope "+tc.missing {
+				t.Errorf("description %q, want it to name %s", got, tc.missing)
 			}
 		})
 	}

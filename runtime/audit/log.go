@@ -32,9 +32,15 @@ const maxBatchBytes = 32 << 20
 // records) are stored with those of later records, once hashFlushRecords
 // are waiting, hashFlushDelay after the last commit, and before any
 // checkpoint, proof or close. One durable write per commit instead of two.
+//
+// A queued record (Queue) that no caller waits for is held up to
+// queueDelay, so that it goes with the next record a caller does wait
+// for: a mediated call's outcome shares the commit of the next call's
+// decision, and a call costs one commit, not two.
 const (
 	hashFlushRecords = 512
 	hashFlushDelay   = 20 * time.Millisecond
+	queueDelay       = 2 * time.Millisecond
 )
 
 // Errors.
@@ -576,15 +582,25 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
-	var flush <-chan time.Time
+	var flush, queued <-chan time.Time
 	for {
 		select {
 		case <-l.wake:
+			if l.onlyQueued() {
+				if queued == nil {
+					queued = time.After(queueDelay)
+				}
+				continue
+			}
+			queued = nil
 			l.drain()
-			l.wmu.Lock()
-			waiting := len(l.hashBuf) > 0
-			l.wmu.Unlock()
-			if waiting && flush == nil {
+			if flush == nil && l.hashesWaiting() {
+				flush = time.After(hashFlushDelay)
+			}
+		case <-queued:
+			queued = nil
+			l.drain()
+			if flush == nil && l.hashesWaiting() {
 				flush = time.After(hashFlushDelay)
 			}
 		case <-flush:
@@ -604,6 +620,27 @@ func (l *Log) run() {
 			return
 		}
 	}
+}
+
+// hashesWaiting reports whether committed records' hashes wait to be
+// stored.
+func (l *Log) hashesWaiting() bool {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return len(l.hashBuf) > 0
+}
+
+// onlyQueued reports whether every pending request is a queued record,
+// which nobody waits for.
+func (l *Log) onlyQueued() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.pending {
+		if r.done != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (l *Log) drain() {

@@ -1135,3 +1135,26 @@ func TestSync(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueAlone: a queued record that no append follows is committed
+// soon anyway.
+func TestQueueAlone(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New(nil)
+	s, v := testKeys(t)
+	l := openLog(t, st, s, v, 0)
+	defer l.Close(ctx)
+	if err := l.Queue(testRecord(0)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Size() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a queued record was not committed within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got, err := Read(ctx, st, 0, 10); err != nil || len(got) != 1 {
+		t.Fatalf("stored %d records (%v), want 1", len(got), err)
+	}
+}

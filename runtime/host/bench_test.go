@@ -78,6 +78,33 @@ func BenchmarkHostToolsCall(b *testing.B) {
 		h := runHost(b, cfg, filepath.Join(dir, "data"))
 		endpoint := h.Issuer() + "/mcp/clock"
 		token := clientToken(b, h.Issuer(), endpoint, "clock:read")
-		run(b, endpoint, token)
+		b.Run("workers=1", func(b *testing.B) { run(b, endpoint, token) })
+		// 64 concurrent callers: calls/s counts answered calls.
+		b.Run("workers=64", func(b *testing.B) {
+			b.SetParallelism(32) // × GOMAXPROCS 2
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				client := &http.Client{}
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodPost, endpoint, bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Accept", "application/json, text/event-stream")
+					req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+					req.Header.Set("Authorization", "Bearer "+token)
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					out, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK || bytes.Contains(out, []byte(`"isError":true`)) {
+						b.Errorf("status %d: %s", resp.StatusCode, out)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+		})
 	})
 }
