@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -227,10 +228,11 @@ func (s *Server) validateAuthorize(ctx context.Context, f oauth.Form) (*authRequ
 		return req, err
 	}
 
-	if f, err = narrowScope(f, c); err != nil {
+	ac := s.authorizing(c, f)
+	if f, err = narrowScope(f, ac); err != nil {
 		return req, err
 	}
-	scopes, aud, err := s.target(f, c, nil)
+	scopes, aud, err := s.target(f, ac, nil)
 	if err != nil {
 		return req, err
 	}
@@ -744,6 +746,44 @@ func (s *Server) renderError(ctx context.Context, w http.ResponseWriter, pe *pag
 	if err := userauth.RenderError(w, pe.status, pe.title, pe.message); err != nil {
 		s.log.ErrorContext(ctx, "render error page", "err", err)
 	}
+}
+
+// authorizing returns c as the authorization endpoint caps its scope. A
+// dynamically registered client's scope is what the client said of itself
+// at registration (RFC 7591 §2; anyone may register any known scope, or
+// none), not an administrator's decision, so it does not cap what a user
+// may grant it: a request that names a resource and asks for scopes may ask,
+// besides the registered scope, for any scope of that resource. That is
+// how an MCP client steps up (SPECS.md §3.2 item 10: it authorizes again
+// with more scopes of the same server) without registering again. The user
+// decides: consent is asked on every request and the page lists every
+// scope asked for. A request without scope still gets the registered
+// scope (target's default). Static clients, agents and metadata-document
+// clients keep their cap; a refresh is capped by its grant
+// (client.refreshing).
+func (s *Server) authorizing(c *client, f oauth.Form) *client {
+	if c.Kind != kindDynamic || c.Scopes == nil {
+		return c
+	}
+	raw, err := f.Get("scope")
+	if err != nil || raw == "" {
+		return c
+	}
+	resources, err := f.All("resource")
+	if err != nil || len(resources) == 0 {
+		return c
+	}
+	widened := slices.Clone(c.Scopes)
+	for _, res := range resources {
+		for _, sc := range s.resources[res].Scopes {
+			if !slices.Contains(widened, sc) {
+				widened = append(widened, sc)
+			}
+		}
+	}
+	cc := *c
+	cc.Scopes = widened
+	return &cc
 }
 
 // narrowScope drops from an authorization request the scopes the client

@@ -69,7 +69,9 @@ type client struct {
 	RedirectURIs []string
 	GrantTypes   []string
 	// Scopes are the scopes the client may ask for; nil means any scope
-	// the server knows.
+	// the server knows. A dynamic client's are what it registered: its
+	// default scope, and a cap only where Server.authorizing and
+	// client.refreshing say.
 	Scopes []string
 	// Serves are resources whose tokens the client may exchange.
 	Serves []string
@@ -85,6 +87,19 @@ func (c *client) public() bool { return c.AuthMethod == oauth.AuthNone }
 func (c *client) allowsGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }
 
 func (c *client) allowsScope(sc string) bool { return c.Scopes == nil || slices.Contains(c.Scopes, sc) }
+
+// refreshing returns c as a refresh of a grant caps its scope. A dynamic
+// client's registered scope was no cap when the user granted (see
+// Server.authorizing), so the grant alone caps its refreshes; other
+// clients keep their cap as well.
+func (c *client) refreshing() *client {
+	if c.Kind != kindDynamic || c.Scopes == nil {
+		return c
+	}
+	cc := *c
+	cc.Scopes = nil
+	return &cc
+}
 
 // registry finds clients: agents and static clients from config, dynamic
 // clients in the store, and client ID metadata documents by URL.

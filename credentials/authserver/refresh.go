@@ -202,8 +202,10 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*oau
 		return nil, oauth.Errorf(oauth.CodeInvalidDPoPProof, "the refresh token is bound to another DPoP key")
 	}
 	// What the request asks for is checked before the token is used up,
-	// so a refused request leaves the client its refresh token.
-	scopes, aud, err := s.target(req.form, req.client.client, rec.Scopes)
+	// so a refused request leaves the client its refresh token. The grant
+	// caps the scope even when the user granted none (a nil limit would
+	// be no cap at all): a refresh never widens what the user consented to.
+	scopes, aud, err := s.target(req.form, req.client.refreshing(), nonNil(rec.Scopes))
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,10 @@ type hostedMCP struct {
 	resource string
 	tools    []string
 	scopes   []string
+	// challenge is what a 401 names (resource.Config.ChallengeScopes):
+	// the read scopes, so a client starts with the least and steps up to
+	// the rest; nil (every scope) when there is no read scope.
+	challenge []string
 	// upstream is set for a gateway.
 	upstream *remoteServer
 }
@@ -61,6 +65,11 @@ func (h *Host) mcpResources(issuer string, tools map[string]mediator.Tool) ([]ho
 			}
 			hs.tools = hs.upstream.cfg.Tools
 			hs.scopes = s.Scopes
+			for _, sc := range s.Scopes {
+				if strings.HasSuffix(sc, ":read") {
+					hs.challenge = append(hs.challenge, sc)
+				}
+			}
 			out = append(out, hs)
 			continue
 		}
@@ -73,8 +82,12 @@ func (h *Host) mcpResources(issuer string, tools map[string]mediator.Tool) ([]ho
 				return nil, fmt.Errorf("host: mcp server %s: %q is a remote tool; hosted servers offer host tools only", s.Name, t)
 			}
 			hs.tools = append(hs.tools, t)
-			if sc := h.toolScope(t); !slices.Contains(hs.scopes, sc) {
+			sc := h.toolScope(t)
+			if !slices.Contains(hs.scopes, sc) {
 				hs.scopes = append(hs.scopes, sc)
+			}
+			if h.readOnly[t] && !slices.Contains(hs.challenge, sc) {
+				hs.challenge = append(hs.challenge, sc)
 			}
 		}
 		out = append(out, hs)
@@ -85,7 +98,10 @@ func (h *Host) mcpResources(issuer string, tools map[string]mediator.Tool) ([]ho
 // mountMCP serves each hosted MCP server with its RFC 9728 metadata.
 // Tokens are verified locally against the embedded authorization
 // server's keys and revocations; tool handlers get the verified caller,
-// never the token.
+// never the token. A 401 names the server's read scopes only (least
+// privilege: MCP clients ask for the challenged scope first) while the
+// metadata lists every scope; a 403 names what a call lacks, so a client
+// steps up to write when it needs to.
 func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[string]mediator.Tool) error {
 	guard := newOriginGuard(h.as.Issuer(), h.cfg.MCP.AllowedOrigins)
 	for _, hs := range servers {
@@ -106,6 +122,7 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 			Revoked:         h.as.Revoked,
 			SubjectRevoked:  h.as.SubjectRevoked,
 			ScopesSupported: hs.scopes,
+			ChallengeScopes: hs.challenge,
 			DPoP:            dv,
 			Now:             h.now,
 			Logger:          h.log.With("component", "mcp", "server", hs.name),

@@ -49,7 +49,9 @@ func TestHostMCPWithOfficialSDK(t *testing.T) {
 		version string
 	}{
 		{"read only, 2025-11-25", []string{"notes:read"}, []string{"search"}, "2025-11-25"},
-		{"read and write, 2025-11-25", []string{"notes:read", "notes:write"}, []string{"add", "search"}, "2025-11-25"},
+		// Registered for both, but the 401 names notes:read, and that is
+		// what the SDK asks for: write comes by step-up (TestHostMCPStepUp).
+		{"registered read and write, 2025-11-25", []string{"notes:read", "notes:write"}, []string{"search"}, "2025-11-25"},
 		{"read only, 2026-07-28", []string{"notes:read"}, []string{"search"}, "2026-07-28"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

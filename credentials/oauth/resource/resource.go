@@ -61,9 +61,16 @@ type Config struct {
 	// issue time: a subject's credentials can be revoked all at once (a
 	// signed-out user, a changed credential).
 	SubjectRevoked func(ctx context.Context, subject string, issuedAt time.Time) (bool, error)
-	// ScopesSupported go into the 401 challenge's scope (the scopes a
-	// client should ask for).
+	// ScopesSupported are this resource's scopes (RFC 9728
+	// scopes_supported). A step-up challenge (StepUp) keeps the caller's
+	// scopes that are among them.
 	ScopesSupported []string
+	// ChallengeScopes go into the scope of a 401 challenge: what a client
+	// without a token asks for first (MCP 2025-11-25 scope selection takes
+	// the challenge's scope before scopes_supported), so the least that
+	// lets a client start; more comes by step-up. Nil means
+	// ScopesSupported; empty means a challenge without scope.
+	ChallengeScopes []string
 	// DPoP verifies proofs for DPoP-bound tokens. Nil refuses DPoP-bound
 	// tokens (they cannot be used without a proof).
 	DPoP *dpop.Verifier
@@ -85,6 +92,8 @@ const DefaultCacheSize = 4096
 // Verifier authenticates requests to one protected resource.
 type Verifier struct {
 	cfg Config
+	// challengeScope is Config.ChallengeScopes as a scope string.
+	challengeScope string
 
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]*oauth.AccessTokenClaims
@@ -111,7 +120,11 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
-	return &Verifier{cfg: cfg, cache: map[[sha256.Size]byte]*oauth.AccessTokenClaims{}}, nil
+	if cfg.ChallengeScopes == nil {
+		cfg.ChallengeScopes = cfg.ScopesSupported
+	}
+	return &Verifier{cfg: cfg, challengeScope: strings.Join(cfg.ChallengeScopes, " "),
+		cache: map[[sha256.Size]byte]*oauth.AccessTokenClaims{}}, nil
 }
 
 // Resource is the resource identifier.
@@ -208,7 +221,7 @@ func (c *Challenge) Write(w http.ResponseWriter) {
 
 func (v *Verifier) challenge(status int, scheme, code, format string, args ...any) *Challenge {
 	c := &Challenge{Status: status, Scheme: scheme, Code: code, Description: fmt.Sprintf(format, args...),
-		Scope: strings.Join(v.cfg.ScopesSupported, " "), ResourceMetadata: v.cfg.MetadataURL}
+		Scope: v.challengeScope, ResourceMetadata: v.cfg.MetadataURL}
 	c.DPoPAlgs = v.dpopAlgs()
 	return c
 }
@@ -217,6 +230,32 @@ func (v *Verifier) challenge(status int, scheme, code, format string, args ...an
 // request needs (RFC 6750 §3.1, MCP step-up).
 func (v *Verifier) InsufficientScope(scopes ...string) *Challenge {
 	c := v.challenge(http.StatusForbidden, "Bearer", oauth.CodeInsufficientScope, "the request needs scope %s", strings.Join(scopes, " "))
+	c.Scope = strings.Join(scopes, " ")
+	return c
+}
+
+// StepUp is the 403 insufficient_scope challenge for a caller whose token
+// lacks needed. Its scope names the needed scopes together with the
+// caller's scopes of this resource (those in Config.ScopesSupported), so
+// that a client that authorizes again with exactly the challenged scope
+// keeps what it had: the recommended approach of MCP 2025-11-25
+// "Runtime Insufficient Scope Errors" (SPECS.md §3.1). The description
+// names only the needed scopes.
+//
+// https://modelcontextprotocol.io/specification/2025-11-25/basic/authorization#runtime-insufficient-scope-errors
+func (v *Verifier) StepUp(caller *Caller, needed ...string) *Challenge {
+	c := v.InsufficientScope(needed...)
+	var scopes []string
+	for _, sc := range v.cfg.ScopesSupported {
+		if slices.Contains(needed, sc) || (caller != nil && caller.HasScope(sc)) {
+			scopes = append(scopes, sc)
+		}
+	}
+	for _, sc := range needed {
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
 	c.Scope = strings.Join(scopes, " ")
 	return c
 }
@@ -230,7 +269,7 @@ func (v *Verifier) Authenticate(r *http.Request) (*Caller, error) {
 		if r.URL.Query().Has("access_token") {
 			return nil, v.challenge(http.StatusBadRequest, "Bearer", oauth.CodeInvalidRequest, "access tokens are accepted in the Authorization header only")
 		}
-		return nil, &Challenge{Status: http.StatusUnauthorized, Scope: strings.Join(v.cfg.ScopesSupported, " "),
+		return nil, &Challenge{Status: http.StatusUnauthorized, Scope: v.challengeScope,
 			ResourceMetadata: v.cfg.MetadataURL, DPoPAlgs: v.dpopAlgs()}
 	}
 	if len(values) > 1 {

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -252,6 +253,109 @@ func TestInsufficientScope(t *testing.T) {
 	got := w.Header().Get("WWW-Authenticate")
 	if w.Code != 403 || !strings.Contains(got, `error="insufficient_scope"`) || !strings.Contains(got, `scope="notes:write"`) {
 		t.Fatalf("%d %s", w.Code, got)
+	}
+}
+
+// bearerScope returns the scope parameter of the response's Bearer
+// challenge and whether it has one.
+func bearerScope(t *testing.T, w *httptest.ResponseRecorder) (string, bool) {
+	t.Helper()
+	cs, err := oauth.ParseChallenges(w.Header().Values("WWW-Authenticate"))
+	if err != nil || len(cs) == 0 || !strings.EqualFold(cs[0].Scheme, "Bearer") {
+		t.Fatalf("WWW-Authenticate %q: %v", w.Header().Values("WWW-Authenticate"), err)
+	}
+	sc, ok := cs[0].Params["scope"]
+	return sc, ok
+}
+
+// TestChallengeScopes: a 401 challenge names Config.ChallengeScopes (the
+// least a client needs to start), not every scope of the resource; nil
+// means ScopesSupported, empty means no scope parameter.
+func TestChallengeScopes(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name      string
+		challenge []string
+		want      string
+		wantNone  bool
+	}{
+		{name: "nil: every supported scope", challenge: nil, want: "notes:read notes:write"},
+		{name: "read scope only", challenge: []string{"notes:read"}, want: "notes:read"},
+		{name: "empty: no scope", challenge: []string{}, wantNone: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := New(Config{
+				Resource: resURI, MetadataURL: mdURL, Issuer: issuer,
+				Keys:            jose.StaticKeys(map[string]crypto.PublicKey{"k1": f.key.Public()}),
+				ScopesSupported: []string{"notes:read", "notes:write"},
+				ChallengeScopes: tt.challenge,
+				Now:             f.clock,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expired := f.token(func(c *oauth.AccessTokenClaims) { c.ExpiresAt = f.now.Add(-time.Hour).Unix() }, jose.TypAccessToken, nil)
+			for _, r := range []struct {
+				name string
+				req  *http.Request
+				code string
+			}{
+				{"no token", f.request(), ""},
+				{"expired token", f.request("Bearer " + expired), oauth.CodeInvalidToken},
+			} {
+				_, err := v.Authenticate(r.req)
+				ch, ok := errors.AsType[*Challenge](err)
+				if !ok || ch.Status != http.StatusUnauthorized || ch.Code != r.code {
+					t.Fatalf("%s: %v, want a 401 challenge %q", r.name, err, r.code)
+				}
+				w := httptest.NewRecorder()
+				ch.Write(w)
+				got, has := bearerScope(t, w)
+				if has == tt.wantNone || got != tt.want {
+					t.Errorf("%s: scope %q (present %v), want %q", r.name, got, has, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestStepUp: a 403 names the missing scope together with the caller's
+// scopes of this resource (MCP 2025-11-25: keep what the client has), never
+// scopes of other resources or offline_access; the description names only
+// what is missing.
+func TestStepUp(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name   string
+		caller *Caller
+		needed []string
+		want   string
+	}{
+		{name: "read token needs write", caller: &Caller{Scopes: []string{"notes:read"}}, needed: []string{"notes:write"}, want: "notes:read notes:write"},
+		{name: "token without scopes", caller: &Caller{}, needed: []string{"notes:write"}, want: "notes:write"},
+		{name: "no caller", needed: []string{"notes:write"}, want: "notes:write"},
+		{name: "foreign scopes dropped", caller: &Caller{Scopes: []string{"openid", "offline_access", "calendar:read", "notes:read"}},
+			needed: []string{"notes:write"}, want: "notes:read notes:write"},
+		{name: "needed scope the resource does not list", caller: &Caller{Scopes: []string{"notes:read"}}, needed: []string{"notes:admin"},
+			want: "notes:read notes:admin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			f.v.StepUp(tt.caller, tt.needed...).Write(w)
+			got, _ := bearerScope(t, w)
+			cs, _ := oauth.ParseChallenges(w.Header().Values("WWW-Authenticate"))
+			if w.Code != http.StatusForbidden || cs[0].Param("error") != oauth.CodeInsufficientScope || got != tt.want {
+				t.Fatalf("%d error %q scope %q, want 403 insufficient_scope %q", w.Code, cs[0].Param("error"), got, tt.want)
+			}
+			if d := cs[0].Param("error_description"); d != "the request needs scope "+strings.Join(tt.needed, " ") {
+				t.Errorf("description %q", d)
+			}
+			if cs[0].Param("resource_metadata") != mdURL {
+				t.Errorf("resource_metadata %q", cs[0].Param("resource_metadata"))
+			}
+		})
 	}
 }
 
