@@ -30,6 +30,8 @@ type party struct {
 	// TokenID is the jti of an access token of this server; empty for
 	// other token types.
 	TokenID string
+	// ExpiresAt is an access token's expiry; zero for other token types.
+	ExpiresAt time.Time
 }
 
 // grantTokenExchange serves RFC 8693 token exchange. The issued token
@@ -38,8 +40,13 @@ type party struct {
 // client_id, and never carries more scope than the subject token, the
 // client and the resources allow. Impersonation (a token without act) is
 // never issued: without an actor_token the client itself is the actor.
+// A request for a Transaction Token (requested_token_type txn_token) is
+// served by grantTxnToken instead.
 func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*oauth.TokenResponse, error) {
 	f := req.form
+	if requested, err := f.Get("requested_token_type"); err == nil && requested == oauth.TokenTypeTxnToken {
+		return s.grantTxnToken(ctx, req)
+	}
 	subjectToken, err := f.Require("subject_token")
 	if err != nil {
 		return nil, err
@@ -181,7 +188,8 @@ func (s *Server) verifySubjectToken(ctx context.Context, req *tokenRequest, toke
 			scopes = []string{}
 		}
 		p := &party{Subject: c.Subject, Issuer: c.Issuer, ClientID: c.ClientID, Scopes: scopes,
-			Audience: c.Audience, Actor: c.Actor, MayAct: c.MayAct, Details: c.AuthorizationDetails, TokenID: c.ID}
+			Audience: c.Audience, Actor: c.Actor, MayAct: c.MayAct, Details: c.AuthorizationDetails, TokenID: c.ID,
+			ExpiresAt: time.Unix(c.ExpiresAt, 0)}
 		if c.AuthTime > 0 {
 			p.AuthTime = time.Unix(c.AuthTime, 0)
 		}

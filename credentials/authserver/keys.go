@@ -232,6 +232,13 @@ func (k *keyRotation) sign(ctx context.Context, typ jose.Typ, claims any) (strin
 	return tok, nil
 }
 
+// current returns the current signing key and its kid, for
+// txntoken.Sign, which checks a Txn-Token's claims before it signs.
+func (k *keyRotation) current() (crypto.Signer, string) {
+	r := k.ring.Load()
+	return r.current.signer, r.current.KID
+}
+
 // publicKey finds a published key by kid.
 func (k *keyRotation) publicKey(_ context.Context, kid string) (crypto.PublicKey, error) {
 	if pk, ok := k.ring.Load().byKID[kid]; ok {

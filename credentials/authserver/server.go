@@ -128,6 +128,23 @@ type Config struct {
 	// server_error and the token is not handed out.
 	OnIssue func(ctx context.Context, t Issued) error
 
+	// TxnTokenTTL is the lifetime of the Transaction Tokens the server
+	// issues as its trust domain's Txn-Token Service (SPECS.md §6: minutes
+	// or less); a token issued for an access token never outlives it.
+	// Zero means DefaultTxnTokenTTL (60 s); at most txntoken.MaxTTL.
+	TxnTokenTTL time.Duration
+	// TxnTokenWorkloads lists the workloads that may request Txn-Tokens
+	// at the token endpoint: SPIFFE IDs of the trust domain, each exact or
+	// followed by "/*" for every ID under that path
+	// ("spiffe://example.org/agent/*"). Empty means every workload of the
+	// trust domain. It does not apply to [Server.IssueTxnToken].
+	TxnTokenWorkloads []string
+	// OnIssueTxnToken, when set, is told of every Txn-Token issued (its
+	// claims and hash, never the token) before it is handed out; an error
+	// fails the request with server_error and the token is not handed
+	// out.
+	OnIssueTxnToken func(ctx context.Context, t IssuedTxnToken) error
+
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	CodeTTL         time.Duration
@@ -208,6 +225,9 @@ type Server struct {
 	// (see revcache.go).
 	revocations *revocationCache
 
+	// txn holds the Txn-Token Service settings (see grant_txntoken.go).
+	txn txnTTS
+
 	// Dynamic registration: the per-address rate limit, the client
 	// counter behind the cap, the lock that makes count-then-register
 	// atomic within this process, and the hash of the last initial access
@@ -261,6 +281,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.revocations = newRevocationCache(s.cfg.RevocationCache)
 	}
 	if err := s.initRegistration(); err != nil {
+		return nil, err
+	}
+	if err := s.initTxnTokens(); err != nil {
 		return nil, err
 	}
 	s.resources = make(map[string]Resource, len(cfg.Resources))
