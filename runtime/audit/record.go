@@ -60,6 +60,16 @@ const (
 	OutcomeDenied = "denied"
 )
 
+// Sources of a task's subject ([Record.SubjectSource]).
+const (
+	// SubjectSourceToken: the user started the task with their own access
+	// token, which the host verified; the subject is the token's sub.
+	SubjectSourceToken = "token"
+	// SubjectSourceOperator: the operator named the user (`agenthost run
+	// --for USER`); no credential of the user was presented.
+	SubjectSourceOperator = "operator"
+)
+
 // Remedies a remediation record applies to its agent.
 const (
 	// RemedyQuarantine stops the agent: from this record on, until a
@@ -93,6 +103,12 @@ type Record struct {
 	AgentID string `json:"agent_id,omitempty"`
 	// Subject is the user on whose behalf the agent acts, if any.
 	Subject string `json:"sub,omitempty"`
+	// SubjectSource says how the host learned Subject when a task
+	// started: [SubjectSourceToken] (the user's own access token, verified
+	// by the host) or [SubjectSourceOperator] (asserted by the operator,
+	// `agenthost run --for`). Empty when there is no subject, or the
+	// record is not a task's.
+	SubjectSource string `json:"subject_source,omitempty"`
 	// Action is what was attempted, e.g. [ActionToolCall]. Required.
 	Action string `json:"action"`
 	// Resource is the tool, model, agent or endpoint acted upon.
@@ -181,9 +197,9 @@ type textField struct {
 
 // texts returns the text fields of r but Chain and Redacted, with their
 // JSON names.
-func (r *Record) texts() [21]textField {
+func (r *Record) texts() [22]textField {
 	return [...]textField{
-		{"agent", &r.Agent}, {"agent_id", &r.AgentID}, {"sub", &r.Subject},
+		{"agent", &r.Agent}, {"agent_id", &r.AgentID}, {"sub", &r.Subject}, {"subject_source", &r.SubjectSource},
 		{"action", &r.Action}, {"resource", &r.Resource}, {"decision", &r.Decision},
 		{"policy", &r.Policy}, {"reason", &r.Reason}, {"outcome", &r.Outcome},
 		{"error", &r.Error}, {"task", &r.Task}, {"txn", &r.Txn},

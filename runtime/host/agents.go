@@ -238,13 +238,37 @@ var ErrTaskFlood = errors.New("host: task event flood")
 
 // RunTask implements localapi.Backend: it runs the task on its agent and
 // emits the agent's events. The task is registered with the mediator for
-// its duration, so the agent's Host calls for it are accepted. A task for
-// a user (req.Subject) names a user of the authorization server.
+// its duration, so the agent's Host calls for it are accepted.
+//
+// A task acts for a user in one of two ways, and its audit record says
+// which (subject_source): the user's own access token (req.AccessToken,
+// what `agenthost login` stored), which the host verifies (taskCaller) and
+// whose sub becomes the subject ("token"); or the operator naming a user
+// of the authorization server (req.Subject, `agenthost run --for`;
+// "operator"). The token stays here: the plugin gets the task's input
+// only.
 func (h *Host) RunTask(ctx context.Context, req localapi.TaskRequest, emit func(localapi.TaskEvent) error) error {
-	if req.Subject != "" && !slices.ContainsFunc(h.cfg.Auth.Users, func(u config.UserConfig) bool { return u.Name == req.Subject }) {
-		return fmt.Errorf("host: %q is not a user of the authorization server", req.Subject)
+	var (
+		c   mediator.Caller
+		tok *taskToken
+	)
+	switch {
+	case req.Subject != "" && req.AccessToken != "":
+		return errors.New("host: a task names its user by subject or by access token, not both")
+	case req.Subject != "":
+		if !slices.ContainsFunc(h.cfg.Auth.Users, func(u config.UserConfig) bool { return u.Name == req.Subject }) {
+			return fmt.Errorf("host: %q is not a user of the authorization server", req.Subject)
+		}
+		c.Subject, c.SubjectSource = req.Subject, audit.SubjectSourceOperator
+	case req.AccessToken != "":
+		user, err := h.taskCaller(ctx, req.Agent, req.AccessToken)
+		if err != nil {
+			return err
+		}
+		c.Subject, c.SubjectSource = user.Subject, audit.SubjectSourceToken
+		tok = &taskToken{jti: user.TokenID, ref: audit.TokenRef(req.AccessToken)}
 	}
-	return h.runTask(ctx, req.Agent, req.Input, mediator.Caller{Subject: req.Subject}, emit)
+	return h.runTask(ctx, req.Agent, req.Input, c, tok, emit)
 }
 
 // delegate runs a task another agent delegated (mediator.AgentRunner) and
@@ -253,14 +277,14 @@ func (h *Host) RunTask(ctx context.Context, req localapi.TaskRequest, emit func(
 func (h *Host) delegate(ctx context.Context, agent, input string, parent mediator.Caller) (string, error) {
 	var final string
 	var failure error
-	c := mediator.Caller{Subject: parent.Subject, Txn: parent.Txn, ParentTask: parent.TaskID,
+	c := mediator.Caller{Subject: parent.Subject, SubjectSource: parent.SubjectSource, Txn: parent.Txn, ParentTask: parent.TaskID,
 		Chain: append(append([]string(nil), parent.Chain...), parent.Agent)}
 	// An agent the supervisor is still starting (or restarting) is waited
 	// for, as `agenthost run` waits; one that failed or is quarantined is
 	// refused at once by runTask.
 	h.waitStarting(ctx, agent, delegateStartWait)
 	done := false
-	err := h.runTask(ctx, agent, input, c, func(ev localapi.TaskEvent) error {
+	err := h.runTask(ctx, agent, input, c, nil, func(ev localapi.TaskEvent) error {
 		switch ev.Type {
 		case "final":
 			final, done = ev.Text, true
@@ -335,8 +359,9 @@ func (h *Host) StopTasks(subject, cause string) int {
 }
 
 // runTask runs input on agent as a new task made as c (the subject,
-// transaction and delegation chain it inherits).
-func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Caller, emit func(localapi.TaskEvent) error) error {
+// transaction and delegation chain it inherits); tok refers to the user's
+// token the task was started with, if any.
+func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Caller, tok *taskToken, emit func(localapi.TaskEvent) error) error {
 	id, ok := h.agentIDs[agent]
 	if !ok {
 		return fmt.Errorf("%w: %q", supervisor.ErrUnknownAgent, agent)
@@ -400,10 +425,15 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 	// (crash, hang, flood, refusal). A task refused because its agent is
 	// quarantined is a denial: nothing of the agent ran.
 	rec := mediator.Record{Time: h.now().UTC(), TaskID: taskID, Txn: c.Txn, ParentTask: c.ParentTask, Agent: agent,
-		Identity: id.String(), Subject: c.Subject, Chain: chain, Action: "task.run", Resource: id.String(),
-		Decision: "allow", Policy: "operator", Outcome: "ok"}
-	if len(chain) > 0 {
+		Identity: id.String(), Subject: c.Subject, SubjectSource: c.SubjectSource, Chain: chain, Action: "task.run",
+		Resource: id.String(), Decision: "allow", Policy: "operator", Outcome: "ok"}
+	switch {
+	case len(chain) > 0:
 		rec.Policy = "delegated by " + strings.Join(chain, " > ")
+	case tok != nil:
+		// Started on the user's verified token: the token is the
+		// authority, referred to by its jti and SHA-256.
+		rec.Policy, rec.TokenJTI, rec.TokenSHA256 = "token", tok.jti, tok.ref
 	}
 	switch {
 	case errors.Is(err, supervisor.ErrQuarantined):

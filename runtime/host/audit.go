@@ -157,7 +157,8 @@ func fromMediator(r mediator.Record) audit.Record {
 		txn = r.Txn
 	}
 	return audit.Record{
-		Time: r.Time, Agent: r.Agent, AgentID: r.Identity, Subject: r.Subject, Action: r.Action, Resource: r.Resource,
+		Time: r.Time, Agent: r.Agent, AgentID: r.Identity, Subject: r.Subject, SubjectSource: r.SubjectSource,
+		Action: r.Action, Resource: r.Resource,
 		Decision: r.Decision, Policy: r.Policy, Reason: r.Reason, Outcome: r.Outcome, Error: r.Error,
 		Task: r.TaskID, Txn: txn, ParentTask: r.ParentTask, ParentTxn: r.ParentTask, Chain: r.Chain, ArgsSHA256: r.ArgsSHA256,
 		TokenSHA256: r.TokenSHA256, TokenJTI: r.TokenJTI, Attestation: r.Attestation, Risk: r.Risk,

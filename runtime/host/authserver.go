@@ -44,6 +44,11 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		}
 		clients = append(clients, sc)
 	}
+	// The built-in client of `agenthost login`.
+	if slices.ContainsFunc(clients, func(c authserver.StaticClient) bool { return c.ID == CLIClientID }) {
+		return fmt.Errorf("host: auth.clients lists %s, the client the host registers for agenthost login", CLIClientID)
+	}
+	clients = append(clients, CLIClient())
 	var users *userauth.Directory
 	if len(ac.Users) > 0 {
 		list := make([]userauth.User, 0, len(ac.Users))
@@ -81,7 +86,12 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 			}
 		}
 	}
-	// The host's own protected APIs.
+	// The host's own protected APIs: the task resource users start tasks
+	// with their tokens for, always; the others when configured.
+	if slices.ContainsFunc(resources, func(r authserver.Resource) bool { return r.URI == h.taskResource() }) {
+		return fmt.Errorf("host: auth.resources lists %s, the host's task resource", h.taskResource())
+	}
+	resources = append(resources, authserver.Resource{URI: h.taskResource(), Scopes: []string{ScopeTasksRun}})
 	if h.cfg.Policy.ServeAuthZEN {
 		resources = append(resources, authserver.Resource{URI: h.pdpResource(), Scopes: []string{ScopeAuthZEN}})
 	}

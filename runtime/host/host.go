@@ -16,6 +16,7 @@ import (
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/ca"
+	"github.com/agenthost/agenthost/credentials/oauth/resource"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/plugins/sandbox"
 	"github.com/agenthost/agenthost/runtime/config"
@@ -91,6 +92,9 @@ type Host struct {
 	signals signalState
 	// transmitter is the host's SSF transmitter, when configured.
 	transmitter *signals.Transmitter
+	// taskTokens verifies the tokens users start tasks with (the task
+	// resource, TaskResource).
+	taskTokens *resource.Verifier
 	// tasks are extra long-running parts (signal pollers) Run starts.
 	tasks    []Task
 	agentIDs map[string]credentials.Identity
@@ -270,6 +274,9 @@ func (h *Host) newHTTP(ctx context.Context) error {
 		return err
 	}
 	h.mountAuthServer(mux)
+	if err := h.mountTasks(mux); err != nil {
+		return err
+	}
 	if err := h.mountMCP(mux, h.mcp, h.tools); err != nil {
 		return err
 	}

@@ -13,8 +13,11 @@
 // error wrapping [ErrRefused].
 //
 //	GET  /v1/agents  every configured agent: identity, state, pid, restarts, SVID expiry
-//	POST /v1/tasks   {"agent","input"}: run a task; the response streams its
-//	                 events as JSON lines until the final result or error
+//	POST /v1/tasks   {"agent","input"} and the user as "subject" (named by the
+//	                 operator) or "access_token" (the user's own, verified by
+//	                 the host; 401 when refused): run a task; the response
+//	                 streams its events as JSON lines until the final result
+//	                 or error
 //	POST /v1/agents/{name}/quarantine  {"reason"}: stop the agent for good
 //
 // A host whose [Backend] also implements [AuditBackend] serves its audit log

@@ -79,10 +79,19 @@ type TaskEvent struct {
 type TaskRequest struct {
 	Agent string `json:"agent"`
 	Input string `json:"input"`
-	// Subject is the user the task acts for, if any: it is recorded with
-	// every decision, given to policy, and a revocation of the user stops
-	// the task.
+	// Subject is the user the task acts for, if any, as the operator
+	// names them (`agenthost run --for`): it is recorded with every
+	// decision, given to policy, and a revocation of the user stops the
+	// task.
 	Subject string `json:"subject,omitempty"`
+	// AccessToken is the signed-in user's own access token, if any (what
+	// `agenthost login` stored): the host verifies it (signature, typ
+	// at+jwt, issuer, audience = its task resource, expiry, revocation,
+	// scope) and the task acts for the token's sub. The token stays in the
+	// host: it is never recorded (the audit log keeps its SHA-256 and jti)
+	// and never reaches a plugin. A request names its user by Subject or
+	// by AccessToken, not both.
+	AccessToken string `json:"access_token,omitempty"`
 }
 
 // Backend is what the API needs from the host.
@@ -90,7 +99,8 @@ type Backend interface {
 	Agents(ctx context.Context) []AgentInfo
 	// RunTask runs input on agent, calling emit for each event. An error
 	// before the task starts (unknown agent, agent not running) is returned
-	// with no event emitted.
+	// with no event emitted; one wrapping ErrTokenRefused (the request's
+	// AccessToken is not one the host takes) is answered with 401.
 	RunTask(ctx context.Context, req TaskRequest, emit func(TaskEvent) error) error
 	// Quarantine stops an agent, refuses its restart and tasks, and stops
 	// serving its credentials. ErrUnknownAgent-wrapping errors mean 404.
@@ -118,6 +128,10 @@ var (
 	ErrAgentUnavailable = errors.New("localapi: agent is unavailable")
 	// ErrTaskTooLarge: the task is larger than the host accepts (413).
 	ErrTaskTooLarge = errors.New("localapi: task too large")
+	// ErrTokenRefused: the host does not take the task's AccessToken (401):
+	// expired, revoked, for another audience or issuer, without the
+	// scope, or not a user's. A Backend wraps it with the reason.
+	ErrTokenRefused = errors.New("the host refused the sign-in")
 )
 
 // MaxTaskInput caps a task's input, in bytes. The input travels to the
@@ -336,6 +350,10 @@ func runTask(w http.ResponseWriter, r *http.Request, b Backend) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "agent and input are required"})
 		return
 	}
+	if req.Subject != "" && req.AccessToken != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "a task names its user by subject or by access token, not both"})
+		return
+	}
 	if len(req.Input) > MaxTaskInput {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf(
 			"the task is %s (%d bytes); a task may hold at most %s (%d bytes)", sizeText(len(req.Input)), len(req.Input), sizeText(MaxTaskInput), MaxTaskInput)})
@@ -371,6 +389,10 @@ func runTask(w http.ResponseWriter, r *http.Request, b Backend) {
 		// An agent that failed or was quarantined meanwhile is named with
 		// its state. Nothing else is retried: the task may have reached
 		// the agent.
+		if errors.Is(err, ErrTokenRefused) {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
+			return
+		}
 		if a, ok := agentInfo(r.Context(), b, req.Agent); ok && (a.State == StateFailed || a.State == StateQuarantined) {
 			e := agentStateError(a)
 			writeJSON(w, e.status(), e)
@@ -564,6 +586,11 @@ func taskResponseError(resp *http.Response) error {
 			se.Message = fmt.Sprintf("localapi: %s: %s", resp.Status, bytes.TrimSpace(b))
 		}
 		return &remoteError{msg: se.Message, is: ErrTaskTooLarge}
+	case resp.StatusCode == http.StatusUnauthorized:
+		if !known {
+			se.Message = fmt.Sprintf("%s: %s", ErrTokenRefused, bytes.TrimSpace(b))
+		}
+		return &remoteError{msg: se.Message, is: ErrTokenRefused}
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	return responseError(resp, nil)

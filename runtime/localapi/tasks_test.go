@@ -274,3 +274,37 @@ func TestTaskBodyTooLarge(t *testing.T) {
 		})
 	}
 }
+
+// tokenBackend refuses every task's access token but "good".
+type tokenBackend struct{ stateBackend }
+
+func (b *tokenBackend) RunTask(ctx context.Context, req TaskRequest, emit func(TaskEvent) error) error {
+	if req.AccessToken != "good" {
+		return fmt.Errorf("%w: the access token is invalid: expired", ErrTokenRefused)
+	}
+	return b.stateBackend.RunTask(ctx, req, emit)
+}
+
+// TestTaskAccessToken: a refused token is 401 with the host's reason
+// (ErrTokenRefused at the client); a task naming its user twice is 400
+// before the host sees it.
+func TestTaskAccessToken(t *testing.T) {
+	b := &tokenBackend{stateBackend{state: StateRunning}}
+	c, _ := serveTasks(t, b)
+	ctx := context.Background()
+	if err := c.RunTask(ctx, TaskRequest{Agent: "research", Input: "hi", AccessToken: "good"}, func(TaskEvent) {}); err != nil {
+		t.Fatalf("good token: %v", err)
+	}
+	err := c.RunTask(ctx, TaskRequest{Agent: "research", Input: "hi", AccessToken: "stale"}, func(TaskEvent) {})
+	if !errors.Is(err, ErrTokenRefused) || err.Error() != "the host refused the sign-in: the access token is invalid: expired" {
+		t.Fatalf("refused token: %v", err)
+	}
+	runs, _ := b.counts()
+	err = c.RunTask(ctx, TaskRequest{Agent: "research", Input: "hi", AccessToken: "good", Subject: "bob"}, func(TaskEvent) {})
+	if err == nil || errors.Is(err, ErrTokenRefused) || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("subject and token: %v", err)
+	}
+	if n, _ := b.counts(); n != runs {
+		t.Fatal("a task naming its user twice reached the host")
+	}
+}

@@ -37,6 +37,10 @@ type Caller struct {
 	// Subject is the user the call is made for, when the host knows one
 	// (an MCP client's token subject).
 	Subject string
+	// SubjectSource says how the host learned the subject of a task:
+	// "token" (the user's own access token, verified) or "operator"
+	// (named by the operator); a delegated task keeps its parent's.
+	SubjectSource string
 	// ClientID is the OAuth client of an MCP caller.
 	ClientID string
 	// Scopes are the OAuth scopes an MCP caller's token carries.
@@ -97,15 +101,18 @@ type Record struct {
 	Agent      string    `json:"agent"`
 	Identity   string    `json:"identity"`
 	Subject    string    `json:"subject,omitempty"`
-	Chain      []string  `json:"chain,omitempty"`
-	Action     string    `json:"action"`
-	Resource   string    `json:"resource"`
-	ArgsSHA256 string    `json:"args_sha256,omitempty"`
-	Decision   string    `json:"decision"` // allow | deny
-	Policy     string    `json:"policy"`
-	Reason     string    `json:"reason,omitempty"`
-	Outcome    string    `json:"outcome"` // ok | error | denied
-	Error      string    `json:"error,omitempty"`
+	// SubjectSource is the task's Caller.SubjectSource, on a task's
+	// record.
+	SubjectSource string   `json:"subject_source,omitempty"`
+	Chain         []string `json:"chain,omitempty"`
+	Action        string   `json:"action"`
+	Resource      string   `json:"resource"`
+	ArgsSHA256    string   `json:"args_sha256,omitempty"`
+	Decision      string   `json:"decision"` // allow | deny
+	Policy        string   `json:"policy"`
+	Reason        string   `json:"reason,omitempty"`
+	Outcome       string   `json:"outcome"` // ok | error | denied
+	Error         string   `json:"error,omitempty"`
 	// TokenSHA256 and TokenJTI refer to the access token a call was made
 	// with; the token itself is never recorded.
 	TokenSHA256 string `json:"token_sha256,omitempty"`

@@ -62,10 +62,19 @@ through tee or less -R; newlines and tabs are kept. --raw writes the answer
 on stdout byte for byte instead, for programs that need it exact; the lines
 on stderr are escaped always.
 
+When you are signed in at the host's authorization server (agenthost
+login), the task acts for you: run presents your access token (renewed with
+the refresh token when it expired; "your sign-in has expired: run agenthost
+login" when that fails), the host verifies it and takes you, the token's
+subject, as the task's user; its audit record says subject_source "token".
+The token stays in the host: the agent never sees it. Without a sign-in a
+task acts for nobody.
+
 With --for USER the task acts for that user of the host's authorization
-server: every decision records the user as subject, policy sees it, and a
-revocation of the user (a CAEP session-revoked or credential-change event from
-a Shared Signals transmitter) stops the task.`, localapi.MaxTaskInput>>20),
+server instead, as the operator says (subject_source "operator"; a sign-in is
+not used). Either way every decision records the user as subject, policy sees
+it, and a revocation of the user (a CAEP session-revoked or
+credential-change event from a Shared Signals transmitter) stops the task.`, localapi.MaxTaskInput>>20),
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case file != "" && len(args) != 1:
@@ -78,7 +87,8 @@ a Shared Signals transmitter) stops the task.`, localapi.MaxTaskInput>>20),
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := host.ReadRunInfo(g.dataDir); err != nil {
+			info, err := host.ReadRunInfo(g.dataDir)
+			if err != nil {
 				return err
 			}
 			task, err := readTask(args, file, cmd.InOrStdin())
@@ -88,6 +98,13 @@ a Shared Signals transmitter) stops the task.`, localapi.MaxTaskInput>>20),
 			agent := args[0]
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
+			req := localapi.TaskRequest{Agent: agent, Input: task, Subject: subject}
+			if subject == "" {
+				// The signed-in user's own authority, if there is one.
+				if req.AccessToken, err = signedInToken(ctx, g, info.Issuer); err != nil {
+					return err
+				}
+			}
 			errw := cmd.ErrOrStderr()
 			st := newStatusLine(errw, agent, g.isTerminal(errw) && !quiet, quiet)
 			defer st.stop()
@@ -116,9 +133,11 @@ a Shared Signals transmitter) stops the task.`, localapi.MaxTaskInput>>20),
 				st.println(fmt.Sprintf("waiting for agent %s to start…", escapeControls(agent)))
 			}
 			err = localapi.NewClient(filepath.Join(g.dataDir, localapi.SocketName)).RunTaskWait(ctx,
-				localapi.TaskRequest{Agent: agent, Input: task, Subject: subject},
-				localapi.TaskWait{Timeout: wait, OnWait: onWait}, onEvent)
+				req, localapi.TaskWait{Timeout: wait, OnWait: onWait}, onEvent)
 			st.stop()
+			if errors.Is(err, localapi.ErrTokenRefused) {
+				return fmt.Errorf("%w; sign in again with %s login (or sign out with %s logout)", err, g.commandPrefix(), g.commandPrefix())
+			}
 			if err != nil {
 				return err
 			}
@@ -145,7 +164,7 @@ a Shared Signals transmitter) stops the task.`, localapi.MaxTaskInput>>20),
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&subject, "for", "", "the user the task acts for (a user of the authorization server)")
+	cmd.Flags().StringVar(&subject, "for", "", "the user the task acts for (a user of the authorization server), as the operator says; overrides your sign-in")
 	cmd.Flags().StringVar(&file, "file", "", "read the task from this file (instead of the TASK argument)")
 	cmd.Flags().DurationVar(&wait, "wait", defaultRunWait, "how long to wait for an agent the host is still starting (0: do not wait)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the answer (and errors): no task id, events or progress on stderr")
