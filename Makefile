@@ -2,7 +2,7 @@
 #
 #   make run    start the host on the quickstart config (embedded defaults)
 #   make test   vet, the whole test suite, and the race detector where it matters
-#   make bench  benchmarks (figures go in README.md, "Performance")
+#   make bench  benchmarks, then the ratio suite (bench/results.md; README.md, "Performance")
 #   make fuzz   every fuzz target for FUZZTIME each (not part of make test)
 #   make generate  regenerate committed generated code (needs protoc: apt-get install protobuf-compiler)
 

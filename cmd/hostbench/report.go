@@ -321,7 +321,7 @@ func markdown(r *results, ts []target) string {
 	w("| Data directory file system | %s |\n\n", r.Machine.DataFS)
 
 	w("## tools/call phases\n\n")
-	w("The host is `agenthost up` (a separate process) serving the clock tool at `/mcp/clock`: bearer token check, scope, Cedar policy, a durable decision record, the tool, a durable outcome record. ")
+	w("The host is `agenthost up` (a separate process) serving the clock tool at `/mcp/clock`: bearer token check, scope, Cedar policy, a durable decision record (one commit: records and their signed seal, one fsync), the tool, the outcome record queued for the next commit. ")
 	w("The bare server is mcp-go's stateless Streamable HTTP server with the same tool and no authentication (`mcp/mcpbare`, also a separate process). ")
 	w("One load generator (this program, on the same CPUs) runs each phase: N workers, each a loop of tools/call on its own keep-alive connection, %s of warm-up then %s measured; every answer is checked. ", r.Warmup, r.Duration)
 	w("CPU is utime+stime from /proc/<pid>/stat (10 ms ticks) over the measured window, divided by the calls.\n\n")
