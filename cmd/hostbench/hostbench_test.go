@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -199,5 +200,26 @@ func TestThousands(t *testing.T) {
 		if got := thousands(v); got != want {
 			t.Errorf("thousands(%v) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+func TestParsePprofTop(t *testing.T) {
+	out := []byte(`File: host.test
+Type: cpu
+Showing nodes accounting for 0, 0% of 0.31s total
+      flat  flat%   sum%        cum   cum%
+         0     0%     0%      0.11s 35.48%  github.com/agenthost/agenthost/runtime/audit.(*Log).run
+     0.01s  3.23%  3.23%      0.09s 29.03%  github.com/agenthost/agenthost/runtime/store/sqlitestore.(*Store).tx
+         0     0%  3.23%      0.05s 16.13%  net/http.(*conn).serve
+`)
+	top := parsePprofTop(out)
+	if got := top.share(regexp.MustCompile(`runtime/audit\.\(\*Log\)\.run$`)); got < 0.3547 || got > 0.3549 {
+		t.Errorf("share of Log.run = %v, want 0.3548", got)
+	}
+	if got := top.value(regexp.MustCompile(`^net/http\.\(\*conn\)\.serve$`)); got != 0.05 {
+		t.Errorf("value of conn.serve = %v, want 0.05", got)
+	}
+	if got := top.share(regexp.MustCompile(`nothing`)); got != -1 {
+		t.Errorf("share of an absent symbol = %v, want -1", got)
 	}
 }

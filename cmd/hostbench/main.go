@@ -13,8 +13,11 @@
 // ES256 sign and verify, a loopback HTTP round trip), durable audit
 // appends with 1 and 64 writers, a plain go-plugin gRPC round trip to the
 // textkit tool plugin, and plugins' BenchmarkRunWithHostCall (through
-// go test). It prints one Markdown document, machine, phases, floors and
-// the targets with PASS or MISS, and writes it to -out:
+// go test). Last it profiles the host in process (runtime/host's
+// BenchmarkHostToolsCall with CPU and block profiles, read with go tool
+// pprof) to say where the host's time goes, which is what bounds a missed
+// target. It prints one Markdown document, machine, phases, floors, the
+// targets with PASS or MISS and the profiles, and writes it to -out:
 //
 //	make build && go run ./cmd/hostbench -duration 3s
 //
@@ -59,6 +62,8 @@ func main() {
 	flag.BoolVar(&o.pluginBench, "plugin-bench", true, "run plugins' BenchmarkRunWithHostCall with go test")
 	flag.StringVar(&o.pluginBenchtime, "plugin-benchtime", "2000x", "go test -benchtime for BenchmarkRunWithHostCall")
 	flag.StringVar(&o.goBin, "go", "go", "the go command, for go test")
+	flag.BoolVar(&o.profile, "profile", true, "profile the host in process (BenchmarkHostToolsCall with CPU and block profiles)")
+	flag.StringVar(&o.profileBenchtime, "profile-benchtime", "3s", "go test -benchtime for each profiled run")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "hostbench: unexpected arguments %q\n", flag.Args())
@@ -109,6 +114,8 @@ type options struct {
 	pluginBench      bool
 	pluginBenchtime  string
 	goBin            string
+	profile          bool
+	profileBenchtime string
 	command          string
 }
 

@@ -38,6 +38,10 @@ type results struct {
 	PluginRTT  map[string]time.Duration
 	PluginTask map[string]time.Duration
 	PluginNote string
+
+	// Profile is where the host's time goes, from profiled in-process
+	// runs; nil when not profiled.
+	Profile *hostProfile
 }
 
 // phase returns the phase of server at workers, if measured.
@@ -367,7 +371,52 @@ func markdown(r *results, ts []target) string {
 	for _, t := range ts {
 		w("| %s | %s | %s | %s |\n", t.Name, t.MeasuredText(), t.LimitText(), t.Verdict())
 	}
+	if hp := r.Profile; hp != nil {
+		writeProfile(&b, hp)
+	}
 	return b.String()
+}
+
+// writeProfile adds the profiles' section: the share of CPU samples in
+// each part of the host, and the handlers' wait for the audit commit.
+func writeProfile(b *strings.Builder, hp *hostProfile) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("\n## Where the host's time goes\n\n")
+	w("From the host in one process with its load generator, profiled: `%s`. ", hp.Reproduced)
+	w("Shares are of all CPU samples of the run (cumulative: a part includes what it calls; indented parts are inside the part above them).\n\n")
+	w("| part |")
+	for _, n := range hp.Workers {
+		w(" %d worker(s) |", n)
+	}
+	w("\n|---|")
+	for range hp.Workers {
+		w("---:|")
+	}
+	w("\n")
+	for _, ps := range hp.CPU {
+		w("| %s |", strings.Replace(ps.Part, "  ", "↳ ", 1))
+		for _, n := range hp.Workers {
+			if v := ps.Share[n]; v >= 0 {
+				w(" %.0f%% |", v*100)
+			} else {
+				w(" – |")
+			}
+		}
+		w("\n")
+	}
+	w("| handlers' blocked time spent waiting for the audit commit (block profile) |")
+	for _, n := range hp.Workers {
+		if v := hp.AuditWait[n]; v >= 0 {
+			w(" %.0f%% |", v*100)
+		} else {
+			w(" – |")
+		}
+	}
+	w("\n| the benchmark's result |")
+	for _, n := range hp.Workers {
+		w(" %s |", hp.Calls[n])
+	}
+	w("\n")
 }
 
 // ratio is a ÷ b with two decimals, or "–" when b is 0.

@@ -155,6 +155,19 @@ func run(ctx context.Context, o options) (string, error) {
 	} else {
 		r.PluginNote = "BenchmarkRunWithHostCall skipped (-plugin-bench=false)"
 	}
+	if o.profile {
+		ws := []int{1, maxWorkers}
+		if maxWorkers == 1 {
+			ws = ws[:1]
+		}
+		step("profiles: go test -bench HostToolsCall/host -cpuprofile -blockprofile ./runtime/host, workers %v", ws)
+		gctx, cancel := context.WithTimeout(ctx, goTestTimeout)
+		r.Profile, err = profileHost(gctx, o.goBin, tmp, o.profileBenchtime, ws)
+		cancel()
+		if err != nil {
+			return "", err
+		}
+	}
 	return markdown(r, evaluate(r)), nil
 }
 
