@@ -26,6 +26,16 @@
 // answers are cached in memory and every revocation invalidates them
 // ([Config.RevocationCache]).
 //
+// # Delegation across authorization servers
+//
+// Token exchange takes as subject token an access token of another
+// authorization server listed in [Config.TrustedIssuers]: signature by
+// that issuer's keys, typ at+jwt, iss, exp, aud naming this server or the
+// client presenting it, its scope as the cap and its act nested under the
+// new actor (see [TrustedIssuer]). The host starts the chain in process
+// with [Server.IssueAgentToken]: the user's token for the agent a task
+// runs on, issued from the user's token for the host's task resource.
+//
 // All state (keys, clients, pending requests, codes, refresh families,
 // the jti replay cache, revocations) goes through [Store], so several
 // hosts can share one database, provided each is told of the others'

@@ -161,6 +161,9 @@ func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*oa
 func (s *Server) verifySubjectToken(ctx context.Context, req *tokenRequest, token, typ string) (*party, error) {
 	switch typ {
 	case oauth.TokenTypeAccessToken:
+		if p, foreign, err := s.foreignSubject(ctx, req, token); foreign {
+			return p, err
+		}
 		c, err := s.VerifyAccessToken(ctx, token, "")
 		if err != nil {
 			if oauth.AsError(err).Code != oauth.CodeInvalidToken {

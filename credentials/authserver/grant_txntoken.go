@@ -96,6 +96,9 @@ type txnTTS struct {
 	// prefixes ending in "/" for the patterns written with "/*". Nil
 	// allows every workload of the trust domain.
 	workloads []string
+	// cache remembers the subject tokens IssueTxnToken verified
+	// (txncache.go).
+	cache subjectCache
 }
 
 // initTxnTokens checks the Txn-Token settings of s.cfg.
@@ -527,8 +530,9 @@ type TxnTokenRequest struct {
 	// be empty, and otherwise must equal the token's sub.
 	Subject string
 	// Scope is the transaction's purpose, one or more scope tokens.
-	// Required. Without SubjectToken it is taken as asked: the host is
-	// the authority for its own tasks. With one, it must be within the
+	// Required, but for a replacement, where empty keeps the replaced
+	// token's scope. Without SubjectToken it is taken as asked: the host
+	// is the authority for its own tasks. With one, it must be within the
 	// token's scope.
 	Scope []string
 	// RequestingWorkload is req_wl: the SPIFFE ID of the workload where
@@ -592,12 +596,14 @@ func (s *Server) IssueTxnToken(ctx context.Context, r TxnTokenRequest) (string, 
 		rctx: r.RequestContext, tctx: r.RequestDetails, txn: r.Txn,
 	}
 	if r.SubjectToken != "" {
-		old, err := txntoken.Verify(ctx, r.SubjectToken, s.txnVerifyOptions())
+		old, c, asAccess, err := s.verifyTxnSubjectToken(ctx, r.SubjectToken)
 		switch {
-		case err == nil:
+		case old != nil:
 			m.replaces, m.subjectType = old, oauth.TokenTypeTxnToken
-		case errors.Is(err, txntoken.ErrWrongType):
-			c, err := s.VerifyAccessToken(ctx, r.SubjectToken, "")
+			if len(m.scopes) == 0 {
+				m.scopes = old.Scopes()
+			}
+		case asAccess:
 			if err != nil {
 				if oauth.AsError(err).Code != oauth.CodeInvalidToken {
 					return "", nil, err
@@ -621,3 +627,7 @@ func (s *Server) IssueTxnToken(ctx context.Context, r TxnTokenRequest) (string, 
 	}
 	return s.mintTxnToken(ctx, m)
 }
+
+// isWrongType reports a Txn-Token verification that failed on the typ:
+// the token is of another kind (an access token, say).
+func isWrongType(err error) bool { return errors.Is(err, txntoken.ErrWrongType) }

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,6 +99,13 @@ type Config struct {
 	// Scopes the server issues beyond the resources' scopes (openid,
 	// profile, email and offline_access are always known).
 	Scopes []string
+	// TrustedIssuers are other authorization servers whose access tokens
+	// token exchange takes as subject tokens (see trusted.go).
+	TrustedIssuers []TrustedIssuer
+	// CIBA, when set, turns on OpenID Client-Initiated Backchannel
+	// Authentication at PathBackchannel, for the clients it lists (see
+	// ciba.go). It needs Users.
+	CIBA *CIBAConfig
 
 	// MaxLoginFailures is how many failed sign-ins of one user name from
 	// one address lock that pair out for LoginLockout (an address alone is
@@ -227,6 +236,8 @@ type Server struct {
 
 	// txn holds the Txn-Token Service settings (see grant_txntoken.go).
 	txn txnTTS
+	// ciba holds the CIBA settings; nil when CIBA is off (see ciba.go).
+	ciba *cibaSettings
 
 	// Dynamic registration: the per-address rate limit, the client
 	// counter behind the cap, the lock that makes count-then-register
@@ -286,6 +297,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.initTxnTokens(); err != nil {
 		return nil, err
 	}
+	if err := s.initTrustedIssuers(); err != nil {
+		return nil, err
+	}
 	s.resources = make(map[string]Resource, len(cfg.Resources))
 	s.scopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
 	for _, r := range cfg.Resources {
@@ -324,6 +338,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if s.clients, err = newRegistry(s, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.initCIBA(); err != nil {
 		return nil, err
 	}
 	if err := s.initSessions(ctx); err != nil {
@@ -369,6 +386,12 @@ func (s *Server) Run(ctx context.Context) error {
 // servers in the same process).
 func (s *Server) Keys() jose.KeyFunc { return s.keys.publicKey }
 
+// JWKS returns the JWK Set the server publishes at PathJWKS (a copy): its
+// current signing key, the next one and those retired within the grace
+// period. It changes when the keys rotate; a workload that cannot reach
+// the endpoint (a tool plugin checking Txn-Tokens) is handed it.
+func (s *Server) JWKS() []byte { return bytes.Clone(s.keys.ring.Load().jwks) }
+
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	p := s.pathPrefix()
@@ -386,6 +409,10 @@ func (s *Server) routes() {
 		m.HandleFunc(p+PathLogin, s.handleLogin)
 		m.HandleFunc(p+PathConsent, s.handleConsent)
 		m.HandleFunc(p+PathUserinfo, s.handleUserinfo)
+		m.HandleFunc(p+PathSignIn, s.handleSignIn)
+	}
+	if s.ciba != nil {
+		m.HandleFunc(p+PathBackchannel, s.handleBackchannel)
 	}
 	if s.cfg.AllowDynamicRegistration {
 		m.HandleFunc(p+PathRegister, s.handleRegister)
@@ -435,6 +462,14 @@ func (s *Server) Metadata() oauth.ServerMetadata {
 		md.AuthorizationResponseIssParameterSupported = true
 		grants = append([]string{oauth.GrantAuthorizationCode}, grants...)
 		md.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email"}
+	}
+	if s.ciba != nil {
+		// CIBA Core §4; RFC 9396 §10.
+		md.BackchannelAuthenticationEndpoint = s.endpoint(PathBackchannel)
+		md.BackchannelTokenDeliveryModesSupported = []string{oauth.DeliveryPoll, oauth.DeliveryPing}
+		md.BackchannelUserCodeParameterSupported = new(bool)
+		md.AuthorizationDetailsTypesSupported = slices.Clone(s.ciba.types)
+		grants = append(grants, oauth.GrantCIBA)
 	}
 	md.GrantTypesSupported = grants
 	if s.cfg.AllowDynamicRegistration {

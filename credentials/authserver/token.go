@@ -56,6 +56,10 @@ func (s *Server) token(r *http.Request) (*oauth.TokenResponse, error) {
 	switch grant {
 	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials,
 		oauth.GrantTokenExchange, oauth.GrantJWTBearer:
+	case oauth.GrantCIBA:
+		if s.ciba == nil {
+			return nil, oauth.Errorf(oauth.CodeUnsupportedGrantType, "grant type %q is not supported", grant)
+		}
 	default:
 		return nil, oauth.Errorf(oauth.CodeUnsupportedGrantType, "grant type %q is not supported", truncate(grant, 80))
 	}
@@ -63,7 +67,7 @@ func (s *Server) token(r *http.Request) (*oauth.TokenResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !c.allowsGrant(grant) {
+	if grant == oauth.GrantCIBA && !s.cibaAllowed(c.client) || grant != oauth.GrantCIBA && !c.allowsGrant(grant) {
 		return nil, oauth.Errorf(oauth.CodeUnauthorizedClient, "the client may not use %s", grant)
 	}
 	req := &tokenRequest{r: r, form: f, client: c}
@@ -79,6 +83,8 @@ func (s *Server) token(r *http.Request) (*oauth.TokenResponse, error) {
 		return s.grantJWTBearer(ctx, req)
 	case oauth.GrantAuthorizationCode:
 		return s.grantAuthorizationCode(ctx, req)
+	case oauth.GrantCIBA:
+		return s.grantCIBA(ctx, req)
 	default:
 		return s.grantRefreshToken(ctx, req)
 	}
@@ -262,6 +268,10 @@ type accessGrant struct {
 	// either revokes this token too (see lineage.go).
 	Family string
 	Parent string
+	// ApprovalID is set for a token issued on a CIBA approval.
+	ApprovalID string
+	// NotAfter, when set, caps the token's expiry.
+	NotAfter time.Time
 }
 
 // respond issues an access token for g, bound to the request's DPoP key
@@ -299,6 +309,9 @@ type issuedToken struct {
 func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g accessGrant) (issuedToken, error) {
 	now := s.now().UTC().Truncate(time.Second)
 	exp := now.Add(s.cfg.AccessTokenTTL)
+	if !g.NotAfter.IsZero() && g.NotAfter.Before(exp) {
+		exp = g.NotAfter.UTC().Truncate(time.Second)
+	}
 	jti, err := randomToken(16)
 	if err != nil {
 		return issuedToken{}, err
@@ -351,7 +364,7 @@ func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g acce
 		if req != nil {
 			grant, _ = req.form.Get("grant_type")
 		}
-		if err := s.cfg.OnIssue(ctx, Issued{Claims: claims, GrantType: grant}); err != nil {
+		if err := s.cfg.OnIssue(ctx, Issued{Claims: claims, GrantType: grant, ApprovalID: g.ApprovalID}); err != nil {
 			return issuedToken{}, fmt.Errorf("authserver: record the issued token: %w", err)
 		}
 	}
@@ -365,6 +378,10 @@ type Issued struct {
 	// GrantType is the grant_type of the token request ("" when the token
 	// was not issued at the token endpoint).
 	GrantType string
+	// ApprovalID names the CIBA request the token was issued on
+	// ([ApprovalID] of its auth_req_id), linking the token to the user's
+	// approval in an audit log; "" for other grants.
+	ApprovalID string
 }
 
 // VerifyAccessToken checks a JWT access token this server issued (RFC

@@ -779,6 +779,11 @@ func TestIssueTxnToken(t *testing.T) {
 			!slices.Equal(chainOf(t, nc), []string{hostID, researchID.String()}) {
 			t.Errorf("replacement %+v rctx %s", nc, nc.RequestContext)
 		}
+		// In process, a replacement that names no scope keeps its token's.
+		_, kc, err := e.srv.IssueTxnToken(e.ctx, TxnTokenRequest{RequestingWorkload: researchID.String(), SubjectToken: old})
+		if err != nil || kc.Scope != "notes:read notes:write" || kc.Txn != oc.Txn {
+			t.Errorf("replacement without a scope: %+v, %v", kc, err)
+		}
 	})
 
 	t.Run("replacing an operator's token", func(t *testing.T) {
@@ -891,16 +896,36 @@ func TestIssueTxnToken(t *testing.T) {
 	})
 }
 
+// BenchmarkIssueTxnToken measures the Txn-Tokens the host mints in
+// process: a new transaction it vouches for (a task begun by the
+// operator), one on the caller's access token (a hosted MCP server's
+// tools/call), and a replacement binding one call (each tool call of a
+// task).
 func BenchmarkIssueTxnToken(b *testing.B) {
 	e := newTestEnv(b)
 	details, _ := txntoken.CallContext("payments/transfer", json.RawMessage(`{"payee":"bob","amount":3}`), map[string]any{"amount": 3})
-	req := TxnTokenRequest{Subject: "alice", Scope: []string{"payments:transfer"}, RequestingWorkload: hostID, RequestDetails: details}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, err := e.srv.IssueTxnToken(e.ctx, req); err != nil {
-			b.Fatal(err)
+	run := func(b *testing.B, req TxnTokenRequest) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := e.srv.IssueTxnToken(e.ctx, req); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
+	b.Run("operator", func(b *testing.B) {
+		run(b, TxnTokenRequest{Subject: "alice", Scope: []string{"payments:transfer"}, RequestingWorkload: hostID, RequestDetails: details})
+	})
+	b.Run("access-token", func(b *testing.B) {
+		at := e.userToken(researchID.String(), "notes:read", "notes:write")
+		run(b, TxnTokenRequest{SubjectToken: at, Scope: []string{"notes:read"}, RequestingWorkload: hostID, RequestDetails: details})
+	})
+	b.Run("replacement", func(b *testing.B) {
+		task, _, err := e.srv.IssueTxnToken(e.ctx, TxnTokenRequest{Subject: "alice", Scope: []string{"tasks:run"}, RequestingWorkload: hostID})
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, TxnTokenRequest{SubjectToken: task, RequestingWorkload: researchID.String(), RequestDetails: details})
+	})
 }
 
 // BenchmarkIssueTxnTokenHTTP measures a Txn-Token request over HTTP,
@@ -917,5 +942,41 @@ func BenchmarkIssueTxnTokenHTTP(b *testing.B) {
 		if status, body, _ := e.post(PathToken, f, nil); status != http.StatusOK {
 			b.Fatalf("%d %v", status, body)
 		}
+	}
+}
+
+// TestIssueTxnTokenRemembersSubjects: a subject token IssueTxnToken has
+// verified is not verified again while it is valid, yet an access token
+// revoked since is refused, and an expired one, Txn-Token or access token,
+// is refused.
+func TestIssueTxnTokenRemembersSubjects(t *testing.T) {
+	e := newTestEnv(t)
+	at := e.userToken(researchID.String(), "notes:read")
+	task, _, err := e.srv.IssueTxnToken(e.ctx, TxnTokenRequest{Subject: "alice", Scope: []string{"notes:read"}, RequestingWorkload: hostID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // verified, then remembered
+		if _, c, err := e.srv.IssueTxnToken(e.ctx, TxnTokenRequest{SubjectToken: task, RequestingWorkload: researchID.String()}); err != nil || c.Scope != "notes:read" {
+			t.Fatalf("replacement: %+v, %v", c, err)
+		}
+		if _, c, err := e.srv.IssueTxnToken(e.ctx, TxnTokenRequest{SubjectToken: at, Scope: []string{"notes:read"}, RequestingWorkload: hostID}); err != nil || c.Subject != "alice" {
+			t.Fatalf("on the access token: %+v, %v", c, err)
+		}
+	}
+	if len(e.srv.txn.cache.m) != 2 {
+		t.Fatalf("%d subject tokens remembered, want 2", len(e.srv.txn.cache.m))
+	}
+	if err := e.srv.RevokeSubject(e.ctx, "alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = e.srv.IssueTxnToken(e.ctx, TxnTokenRequest{SubjectToken: at, Scope: []string{"notes:read"}, RequestingWorkload: hostID})
+	if oauth.AsError(err).Code != oauth.CodeInvalidRequest || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a remembered access token revoked since: %v", err)
+	}
+	e.clock.Advance(DefaultTxnTokenTTL)
+	_, _, err = e.srv.IssueTxnToken(e.ctx, TxnTokenRequest{SubjectToken: task, RequestingWorkload: researchID.String()})
+	if oauth.AsError(err).Code != oauth.CodeInvalidRequest || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("a remembered Txn-Token expired since: %v", err)
 	}
 }

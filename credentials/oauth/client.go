@@ -28,7 +28,11 @@ type ClientConfig struct {
 	// Assertion authenticates the client (and, in token exchange, is the
 	// actor token). Required.
 	Assertion AssertionSource
-	// AssertionType is the client_assertion_type; default jwt-spiffe.
+	// AssertionType is the client_assertion_type. Empty means by the
+	// server's metadata: jwt-spiffe (OAuth SPIFFE client authentication)
+	// unless the server lists private_key_jwt and not spiffe_jwt among its
+	// token_endpoint_auth_methods_supported, then jwt-bearer (RFC 7523
+	// §2.2) with the same assertion.
 	AssertionType string
 	// DPoPKey, when set, binds tokens to this key where the server
 	// advertises DPoP.
@@ -55,6 +59,14 @@ type TokenRequest struct {
 	// otherwise client_credentials.
 	SubjectToken     string
 	SubjectTokenType string
+	// SubjectTokenSource, when set, also asks for a token exchange, with
+	// the subject token it returns when a token has to be acquired (not
+	// when one is cached). SubjectKey then stands for the subject in the
+	// cache: a value that stays the same for as long as the source would
+	// give an equivalent token (a hash of the user's token and the
+	// delegation chain, never a token). SubjectToken must be empty.
+	SubjectTokenSource func(ctx context.Context) (string, error)
+	SubjectKey         string
 	// Subject is who SubjectToken names (its sub), so that
 	// [Client.ForgetSubject] can drop that user's tokens. It is not sent.
 	Subject string
@@ -101,9 +113,6 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.ClientID == "" || cfg.Assertion == nil {
 		return nil, errors.New("oauth: client needs a ClientID and an Assertion source")
 	}
-	if cfg.AssertionType == "" {
-		cfg.AssertionType = AssertionJWTSPIFFE
-	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -117,19 +126,37 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return &Client{cfg: cfg, cache: map[string]cached{}, inflight: map[string]*call{}, forgotten: map[string]uint64{}}, nil
 }
 
+// exchange reports whether req asks for a token exchange.
+func (req TokenRequest) exchange() bool {
+	return req.SubjectToken != "" || req.SubjectTokenSource != nil
+}
+
 func cacheKey(req TokenRequest) string {
 	scopes := slices.Clone(req.Scopes)
 	slices.Sort(scopes)
-	// The subject token itself is the key's subject part: a different
-	// token (another user, or a refreshed one) is another entry.
-	return strings.Join([]string{req.Server.Issuer, req.Resource, strings.Join(scopes, " "), req.SubjectToken}, "\x00")
+	// The subject token itself (or the key standing for the subject
+	// token a source gives) is the key's subject part: a different token
+	// (another user, or a refreshed one) is another entry. The two kinds
+	// never meet: a source's key is marked.
+	subject := req.SubjectToken
+	if req.SubjectTokenSource != nil {
+		subject = "source:" + req.SubjectKey
+	}
+	return strings.Join([]string{req.Server.Issuer, req.Resource, strings.Join(scopes, " "), subject}, "\x00")
 }
+
+// maxCached is the number of cached tokens above which expired ones are
+// swept out before another is added.
+const maxCached = 1024
 
 // Token returns a cached token with more than ExpiryMargin left, or
 // acquires one; concurrent callers for the same key share one request.
 func (c *Client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	if req.Server == nil || req.Server.TokenEndpoint == "" {
 		return nil, errors.New("oauth: token request without server metadata")
+	}
+	if req.SubjectTokenSource != nil && (req.SubjectToken != "" || req.SubjectKey == "") {
+		return nil, errors.New("oauth: a subject token source needs a SubjectKey and no SubjectToken")
 	}
 	key := cacheKey(req)
 	c.mu.Lock()
@@ -155,6 +182,9 @@ func (c *Client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	c.mu.Lock()
 	delete(c.inflight, key)
 	if cl.err == nil && (req.Subject == "" || c.forgotten[req.Subject] <= began) {
+		if len(c.cache) >= maxCached {
+			c.sweep()
+		}
 		c.cache[key] = cached{tok: cl.tok, subject: req.Subject}
 	}
 	if len(c.inflight) == 0 {
@@ -164,6 +194,18 @@ func (c *Client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	c.mu.Unlock()
 	close(cl.done)
 	return cl.tok, cl.err
+}
+
+// sweep drops the cached tokens too close to expiry to be handed out
+// (subject tokens change, so their entries would otherwise pile up).
+// c.mu is held.
+func (c *Client) sweep() {
+	limit := c.cfg.Now().Add(c.cfg.ExpiryMargin)
+	for k, e := range c.cache {
+		if !limit.Before(e.tok.ExpiresAt) {
+			delete(c.cache, k)
+		}
+	}
 }
 
 // Forget drops a cached token (after the resource refused it).
@@ -193,13 +235,23 @@ func (c *Client) ForgetSubject(subject string) int {
 
 func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) {
 	md := req.Server
+	subject := req.SubjectToken
+	if req.SubjectTokenSource != nil {
+		var err error
+		if subject, err = req.SubjectTokenSource(ctx); err != nil {
+			return nil, fmt.Errorf("oauth: subject token: %w", err)
+		}
+		if subject == "" {
+			return nil, errors.New("oauth: subject token: the source gave none")
+		}
+	}
 	assertion, err := c.cfg.Assertion(ctx, md.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("oauth: client assertion: %w", err)
 	}
 	form := url.Values{
 		"client_id":             {c.cfg.ClientID},
-		"client_assertion_type": {c.cfg.AssertionType},
+		"client_assertion_type": {c.assertionType(md)},
 		"client_assertion":      {assertion},
 	}
 	if req.Resource != "" {
@@ -208,7 +260,7 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 	if len(req.Scopes) > 0 {
 		form.Set("scope", FormatScope(req.Scopes))
 	}
-	if req.SubjectToken != "" {
+	if req.exchange() {
 		actor, err := c.cfg.Assertion(ctx, md.Issuer)
 		if err != nil {
 			return nil, fmt.Errorf("oauth: actor token: %w", err)
@@ -218,7 +270,7 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 			typ = TokenTypeAccessToken
 		}
 		form.Set("grant_type", GrantTokenExchange)
-		form.Set("subject_token", req.SubjectToken)
+		form.Set("subject_token", subject)
 		form.Set("subject_token_type", typ)
 		form.Set("actor_token", actor)
 		form.Set("actor_token_type", TokenTypeJWT)
@@ -264,6 +316,18 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 		}
 		return &Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, ExpiresAt: exp, Scopes: scopes}, nil
 	}
+}
+
+// assertionType is the client_assertion_type to send to the server md.
+func (c *Client) assertionType(md *ServerMetadata) string {
+	if c.cfg.AssertionType != "" {
+		return c.cfg.AssertionType
+	}
+	methods := md.TokenEndpointAuthMethodsSupported
+	if slices.Contains(methods, AuthPrivateKeyJWT) && !slices.Contains(methods, AuthSPIFFEJWT) {
+		return AssertionJWTBearer
+	}
+	return AssertionJWTSPIFFE
 }
 
 func (c *Client) refreshAssertions(ctx context.Context, form url.Values, issuer string) error {

@@ -219,3 +219,44 @@ func TestClientForgetSubject(t *testing.T) {
 		t.Fatalf("alice's token after ForgetSubject: %v, %d requests (want %d)", err, e.requests.Load(), before+1)
 	}
 }
+
+// TestAssertionTypeByMetadata: without a configured client_assertion_type
+// the client sends jwt-spiffe, unless the server lists private_key_jwt and
+// not spiffe_jwt (then jwt-bearer, RFC 7523); a configured one is always
+// sent.
+func TestAssertionTypeByMetadata(t *testing.T) {
+	var got atomic.Value
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		got.Store(r.PostForm.Get("client_assertion_type"))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"t","token_type":"Bearer","expires_in":60}`))
+	}))
+	defer ts.Close()
+	for _, tt := range []struct {
+		name       string
+		configured string
+		methods    []string
+		want       string
+	}{
+		{"SPIFFE server", "", []string{oauth.AuthPrivateKeyJWT, oauth.AuthSPIFFEJWT}, oauth.AssertionJWTSPIFFE},
+		{"no methods listed", "", nil, oauth.AssertionJWTSPIFFE},
+		{"private_key_jwt only", "", []string{oauth.AuthClientSecretBasic, oauth.AuthPrivateKeyJWT}, oauth.AssertionJWTBearer},
+		{"configured", oauth.AssertionJWTSPIFFE, []string{oauth.AuthPrivateKeyJWT}, oauth.AssertionJWTSPIFFE},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := oauth.NewClient(oauth.ClientConfig{ClientID: "spiffe://example.org/agent/research", AssertionType: tt.configured,
+				Assertion: func(context.Context, string) (string, error) { return "assertion", nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			md := &oauth.ServerMetadata{Issuer: ts.URL, TokenEndpoint: ts.URL, TokenEndpointAuthMethodsSupported: tt.methods}
+			if _, err := c.Token(context.Background(), oauth.TokenRequest{Server: md, Resource: notes}); err != nil {
+				t.Fatal(err)
+			}
+			if got.Load() != tt.want {
+				t.Fatalf("client_assertion_type %v, want %s", got.Load(), tt.want)
+			}
+		})
+	}
+}

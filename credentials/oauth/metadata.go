@@ -33,6 +33,12 @@ type ServerMetadata struct {
 	// Client ID Metadata Documents.
 	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
 
+	// OpenID CIBA Core 1.0 §4. BackchannelUserCodeParameterSupported is a
+	// pointer so that false can be stated (its default is false).
+	BackchannelAuthenticationEndpoint      string   `json:"backchannel_authentication_endpoint,omitempty"`
+	BackchannelTokenDeliveryModesSupported []string `json:"backchannel_token_delivery_modes_supported,omitempty"`
+	BackchannelUserCodeParameterSupported  *bool    `json:"backchannel_user_code_parameter_supported,omitempty"`
+
 	// OpenID Connect Discovery 1.0 §3.
 	UserinfoEndpoint                 string   `json:"userinfo_endpoint,omitempty"`
 	SubjectTypesSupported            []string `json:"subject_types_supported,omitempty"`

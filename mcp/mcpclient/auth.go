@@ -67,16 +67,24 @@ func parseChallengeInfo(headers []string) (challengeInfo, error) {
 // adds the access token to requests for the endpoint and runs the 401 /
 // 403 flows.
 type authTransport struct {
-	c       *Client
-	subject string
-	name    string
-	base    http.RoundTripper
+	c    *Client
+	base http.RoundTripper
 
 	mu sync.Mutex
+	// subject is whom the session's calls are made for (its Source is
+	// replaced by each call's; see Client.session).
+	subject Subject
 	// extra are the scopes a step-up added for this subject.
 	extra []string
 	// nonce is the server's last DPoP-Nonce.
 	nonce string
+}
+
+// setSubject replaces the session's subject with sub, of the same key.
+func (t *authTransport) setSubject(sub Subject) {
+	t.mu.Lock()
+	t.subject = sub
+	t.mu.Unlock()
 }
 
 // sameEndpoint reports whether u addresses the configured endpoint
@@ -199,10 +207,16 @@ func (t *authTransport) token(ctx context.Context, scopes []string) (*oauth.Toke
 		scopes = union(base, t.extra)
 		t.mu.Unlock()
 	}
-	treq := oauth.TokenRequest{Server: server, Resource: t.c.cfg.URL, Scopes: scopes, SubjectToken: t.subject, Subject: t.name}
+	t.mu.Lock()
+	sub := t.subject
+	t.mu.Unlock()
+	treq := oauth.TokenRequest{Server: server, Resource: t.c.cfg.URL, Scopes: scopes, SubjectToken: sub.Token,
+		SubjectTokenSource: sub.Source, SubjectKey: sub.Key, Subject: sub.Name}
 	tok, err := t.c.cfg.Tokens.Token(ctx, treq)
 	if err != nil {
-		return nil, treq, fmt.Errorf("%w: from %s: %w", ErrToken, server.Issuer, err)
+		// Refused or failed: the call fails. A delegated call is never
+		// made on the client's own authority instead.
+		return nil, treq, &TokenError{Resource: t.c.cfg.URL, Issuer: server.Issuer, Exchange: sub.delegated(), Err: err}
 	}
 	if isDPoP(tok) && t.c.cfg.DPoPKey == nil {
 		return nil, treq, fmt.Errorf("%w: from %s: a DPoP-bound token, but no DPoPKey is configured", ErrToken, server.Issuer)

@@ -51,6 +51,28 @@ var (
 	ErrClosed = errors.New("mcpclient: client closed")
 )
 
+// TokenError is an access token the client could not acquire: for the
+// endpoint Resource, at the authorization server Issuer, by token exchange
+// (a delegated [Subject]) or client_credentials. Err is why: an
+// *oauth.Error when the server refused. It wraps [ErrToken] and Err.
+type TokenError struct {
+	Resource string
+	Issuer   string
+	Exchange bool
+	Err      error
+}
+
+func (e *TokenError) Error() string {
+	grant := "client_credentials"
+	if e.Exchange {
+		grant = "token exchange (RFC 8693)"
+	}
+	return fmt.Sprintf("%v: %s for %s at the authorization server %s: %v", ErrToken, grant, e.Resource, e.Issuer, e.Err)
+}
+
+// Unwrap returns ErrToken and the cause.
+func (e *TokenError) Unwrap() []error { return []error{ErrToken, e.Err} }
+
 // Config configures a [Client].
 type Config struct {
 	// URL is the MCP endpoint (Streamable HTTP); it is also the RFC 8707
@@ -119,14 +141,35 @@ type Client struct {
 }
 
 // Subject is whom a call is made for. The zero Subject is the client's
-// own authority.
+// own authority (client_credentials); any other is delegated: the client
+// exchanges the subject's token for a token to the server (RFC 8693), and
+// never falls back to its own authority when that is refused.
 type Subject struct {
-	// Token is the access token of the user the caller acts for; the
-	// client exchanges it for a token to the server (RFC 8693).
+	// Token is the access token of the user the caller acts for, sent as
+	// the subject_token.
 	Token string
-	// Name is who Token names (its verified sub), so that
+	// Source, set instead of Token, gives the subject_token when a token
+	// has to be acquired (not when one is cached): a token minted for the
+	// exchange, such as the host's token for a delegation chain. Key
+	// stands for it in the client's caches and sessions: it must differ
+	// whenever Source would give a token for another user or chain (a
+	// hash, never a token). Key is required with Source.
+	Source func(ctx context.Context) (string, error)
+	Key    string
+	// Name is who the subject token names (its verified sub), so that
 	// [Client.ForgetSubject] can drop that user's sessions and tokens.
 	Name string
+}
+
+// delegated reports whether calls for s are made by token exchange.
+func (s Subject) delegated() bool { return s.Token != "" || s.Source != nil }
+
+// sessionKey is what s's session and tokens are kept by.
+func (s Subject) sessionKey() string {
+	if s.Source != nil {
+		return "key:" + s.Key
+	}
+	return s.Token
 }
 
 // session is the MCP session of one subject.
@@ -181,7 +224,7 @@ func (c *Client) ListTools(ctx context.Context, subject Subject) ([]Tool, error)
 	}
 	tools, err := listTools(ctx, mc)
 	if err != nil {
-		c.dropIfTerminated(subject.Token, s, err)
+		c.dropIfTerminated(subject.sessionKey(), s, err)
 	}
 	return tools, err
 }
@@ -217,7 +260,7 @@ func (c *Client) CallTool(ctx context.Context, subject Subject, name string, arg
 	}
 	res, err := callTool(ctx, mc, req)
 	if err != nil {
-		c.dropIfTerminated(subject.Token, s, err)
+		c.dropIfTerminated(subject.sessionKey(), s, err)
 	}
 	return res, err
 }
@@ -289,7 +332,10 @@ func (c *Client) Close() error {
 // session returns subject's initialized MCP session, starting one when
 // there is none.
 func (c *Client) session(ctx context.Context, sub Subject) (*session, *mcpgoclient.Client, error) {
-	subject := sub.Token
+	if sub.Source != nil && (sub.Key == "" || sub.Token != "") {
+		return nil, nil, errors.New("mcpclient: a subject with a Source needs a Key and no Token")
+	}
+	subject := sub.sessionKey()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -308,11 +354,16 @@ func (c *Client) session(ctx context.Context, sub Subject) (*session, *mcpgoclie
 		return nil, nil, fmt.Errorf("mcpclient: session: %w", ctx.Err())
 	}
 	defer func() { <-s.lock }()
+	if s.auth == nil {
+		s.auth = &authTransport{c: c, subject: sub, base: c.base.Transport}
+	} else {
+		// The same key, a Source of this call's: the session's tokens are
+		// acquired with the latest one (an earlier caller's may no longer
+		// be able to give a token).
+		s.auth.setSubject(sub)
+	}
 	if s.mc != nil {
 		return s, s.mc, nil
-	}
-	if s.auth == nil {
-		s.auth = &authTransport{c: c, subject: subject, name: sub.Name, base: c.base.Transport}
 	}
 	hc := *c.base
 	hc.Transport = s.auth
@@ -348,6 +399,32 @@ func (c *Client) initialize(ctx context.Context, hc *http.Client) (*mcpgoclient.
 		return nil, fmt.Errorf("%w: initialize: %w", ErrProtocol, err)
 	}
 	return mc, nil
+}
+
+// EndSessions ends the sessions of the subjects with a Source whose Key
+// starts with keyPrefix (the task that needed them has ended), and returns
+// how many it ended. Their tokens stay cached: a later call for the same
+// key starts a new session with them.
+func (c *Client) EndSessions(keyPrefix string) int {
+	prefix := "key:" + keyPrefix
+	c.mu.Lock()
+	var ended []*session
+	for k, s := range c.sessions {
+		if strings.HasPrefix(k, prefix) {
+			delete(c.sessions, k)
+			ended = append(ended, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range ended {
+		s.lock <- struct{}{}
+		if s.mc != nil {
+			_ = s.mc.Close()
+			s.mc = nil
+		}
+		<-s.lock
+	}
+	return len(ended)
 }
 
 // ForgetSubject ends the sessions of the user name and drops the tokens

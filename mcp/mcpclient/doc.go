@@ -9,9 +9,21 @@
 // names the endpoint, authorization server metadata discovery (RFC 8414 /
 // OpenID Connect) of its first authorization server, and a token for the
 // endpoint as RFC 8707 resource with the challenge's scope (else the
-// metadata's scopes_supported). Calls made for a user pass that user's
-// access token as the subject of a token exchange (RFC 8693), so the
-// server sees the user as sub and the host's agent as act.
+// metadata's scopes_supported). Calls made for a user ([Subject]) get
+// their token by token exchange (RFC 8693) at that authorization server:
+// subject_token = the user's token ([Subject.Token], or the one
+// [Subject.Source] gives: the host's token for the delegation chain), of
+// type access_token; actor_token = the client's own assertion (the
+// agent's JWT-SVID, addressed to that server alone), of type jwt, which
+// also authenticates the client; resource = the endpoint. The server sees
+// the user as sub and the agent as act, nested through the agents the
+// subject token already names. A refused exchange fails the call with
+// [ErrToken], naming the endpoint, the authorization server and the OAuth
+// error; the client never falls back to its own authority
+// (client_credentials) for a delegated subject. Exchanged tokens are
+// cached per (authorization server, endpoint, scopes, subject) until
+// shortly before they expire, the subject being [Subject.Key] for a
+// source, so the source is asked only when a token must be acquired.
 //
 // A 401 for a token is answered by forgetting it and acquiring one once
 // more; a 403 insufficient_scope by one step-up to the union of the

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -70,6 +71,7 @@ type env struct {
 	prmHandler http.Handler
 
 	tokenRequests atomic.Int32 // at the AS token endpoint
+	ownAuthority  atomic.Int32 // client_credentials requests among them
 	mcpRequests   atomic.Int32 // at the MCP endpoint
 	unauthorized  atomic.Int32 // 401s sent by the MCP endpoint
 	forbidden     atomic.Int32 // 403s sent by the MCP endpoint
@@ -114,6 +116,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 	asSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == authserver.PathToken {
 			e.tokenRequests.Add(1)
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if f, err := url.ParseQuery(string(body)); err == nil && f.Get("grant_type") == oauth.GrantClientCredentials {
+				e.ownAuthority.Add(1)
+			}
 		}
 		asHandler.ServeHTTP(w, r)
 	}))

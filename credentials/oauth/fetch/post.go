@@ -1,0 +1,86 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+)
+
+// Post sends body with POST to rawURL, with contentType and the extra
+// header fields in header (an Authorization header, say), and returns the
+// 2xx response with its body (at most the configured MaxBytes, which may
+// be empty). It is for notifications the server sends to an endpoint a
+// client registered, such as a CIBA ping (OpenID CIBA Core §10.2).
+//
+// The URL rules and address checks are those of [Fetcher.Get], and the
+// whole exchange must finish within the timeout; but no redirect is ever
+// followed, even within the origin: a redirected POST would send the body
+// and its credentials on to a target the client did not register. A
+// redirect answer wraps [ErrRedirect].
+func (f *Fetcher) Post(ctx context.Context, rawURL, contentType string, header http.Header, body []byte) (*Response, error) {
+	u, err := f.checkURL(rawURL)
+	if err != nil {
+		f.refused(ctx, rawURL, err)
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(context.WithValue(ctx, redirectLimitKey{}, 0), f.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
+	}
+	for name, values := range header {
+		for _, v := range values {
+			req.Header.Add(name, v)
+		}
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := f.client.Do(req)
+	if err != nil {
+		err = f.postFailure(ctx, cctx, u, err)
+		f.refused(ctx, rawURL, err)
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, maxExcerpt))
+		err := &StatusError{Code: resp.StatusCode, Excerpt: excerpt(head)}
+		f.refused(ctx, rawURL, err)
+		return nil, err
+	}
+	out, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBytes+1))
+	if err != nil {
+		err = f.postFailure(ctx, cctx, u, err)
+		f.refused(ctx, rawURL, err)
+		return nil, err
+	}
+	if int64(len(out)) > f.maxBytes {
+		err := fmt.Errorf("%w: body exceeds %d bytes", ErrTooLarge, f.maxBytes)
+		f.refused(ctx, rawURL, err)
+		return nil, err
+	}
+	return &Response{URL: u.String(), Status: resp.StatusCode, Header: resp.Header, Body: out}, nil
+}
+
+// postFailure is failure for a POST.
+func (f *Fetcher) postFailure(parent, ctx context.Context, u *url.URL, err error) error {
+	inner := unwrapURLError(err)
+	var ae *addrError
+	switch {
+	case errors.Is(inner, ErrRedirect):
+		return inner
+	case errors.As(inner, &ae):
+		return fmt.Errorf("%w: %s connects to %s", ErrPrivateAddress, u.Redacted(), ae.addr)
+	case errors.Is(parent.Err(), context.Canceled):
+		return fmt.Errorf("fetch: POST %s: %w", u.Redacted(), context.Canceled)
+	case ctx.Err() != nil || errors.Is(inner, context.DeadlineExceeded):
+		return fmt.Errorf("%w: POST %s: no complete response in time: %w",
+			ErrTimeout, u.Redacted(), context.DeadlineExceeded)
+	default:
+		return fmt.Errorf("fetch: POST %s: %w", u.Redacted(), inner)
+	}
+}
