@@ -22,7 +22,12 @@
 // [LaunchTools] starts a tool plugin the same way. A tool plugin gets no
 // Host service: it answers the ToolProvider service's ListTools and
 // CallTool, and is asked for its tools at launch, so a binary of the wrong
-// kind is refused there.
+// kind is refused there. [ToolPlugin.CallTool] passes the call's
+// Transaction Token, which the plugin checks with the keys
+// [Config.TxnKeys] gives ([TxnKeys]: the authorization server's JWK Set and
+// the trust domain); they are sent with ListTools, and again before the
+// first call after they change (the keys rotated, or the host had none
+// when the plugin started). A call the plugin refuses wraps [ErrRefused].
 //
 // [Config.Sandbox] chooses the level and limits; [Plugin.Sandbox] reports
 // the protections in force. The plugin's stderr goes to the host's log with

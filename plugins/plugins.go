@@ -84,6 +84,11 @@ type Config struct {
 	// Logger receives the plugin's stderr and go-plugin's own log; nil is
 	// silent.
 	Logger *slog.Logger
+	// TxnKeys, for a tool plugin, returns what the plugin checks the
+	// Transaction Tokens of its calls with (see [TxnKeys]); it is asked at
+	// every call, and a change is sent to the plugin before the call. Nil,
+	// or a zero TxnKeys, sends none: the plugin then refuses every call.
+	TxnKeys func() TxnKeys
 }
 
 // Plugin is a launched agent plugin.

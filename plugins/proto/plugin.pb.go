@@ -7,6 +7,22 @@
 // calling from the connection the call arrives on, never from a field the
 // plugin sets. No message the host sends to a plugin carries a credential.
 //
+// A tool plugin receives, with each call, a Transaction Token
+// (draft-ietf-oauth-transaction-tokens; CallProvidedToolRequest.txn_token):
+// a short-lived JWT (typ txntoken+jwt) the host's Transaction Token Service
+// signed for this one call, naming the transaction (txn), the user it is
+// for (sub), the requesting workload (req_wl) and, in tctx, the tool and
+// the SHA-256 of the call's arguments. It is not a credential: it
+// authenticates no one and is not an access token (a resource server
+// refuses it by its typ; SPECS.md §6.5), it opens nothing the plugin could
+// not reach anyway, and it is good for one call in the trust domain for a
+// minute or less. It reaches the plugin so that the plugin need not trust
+// the host's word about the call: it verifies the signature with the keys
+// the host sent at ListTools (ListProvidedToolsRequest.txn_token_jwks, the
+// authorization server's public keys), the audience (its trust domain) and
+// the expiry, and that the arguments in hand are the ones the token was
+// issued for. Agent plugins never receive one.
+//
 // Compatibility: fields are only ever added. A field number is never reused
 // or renumbered; a breaking change is a new package (agenthost.plugin.v2)
 // and a new ProtocolVersion.
@@ -1733,8 +1749,18 @@ type ListProvidedToolsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The host's ProtocolVersion.
 	ProtocolVersion uint32 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The public keys Transaction Tokens are signed with: the JWK Set (RFC
+	// 7517) its authorization server publishes, as JSON. The host calls
+	// ListTools again with the new set when the keys rotate, before the
+	// first call that needs it. Empty until the host has keys to send.
+	TxnTokenJwks string `protobuf:"bytes,2,opt,name=txn_token_jwks,json=txnTokenJwks,proto3" json:"txn_token_jwks,omitempty"`
+	// The trust domain: the aud every Transaction Token carries.
+	TrustDomain string `protobuf:"bytes,3,opt,name=trust_domain,json=trustDomain,proto3" json:"trust_domain,omitempty"`
+	// The name the host serves the plugin under: its tools are
+	// "<plugin_name>/<tool>", the name a token's tctx.tool holds.
+	PluginName    string `protobuf:"bytes,4,opt,name=plugin_name,json=pluginName,proto3" json:"plugin_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListProvidedToolsRequest) Reset() {
@@ -1772,6 +1798,27 @@ func (x *ListProvidedToolsRequest) GetProtocolVersion() uint32 {
 		return x.ProtocolVersion
 	}
 	return 0
+}
+
+func (x *ListProvidedToolsRequest) GetTxnTokenJwks() string {
+	if x != nil {
+		return x.TxnTokenJwks
+	}
+	return ""
+}
+
+func (x *ListProvidedToolsRequest) GetTrustDomain() string {
+	if x != nil {
+		return x.TrustDomain
+	}
+	return ""
+}
+
+func (x *ListProvidedToolsRequest) GetPluginName() string {
+	if x != nil {
+		return x.PluginName
+	}
+	return ""
 }
 
 type ListProvidedToolsResponse struct {
@@ -1842,7 +1889,12 @@ type ProvidedTool struct {
 	Definition *ToolDefinition `protobuf:"bytes,1,opt,name=definition,proto3" json:"definition,omitempty"`
 	// read_only says the tool changes nothing; it then needs only the
 	// server's read scope.
-	ReadOnly      bool `protobuf:"varint,2,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	ReadOnly bool `protobuf:"varint,2,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// Business fields the tool acts on (say "amount"): top-level members of
+	// its arguments object that the host writes into the Transaction
+	// Token's tctx beside the arguments' digest, so anyone reading the token
+	// sees them. None may be named "tool" or "args_sha256".
+	TxnFields     []string `protobuf:"bytes,3,rep,name=txn_fields,json=txnFields,proto3" json:"txn_fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1891,8 +1943,17 @@ func (x *ProvidedTool) GetReadOnly() bool {
 	return false
 }
 
-// ToolCaller is who a tool call is made for, as the host verified it. It
-// holds no credential.
+func (x *ProvidedTool) GetTxnFields() []string {
+	if x != nil {
+		return x.TxnFields
+	}
+	return nil
+}
+
+// ToolCaller is who a tool call is made for, as the host said it, unsigned.
+// It holds no credential. Deprecated: the host no longer sends it; the
+// caller is in the claims of CallProvidedToolRequest.txn_token, which the
+// plugin verifies.
 type ToolCaller struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The hosted agent making the call, empty for an MCP client.
@@ -1985,9 +2046,17 @@ func (x *ToolCaller) GetChain() []string {
 type CallProvidedToolRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The tool's name as the plugin listed it.
-	Tool          string      `protobuf:"bytes,1,opt,name=tool,proto3" json:"tool,omitempty"`
-	ArgumentsJson string      `protobuf:"bytes,2,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
-	Caller        *ToolCaller `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
+	Tool          string `protobuf:"bytes,1,opt,name=tool,proto3" json:"tool,omitempty"`
+	ArgumentsJson string `protobuf:"bytes,2,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
+	// Deprecated: not sent; see ToolCaller.
+	Caller *ToolCaller `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
+	// The Transaction Token of this call (compact JWS, typ txntoken+jwt):
+	// its tctx holds "tool" ("<plugin_name>/<tool>"), "args_sha256" (the
+	// hex SHA-256 of the canonical JSON of arguments_json) and the tool's
+	// txn_fields; its rctx holds the caller: "agent", "client_id", "task"
+	// and "chain". A plugin refuses a call whose token does not verify or
+	// does not match the call.
+	TxnToken      string `protobuf:"bytes,4,opt,name=txn_token,json=txnToken,proto3" json:"txn_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2041,6 +2110,13 @@ func (x *CallProvidedToolRequest) GetCaller() *ToolCaller {
 		return x.Caller
 	}
 	return nil
+}
+
+func (x *CallProvidedToolRequest) GetTxnToken() string {
+	if x != nil {
+		return x.TxnToken
+	}
+	return ""
 }
 
 var File_plugin_proto protoreflect.FileDescriptor
@@ -2157,18 +2233,24 @@ const file_plugin_proto_rawDesc = "" +
 	"\vEmitRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x123\n" +
 	"\x05event\x18\x02 \x01(\v2\x1d.agenthost.plugin.v1.RunEventR\x05event\"\x0e\n" +
-	"\fEmitResponse\"E\n" +
+	"\fEmitResponse\"\xaf\x01\n" +
 	"\x18ListProvidedToolsRequest\x12)\n" +
-	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\"\x82\x01\n" +
+	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12$\n" +
+	"\x0etxn_token_jwks\x18\x02 \x01(\tR\ftxnTokenJwks\x12!\n" +
+	"\ftrust_domain\x18\x03 \x01(\tR\vtrustDomain\x12\x1f\n" +
+	"\vplugin_name\x18\x04 \x01(\tR\n" +
+	"pluginName\"\x82\x01\n" +
 	"\x19ListProvidedToolsResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x127\n" +
-	"\x05tools\x18\x03 \x03(\v2!.agenthost.plugin.v1.ProvidedToolR\x05tools\"p\n" +
+	"\x05tools\x18\x03 \x03(\v2!.agenthost.plugin.v1.ProvidedToolR\x05tools\"\x8f\x01\n" +
 	"\fProvidedTool\x12C\n" +
 	"\n" +
 	"definition\x18\x01 \x01(\v2#.agenthost.plugin.v1.ToolDefinitionR\n" +
 	"definition\x12\x1b\n" +
-	"\tread_only\x18\x02 \x01(\bR\breadOnly\"\xa0\x01\n" +
+	"\tread_only\x18\x02 \x01(\bR\breadOnly\x12\x1d\n" +
+	"\n" +
+	"txn_fields\x18\x03 \x03(\tR\ttxnFields\"\xa0\x01\n" +
 	"\n" +
 	"ToolCaller\x12\x14\n" +
 	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x1b\n" +
@@ -2176,11 +2258,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\asubject\x18\x03 \x01(\tR\asubject\x12\x16\n" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12\x17\n" +
 	"\atask_id\x18\x05 \x01(\tR\x06taskId\x12\x14\n" +
-	"\x05chain\x18\x06 \x03(\tR\x05chain\"\x8d\x01\n" +
+	"\x05chain\x18\x06 \x03(\tR\x05chain\"\xaa\x01\n" +
 	"\x17CallProvidedToolRequest\x12\x12\n" +
 	"\x04tool\x18\x01 \x01(\tR\x04tool\x12%\n" +
 	"\x0earguments_json\x18\x02 \x01(\tR\rargumentsJson\x127\n" +
-	"\x06caller\x18\x03 \x01(\v2\x1f.agenthost.plugin.v1.ToolCallerR\x06caller*_\n" +
+	"\x06caller\x18\x03 \x01(\v2\x1f.agenthost.plugin.v1.ToolCallerR\x06caller\x12\x1b\n" +
+	"\ttxn_token\x18\x04 \x01(\tR\btxnToken*_\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_SYSTEM\x10\x01\x12\r\n" +

@@ -7,6 +7,22 @@
 // calling from the connection the call arrives on, never from a field the
 // plugin sets. No message the host sends to a plugin carries a credential.
 //
+// A tool plugin receives, with each call, a Transaction Token
+// (draft-ietf-oauth-transaction-tokens; CallProvidedToolRequest.txn_token):
+// a short-lived JWT (typ txntoken+jwt) the host's Transaction Token Service
+// signed for this one call, naming the transaction (txn), the user it is
+// for (sub), the requesting workload (req_wl) and, in tctx, the tool and
+// the SHA-256 of the call's arguments. It is not a credential: it
+// authenticates no one and is not an access token (a resource server
+// refuses it by its typ; SPECS.md §6.5), it opens nothing the plugin could
+// not reach anyway, and it is good for one call in the trust domain for a
+// minute or less. It reaches the plugin so that the plugin need not trust
+// the host's word about the call: it verifies the signature with the keys
+// the host sent at ListTools (ListProvidedToolsRequest.txn_token_jwks, the
+// authorization server's public keys), the audience (its trust domain) and
+// the expiry, and that the arguments in hand are the ones the token was
+// issued for. Agent plugins never receive one.
+//
 // Compatibility: fields are only ever added. A field number is never reused
 // or renumbered; a breaking change is a new package (agenthost.plugin.v2)
 // and a new ProtocolVersion.
@@ -197,7 +213,7 @@ const (
 // ToolProvider is implemented by a tool plugin: a separate process that
 // offers tools the host serves on its MCP servers and to its agents. The
 // host authorizes every call before making it; the plugin receives the
-// verified caller and never a token.
+// call's Transaction Token (see above), never an access token.
 type ToolProviderClient interface {
 	// ListTools says what the plugin is and which tools it offers.
 	ListTools(ctx context.Context, in *ListProvidedToolsRequest, opts ...grpc.CallOption) (*ListProvidedToolsResponse, error)
@@ -240,7 +256,7 @@ func (c *toolProviderClient) CallTool(ctx context.Context, in *CallProvidedToolR
 // ToolProvider is implemented by a tool plugin: a separate process that
 // offers tools the host serves on its MCP servers and to its agents. The
 // host authorizes every call before making it; the plugin receives the
-// verified caller and never a token.
+// call's Transaction Token (see above), never an access token.
 type ToolProviderServer interface {
 	// ListTools says what the plugin is and which tools it offers.
 	ListTools(context.Context, *ListProvidedToolsRequest) (*ListProvidedToolsResponse, error)

@@ -18,8 +18,16 @@
 //
 // A tool plugin offers tools instead of running tasks: its main function
 // calls [ServeTools] with a [ToolSet]. The host serves the tools on its MCP
-// servers and to its agents, authorizes every call, and passes each
-// handler the verified [Caller], never a token.
+// servers and to its agents and authorizes every call; each call carries
+// a Transaction Token the host's Transaction Token Service signed for it
+// (never an access token), and the SDK checks it before the handler runs
+// ([Caller.VerifyCall]): the signature with the keys the host sent (ES256),
+// typ txntoken+jwt, aud = the trust domain, exp, the required claims, and
+// that its tctx names this tool, the SHA-256 of exactly these arguments
+// ([ArgsDigest]) and the values of the business fields the tool declares
+// ([Tool.TxnFields], say an amount). A call without a valid token for its
+// arguments is refused; the handler gets the [Caller] read from the token,
+// with its verified [TxnClaims]. The check uses the standard library only.
 //
 // Build a plugin static and without gRPC's request tracing, as the
 // project's Makefile builds its examples:

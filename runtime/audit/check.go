@@ -107,7 +107,9 @@ func Check(ctx context.Context, log store.Log, rules Rules) ([]Violation, error)
 	}
 	allowActions := orDefault(rules.AllowActions)
 	tokenActions := orDefault(rules.TokenActions)
-	type callKey struct{ txn, action, resource string }
+	// A call is known by its transaction and task (the tasks of one
+	// transaction share its txn) and what it did.
+	type callKey struct{ txn, task, action, resource string }
 	allowed := make(map[callKey]bool)     // allow decisions seen -> with token reference
 	approved := make(map[string][]string) // txn -> approved resources ("" = any)
 	quarantined := make(map[string]int64) // agent name or id -> quarantine record
@@ -153,7 +155,7 @@ func Check(ctx context.Context, log store.Log, rules Rules) ([]Violation, error)
 				}
 			}
 		}
-		key := callKey{r.Txn, r.Action, r.Resource}
+		key := callKey{r.Txn, r.Task, r.Action, r.Resource}
 		if r.Decision == DecisionAllow && r.Txn != "" {
 			allowed[key] = allowed[key] || hasToken
 		}

@@ -109,50 +109,61 @@ func each(ctx context.Context, log store.Log, fn func(Entry) error) error {
 	}
 }
 
-// TraceNode is one transaction of a trace: its records and the
-// transactions it caused.
+// TraceNode is one task (or, for records of no task, one transaction) of
+// a trace: its records and the tasks and transactions it caused.
 type TraceNode struct {
-	// Txn is the transaction id; for records without one, "task:" and the
-	// task id.
+	// Txn is the transaction id of the node's records; for a task whose
+	// records have none, "task:" and the task id. The tasks of one
+	// transaction (a task and those it delegated) share it.
 	Txn string
 	// Parent is the transaction or task id this one named as its parent
 	// ("" for the root, or when the parent is not in the log).
 	Parent string
-	// Agent and Task are those of the transaction's first record.
+	// Task is the node's task ("" for a transaction's records of no
+	// task) and Agent the agent of its first record.
 	Agent string
 	Task  string
-	// Records of the transaction, in log order.
+	// Records of the node, in log order.
 	Records []Entry
-	// Children are the transactions caused by this one, in the order of
-	// their first record.
+	// Children are the tasks and transactions caused by this one, in the
+	// order of their first record.
 	Children []*TraceNode
 }
 
-// traceGroup is what the first pass learns about one transaction.
+// traceGroup is what the first pass learns about one node: the records of
+// one task, or those of one transaction that name no task.
 type traceGroup struct {
 	key        string
+	task       string
+	txn        string
 	first      int64
 	parentTxn  string
 	parentTask string
 }
 
+// traceKey groups a record: by task when it names one, else by
+// transaction.
 func traceKey(r *Record) string {
 	switch {
-	case r.Txn != "":
-		return r.Txn
 	case r.Task != "":
-		return "task:" + r.Task
+		return "task\x00" + r.Task
+	case r.Txn != "":
+		return "txn\x00" + r.Txn
 	}
 	return ""
 }
 
 // Trace rebuilds the execution chain of the transaction or task id across
-// agents, tools and approvals. Records are grouped by transaction (by task
-// for records without one); a transaction whose records name a parent_txn
-// or parent_task is a child of that transaction. The tree returned is
-// rooted at the topmost ancestor of id found in the log, so the whole chain
-// is shown. It returns an error wrapping [ErrNotFound] if no record has
-// that transaction or task.
+// agents, tools and approvals. Records are grouped by task (by transaction
+// for records of no task); a task whose records name a parent_task is a
+// child of that task, and one naming a parent_txn a child of that
+// transaction. The tasks of one transaction share its txn: the user's
+// request, the agents it reached through delegation and their tool calls.
+// Records of a transaction that name no task (an approval, say) join the
+// transaction's first task. The tree returned is rooted at the topmost
+// ancestor of id found in the log, so the whole chain is shown. It returns
+// an error wrapping [ErrNotFound] if no record has that transaction or
+// task.
 func Trace(ctx context.Context, log store.Log, id string) (*TraceNode, error) {
 	if log == nil {
 		return nil, errors.New("audit: trace: nil log")
@@ -162,7 +173,7 @@ func Trace(ctx context.Context, log store.Log, id string) (*TraceNode, error) {
 	}
 	groups := make(map[string]*traceGroup)
 	var order []*traceGroup
-	taskOwner := make(map[string]string) // task id -> key of its first group
+	txnTasks := make(map[string][]string) // txn -> keys of its tasks, in order
 	err := each(ctx, log, func(e Entry) error {
 		r := &e.Record
 		k := traceKey(r)
@@ -171,54 +182,92 @@ func Trace(ctx context.Context, log store.Log, id string) (*TraceNode, error) {
 		}
 		g := groups[k]
 		if g == nil {
-			g = &traceGroup{key: k, first: e.Index}
+			g = &traceGroup{key: k, task: r.Task, first: e.Index}
 			groups[k] = g
 			order = append(order, g)
 		}
+		if g.txn == "" && r.Txn != "" {
+			g.txn = r.Txn
+			if g.task != "" {
+				txnTasks[r.Txn] = append(txnTasks[r.Txn], k)
+			}
+		}
 		if g.parentTxn == "" && g.parentTask == "" {
 			g.parentTxn, g.parentTask = r.ParentTxn, r.ParentTask
-		}
-		if r.Task != "" {
-			if _, ok := taskOwner[r.Task]; !ok {
-				taskOwner[r.Task] = k
-			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit: trace: %w", err)
 	}
-	parentOf := func(g *traceGroup) string {
-		if g.parentTxn != "" {
-			if _, ok := groups[g.parentTxn]; ok && g.parentTxn != g.key {
-				return g.parentTxn
-			}
-		}
+	// taskParent is a group's parent through parent_task.
+	taskParent := func(g *traceGroup) string {
 		if g.parentTask != "" {
-			if k, ok := taskOwner[g.parentTask]; ok && k != g.key {
-				return k
+			if p, ok := groups["task\x00"+g.parentTask]; ok && p.key != g.key {
+				return p.key
 			}
 		}
 		return ""
 	}
-	start, ok := groups[id]
-	if !ok {
-		if k, found := taskOwner[id]; found {
-			start, ok = groups[k], true
+	// ofTxn is the node that stands for transaction txn: its topmost task
+	// within the transaction, or the group of its records without a task.
+	ofTxn := func(txn string) string {
+		if tasks := txnTasks[txn]; len(tasks) > 0 {
+			k := tasks[0]
+			seen := map[string]bool{k: true}
+			for p := taskParent(groups[k]); p != "" && !seen[p] && groups[p].txn == txn; p = taskParent(groups[p]) {
+				seen[p] = true
+				k = p
+			}
+			return k
 		}
+		if _, ok := groups["txn\x00"+txn]; ok {
+			return "txn\x00" + txn
+		}
+		return ""
 	}
-	if !ok {
+	// node maps a group to the node its records go to: a transaction's
+	// records without a task join the transaction's node.
+	node := func(key string) string {
+		if g := groups[key]; g != nil && g.task == "" {
+			if k := ofTxn(g.txn); k != "" {
+				return k
+			}
+		}
+		return key
+	}
+	parentOf := func(g *traceGroup) string {
+		if p := taskParent(g); p != "" {
+			return p
+		}
+		if g.parentTxn != "" {
+			if p := ofTxn(g.parentTxn); p != "" && p != g.key {
+				return p
+			}
+		}
+		return ""
+	}
+	start := ""
+	if _, ok := groups["task\x00"+id]; ok {
+		start = "task\x00" + id
+	} else {
+		start = ofTxn(id)
+	}
+	if start == "" {
 		return nil, fmt.Errorf("audit: trace %q: %w", id, ErrNotFound)
 	}
 	// Climb to the topmost ancestor, guarding against cycles.
-	seen := map[string]bool{start.key: true}
+	seen := map[string]bool{start: true}
 	root := start
-	for p := parentOf(root); p != "" && !seen[p]; p = parentOf(root) {
+	for p := parentOf(groups[root]); p != "" && !seen[p]; p = parentOf(groups[root]) {
 		seen[p] = true
-		root = groups[p]
+		root = p
 	}
 	children := make(map[string][]string)
 	for _, g := range order {
+		if node(g.key) != g.key {
+			continue // merged into its transaction's node
+		}
 		if p := parentOf(g); p != "" {
 			children[p] = append(children[p], g.key)
 		}
@@ -227,7 +276,10 @@ func Trace(ctx context.Context, log store.Log, id string) (*TraceNode, error) {
 	var build func(key string) *TraceNode
 	build = func(key string) *TraceNode {
 		g := groups[key]
-		n := &TraceNode{Txn: key, Parent: g.parentTxn}
+		n := &TraceNode{Txn: g.txn, Parent: g.parentTxn, Task: g.task}
+		if n.Txn == "" {
+			n.Txn = "task:" + g.task
+		}
 		if n.Parent == "" {
 			n.Parent = g.parentTask
 		}
@@ -239,14 +291,18 @@ func Trace(ctx context.Context, log store.Log, id string) (*TraceNode, error) {
 		}
 		return n
 	}
-	tree := build(root.key)
+	tree := build(root)
 	err = each(ctx, log, func(e Entry) error {
-		n := nodes[traceKey(&e.Record)]
+		k := traceKey(&e.Record)
+		if k == "" {
+			return nil
+		}
+		n := nodes[node(k)]
 		if n == nil {
 			return nil
 		}
-		if len(n.Records) == 0 {
-			n.Agent, n.Task = e.Record.Agent, e.Record.Task
+		if n.Agent == "" && e.Record.Task == n.Task {
+			n.Agent = e.Record.Agent
 		}
 		n.Records = append(n.Records, e)
 		return nil

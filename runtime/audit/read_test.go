@@ -101,6 +101,59 @@ func TestTrace(t *testing.T) {
 	}
 }
 
+// TestTraceSharedTransaction: the tasks of one transaction share its txn
+// (the user's request, the tasks it delegated, their tool calls): tracing
+// the txn or any of its tasks shows them as one tree, a delegated task
+// under the task that delegated it, and a record of the transaction that
+// names no task (an approval) with the transaction's first task.
+func TestTraceSharedTransaction(t *testing.T) {
+	ctx := context.Background()
+	st := newFakeLog()
+	appendAll(t, st, []Record{
+		/* 0 */ {Agent: "assistant", Action: ActionAgentCall, Resource: "payments", Decision: DecisionAllow, Task: "T1", Txn: "txn-1"},
+		/* 1 */ {Agent: "payments", Action: ActionToolCall, Resource: "payments/transfer", Decision: DecisionAllow, Task: "T2", Txn: "txn-1", ParentTask: "T1"},
+		/* 2 */ {Agent: "mcp:bob", Action: "mcp.tools.call", Resource: "clock/now", Decision: DecisionAllow, Txn: "mcp-1"},
+		/* 3 */ {Agent: "alice", Action: ActionApproval, Resource: "payments/transfer", Decision: DecisionAllow, Txn: "txn-1"},
+		/* 4 */ {Agent: "payments", Action: ActionToolCall, Resource: "payments/transfer", Outcome: OutcomeOK, Task: "T2", Txn: "txn-1", ParentTask: "T1"},
+		/* 5 */ {Agent: "research", Action: ActionToolCall, Resource: "clock/now", Decision: DecisionAllow, Task: "T3", Txn: "txn-1", ParentTask: "T2"},
+		/* 6 */ {Agent: "payments", Action: "task.run", Outcome: OutcomeOK, Task: "T2", Txn: "txn-1", ParentTask: "T1"},
+		/* 7 */ {Agent: "assistant", Action: "task.run", Outcome: OutcomeOK, Task: "T1", Txn: "txn-1"},
+	})
+	for _, id := range []string{"txn-1", "T1", "T2", "T3"} {
+		tree, err := Trace(ctx, st, id)
+		if err != nil {
+			t.Fatalf("Trace(%s): %v", id, err)
+		}
+		if tree.Txn != "txn-1" || tree.Task != "T1" || tree.Agent != "assistant" || indexes(tree) != "0,3,7" || len(tree.Children) != 1 {
+			t.Fatalf("Trace(%s) root = %+v", id, tree)
+		}
+		t2 := tree.Children[0]
+		if t2.Txn != "txn-1" || t2.Task != "T2" || t2.Parent != "T1" || indexes(t2) != "1,4,6" || len(t2.Children) != 1 {
+			t.Fatalf("Trace(%s) delegated task = %+v", id, t2)
+		}
+		if t3 := t2.Children[0]; t3.Task != "T3" || t3.Agent != "research" || indexes(t3) != "5" {
+			t.Fatalf("Trace(%s) task delegated by the delegated task = %+v", id, t3)
+		}
+	}
+	if tree, err := Trace(ctx, st, "mcp-1"); err != nil || indexes(tree) != "2" || tree.Task != "" || tree.Agent != "mcp:bob" {
+		t.Fatalf("Trace(mcp-1) = %+v, %v", tree, err)
+	}
+	tree, _ := Trace(ctx, st, "txn-1")
+	var buf bytes.Buffer
+	if err := tree.Format(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"txn txn-1 agent=assistant task=T1\n",
+		"\n    txn txn-1 agent=payments task=T2 parent=T1\n",
+		"\n        txn txn-1 agent=research task=T3 parent=T2\n",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("trace lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
+
 func indexes(n *TraceNode) string {
 	var s []string
 	for _, e := range n.Records {
@@ -235,6 +288,11 @@ func TestCheck(t *testing.T) {
 		/* 18 */ Record{Agent: "y", AgentID: "spiffe://example.org/y", Action: ActionRemediation, Remedy: RemedyQuarantine, Cause: "risk.high"},
 		/* 19 */ Record{AgentID: "spiffe://example.org/y", Action: ActionLLMComplete, Resource: "model", Decision: DecisionAllow, Outcome: OutcomeOK, Txn: "t14"},
 		/* 20 */ Record{Agent: "y", Action: ActionToolCall, Resource: "search", Decision: DecisionDeny, Outcome: OutcomeDenied, Txn: "t15"},
+		// The tasks of one transaction share its txn: one task's allow
+		// decision does not cover another task's call.
+		/* 21 */
+		Record{Agent: "w", Action: ActionToolCall, Resource: "mail", Decision: DecisionAllow, Txn: "t16", Task: "A", TokenJTI: "j-3"},
+		/* 22 */ Record{Agent: "v", Action: ActionToolCall, Resource: "mail", Outcome: OutcomeOK, Txn: "t16", Task: "B", TokenSHA256: tok},
 	)
 	st = newFakeLog()
 	appendAll(t, st, bad)
@@ -254,6 +312,7 @@ func TestCheck(t *testing.T) {
 		"15 " + RuleApproval,
 		"17 " + RuleApproval,
 		"19 " + RuleQuarantine,
+		"22 " + RuleAllow,
 	}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		t.Errorf("violations\n got %v\nwant %v", got, want)

@@ -89,6 +89,39 @@ type MCPRemoteConfig struct {
 	Env map[string]string `json:"env"`
 	// Tools are the remote tools agents may be granted. REQUIRED.
 	Tools []string `json:"tools"`
+	// ActingAs is whose authority an agent's call to the server carries
+	// (a url remote only): "user", the user a task was started for with
+	// their own access token, by token exchange (RFC 8693: the server
+	// sees sub = the user, act = the agent, nested through the agents
+	// that delegated the task), and a task without such a user fails; or
+	// "agent", the agent's own (client_credentials: sub = the agent).
+	// Empty means "user" for a task with a user and "agent" for one
+	// without.
+	ActingAs ActingAs `json:"acting_as"`
+}
+
+// ActingAs is whose authority calls to a remote MCP server carry.
+type ActingAs string
+
+// Values of mcp.remotes[].acting_as.
+const (
+	ActingAsUser  ActingAs = "user"
+	ActingAsAgent ActingAs = "agent"
+)
+
+var actingAs = []ActingAs{ActingAsUser, ActingAsAgent}
+
+// Valid reports whether a is one of the defined values (empty is not).
+func (a ActingAs) Valid() bool { return oneOf(a, actingAs) }
+
+// UnmarshalConfigScalar implements [ScalarUnmarshaler].
+func (a *ActingAs) UnmarshalConfigScalar(text string) error {
+	v := ActingAs(text)
+	if !v.Valid() {
+		return enumError("acting_as", text, actingAs)
+	}
+	*a = v
+	return nil
 }
 
 // MCPServerConfig is one hosted MCP server.
@@ -204,6 +237,12 @@ func (v *validator) mcpRemotes(servers map[string]int) {
 		}
 		if len(r.Tools) == 0 {
 			v.invalid(base+".tools", "lists no tools")
+		}
+		switch {
+		case r.ActingAs != "" && !r.ActingAs.Valid():
+			v.invalid(base+".acting_as", "%v", enumError("acting_as", string(r.ActingAs), actingAs))
+		case r.ActingAs != "" && len(r.Command) > 0:
+			v.invalid(base+".acting_as", "a command remote gets no token; acting_as applies to url remotes only")
 		}
 		for j, t := range r.Tools {
 			if t == "" || strings.ContainsAny(t, "/ \t") {

@@ -40,6 +40,9 @@ func TestMCPRemotes(t *testing.T) {
 		{"  remotes:\n    - name: d\n      url: https://x/mcp\n", "mcp.remotes[0].tools: lists no tools"},
 		{"  remotes:\n    - name: d\n      url: https://x/mcp\n      tools: [a/b]\n", "mcp.remotes[0].tools[0]: \"a/b\" is not a tool name"},
 		{"  servers:\n    - name: d\n      tools: [clock/now]\n  remotes:\n    - name: d\n      url: https://x/mcp\n      tools: [s]\n", "\"d\" is already the name of mcp.servers[0]"},
+		{"  remotes:\n    - name: d\n      url: https://x/mcp\n      tools: [s]\n      acting_as: nobody\n",
+			"mcp.remotes[0].acting_as: unknown acting_as \"nobody\"; want one of user, agent"},
+		{"  remotes:\n    - name: d\n      url: https://x/mcp\n      tools: [s]\n      acting_as: User\n", "unknown acting_as \"User\""},
 	} {
 		_, err := Parse("m.yaml", []byte("version: 1\nmcp:\n"+tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -48,6 +51,16 @@ func TestMCPRemotes(t *testing.T) {
 	}
 	if _, err := Parse("m.yaml", []byte("version: 1\nmcp:\n  remotes:\n    - name: d\n      url: http://127.0.0.1:9/mcp\n      tools: [s]\n")); err != nil {
 		t.Errorf("loopback http refused: %v", err)
+	}
+	for _, want := range []ActingAs{"", ActingAsUser, ActingAsAgent} {
+		y := "version: 1\nmcp:\n  remotes:\n    - name: d\n      url: https://x/mcp\n      tools: [s]\n"
+		if want != "" {
+			y += "      acting_as: " + string(want) + "\n"
+		}
+		c, err := Parse("m.yaml", []byte(y))
+		if err != nil || c.MCP.Remotes[0].ActingAs != want {
+			t.Errorf("acting_as %q: %+v %v", want, c, err)
+		}
 	}
 }
 
@@ -88,6 +101,7 @@ func TestMCPRemoteCommand(t *testing.T) {
 		{"      command: [server]\n      url: https://x/mcp\n", "set either url or command"},
 		{"      command: [missing]\n", "does not exist"},
 		{"      command: [server]\n      env: {\"A=B\": x}\n", "is not an environment variable name"},
+		{"      command: [server]\n      acting_as: user\n", "mcp.remotes[0].acting_as: a command remote gets no token"},
 		{"", "is required (or command"},
 	} {
 		_, err := Parse(filepath.Join(dir, "m.yaml"), []byte("version: 1\nmcp:\n  remotes:\n    - name: local\n      tools: [t]\n"+tc.yaml))

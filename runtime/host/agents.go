@@ -27,7 +27,7 @@ import (
 // socket (usable only by that agent's plugin process), and a supervisor
 // entry pinned to the binary's measured SHA-256.
 func (h *Host) newAgents(ctx context.Context) error {
-	h.tools = mediator.BuiltinTools(h.store, h.now)
+	h.tools = mediator.BuiltinTools(h.store, h.now, h.verifyTxnToken)
 	h.readOnly = map[string]bool{}
 	for _, t := range builtinReadOnly {
 		h.readOnly[t] = true
@@ -67,6 +67,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 		Risk:        h.signals.riskOf,
 		Auditor:     h.audit,
 		Agents:      h.delegate,
+		TxnTokens:   txnSource{h},
 		Now:         h.now,
 		Logger:      h.log.With("component", "mediator"),
 	})
@@ -246,11 +247,14 @@ var ErrTaskFlood = errors.New("host: task event flood")
 // whose sub becomes the subject ("token"); or the operator naming a user
 // of the authorization server (req.Subject, `agenthost run --for`;
 // "operator"). The token stays here: the plugin gets the task's input
-// only.
+// only. Either way the request begins a transaction: the host obtains its
+// Txn-Token (beginTxn), whose txn every record of the task and of the
+// tasks it delegates carries.
 func (h *Host) RunTask(ctx context.Context, req localapi.TaskRequest, emit func(localapi.TaskEvent) error) error {
 	var (
 		c   mediator.Caller
 		tok *taskToken
+		sub taskSubject
 	)
 	switch {
 	case req.Subject != "" && req.AccessToken != "":
@@ -260,6 +264,7 @@ func (h *Host) RunTask(ctx context.Context, req localapi.TaskRequest, emit func(
 			return fmt.Errorf("host: %q is not a user of the authorization server", req.Subject)
 		}
 		c.Subject, c.SubjectSource = req.Subject, audit.SubjectSourceOperator
+		sub.name = req.Subject
 	case req.AccessToken != "":
 		user, err := h.taskCaller(ctx, req.Agent, req.AccessToken)
 		if err != nil {
@@ -267,8 +272,20 @@ func (h *Host) RunTask(ctx context.Context, req localapi.TaskRequest, emit func(
 		}
 		c.Subject, c.SubjectSource = user.Subject, audit.SubjectSourceToken
 		tok = &taskToken{jti: user.TokenID, ref: audit.TokenRef(req.AccessToken)}
+		sub = taskSubject{name: user.Subject, accessToken: req.AccessToken, expires: user.ExpiresAt}
 	}
-	return h.runTask(ctx, req.Agent, req.Input, c, tok, emit)
+	if _, ok := h.agentIDs[req.Agent]; !ok {
+		return fmt.Errorf("%w: %q", supervisor.ErrUnknownAgent, req.Agent)
+	}
+	txn, err := h.beginTxn(ctx, req.Agent, sub)
+	if err != nil {
+		return err
+	}
+	c.Txn = txn.txn
+	// The user's token stays in the host while the task runs, for the
+	// task's remote calls (delegation.go).
+	defer h.holdUserToken(c.Txn, c.Subject, sub.accessToken)()
+	return h.runTask(ctx, req.Agent, req.Input, c, tok, txn, emit)
 }
 
 // delegate runs a task another agent delegated (mediator.AgentRunner) and
@@ -279,12 +296,13 @@ func (h *Host) delegate(ctx context.Context, agent, input string, parent mediato
 	var failure error
 	c := mediator.Caller{Subject: parent.Subject, SubjectSource: parent.SubjectSource, Txn: parent.Txn, ParentTask: parent.TaskID,
 		Chain: append(append([]string(nil), parent.Chain...), parent.Agent)}
+	txn := h.delegatedTxn(ctx, parent)
 	// An agent the supervisor is still starting (or restarting) is waited
 	// for, as `agenthost run` waits; one that failed or is quarantined is
 	// refused at once by runTask.
 	h.waitStarting(ctx, agent, delegateStartWait)
 	done := false
-	err := h.runTask(ctx, agent, input, c, nil, func(ev localapi.TaskEvent) error {
+	err := h.runTask(ctx, agent, input, c, nil, txn, func(ev localapi.TaskEvent) error {
 		switch ev.Type {
 		case "final":
 			final, done = ev.Text, true
@@ -341,6 +359,8 @@ var ErrTaskStopped = errors.New("host: task stopped")
 type runningTask struct {
 	caller mediator.Caller
 	cancel context.CancelCauseFunc
+	// txn is the task's Txn-Token (nil: none), for the calls it makes.
+	txn *taskTxn
 }
 
 // StopTasks stops every running task acting for subject, with cause as the
@@ -360,8 +380,9 @@ func (h *Host) StopTasks(subject, cause string) int {
 
 // runTask runs input on agent as a new task made as c (the subject,
 // transaction and delegation chain it inherits); tok refers to the user's
-// token the task was started with, if any.
-func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Caller, tok *taskToken, emit func(localapi.TaskEvent) error) error {
+// token the task was started with, if any, and txn holds the task's
+// Txn-Token.
+func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Caller, tok *taskToken, txn *taskTxn, emit func(localapi.TaskEvent) error) error {
 	id, ok := h.agentIDs[agent]
 	if !ok {
 		return fmt.Errorf("%w: %q", supervisor.ErrUnknownAgent, agent)
@@ -385,21 +406,21 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	h.taskMu.Lock()
-	h.running[taskID] = runningTask{caller: c, cancel: cancel}
+	h.running[taskID] = runningTask{caller: c, cancel: cancel, txn: txn}
 	h.taskMu.Unlock()
 	defer func() {
 		h.taskMu.Lock()
 		delete(h.running, taskID)
 		h.taskMu.Unlock()
 	}()
-	h.log.InfoContext(ctx, "task started", slog.String("agent", agent), slog.String("task", taskID))
+	h.log.InfoContext(ctx, "task started", slog.String("agent", agent), slog.String("task", taskID), slog.String("txn", c.Txn))
 	events, failure := 0, ""
 	err = h.sup.RunTask(ctx, agent, taskID, input, func(ev *pluginpb.RunEvent) error {
 		if events++; events > MaxTaskEvents {
 			// Ending the stream cancels the task on the plugin side.
 			return fmt.Errorf("%w: agent %s sent more than %d events in task %s", ErrTaskFlood, agent, MaxTaskEvents, taskID)
 		}
-		te := localapi.TaskEvent{TaskID: taskID}
+		te := localapi.TaskEvent{TaskID: taskID, Txn: c.Txn}
 		switch e := ev.GetEvent().(type) {
 		case *pluginpb.RunEvent_Thought:
 			te.Type, te.Text = "thought", e.Thought.GetText()

@@ -59,6 +59,12 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "probe-client":
 		os.Exit(runProbeClient())
+	case "delegator":
+		sdk.Serve(delegatorAgent{})
+		os.Exit(0)
+	case "toolcaller":
+		sdk.Serve(toolCallerAgent{})
+		os.Exit(0)
 	default:
 		sdk.Serve(identityAgent{})
 		os.Exit(0)

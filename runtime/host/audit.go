@@ -148,19 +148,22 @@ func (a *auditor) Append(ctx context.Context, r audit.Record) error {
 	return err
 }
 
-// fromMediator maps a mediator record onto the audit log's. Each task is
-// a transaction of its own whose parent is the task that delegated it, so
-// `audit trace` shows a delegation as a subtree.
+// fromMediator maps a mediator record onto the audit log's. Txn is the
+// root transaction (the txn of the Txn-Token the request that began it was
+// given), the same for a task and every task it delegates; Task and
+// ParentTask keep each task and the task that delegated it, so `audit
+// trace TXN` shows the user's request, its agents and their tool calls as
+// one tree.
 func fromMediator(r mediator.Record) audit.Record {
-	txn := r.TaskID
+	txn := r.Txn
 	if txn == "" {
-		txn = r.Txn
+		txn = r.TaskID
 	}
 	return audit.Record{
 		Time: r.Time, Agent: r.Agent, AgentID: r.Identity, Subject: r.Subject, SubjectSource: r.SubjectSource,
 		Action: r.Action, Resource: r.Resource,
 		Decision: r.Decision, Policy: r.Policy, Reason: r.Reason, Outcome: r.Outcome, Error: r.Error,
-		Task: r.TaskID, Txn: txn, ParentTask: r.ParentTask, ParentTxn: r.ParentTask, Chain: r.Chain, ArgsSHA256: r.ArgsSHA256,
+		Task: r.TaskID, Txn: txn, ParentTask: r.ParentTask, Chain: r.Chain, ArgsSHA256: r.ArgsSHA256,
 		TokenSHA256: r.TokenSHA256, TokenJTI: r.TokenJTI, Attestation: r.Attestation, Risk: r.Risk,
 	}
 }

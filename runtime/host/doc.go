@@ -26,6 +26,21 @@
 // user's credentials, drop the tokens held for them, stop their tasks,
 // raise their risk or quarantine an agent, each audited with its cause.
 //
+// A task started with a user's own access token acts for that user on
+// every outbound hop: a call to a remote MCP server carries a token the
+// remote's authorization server issued by token exchange, with the user
+// as sub and the calling agent (then each agent that delegated the task)
+// nested in act, unless the remote's acting_as says agent. The token chain
+// is described in delegation.go; the user's token stays in the host, by
+// the task's transaction, while the task runs.
+//
+// Every request that begins a transaction (a task, a hosted MCP server's
+// tools/call) gets a Transaction Token from the embedded authorization
+// server, its Transaction Token Service; a task keeps its own, and each call
+// it makes into a host tool or a tool plugin, and each task it delegates,
+// carries a replacement bound to that call (txntokens.go). The txn is the
+// transaction of every audit record of the request.
+//
 // Other packages never construct their collaborators: they receive them here
 // through their Config structs.
 package host

@@ -13,7 +13,7 @@ import (
 )
 
 func TestCheckGrants(t *testing.T) {
-	tools := mediator.BuiltinTools(nil, nil)
+	tools := mediator.BuiltinTools(nil, nil, nil)
 	tools["docs/search"] = nil
 	tests := []struct {
 		name   string

@@ -95,6 +95,9 @@ type Host struct {
 	// taskTokens verifies the tokens users start tasks with (the task
 	// resource, TaskResource).
 	taskTokens *resource.Verifier
+	// delegation holds the users' tokens of running tasks and what the
+	// host derives from them for remote calls (delegation.go).
+	delegation *delegation
 	// tasks are extra long-running parts (signal pollers) Run starts.
 	tasks    []Task
 	agentIDs map[string]credentials.Identity
@@ -115,6 +118,7 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	}
 	h := &Host{opts: opts, cfg: opts.Config, now: opts.Now, agentIDs: map[string]credentials.Identity{},
 		running: map[string]runningTask{}}
+	h.delegation = newDelegation(h)
 	if h.now == nil {
 		h.now = time.Now
 	}

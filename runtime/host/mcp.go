@@ -158,7 +158,7 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 		if err != nil {
 			return fmt.Errorf("host: mcp server %s: %w", hs.name, err)
 		}
-		mux.Handle(PathMCP+hs.name, guard.wrap(h.auditDenied(hs.name, srv.Handler())))
+		mux.Handle(PathMCP+hs.name, guard.wrap(h.auditDenied(hs.name, keepCallerToken(srv.Handler()))))
 		mux.Handle(mdPath, allowCORS(resource.MetadataHandler(oauth.ResourceMetadata{
 			Resource:                      hs.resource,
 			AuthorizationServers:          []string{issuerURL},
@@ -210,6 +210,7 @@ func (h *Host) mcpTool(name string, t mediator.Tool) mcpCallTool {
 		action:   actionMCPToolCall,
 		resource: name,
 		policy:   policyName,
+		tool:     t,
 	}
 }
 

@@ -31,16 +31,24 @@ type mcpCallTool struct {
 	action   string // actionMCPToolCall or actionMCPGatewayCall
 	resource string // the host's name of the tool ("notes/add", "docs/whoami")
 	policy   string // what allowed the call
+	// tool is the host tool the call runs (nil for a gateway's): its
+	// declared business fields go into the call's Txn-Token.
+	tool mediator.Tool
 }
 
 // audited turns ct into the tool a hosted MCP server offers: every call
-// goes through [auditedCall], in the mediator's order.
+// goes through [auditedCall], in the mediator's order, and carries a
+// Txn-Token the host obtains for it on the caller's access token.
 func (h *Host) audited(ct mcpCallTool) mcpserver.Tool {
 	t, run := ct.Tool, ct.Handler
 	t.Handler = func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
-		call := mcpCall{caller: caller, action: ct.action, resource: ct.resource, policy: ct.policy, args: args}
+		call := mcpCall{caller: caller, action: ct.action, resource: ct.resource, policy: ct.policy, args: args,
+			txnToken: func(ctx context.Context, txn string) (string, error) {
+				return h.mcpTxnToken(ctx, txn, caller, ct.resource, ct.tool, args)
+			}}
 		return auditedCall(ctx, h.audit, h.now, h.log, call, func(ctx context.Context) (mcpserver.Result, error) {
-			return run(ctx, caller, args)
+			// The access token was kept for the Txn-Token only.
+			return run(context.WithValue(ctx, callerTokenKey{}, ""), caller, args)
 		})
 	}
 	return t
@@ -54,6 +62,9 @@ type mcpCall struct {
 	resource string
 	policy   string
 	args     json.RawMessage
+	// txnToken obtains the call's Txn-Token for transaction txn; nil: the
+	// call carries none.
+	txnToken func(ctx context.Context, txn string) (string, error)
 }
 
 // auditedCall runs one allowed tools/call of a hosted MCP server in the
@@ -61,19 +72,36 @@ type mcpCall struct {
 // not known yet) and runs the tool only once that record is durable; a
 // call whose decision cannot be recorded is refused and its tool never
 // runs. Then it records the outcome. Both records carry the same
-// transaction id, one per call, as the mediator's carry their task's, so
-// `audit trace` and `audit check` pair them. A host killed while the tool
-// runs leaves the decision in the log, never an effect without one.
+// transaction id, one per call (the txn of the call's Txn-Token), as the
+// mediator's carry their task's, so `audit trace` and `audit check` pair
+// them. A host killed while the tool runs leaves the decision in the log,
+// never an effect without one. A call whose Txn-Token cannot be obtained
+// is refused before its decision, and the refusal is recorded.
 func auditedCall(ctx context.Context, a mediator.Auditor, now func() time.Time, log *slog.Logger, c mcpCall,
 	run func(context.Context) (mcpserver.Result, error)) (mcpserver.Result, error) {
 	txn, err := newID("mcp-")
 	if err != nil {
 		return mcpserver.Result{}, err
 	}
-	outcome, err := mediator.RecordAllowed(ctx, a, now, mediator.Record{
+	base := mediator.Record{
 		Txn: txn, Agent: "mcp:" + c.caller.Subject, Identity: c.caller.ClientID, Subject: c.caller.Subject,
 		TokenJTI: c.caller.TokenID, Action: c.action, Resource: c.resource, Policy: c.policy,
-	}, c.args)
+	}
+	if c.txnToken != nil {
+		tok, err := c.txnToken(ctx, txn)
+		if err != nil {
+			log.WarnContext(ctx, "no Txn-Token for an MCP tool call; call refused", "tool", c.resource, "err", err)
+			denied := base
+			denied.Time, denied.Decision, denied.Outcome, denied.Policy = now().UTC(), "deny", "denied", "txn-token"
+			denied.Reason = "no Txn-Token for the call: " + err.Error()
+			if aerr := a.Record(ctx, denied); aerr != nil {
+				log.ErrorContext(ctx, "audit of a refused MCP tool call failed", "tool", c.resource, "err", aerr)
+			}
+			return mcpserver.Result{}, fmt.Errorf("host: %s refused: no Txn-Token for the call: %w", c.resource, err)
+		}
+		ctx = mediator.WithTxnToken(ctx, tok)
+	}
+	outcome, err := mediator.RecordAllowed(ctx, a, now, base, c.args)
 	if err != nil {
 		log.ErrorContext(ctx, "audit of an MCP tool call's decision failed; call refused", "tool", c.resource, "err", err)
 		return mcpserver.Result{}, fmt.Errorf("host: audit unavailable, %s refused: %w", c.resource, err)

@@ -128,6 +128,33 @@ func TestAuditedCall(t *testing.T) {
 	if len(a.records) != 4 || a.records[0].Txn == a.records[2].Txn {
 		t.Fatalf("two calls share a transaction: %+v", a.records)
 	}
+
+	// The call's Txn-Token is obtained for the call's transaction and is
+	// in the tool's context; a call that gets none is refused before its
+	// decision, its tool never runs, and the refusal is recorded.
+	events, a = nil, &eventAuditor{events: &events}
+	var gotTxn, gotTok string
+	call := mcpCall{caller: &resource.Caller{Subject: "alice"}, action: actionMCPToolCall, resource: "clock/now", args: json.RawMessage(`{}`),
+		txnToken: func(_ context.Context, txn string) (string, error) { gotTxn = txn; return "txn-token-of-" + txn, nil }}
+	if _, err := auditedCall(context.Background(), a, time.Now, slog.New(slog.DiscardHandler), call, func(ctx context.Context) (mcpserver.Result, error) {
+		gotTok, _ = mediator.TxnTokenFromContext(ctx)
+		return mcpserver.Result{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if gotTxn == "" || gotTxn != a.records[0].Txn || gotTok != "txn-token-of-"+gotTxn {
+		t.Fatalf("the tool got Txn-Token %q for txn %q; the records name %q", gotTok, gotTxn, a.records[0].Txn)
+	}
+	events, a = nil, &eventAuditor{events: &events}
+	call.txnToken = func(context.Context, string) (string, error) { return "", errors.New("the subject token was revoked") }
+	_, err := auditedCall(context.Background(), a, time.Now, slog.New(slog.DiscardHandler), call, func(context.Context) (mcpserver.Result, error) {
+		t.Fatal("the tool ran without a Txn-Token")
+		return mcpserver.Result{}, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "revoked") || len(a.records) != 1 || a.records[0].Decision != "deny" ||
+		a.records[0].Outcome != "denied" || a.records[0].Policy != "txn-token" || !strings.Contains(a.records[0].Reason, "revoked") {
+		t.Fatalf("call without a Txn-Token: %v, records %+v", err, a.records)
+	}
 }
 
 // probeTool wraps a host tool: when it is called it first looks in the

@@ -3,25 +3,30 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/oauth/fetch"
-	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/llm"
 	"github.com/agenthost/agenthost/mcp/mcpclient"
+	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/mediator"
 )
 
 // remoteServer calls one remote MCP server for the agents: each agent has
-// its own OAuth client (its JWT-SVID is its client assertion) and its own
-// MCP client, created on first use. Tokens stay here; the plugin gets the
-// tool's result only.
+// its own OAuth client (its JWT-SVID is its client assertion and, in a
+// token exchange, its actor token) and its own MCP client, created on
+// first use. A call carries the authority the remote's acting_as names:
+// the task's user, by token exchange along the delegation chain
+// (delegation.go), or the agent's own. Tokens stay here; the plugin gets
+// the tool's result only.
 type remoteServer struct {
 	h       *Host
 	cfg     config.MCPRemoteConfig
@@ -38,12 +43,14 @@ type remoteServer struct {
 	defs atomic.Pointer[map[string]mcpclient.Tool]
 }
 
-// learn fetches the server's tool definitions once, as the caller c.
-func (r *remoteServer) learn(ctx context.Context, c toolCaller) {
+// learn fetches the server's tool definitions once, as the caller c for
+// subject (the authority of the call that needs them: never the agent's
+// own in place of the user's).
+func (r *remoteServer) learn(ctx context.Context, c toolCaller, subject mcpclient.Subject) {
 	if r.defs.Load() != nil {
 		return
 	}
-	tools, err := c.ListTools(ctx, mcpclient.Subject{})
+	tools, err := c.ListTools(ctx, subject)
 	if err != nil {
 		r.h.log.Debug("remote tools/list failed", "remote", r.cfg.Name, "err", err)
 		return
@@ -107,18 +114,7 @@ func (r *remoteServer) clientFor(id credentials.Identity, scopes ...string) (too
 	if c, ok := r.clients[id.String()]; ok {
 		return c, nil
 	}
-	sid, err := workloadapi.IDFromIdentity(id)
-	if err != nil {
-		return nil, err
-	}
-	tokens, err := oauth.NewClient(oauth.ClientConfig{
-		ClientID: id.String(),
-		Assertion: func(ctx context.Context, audience string) (string, error) {
-			tok, _, err := r.h.ca.NewJWTSVID(ctx, sid, []string{audience})
-			return tok, err
-		},
-		Now: r.h.now,
-	})
+	tokens, err := r.h.agentTokenClient(id, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -166,13 +162,55 @@ func (t remoteTool) Call(ctx context.Context, c mediator.Caller, args json.RawMe
 	if err != nil {
 		return mediator.ToolResult{}, err
 	}
-	t.server.learn(ctx, cl)
-	res, err := cl.CallTool(ctx, mcpclient.Subject{}, t.name, args)
+	subject, err := t.server.h.remoteSubject(t.server, c)
 	if err != nil {
-		return mediator.ToolResult{}, err
+		return mediator.ToolResult{}, callError(t.server.cfg.Name, err)
+	}
+	t.server.learn(ctx, cl, subject)
+	res, err := cl.CallTool(ctx, subject, t.name, args)
+	if err != nil {
+		return mediator.ToolResult{}, callError(t.server.cfg.Name, err)
 	}
 	return mediator.ToolResult{Text: res.Text, IsError: res.IsError}, nil
 }
+
+// callError is a failed remote call as the calling plugin gets it: with
+// the Host error kind permission denied when authority was refused (the
+// remote's authorization server refused the token request, the remote
+// refused the token, or the task has no user to act for), unavailable
+// otherwise. The message names the remote and, for a refused token
+// request, its authorization server and the OAuth error, first (the
+// plugin may show only the start of it); it never holds a token. The
+// whole cause stays in the chain.
+func callError(remote string, err error) error {
+	var (
+		te *mcpclient.TokenError
+		oe *oauth.Error
+	)
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("host: remote %s: %w", remote, err)
+	case errors.As(err, &te) && errors.As(te.Err, &oe):
+		grant := "client_credentials request"
+		if te.Exchange {
+			grant = "token exchange"
+		}
+		return &remoteError{kind: pluginpb.ErrPermissionDenied, cause: err,
+			msg: fmt.Sprintf("remote %s: its authorization server %s refused the %s: %s", remote, te.Issuer, grant, strings.TrimPrefix(oe.Error(), "oauth: "))}
+	case errors.Is(err, errNoUser), errors.Is(err, mcpclient.ErrUnauthorized), errors.Is(err, mcpclient.ErrInsufficientScope):
+		return fmt.Errorf("%w: remote %s: %w", pluginpb.ErrPermissionDenied, remote, err)
+	}
+	return fmt.Errorf("%w: remote %s: %w", pluginpb.ErrUnavailable, remote, err)
+}
+
+// remoteError is a failed remote call with a message of its own.
+type remoteError struct {
+	kind, cause error
+	msg         string
+}
+
+func (e *remoteError) Error() string   { return e.kind.Error() + ": " + e.msg }
+func (e *remoteError) Unwrap() []error { return []error{e.kind, e.cause} }
 
 // addRemoteTools adds every configured remote tool to tools as
 // "<remote>/<tool>".

@@ -424,6 +424,7 @@ func (h *Host) forgetSubject(user string) int {
 	for _, c := range clients {
 		n += c.ForgetSubject(user)
 	}
+	h.delegation.forget(user)
 	return n
 }
 

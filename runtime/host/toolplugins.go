@@ -133,7 +133,7 @@ func (h *Host) addPlugin(ctx context.Context, pc config.MCPPluginConfig, tools m
 	sc, _ := h.cfg.PluginSandbox(pc.Name)
 	tp := &toolPlugin{
 		cfg: plugins.Config{Name: pc.Name, Path: path, SHA256: digest, Env: env, Logger: log,
-			Sandbox: sandboxPolicy(sc), Owner: h.sandboxOwner},
+			Sandbox: sandboxPolicy(sc), Owner: h.sandboxOwner, TxnKeys: h.txnKeys},
 		log:     log.With("plugin", pc.Name),
 		onStart: func(pid int, prot sandbox.Protections) { h.recordPluginStart("tool plugin", pc.Name, path, pid, prot) },
 	}
@@ -160,7 +160,12 @@ func (h *Host) addPlugin(ctx context.Context, pc config.MCPPluginConfig, tools m
 		if !json.Valid(schema) {
 			return fmt.Errorf("host: tool plugin %s: tool %q has an input schema that is not JSON", pc.Name, name)
 		}
-		tools[full] = pluginTool{plugin: tp, name: name, def: llm.Tool{Name: full, Description: d.GetDescription(), Parameters: schema}}
+		fields, err := txnFields(t.GetTxnFields())
+		if err != nil {
+			return fmt.Errorf("host: tool plugin %s: tool %q: %w", pc.Name, name, err)
+		}
+		tools[full] = pluginTool{plugin: tp, name: name, fields: fields,
+			def: llm.Tool{Name: full, Description: d.GetDescription(), Parameters: schema}}
 		if t.GetReadOnly() {
 			h.readOnly[full] = true
 		}
@@ -186,32 +191,54 @@ func validToolName(s string) bool {
 	return true
 }
 
-// pluginTool is a tool served by a tool plugin. The plugin gets the
-// verified caller, never a token.
+// txnFields checks the business fields a plugin's tool declares.
+func txnFields(fields []string) ([]string, error) {
+	seen := map[string]bool{}
+	for _, f := range fields {
+		switch {
+		case f == "" || len(f) > 128:
+			return nil, fmt.Errorf("txn field %q is empty or longer than 128 bytes", f)
+		case f == pluginpb.TctxTool || f == pluginpb.TctxArgsSHA256:
+			return nil, fmt.Errorf("txn field %q is a name the Txn-Token's tctx reserves", f)
+		case seen[f]:
+			return nil, fmt.Errorf("txn field %q is declared twice", f)
+		}
+		seen[f] = true
+	}
+	return fields, nil
+}
+
+// pluginTool is a tool served by a tool plugin. The plugin gets the call's
+// Txn-Token, which it checks and takes the caller from; never an access
+// token.
 type pluginTool struct {
 	plugin *toolPlugin
 	name   string
 	def    llm.Tool
+	fields []string
 }
 
 func (t pluginTool) Definition() llm.Tool { return t.def }
 
-func (t pluginTool) Call(ctx context.Context, c mediator.Caller, args json.RawMessage) (mediator.ToolResult, error) {
+// TxnFields implements mediator.TxnBinder: the fields the plugin declared.
+func (t pluginTool) TxnFields() []string { return t.fields }
+
+// Call passes the call's Txn-Token (minted by the mediator, or for a
+// hosted MCP server's call by the host) to the plugin; a call without one
+// is sent without one, and the plugin refuses it.
+func (t pluginTool) Call(ctx context.Context, _ mediator.Caller, args json.RawMessage) (mediator.ToolResult, error) {
 	p, err := t.plugin.get(ctx)
 	if err != nil {
 		return mediator.ToolResult{}, err
 	}
-	caller := &pluginpb.ToolCaller{Subject: c.Subject, Scopes: c.Scopes, TaskId: c.TaskID, Chain: c.Chain, ClientId: c.ClientID}
-	if !strings.HasPrefix(c.Agent, "mcp:") {
-		caller.Agent = c.Agent
-		if !c.Identity.IsZero() {
-			caller.ClientId = c.Identity.String()
-		}
-	}
-	res, err := p.CallTool(ctx, caller, t.name, string(args))
+	tok, _ := mediator.TxnTokenFromContext(ctx)
+	res, err := p.CallTool(ctx, t.name, string(args), tok)
 	if err != nil {
-		if errors.Is(err, plugins.ErrUnavailable) {
+		switch {
+		case errors.Is(err, plugins.ErrUnavailable):
 			t.plugin.failed(p)
+		case errors.Is(err, plugins.ErrRefused):
+			return mediator.ToolResult{}, fmt.Errorf("%w: %w: %w", pluginpb.ErrPermissionDenied, mediator.ErrTxnToken, err)
 		}
 		return mediator.ToolResult{}, err
 	}

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,16 @@ var testToolSet = sdk.ToolSet{Name: "kit", Version: "1", Tools: []sdk.Tool{
 		Handler: func(context.Context, sdk.Caller, json.RawMessage) (string, error) {
 			os.Exit(2)
 			return "", nil
+		},
+	},
+	{
+		Name: "txn", Description: "Says what the call's Txn-Token holds.", ReadOnly: true, TxnFields: []string{"echo"},
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"echo":{"type":"string"}}}`),
+		Handler: func(_ context.Context, c sdk.Caller, _ json.RawMessage) (string, error) {
+			b, err := json.Marshal(map[string]any{"sub": c.Subject, "agent": c.Agent, "task": c.TaskID, "chain": c.Chain,
+				"txn": c.Txn.Txn, "req_wl": c.Txn.RequestingWorkload, "scope": c.Txn.Scope,
+				"tctx": c.Txn.TransactionContext, "rctx": c.Txn.RequestContext})
+			return string(b), err
 		},
 	},
 }}
@@ -95,18 +106,23 @@ func TestToolPluginOverMCP(t *testing.T) {
 		}
 	}
 
-	// An agent's call carries the agent and its SPIFFE ID.
+	// An agent's call carries the agent and its task, in the call's
+	// Txn-Token; without one the plugin refuses the call.
 	tool := h.tools["kit/whoami"]
-	r, err := tool.Call(ctx, mediator.Caller{Agent: "research", TaskID: "task-1"}, json.RawMessage(`{}`))
-	if err != nil || !strings.HasPrefix(r.Text, "research||||task-1|") {
+	if _, err := tool.Call(ctx, mediator.Caller{Agent: "research", TaskID: "task-1"}, json.RawMessage(`{}`)); !errors.Is(err, mediator.ErrTxnToken) {
+		t.Fatalf("agent call without a Txn-Token: %v", err)
+	}
+	r, err := callPluginTool(ctx, t, h, "kit/whoami", mediator.Caller{Agent: "research", TaskID: "task-1"}, `{}`)
+	if err != nil || !strings.HasPrefix(r.Text, "research||alice||task-1|") {
 		t.Fatalf("agent call: %+v %v", r, err)
 	}
 
-	// The plugin dies; the next call starts it again.
-	if _, err := h.tools["kit/exit"].Call(ctx, mediator.Caller{Agent: "research"}, json.RawMessage(`{}`)); err == nil {
+	// The plugin dies; the next call starts it again (and sends it the
+	// keys again).
+	if _, err := callPluginTool(ctx, t, h, "kit/exit", mediator.Caller{Agent: "research"}, `{}`); err == nil {
 		t.Fatal("a call whose plugin exited reported success")
 	}
-	r, err = tool.Call(ctx, mediator.Caller{Agent: "research"}, json.RawMessage(`{}`))
+	r, err = callPluginTool(ctx, t, h, "kit/whoami", mediator.Caller{Agent: "research"}, `{}`)
 	if err != nil || !strings.HasPrefix(r.Text, "research|") {
 		t.Fatalf("after the plugin exited: %+v %v", r, err)
 	}

@@ -24,7 +24,10 @@ import (
 // resource (TaskResource, scope ScopeTasksRun); `agenthost run` presents it
 // with the task over the admin socket, and the host verifies it as any
 // resource server does (the hosted MCP servers' checks) before the task
-// acts for the token's sub. The token stays in the host.
+// acts for the token's sub. The token stays in the host, kept by the
+// task's transaction while the task runs (never sent to a plugin): the
+// task's calls to remote MCP servers act for the user by token exchange
+// from it, through every agent the task is delegated to (delegation.go).
 
 // CLIClientID is the client_id of the public client the host registers at
 // its embedded authorization server for `agenthost login`.

@@ -26,7 +26,7 @@ import (
 // signIn runs `agenthost login`'s flow against the host's authorization
 // server as the built-in CLI client, with a test browser signing in as
 // user, and returns the session; resource is what the token is for.
-func signIn(t *testing.T, h *Host, user, password, resource string) *login.Session {
+func signIn(t testing.TB, h *Host, user, password, resource string) *login.Session {
 	t.Helper()
 	c, err := login.New(login.Config{Issuer: h.Issuer(), ClientID: CLIClientID, Scopes: CLIScopes, Resource: resource,
 		Timeout: 30 * time.Second, OpenBrowser: func(authURL string) error {

@@ -73,6 +73,10 @@ type TaskEvent struct {
 	Tool      string `json:"tool,omitempty"`
 	Arguments string `json:"arguments,omitempty"`
 	TaskID    string `json:"task_id,omitempty"`
+	// Txn is the transaction the task belongs to (the txn of its
+	// Transaction Token), shared by the tasks it delegates: what `agenthost
+	// audit trace` takes to show them all.
+	Txn string `json:"txn,omitempty"`
 }
 
 // TaskRequest is the body of POST /v1/tasks.

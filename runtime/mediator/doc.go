@@ -11,8 +11,16 @@
 //  3. Token: for a [RemoteTool] the [TokenSource] acquires a token for the
 //     tool's resource and this caller; the tool gets it, the plugin never
 //     does. Host tools and models (which hold their own API keys) need none.
-//  4. Call the model ([llm.Model]) or the tool ([Tool]).
-//  5. Audit: every decision and its outcome is one [Record] given to the
+//  4. Bind: a call into a host tool or a tool plugin, and a delegated task,
+//     carries a Transaction Token from the [TxnTokenSource]: a replacement
+//     of the task's own, in the same transaction, whose tctx binds the
+//     tool, the SHA-256 of the arguments and the fields the tool declares
+//     ([TxnBinder]). A tool reads it from its context
+//     ([TxnTokenFromContext]) and checks it ([CheckTxnToken]); the built-in
+//     payments/transfer refuses a call whose arguments or amount differ
+//     from its token's. Remote tools get none.
+//  5. Call the model ([llm.Model]) or the tool ([Tool]).
+//  6. Audit: every decision and its outcome is one [Record] given to the
 //     [Auditor] before the result goes back. ListTools lists only the tools
 //     the caller may call; each tool its grants name but policy forbids is
 //     a record of its own (action tool.list, the tool as resource, the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/credentials/txntoken"
 	"github.com/agenthost/agenthost/llm"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 )
@@ -45,8 +46,10 @@ type Caller struct {
 	ClientID string
 	// Scopes are the OAuth scopes an MCP caller's token carries.
 	Scopes []string
-	// Txn is the transaction the call belongs to: the id of the task the
-	// operator or user started, shared by every task delegated from it.
+	// Txn is the transaction the call belongs to: the txn of the Txn-Token
+	// the host obtained where the transaction began (the user's or
+	// operator's request), shared by every task delegated from it; the
+	// task's own id when the task has no Txn-Token.
 	Txn string
 	// ParentTask is the task that delegated this one, if any.
 	ParentTask string
@@ -60,7 +63,8 @@ const MaxDelegationDepth = 4
 
 // AgentRunner runs a task on another agent for a delegating caller and
 // returns its final output. The new task carries parent's subject and
-// transaction, and parent's chain followed by parent's agent.
+// transaction, and parent's chain followed by parent's agent; its own
+// Txn-Token, minted for the delegation, is in ctx ([TxnTokenFromContext]).
 type AgentRunner func(ctx context.Context, agent, input string, parent Caller) (output string, err error)
 
 // Request is what policy decides on.
@@ -143,7 +147,9 @@ type ToolResult struct {
 }
 
 // Tool is a tool the host implements. Call receives the verified caller and
-// the arguments; it never receives a token.
+// the arguments; it never receives an access token. Its ctx carries the
+// call's Txn-Token ([TxnTokenFromContext]), whose tctx binds the tool and
+// the arguments, for a tool that checks its calls ([CheckTxnToken]).
 type Tool interface {
 	Definition() llm.Tool
 	Call(ctx context.Context, c Caller, args json.RawMessage) (ToolResult, error)
@@ -164,8 +170,12 @@ type Config struct {
 	Agents AgentRunner
 	// Tokens acquires tokens for remote tools; nil refuses them.
 	Tokens TokenSource
-	Now    func() time.Time
-	Logger *slog.Logger
+	// TxnTokens mints the Txn-Token each call into a host tool, a tool
+	// plugin or a delegated task carries; nil mints none (a tool that
+	// checks its calls then refuses them).
+	TxnTokens TxnTokenSource
+	Now       func() time.Time
+	Logger    *slog.Logger
 	// Risk, when set, gives the risk level of a subject at decision time,
 	// for the audit record.
 	Risk func(subject string) string
@@ -409,7 +419,10 @@ func (h *hostServer) CallTool(ctx context.Context, req *pluginpb.CallToolRequest
 	if rt, remote := tool.(RemoteTool); remote {
 		res, err = h.m.callRemote(ctx, c, rt, args)
 	} else {
-		res, err = tool.Call(ctx, c, args)
+		var tok string
+		if tok, err = h.m.callTxnToken(ctx, c, req.GetTool(), tool, args); err == nil {
+			res, err = tool.Call(WithTxnToken(ctx, tok), c, args)
+		}
 	}
 	done(err)
 	if err != nil {
@@ -439,7 +452,18 @@ func (h *hostServer) CallAgent(ctx context.Context, req *pluginpb.CallAgentReque
 		done(err)
 		return nil, err
 	}
-	out, err := h.m.cfg.Agents(ctx, req.GetAgent(), req.GetInput(), c)
+	// The delegated task runs on a Txn-Token of its own: a replacement
+	// of this task's, in the same transaction, naming this agent as the
+	// requesting workload.
+	var tok string
+	if h.m.cfg.TxnTokens != nil {
+		if tok, err = h.m.cfg.TxnTokens.TxnToken(ctx, c, txntoken.Object{}, TxnRequestContext(c)); err != nil {
+			err = fmt.Errorf("%w: no Txn-Token for the delegated task: %v", pluginpb.ErrUnavailable, err)
+			done(err)
+			return nil, err
+		}
+	}
+	out, err := h.m.cfg.Agents(WithTxnToken(ctx, tok), req.GetAgent(), req.GetInput(), c)
 	done(err)
 	if err != nil {
 		// A delegation that failed or was refused reaches the calling

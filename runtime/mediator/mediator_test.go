@@ -21,10 +21,12 @@ var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 func newTestMediator(t *testing.T) (*Mediator, *memstore.Store) {
 	t.Helper()
 	st := memstore.New(func() time.Time { return t0 })
+	txn := newTestTxn(t)
 	m, err := New(Config{
 		Models:      map[string]llm.Model{"default": llmoffline.New(llmoffline.Config{})},
 		AgentModels: map[string]string{"research": "default"},
-		Tools:       BuiltinTools(st, func() time.Time { return t0 }),
+		Tools:       BuiltinTools(st, func() time.Time { return t0 }, txn.verify),
+		TxnTokens:   txn,
 		Policy: AllowList{
 			"research": {Tools: []string{"clock/now", "notes/search"}, Models: []string{"default"}},
 			"payments": {Tools: []string{"notes/*"}},
@@ -425,7 +427,7 @@ func (f forbidTool) Decide(ctx context.Context, r Request) (Decision, error) {
 func TestListToolsAuditsHiddenTools(t *testing.T) {
 	st := memstore.New(func() time.Time { return t0 })
 	m, err := New(Config{
-		Tools:   BuiltinTools(st, func() time.Time { return t0 }),
+		Tools:   BuiltinTools(st, func() time.Time { return t0 }, nil),
 		Policy:  forbidTool{grants: AllowList{"payments": {Tools: []string{"payments/*"}}}, tool: "payments/transfer"},
 		Auditor: StoreAuditor{Log: st},
 		Now:     func() time.Time { return t0 },
@@ -470,7 +472,7 @@ func (a failDenials) Record(ctx context.Context, r Record) error {
 func TestListToolsRefusedWithoutHiddenRecord(t *testing.T) {
 	st := memstore.New(func() time.Time { return t0 })
 	m, err := New(Config{
-		Tools:   BuiltinTools(st, func() time.Time { return t0 }),
+		Tools:   BuiltinTools(st, func() time.Time { return t0 }, nil),
 		Policy:  forbidTool{grants: AllowList{"payments": {Tools: []string{"payments/*"}}}, tool: "payments/transfer"},
 		Auditor: failDenials{StoreAuditor{Log: st}},
 		Now:     func() time.Time { return t0 },

@@ -24,10 +24,19 @@ const (
 	maxTransfer     = 1_000_000_00 // 1,000,000.00
 )
 
+// transferName is the transfer tool's name, which its Txn-Token's tctx
+// must hold.
+const transferName = "payments/transfer"
+
 type transferTool struct {
-	kv  ledgerStore
-	now func() time.Time
+	kv     ledgerStore
+	now    func() time.Time
+	verify TxnTokenVerifier
 }
+
+// TxnFields implements TxnBinder: the amount is bound in the call's
+// Txn-Token, readable by anyone who reads the token.
+func (transferTool) TxnFields() []string { return []string{"amount"} }
 
 // ledgerStore is what the payments tools need from the store.
 type ledgerStore interface {
@@ -36,23 +45,39 @@ type ledgerStore interface {
 }
 
 func (transferTool) Definition() llm.Tool {
-	return llm.Tool{Name: "payments/transfer", Description: "Transfer money from one account to another",
+	return llm.Tool{Name: transferName, Description: "Transfer money from one account to another",
 		Parameters: json.RawMessage(`{"type":"object","properties":{` +
 			`"from":{"type":"string","description":"account to debit"},` +
 			`"to":{"type":"string","description":"account to credit"},` +
 			`"amount":{"type":"number","description":"amount, e.g. 12.50"}},"required":["from","to","amount"]}`)}
 }
 
+// Call moves the money once the call's Txn-Token proves the host
+// authorized exactly this transfer: signature, typ, aud and exp
+// (t.verify), then the tool and the arguments' digest in tctx, then the
+// amount it is about to move against tctx's amount. Any mismatch (an
+// argument changed after the host minted the token) is an error wrapping
+// ErrTxnToken: the call's outcome in the audit log, and nothing moves.
 func (t transferTool) Call(ctx context.Context, c Caller, args json.RawMessage) (ToolResult, error) {
 	var in struct {
-		From   string  `json:"from"`
-		To     string  `json:"to"`
-		Amount float64 `json:"amount"`
+		From   string          `json:"from"`
+		To     string          `json:"to"`
+		Amount json.RawMessage `json:"amount"`
 	}
-	if err := json.Unmarshal(args, &in); err != nil {
+	var amount float64
+	if err := json.Unmarshal(args, &in); err != nil || (in.Amount != nil && json.Unmarshal(in.Amount, &amount) != nil) {
 		return ToolResult{Text: "arguments must be {from, to, amount}", IsError: true}, nil
 	}
-	cents := int64(in.Amount*100 + 0.5)
+	// The amount is compared as written (exact decimal value), not as
+	// the float64 it becomes.
+	fields := map[string]any{}
+	if in.Amount != nil {
+		fields["amount"] = in.Amount
+	}
+	if _, err := CheckTxnToken(ctx, t.verify, transferName, args, fields); err != nil {
+		return ToolResult{}, err
+	}
+	cents := int64(amount*100 + 0.5)
 	switch {
 	case in.From == "" || in.To == "" || in.From == in.To:
 		return ToolResult{Text: "from and to must be two different accounts", IsError: true}, nil

@@ -22,8 +22,11 @@ import (
 //	payments/transfer  move money between accounts of the host's ledger (writes)
 //	payments/balance   an account's balance (read-only)
 //
-// Notes live in the store, per agent.
-func BuiltinTools(kv ledgerStore, now func() time.Time) map[string]Tool {
+// Notes live in the store, per agent. payments/transfer moves money only
+// for a call whose Txn-Token verify accepts and that names exactly this
+// transfer (its arguments' digest, and the amount as a declared field);
+// with a nil verify it refuses every transfer.
+func BuiltinTools(kv ledgerStore, now func() time.Time, verify TxnTokenVerifier) map[string]Tool {
 	if now == nil {
 		now = time.Now
 	}
@@ -31,7 +34,7 @@ func BuiltinTools(kv ledgerStore, now func() time.Time) map[string]Tool {
 		"clock/now":         clockTool{now: now},
 		"notes/search":      notesSearch{kv: kv},
 		"notes/add":         notesAdd{kv: kv, now: now},
-		"payments/transfer": transferTool{kv: kv, now: now},
+		"payments/transfer": transferTool{kv: kv, now: now, verify: verify},
 		"payments/balance":  balanceTool{kv: kv},
 	}
 }
@@ -39,7 +42,7 @@ func BuiltinTools(kv ledgerStore, now func() time.Time) map[string]Tool {
 // BuiltinToolNames are the names of the tools [BuiltinTools] returns,
 // sorted: what the host offers before any remote server or tool plugin.
 func BuiltinToolNames() []string {
-	return slices.Sorted(maps.Keys(BuiltinTools(nil, nil)))
+	return slices.Sorted(maps.Keys(BuiltinTools(nil, nil, nil)))
 }
 
 type clockTool struct{ now func() time.Time }

@@ -2,7 +2,10 @@
 // host serves as MCP tools ("textkit/stats", "textkit/digest") and grants
 // to agents. Its tools change nothing, so callers need only the read scope
 // of the server that offers them. It holds no credential and receives none:
-// the host authorizes each call and passes the verified caller.
+// the host authorizes each call and sends its Transaction Token, which the
+// SDK checks (signature, audience, expiry, and that it was issued for this
+// tool and exactly these arguments) before a handler runs. Its tools take
+// no business field, so they declare no TxnFields.
 package main
 
 import (

@@ -355,9 +355,14 @@ func newAuditTraceCommand(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "trace TXN",
 		Short: "Print the execution chain of a transaction or task across agents",
-		Long: `trace rebuilds the chain of transactions TXN belongs to (a transaction or task
-id): the topmost transaction, the records of each and the transactions they
-caused, as an indented tree.`,
+		Long: `trace rebuilds the execution chain TXN belongs to (a transaction or task id):
+one node per task (and per transaction of no task, such as a hosted MCP
+server's tools/call), each with its records, a delegated task under the task
+that delegated it, as an indented tree. A transaction is what one request
+began: the user's or operator's task (its id is on the "txn" line agenthost
+run prints) and every task it delegated share it, so tracing it shows the
+user's request, the agents and their tool calls at once; tracing a task
+climbs to its topmost ancestor and shows the same tree.`,
 		Args: exactArgs(1, "one TXN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := adminClient(g)

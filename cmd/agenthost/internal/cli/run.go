@@ -46,9 +46,12 @@ The task is the TASK argument, or standard input when TASK is "-", or the
 file named by --file; the host takes tasks of up to %d MiB and says so when
 one is larger.
 
-The first line on stderr (after the "waiting…" line below, if it waited)
-names the task and the command that traces it through the audit log:
-"task task-… (trace: agenthost audit trace task-…)".
+The first lines on stderr (after the "waiting…" line below, if it waited)
+name the task, the command that traces it through the audit log, and the
+transaction it began (the txn of its Transaction Token, which every audit
+record of the task, of the tasks it delegates and of their tool calls
+carries): "task task-… (trace: agenthost audit trace txn-…)" and
+"txn txn-…".
 
 An agent that the host is still starting is waited for, up to --wait
 (printing "waiting for agent AGENT to start…"); an agent that failed to
@@ -114,8 +117,14 @@ credential-change event from a Shared Signals transmitter) stops the task.`, loc
 				if taskID == "" && ev.TaskID != "" {
 					taskID = ev.TaskID
 					st.setPhase("running")
-					id := escapeControls(taskID)
-					st.println(fmt.Sprintf("task %s (trace: %s audit trace %s)", id, g.commandPrefix(), id))
+					id, trace := escapeControls(taskID), escapeControls(taskID)
+					if ev.Txn != "" {
+						trace = escapeControls(ev.Txn)
+					}
+					st.println(fmt.Sprintf("task %s (trace: %s audit trace %s)", id, g.commandPrefix(), trace))
+					if ev.Txn != "" {
+						st.println("txn " + trace)
+					}
 				}
 				switch ev.Type {
 				case "thought":

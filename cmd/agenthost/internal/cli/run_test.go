@@ -30,6 +30,8 @@ type runBackend struct {
 	pause time.Duration
 	input string
 	runs  int
+	// txn, when set, is the transaction every event names.
+	txn string
 }
 
 func (b *runBackend) state() string {
@@ -62,7 +64,7 @@ func (b *runBackend) RunTask(_ context.Context, req localapi.TaskRequest, emit f
 		return errors.New("supervisor: agent is not running: research")
 	}
 	for i, ev := range b.events {
-		ev.TaskID = "task-abc"
+		ev.TaskID, ev.Txn = "task-abc", b.txn
 		if err := emit(ev); err != nil {
 			return err
 		}
@@ -153,6 +155,7 @@ func TestRunOutput(t *testing.T) {
 		args   []string
 		isTerm func(io.Writer) bool
 		events []localapi.TaskEvent
+		txn    string
 		pause  time.Duration
 		// wantLive is in the live line drawn on a terminal.
 		wantLive   string
@@ -167,6 +170,13 @@ func TestRunOutput(t *testing.T) {
 			events:     []localapi.TaskEvent{{Type: "thought", Text: "thinking"}, {Type: "tool_call", Tool: "clock/now", Arguments: "{}"}, {Type: "final", Text: "answer"}},
 			wantStdout: "answer\n",
 			wantStderr: []string{"task task-abc (trace: agenthost --data-dir DIR audit trace task-abc)", "· thinking", "→ clock/now {}"},
+		},
+		{
+			name:       "the transaction: traced, and on a line of its own",
+			events:     []localapi.TaskEvent{{Type: "thought", Text: "thinking"}, {Type: "final", Text: "answer"}},
+			txn:        "txn-5f0c",
+			wantStdout: "answer\n",
+			wantStderr: []string{"task task-abc (trace: agenthost --data-dir DIR audit trace txn-5f0c)", "txn txn-5f0c", "· thinking"},
 		},
 		{
 			name:       "quiet prints only the answer",
@@ -206,7 +216,7 @@ func TestRunOutput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := startRunHost(t, &runBackend{events: tt.events, pause: tt.pause})
+			dir := startRunHost(t, &runBackend{events: tt.events, pause: tt.pause, txn: tt.txn})
 			args := append([]string{"run", "research", "what time is it?", "--data-dir", dir}, tt.args...)
 			code, stdout, stderr := runCLI(t, nil, tt.isTerm, args...)
 			var lines []string

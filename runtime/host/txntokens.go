@@ -1,0 +1,232 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agenthost/agenthost/credentials/authserver"
+	"github.com/agenthost/agenthost/credentials/oauth/resource"
+	"github.com/agenthost/agenthost/credentials/txntoken"
+	"github.com/agenthost/agenthost/plugins"
+	"github.com/agenthost/agenthost/runtime/mediator"
+)
+
+// Transaction Tokens inside the host (draft-ietf-oauth-transaction-tokens;
+// SPECS.md §6). The embedded authorization server is the trust domain's
+// Transaction Token Service; the host asks it in process
+// (authserver.Server.IssueTxnToken) wherever a transaction begins:
+//
+//   - a task a user or the operator starts (RunTask): one txn per request,
+//     named by the host ("txn-…"), sub the user, scope tasks:run, req_wl
+//     the host. Started on the user's own access token, that token is the
+//     subject token (the TTS checks it and caps the scope by it); started
+//     by the operator (--for USER) the host vouches for the user; with no
+//     user at all the sub is the host's own SPIFFE ID.
+//   - a tools/call on a hosted MCP server: one txn per call ("mcp-…"), the
+//     caller's verified access token as the subject token, its scopes as
+//     the scope, the call bound in tctx.
+//
+// Each task keeps its token here (taskTxn), never in a plugin. Every call
+// the task makes into a host tool or a tool plugin carries a replacement
+// whose tctx binds the call (the mediator's TxnTokenSource, txnSource
+// below); a delegated task runs on a replacement too, same txn and sub,
+// req_wl the delegating agent (the TTS appends it to rctx.req_wl_chain).
+// A task's token lives a minute (the TTS's TTL): it is renewed before half
+// of it has passed, the same way it was first obtained, so a task that
+// runs for minutes keeps making calls.
+
+// taskTxn is a task's Transaction Token, renewed before it expires.
+type taskTxn struct {
+	txn   string
+	renew func(ctx context.Context) (string, *txntoken.Claims, error)
+	now   func() time.Time
+
+	mu     sync.Mutex
+	token  string
+	claims *txntoken.Claims
+}
+
+// current returns the task's token, renewing it first when half of its
+// lifetime has passed.
+func (t *taskTxn) current(ctx context.Context) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.claims != nil {
+		half := time.Unix((t.claims.IssuedAt+t.claims.ExpiresAt)/2, 0)
+		if t.now().Before(half) {
+			return t.token, nil
+		}
+	}
+	tok, c, err := t.renew(ctx)
+	if err != nil {
+		return "", err
+	}
+	if c.Txn != t.txn {
+		return "", fmt.Errorf("host: the renewed Txn-Token is for transaction %q, not %q", c.Txn, t.txn)
+	}
+	t.token, t.claims = tok, c
+	return tok, nil
+}
+
+// txnScope is the scope of a task's Txn-Token: the scope a user's token
+// needs to start a task.
+var txnScope = []string{ScopeTasksRun}
+
+// taskSubject is who a task acts for, for its Txn-Token: the user's
+// verified access token (while it is valid), or the subject the host
+// vouches for.
+type taskSubject struct {
+	name        string
+	accessToken string
+	expires     time.Time
+}
+
+// beginTxn obtains the Txn-Token of a transaction a user's or the
+// operator's request begins: a new txn, the host as req_wl, the agent the
+// task is for in rctx.
+func (h *Host) beginTxn(ctx context.Context, agent string, sub taskSubject) (*taskTxn, error) {
+	txn, err := newID("txn-")
+	if err != nil {
+		return nil, err
+	}
+	rctx, err := txntoken.NewObject(map[string]any{"agent": agent})
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	if sub.name == "" {
+		sub.name = h.hostID.String()
+	}
+	t := &taskTxn{txn: txn, now: h.now}
+	t.renew = func(ctx context.Context) (string, *txntoken.Claims, error) {
+		r := authserver.TxnTokenRequest{Txn: txn, Scope: txnScope, RequestingWorkload: h.hostID.String(), RequestContext: rctx}
+		if sub.accessToken != "" && h.now().Before(sub.expires) {
+			r.SubjectToken = sub.accessToken
+		} else {
+			r.Subject = sub.name
+		}
+		return h.as.IssueTxnToken(ctx, r)
+	}
+	if _, err := t.current(ctx); err != nil {
+		return nil, fmt.Errorf("host: no Txn-Token for the task: %w", err)
+	}
+	return t, nil
+}
+
+// delegatedTxn is the Txn-Token holder of a task delegated by parent: its
+// first token is the one the mediator minted for the delegation (in ctx);
+// it is renewed as a replacement of the parent task's, as that one was.
+func (h *Host) delegatedTxn(ctx context.Context, parent mediator.Caller) *taskTxn {
+	t := &taskTxn{txn: parent.Txn, now: h.now}
+	rctx := mediator.TxnRequestContext(parent)
+	t.renew = func(ctx context.Context) (string, *txntoken.Claims, error) {
+		tok, err := txnSource{h}.TxnToken(ctx, parent, txntoken.Object{}, rctx)
+		if err != nil {
+			return "", nil, err
+		}
+		if tok == "" {
+			return "", nil, errors.New("host: the delegating task has no Txn-Token")
+		}
+		c, err := h.verifyTxnToken(ctx, tok)
+		return tok, c, err
+	}
+	if tok, ok := mediator.TxnTokenFromContext(ctx); ok {
+		if c, err := h.verifyTxnToken(ctx, tok); err == nil && c.Txn == t.txn {
+			t.token, t.claims = tok, c
+		}
+	}
+	return t
+}
+
+// txnSource is the mediator's TxnTokenSource: a replacement of the task's
+// Txn-Token for each call.
+type txnSource struct{ h *Host }
+
+var _ mediator.TxnTokenSource = txnSource{}
+
+// TxnToken implements mediator.TxnTokenSource.
+func (s txnSource) TxnToken(ctx context.Context, c mediator.Caller, details, rctx txntoken.Object) (string, error) {
+	s.h.taskMu.Lock()
+	t := s.h.running[c.TaskID].txn
+	s.h.taskMu.Unlock()
+	if t == nil {
+		return "", nil
+	}
+	cur, err := t.current(ctx)
+	if err != nil {
+		return "", err
+	}
+	tok, _, err := s.h.as.IssueTxnToken(ctx, authserver.TxnTokenRequest{
+		SubjectToken: cur, RequestingWorkload: c.Identity.String(), RequestDetails: details, RequestContext: rctx,
+	})
+	return tok, err
+}
+
+// verifyTxnToken verifies a Txn-Token of this host's trust domain: what the
+// host's own tools check their calls with.
+func (h *Host) verifyTxnToken(ctx context.Context, tok string) (*txntoken.Claims, error) {
+	if h.as == nil {
+		return nil, errors.New("host: the authorization server is not ready")
+	}
+	return txntoken.Verify(ctx, tok, h.as.TxnTokenVerifyOptions())
+}
+
+// txnKeys is what tool plugins check Txn-Tokens with: the authorization
+// server's published keys and the trust domain. It changes as the keys
+// rotate, and the plugins are sent the new set before their next call.
+func (h *Host) txnKeys() plugins.TxnKeys {
+	if h.as == nil {
+		return plugins.TxnKeys{}
+	}
+	return plugins.TxnKeys{JWKS: string(h.as.JWKS()), TrustDomain: h.cfg.TrustDomain}
+}
+
+// callerTokenKey holds the access token of a request to a hosted MCP server
+// in its context, for the Txn-Token of its tools/call only: no tool sees
+// it (the key is this package's, and audited clears it before the tool
+// runs).
+type callerTokenKey struct{}
+
+// keepCallerToken puts the request's access token (Bearer or DPoP) in its
+// context before the server's verifier takes it from the headers; the
+// verifier still decides whether the request goes on.
+func keepCallerToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) && tok != "" {
+			r = r.WithContext(context.WithValue(r.Context(), callerTokenKey{}, strings.TrimSpace(tok)))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// mcpTxnToken obtains the Txn-Token of one tools/call on a hosted MCP
+// server: transaction txn, the caller's verified access token as the
+// subject token (so sub is the token's subject and the scope the token's
+// scopes), the host as req_wl, the call bound in tctx.
+func (h *Host) mcpTxnToken(ctx context.Context, txn string, caller *resource.Caller, name string, tool mediator.Tool, args []byte) (string, error) {
+	at, _ := ctx.Value(callerTokenKey{}).(string)
+	if at == "" {
+		return "", errors.New("the request's access token is not at hand")
+	}
+	var details txntoken.Object
+	var err error
+	if tool != nil {
+		details, err = mediator.CallDetails(name, tool, args)
+	} else {
+		details, err = txntoken.CallContext(name, args, nil)
+	}
+	if err != nil {
+		return "", err
+	}
+	rctx := mediator.TxnRequestContext(mediator.Caller{Agent: "mcp:" + caller.Subject, ClientID: caller.ClientID, Scopes: caller.Scopes})
+	tok, _, err := h.as.IssueTxnToken(ctx, authserver.TxnTokenRequest{
+		Txn: txn, SubjectToken: at, Scope: caller.Scopes, RequestingWorkload: h.hostID.String(),
+		RequestDetails: details, RequestContext: rctx,
+	})
+	return tok, err
+}
