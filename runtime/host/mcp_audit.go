@@ -42,9 +42,10 @@ type mcpCallTool struct {
 func (h *Host) audited(ct mcpCallTool) mcpserver.Tool {
 	t, run := ct.Tool, ct.Handler
 	t.Handler = func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
+		at, _ := ctx.Value(callerTokenKey{}).(string)
 		call := mcpCall{caller: caller, action: ct.action, resource: ct.resource, policy: ct.policy, args: args,
 			txnToken: func(ctx context.Context, txn string) (string, error) {
-				return h.mcpTxnToken(ctx, txn, caller, ct.resource, ct.tool, args)
+				return h.mcpTxnToken(ctx, txn, at, caller, ct.resource, ct.tool, args)
 			}}
 		return auditedCall(ctx, h.audit, h.now, h.log, call, func(ctx context.Context) (mcpserver.Result, error) {
 			// The access token was kept for the Txn-Token only.
@@ -88,18 +89,17 @@ func auditedCall(ctx context.Context, a mediator.Auditor, now func() time.Time, 
 		TokenJTI: c.caller.TokenID, Action: c.action, Resource: c.resource, Policy: c.policy,
 	}
 	if c.txnToken != nil {
-		tok, err := c.txnToken(ctx, txn)
-		if err != nil {
-			log.WarnContext(ctx, "no Txn-Token for an MCP tool call; call refused", "tool", c.resource, "err", err)
-			denied := base
-			denied.Time, denied.Decision, denied.Outcome, denied.Policy = now().UTC(), "deny", "denied", "txn-token"
-			denied.Reason = "no Txn-Token for the call: " + err.Error()
-			if aerr := a.Record(ctx, denied); aerr != nil {
-				log.ErrorContext(ctx, "audit of a refused MCP tool call failed", "tool", c.resource, "err", aerr)
+		// Minted when the tool takes it: a tool that checks none costs no
+		// signature. A tool that needs one and cannot get it fails the
+		// call, and that is its audited outcome.
+		mintCtx := ctx
+		ctx = mediator.WithTxnTokenFunc(ctx, func() (string, error) {
+			tok, err := c.txnToken(mintCtx, txn)
+			if err != nil {
+				log.WarnContext(mintCtx, "no Txn-Token for an MCP tool call", "tool", c.resource, "txn", txn, "err", err)
 			}
-			return mcpserver.Result{}, fmt.Errorf("host: %s refused: no Txn-Token for the call: %w", c.resource, err)
-		}
-		ctx = mediator.WithTxnToken(ctx, tok)
+			return tok, err
+		})
 	}
 	outcome, err := mediator.RecordAllowed(ctx, a, now, base, c.args)
 	if err != nil {

@@ -129,9 +129,9 @@ func TestAuditedCall(t *testing.T) {
 		t.Fatalf("two calls share a transaction: %+v", a.records)
 	}
 
-	// The call's Txn-Token is obtained for the call's transaction and is
-	// in the tool's context; a call that gets none is refused before its
-	// decision, its tool never runs, and the refusal is recorded.
+	// The call's Txn-Token is obtained for the call's transaction when the
+	// tool takes it from its context; a tool that needs one and cannot get
+	// it fails the call, and that is the call's audited outcome.
 	events, a = nil, &eventAuditor{events: &events}
 	var gotTxn, gotTok string
 	call := mcpCall{caller: &resource.Caller{Subject: "alice"}, action: actionMCPToolCall, resource: "clock/now", args: json.RawMessage(`{}`),
@@ -146,14 +146,27 @@ func TestAuditedCall(t *testing.T) {
 		t.Fatalf("the tool got Txn-Token %q for txn %q; the records name %q", gotTok, gotTxn, a.records[0].Txn)
 	}
 	events, a = nil, &eventAuditor{events: &events}
-	call.txnToken = func(context.Context, string) (string, error) { return "", errors.New("the subject token was revoked") }
-	_, err := auditedCall(context.Background(), a, time.Now, slog.New(slog.DiscardHandler), call, func(context.Context) (mcpserver.Result, error) {
-		t.Fatal("the tool ran without a Txn-Token")
+	mints := 0
+	call.txnToken = func(context.Context, string) (string, error) {
+		mints++
+		return "", errors.New("the subject token was revoked")
+	}
+	_, err := auditedCall(context.Background(), a, time.Now, slog.New(slog.DiscardHandler), call, func(ctx context.Context) (mcpserver.Result, error) {
+		if _, err := mediator.TxnTokenOf(ctx); err != nil {
+			return mcpserver.Result{}, err
+		}
+		t.Error("the tool got a Txn-Token that could not be minted")
 		return mcpserver.Result{}, nil
 	})
-	if err == nil || !strings.Contains(err.Error(), "revoked") || len(a.records) != 1 || a.records[0].Decision != "deny" ||
-		a.records[0].Outcome != "denied" || a.records[0].Policy != "txn-token" || !strings.Contains(a.records[0].Reason, "revoked") {
-		t.Fatalf("call without a Txn-Token: %v, records %+v", err, a.records)
+	if err == nil || !strings.Contains(err.Error(), "revoked") || len(a.records) != 2 || a.records[0].Decision != "allow" ||
+		a.records[1].Outcome != "error" || !strings.Contains(a.records[1].Error, "revoked") {
+		t.Fatalf("call whose Txn-Token cannot be minted: %v, records %+v", err, a.records)
+	}
+	// A tool that takes no Txn-Token has none minted.
+	events, a, mints = nil, &eventAuditor{events: &events}, 0
+	if _, err := auditedCall(context.Background(), a, time.Now, slog.New(slog.DiscardHandler), call,
+		func(context.Context) (mcpserver.Result, error) { return mcpserver.Result{Text: "now"}, nil }); err != nil || mints != 0 {
+		t.Fatalf("a tool that takes no Txn-Token: %v, %d mints", err, mints)
 	}
 }
 

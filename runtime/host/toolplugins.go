@@ -231,7 +231,10 @@ func (t pluginTool) Call(ctx context.Context, _ mediator.Caller, args json.RawMe
 	if err != nil {
 		return mediator.ToolResult{}, err
 	}
-	tok, _ := mediator.TxnTokenFromContext(ctx)
+	tok, err := mediator.TxnTokenOf(ctx)
+	if err != nil {
+		return mediator.ToolResult{}, fmt.Errorf("%w: no Txn-Token for the call: %w", pluginpb.ErrUnavailable, err)
+	}
 	res, err := p.CallTool(ctx, t.name, string(args), tok)
 	if err != nil {
 		switch {

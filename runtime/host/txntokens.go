@@ -208,8 +208,7 @@ func keepCallerToken(next http.Handler) http.Handler {
 // server: transaction txn, the caller's verified access token as the
 // subject token (so sub is the token's subject and the scope the token's
 // scopes), the host as req_wl, the call bound in tctx.
-func (h *Host) mcpTxnToken(ctx context.Context, txn string, caller *resource.Caller, name string, tool mediator.Tool, args []byte) (string, error) {
-	at, _ := ctx.Value(callerTokenKey{}).(string)
+func (h *Host) mcpTxnToken(ctx context.Context, txn, at string, caller *resource.Caller, name string, tool mediator.Tool, args []byte) (string, error) {
 	if at == "" {
 		return "", errors.New("the request's access token is not at hand")
 	}

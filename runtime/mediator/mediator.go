@@ -419,10 +419,9 @@ func (h *hostServer) CallTool(ctx context.Context, req *pluginpb.CallToolRequest
 	if rt, remote := tool.(RemoteTool); remote {
 		res, err = h.m.callRemote(ctx, c, rt, args)
 	} else {
-		var tok string
-		if tok, err = h.m.callTxnToken(ctx, c, req.GetTool(), tool, args); err == nil {
-			res, err = tool.Call(WithTxnToken(ctx, tok), c, args)
-		}
+		// The call's Txn-Token is minted when the tool takes it.
+		mint := func() (string, error) { return h.m.callTxnToken(ctx, c, req.GetTool(), tool, args) }
+		res, err = tool.Call(WithTxnTokenFunc(ctx, mint), c, args)
 	}
 	done(err)
 	if err != nil {

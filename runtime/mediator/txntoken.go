@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/agenthost/agenthost/credentials/txntoken"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
@@ -20,7 +21,9 @@ import (
 // agent) whose tctx binds the call: the tool's name, the SHA-256 of its
 // arguments and the business fields the tool declares ([TxnBinder]). The
 // tool gets it through the context ([TxnTokenFromContext]), checks it, and
-// refuses a call it does not describe. A remote tool (outside the trust
+// refuses a call it does not describe. A host tool's token is minted when
+// the tool first takes it ([WithTxnTokenFunc]): one ES256 signature, paid
+// only by the tools that check their calls. A remote tool (outside the trust
 // domain) gets none: Txn-Tokens do not leave their trust domain.
 
 // TxnTokenSource mints the Txn-Tokens calls carry.
@@ -58,11 +61,45 @@ func WithTxnToken(ctx context.Context, token string) context.Context {
 	return context.WithValue(ctx, txnTokenKey{}, token)
 }
 
+// WithTxnTokenFunc returns ctx whose call's Txn-Token is minted by mint
+// when a tool first asks for it ([TxnTokenOf], [TxnTokenFromContext]), at
+// most once. A call's token is there for every tool to take, but a tool
+// that never checks one (clock/now) costs no signature.
+func WithTxnTokenFunc(ctx context.Context, mint func() (string, error)) context.Context {
+	return context.WithValue(ctx, txnTokenKey{}, &lazyTxnToken{mint: mint})
+}
+
+// lazyTxnToken is a call's Txn-Token, minted when first asked for.
+type lazyTxnToken struct {
+	once sync.Once
+	mint func() (string, error)
+	tok  string
+	err  error
+}
+
+func (l *lazyTxnToken) get() (string, error) {
+	l.once.Do(func() { l.tok, l.err = l.mint() })
+	return l.tok, l.err
+}
+
+// TxnTokenOf returns the Txn-Token of the call in hand, minting it if it
+// was not yet: "" and no error when the call carries none, an error when
+// it should carry one and none could be minted.
+func TxnTokenOf(ctx context.Context) (string, error) {
+	switch v := ctx.Value(txnTokenKey{}).(type) {
+	case string:
+		return v, nil
+	case *lazyTxnToken:
+		return v.get()
+	}
+	return "", nil
+}
+
 // TxnTokenFromContext returns the Txn-Token of the call in hand: what a
 // [Tool] checks its call against.
 func TxnTokenFromContext(ctx context.Context) (string, bool) {
-	tok, ok := ctx.Value(txnTokenKey{}).(string)
-	return tok, ok && tok != ""
+	tok, err := TxnTokenOf(ctx)
+	return tok, err == nil && tok != ""
 }
 
 // CallDetails returns the tctx members binding a call of the tool t,
@@ -145,8 +182,11 @@ func CheckTxnToken(ctx context.Context, verify TxnTokenVerifier, tool string, ar
 	if verify == nil {
 		return nil, refuse("%s has no Txn-Token verifier", tool)
 	}
-	tok, ok := TxnTokenFromContext(ctx)
-	if !ok {
+	tok, err := TxnTokenOf(ctx)
+	switch {
+	case err != nil:
+		return nil, refuse("no Txn-Token could be obtained for the call to %s: %v", tool, err)
+	case tok == "":
 		return nil, refuse("the call to %s carries no Txn-Token", tool)
 	}
 	c, err := verify(ctx, tok)
