@@ -40,7 +40,9 @@ var rules = []rule{
 	{"mcp", []string{"credentials/...", "consent/..."}},
 	{"a2a", []string{"credentials/...", "consent/..."}},
 	{"plugins/proto", nil},
-	{"plugins/sdk", []string{"plugins/proto"}},
+	// The SDK checks a call's Txn-Token against its arguments in the
+	// host's canonical JSON (a standard-library-only package).
+	{"plugins/sdk", []string{"plugins/proto", "credentials/txntoken/canonjson"}},
 	{"plugins/sandbox", nil},
 	{"plugins", []string{"plugins/proto", "plugins/sandbox", "credentials/..."}},
 	{"runtime", []string{"credentials/...", "consent/...", "llm/...", "mcp/...", "a2a/...", "plugins/...", "runtime/..."}},

@@ -1,6 +1,8 @@
 package txntoken
 
 import (
+	"github.com/agenthost/agenthost/credentials/txntoken/canonjson"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -41,7 +43,7 @@ func ArgsDigest(args json.RawMessage) (string, error) {
 	if len(args) == 0 {
 		args = json.RawMessage("{}")
 	}
-	c, err := canonicalJSON(args)
+	c, err := canonjson.Canonical(args)
 	if err != nil {
 		return "", fmt.Errorf("%w: arguments: %v", ErrInvalid, err)
 	}
@@ -113,7 +115,7 @@ func (c *Claims) CheckField(name string, value any) error {
 	if err != nil {
 		return fmt.Errorf("%w: field %q: %v", ErrInvalid, truncate(name), err)
 	}
-	want, err := canonicalJSON(b)
+	want, err := canonjson.Canonical(b)
 	if err != nil {
 		return fmt.Errorf("%w: field %q: %v", ErrInvalid, truncate(name), err)
 	}

@@ -53,3 +53,12 @@ var (
 	// that cannot be used.
 	ErrConfig = errors.New("txntoken: invalid configuration")
 )
+
+// truncate shortens s for an error message.
+func truncate(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,6 +1,8 @@
 package txntoken
 
 import (
+	"github.com/agenthost/agenthost/credentials/txntoken/canonjson"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +33,7 @@ func ParseObject(data []byte) (Object, error) {
 }
 
 func parseObject(data []byte) (Object, error) {
-	c, err := canonicalJSON(data)
+	c, err := canonjson.Canonical(data)
 	if err != nil {
 		return Object{}, err
 	}

@@ -38,6 +38,8 @@
 // golang.org/x/net/trace and html/template: about 2 MiB less resident per
 // idle agent.
 //
-// The package depends only on the plugin contract (plugins/proto) and
-// go-plugin.
+// The package depends only on the plugin contract (plugins/proto),
+// go-plugin, and the host's canonical JSON (credentials/txntoken/canonjson,
+// standard library only), so a tool hashes its arguments exactly as the
+// host did when it minted the call's Txn-Token.
 package sdk

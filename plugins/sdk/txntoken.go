@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"github.com/agenthost/agenthost/credentials/txntoken/canonjson"
+
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -342,8 +344,8 @@ func checkCall(c *TxnClaims, tool string, args json.RawMessage, fields []string)
 		case inTctx && !inArgs:
 			return mismatch("field %q is in the transaction context but not in the arguments", truncate(f))
 		}
-		a, errA := canonicalJSON(have)
-		b, errB := canonicalJSON(want)
+		a, errA := canonjson.Canonical(have)
+		b, errB := canonjson.Canonical(want)
 		if errA != nil || errB != nil || !bytes.Equal(a, b) {
 			return mismatch("field %q differs from the transaction context", truncate(f))
 		}
@@ -363,7 +365,7 @@ func ArgsDigest(args json.RawMessage) (string, error) {
 	if len(args) == 0 {
 		args = json.RawMessage("{}")
 	}
-	c, err := canonicalJSON(args)
+	c, err := canonjson.Canonical(args)
 	if err != nil {
 		return "", err
 	}
@@ -372,9 +374,9 @@ func ArgsDigest(args json.RawMessage) (string, error) {
 }
 
 // jsonObject decodes one JSON object by member, refusing duplicate member
-// names and anything canonicalJSON refuses.
+// names and anything canonjson.Canonical refuses.
 func jsonObject(data []byte) (map[string]json.RawMessage, error) {
-	if _, err := canonicalJSON(data); err != nil {
+	if _, err := canonjson.Canonical(data); err != nil {
 		return nil, err
 	}
 	var m map[string]json.RawMessage
@@ -410,4 +412,13 @@ func dateMember(m map[string]json.RawMessage, name string) (time.Time, bool, err
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
+}
+
+// truncate shortens s for an error message.
+func truncate(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

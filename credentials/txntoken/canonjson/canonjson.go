@@ -1,4 +1,4 @@
-package txntoken
+package canonjson
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 // maxDepth caps the nesting of arrays and objects in canonicalised JSON.
 const maxDepth = 128
 
-// canonicalJSON returns the canonical form of one JSON value:
+// Canonical returns the canonical form of one JSON value:
 //
 //   - no insignificant whitespace;
 //   - object members sorted by name (byte order of the UTF-8 name);
@@ -27,7 +27,7 @@ const maxDepth = 128
 // It refuses input that two readers could understand differently:
 // invalid UTF-8, unpaired UTF-16 surrogate escapes, duplicate member names,
 // trailing data, and nesting deeper than maxDepth.
-func canonicalJSON(data []byte) ([]byte, error) {
+func Canonical(data []byte) ([]byte, error) {
 	if !utf8.Valid(data) {
 		return nil, errors.New("not valid UTF-8")
 	}

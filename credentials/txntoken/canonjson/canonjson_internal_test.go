@@ -1,4 +1,4 @@
-package txntoken
+package canonjson
 
 import "testing"
 
