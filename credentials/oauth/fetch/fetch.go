@@ -317,7 +317,7 @@ func (f *Fetcher) get(parent context.Context, rawURL, accept string) (*Response,
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		err = f.failure(parent, ctx, u, err)
+		err = f.failure(parent, ctx, http.MethodGet, u, err)
 		f.refused(parent, rawURL, err)
 		return nil, err
 	}
@@ -336,7 +336,7 @@ func (f *Fetcher) get(parent context.Context, rawURL, accept string) (*Response,
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBytes+1))
 	if err != nil {
-		err = f.failure(parent, ctx, u, err)
+		err = f.failure(parent, ctx, http.MethodGet, u, err)
 		f.refused(parent, rawURL, err)
 		return nil, err
 	}
@@ -353,9 +353,9 @@ func (f *Fetcher) get(parent context.Context, rawURL, accept string) (*Response,
 	}, nil
 }
 
-// failure turns a transport or body error into one that wraps the right
-// sentinel.
-func (f *Fetcher) failure(parent, ctx context.Context, u *url.URL, err error) error {
+// failure turns a transport or body error of a request with method into
+// one that wraps the right sentinel.
+func (f *Fetcher) failure(parent, ctx context.Context, method string, u *url.URL, err error) error {
 	inner := unwrapURLError(err)
 	var ae *addrError
 	switch {
@@ -364,12 +364,12 @@ func (f *Fetcher) failure(parent, ctx context.Context, u *url.URL, err error) er
 	case errors.As(inner, &ae):
 		return fmt.Errorf("%w: %s connects to %s", ErrPrivateAddress, u.Redacted(), ae.addr)
 	case errors.Is(parent.Err(), context.Canceled):
-		return fmt.Errorf("fetch: GET %s: %w", u.Redacted(), context.Canceled)
+		return fmt.Errorf("fetch: %s %s: %w", method, u.Redacted(), context.Canceled)
 	case ctx.Err() != nil || errors.Is(inner, context.DeadlineExceeded):
-		return fmt.Errorf("%w: GET %s: no complete response in time: %w",
-			ErrTimeout, u.Redacted(), context.DeadlineExceeded)
+		return fmt.Errorf("%w: %s %s: no complete response in time: %w",
+			ErrTimeout, method, u.Redacted(), context.DeadlineExceeded)
 	default:
-		return fmt.Errorf("fetch: GET %s: %w", u.Redacted(), inner)
+		return fmt.Errorf("fetch: %s %s: %w", method, u.Redacted(), inner)
 	}
 }
 

@@ -3,11 +3,9 @@ package fetch
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 )
 
 // Post sends body with POST to rawURL, with contentType and the extra
@@ -41,7 +39,7 @@ func (f *Fetcher) Post(ctx context.Context, rawURL, contentType string, header h
 	req.Header.Set("Content-Type", contentType)
 	resp, err := f.client.Do(req)
 	if err != nil {
-		err = f.postFailure(ctx, cctx, u, err)
+		err = f.failure(ctx, cctx, http.MethodPost, u, err)
 		f.refused(ctx, rawURL, err)
 		return nil, err
 	}
@@ -54,7 +52,7 @@ func (f *Fetcher) Post(ctx context.Context, rawURL, contentType string, header h
 	}
 	out, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBytes+1))
 	if err != nil {
-		err = f.postFailure(ctx, cctx, u, err)
+		err = f.failure(ctx, cctx, http.MethodPost, u, err)
 		f.refused(ctx, rawURL, err)
 		return nil, err
 	}
@@ -64,23 +62,4 @@ func (f *Fetcher) Post(ctx context.Context, rawURL, contentType string, header h
 		return nil, err
 	}
 	return &Response{URL: u.String(), Status: resp.StatusCode, Header: resp.Header, Body: out}, nil
-}
-
-// postFailure is failure for a POST.
-func (f *Fetcher) postFailure(parent, ctx context.Context, u *url.URL, err error) error {
-	inner := unwrapURLError(err)
-	var ae *addrError
-	switch {
-	case errors.Is(inner, ErrRedirect):
-		return inner
-	case errors.As(inner, &ae):
-		return fmt.Errorf("%w: %s connects to %s", ErrPrivateAddress, u.Redacted(), ae.addr)
-	case errors.Is(parent.Err(), context.Canceled):
-		return fmt.Errorf("fetch: POST %s: %w", u.Redacted(), context.Canceled)
-	case ctx.Err() != nil || errors.Is(inner, context.DeadlineExceeded):
-		return fmt.Errorf("%w: POST %s: no complete response in time: %w",
-			ErrTimeout, u.Redacted(), context.DeadlineExceeded)
-	default:
-		return fmt.Errorf("fetch: POST %s: %w", u.Redacted(), inner)
-	}
 }
