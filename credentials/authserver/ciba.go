@@ -331,6 +331,12 @@ func (s *Server) backchannel(r *http.Request) (*oauth.BackchannelAuthenticationR
 	if err != nil {
 		return nil, err
 	}
+	return s.startBackchannel(ctx, rec)
+}
+
+// startBackchannel stores the checked request rec under a new
+// auth_req_id, tells Config.CIBA.OnRequest, and returns the answer.
+func (s *Server) startBackchannel(ctx context.Context, rec *cibaRecord) (*oauth.BackchannelAuthenticationResponse, error) {
 	authReqID, err := randomToken(32)
 	if err != nil {
 		return nil, err

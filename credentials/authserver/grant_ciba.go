@@ -33,36 +33,47 @@ func (s *Server) grantCIBA(ctx context.Context, req *tokenRequest) (*oauth.Token
 	if err != nil {
 		return nil, err
 	}
+	id, rec, err := s.redeemCIBA(ctx, req.client.ID, authReqID)
+	if err != nil {
+		return nil, err
+	}
+	return s.issueCIBA(ctx, req, id, rec)
+}
+
+// redeemCIBA applies the CIBA grant's rules (see grantCIBA) to
+// authReqID, presented by clientID: an approved request is marked
+// redeemed and returned, once; anything else is the grant's error.
+func (s *Server) redeemCIBA(ctx context.Context, clientID, authReqID string) (string, *cibaRecord, error) {
 	id := ApprovalID(authReqID)
 	for range 4 {
 		rec, version, err := s.loadCIBA(ctx, id)
 		if errors.Is(err, ErrApprovalNotFound) {
-			return nil, oauth.Errorf(oauth.CodeInvalidGrant, "auth_req_id is unknown")
+			return "", nil, oauth.Errorf(oauth.CodeInvalidGrant, "auth_req_id is unknown")
 		}
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		if rec.ClientID != req.client.ID {
-			return nil, oauth.Errorf(oauth.CodeInvalidGrant, "auth_req_id was issued to another client")
+		if rec.ClientID != clientID {
+			return "", nil, oauth.Errorf(oauth.CodeInvalidGrant, "auth_req_id was issued to another client")
 		}
 		now := s.now().UTC()
 		switch {
 		case rec.Status == cibaIssued:
-			return nil, oauth.Errorf(oauth.CodeInvalidGrant, "auth_req_id was already redeemed")
+			return "", nil, oauth.Errorf(oauth.CodeInvalidGrant, "auth_req_id was already redeemed")
 		case rec.Status == cibaDenied:
-			return nil, oauth.Errorf(oauth.CodeAccessDenied, "the user denied the request")
+			return "", nil, oauth.Errorf(oauth.CodeAccessDenied, "the user denied the request")
 		case !now.Before(rec.Expires):
-			return nil, oauth.Errorf(oauth.CodeExpiredToken, "auth_req_id has expired; send a new request")
+			return "", nil, oauth.Errorf(oauth.CodeExpiredToken, "auth_req_id has expired; send a new request")
 		case rec.Status == cibaApproved:
 			rec.Status, rec.Issued = cibaIssued, now
 			ok, err := s.putCIBA(ctx, id, rec, version, now)
 			if err != nil {
-				return nil, err
+				return "", nil, err
 			}
 			if !ok {
 				continue // a concurrent poll: look again
 			}
-			return s.issueCIBA(ctx, req, id, rec)
+			return id, rec, nil
 		}
 		// Pending.
 		slow := !rec.LastPoll.IsZero() && now.Sub(rec.LastPoll) < time.Duration(rec.Interval)*time.Second
@@ -72,15 +83,15 @@ func (s *Server) grantCIBA(ctx context.Context, req *tokenRequest) (*oauth.Token
 		}
 		ok, err := s.putCIBA(ctx, id, rec, version, now)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		if slow || !ok {
 			// A poll racing another one is too fast as well.
-			return nil, oauth.Errorf(oauth.CodeSlowDown, "poll no more often than every %d seconds", rec.Interval)
+			return "", nil, oauth.Errorf(oauth.CodeSlowDown, "poll no more often than every %d seconds", rec.Interval)
 		}
-		return nil, oauth.Errorf(oauth.CodeAuthorizationPending, "the user has not decided yet")
+		return "", nil, oauth.Errorf(oauth.CodeAuthorizationPending, "the user has not decided yet")
 	}
-	return nil, fmt.Errorf("authserver: ciba grant: too many concurrent writers")
+	return "", nil, fmt.Errorf("authserver: ciba grant: too many concurrent writers")
 }
 
 // putCIBA rewrites the request if it is still at version; false when it

@@ -149,6 +149,11 @@ type Record struct {
 	// made with. The token itself is never recorded.
 	TokenSHA256 string `json:"token_sha256,omitempty"`
 	TokenJTI    string `json:"token_jti,omitempty"`
+	// ApprovalID names the CIBA approval a call needed (the SHA-256 of
+	// its auth_req_id, never the auth_req_id), and Approver the user who
+	// approved it.
+	ApprovalID string `json:"approval_id,omitempty"`
+	Approver   string `json:"approver,omitempty"`
 	// Redacted names the fields (their JSON names; "chain[1]" for an
 	// element of Chain) in which Append replaced a token by a marker.
 	Redacted []string `json:"redacted,omitempty"`
@@ -197,7 +202,7 @@ type textField struct {
 
 // texts returns the text fields of r but Chain and Redacted, with their
 // JSON names.
-func (r *Record) texts() [22]textField {
+func (r *Record) texts() [24]textField {
 	return [...]textField{
 		{"agent", &r.Agent}, {"agent_id", &r.AgentID}, {"sub", &r.Subject}, {"subject_source", &r.SubjectSource},
 		{"action", &r.Action}, {"resource", &r.Resource}, {"decision", &r.Decision},
@@ -207,6 +212,7 @@ func (r *Record) texts() [22]textField {
 		{"attestation", &r.Attestation}, {"risk", &r.Risk}, {"remedy", &r.Remedy},
 		{"cause", &r.Cause}, {"args_sha256", &r.ArgsSHA256},
 		{"token_sha256", &r.TokenSHA256}, {"token_jti", &r.TokenJTI},
+		{"approval_id", &r.ApprovalID}, {"approver", &r.Approver},
 	}
 }
 

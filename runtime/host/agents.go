@@ -68,6 +68,8 @@ func (h *Host) newAgents(ctx context.Context) error {
 		Auditor:     h.audit,
 		Agents:      h.delegate,
 		TxnTokens:   txnSource{h},
+		Approvals:   hostApprovals{h},
+		OnApproval:  h.onApproval,
 		Now:         h.now,
 		Logger:      h.log.With("component", "mediator"),
 	})
@@ -282,6 +284,10 @@ func (h *Host) RunTask(ctx context.Context, req localapi.TaskRequest, emit func(
 		return err
 	}
 	c.Txn = txn.txn
+	// Approval requests of the transaction (its delegated tasks
+	// included) are surfaced on this stream.
+	emit = syncEmit(emit)
+	defer h.approvalSinks.add(c.Txn, emit)()
 	// The user's token stays in the host while the task runs, for the
 	// task's remote calls (delegation.go).
 	defer h.holdUserToken(c.Txn, c.Subject, sub.accessToken)()

@@ -65,6 +65,9 @@ func TestMain(m *testing.M) {
 	case "toolcaller":
 		sdk.Serve(toolCallerAgent{})
 		os.Exit(0)
+	case "transferer":
+		sdk.Serve(transfererAgent{})
+		os.Exit(0)
 	default:
 		sdk.Serve(identityAgent{})
 		os.Exit(0)

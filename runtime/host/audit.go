@@ -165,6 +165,7 @@ func fromMediator(r mediator.Record) audit.Record {
 		Decision: r.Decision, Policy: r.Policy, Reason: r.Reason, Outcome: r.Outcome, Error: r.Error,
 		Task: r.TaskID, Txn: txn, ParentTask: r.ParentTask, Chain: r.Chain, ArgsSHA256: r.ArgsSHA256,
 		TokenSHA256: r.TokenSHA256, TokenJTI: r.TokenJTI, Attestation: r.Attestation, Risk: r.Risk,
+		ApprovalID: r.ApprovalID, Approver: r.Approver,
 	}
 }
 

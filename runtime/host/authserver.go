@@ -98,6 +98,12 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 	if h.cfg.Signals.Transmitter {
 		resources = append(resources, authserver.Resource{URI: h.ssfResource(), Scopes: []string{ScopeSSFManage}})
 	}
+	ciba := h.cibaConfig()
+	if ciba != nil {
+		// The host is the CIBA client that asks users to approve calls
+		// (approvals.go).
+		gateway.ID = h.hostID
+	}
 	if !gateway.ID.IsZero() {
 		agents = append(agents, gateway)
 	}
@@ -127,6 +133,7 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		ClientCertificateAuthorities: func() []*x509.Certificate {
 			return h.ca.Bundle().X509Authorities()
 		},
+		CIBA:    ciba,
 		OnIssue: h.auditIssued,
 		Now:     h.now,
 		Logger:  h.log.With("component", "authserver"),

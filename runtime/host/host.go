@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agenthost/agenthost/consent"
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/ca"
@@ -65,7 +66,11 @@ type Host struct {
 	as      *authserver.Server
 	tools   map[string]mediator.Tool
 	taskMu  sync.Mutex
-	running map[string]runningTask // by task id
+	// approvalSinks are the streams approval requests are surfaced on,
+	// by transaction; consent serves the approval pages.
+	approvalSinks approvalSinks
+	consent       *consent.Pages
+	running       map[string]runningTask // by task id
 	// remedyMu serializes the state changes of Quarantine and Release.
 	remedyMu sync.Mutex
 	// readOnly are the host tools that change nothing (they need a
@@ -278,6 +283,9 @@ func (h *Host) newHTTP(ctx context.Context) error {
 		return err
 	}
 	h.mountAuthServer(mux)
+	if err := h.mountConsent(mux); err != nil {
+		return err
+	}
 	if err := h.mountTasks(mux); err != nil {
 		return err
 	}

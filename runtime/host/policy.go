@@ -1,7 +1,9 @@
 package host
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,11 +97,24 @@ func (g gatedPolicy) Decide(ctx context.Context, r mediator.Request) (mediator.D
 		return d, nil
 	}
 	c := r.Caller
-	return g.h.decide(ctx, policy.Request{
+	req := policy.Request{
 		Principal: policy.Principal{Name: c.Agent, SPIFFEID: c.Identity.String()},
 		Subject:   c.Subject, Action: r.Action, Resource: r.Resource, Chain: c.Chain, Scopes: c.Scopes,
 		Risk: g.h.signals.riskOf(c.Subject), Attestation: c.Attestation,
-	})
+	}
+	if r.Args != nil {
+		// A tool call's arguments, as context.args (numbers: Long when
+		// integral, else decimal). Arguments policy cannot read make the
+		// request invalid, so denied: never a way around a policy on them.
+		dec := json.NewDecoder(bytes.NewReader(r.Args))
+		dec.UseNumber()
+		var args any
+		if err := dec.Decode(&args); err != nil {
+			return mediator.Decision{Policy: "policy", Reason: "the arguments are not JSON"}, nil
+		}
+		req.Context = map[string]any{"args": args}
+	}
+	return g.h.decide(ctx, req)
 }
 
 // isQuarantined reports whether the named agent is quarantined.
@@ -129,8 +144,10 @@ func (h *Host) decide(ctx context.Context, req policy.Request) (mediator.Decisio
 		if pd.Reason != "" {
 			reason += ": " + pd.Reason
 		}
-		return mediator.Decision{ApprovalRequired: true, Policy: name,
-			Reason: reason + " (no approval channel is configured, so the call is refused)"}, nil
+		if h.consent == nil {
+			reason += " (no approval channel is configured: the authorization server has no users; the call is refused)"
+		}
+		return mediator.Decision{ApprovalRequired: true, Policy: name, Reason: reason}, nil
 	default:
 		reason := pd.Reason
 		if reason == "" {

@@ -67,7 +67,9 @@ type AgentInfo struct {
 // TaskEvent is one event of a running task, as POST /v1/tasks streams them
 // (one JSON object per line).
 type TaskEvent struct {
-	// Type is thought, tool_call, partial, final or error.
+	// Type is thought, tool_call, partial, final, error or approval (a
+	// call waits for the user's approval: Text is the binding message, URL
+	// the approval page).
 	Type      string `json:"type"`
 	Text      string `json:"text,omitempty"`
 	Tool      string `json:"tool,omitempty"`
@@ -77,6 +79,8 @@ type TaskEvent struct {
 	// Transaction Token), shared by the tasks it delegates: what `agenthost
 	// audit trace` takes to show them all.
 	Txn string `json:"txn,omitempty"`
+	// URL is an approval event's approval page.
+	URL string `json:"url,omitempty"`
 }
 
 // TaskRequest is the body of POST /v1/tasks.
@@ -316,6 +320,7 @@ func ListenConfig(cfg Config) (*Server, error) {
 	mux.HandleFunc("POST /v1/agents/{name}/quarantine", remedy("quarantined", b.Quarantine))
 	mux.HandleFunc("POST /v1/agents/{name}/release", remedy("released", b.Release))
 	registerAudit(mux, b)
+	registerApprovals(mux, b)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such admin endpoint: " + r.Method + " " + r.URL.Path})
 	})

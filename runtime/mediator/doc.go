@@ -19,8 +19,19 @@
 //     ([TxnTokenFromContext]) and checks it ([CheckTxnToken]); the built-in
 //     payments/transfer refuses a call whose arguments or amount differ
 //     from its token's. Remote tools get none.
-//  5. Call the model ([llm.Model]) or the tool ([Tool]).
-//  6. Audit: every decision and its outcome is one [Record] given to the
+//  5. Approve: a tool call policy says needs approval waits for the
+//     task's user ([Approvals], the host asking its authorization server
+//     by OpenID CIBA; a task without a user is refused,
+//     [ErrApprovalNeedsUser]). The request, surfaced by
+//     [Config.OnApproval], is polled at the server's interval (slow_down
+//     adds five seconds) until decided, expired or the task ends. An
+//     approval counts only if the user approved it and its granted
+//     authorization_details are exactly this call (tool and argument
+//     digest); it is claimed durably before the call runs, so it runs the
+//     call once. The request, the refusal or the call is audited with the
+//     approval ID and the approver.
+//  6. Call the model ([llm.Model]) or the tool ([Tool]).
+//  7. Audit: every decision and its outcome is one [Record] given to the
 //     [Auditor] before the result goes back. ListTools lists only the tools
 //     the caller may call; each tool its grants name but policy forbids is
 //     a record of its own (action tool.list, the tool as resource, the

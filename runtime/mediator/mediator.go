@@ -72,6 +72,9 @@ type Request struct {
 	Caller   Caller
 	Action   string
 	Resource string
+	// Args are a tool call's arguments (a JSON object), for policy to
+	// read; nil for other actions.
+	Args json.RawMessage
 }
 
 // Decision is a policy outcome.
@@ -124,6 +127,10 @@ type Record struct {
 	// Attestation and Risk are the caller's states when decided.
 	Attestation string `json:"attestation,omitempty"`
 	Risk        string `json:"risk,omitempty"`
+	// ApprovalID names the CIBA approval a call needed (the SHA-256 of
+	// its auth_req_id), and Approver the user who approved it.
+	ApprovalID string `json:"approval_id,omitempty"`
+	Approver   string `json:"approver,omitempty"`
 }
 
 // Auditor records decisions. Record must be durable when it returns.
@@ -179,6 +186,14 @@ type Config struct {
 	// Risk, when set, gives the risk level of a subject at decision time,
 	// for the audit record.
 	Risk func(subject string) string
+	// Approvals asks the task's user to approve a tool call that policy
+	// says needs approval (CIBA, through the authorization server); nil
+	// refuses such calls.
+	Approvals Approvals
+	// OnApproval, when set, is told of each approval request once the
+	// server accepted it, to surface it to the user (the task's event
+	// stream). It must not block.
+	OnApproval func(ctx context.Context, c Caller, p PendingApproval)
 }
 
 // Mediator routes and guards Host calls.
@@ -265,8 +280,20 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 			Decision: "deny", Policy: "task-ownership", Reason: "task not owned by caller", Outcome: "denied"}, args)
 		return Caller{}, nil, err
 	}
-	d := h.m.decide(ctx, Request{Caller: c, Action: action, Resource: resource})
+	req := Request{Caller: c, Action: action, Resource: resource}
+	if action == ActionCallTool {
+		req.Args = args
+	}
+	d := h.m.decide(ctx, req)
 	base := h.m.record(c, action, resource, d)
+	if !d.Allow && d.ApprovalRequired && action == ActionCallTool && h.m.cfg.Approvals != nil {
+		// Approve step: the call runs only with an approval the
+		// authorization server granted for exactly it.
+		if base, err = h.m.approve(ctx, c, base, resource, args); err != nil {
+			return Caller{}, nil, err
+		}
+		d.Allow = true
+	}
 	if !d.Allow {
 		if err := h.m.audit(ctx, base, args); err != nil {
 			return Caller{}, nil, fmt.Errorf("%w: audit unavailable; call refused", pluginpb.ErrUnavailable)

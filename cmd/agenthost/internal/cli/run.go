@@ -133,6 +133,11 @@ credential-change event from a Shared Signals transmitter) stops the task.`, loc
 					st.println("→ " + escapeControls(ev.Tool+" "+ev.Arguments))
 				case "partial":
 					st.println("… " + escapeControls(ev.Text))
+				case "approval":
+					// The call waits for the user: said even with
+					// --quiet, since the task cannot end without it.
+					st.printAlways("approval needed: " + escapeControls(ev.Text))
+					st.printAlways("approve at: " + escapeControls(ev.URL))
 				case "final", "error":
 					e := ev
 					final = &e
@@ -283,6 +288,11 @@ func (s *statusLine) println(l string) {
 	if s.quiet {
 		return
 	}
+	s.printAlways(l)
+}
+
+// printAlways prints l above the status line, even with --quiet.
+func (s *statusLine) printAlways(l string) {
 	select {
 	case s.lines <- l:
 	case <-s.ended:
