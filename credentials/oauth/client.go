@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -34,8 +35,15 @@ type ClientConfig struct {
 	// token_endpoint_auth_methods_supported, then jwt-bearer (RFC 7523
 	// §2.2) with the same assertion.
 	AssertionType string
-	// DPoPKey, when set, binds tokens to this key where the server
-	// advertises DPoP.
+	// DPoPKeys, when set, are the client's DPoP key pairs: a token is
+	// bound to one of them (RFC 9449 §5) whenever the server advertises
+	// dpop_signing_alg_values_supported with an algorithm of
+	// [dpop.ClientAlgorithms] (ES256 first) and the request does not ask
+	// for a bearer token; every token request to such a server carries a
+	// proof. Nil means bearer tokens only.
+	DPoPKeys *dpop.Keys
+	// DPoPKey is a single key instead of DPoPKeys (dpop.KeysFrom): used
+	// with servers that list its algorithm. Set one or neither.
 	DPoPKey crypto.Signer
 	// HTTPClient posts to token endpoints; nil means a client with a 10 s
 	// timeout that follows no redirects.
@@ -44,6 +52,10 @@ type ClientConfig struct {
 	// expires; default 30 s.
 	ExpiryMargin time.Duration
 	Now          func() time.Time
+	// Logger receives a warning when a server answers a DPoP token
+	// request with a bearer token, and debug records; nil means silent.
+	// Tokens are never logged.
+	Logger *slog.Logger
 }
 
 // TokenRequest says which token is wanted.
@@ -70,22 +82,43 @@ type TokenRequest struct {
 	// Subject is who SubjectToken names (its sub), so that
 	// [Client.ForgetSubject] can drop that user's tokens. It is not sent.
 	Subject string
+	// Bearer asks for a bearer token even from a server that advertises
+	// DPoP: the token goes to a resource that does not take DPoP-bound
+	// tokens, or is itself a subject token for a later exchange (an
+	// authorization server refuses a sender-constrained subject_token).
+	Bearer bool
+	// DPoPAlgs, when not empty, are the proof algorithms the resource
+	// accepts (its metadata's dpop_signing_alg_values_supported, or the
+	// algs of its DPoP challenge): the key is chosen among those the
+	// server lists and these; with none in common the token is bearer.
+	DPoPAlgs []string
 }
 
-// Token is an acquired access token.
+// Token is an acquired access token. It is not an oauth2.Token: it
+// carries the scopes granted and, for a DPoP token, the key it is bound
+// to, and it has no refresh token (see the package doc).
 type Token struct {
 	AccessToken string
 	// TokenType is Bearer or DPoP.
 	TokenType string
 	ExpiresAt time.Time
 	Scopes    []string
+	// DPoPKey is the key a DPoP token is bound to (its cnf.jkt): every
+	// request made with the token carries a proof signed with it (RFC
+	// 9449 §7). Nil for a bearer token. It is the client's own key, held
+	// in memory; it is never serialized.
+	DPoPKey crypto.Signer
 }
 
 // Client acquires tokens on the client's own authority or for a subject,
 // and caches them by (issuer, resource, scope, subject) with one request
 // in flight per key.
 type Client struct {
-	cfg ClientConfig
+	cfg  ClientConfig
+	log  *slog.Logger
+	keys *dpop.Keys
+	// nonces are the authorization servers' last DPoP-Nonce, by origin.
+	nonces dpop.NonceCache
 
 	mu       sync.Mutex
 	cache    map[string]cached
@@ -123,7 +156,22 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg, cache: map[string]cached{}, inflight: map[string]*call{}, forgotten: map[string]uint64{}}, nil
+	c := &Client{cfg: cfg, keys: cfg.DPoPKeys, log: cfg.Logger, cache: map[string]cached{}, inflight: map[string]*call{},
+		forgotten: map[string]uint64{}}
+	if cfg.DPoPKey != nil {
+		if cfg.DPoPKeys != nil {
+			return nil, errors.New("oauth: set DPoPKeys or DPoPKey, not both")
+		}
+		keys, err := dpop.KeysFrom(cfg.DPoPKey)
+		if err != nil {
+			return nil, fmt.Errorf("oauth: DPoPKey: %w", err)
+		}
+		c.keys = keys
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
 }
 
 // exchange reports whether req asks for a token exchange.
@@ -142,7 +190,11 @@ func cacheKey(req TokenRequest) string {
 	if req.SubjectTokenSource != nil {
 		subject = "source:" + req.SubjectKey
 	}
-	return strings.Join([]string{req.Server.Issuer, req.Resource, strings.Join(scopes, " "), subject}, "\x00")
+	binding := "dpop:" + strings.Join(req.DPoPAlgs, " ")
+	if req.Bearer {
+		binding = "bearer"
+	}
+	return strings.Join([]string{req.Server.Issuer, req.Resource, strings.Join(scopes, " "), subject, binding}, "\x00")
 }
 
 // maxCached is the number of cached tokens above which expired ones are
@@ -278,16 +330,19 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 	} else {
 		form.Set("grant_type", GrantClientCredentials)
 	}
-	useDPoP := c.cfg.DPoPKey != nil && len(md.DPoPSigningAlgValuesSupported) > 0
-	nonce := ""
+	key, err := c.dpopKey(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
-		resp, err := c.post(ctx, md.TokenEndpoint, form, useDPoP, nonce)
+		resp, err := c.post(ctx, md.TokenEndpoint, form, key)
 		if err != nil {
 			return nil, err
 		}
-		if resp.err != nil && resp.err.Code == CodeUseDPoPNonce && resp.nonce != "" && attempt == 0 {
-			nonce = resp.nonce
-			// The assertions were consumed: mint fresh ones for the retry.
+		if resp.err != nil && resp.err.Code == CodeUseDPoPNonce && key != nil && resp.nonce != "" && attempt == 0 {
+			// RFC 9449 §8: once more, with the nonce the server sent
+			// (now in c.nonces). The assertions were consumed: mint
+			// fresh ones for the retry.
 			if err := c.refreshAssertions(ctx, form, md.Issuer); err != nil {
 				return nil, err
 			}
@@ -300,8 +355,18 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 		if tr.AccessToken == "" || (tr.TokenType != TokenTypeBearer && !strings.EqualFold(tr.TokenType, TokenTypeDPoP)) {
 			return nil, fmt.Errorf("oauth: token response without a usable access token (token_type %q)", tr.TokenType)
 		}
-		if useDPoP != strings.EqualFold(tr.TokenType, TokenTypeDPoP) {
-			return nil, fmt.Errorf("oauth: asked for a %s token, got token_type %q", map[bool]string{true: "DPoP", false: "Bearer"}[useDPoP], tr.TokenType)
+		bound := strings.EqualFold(tr.TokenType, TokenTypeDPoP)
+		switch {
+		case bound && key == nil:
+			return nil, fmt.Errorf("oauth: asked for a Bearer token, got token_type %q", tr.TokenType)
+		case !bound && key != nil:
+			// RFC 9449 §5: a server may issue a bearer token to a DPoP
+			// request. The token is not bound, so it is used as what it
+			// is, a bearer token (RFC 6750): sending it with the DPoP
+			// scheme would only be refused.
+			c.log.WarnContext(ctx, "oauth: DPoP token request answered with a bearer token; using it as a bearer token",
+				"issuer", md.Issuer, "resource", req.Resource, "token_type", tr.TokenType)
+			key = nil
 		}
 		scopes, err := ParseScope(tr.Scope)
 		if err != nil {
@@ -314,8 +379,37 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 		if tr.ExpiresIn <= 0 {
 			exp = c.cfg.Now().Add(time.Minute)
 		}
-		return &Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, ExpiresAt: exp, Scopes: scopes}, nil
+		typ := TokenTypeBearer
+		if bound {
+			typ = TokenTypeDPoP
+		}
+		// A refresh token in the response is dropped: see the package
+		// doc ("Renewal").
+		return &Token{AccessToken: tr.AccessToken, TokenType: typ, ExpiresAt: exp, Scopes: scopes, DPoPKey: key}, nil
 	}
+}
+
+// dpopKey is the key to bind req's token to, or nil for a bearer token:
+// DPoP when the client has keys, the request does not ask for a bearer
+// token, and the client, the server and (when it says) the resource have
+// an algorithm in common.
+func (c *Client) dpopKey(ctx context.Context, req TokenRequest) (crypto.Signer, error) {
+	algs := req.Server.DPoPSigningAlgValuesSupported
+	if c.keys == nil || req.Bearer || len(algs) == 0 {
+		return nil, nil
+	}
+	if len(req.DPoPAlgs) > 0 {
+		algs = slices.DeleteFunc(slices.Clone(algs), func(a string) bool { return !slices.Contains(req.DPoPAlgs, a) })
+	}
+	key, _, err := c.keys.Key(algs)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: %w", err)
+	}
+	if key == nil {
+		c.log.DebugContext(ctx, "oauth: no DPoP algorithm in common with the server; asking for a bearer token",
+			"issuer", req.Server.Issuer, "server_algs", req.Server.DPoPSigningAlgValuesSupported, "resource_algs", req.DPoPAlgs)
+	}
+	return key, nil
 }
 
 // assertionType is the client_assertion_type to send to the server md.
@@ -354,15 +448,19 @@ type tokenResult struct {
 // maxTokenResponse caps a token endpoint response.
 const maxTokenResponse = 64 << 10
 
-func (c *Client) post(ctx context.Context, endpoint string, form url.Values, useDPoP bool, nonce string) (*tokenResult, error) {
+// post sends one token request; with key, it carries a DPoP proof with
+// the server's last nonce (RFC 9449 §5, §8). A DPoP-Nonce in the answer
+// is kept for the next proof.
+func (c *Client) post(ctx context.Context, endpoint string, form url.Values, key crypto.Signer) (*tokenResult, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("oauth: token request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if useDPoP {
-		proof, err := dpop.NewProof(ctx, c.cfg.DPoPKey, dpop.ProofParams{Method: http.MethodPost, URL: endpoint, Nonce: nonce, Now: c.cfg.Now()})
+	if key != nil {
+		proof, err := dpop.NewProof(ctx, key, dpop.ProofParams{Method: http.MethodPost, URL: endpoint,
+			Nonce: c.nonces.Nonce(endpoint), Now: c.cfg.Now()})
 		if err != nil {
 			return nil, fmt.Errorf("oauth: %w", err)
 		}
@@ -381,6 +479,7 @@ func (c *Client) post(ctx context.Context, endpoint string, form url.Values, use
 		return nil, fmt.Errorf("oauth: token endpoint response exceeds %d bytes", maxTokenResponse)
 	}
 	out := &tokenResult{nonce: resp.Header.Get("DPoP-Nonce")}
+	c.nonces.Remember(endpoint, out.nonce)
 	if resp.StatusCode == http.StatusOK {
 		var tr TokenResponse
 		if err := json.Unmarshal(body, &tr); err != nil {

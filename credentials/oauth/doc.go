@@ -8,4 +8,83 @@
 //
 // Field names, grant types, token types and error codes follow SPECS.md
 // exactly; identifiers are compared by code point, never normalized.
+//
+// # The host's token client
+//
+// A [Client] gets access tokens for one workload (an agent, or the host
+// itself) from any authorization server it has discovered: on the
+// workload's own authority (client_credentials) or for a subject (token
+// exchange, RFC 8693, with the workload's JWT-SVID as actor_token). It
+// authenticates with a fresh client assertion per request (a JWT-SVID,
+// jwt-spiffe or RFC 7523 jwt-bearer; never a static secret), caches tokens
+// per (issuer, resource, scopes, subject, binding) until
+// [ClientConfig.ExpiryMargin] before they expire, with one request in
+// flight per key, and forgets a subject's tokens on demand
+// ([Client.ForgetSubject]).
+//
+// # Sender-constrained tokens (DPoP, RFC 9449)
+//
+// Given the workload's keys ([ClientConfig.DPoPKeys], a [dpop.Keys]), the
+// client asks for DPoP-bound tokens whenever the server advertises
+// dpop_signing_alg_values_supported and the request does not ask for a
+// bearer token ([TokenRequest.Bearer]; a resource that does not take
+// DPoP, or a token that is only a subject token for a later exchange).
+// The key is the one of the most preferred algorithm (ES256 first) that
+// the server and, when it names any, the resource ([TokenRequest.DPoPAlgs])
+// accept; with none in common the token is bearer. Every token request
+// then carries a proof (htm POST, htu the token endpoint, a fresh jti,
+// iat). A use_dpop_nonce refusal is answered once with the DPoP-Nonce the
+// server sent, and the latest nonce of each server origin is kept for the
+// next proof. The answer must say token_type DPoP; the [Token] then
+// carries the key it is bound to ([Token.DPoPKey]) so that whoever
+// presents it signs the proofs of RFC 9449 §7 with that key. A server may
+// answer with a bearer token instead (RFC 9449 §5): the token is then
+// used as the bearer token it is (with the Bearer scheme and no proof:
+// presenting it with the DPoP scheme would only be refused), and the
+// client logs a warning. A DPoP token the client did not ask for is an
+// error: nothing holds its key.
+//
+// # Renewal
+//
+// A token is renewed by the grant that got it, with fresh assertions and
+// (for an exchange) the subject token again, never by a refresh token: a
+// refresh token in a response is dropped. client_credentials needs none,
+// and renewing an exchanged token without presenting the subject token
+// would let the host act for a user after the user's token (and the task
+// that held it) is gone. So no refresh grant is ever sent from here, DPoP
+// or not; refresh tokens live only in the command line's sign-in
+// (package login).
+//
+// # golang.org/x/oauth2 and what is written here
+//
+// golang.org/x/oauth2 is the vocabulary where it fits, and nothing here
+// duplicates it:
+//
+//   - package login (the command line's sign-in) is built on it: the
+//     authorization code flow with PKCE (oauth2.Config, AuthCodeURL,
+//     Exchange, GenerateVerifier, S256ChallengeOption), refresh with
+//     rotation (Config.TokenSource), oauth2.Token in its Session, and its
+//     TokenSource is an oauth2.TokenSource.
+//
+// Written here, because x/oauth2 has no support for it:
+//
+//   - client authentication by a JWT assertion minted per request
+//     (jwt-spiffe, RFC 7523 client assertions): its clientcredentials
+//     package authenticates with a client secret; an assertion could ride
+//     in its fixed EndpointParams, but each one is single-use and minted
+//     for one request to one issuer;
+//   - token exchange (RFC 8693): no x/oauth2 API;
+//   - DPoP (RFC 9449): proofs on token requests and resource requests,
+//     nonce challenges, the key a token is bound to;
+//   - the cache: per resource, scopes, subject and binding, with single
+//     flight and per-subject forgetting, where oauth2.ReuseTokenSource
+//     keeps one token per source;
+//   - [Token]: unlike oauth2.Token it carries the granted scopes and the
+//     DPoP key, and it has no refresh token (see Renewal);
+//   - [AssertionSource] and [TokenRequest.SubjectTokenSource]: functions
+//     of a context, where oauth2.TokenSource takes none, so each call's
+//     deadline and cancellation reach the minting;
+//   - discovery (RFC 9728, RFC 8414 with its exact-issuer check, OpenID
+//     Connect Discovery), introspection (RFC 7662) and the wire types the
+//     authorization server writes.
 package oauth

@@ -30,6 +30,10 @@ type challengeInfo struct {
 	// Code and Description are the error parameters.
 	Code        string
 	Description string
+	// DPoP reports a DPoP challenge (RFC 9449 §7.1): the server takes
+	// DPoP-bound tokens; DPoPAlgs are its algs parameter, parsed.
+	DPoP     bool
+	DPoPAlgs []string
 }
 
 // parseChallengeInfo reads the WWW-Authenticate header values. The first
@@ -45,6 +49,10 @@ func parseChallengeInfo(headers []string) (challengeInfo, error) {
 	for _, ch := range chs {
 		if !strings.EqualFold(ch.Scheme, "Bearer") && !strings.EqualFold(ch.Scheme, "DPoP") {
 			continue
+		}
+		if strings.EqualFold(ch.Scheme, "DPoP") && !info.DPoP {
+			info.DPoP = true
+			info.DPoPAlgs = strings.Fields(ch.Param("algs"))
 		}
 		if info.ResourceMetadata == "" {
 			info.ResourceMetadata = ch.Param("resource_metadata")
@@ -76,8 +84,6 @@ type authTransport struct {
 	subject Subject
 	// extra are the scopes a step-up added for this subject.
 	extra []string
-	// nonce is the server's last DPoP-Nonce.
-	nonce string
 }
 
 // setSubject replaces the session's subject with sub, of the same key.
@@ -120,10 +126,10 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		// RFC 9449 §8: the server may send a new nonce with any
+		// response; the next proof to its origin carries it.
 		if n := resp.Header.Get("DPoP-Nonce"); n != "" {
-			t.mu.Lock()
-			t.nonce = n
-			t.mu.Unlock()
+			t.c.nonces.Remember(req.URL.String(), n)
 		}
 		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
 			return resp, nil
@@ -197,7 +203,7 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // yet.
 func (t *authTransport) token(ctx context.Context, scopes []string) (*oauth.Token, oauth.TokenRequest, error) {
 	t.c.mu.Lock()
-	server, base := t.c.server, t.c.scopes
+	server, base, rd := t.c.server, t.c.scopes, t.c.resourceDPoP
 	t.c.mu.Unlock()
 	if server == nil {
 		return nil, oauth.TokenRequest{}, nil
@@ -211,15 +217,16 @@ func (t *authTransport) token(ctx context.Context, scopes []string) (*oauth.Toke
 	sub := t.subject
 	t.mu.Unlock()
 	treq := oauth.TokenRequest{Server: server, Resource: t.c.cfg.URL, Scopes: scopes, SubjectToken: sub.Token,
-		SubjectTokenSource: sub.Source, SubjectKey: sub.Key, Subject: sub.Name}
+		SubjectTokenSource: sub.Source, SubjectKey: sub.Key, Subject: sub.Name,
+		Bearer: !rd.accepts, DPoPAlgs: rd.algs}
 	tok, err := t.c.cfg.Tokens.Token(ctx, treq)
 	if err != nil {
 		// Refused or failed: the call fails. A delegated call is never
 		// made on the client's own authority instead.
 		return nil, treq, &TokenError{Resource: t.c.cfg.URL, Issuer: server.Issuer, Exchange: sub.delegated(), Err: err}
 	}
-	if isDPoP(tok) && t.c.cfg.DPoPKey == nil {
-		return nil, treq, fmt.Errorf("%w: from %s: a DPoP-bound token, but no DPoPKey is configured", ErrToken, server.Issuer)
+	if isDPoP(tok) && tok.DPoPKey == nil {
+		return nil, treq, fmt.Errorf("%w: from %s: a DPoP-bound token without its key", ErrToken, server.Issuer)
 	}
 	return tok, treq, nil
 }
@@ -238,11 +245,13 @@ func (t *authTransport) send(req *http.Request, body []byte, tok *oauth.Token) (
 	if tok != nil {
 		scheme := oauth.TokenTypeBearer
 		if isDPoP(tok) {
-			t.mu.Lock()
-			nonce := t.nonce
-			t.mu.Unlock()
-			proof, err := dpop.NewProof(ctx, t.c.cfg.DPoPKey, dpop.ProofParams{Method: r.Method, URL: r.URL.String(),
-				AccessToken: tok.AccessToken, Nonce: nonce, Now: t.c.cfg.Now()})
+			// RFC 9449 §7: a fresh proof for every request (its own jti),
+			// bound to this method and URL (htu without query and
+			// fragment) and to the token (ath), with the origin's last
+			// nonce.
+			target := r.URL.String()
+			proof, err := dpop.NewProof(ctx, tok.DPoPKey, dpop.ProofParams{Method: r.Method, URL: target,
+				AccessToken: tok.AccessToken, Nonce: t.c.nonces.Nonce(target), Now: t.c.cfg.Now()})
 			if err != nil {
 				return nil, fmt.Errorf("mcpclient: DPoP proof: %w", err)
 			}
@@ -289,6 +298,16 @@ func (c *Client) discoverOnce(ctx context.Context, info challengeInfo) error {
 	if len(scopes) == 0 {
 		scopes = prm.ScopesSupported
 	}
+	// The resource takes DPoP-bound tokens when it says so: a DPoP
+	// challenge (RFC 9449 §7.1) or DPoP in its metadata (RFC 9728 §2).
+	// Otherwise the token is asked for as a bearer token, even from an
+	// authorization server that advertises DPoP: a resource that does not
+	// know DPoP refuses the DPoP scheme.
+	rd := resourceDPoP{accepts: info.DPoP || len(prm.DPoPSigningAlgValuesSupported) > 0 || prm.DPoPBoundAccessTokensRequired,
+		algs: prm.DPoPSigningAlgValuesSupported}
+	if len(rd.algs) == 0 {
+		rd.algs = info.DPoPAlgs
+	}
 	if c.cfg.Scopes != nil {
 		// The caller knows what it may have: ask for that much of what
 		// the resource wants, not more (a token endpoint refuses scopes
@@ -296,11 +315,19 @@ func (c *Client) discoverOnce(ctx context.Context, info challengeInfo) error {
 		scopes = c.cfg.Scopes
 	}
 	c.log.DebugContext(ctx, "mcpclient: discovered", "resource", c.cfg.URL, "issuer", asm.Issuer,
-		"scope", oauth.FormatScope(scopes))
+		"scope", oauth.FormatScope(scopes), "resource_dpop", rd.accepts, "as_dpop_algs", asm.DPoPSigningAlgValuesSupported)
 	c.mu.Lock()
-	c.server, c.scopes = asm, slices.Clone(scopes)
+	c.server, c.scopes, c.resourceDPoP = asm, slices.Clone(scopes), rd
 	c.mu.Unlock()
 	return nil
+}
+
+// resourceDPoP is what the resource said about DPoP.
+type resourceDPoP struct {
+	// accepts: it takes DPoP-bound tokens.
+	accepts bool
+	// algs are the proof algorithms it named, if any.
+	algs []string
 }
 
 func isDPoP(tok *oauth.Token) bool {

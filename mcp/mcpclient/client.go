@@ -2,7 +2,6 @@ package mcpclient
 
 import (
 	"context"
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/dpop"
 	"github.com/agenthost/agenthost/credentials/oauth/fetch"
 )
 
@@ -79,7 +79,10 @@ type Config struct {
 	// resource tokens are requested for, and the protected resource
 	// metadata must name it exactly. Required.
 	URL string
-	// Tokens acquires access tokens. Required.
+	// Tokens acquires access tokens. Required. With DPoP keys
+	// (oauth.ClientConfig.DPoPKeys) its tokens may be DPoP-bound; each
+	// such token carries its key (oauth.Token.DPoPKey), which signs the
+	// proof of every request made with it.
 	Tokens *oauth.Client
 	// Fetcher fetches protected resource and authorization server
 	// metadata; nil means fetch.New with its defaults (https only, public
@@ -89,10 +92,6 @@ type Config struct {
 	// redirects are never followed. Nil means a client with
 	// DefaultTimeout.
 	HTTPClient *http.Client
-	// DPoPKey is the key Tokens binds DPoP tokens to (its
-	// oauth.ClientConfig.DPoPKey). It signs a proof for every request
-	// made with a DPoP token; without it a DPoP token cannot be used.
-	DPoPKey crypto.Signer
 	// Logger receives debug records of the authorization steps; nil
 	// means silent. Tokens are never logged.
 	Logger *slog.Logger
@@ -133,11 +132,16 @@ type Client struct {
 	// discover serializes metadata discovery (a one-slot semaphore).
 	discover chan struct{}
 
-	mu       sync.Mutex
-	server   *oauth.ServerMetadata
-	scopes   []string
-	sessions map[string]*session
-	closed   bool
+	// nonces are the server's last DPoP-Nonce, by origin; every session
+	// shares them.
+	nonces dpop.NonceCache
+
+	mu           sync.Mutex
+	server       *oauth.ServerMetadata
+	scopes       []string
+	resourceDPoP resourceDPoP
+	sessions     map[string]*session
+	closed       bool
 }
 
 // Subject is whom a call is made for. The zero Subject is the client's

@@ -26,7 +26,7 @@ func TestListAndCallAfterDiscovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := toolNames(tools); !slices.Equal(got, []string{"fail", "whoami"}) {
+	if got := toolNames(tools); !slices.Equal(got, []string{"binding", "fail", "whoami"}) {
 		t.Fatalf("tools %v", got)
 	}
 	for _, tool := range tools {

@@ -29,8 +29,26 @@
 // more; a 403 insufficient_scope by one step-up to the union of the
 // scopes asked for and the challenged ones. Tokens are sent in the
 // Authorization header, only to the configured endpoint, and are never
-// logged or returned; a DPoP-bound token gets a fresh proof per request
-// when [Config.DPoPKey] is set.
+// logged or returned.
+//
+// # DPoP
+//
+// Tokens are DPoP-bound (RFC 9449) when the authorization server
+// advertises dpop_signing_alg_values_supported, the [Config.Tokens] client
+// has DPoP keys (oauth.ClientConfig.DPoPKeys), and the server says it
+// takes DPoP-bound tokens: a DPoP challenge in its first 401 (RFC 9449
+// §7.1) or DPoP in its protected resource metadata. A server that says
+// neither gets bearer tokens, since a resource that does not know DPoP
+// refuses the DPoP scheme (MCP servers are only required to take Bearer).
+// The proof algorithms the server names narrow the key's (ES256 is
+// preferred). Every HTTP request mcp-go sends through the client's
+// transport with a DPoP token (POST, GET, DELETE alike) carries
+// Authorization: DPoP and a proof of its own: a fresh jti, htm and htu
+// (the endpoint without query and fragment) of that request, ath of the
+// token, signed with the key the token is bound to (oauth.Token.DPoPKey),
+// and the server's latest DPoP-Nonce. A 401 use_dpop_nonce with a
+// DPoP-Nonce is answered once with that nonce; the nonce a server sends
+// with any response is kept, per origin, for every session's next proof.
 //
 // One MCP session per subject is initialized lazily and reused.
 package mcpclient

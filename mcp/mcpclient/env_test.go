@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -50,6 +53,14 @@ type envOpts struct {
 	// dpopKey, when set, binds the research agent's tokens to it and
 	// makes the server accept DPoP-bound tokens.
 	dpopKey *ecdsa.PrivateKey
+	// dpop makes the MCP server take DPoP-bound tokens (a DPoP
+	// challenge, proofs verified with a replay cache); rsNonce makes it
+	// require its own nonces in proofs as well.
+	dpop, rsNonce bool
+	// asNonce makes the authorization server require nonces in token
+	// request proofs; asWithoutDPoP leaves
+	// dpop_signing_alg_values_supported out of its metadata.
+	asNonce, asWithoutDPoP bool
 }
 
 // env is an embedded authorization server and an MCP server protected
@@ -81,6 +92,18 @@ type env struct {
 	// redirectTo, when set, answers token-carrying requests with a 307
 	// to it.
 	redirectTo atomic.Value
+
+	mu sync.Mutex
+	// seen are the token-carrying requests at the MCP endpoint.
+	seen []seenRequest
+	// tokenProofs counts token requests that carried a DPoP proof.
+	tokenProofs atomic.Int32
+}
+
+// seenRequest is what the MCP endpoint got with a token.
+type seenRequest struct {
+	method, authorization string
+	proofs                []string
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -121,6 +144,20 @@ func newEnv(t testing.TB, o envOpts) *env {
 			if f, err := url.ParseQuery(string(body)); err == nil && f.Get("grant_type") == oauth.GrantClientCredentials {
 				e.ownAuthority.Add(1)
 			}
+			if r.Header.Get("DPoP") != "" {
+				e.tokenProofs.Add(1)
+			}
+		}
+		if o.asWithoutDPoP && (strings.Contains(r.URL.Path, "oauth-authorization-server") || strings.Contains(r.URL.Path, "openid-configuration")) {
+			rec := httptest.NewRecorder()
+			asHandler.ServeHTTP(rec, r)
+			var md map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &md); err == nil {
+				delete(md, "dpop_signing_alg_values_supported")
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(md)
+			return
 		}
 		asHandler.ServeHTTP(w, r)
 	}))
@@ -131,7 +168,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 			{ID: credentials.MustParseIdentity(agentID), Scopes: o.agentScopes},
 			{ID: credentials.MustParseIdentity(userID), Scopes: allScopes},
 		},
-		Resources: []authserver.Resource{{URI: e.mcpURL, Scopes: allScopes}},
+		Resources:        []authserver.Resource{{URI: e.mcpURL, Scopes: allScopes}},
+		RequireDPoPNonce: o.asNonce,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -144,8 +182,18 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 
 	var dv *dpop.Verifier
-	if o.dpopKey != nil {
-		if dv, err = dpop.NewVerifier(dpop.VerifierConfig{Replay: dpop.NewMemoryReplayCache(nil)}); err != nil {
+	if o.dpopKey != nil || o.dpop || o.rsNonce {
+		vc := dpop.VerifierConfig{Replay: dpop.NewMemoryReplayCache(nil)}
+		if o.rsNonce {
+			key := make([]byte, dpop.MinNonceKeySize)
+			if _, err := rand.Read(key); err != nil {
+				t.Fatal(err)
+			}
+			if vc.Nonces, err = dpop.NewHMACNonces(key, 0, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if dv, err = dpop.NewVerifier(vc); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -170,6 +218,14 @@ func newEnv(t testing.TB, o envOpts) *env {
 				act = c.Actor.Subject
 			}
 			return mcpgo.NewToolResultText("sub=" + c.Subject + " act=" + act + " msg=" + req.GetString("msg", "")), nil
+		})
+	ms.AddTool(mcpgo.NewTool("binding", mcpgo.WithDescription("Says what the caller's token is bound to.")),
+		func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+			c, ok := resource.CallerFrom(ctx)
+			if !ok {
+				return mcpgo.NewToolResultError("no caller"), nil
+			}
+			return mcpgo.NewToolResultText("sub=" + c.Subject + " jkt=" + c.JKT), nil
 		})
 	ms.AddTool(mcpgo.NewTool("fail", mcpgo.WithDescription("Always fails.")),
 		func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
@@ -209,6 +265,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}))
 	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mcpRequests.Add(1)
+		if a := r.Header.Get("Authorization"); a != "" {
+			e.mu.Lock()
+			e.seen = append(e.seen, seenRequest{method: r.Method, authorization: a, proofs: r.Header.Values("DPoP")})
+			e.mu.Unlock()
+		}
 		if to, _ := e.redirectTo.Load().(string); to != "" && r.Header.Get("Authorization") != "" {
 			http.Redirect(w, r, to, http.StatusTemporaryRedirect)
 			return
@@ -254,6 +315,12 @@ func (s *statusRecorder) Flush() {
 
 // tokens is an oauth.Client authenticating as id with JWT-SVIDs.
 func (e *env) tokens(id string) *oauth.Client {
+	return e.tokensWithKeys(id, nil)
+}
+
+// tokensWithKeys is tokens with DPoP keys (nil: for the research agent,
+// envOpts.dpopKey if set, else none).
+func (e *env) tokensWithKeys(id string, keys *dpop.Keys) *oauth.Client {
 	e.t.Helper()
 	sid := spiffeid.RequireFromString(id)
 	cfg := oauth.ClientConfig{
@@ -262,8 +329,9 @@ func (e *env) tokens(id string) *oauth.Client {
 			tok, _, err := e.ca.NewJWTSVID(ctx, sid, []string{aud})
 			return tok, err
 		},
+		DPoPKeys: keys,
 	}
-	if id == agentID && e.opts.dpopKey != nil {
+	if keys == nil && id == agentID && e.opts.dpopKey != nil {
 		cfg.DPoPKey = e.opts.dpopKey
 	}
 	c, err := oauth.NewClient(cfg)
@@ -275,12 +343,14 @@ func (e *env) tokens(id string) *oauth.Client {
 
 // client is the research agent's MCP client for the env's server.
 func (e *env) client() *mcpclient.Client {
+	return e.clientWith(e.tokens(agentID))
+}
+
+// clientWith is an MCP client for the env's server getting its tokens
+// from tokens.
+func (e *env) clientWith(tokens *oauth.Client) *mcpclient.Client {
 	e.t.Helper()
-	cfg := mcpclient.Config{URL: e.mcpURL, Tokens: e.tokens(agentID), Fetcher: e.fetcher}
-	if e.opts.dpopKey != nil {
-		cfg.DPoPKey = e.opts.dpopKey
-	}
-	c, err := mcpclient.New(cfg)
+	c, err := mcpclient.New(mcpclient.Config{URL: e.mcpURL, Tokens: tokens, Fetcher: e.fetcher})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -306,5 +376,14 @@ func toolNames(tools []mcpclient.Tool) []string {
 		out = append(out, t.Name)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// takeSeen returns and forgets the token-carrying requests seen so far.
+func (e *env) takeSeen() []seenRequest {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.seen
+	e.seen = nil
 	return out
 }

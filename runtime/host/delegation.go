@@ -17,6 +17,7 @@ import (
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/dpop"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/mcp/mcpclient"
 	"github.com/agenthost/agenthost/runtime/config"
@@ -69,9 +70,13 @@ import (
 // authority as before.
 
 // delegation holds the users' tokens of running tasks and the tokens the
-// host derived from them.
+// host derived from them, and the DPoP keys of the host's workloads for
+// the tokens they present to remote servers (remote.go).
 type delegation struct {
 	h *Host
+
+	// keys are each workload's DPoP keys, by identity.
+	keys outboundKeys
 
 	mu sync.Mutex
 	// users are the tokens tasks were started with, by transaction;
@@ -82,7 +87,11 @@ type delegation struct {
 	// heldUser.key and agent name.
 	agentTokens map[string]agentToken
 	// clients exchange tokens at the host's authorization server for
-	// each agent (step 2), by agent name.
+	// each agent (step 2), by agent name. Their tokens are bearer tokens
+	// (no DPoP keys): each is only a subject_token for the next exchange,
+	// never presented to a resource, and an authorization server refuses
+	// a sender-constrained subject_token (exchanging it would shed the
+	// binding).
 	clients map[string]*oauth.Client
 }
 
@@ -305,7 +314,7 @@ func (d *delegation) client(agent string) (*oauth.Client, error) {
 		return nil, fmt.Errorf("host: no agent %q", agent)
 	}
 	c, err := d.h.agentTokenClient(id, &http.Client{Timeout: 10 * time.Second, Transport: handlerTransport{d.h.as.Handler()},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }})
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +344,10 @@ func (d *delegation) forget(user string) {
 // client assertion and actor token are JWT-SVIDs the host mints for it
 // (the host holds its keys, as a sidecar does), addressed to the
 // authorization server's issuer alone. hc nil means the default client.
-func (h *Host) agentTokenClient(id credentials.Identity, hc *http.Client) (*oauth.Client, error) {
+// With keys (the workload's, outboundKeys), its tokens are DPoP-bound
+// wherever the server advertises DPoP and the request does not ask for
+// a bearer token; without, they are bearer tokens.
+func (h *Host) agentTokenClient(id credentials.Identity, hc *http.Client, keys *dpop.Keys) (*oauth.Client, error) {
 	sid, err := workloadapi.IDFromIdentity(id)
 	if err != nil {
 		return nil, err
@@ -347,7 +359,9 @@ func (h *Host) agentTokenClient(id credentials.Identity, hc *http.Client) (*oaut
 			return tok, err
 		},
 		HTTPClient: hc,
+		DPoPKeys:   keys,
 		Now:        h.now,
+		Logger:     h.log.With("component", "oauth", "as", id.String()),
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/oauth/dpop"
 	"github.com/agenthost/agenthost/credentials/oauth/fetch"
 	"github.com/agenthost/agenthost/llm"
 	"github.com/agenthost/agenthost/mcp/mcpclient"
@@ -27,6 +28,14 @@ import (
 // the task's user, by token exchange along the delegation chain
 // (delegation.go), or the agent's own. Tokens stay here; the plugin gets
 // the tool's result only.
+//
+// Tokens are sender-constrained where both sides allow it: when the
+// remote's authorization server advertises
+// dpop_signing_alg_values_supported and the remote says it takes
+// DPoP-bound tokens (a DPoP challenge or DPoP in its metadata), the token
+// is bound to the calling workload's DPoP key (outboundKeys; ES256 when
+// the server lists it) and every request to the remote carries a proof
+// signed with it (mcpclient); otherwise it is a bearer token.
 type remoteServer struct {
 	h       *Host
 	cfg     config.MCPRemoteConfig
@@ -114,7 +123,7 @@ func (r *remoteServer) clientFor(id credentials.Identity, scopes ...string) (too
 	if c, ok := r.clients[id.String()]; ok {
 		return c, nil
 	}
-	tokens, err := r.h.agentTokenClient(id, nil)
+	tokens, err := r.h.agentTokenClient(id, nil, r.h.delegation.keys.of(id))
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +134,40 @@ func (r *remoteServer) clientFor(id credentials.Identity, scopes ...string) (too
 	}
 	r.clients[id.String()] = c
 	return c, nil
+}
+
+// outboundKeys are the DPoP key pairs of the host's workloads for the
+// tokens they present to remote servers: one set per workload (each
+// agent, and the host itself for its gateways), the same for every remote
+// it calls, so an agent's token is bound to that agent's key and no
+// other workload's proofs make it usable. The host makes each key the
+// first time it is needed and holds it in this process only; no plugin
+// ever gets one.
+//
+// The keys are not kept across restarts on purpose. Everything bound to
+// them is in memory too: the tokens the host obtains are cached only
+// until the process ends, and no refresh token is kept (oauth.Client
+// drops them), so a new key after a restart invalidates nothing that
+// would survive anyway; keeping them would put private keys at rest
+// beside the data for no gain.
+type outboundKeys struct {
+	mu   sync.Mutex
+	keys map[string]*dpop.Keys
+}
+
+// of returns the keys of workload id, an empty set the first time.
+func (k *outboundKeys) of(id credentials.Identity) *dpop.Keys {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.keys == nil {
+		k.keys = map[string]*dpop.Keys{}
+	}
+	keys, ok := k.keys[id.String()]
+	if !ok {
+		keys = dpop.NewKeys()
+		k.keys[id.String()] = keys
+	}
+	return keys
 }
 
 func (r *remoteServer) close() {

@@ -8,6 +8,12 @@
 // token through ath. [Thumbprint] gives the key's RFC 7638 thumbprint, the
 // cnf.jkt of tokens bound to it.
 //
+// [Keys] are one client's key pairs, one per algorithm, made on first use
+// and held in memory only; [Keys.Key] picks the client's most preferred
+// algorithm a server lists (ES256 first, [ClientAlgorithms]). A
+// [NonceCache] keeps the last DPoP-Nonce of each server origin for the
+// client's next proof there (RFC 9449 §8, §9).
+//
 // # Servers
 //
 // A [Verifier] applies the checks of RFC 9449 §4.3: the compact JWS, typ,
@@ -21,6 +27,7 @@
 // them to the OAuth error codes invalid_dpop_proof and use_dpop_nonce.
 //
 // [HMACNonces] are stateless server nonces (RFC 9449 §8): every host that
-// shares the key accepts every other host's nonces. [MemoryReplayCache]
+// shares the key accepts every other host's nonces. [Verifier.Nonce] gives
+// the one to send with a use_dpop_nonce refusal. [MemoryReplayCache]
 // serves a single process and tests.
 package dpop

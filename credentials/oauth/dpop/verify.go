@@ -109,6 +109,20 @@ func asymmetric(a jose.Alg) bool {
 // dpop_signing_alg_values_supported and the algs of a DPoP challenge.
 func (v *Verifier) Algorithms() []jose.Alg { return slices.Clone(v.cfg.Algorithms) }
 
+// Nonce returns a current server nonce for a DPoP-Nonce header (RFC 9449
+// §8, §9), or "" when the verifier requires none. A server sends one with
+// every use_dpop_nonce refusal, and may send one with any response.
+func (v *Verifier) Nonce(ctx context.Context) (string, error) {
+	if v.cfg.Nonces == nil {
+		return "", nil
+	}
+	n, err := v.cfg.Nonces.Nonce(ctx)
+	if err != nil {
+		return "", fmt.Errorf("dpop: nonce: %w", err)
+	}
+	return n, nil
+}
+
 // Request is what a proof must match.
 type Request struct {
 	// Method is the request's HTTP method; htm must equal it exactly.

@@ -72,7 +72,9 @@ type Config struct {
 	// ScopesSupported; empty means a challenge without scope.
 	ChallengeScopes []string
 	// DPoP verifies proofs for DPoP-bound tokens. Nil refuses DPoP-bound
-	// tokens (they cannot be used without a proof).
+	// tokens (they cannot be used without a proof). When it requires
+	// server nonces, a use_dpop_nonce challenge carries a fresh one in
+	// DPoP-Nonce (RFC 9449 §9).
 	DPoP *dpop.Verifier
 	// Leeway is the clock skew allowed on exp; zero allows none.
 	Leeway time.Duration
@@ -374,6 +376,16 @@ func (v *Verifier) checkDPoP(r *http.Request, scheme, token, jkt string) error {
 				Description: "the proof could not be checked", ResourceMetadata: v.cfg.MetadataURL}
 		}
 		ch := v.challenge(http.StatusUnauthorized, scheme, code, "%s", strings.TrimPrefix(err.Error(), "dpop: "))
+		if code == dpop.CodeUseNonce {
+			// RFC 9449 §9: the refusal carries the nonce to use.
+			n, nerr := v.cfg.DPoP.Nonce(r.Context())
+			if nerr != nil {
+				v.cfg.Logger.Error("dpop nonce failed", "err", nerr)
+				return &Challenge{Status: http.StatusServiceUnavailable, Code: oauth.CodeTemporarilyUnavailable,
+					Description: "the proof could not be checked", ResourceMetadata: v.cfg.MetadataURL}
+			}
+			ch.DPoPNonce = n
+		}
 		return ch
 	}
 	return nil
