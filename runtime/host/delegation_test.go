@@ -243,9 +243,14 @@ func TestDelegationOnEveryHop(t *testing.T) {
 		research  = "spiffe://test.local/agent/research"
 		assistant = "spiffe://test.local/agent/assistant"
 	)
+	var lastTxn string
 	run := func(req localapi.TaskRequest) (final, failure string) {
 		t.Helper()
+		lastTxn = ""
 		err := h.RunTask(ctx, req, func(ev localapi.TaskEvent) error {
+			if lastTxn == "" {
+				lastTxn = ev.Txn
+			}
 			switch ev.Type {
 			case "final":
 				final = ev.Text
@@ -283,6 +288,42 @@ func TestDelegationOnEveryHop(t *testing.T) {
 	check("delegated", calls, grants, "docs/search", want{"alice", []string{research, assistant}, map[string]int{oauth.GrantTokenExchange: 1}})
 	if !strings.Contains(final, "research says:") || !strings.Contains(final, "found the plans for alice") || failure != "" {
 		t.Errorf("delegated task answered %q %q", final, failure)
+	}
+	// Every record of alice's request is one transaction, and its trace
+	// is the chain: assistant's task, research's under it, the remote
+	// call in research's.
+	if lastTxn == "" {
+		t.Fatal("the task's events name no transaction")
+	}
+	entries, err := audit.Read(ctx, syncedStore(t, h), 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := map[string]bool{}
+	for _, e := range entries {
+		if e.Record.Task != "" && (e.Record.Agent == "assistant" || e.Record.Agent == "research") && e.Record.Subject == "alice" {
+			if e.Record.Txn != lastTxn {
+				t.Errorf("record %d of alice's request (%s %s) has txn %q, want %q", e.Index, e.Record.Agent, e.Record.Action, e.Record.Txn, lastTxn)
+			}
+			agents[e.Record.Agent] = true
+		}
+	}
+	if !agents["assistant"] || !agents["research"] {
+		t.Errorf("alice's request left records of %v, want assistant and research", agents)
+	}
+	tree, err := h.AuditTrace(ctx, lastTxn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree.Agent != "assistant" || len(tree.Children) != 1 || tree.Children[0].Agent != "research" {
+		t.Fatalf("trace of %s: root %q with children %d, want assistant → research", lastTxn, tree.Agent, len(tree.Children))
+	}
+	var remoteCall bool
+	for _, e := range tree.Children[0].Records {
+		remoteCall = remoteCall || e.Record.Resource == "docs/search"
+	}
+	if !remoteCall {
+		t.Errorf("research's node in the trace has no docs/search call: %+v", tree.Children[0].Records)
 	}
 	// Again: the exchanged token is cached.
 	run(localapi.TaskRequest{Agent: "assistant", Input: "search the docs for the plans", AccessToken: alice})
@@ -335,7 +376,7 @@ func TestDelegationOnEveryHop(t *testing.T) {
 
 	// The audit log has the failed call with the same reason, and the
 	// tokens the host's server issued for the delegation (never a token).
-	entries, err := audit.Read(ctx, syncedStore(t, h), 0, 10000)
+	entries, err = audit.Read(ctx, syncedStore(t, h), 0, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
