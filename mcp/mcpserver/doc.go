@@ -17,6 +17,12 @@
 //     of this server (so a client that authorizes again with it keeps what it
 //     had), so the client can step up; a call the [Authorizer] denies gets the
 //     JSON-RPC error [CodeDenied];
+//   - an Authorizer may allow a call only with a person's approval
+//     ([ErrApprovalRequired]): the handler sees it ([ApprovalRequired]) and
+//     answers with an [ElicitationRequiredError] until the person has acted,
+//     which the client gets as the negotiated protocol says (2025-11-25:
+//     error -32042 with data.elicitations; 2026-07-28: an input_required
+//     result); the Authorizer sees a call's arguments ([CallArguments]);
 //   - the Authorization and DPoP headers are removed before the MCP layer
 //     sees the request, so a [Tool.Handler] receives the verified
 //     resource.Caller and never the token.

@@ -27,7 +27,17 @@ type message struct {
 
 // callParams is the part of tools/call params serve reads.
 type callParams struct {
-	Name string `json:"name"`
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments"`
+}
+
+type argumentsKey struct{}
+
+// CallArguments returns, in an [Authorizer] deciding a tools/call, the
+// call's arguments as sent (a JSON value; absent for tools/list).
+func CallArguments(ctx context.Context) (json.RawMessage, bool) {
+	args, ok := ctx.Value(argumentsKey{}).(json.RawMessage)
+	return args, ok
 }
 
 // authorizedKey marks, in a request context, the tool whose call serve
@@ -79,7 +89,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 					s.verifier.StepUp(caller, t.Scope).Write(w)
 					return
 				}
-				if err := s.allowed(ctx, caller, t.Name); err != nil {
+				args := p.Arguments
+				if len(args) == 0 {
+					args = json.RawMessage("{}")
+				}
+				err := s.allowed(context.WithValue(ctx, argumentsKey{}, args), caller, t.Name)
+				var approval bool
+				if ctx, approval = withApproval(ctx, err); approval {
+					err = nil
+				}
+				if err != nil {
 					s.logger.InfoContext(ctx, "mcpserver: tool call denied",
 						slog.String("tool", t.Name), slog.Any("error", err))
 					if s.onDenied != nil {

@@ -49,7 +49,7 @@ func (s *Server) filterTools(ctx context.Context, tools []mcpgo.Tool) []mcpgo.To
 		if t == nil || !hasScope(caller, t) {
 			continue
 		}
-		if err := s.allowedOnce(ctx, caller, t.Name); err != nil {
+		if err := s.allowedOnce(ctx, caller, t.Name); err != nil && !errors.Is(err, ErrApprovalRequired) {
 			continue
 		}
 		out = append(out, mt)
@@ -66,12 +66,17 @@ func (s *Server) toolHandler(t *Tool) server.ToolHandlerFunc {
 		if !ok || caller == nil || !hasScope(caller, t) {
 			return nil, ErrDenied
 		}
-		if err := s.allowedOnce(ctx, caller, t.Name); err != nil {
-			s.logger.InfoContext(ctx, "mcpserver: tool call denied", slog.String("tool", t.Name), slog.Any("error", err))
+		denied := s.allowedOnce(ctx, caller, t.Name)
+		var approval bool
+		if ctx, approval = withApproval(ctx, denied); approval {
+			denied = nil
+		}
+		if denied != nil {
+			s.logger.InfoContext(ctx, "mcpserver: tool call denied", slog.String("tool", t.Name), slog.Any("error", denied))
 			// serve refuses such a call before it gets here; should one
 			// come this way, it is reported all the same.
 			if s.onDenied != nil {
-				s.onDenied(ctx, caller, t.Name, err)
+				s.onDenied(ctx, caller, t.Name, denied)
 			}
 			return nil, ErrDenied
 		}
@@ -86,6 +91,9 @@ func (s *Server) toolHandler(t *Tool) server.ToolHandlerFunc {
 			}
 		}()
 		r, err := t.Handler(ctx, caller, args)
+		if e, ok := errors.AsType[*ElicitationRequiredError](err); ok {
+			return elicitationAnswer(ctx, e)
+		}
 		if err != nil {
 			s.logger.WarnContext(ctx, "mcpserver: tool failed", slog.String("tool", t.Name), slog.Any("error", err))
 			return nil, ErrToolFailed

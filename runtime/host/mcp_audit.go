@@ -47,6 +47,19 @@ func (h *Host) audited(ct mcpCallTool) mcpserver.Tool {
 			txnToken: func(ctx context.Context, txn string) (string, error) {
 				return h.mcpTxnToken(ctx, txn, at, caller, ct.resource, ct.tool, args)
 			}}
+		if reason, ok := mcpserver.ApprovalRequired(ctx); ok {
+			// Policy allows the call only with the user's approval
+			// (mcp_approvals.go): an elicitation until they approve.
+			a, err := h.mcpApprove(ctx, caller, ct.action, ct.resource, args, reason)
+			if err != nil {
+				return mcpserver.Result{}, err
+			}
+			if a.refusal != nil {
+				return *a.refusal, nil
+			}
+			call.policy += " + approval"
+			call.approvalID, call.approver = a.granted.ID, a.granted.Approver
+		}
 		return auditedCall(ctx, h.audit, h.now, h.log, call, func(ctx context.Context) (mcpserver.Result, error) {
 			// The access token was kept for the Txn-Token only.
 			return run(context.WithValue(ctx, callerTokenKey{}, ""), caller, args)
@@ -66,6 +79,8 @@ type mcpCall struct {
 	// txnToken obtains the call's Txn-Token for transaction txn; nil: the
 	// call carries none.
 	txnToken func(ctx context.Context, txn string) (string, error)
+	// approvalID and approver name the approval the call needed, if any.
+	approvalID, approver string
 }
 
 // auditedCall runs one allowed tools/call of a hosted MCP server in the
@@ -87,6 +102,10 @@ func auditedCall(ctx context.Context, a mediator.Auditor, now func() time.Time, 
 	base := mediator.Record{
 		Txn: txn, Agent: "mcp:" + c.caller.Subject, Identity: c.caller.ClientID, Subject: c.caller.Subject,
 		TokenJTI: c.caller.TokenID, Action: c.action, Resource: c.resource, Policy: c.policy,
+		ApprovalID: c.approvalID, Approver: c.approver,
+	}
+	if c.approver != "" {
+		base.Reason = "approved by " + c.approver
 	}
 	if c.txnToken != nil {
 		// Minted when the tool takes it: a tool that checks none costs no

@@ -103,18 +103,27 @@ func (g gatedPolicy) Decide(ctx context.Context, r mediator.Request) (mediator.D
 		Risk: g.h.signals.riskOf(c.Subject), Attestation: c.Attestation,
 	}
 	if r.Args != nil {
-		// A tool call's arguments, as context.args (numbers: Long when
-		// integral, else decimal). Arguments policy cannot read make the
-		// request invalid, so denied: never a way around a policy on them.
-		dec := json.NewDecoder(bytes.NewReader(r.Args))
-		dec.UseNumber()
-		var args any
-		if err := dec.Decode(&args); err != nil {
-			return mediator.Decision{Policy: "policy", Reason: "the arguments are not JSON"}, nil
+		args, err := policyArgs(r.Args)
+		if err != nil {
+			return mediator.Decision{Policy: "policy", Reason: err.Error()}, nil
 		}
 		req.Context = map[string]any{"args": args}
 	}
 	return g.h.decide(ctx, req)
+}
+
+// policyArgs are a tool call's arguments as policy's context.args
+// (numbers: Long when integral, else decimal). Arguments policy cannot
+// read make the request invalid, so denied: never a way around a policy
+// on them.
+func policyArgs(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var args any
+	if err := dec.Decode(&args); err != nil {
+		return nil, errors.New("the arguments are not JSON")
+	}
+	return args, nil
 }
 
 // isQuarantined reports whether the named agent is quarantined.
@@ -159,8 +168,11 @@ func (h *Host) decide(ctx context.Context, req policy.Request) (mediator.Decisio
 
 // mcpAuthorizer is the hosted MCP servers' policy hook: with a PDP
 // configured, each tool a caller would list or call must be permitted for
-// the caller's client, subject and scopes. tools maps the server's MCP
-// tool names to the host's tool names.
+// the caller's client, subject and scopes (and, for a call, its
+// arguments, as context.args). A call policy allows only with approval
+// goes on to its handler, which asks the caller's user
+// (mcp_approvals.go). tools maps the server's MCP tool names to the
+// host's tool names.
 func (h *Host) mcpAuthorizer(tools map[string]string) mcpserver.Authorizer {
 	if h.pdp == nil {
 		return nil
@@ -174,11 +186,25 @@ func (h *Host) mcpAuthorizer(tools map[string]string) mcpserver.Authorizer {
 		if strings.HasPrefix(caller.ClientID, "spiffe://") {
 			p.SPIFFEID = caller.ClientID
 		}
-		d, err := h.decide(ctx, policy.Request{Principal: p, Subject: caller.Subject, Action: policy.ActionCallTool,
-			Resource: name, Scopes: caller.Scopes, Risk: h.signals.riskOf(caller.Subject)})
+		req := policy.Request{Principal: p, Subject: caller.Subject, Action: policy.ActionCallTool,
+			Resource: name, Scopes: caller.Scopes, Risk: h.signals.riskOf(caller.Subject)}
+		if raw, ok := mcpserver.CallArguments(ctx); ok {
+			// A tools/call: policy sees its arguments, as the mediator's.
+			args, err := policyArgs(raw)
+			if err != nil {
+				return fmt.Errorf("%w: %v", mcpserver.ErrDenied, err)
+			}
+			req.Context = map[string]any{"args": args}
+		}
+		d, err := h.decide(ctx, req)
 		if err != nil {
 			h.log.ErrorContext(ctx, "policy evaluation failed", "server", server, "tool", tool, "err", err)
 			return fmt.Errorf("%w: policy evaluation failed", mcpserver.ErrDenied)
+		}
+		if d.ApprovalRequired && h.consent != nil {
+			// The call runs once the caller's user approves it
+			// (mcp_approvals.go).
+			return fmt.Errorf("%w: %s", mcpserver.ErrApprovalRequired, d.Reason)
 		}
 		if !d.Allow {
 			return fmt.Errorf("%w: %s", mcpserver.ErrDenied, d.Reason)

@@ -167,7 +167,7 @@ func (m *Mediator) approve(ctx context.Context, c Caller, base Record, tool stri
 	if g.Approver != c.Subject {
 		return refuse(fmt.Sprintf("approved by %q, not by the task's user", g.Approver), &p, pluginpb.ErrPermissionDenied)
 	}
-	if err := matchesCall(g.AuthorizationDetails, tool, digest); err != nil {
+	if err := MatchesCall(g.AuthorizationDetails, tool, digest); err != nil {
 		return refuse("the approval does not match the call: "+err.Error(), &p, pluginpb.ErrPermissionDenied)
 	}
 	if err := m.cfg.Approvals.Claim(ctx, g.ID, c); err != nil {
@@ -179,9 +179,9 @@ func (m *Mediator) approve(ctx context.Context, c Caller, base Record, tool stri
 	return r, nil
 }
 
-// matchesCall checks that the granted authorization_details are exactly
+// MatchesCall checks that the granted authorization_details are exactly
 // one tool-call detail for tool with the arguments' digest.
-func matchesCall(granted json.RawMessage, tool, digest string) error {
+func MatchesCall(granted json.RawMessage, tool, digest string) error {
 	var details []oauth.ToolCallDetail
 	if err := json.Unmarshal(granted, &details); err != nil {
 		return errors.New("the granted authorization_details are not tool-call details")

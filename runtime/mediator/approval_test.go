@@ -22,7 +22,7 @@ func TestApprovalMatchesCall(t *testing.T) {
 		return string(b)
 	}
 	good := detail("agenthost_tool_call", "payments/transfer", digest)
-	if err := matchesCall(json.RawMessage("["+good+"]"), "payments/transfer", digest); err != nil {
+	if err := MatchesCall(json.RawMessage("["+good+"]"), "payments/transfer", digest); err != nil {
 		t.Fatalf("the exact call: %v", err)
 	}
 	for name, granted := range map[string]string{
@@ -33,7 +33,7 @@ func TestApprovalMatchesCall(t *testing.T) {
 		"none":         "[]",
 		"not details":  `{"type":"agenthost_tool_call"}`,
 	} {
-		if err := matchesCall(json.RawMessage(granted), "payments/transfer", digest); err == nil {
+		if err := MatchesCall(json.RawMessage(granted), "payments/transfer", digest); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
