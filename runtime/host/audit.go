@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -391,6 +393,42 @@ func VerifyAuditOffline(ctx context.Context, opts AuditVerifyOptions) (localapi.
 // auditIssued records every access token the authorization server issues
 // (its jti, never the token) before the token is handed out: who it is for,
 // which client, the audience, scope and delegation chain.
+// auditIssuedTxn records a Txn-Token the authorization server issued: by
+// its transaction, subject, requesting workload, scope and hash (never the
+// token). One asked for over HTTP is durable before the response, as
+// every access token is; one the host mints in process for a call is
+// queued, since the call's own decision record is durable before it runs.
+func (h *Host) auditIssuedTxn(ctx context.Context, it authserver.IssuedTxnToken) error {
+	c := it.Claims
+	grant := it.GrantType
+	if grant == "" {
+		grant = "in process"
+	}
+	rec := audit.Record{
+		Action: audit.ActionTokenIssue, Subject: c.Subject, Resource: c.Audience, Txn: c.Txn,
+		Decision: audit.DecisionAllow, Outcome: audit.OutcomeOK, Policy: "transaction token service",
+		Reason:  "txn-token, grant " + grant + ", scope " + c.Scope + ", requested by " + c.RequestingWorkload,
+		AgentID: c.RequestingWorkload,
+	}
+	if raw, err := base64.RawURLEncoding.DecodeString(it.TokenHash); err == nil {
+		rec.TokenSHA256 = hex.EncodeToString(raw)
+	}
+	if id, err := credentials.ParseIdentity(c.RequestingWorkload); err == nil {
+		for name, aid := range h.agentIDs {
+			if aid == id {
+				rec.Agent = name
+			}
+		}
+	}
+	if rec.Agent == "" {
+		rec.Agent = "host"
+	}
+	if it.GrantType == "" {
+		return h.audit.log.Queue(rec)
+	}
+	return h.audit.Append(ctx, rec)
+}
+
 func (h *Host) auditIssued(ctx context.Context, it authserver.Issued) error {
 	c := it.Claims
 	rec := audit.Record{

@@ -183,6 +183,22 @@ func TestTransactionAcrossDelegation(t *testing.T) {
 	if toolCalls != 2 || taskRuns != 2 {
 		t.Fatalf("%d tool.call and %d task.run records in the transaction", toolCalls, taskRuns)
 	}
+	// Every Txn-Token of the transaction is audited by its hash: the
+	// task's own, the delegated task's, the tool call's.
+	var issued int
+	for _, e := range entries {
+		r := e.Record
+		if r.Action != audit.ActionTokenIssue || r.Txn != txn {
+			continue
+		}
+		issued++
+		if len(r.TokenSHA256) != 64 || r.Subject != "alice" || r.Resource != "test.local" || !strings.Contains(r.Reason, "txn-token") {
+			t.Errorf("Txn-Token record %d: %+v", e.Index, r)
+		}
+	}
+	if issued < 3 {
+		t.Errorf("%d Txn-Token issue records in the transaction, want at least 3", issued)
+	}
 	tree, err := h.AuditTrace(ctx, txn)
 	if err != nil {
 		t.Fatal(err)
