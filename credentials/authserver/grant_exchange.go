@@ -45,7 +45,11 @@ type party struct {
 func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*oauth.TokenResponse, error) {
 	f := req.form
 	if requested, err := f.Get("requested_token_type"); err == nil && requested == oauth.TokenTypeTxnToken {
-		return s.grantTxnToken(ctx, req)
+		resp, err := s.grantTxnToken(ctx, req)
+		if err != nil && s.cfg.OnRefuseTxnToken != nil && req.client != nil {
+			s.cfg.OnRefuseTxnToken(ctx, req.client.ID, oauth.AsError(err))
+		}
+		return resp, err
 	}
 	subjectToken, err := f.Require("subject_token")
 	if err != nil {

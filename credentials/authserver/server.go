@@ -153,6 +153,10 @@ type Config struct {
 	// fails the request with server_error and the token is not handed
 	// out.
 	OnIssueTxnToken func(ctx context.Context, t IssuedTxnToken) error
+	// OnRefuseTxnToken, when set, is told of every Txn-Token request the
+	// token endpoint refuses from an authenticated client: the client,
+	// and the OAuth error it got.
+	OnRefuseTxnToken func(ctx context.Context, clientID string, refusal *oauth.Error)
 
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration

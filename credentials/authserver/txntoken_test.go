@@ -708,6 +708,29 @@ func TestTxnTokenAuditFailure(t *testing.T) {
 	}
 }
 
+// TestTxnTokenRefusalReported: a refused Txn-Token request of an
+// authenticated client reaches OnRefuseTxnToken with the client and the
+// error it got, for the host to audit.
+func TestTxnTokenRefusalReported(t *testing.T) {
+	type refusal struct{ client, code string }
+	var got []refusal
+	e := newTestEnv(t, func(c *Config) {
+		c.OnRefuseTxnToken = func(_ context.Context, client string, err *oauth.Error) {
+			got = append(got, refusal{client, err.Code})
+		}
+	})
+	status, body, _ := e.post(PathToken, txnRequest(e, url.Values{"scope": {"notes:read notes:write admin"}}), nil)
+	if status != http.StatusBadRequest || body["error"] != oauth.CodeInvalidScope {
+		t.Fatalf("a wider scope: %d %v", status, body)
+	}
+	if len(got) != 1 || got[0].client != researchID.String() || got[0].code != oauth.CodeInvalidScope {
+		t.Fatalf("reported refusals %+v, want one invalid_scope for %s", got, researchID)
+	}
+	if status, _, _ := e.post(PathToken, txnRequest(e, nil), nil); status != http.StatusOK || len(got) != 1 {
+		t.Fatalf("an issued token: %d, refusals %+v", status, got)
+	}
+}
+
 // TestIssueTxnToken: the host mints Txn-Tokens in process, vouching for
 // the subject itself or capped by a subject token, under the same rules.
 func TestIssueTxnToken(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/agenthost/agenthost/credentials/oauth"
 	"io"
 	"log/slog"
 	"os"
@@ -427,6 +428,26 @@ func (h *Host) auditIssuedTxn(ctx context.Context, it authserver.IssuedTxnToken)
 		return h.audit.log.Queue(rec)
 	}
 	return h.audit.Append(ctx, rec)
+}
+
+// auditRefusedTxn records a Txn-Token request the token endpoint refused.
+func (h *Host) auditRefusedTxn(ctx context.Context, clientID string, refusal *oauth.Error) {
+	rec := audit.Record{
+		Action: audit.ActionTokenIssue, Agent: "client:" + clientID, Resource: h.hostID.TrustDomain(),
+		Decision: audit.DecisionDeny, Outcome: "denied", Policy: "transaction token service",
+		Reason: "txn-token refused: " + refusal.Code + ": " + refusal.Description,
+	}
+	if id, err := credentials.ParseIdentity(clientID); err == nil {
+		rec.AgentID = id.String()
+		for name, aid := range h.agentIDs {
+			if aid == id {
+				rec.Agent = name
+			}
+		}
+	}
+	if err := h.audit.Append(ctx, rec); err != nil {
+		h.log.ErrorContext(ctx, "audit of a refused Txn-Token request failed", "err", err)
+	}
 }
 
 func (h *Host) auditIssued(ctx context.Context, it authserver.Issued) error {

@@ -133,11 +133,12 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		ClientCertificateAuthorities: func() []*x509.Certificate {
 			return h.ca.Bundle().X509Authorities()
 		},
-		CIBA:            ciba,
-		OnIssue:         h.auditIssued,
-		OnIssueTxnToken: h.auditIssuedTxn,
-		Now:             h.now,
-		Logger:          h.log.With("component", "authserver"),
+		CIBA:             ciba,
+		OnIssue:          h.auditIssued,
+		OnIssueTxnToken:  h.auditIssuedTxn,
+		OnRefuseTxnToken: h.auditRefusedTxn,
+		Now:              h.now,
+		Logger:           h.log.With("component", "authserver"),
 	})
 	if err != nil {
 		return fmt.Errorf("host: %w", err)
