@@ -255,3 +255,105 @@ func TestHostMCPApproval2026(t *testing.T) {
 		t.Fatalf("%d transfers ran without approval", n)
 	}
 }
+
+// TestHostMCPApproval2026Retry: under protocol 2026-07-28 the client (the
+// official SDK's, answering input requests itself) retries the call with
+// inputResponses and the echoed requestState (SPECS §4.6). A blind retry,
+// accepting the URL elicitation without anyone approving, runs nothing
+// and gets the same input_required; approved by alice, the retry runs the
+// call once; one more retry needs a new approval.
+func TestHostMCPApproval2026Retry(t *testing.T) {
+	cibaInterval = time.Second
+	defer func() { cibaInterval = 0 }()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := approvalConfig(t)
+	cfg.Agents = nil
+	cfg.Auth.DynamicRegistration = true
+	cfg.MCP.Servers = []config.MCPServerConfig{{Name: "payments", Tools: []string{"payments/balance", "payments/transfer"}}}
+	h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
+	session := sdkSessionOptions(t, ctx, h.Issuer()+"/mcp/payments", "alice", "alice-test-password",
+		[]string{"payments:read", "payments:write"}, "2026-07-28", &mcp.ClientOptions{
+			Capabilities:   &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}},
+			MultiRoundTrip: &mcp.MultiRoundTripOptions{Disabled: true}, // the test answers the input requests
+		})
+	defer session.Close()
+
+	// transfer calls transfer(500), as a retry answering the input
+	// requests of prev when it is set.
+	transfer := func(prev *mcp.CallToolResult) (*mcp.CallToolResult, error) {
+		p := &mcp.CallToolParams{Name: "transfer", Arguments: map[string]any{"from": "alice", "to": "bob", "amount": 500}}
+		if prev != nil {
+			p.InputResponses = mcp.InputResponseMap{}
+			for id := range prev.InputRequests {
+				p.InputResponses[id] = &mcp.ElicitResult{Action: "accept"}
+			}
+			p.RequestState = prev.RequestState
+		}
+		return session.CallTool(ctx, p)
+	}
+	// inputRequired checks res asks for the URL elicitation of one
+	// approval and returns its ID and URL.
+	inputRequired := func(what string, res *mcp.CallToolResult, err error) (id, url string) {
+		t.Helper()
+		if err != nil || !res.NeedsInput() || len(res.InputRequests) != 1 {
+			t.Fatalf("%s: not input_required: %v %+v", what, err, res)
+		}
+		for k, ir := range res.InputRequests {
+			el, ok := ir.(*mcp.ElicitParams)
+			if !ok || el.Mode != "url" || !strings.HasPrefix(el.URL, h.Issuer()+"/approve/") || !strings.HasSuffix(el.URL, "/"+k) ||
+				!strings.Contains(el.Message, "payments/transfer 500 to bob") || res.RequestState != k {
+				t.Fatalf("%s: input request %q: %#v, requestState %q", what, k, ir, res.RequestState)
+			}
+			id, url = k, el.URL
+		}
+		return id, url
+	}
+
+	first, err := transfer(nil)
+	id, url := inputRequired("first call", first, err)
+	// A blind retry: "accept" without anyone approving. Nothing runs.
+	again, err := transfer(first)
+	if again2, _ := inputRequired("blind retry", again, err); again2 != id {
+		t.Fatalf("the blind retry got another approval: %s, then %s", id, again2)
+	}
+	if n := transfersRun(t, h, ""); n != 0 {
+		t.Fatalf("%d transfers ran before any approval", n)
+	}
+
+	// Alice approves; the retry runs the call (the first retries may come
+	// before the next poll is due).
+	if _, err := consenttest.NewBrowser("alice", "alice-test-password").Approve(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	res := again
+	for {
+		r, err := transfer(res)
+		if err == nil && r.NeedsInput() {
+			if k, _ := inputRequired("retry after approval", r, err); k != id {
+				t.Fatalf("the retry after approval got another approval: %s", k)
+			}
+			res = r
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		if err != nil || r.IsError || len(r.Content) != 1 ||
+			!strings.Contains(r.Content[0].(*mcp.TextContent).Text, "transferred 500.00 from alice to bob") {
+			t.Fatalf("approved transfer: %v %+v", err, r)
+		}
+		break
+	}
+	if n := transfersRun(t, h, "alice"); n != 1 {
+		t.Fatalf("%d approved transfers ran, want 1", n)
+	}
+
+	// Retrying once more, with the used approval's answer: a new
+	// approval is needed, nothing runs.
+	r, err := transfer(res)
+	if k, _ := inputRequired("after the approved call", r, err); k == id {
+		t.Fatal("the used approval was offered again")
+	}
+	if n := transfersRun(t, h, ""); n != 1 {
+		t.Fatalf("%d transfers ran, want 1", n)
+	}
+}

@@ -198,6 +198,13 @@ func sdkSession(t *testing.T, ctx context.Context, endpoint, user, password stri
 // the SDK's default).
 func sdkSessionVersion(t *testing.T, ctx context.Context, endpoint, user, password string, scopes []string, version string) *mcp.ClientSession {
 	t.Helper()
+	return sdkSessionOptions(t, ctx, endpoint, user, password, scopes, version, nil)
+}
+
+// sdkSessionOptions is sdkSessionVersion with the client's options.
+func sdkSessionOptions(t *testing.T, ctx context.Context, endpoint, user, password string, scopes []string, version string,
+	clientOpts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
 	redirect := "http://127.0.0.1:9/callback"
 	b := astest.NewBrowser(redirect, user, password, "allow")
 	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
@@ -224,7 +231,7 @@ func sdkSessionVersion(t *testing.T, ctx context.Context, endpoint, user, passwo
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "sdk-test", Version: "v0.0.1"}, nil)
+	client := mcp.NewClient(&mcp.Implementation{Name: "sdk-test", Version: "v0.0.1"}, clientOpts)
 	var opts *mcp.ClientSessionOptions
 	if version != "" {
 		opts = &mcp.ClientSessionOptions{ProtocolVersion: version}
