@@ -40,8 +40,10 @@ type Rules struct {
 	// on its allow record. nil means ["tool.call"]; empty disables.
 	TokenActions []string `json:"token_actions"`
 	// ApprovalRequired lists resources whose executed calls (actions of
-	// AllowActions) need an earlier record with action "approval",
-	// decision allow, the same txn and the same resource (or no resource).
+	// AllowActions) need an earlier approval in the same txn for the same
+	// resource (or no resource): a record with action "approval" and
+	// decision allow, or the call's allow decision naming its approval
+	// and approver, as the host writes it.
 	ApprovalRequired []string `json:"approval_required"`
 	// IgnoreQuarantine disables the quarantine rule: between a remediation
 	// record with remedy "quarantine" for an agent and one with remedy
@@ -145,6 +147,11 @@ func Check(ctx context.Context, log store.Log, rules Rules) ([]Violation, error)
 				approved[r.Txn] = append(approved[r.Txn], r.Resource)
 			}
 			return nil
+		}
+		// The host records an approval on the allow decision of the call
+		// it approved (approval id and approver), before the call runs.
+		if r.Decision == DecisionAllow && r.ApprovalID != "" && r.Approver != "" && r.Txn != "" && r.Outcome == "" {
+			approved[r.Txn] = append(approved[r.Txn], r.Resource)
 		}
 		hasToken := r.TokenSHA256 != "" || r.TokenJTI != ""
 		if !rules.IgnoreQuarantine && r.Decision == DecisionAllow {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -243,6 +244,39 @@ func TestRules(t *testing.T) {
 	}
 	if _, err := LoadRules(filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Error("LoadRules of a missing file succeeded")
+	}
+}
+
+// TestCheckApprovalOnDecision: the host records an approval on the allow
+// decision of the call it approved; that satisfies approval_required, and
+// the same call without it does not.
+func TestCheckApprovalOnDecision(t *testing.T) {
+	ctx := context.Background()
+	tok := TokenRef("token")
+	records := []Record{
+		{Agent: "w", Action: ActionToolCall, Resource: "payments", Decision: DecisionAllow, Txn: "a", TokenJTI: "j-1",
+			ApprovalID: "ap-1", Approver: "alice"},
+		{Agent: "w", Action: ActionToolCall, Resource: "payments", Decision: DecisionAllow, Outcome: OutcomeOK, Txn: "a",
+			ApprovalID: "ap-1", Approver: "alice"},
+		// No approval on the decision: a violation.
+		{Agent: "w", Action: ActionToolCall, Resource: "payments", Decision: DecisionAllow, Txn: "b", TokenSHA256: tok},
+		{Agent: "w", Action: ActionToolCall, Resource: "payments", Decision: DecisionAllow, Outcome: OutcomeOK, Txn: "b"},
+		// An approval named only on the outcome does not come before the call.
+		{Agent: "w", Action: ActionToolCall, Resource: "payments", Decision: DecisionAllow, Outcome: OutcomeOK, Txn: "c",
+			TokenSHA256: tok, ApprovalID: "ap-2", Approver: "alice"},
+	}
+	st := newFakeLog()
+	appendAll(t, st, records)
+	vs, err := Check(ctx, st, Rules{ApprovalRequired: []string{"payments"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range vs {
+		got = append(got, itoa(v.Index)+" "+v.Rule)
+	}
+	if want := []string{"3 " + RuleApproval, "4 " + RuleApproval}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("violations %v, want %v", got, want)
 	}
 }
 
