@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agenthost/agenthost/credentials/authserver"
+	"github.com/agenthost/agenthost/credentials/authserver/userauth"
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/txntoken"
 )
@@ -31,7 +32,8 @@ var (
 // parsePage parses the layout with one page's content; the templates are
 // embedded, so a parse error is a defect every test run catches.
 func parsePage(file string) *template.Template {
-	return template.Must(template.New("layout").ParseFS(templateFiles, "templates/layout.html", file))
+	return template.Must(template.New("layout").Funcs(template.FuncMap{"stylesheet": userauth.Stylesheet}).
+		ParseFS(templateFiles, "templates/layout.html", file))
 }
 
 // contentSecurityPolicy is the authorization server pages' policy: no

@@ -525,12 +525,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderError(ctx, w, badRequestPage("The form is malformed."))
 		return
 	}
-	hint := username
-	if len(hint) > maxLoginHint {
-		hint = ""
-	}
 	// The sign-in throttle and the password check (signin_check.go).
-	user, ok := s.checkSignIn(w, r, id, req, username, password, hint)
+	user, ok := s.checkSignIn(w, r, username, password, func(message string, status int) {
+		s.showLogin(w, r, id, req, loginHint(username), message, status)
+	}, "client_id", req.ClientID)
 	if !ok {
 		return
 	}

@@ -120,12 +120,8 @@ func (s *Server) RedeemApproval(ctx context.Context, clientID, authReqID string)
 	if err != nil {
 		return nil, err
 	}
-	revoked, err := s.SubjectRevoked(ctx, rec.Approver, rec.Decided)
-	if err != nil {
+	if err := s.checkApprover(ctx, rec); err != nil {
 		return nil, err
-	}
-	if revoked {
-		return nil, oauth.Errorf(oauth.CodeAccessDenied, "the approving user's credentials were revoked")
 	}
 	s.log.InfoContext(ctx, "backchannel authentication redeemed in process", "client_id", rec.ClientID,
 		"sub", rec.Approver, "approval_id", id)

@@ -111,16 +111,25 @@ func (s *Server) putCIBA(ctx context.Context, id string, rec *cibaRecord, versio
 	return true, nil
 }
 
-// issueCIBA issues the token of an approved request, now marked redeemed.
-// An approver revoked since deciding ([Server.RevokeSubject]) gets no
-// token: the decision came from a session that no longer counts.
-func (s *Server) issueCIBA(ctx context.Context, req *tokenRequest, id string, rec *cibaRecord) (*oauth.TokenResponse, error) {
+// checkApprover refuses a redeemed request whose approver was revoked
+// since deciding ([Server.RevokeSubject]) with access_denied: the decision
+// came from a session that no longer counts.
+func (s *Server) checkApprover(ctx context.Context, rec *cibaRecord) error {
 	revoked, err := s.SubjectRevoked(ctx, rec.Approver, rec.Decided)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if revoked {
-		return nil, oauth.Errorf(oauth.CodeAccessDenied, "the approving user's credentials were revoked")
+		return oauth.Errorf(oauth.CodeAccessDenied, "the approving user's credentials were revoked")
+	}
+	return nil
+}
+
+// issueCIBA issues the token of an approved request, now marked redeemed,
+// unless its approver was revoked since (checkApprover).
+func (s *Server) issueCIBA(ctx context.Context, req *tokenRequest, id string, rec *cibaRecord) (*oauth.TokenResponse, error) {
+	if err := s.checkApprover(ctx, rec); err != nil {
+		return nil, err
 	}
 	resp, err := s.respond(ctx, req, accessGrant{
 		Subject:              rec.Approver,

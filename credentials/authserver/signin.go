@@ -1,13 +1,10 @@
 package authserver
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
 	"github.com/agenthost/agenthost/credentials/oauth"
@@ -60,11 +57,9 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		s.renderError(ctx, w, badRequestPage("The form is malformed."))
 		return
 	}
-	hint := username
-	if len(hint) > maxLoginHint {
-		hint = ""
-	}
-	user, ok := s.checkPageSignIn(w, r, returnTo, username, password, hint)
+	user, ok := s.checkSignIn(w, r, username, password, func(message string, status int) {
+		s.showSignIn(w, r, returnTo, loginHint(username), message, status)
+	})
 	if !ok {
 		return
 	}
@@ -109,47 +104,4 @@ func (s *Server) showSignIn(w http.ResponseWriter, r *http.Request, returnTo, us
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "render sign-in page", "err", err)
 	}
-}
-
-// checkPageSignIn is checkSignIn for the sign-in page: the same throttle
-// and password check, the same answers (429, 401, 503 with Retry-After),
-// shown on the sign-in form.
-func (s *Server) checkPageSignIn(w http.ResponseWriter, r *http.Request, returnTo, username, password, hint string) (userauth.User, bool) {
-	ctx := r.Context()
-	busy := func() {
-		w.Header().Set("Retry-After", strconv.Itoa(int(busyRetryAfter/time.Second)))
-		s.showSignIn(w, r, returnTo, hint, msgBusy, http.StatusServiceUnavailable)
-	}
-	res, wait, err := s.reserveLogin(ctx, r, username)
-	switch {
-	case err != nil && (errors.Is(err, errLoginBusy) || ctx.Err() != nil):
-		s.log.WarnContext(ctx, "sign-in not checked: throttle busy", "err", err)
-		busy()
-		return userauth.User{}, false
-	case err != nil:
-		s.pageFailed(ctx, w, err)
-		return userauth.User{}, false
-	case wait > 0:
-		s.log.WarnContext(ctx, "sign-in refused: too many failures")
-		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		minutes := int(wait.Round(time.Minute) / time.Minute)
-		s.showSignIn(w, r, returnTo, hint, fmt.Sprintf(msgTooManyFmt, max(minutes, 1)), http.StatusTooManyRequests)
-		return userauth.User{}, false
-	}
-	user, err := s.cfg.Users.Authenticate(ctx, username, password)
-	switch {
-	case err == nil:
-		res.succeeded(ctx)
-		return user, true
-	case errors.Is(err, userauth.ErrBadCredentials):
-		s.log.InfoContext(ctx, "sign-in failed")
-		s.showSignIn(w, r, returnTo, hint, msgBadLogin, http.StatusUnauthorized)
-	case errors.Is(err, userauth.ErrBusy) || ctx.Err() != nil:
-		res.unchecked(ctx)
-		s.log.WarnContext(ctx, "sign-in not checked: password hashing busy", "err", err)
-		busy()
-	default:
-		s.pageFailed(ctx, w, err)
-	}
-	return userauth.User{}, false
 }

@@ -408,20 +408,25 @@ func (s *Server) VerifyAccessToken(ctx context.Context, token, audience string) 
 	if c.ID == "" || c.ClientID == "" {
 		return nil, oauth.Errorf(oauth.CodeInvalidToken, "the access token lacks jti or client_id")
 	}
-	revoked, err := s.isRevoked(ctx, c.ID, time.Unix(c.ExpiresAt, 0))
+	revoked, err := s.accessRevoked(ctx, &c)
 	if err != nil {
 		return nil, err
-	}
-	if !revoked {
-		revoked, err = s.SubjectRevoked(ctx, c.Subject, time.Unix(c.IssuedAt, 0))
-		if err != nil {
-			return nil, err
-		}
 	}
 	if revoked {
 		return nil, oauth.Errorf(oauth.CodeInvalidToken, "the access token was revoked")
 	}
 	return &c, nil
+}
+
+// accessRevoked reports whether the verified access token c counts as
+// revoked: itself or through its lineage (isRevoked), or through its
+// subject (SubjectRevoked).
+func (s *Server) accessRevoked(ctx context.Context, c *oauth.AccessTokenClaims) (bool, error) {
+	revoked, err := s.isRevoked(ctx, c.ID, time.Unix(c.ExpiresAt, 0))
+	if err != nil || revoked {
+		return revoked, err
+	}
+	return s.SubjectRevoked(ctx, c.Subject, time.Unix(c.IssuedAt, 0))
 }
 
 // Revoked reports whether the access token with jti was revoked, for

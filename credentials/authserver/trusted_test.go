@@ -222,6 +222,21 @@ func TestTrustedIssuerRefusals(t *testing.T) {
 	if status, body := exchangeAt(remote, home, researchID, toRemote.Token, notesURI, nil); status != 200 {
 		t.Fatalf("a token for the remote server: %d %v", status, body)
 	}
+	// The same token bound to a DPoP key: exchanging it would shed the
+	// binding.
+	agent, err := home.srv.clients.lookup(home.ctx, researchID.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound, err := home.srv.issueAccessToken(home.ctx, &tokenRequest{client: &authenticated{client: agent}, jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+		accessGrant{Subject: "alice", ClientID: "webapp", AuthTime: home.clock.Now(), Scopes: []string{"notes:read"}, Audience: []string{remote.issuer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := exchangeAt(remote, home, researchID, bound.Token, notesURI, nil); status != 400 ||
+		!strings.Contains(body["error_description"].(string), "sender-constrained") {
+		t.Fatalf("a sender-constrained subject token: %d %v", status, body)
+	}
 	// Expired on the remote's clock.
 	remote.clock.Advance(10 * time.Minute)
 	status, body := exchangeAt(remote, home, researchID, forResearch, notesURI, nil)

@@ -92,10 +92,7 @@ func (s *Server) verifyTxnSubjectToken(ctx context.Context, token string) (txn *
 			return &c, nil, false, nil
 		}
 		c := *v.access
-		revoked, err := s.isRevoked(ctx, c.ID, time.Unix(c.ExpiresAt, 0))
-		if err == nil && !revoked {
-			revoked, err = s.SubjectRevoked(ctx, c.Subject, time.Unix(c.IssuedAt, 0))
-		}
+		revoked, err := s.accessRevoked(ctx, &c)
 		switch {
 		case err != nil:
 			return nil, nil, true, err

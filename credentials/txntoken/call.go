@@ -1,12 +1,12 @@
 package txntoken
 
 import (
-	"github.com/agenthost/agenthost/credentials/txntoken/canonjson"
-
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+
+	"github.com/agenthost/agenthost/credentials/txntoken/canonjson"
 )
 
 // Members of tctx that bind a Txn-Token to one tool call. agenthost's

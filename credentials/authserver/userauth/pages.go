@@ -14,6 +14,15 @@ import (
 //go:embed templates/*.html
 var templateFiles embed.FS
 
+//go:embed templates/style.css
+var stylesheet string
+
+// Stylesheet returns the stylesheet of the server's pages, for other pages
+// served on its origin (the approval pages of package consent) to look
+// the same: a template of theirs writes it in its <style> element and
+// adds its own rules after it.
+func Stylesheet() template.CSS { return template.CSS(stylesheet) }
+
 var (
 	loginTemplate   = parsePage("templates/login.html")
 	consentTemplate = parsePage("templates/consent.html")
@@ -23,7 +32,8 @@ var (
 // parsePage parses the layout with one page's content. The templates are
 // embedded, so a parse error is a defect caught by every test run.
 func parsePage(file string) *template.Template {
-	return template.Must(template.New("layout").ParseFS(templateFiles, "templates/layout.html", file))
+	return template.Must(template.New("layout").Funcs(template.FuncMap{"stylesheet": Stylesheet}).
+		ParseFS(templateFiles, "templates/layout.html", file))
 }
 
 // Headers every page carries.
