@@ -1,8 +1,6 @@
 package sdk
 
 import (
-	"github.com/agenthost/agenthost/credentials/txntoken/canonjson"
-
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,13 +16,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agenthost/agenthost/credentials/txntoken/canonjson"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 )
 
 // A tool plugin checks every call's Transaction Token
 // (draft-ietf-oauth-transaction-tokens, editor's copy after -08; SPECS.md
-// §6.4–6.5) with the standard library alone: the SDK imports nothing of
-// agenthost but the plugin contract. What is checked, in order:
+// §6.4–6.5) with the standard library, the plugin contract and the host's
+// canonical JSON (canonjson, itself standard library only). What is
+// checked, in order:
 //
 //   - the compact JWS form (three base64url parts, no padding, at most
 //     MaxTxnTokenSize bytes), a header without duplicate members or crit;

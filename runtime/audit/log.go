@@ -523,13 +523,21 @@ func (l *Log) Queue(rec Record) error {
 
 // Sync waits until every record queued before it was committed (or its
 // commit failed, which is logged): a reader that syncs first sees the
-// outcomes of the calls that returned before it.
+// outcomes of the calls that returned before it. On a closed log it waits
+// for Close's final commit.
 func (l *Log) Sync(ctx context.Context) error {
 	req := &request{done: make(chan result, 1)}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return nil // Close committed everything
+		// Close has stopped taking records; the committer commits the
+		// pending ones before it stops.
+		select {
+		case <-l.done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("audit: sync: %w", ctx.Err())
+		}
 	}
 	l.pending = append(l.pending, req)
 	l.mu.Unlock()

@@ -1136,6 +1136,55 @@ func TestSync(t *testing.T) {
 	}
 }
 
+// TestSyncWhileClosing: a Sync that finds the log closing waits for the
+// final commit of the records queued before it, rather than returning
+// while they are still pending.
+func TestSyncWhileClosing(t *testing.T) {
+	ctx := context.Background()
+	st := newFakeLog()
+	s, v := testKeys(t)
+	l := openLog(t, st, s, v, 0)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	st.before = func(log string) {
+		if log == RecordsLog {
+			once.Do(func() { close(entered); <-release })
+		}
+	}
+	if err := l.Queue(testRecord(0)); err != nil {
+		t.Fatal(err)
+	}
+	<-entered // the commit of the queued record is under way
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close(ctx) }()
+	for {
+		l.mu.Lock()
+		c := l.closed
+		l.mu.Unlock()
+		if c {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	synced := make(chan error, 1)
+	go func() { synced <- l.Sync(ctx) }()
+	select {
+	case err := <-synced:
+		t.Fatalf("Sync returned (%v) while the queued record was not committed", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-synced; err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if got, err := Read(ctx, st, 0, 10); err != nil || len(got) != 1 {
+		t.Fatalf("after Sync: %d records stored (%v), want 1", len(got), err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
 // TestQueueAlone: a queued record that no append follows is committed
 // soon anyway.
 func TestQueueAlone(t *testing.T) {

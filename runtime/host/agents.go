@@ -163,6 +163,22 @@ func (h *Host) agentWorkload(name string, id credentials.Identity) (workloadapi.
 	}, nil
 }
 
+// agentNamed is the name of the host's agent whose identity is id, or ""
+// when id is no agent of this host.
+func (h *Host) agentNamed(id credentials.Identity) string {
+	for name, aid := range h.agentIDs {
+		if aid == id {
+			return name
+		}
+	}
+	return ""
+}
+
+// isUser reports whether name is a user of the authorization server.
+func (h *Host) isUser(name string) bool {
+	return slices.ContainsFunc(h.cfg.Auth.Users, func(u config.UserConfig) bool { return u.Name == name })
+}
+
 // checkWants logs the tools and models a plugin says it wants that its
 // grants do not give it: those calls will be refused.
 func (h *Host) checkWants(agent string, d *pluginpb.DescribeResponse, g mediator.Grants) {
@@ -262,7 +278,7 @@ func (h *Host) RunTask(ctx context.Context, req localapi.TaskRequest, emit func(
 	case req.Subject != "" && req.AccessToken != "":
 		return errors.New("host: a task names its user by subject or by access token, not both")
 	case req.Subject != "":
-		if !slices.ContainsFunc(h.cfg.Auth.Users, func(u config.UserConfig) bool { return u.Name == req.Subject }) {
+		if !h.isUser(req.Subject) {
 			return fmt.Errorf("host: %q is not a user of the authorization server", req.Subject)
 		}
 		c.Subject, c.SubjectSource = req.Subject, audit.SubjectSourceOperator

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/agenthost/agenthost/credentials/oauth"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/authserver"
+	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
@@ -391,9 +391,6 @@ func VerifyAuditOffline(ctx context.Context, opts AuditVerifyOptions) (localapi.
 	return res, nil
 }
 
-// auditIssued records every access token the authorization server issues
-// (its jti, never the token) before the token is handed out: who it is for,
-// which client, the audience, scope and delegation chain.
 // auditIssuedTxn records a Txn-Token the authorization server issued: by
 // its transaction, subject, requesting workload, scope and hash (never the
 // token). One asked for over HTTP is durable before the response, as
@@ -415,11 +412,7 @@ func (h *Host) auditIssuedTxn(ctx context.Context, it authserver.IssuedTxnToken)
 		rec.TokenSHA256 = hex.EncodeToString(raw)
 	}
 	if id, err := credentials.ParseIdentity(c.RequestingWorkload); err == nil {
-		for name, aid := range h.agentIDs {
-			if aid == id {
-				rec.Agent = name
-			}
-		}
+		rec.Agent = h.agentNamed(id)
 	}
 	if rec.Agent == "" {
 		rec.Agent = "host"
@@ -439,10 +432,8 @@ func (h *Host) auditRefusedTxn(ctx context.Context, clientID string, refusal *oa
 	}
 	if id, err := credentials.ParseIdentity(clientID); err == nil {
 		rec.AgentID = id.String()
-		for name, aid := range h.agentIDs {
-			if aid == id {
-				rec.Agent = name
-			}
+		if name := h.agentNamed(id); name != "" {
+			rec.Agent = name
 		}
 	}
 	if err := h.audit.Append(ctx, rec); err != nil {
@@ -450,6 +441,9 @@ func (h *Host) auditRefusedTxn(ctx context.Context, clientID string, refusal *oa
 	}
 }
 
+// auditIssued records every access token the authorization server issues
+// (its jti, never the token) before the token is handed out: who it is for,
+// which client, the audience, scope and delegation chain.
 func (h *Host) auditIssued(ctx context.Context, it authserver.Issued) error {
 	c := it.Claims
 	rec := audit.Record{
@@ -459,11 +453,7 @@ func (h *Host) auditIssued(ctx context.Context, it authserver.Issued) error {
 	}
 	if id, err := credentials.ParseIdentity(c.ClientID); err == nil {
 		rec.AgentID = id.String()
-		for name, aid := range h.agentIDs {
-			if aid == id {
-				rec.Agent = name
-			}
-		}
+		rec.Agent = h.agentNamed(id)
 	} else {
 		rec.Agent = "client:" + c.ClientID
 	}

@@ -3,8 +3,6 @@ package host
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/oauth/dpop"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/mcp/mcpclient"
+	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/mediator"
 )
@@ -99,8 +98,8 @@ type delegation struct {
 type heldUser struct {
 	token   string
 	subject string
-	// key is the token's SHA-256 (hex): what the derived tokens are kept
-	// by, never the token.
+	// key is the token's SHA-256 (hex, audit.TokenRef): what the derived
+	// tokens are kept by, never the token.
 	key string
 	// tasks counts the tasks holding it.
 	tasks int
@@ -130,11 +129,11 @@ func (h *Host) holdUserToken(txn, subject, token string) (release func()) {
 		return func() {}
 	}
 	d := h.delegation
-	sum := sha256.Sum256([]byte(token))
+	key := audit.TokenRef(token)
 	d.mu.Lock()
 	u, ok := d.users[txn]
 	if !ok {
-		u = &heldUser{token: token, subject: subject, key: hex.EncodeToString(sum[:])}
+		u = &heldUser{token: token, subject: subject, key: key}
 		d.users[txn] = u
 		d.holders[u.key]++
 	}

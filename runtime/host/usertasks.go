@@ -13,7 +13,6 @@ import (
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/oauth/resource"
 	"github.com/agenthost/agenthost/runtime/audit"
-	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
 )
 
@@ -125,7 +124,7 @@ func (h *Host) taskCaller(ctx context.Context, agent, token string) (*resource.C
 		why = "the access token was not issued to a signed-in user"
 	case c.Actor != nil:
 		why = "the access token was issued to someone acting for the user (act); a task starts on the user's own token"
-	case !slices.ContainsFunc(h.cfg.Auth.Users, func(u config.UserConfig) bool { return u.Name == c.Subject }):
+	case !h.isUser(c.Subject):
 		why = fmt.Sprintf("%q is not a user of the authorization server", c.Subject)
 	}
 	if why == "" {

@@ -174,7 +174,7 @@ func (m *Mediator) approve(ctx context.Context, c Caller, base Record, tool stri
 		return refuse("the approval cannot be used: "+err.Error(), &p, pluginpb.ErrPermissionDenied)
 	}
 	r := base
-	r.Policy, r.ApprovalID, r.Approver = base.Policy, g.ID, g.Approver
+	r.ApprovalID, r.Approver = g.ID, g.Approver
 	r.Reason = "approved by " + g.Approver
 	return r, nil
 }

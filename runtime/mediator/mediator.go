@@ -325,8 +325,7 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 func RecordAllowed(ctx context.Context, a Auditor, now func() time.Time, base Record, args []byte) (outcome func(error) error, err error) {
 	base.Decision, base.Outcome = "allow", ""
 	if len(args) > 0 {
-		sum := sha256.Sum256(args)
-		base.ArgsSHA256 = hex.EncodeToString(sum[:])
+		base.ArgsSHA256 = argsSHA256(args)
 	}
 	decided := base
 	decided.Time = now().UTC()
@@ -344,6 +343,13 @@ func RecordAllowed(ctx context.Context, a Auditor, now func() time.Time, base Re
 		}
 		return a.Record(context.WithoutCancel(ctx), r)
 	}, nil
+}
+
+// argsSHA256 is a record's ArgsSHA256: the hex SHA-256 of args as
+// received.
+func argsSHA256(args []byte) string {
+	sum := sha256.Sum256(args)
+	return hex.EncodeToString(sum[:])
 }
 
 // decide asks the policy; a failed evaluation is a denial.
@@ -377,8 +383,7 @@ func (m *Mediator) record(c Caller, action, resource string, d Decision) Record 
 func (m *Mediator) audit(ctx context.Context, r Record, args []byte) error {
 	r.Time = m.cfg.Now().UTC()
 	if len(args) > 0 {
-		sum := sha256.Sum256(args)
-		r.ArgsSHA256 = hex.EncodeToString(sum[:])
+		r.ArgsSHA256 = argsSHA256(args)
 	}
 	if err := m.cfg.Auditor.Record(ctx, r); err != nil {
 		m.log.ErrorContext(ctx, "audit record failed", slog.Any("error", err))
