@@ -40,7 +40,10 @@ type keyRing struct {
 	keys    []*signingKey // sorted by Activates
 	current *signingKey
 	jwks    []byte
-	byKID   map[string]crypto.PublicKey
+	// jwksText is jwks as a string, made once per ring: callers that
+	// compare key sets on every call (the host's tool plugins) share it.
+	jwksText string
+	byKID    map[string]crypto.PublicKey
 }
 
 // keyRotation holds the ring and replaces it as keys rotate. Like the
@@ -218,7 +221,7 @@ func newKeyRing(version int64, keys []*signingKey, now time.Time) (*keyRing, err
 	if err != nil {
 		return nil, fmt.Errorf("authserver: jwks: %w", err)
 	}
-	r.jwks = jwks
+	r.jwks, r.jwksText = jwks, string(jwks)
 	return r, nil
 }
 

@@ -396,6 +396,10 @@ func (s *Server) Keys() jose.KeyFunc { return s.keys.publicKey }
 // the endpoint (a tool plugin checking Txn-Tokens) is handed it.
 func (s *Server) JWKS() []byte { return bytes.Clone(s.keys.ring.Load().jwks) }
 
+// JWKSText is [Server.JWKS] as a string, without a copy: the same string
+// until the keys rotate.
+func (s *Server) JWKSText() string { return s.keys.ring.Load().jwksText }
+
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	p := s.pathPrefix()

@@ -182,7 +182,7 @@ func (h *Host) txnKeys() plugins.TxnKeys {
 	if h.as == nil {
 		return plugins.TxnKeys{}
 	}
-	return plugins.TxnKeys{JWKS: string(h.as.JWKS()), TrustDomain: h.cfg.TrustDomain}
+	return plugins.TxnKeys{JWKS: h.as.JWKSText(), TrustDomain: h.cfg.TrustDomain}
 }
 
 // callerTokenKey holds the access token of a request to a hosted MCP server
