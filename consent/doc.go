@@ -12,7 +12,19 @@
 // Store under its approval ID ([authserver.ApprovalID] of the
 // auth_req_id), so a restart loses none, and only its decision counts: a
 // yes recorded here is what lets the server issue the token the call
-// needs (DESIGN.md invariant 5). This package keeps no state of its own.
+// needs (DESIGN.md invariant 5).
+//
+// # The asking side
+//
+// [Requests] is how a process asks (the host, for its agents and its MCP
+// clients): [Requests.Ask] starts a backchannel request for a call, or
+// returns the one already waiting for the same call (same user,
+// requester, client, tool and arguments digest), kept in the Store, so a
+// retry, or the call made again after a restart, waits for the request
+// the user may already have answered instead of asking twice;
+// [Requests.Collect] polls it once, and once it is decided the call asks
+// anew; [Requests.Claim] marks an approval used before its call runs, so
+// no approval runs a call twice.
 //
 // # The approval page
 //

@@ -9,35 +9,25 @@ package host
 // approval page's URL, and collected with authserver.Server.RedeemApproval,
 // which applies the CIBA grant's rules (an approval is redeemed once). The
 // mediator then checks the granted authorization_details against the call
-// and claims the approval here, in the store, before the call runs, so no
-// approval runs a call twice.
+// and claims the approval in the store before the call runs, so no
+// approval runs a call twice. consent.Requests keeps the pending request
+// of each call, so the same call made again (after a restart, or a
+// retry) waits for the same request.
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/agenthost/agenthost/consent"
 	"github.com/agenthost/agenthost/credentials/authserver"
-	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
-	"github.com/agenthost/agenthost/runtime/store"
+	"github.com/agenthost/agenthost/runtime/store/asstore"
 )
-
-// nsApprovalsUsed holds one record per approval whose call ran: the
-// host-side half of "an approval runs its call once".
-const nsApprovalsUsed = "host.approvals.used"
-
-// approvalUsedTTL is how long a used approval is remembered: far longer
-// than any approval can be redeemed (the server's maximum expiry plus its
-// retention).
-const approvalUsedTTL = 7 * 24 * time.Hour
 
 // cibaInterval and cibaExpiry, when set, replace the authorization
 // server's CIBA defaults (tests poll faster and expire sooner).
@@ -65,95 +55,44 @@ func (h *Host) mountConsent(mux *http.ServeMux) error {
 		return fmt.Errorf("host: %w", err)
 	}
 	h.consent = p
+	h.requests, err = consent.NewRequests(consent.RequestsConfig{Server: h.as, ClientID: h.hostID.String(),
+		Store: asstore.New(h.store), Pages: p, Now: h.now})
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
 	mux.Handle(consent.DefaultPath, p.Handler())
 	return nil
 }
 
 // hostApprovals is the mediator's Approvals: the host asking its own
-// authorization server.
+// authorization server, through consent.Requests.
 type hostApprovals struct{ h *Host }
 
 var _ mediator.Approvals = hostApprovals{}
 
 // Request implements mediator.Approvals.
 func (a hostApprovals) Request(ctx context.Context, c mediator.Caller, call mediator.ApprovalCall) (mediator.PendingApproval, error) {
-	h := a.h
-	if h.as == nil || h.consent == nil {
+	if a.h.requests == nil {
 		return mediator.PendingApproval{}, errors.New("approvals are off: the authorization server has no users to approve")
 	}
-	details, err := json.Marshal([]oauth.ToolCallDetail{{Type: oauth.AuthorizationDetailsToolCall, Tool: call.Tool,
-		Arguments: call.Arguments, ArgsSHA256: call.ArgsDigest}})
-	if err != nil {
-		return mediator.PendingApproval{}, err
-	}
-	msg := bindingMessage(c.Agent, call.Tool, call.Arguments)
-	t, err := h.as.RequestApproval(ctx, authserver.ApprovalRequest{ClientID: h.hostID.String(), LoginHint: c.Subject,
-		BindingMessage: msg, AuthorizationDetails: details})
-	if err != nil {
-		return mediator.PendingApproval{}, err
-	}
-	return mediator.PendingApproval{AuthReqID: t.AuthReqID, ID: t.ID, BindingMessage: msg, URL: h.consent.URL(t.AuthReqID),
-		Expires: t.Expires, Interval: t.Interval}, nil
+	return a.h.requests.Ask(ctx, consent.Call{Subject: c.Subject, Requester: c.Agent, ClientID: c.ClientID,
+		Tool: call.Tool, Arguments: call.Arguments, ArgsDigest: call.ArgsDigest})
 }
 
 // Redeem implements mediator.Approvals.
 func (a hostApprovals) Redeem(ctx context.Context, p mediator.PendingApproval) (mediator.GrantedApproval, error) {
-	r, err := a.h.as.RedeemApproval(ctx, a.h.hostID.String(), p.AuthReqID)
-	switch authserver.ApprovalErrorCode(err) {
-	case "":
-		if err != nil {
-			return mediator.GrantedApproval{}, err
-		}
-	case oauth.CodeAuthorizationPending:
-		return mediator.GrantedApproval{}, mediator.ErrApprovalPending
-	case oauth.CodeSlowDown:
-		return mediator.GrantedApproval{}, mediator.ErrApprovalSlowDown
-	case oauth.CodeAccessDenied:
-		return mediator.GrantedApproval{}, fmt.Errorf("%w: %v", mediator.ErrApprovalDenied, err)
-	case oauth.CodeExpiredToken:
-		return mediator.GrantedApproval{}, mediator.ErrApprovalExpired
-	default:
-		return mediator.GrantedApproval{}, err
+	if a.h.requests == nil {
+		return mediator.GrantedApproval{}, errors.New("approvals are off")
 	}
-	return mediator.GrantedApproval{ID: r.ID, Approver: r.Approver, AuthorizationDetails: r.AuthorizationDetails}, nil
+	return a.h.requests.Collect(ctx, p)
 }
 
-// Claim implements mediator.Approvals: an atomic insert in the store.
+// Claim implements mediator.Approvals.
 func (a hostApprovals) Claim(ctx context.Context, id string, c mediator.Caller) error {
-	v, _ := json.Marshal(map[string]any{"task": c.TaskID, "txn": c.Txn, "agent": c.Agent, "time": a.h.now().UTC()})
-	_, err := a.h.store.Put(ctx, nsApprovalsUsed, id, v, store.PutOptions{Condition: store.IfAbsent, TTL: approvalUsedTTL})
-	if errors.Is(err, store.ErrConflict) {
-		return mediator.ErrApprovalUsed
+	if a.h.requests == nil {
+		return errors.New("approvals are off")
 	}
-	return err
-}
-
-// bindingMessage is the short text the user sees on both sides:
-// "agenthost: payments/transfer 500.00 to bob" when the arguments have an
-// amount and a payee, else the agent and the tool. It stays within the
-// server's limit of printable characters on one line.
-func bindingMessage(agent, tool string, args json.RawMessage) string {
-	var in map[string]json.RawMessage
-	_ = json.Unmarshal(args, &in)
-	msg := "agenthost: " + agent + " calls " + tool
-	var amount json.Number
-	var to string
-	if json.Unmarshal(in["amount"], &amount) == nil && amount != "" {
-		msg = "agenthost: " + tool + " " + string(amount)
-		if json.Unmarshal(in["to"], &to) == nil && to != "" {
-			msg += " to " + to
-		}
-	}
-	msg = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return ' '
-		}
-		return r
-	}, msg)
-	if r := []rune(msg); len(r) > 100 {
-		msg = string(r[:99]) + "…"
-	}
-	return msg
+	return a.h.requests.Claim(ctx, id, map[string]any{"task": c.TaskID, "txn": c.Txn, "agent": c.Agent})
 }
 
 // approvalSinks route approval requests to the stream of the task that

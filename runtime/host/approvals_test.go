@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -260,5 +263,102 @@ func assertRefused(t *testing.T, h *Host, task, reason string) {
 	}
 	if !refused {
 		t.Errorf("no refusal %q audited for task %s: %+v", reason, task, toolRecords(t, h, task))
+	}
+}
+
+// TestApprovalSurvivesRestart: a request pending when the host stops is
+// still pending after it starts again; the same call made again (the task
+// run anew) waits for that request instead of asking twice, and once the
+// user approves it the call runs exactly once. The next such call asks
+// anew.
+func TestApprovalSurvivesRestart(t *testing.T) {
+	cibaInterval = time.Second
+	defer func() { cibaInterval = 0 }()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := approvalConfig(t)
+	cfg.Listen.Address = config.Address(addr)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	start := func() (*Host, func()) {
+		hctx, stop := context.WithCancel(context.Background())
+		h, err := New(hctx, Options{Config: cfg, DataDir: dataDir, Stderr: io.Discard, Version: "test"})
+		if err != nil {
+			stop()
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- h.Run(hctx) }()
+		var once sync.Once
+		halt := func() {
+			once.Do(func() {
+				stop()
+				if err := <-done; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			})
+		}
+		t.Cleanup(halt)
+		if _, err := h.sup.WaitFor(ctx, "payer", func(st supervisor.AgentStatus) bool { return st.State == supervisor.StateRunning }); err != nil {
+			t.Fatal(err)
+		}
+		return h, halt
+	}
+	const big = `{"from":"alice","to":"bob","amount":500}`
+
+	h1, stop1 := start()
+	r := startTransfer(ctx, h1, "alice", big)
+	ev := r.approval(t)
+	stop1()
+	r.wait(t)
+	if r.final != "" {
+		t.Fatalf("the transfer ran with nobody approving: %q", r.final)
+	}
+
+	h2, _ := start()
+	pending, err := h2.PendingApprovals(ctx, "alice", "")
+	if err != nil || len(pending) != 1 || pending[0].URL != ev.URL {
+		t.Fatalf("after the restart, alice's pending approvals: %+v, %v (want %s)", pending, err, ev.URL)
+	}
+	// The task run again waits for the same request.
+	r = startTransfer(ctx, h2, "alice", big)
+	if again := r.approval(t); again.URL != ev.URL {
+		t.Fatalf("the call made again asked anew: %s, not %s", again.URL, ev.URL)
+	}
+	if _, err := consenttest.NewBrowser("alice", "alice-test-password").Approve(ctx, ev.URL); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(t)
+	if r.err != nil || r.failure != "" || !strings.Contains(r.final, "transferred 500.00 from alice to bob") {
+		t.Fatalf("approved after the restart: final %q, failure %q, %v", r.final, r.failure, r.err)
+	}
+	ran := 0
+	for _, rec := range toolRecords(t, h2, r.task) {
+		if rec.Decision == audit.DecisionAllow && rec.Outcome == audit.OutcomeOK {
+			ran++
+			if !strings.HasSuffix(ev.URL, "/"+rec.ApprovalID) || rec.Approver != "alice" {
+				t.Errorf("the call's record: %+v", rec)
+			}
+		}
+	}
+	if ran != 1 {
+		t.Fatalf("%d runs of the approved call", ran)
+	}
+
+	// Decided and used: the next such call asks anew.
+	r = startTransfer(ctx, h2, "alice", big)
+	if next := r.approval(t); next.URL == ev.URL {
+		t.Fatal("a used approval's request was waited for again")
+	} else if _, err := consenttest.NewBrowser("alice", "alice-test-password").Deny(ctx, next.URL); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(t)
+	if r.final != "" || !strings.Contains(r.failure, "alice denied the approval") {
+		t.Fatalf("denied: final %q, failure %q", r.final, r.failure)
 	}
 }

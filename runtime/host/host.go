@@ -70,6 +70,7 @@ type Host struct {
 	// by transaction; consent serves the approval pages.
 	approvalSinks approvalSinks
 	consent       *consent.Pages
+	requests      *consent.Requests
 	running       map[string]runningTask // by task id
 	// remedyMu serializes the state changes of Quarantine and Release.
 	remedyMu sync.Mutex

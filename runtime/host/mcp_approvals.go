@@ -9,13 +9,13 @@ package host
 // call and this user, claims it (an approval runs its call once), and the
 // call runs.
 //
-// The pending request is found again by the call itself: its key is a
-// digest of (subject, client, host tool, arguments digest), so a retry of
-// the same call finds it and a call with other arguments does not. It is
-// kept in the host's store, so a restart keeps it pending. The
-// elicitationId is the approval ID (the SHA-256 of the auth_req_id, the
-// last segment of the page's URL): unique per request, and never the
-// auth_req_id itself.
+// The pending request is found again by the call itself
+// (consent.Requests keys it by user, client, host tool and arguments
+// digest), so a retry of the same call finds it and a call with other
+// arguments does not. It is kept in the host's store, so a restart keeps
+// it pending. The elicitationId is the approval ID (the SHA-256 of the
+// auth_req_id, the last segment of the page's URL): unique per request,
+// and never the auth_req_id itself.
 //
 // Hosted MCP servers are stateless (no MCP session), so the optional
 // notifications/elicitation/complete (SPECS §4.3) is not sent: the client
@@ -29,36 +29,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 
+	"github.com/agenthost/agenthost/consent"
 	"github.com/agenthost/agenthost/credentials/oauth/resource"
 	"github.com/agenthost/agenthost/credentials/txntoken"
 	"github.com/agenthost/agenthost/mcp/mcpserver"
 	"github.com/agenthost/agenthost/runtime/mediator"
-	"github.com/agenthost/agenthost/runtime/store"
 )
-
-// nsMCPApprovals holds the pending approval of each hosted MCP call
-// waiting for one, by mcpApprovalKey.
-const nsMCPApprovals = "host.mcp.approvals"
-
-// mcpPendingApproval is a stored pending approval of a hosted MCP call.
-type mcpPendingApproval struct {
-	// AuthReqID is the CIBA auth_req_id, a secret of the host.
-	AuthReqID string    `json:"auth_req_id"`
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	Message   string    `json:"message"`
-	Expires   time.Time `json:"expires"`
-}
-
-// mcpApprovalKey names the pending approval of a call: subject, client,
-// host tool and arguments digest.
-func mcpApprovalKey(caller *resource.Caller, tool, digest string) string {
-	sum := sha256.Sum256([]byte(strings.Join([]string{caller.Subject, caller.ClientID, tool, digest}, "\x00")))
-	return hex.EncodeToString(sum[:])
-}
 
 // mcpApproval is the outcome of the approve step of a hosted MCP call:
 // either the call may run (granted), or the client gets refusal (a tool
@@ -79,40 +56,36 @@ func (h *Host) mcpApprove(ctx context.Context, caller *resource.Caller, action, 
 	if caller.Subject == "" {
 		return refuse("", mediator.ErrApprovalNeedsUser.Error())
 	}
+	if h.requests == nil {
+		return refuse("", "approvals are off: the authorization server has no users to approve")
+	}
 	digest, err := txntoken.ArgsDigest(args)
 	if err != nil {
 		return refuse("", "the arguments cannot be bound to an approval: "+err.Error())
 	}
-	key := mcpApprovalKey(caller, tool, digest)
-	rec, err := h.store.Get(ctx, nsMCPApprovals, key)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return h.mcpRequestApproval(ctx, caller, action, tool, args, digest, key, reason)
-	case err != nil:
-		return mcpApproval{}, fmt.Errorf("host: pending approvals: %w", err)
+	p, err := h.requests.Ask(ctx, consent.Call{Subject: caller.Subject, Requester: "mcp:" + caller.Subject,
+		ClientID: caller.ClientID, Tool: tool, Arguments: args, ArgsDigest: digest})
+	if err != nil {
+		_ = h.auditMCPApproval(ctx, caller, action, tool, args, "deny", "denied", "", "", "the approval request failed: "+err.Error())
+		return mcpApproval{refusal: &mcpserver.Result{IsError: true, Text: "not done: the approval request failed"}}, nil
 	}
-	var p mcpPendingApproval
-	if err := json.Unmarshal(rec.Value, &p); err != nil {
-		return mcpApproval{}, fmt.Errorf("host: pending approval %s: %w", key, err)
-	}
-	g, err := hostApprovals{h}.Redeem(ctx, mediator.PendingApproval{AuthReqID: p.AuthReqID, ID: p.ID})
-	if errors.Is(err, mediator.ErrApprovalPending) || errors.Is(err, mediator.ErrApprovalSlowDown) {
-		return mcpApproval{}, p.elicitation()
-	}
-	// Decided one way or the other: the next call of the same arguments
-	// needs a new request.
-	if derr := h.store.Delete(ctx, nsMCPApprovals, key, store.IfVersion(rec.Version)); derr != nil && !errors.Is(derr, store.ErrNotFound) {
-		if errors.Is(derr, store.ErrConflict) {
-			// Another retry of the same call got there first.
-			return refuse(p.ID, "the approval is being used by another call")
+	if !p.Resumed {
+		// The request, durable before anyone can approve it.
+		if err := h.auditMCPApproval(ctx, caller, action, tool, args, "approval_required", "", p.ID, "", reason); err != nil {
+			return mcpApproval{}, fmt.Errorf("host: audit unavailable, %s refused: %w", tool, err)
 		}
-		return mcpApproval{}, fmt.Errorf("host: pending approvals: %w", derr)
+		h.log.InfoContext(ctx, "approval requested", "tool", tool, "approval_id", p.ID, "user", caller.Subject,
+			"client_id", caller.ClientID, "url", p.URL)
+		return mcpApproval{}, mcpElicitation(p)
 	}
+	g, err := h.requests.Collect(ctx, p)
 	switch {
 	case err == nil:
-	case errors.Is(err, mediator.ErrApprovalDenied):
+	case errors.Is(err, consent.ErrPending), errors.Is(err, consent.ErrSlowDown):
+		return mcpApproval{}, mcpElicitation(p)
+	case errors.Is(err, consent.ErrDenied):
 		return refuse(p.ID, caller.Subject+" denied the approval")
-	case errors.Is(err, mediator.ErrApprovalExpired):
+	case errors.Is(err, consent.ErrExpired):
 		return refuse(p.ID, "the approval request expired before "+caller.Subject+" decided; call again to ask anew")
 	default:
 		return refuse(p.ID, "the approval could not be collected: "+err.Error())
@@ -120,54 +93,20 @@ func (h *Host) mcpApprove(ctx context.Context, caller *resource.Caller, action, 
 	if g.Approver != caller.Subject {
 		return refuse(g.ID, fmt.Sprintf("approved by %q, not by the caller's user", g.Approver))
 	}
-	if err := mediator.MatchesCall(g.AuthorizationDetails, tool, digest); err != nil {
+	if err := consent.MatchesCall(g.AuthorizationDetails, tool, digest); err != nil {
 		return refuse(g.ID, "the approval does not match the call: "+err.Error())
 	}
-	if err := (hostApprovals{h}).Claim(ctx, g.ID, mediator.Caller{Agent: "mcp:" + caller.Subject, Subject: caller.Subject,
-		ClientID: caller.ClientID}); err != nil {
+	if err := h.requests.Claim(ctx, g.ID, map[string]any{"agent": "mcp:" + caller.Subject, "client_id": caller.ClientID}); err != nil {
 		return refuse(g.ID, "the approval cannot be used: "+err.Error())
 	}
 	return mcpApproval{granted: &g}, nil
 }
 
-// mcpRequestApproval starts the CIBA request of a call, keeps it under
-// key and answers with its elicitation. Of two first calls at once, one
-// request is kept; the other call gets the kept one's elicitation.
-func (h *Host) mcpRequestApproval(ctx context.Context, caller *resource.Caller, action, tool string, args json.RawMessage,
-	digest, key, reason string) (mcpApproval, error) {
-	c := mediator.Caller{Agent: "mcp:" + caller.Subject, Subject: caller.Subject, ClientID: caller.ClientID, Scopes: caller.Scopes}
-	pa, err := hostApprovals{h}.Request(ctx, c, mediator.ApprovalCall{Tool: tool, Arguments: args, ArgsDigest: digest, Reason: reason})
-	if err != nil {
-		_ = h.auditMCPApproval(ctx, caller, action, tool, args, "deny", "denied", "", "", "the approval request failed: "+err.Error())
-		return mcpApproval{refusal: &mcpserver.Result{IsError: true, Text: "not done: the approval request failed"}}, nil
-	}
-	p := mcpPendingApproval{AuthReqID: pa.AuthReqID, ID: pa.ID, URL: pa.URL, Expires: pa.Expires,
-		Message: pa.BindingMessage + ": approve it at the authorization server, then call again"}
-	v, err := json.Marshal(p)
-	if err != nil {
-		return mcpApproval{}, err
-	}
-	ttl := max(time.Until(pa.Expires), time.Second) + time.Minute
-	if _, err := h.store.Put(ctx, nsMCPApprovals, key, v, store.PutOptions{Condition: store.IfAbsent, TTL: ttl}); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			if rec, gerr := h.store.Get(ctx, nsMCPApprovals, key); gerr == nil && json.Unmarshal(rec.Value, &p) == nil {
-				return mcpApproval{}, p.elicitation()
-			}
-		}
-		return mcpApproval{}, fmt.Errorf("host: pending approvals: %w", err)
-	}
-	// The request, durable before anyone can approve it.
-	if err := h.auditMCPApproval(ctx, caller, action, tool, args, "approval_required", "", pa.ID, "", reason); err != nil {
-		return mcpApproval{}, fmt.Errorf("host: audit unavailable, %s refused: %w", tool, err)
-	}
-	h.log.InfoContext(ctx, "approval requested", "tool", tool, "approval_id", pa.ID, "user", caller.Subject,
-		"client_id", caller.ClientID, "url", pa.URL)
-	return mcpApproval{}, p.elicitation()
-}
-
-// elicitation is the URL-mode elicitation of p (SPECS §4.3).
-func (p mcpPendingApproval) elicitation() error {
-	return &mcpserver.ElicitationRequiredError{Elicitations: []mcpserver.URLElicitation{{ID: p.ID, URL: p.URL, Message: p.Message}}}
+// mcpElicitation is the URL-mode elicitation of p (SPECS §4.3): the
+// elicitationId is the approval ID, never the auth_req_id.
+func mcpElicitation(p consent.Pending) error {
+	return &mcpserver.ElicitationRequiredError{Elicitations: []mcpserver.URLElicitation{{ID: p.ID, URL: p.URL,
+		Message: p.BindingMessage + ": approve it at the authorization server, then call again"}}}
 }
 
 // auditMCPApproval records a step of a hosted MCP call's approval: the

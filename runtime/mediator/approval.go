@@ -12,22 +12,21 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/consent"
 	"github.com/agenthost/agenthost/credentials/txntoken"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 )
 
-// Errors of an [Approvals] source's Redeem: the request is still
-// pending (poll again after the interval), the poll was too early (add
-// SlowDownIncrement to the interval), the user denied it, or it expired.
+// Errors of an [Approvals] source: the request is still pending (poll
+// again after the interval), the poll was too early (add
+// SlowDownIncrement to the interval), the user denied it, it expired, or
+// (Claim) the approval's call already ran. They are package consent's.
 var (
-	ErrApprovalPending  = errors.New("mediator: approval pending")
-	ErrApprovalSlowDown = errors.New("mediator: approval polled too often")
-	ErrApprovalDenied   = errors.New("mediator: approval denied")
-	ErrApprovalExpired  = errors.New("mediator: approval expired")
-	// ErrApprovalUsed is Claim's error for an approval whose call already
-	// ran.
-	ErrApprovalUsed = errors.New("mediator: the approval was already used")
+	ErrApprovalPending  = consent.ErrPending
+	ErrApprovalSlowDown = consent.ErrSlowDown
+	ErrApprovalDenied   = consent.ErrDenied
+	ErrApprovalExpired  = consent.ErrExpired
+	ErrApprovalUsed     = consent.ErrUsed
 )
 
 // ApprovalCall is the call an approval is asked for.
@@ -43,36 +42,22 @@ type ApprovalCall struct {
 }
 
 // PendingApproval is an approval request the authorization server
-// accepted.
-type PendingApproval struct {
-	// AuthReqID is the CIBA auth_req_id: a secret of the host, never
-	// recorded or shown.
-	AuthReqID string
-	// ID is its approval ID (the SHA-256 of AuthReqID), which names it in
-	// the audit log and in URLs.
-	ID string
-	// BindingMessage is what the user sees on both sides.
-	BindingMessage string
-	// URL is the approval page.
-	URL      string
-	Expires  time.Time
-	Interval time.Duration
-}
-
-// GrantedApproval is a redeemed approval: who approved, and the RFC 9396
-// authorization_details the server granted.
-type GrantedApproval struct {
-	ID                   string
-	Approver             string
-	AuthorizationDetails json.RawMessage
-}
+// accepted; GrantedApproval a redeemed one (who approved, and the RFC
+// 9396 authorization_details the server granted).
+type (
+	PendingApproval = consent.Pending
+	GrantedApproval = consent.Grant
+)
 
 // Approvals is the mediator's CIBA client (the host, asking its
 // authorization server).
 type Approvals interface {
 	// Request asks c.Subject to approve call, with a CIBA backchannel
 	// request carrying call as one authorization detail of type
-	// agenthost_tool_call.
+	// agenthost_tool_call, or returns the request already waiting for
+	// the same call of the same caller (Resumed), so that a call made
+	// again (after a restart, say) waits for the request the user may
+	// already have answered instead of asking twice.
 	Request(ctx context.Context, c Caller, call ApprovalCall) (PendingApproval, error)
 	// Redeem polls p once: the granted approval (redeemed: a second
 	// Redeem of it fails), or ErrApprovalPending, ErrApprovalSlowDown,
@@ -86,7 +71,7 @@ type Approvals interface {
 
 // SlowDownIncrement is what a slow_down adds to the polling interval
 // (CIBA Core §11).
-const SlowDownIncrement = oauth.SlowDownIncrement * time.Second
+const SlowDownIncrement = consent.SlowDownIncrement
 
 // ErrApprovalNeedsUser is the refusal of a call that needs approval in a
 // task that acts for no user.
@@ -132,7 +117,7 @@ func (m *Mediator) approve(ctx context.Context, c Caller, base Record, tool stri
 		m.cfg.OnApproval(ctx, c, p)
 	}
 	m.log.InfoContext(ctx, "approval requested", slog.String("task", c.TaskID), slog.String("tool", tool),
-		slog.String("approval_id", p.ID), slog.String("user", c.Subject))
+		slog.String("approval_id", p.ID), slog.String("user", c.Subject), slog.Bool("resumed", p.Resumed))
 	interval := max(p.Interval, time.Second)
 	var g GrantedApproval
 	for {
@@ -182,21 +167,5 @@ func (m *Mediator) approve(ctx context.Context, c Caller, base Record, tool stri
 // MatchesCall checks that the granted authorization_details are exactly
 // one tool-call detail for tool with the arguments' digest.
 func MatchesCall(granted json.RawMessage, tool, digest string) error {
-	var details []oauth.ToolCallDetail
-	if err := json.Unmarshal(granted, &details); err != nil {
-		return errors.New("the granted authorization_details are not tool-call details")
-	}
-	if len(details) != 1 {
-		return fmt.Errorf("%d authorization details were granted, not 1", len(details))
-	}
-	d := details[0]
-	switch {
-	case d.Type != oauth.AuthorizationDetailsToolCall:
-		return fmt.Errorf("type %q", d.Type)
-	case d.Tool != tool:
-		return fmt.Errorf("it is for tool %q", d.Tool)
-	case d.ArgsSHA256 != digest:
-		return errors.New("it is for other arguments")
-	}
-	return nil
+	return consent.MatchesCall(granted, tool, digest)
 }
