@@ -271,6 +271,14 @@ func (s *Server) authJWTSVID(ctx context.Context, clientID, assertion, method st
 	if c.Kind != kindAgent {
 		return nil, invalidClient("the JWT-SVID's subject is not a registered agent")
 	}
+	// An SVID issued before its workload's identity was revoked (the
+	// agent was quarantined) is refused until it expires.
+	iat, _ := claims["iat"].(float64)
+	if revoked, err := s.SubjectRevoked(ctx, c.ID, time.Unix(int64(iat), 0)); err != nil {
+		return nil, err
+	} else if revoked {
+		return nil, invalidClient("the JWT-SVID was issued before its workload's credentials were revoked")
+	}
 	if method == oauth.AuthPrivateKeyJWT {
 		if iss, ok := claims["iss"].(string); ok && iss != c.ID {
 			return nil, invalidClient("the client assertion's iss is not the client")

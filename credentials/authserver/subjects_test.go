@@ -74,3 +74,50 @@ func TestRevokeSubject(t *testing.T) {
 		t.Fatal("an empty subject was revoked")
 	}
 }
+
+// TestRevokeAgentIdentity: revoking an agent's identity (what a quarantine
+// does) ends at once its own tokens and every token that delegates to it
+// (the agent as client or actor), and refuses the JWT-SVIDs issued to it
+// before the revocation as client assertions; the user's own token, and
+// SVIDs issued afterwards, are untouched.
+func TestRevokeAgentIdentity(t *testing.T) {
+	e := newCodeEnv(t)
+	user := e.userGrant(t, researchID.String(), "notes:read")["access_token"].(string)
+	delegated := e.exchangeAs(t, researchID, user, notesURI)
+	_, own := e.agentToken(researchID, url.Values{"resource": {notesURI}, "scope": {"notes:read"}})
+	ownToken := own["access_token"].(string)
+	_, other := e.agentToken(paymentsID, url.Values{"resource": {notesURI}, "scope": {"notes:read"}})
+	otherToken, _ := other["access_token"].(string)
+	oldSVID := e.svid(researchID)
+	e.verify(delegated, notesURI)
+	e.verify(ownToken, notesURI)
+
+	e.clock.Advance(2 * time.Second)
+	if err := e.srv.RevokeSubject(e.ctx, researchID.String(), "quarantine"); err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"the agent's own token": ownToken, "a token delegated to the agent": delegated} {
+		if _, err := e.srv.VerifyAccessToken(e.ctx, tok, notesURI); err == nil || !strings.Contains(err.Error(), "revoked") {
+			t.Errorf("%s after the revocation: %v", name, err)
+		}
+	}
+	if otherToken != "" {
+		e.verify(otherToken, notesURI)
+	}
+	e.verify(user, researchID.String())
+	// The SVID issued before is refused as a client assertion.
+	status, body, _ := e.post(PathToken, url.Values{
+		"grant_type":            {oauth.GrantClientCredentials},
+		"client_assertion_type": {oauth.AssertionJWTSPIFFE},
+		"client_assertion":      {oldSVID},
+		"resource":              {notesURI},
+	}, nil)
+	if status != http.StatusUnauthorized || body["error"] != oauth.CodeInvalidClient {
+		t.Fatalf("an SVID issued before the revocation: %d %v", status, body)
+	}
+	// One issued later (the agent released, a new SVID) works.
+	e.clock.Advance(2 * time.Second)
+	if status, body := e.agentToken(researchID, url.Values{"resource": {notesURI}, "scope": {"notes:read"}}); status != http.StatusOK {
+		t.Fatalf("an SVID issued after the revocation: %d %v", status, body)
+	}
+}

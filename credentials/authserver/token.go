@@ -419,14 +419,33 @@ func (s *Server) VerifyAccessToken(ctx context.Context, token, audience string) 
 }
 
 // accessRevoked reports whether the verified access token c counts as
-// revoked: itself or through its lineage (isRevoked), or through its
-// subject (SubjectRevoked).
+// revoked: itself or through its lineage (isRevoked), or through a party
+// it names (SubjectRevoked): its subject, its client, or an actor of its
+// delegation chain. So revoking an agent's identity (a quarantine) ends
+// its own tokens and every token that delegates to it at once.
 func (s *Server) accessRevoked(ctx context.Context, c *oauth.AccessTokenClaims) (bool, error) {
 	revoked, err := s.isRevoked(ctx, c.ID, time.Unix(c.ExpiresAt, 0))
 	if err != nil || revoked {
 		return revoked, err
 	}
-	return s.SubjectRevoked(ctx, c.Subject, time.Unix(c.IssuedAt, 0))
+	iat := time.Unix(c.IssuedAt, 0)
+	if revoked, err := s.SubjectRevoked(ctx, c.Subject, iat); err != nil || revoked {
+		return revoked, err
+	}
+	if c.ClientID != c.Subject {
+		if revoked, err := s.SubjectRevoked(ctx, c.ClientID, iat); err != nil || revoked {
+			return revoked, err
+		}
+	}
+	for a := c.Actor; a != nil; a = a.Actor {
+		if a.Subject == c.Subject || a.Subject == c.ClientID {
+			continue
+		}
+		if revoked, err := s.SubjectRevoked(ctx, a.Subject, iat); err != nil || revoked {
+			return revoked, err
+		}
+	}
+	return false, nil
 }
 
 // Revoked reports whether the access token with jti was revoked, for

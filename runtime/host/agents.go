@@ -496,7 +496,7 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 // not started again, also by a host started later on the same store, until
 // the agent is released ([Host.Release]); its tasks and delegations to it
 // are refused, its Workload API socket is removed (no new SVID is issued to
-// it; those already issued expire within the SVID lifetime), and the
+// it), its credentials are revoked at once (revokeWorkload), and the
 // remediation is audited.
 func (h *Host) Quarantine(ctx context.Context, agent, reason string) error {
 	id, ok := h.agentIDs[agent]
@@ -521,6 +521,9 @@ func (h *Host) Quarantine(ctx context.Context, agent, reason string) error {
 	keepErr := h.keepQuarantine(ctx, quarantineEntry{Agent: agent, Identity: id.String(), Reason: reason,
 		Cause: "operator", Since: h.now().UTC()})
 	err = h.wl.RemoveWorkload(ctx, sid)
+	if err == nil || errors.Is(err, workloadapi.ErrUnknownWorkload) {
+		err = h.revokeWorkload(ctx, agent, id, reason)
+	}
 	h.remedyMu.Unlock()
 	if err != nil && !errors.Is(err, workloadapi.ErrUnknownWorkload) {
 		return errors.Join(fmt.Errorf("host: revoke credentials of %s: %w", agent, err), keepErr)

@@ -109,6 +109,7 @@ type heldUser struct {
 type agentToken struct {
 	token   string
 	subject string
+	agent   string
 	expires time.Time
 }
 
@@ -275,7 +276,7 @@ func (d *delegation) agentToken(ctx context.Context, user heldUser, agent string
 			delete(d.agentTokens, k)
 		}
 	}
-	d.agentTokens[key] = agentToken{token: tok, subject: user.subject, expires: exp}
+	d.agentTokens[key] = agentToken{token: tok, subject: user.subject, agent: agent, expires: exp}
 	d.mu.Unlock()
 	return tok, nil
 }
@@ -337,6 +338,19 @@ func (d *delegation) forget(user string) {
 	for _, c := range clients {
 		c.ForgetSubject(user)
 	}
+}
+
+// forgetAgent drops the tokens held for agent: the users' tokens for it
+// and its token client (with its cached exchanges).
+func (d *delegation) forgetAgent(agent string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, e := range d.agentTokens {
+		if e.agent == agent {
+			delete(d.agentTokens, k)
+		}
+	}
+	delete(d.clients, agent)
 }
 
 // agentTokenClient is a token client acting as the workload id: its

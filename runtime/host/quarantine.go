@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
+	"github.com/agenthost/agenthost/mcp/mcpclient"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/store"
@@ -143,4 +145,43 @@ func (h *Host) release(ctx context.Context, agent string, w workloadapi.Workload
 		return fmt.Errorf("host: release %s: %w", agent, err)
 	}
 	return nil
+}
+
+// revokeWorkload ends, at once, every credential of the quarantined agent
+// with identity id: the authorization server revokes its identity, so
+// every token it issued to the agent, or that delegates to it (the agent
+// in client_id or act), fails verification and introspection, and the
+// JWT-SVIDs issued to it before now are refused as client assertions
+// until they expire; and the host drops the tokens and MCP sessions it
+// holds for the agent.
+func (h *Host) revokeWorkload(ctx context.Context, agent string, id credentials.Identity, reason string) error {
+	h.forgetWorkload(agent, id)
+	if h.as == nil {
+		return nil
+	}
+	if err := h.as.RevokeSubject(context.WithoutCancel(ctx), id.String(), "quarantine: "+reason); err != nil {
+		return fmt.Errorf("host: revoke the tokens of %s: %w", agent, err)
+	}
+	return nil
+}
+
+// forgetWorkload drops what the host holds for agent (identity id): its
+// clients of remote MCP servers (their tokens and sessions) and its
+// delegation tokens.
+func (h *Host) forgetWorkload(agent string, id credentials.Identity) {
+	var ended []*mcpclient.Client
+	for _, r := range h.remotes {
+		r.mu.Lock()
+		if c, ok := r.clients[id.String()]; ok {
+			ended = append(ended, c)
+			delete(r.clients, id.String())
+		}
+		r.mu.Unlock()
+	}
+	for _, c := range ended {
+		_ = c.Close()
+	}
+	if h.delegation != nil {
+		h.delegation.forgetAgent(agent)
+	}
 }

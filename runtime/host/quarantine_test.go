@@ -3,8 +3,11 @@ package host
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/plugins/sandbox"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
@@ -356,5 +361,53 @@ func TestReleaseFailsClosed(t *testing.T) {
 	}
 	if h.sup.Quarantined("whoami") || stored() {
 		t.Fatalf("after the release: quarantined %v, stored %v; want neither", h.sup.Quarantined("whoami"), stored())
+	}
+}
+
+// TestQuarantineRevokesCredentials: quarantining an agent ends its
+// credentials at once: a JWT-SVID issued to it before is refused by the
+// authorization server as a client assertion (it has not expired), and
+// the server counts every token naming the agent as revoked.
+func TestQuarantineRevokesCredentials(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	exe, dir, _ := policyFixture(t, "p.cedar")
+	cfg := testConfig(t)
+	cfg.Agents = []config.AgentConfig{{Name: "whoami", Path: exe, Env: map[string]string{testAgentEnv: "1"}}}
+	h := runHost(t, cfg, filepath.Join(dir, "data"))
+	id := h.agentIDs["whoami"]
+	sid, err := workloadapi.IDFromIdentity(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svid, _, err := h.CA().NewJWTSVID(ctx, sid, []string{h.Issuer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertWith := func() (int, string) {
+		form := url.Values{"grant_type": {oauth.GrantClientCredentials}, "client_assertion_type": {oauth.AssertionJWTSPIFFE},
+			"client_assertion": {svid}}
+		resp, err := http.PostForm(h.Issuer()+"/oauth2/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		e, _ := out["error"].(string)
+		return resp.StatusCode, e
+	}
+	if _, e := assertWith(); e == oauth.CodeInvalidClient {
+		t.Fatal("the agent's SVID is refused before the quarantine")
+	}
+	time.Sleep(1100 * time.Millisecond) // revocation is at second granularity
+	if err := h.Quarantine(ctx, "whoami", "suspicious"); err != nil {
+		t.Fatal(err)
+	}
+	if st, e := assertWith(); st != http.StatusUnauthorized || e != oauth.CodeInvalidClient {
+		t.Fatalf("the agent's SVID after the quarantine: %d %s", st, e)
+	}
+	if revoked, err := h.as.SubjectRevoked(ctx, id.String(), h.now().Add(-time.Second)); err != nil || !revoked {
+		t.Fatalf("the agent's tokens are not revoked: %v %v", revoked, err)
 	}
 }
