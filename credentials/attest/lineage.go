@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,4 +140,45 @@ func parseStatParent(pid int, data []byte) (int, error) {
 		return 0, fmt.Errorf("parent pid %q is not a pid", fields[1])
 	}
 	return int(ppid), nil
+}
+
+// Children is [Collector.Children] with the system's /proc.
+func Children(pid int) ([]int, error) { return New(Config{}).Children(pid) }
+
+// Children returns the pids of the processes whose parent is pid, in
+// increasing order, from a scan of every process's stat file: it finds the
+// plugin under a sandbox's init, whose only child it is. A process that
+// exits during the scan is left out. Errors: [ErrInvalidRequest] when pid
+// is not positive, [ErrNoProcess] when pid does not exist,
+// [ErrUnsupported] as for DescendsFrom.
+func (c *Collector) Children(pid int) ([]int, error) {
+	if pid <= 0 {
+		return nil, fmt.Errorf("%w: pid %d is not positive", ErrInvalidRequest, pid)
+	}
+	if runtime.GOOS != "linux" && c.procRoot == DefaultProcRoot {
+		return nil, fmt.Errorf("%w: cannot list the children of pid %d on %s (Linux only)", ErrUnsupported, pid, runtime.GOOS)
+	}
+	if _, err := c.parent(pid); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(c.procRoot)
+	if err != nil {
+		return nil, fmt.Errorf("attest: children of pid %d: %w", pid, err)
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child <= 0 || child == pid {
+			continue
+		}
+		ppid, err := c.parent(child)
+		if err != nil {
+			continue // gone, or not a process directory
+		}
+		if ppid == pid {
+			out = append(out, child)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -95,3 +95,23 @@ func TestDescendsFromNoProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestChildrenRealProcesses: the child's only child is the grandchild;
+// the grandchild has none; a pid that does not exist is ErrNoProcess.
+func TestChildrenRealProcesses(t *testing.T) {
+	path := copyTestBinary(t, t.TempDir(), "kids", "lineage")
+	ch, grandchild := startSpawn(t, path)
+	kids, err := Children(ch.pid())
+	if err != nil || len(kids) != 1 || kids[0] != grandchild {
+		t.Fatalf("Children(child) = %v, %v; want [%d]", kids, err, grandchild)
+	}
+	if kids, err := Children(grandchild); err != nil || len(kids) != 0 {
+		t.Fatalf("Children(grandchild) = %v, %v; want none", kids, err)
+	}
+	if _, err := Children(1 << 30); !errors.Is(err, ErrNoProcess) {
+		t.Fatalf("Children of no process: %v", err)
+	}
+	if _, err := Children(0); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("Children(0): %v", err)
+	}
+}

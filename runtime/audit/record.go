@@ -138,6 +138,9 @@ type Record struct {
 	// the decision was made.
 	Attestation string `json:"attestation,omitempty"`
 	Risk        string `json:"risk,omitempty"`
+	// BinarySHA256 is the measured SHA-256 of the agent's running
+	// executable when the decision was made (its attestation evidence).
+	BinarySHA256 string `json:"binary_sha256,omitempty"`
 	// Remedy is the remedy a remediation record applies
 	// ([RemedyQuarantine], [RemedyRelease], …) and Cause the signal that
 	// triggered it.
@@ -202,7 +205,7 @@ type textField struct {
 
 // texts returns the text fields of r but Chain and Redacted, with their
 // JSON names.
-func (r *Record) texts() [24]textField {
+func (r *Record) texts() [25]textField {
 	return [...]textField{
 		{"agent", &r.Agent}, {"agent_id", &r.AgentID}, {"sub", &r.Subject}, {"subject_source", &r.SubjectSource},
 		{"action", &r.Action}, {"resource", &r.Resource}, {"decision", &r.Decision},
@@ -212,7 +215,7 @@ func (r *Record) texts() [24]textField {
 		{"attestation", &r.Attestation}, {"risk", &r.Risk}, {"remedy", &r.Remedy},
 		{"cause", &r.Cause}, {"args_sha256", &r.ArgsSHA256},
 		{"token_sha256", &r.TokenSHA256}, {"token_jti", &r.TokenJTI},
-		{"approval_id", &r.ApprovalID}, {"approver", &r.Approver},
+		{"approval_id", &r.ApprovalID}, {"approver", &r.Approver}, {"binary_sha256", &r.BinarySHA256},
 	}
 }
 

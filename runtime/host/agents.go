@@ -133,6 +133,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 			Quarantined: q.Reason,
 		})
 		h.agentIDs[a.Name] = id
+		h.agentDigests[a.Name] = digest
 	}
 	h.logQuarantines(ctx, quarantined)
 	sup, err := supervisor.New(supervisor.Config{
@@ -213,7 +214,7 @@ func (h *Host) checkAgentPeer(name string, p workloadapi.Peer) error {
 			if !ok {
 				return fmt.Errorf("pid %d is neither the plugin process of agent %s (pid %d) nor a descendant of it", p.PID, name, st.PID)
 			}
-			return nil
+			return h.checkPeerBinary(name, p.PID)
 		}
 	}
 	return fmt.Errorf("agent %s is not supervised", name)
@@ -413,9 +414,8 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 	if err != nil {
 		return err
 	}
-	// The plugin's binary digest was checked against the pinned one when
-	// it was launched.
-	c.Agent, c.Identity, c.TaskID, c.Attestation = agent, id, taskID, "verified"
+	c.Agent, c.Identity, c.TaskID = agent, id, taskID
+	c.Attestation, c.BinarySHA256 = h.attestAgent(ctx, agent)
 	if c.Txn == "" {
 		c.Txn = taskID
 	}
@@ -469,7 +469,8 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 	// quarantined is a denial: nothing of the agent ran.
 	rec := mediator.Record{Time: h.now().UTC(), TaskID: taskID, Txn: c.Txn, ParentTask: c.ParentTask, Agent: agent,
 		Identity: id.String(), Subject: c.Subject, SubjectSource: c.SubjectSource, Chain: chain, Action: "task.run",
-		Resource: id.String(), Decision: "allow", Policy: "operator", Outcome: "ok"}
+		Resource: id.String(), Decision: "allow", Policy: "operator", Outcome: "ok",
+		Attestation: c.Attestation, BinarySHA256: c.BinarySHA256}
 	switch {
 	case len(chain) > 0:
 		rec.Policy = "delegated by " + strings.Join(chain, " > ")

@@ -167,7 +167,7 @@ func fromMediator(r mediator.Record) audit.Record {
 		Action: r.Action, Resource: r.Resource,
 		Decision: r.Decision, Policy: r.Policy, Reason: r.Reason, Outcome: r.Outcome, Error: r.Error,
 		Task: r.TaskID, Txn: txn, ParentTask: r.ParentTask, Chain: r.Chain, ArgsSHA256: r.ArgsSHA256,
-		TokenSHA256: r.TokenSHA256, TokenJTI: r.TokenJTI, Attestation: r.Attestation, Risk: r.Risk,
+		TokenSHA256: r.TokenSHA256, TokenJTI: r.TokenJTI, Attestation: r.Attestation, Risk: r.Risk, BinarySHA256: r.BinarySHA256,
 		ApprovalID: r.ApprovalID, Approver: r.Approver,
 	}
 }

@@ -107,8 +107,14 @@ type Host struct {
 	// tasks are extra long-running parts (signal pollers) Run starts.
 	tasks    []Task
 	agentIDs map[string]credentials.Identity
-	admin    *localapi.Server
-	closers  []func()
+	// agentDigests are the agents' measured binary digests at launch,
+	// what their running processes are attested against; pluginPIDs
+	// hold, by agent, a sandbox init's pid and its plugin's
+	// (attestation.go).
+	agentDigests map[string]string
+	pluginPIDs   sync.Map
+	admin        *localapi.Server
+	closers      []func()
 }
 
 // New prepares a host: everything that can fail because of the config, the
@@ -122,7 +128,7 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("host: no data directory")
 	}
-	h := &Host{opts: opts, cfg: opts.Config, now: opts.Now, agentIDs: map[string]credentials.Identity{},
+	h := &Host{opts: opts, cfg: opts.Config, now: opts.Now, agentIDs: map[string]credentials.Identity{}, agentDigests: map[string]string{},
 		running: map[string]runningTask{}}
 	h.delegation = newDelegation(h)
 	if h.now == nil {

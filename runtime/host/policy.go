@@ -100,7 +100,7 @@ func (g gatedPolicy) Decide(ctx context.Context, r mediator.Request) (mediator.D
 	req := policy.Request{
 		Principal: policy.Principal{Name: c.Agent, SPIFFEID: c.Identity.String()},
 		Subject:   c.Subject, Action: r.Action, Resource: r.Resource, Chain: c.Chain, Scopes: c.Scopes,
-		Risk: g.h.signals.riskOf(c.Subject), Attestation: c.Attestation,
+		Risk: g.h.signals.riskOf(c.Subject), Attestation: c.Attestation, BinarySHA256: c.BinarySHA256,
 	}
 	if r.Args != nil {
 		args, err := policyArgs(r.Args)

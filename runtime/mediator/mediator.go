@@ -53,9 +53,14 @@ type Caller struct {
 	Txn string
 	// ParentTask is the task that delegated this one, if any.
 	ParentTask string
-	// Attestation is the state of the caller's attestation, e.g.
-	// "verified" for a plugin whose binary digest was checked at launch.
+	// Attestation is the state of the caller's attestation: "verified"
+	// for a plugin whose running process was measured and matched its
+	// pinned binary digest, "unverified" when it could not be, "" for a
+	// caller that is no plugin.
 	Attestation string
+	// BinarySHA256 is the measured SHA-256 of the caller's running
+	// executable (hex), when it was measured.
+	BinarySHA256 string
 }
 
 // MaxDelegationDepth bounds agent → agent delegation chains.
@@ -124,9 +129,11 @@ type Record struct {
 	// with; the token itself is never recorded.
 	TokenSHA256 string `json:"token_sha256,omitempty"`
 	TokenJTI    string `json:"token_jti,omitempty"`
-	// Attestation and Risk are the caller's states when decided.
-	Attestation string `json:"attestation,omitempty"`
-	Risk        string `json:"risk,omitempty"`
+	// Attestation and Risk are the caller's states when decided, and
+	// BinarySHA256 the caller's measured executable digest.
+	Attestation  string `json:"attestation,omitempty"`
+	BinarySHA256 string `json:"binary_sha256,omitempty"`
+	Risk         string `json:"risk,omitempty"`
 	// ApprovalID names the CIBA approval a call needed (the SHA-256 of
 	// its auth_req_id), and Approver the user who approved it.
 	ApprovalID string `json:"approval_id,omitempty"`
@@ -367,7 +374,7 @@ func (m *Mediator) decide(ctx context.Context, r Request) Decision {
 func (m *Mediator) record(c Caller, action, resource string, d Decision) Record {
 	r := Record{TaskID: c.TaskID, Txn: c.Txn, ParentTask: c.ParentTask, Agent: c.Agent, Identity: c.Identity.String(),
 		Subject: c.Subject, Chain: c.Chain, Action: action, Resource: resource, Policy: d.Policy, Reason: d.Reason,
-		Attestation: c.Attestation}
+		Attestation: c.Attestation, BinarySHA256: c.BinarySHA256}
 	if m.cfg.Risk != nil {
 		r.Risk = m.cfg.Risk(c.Subject)
 	}

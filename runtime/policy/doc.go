@@ -31,7 +31,9 @@
 //
 //	subject      String        delegated user, "" when none
 //	scopes       Set<String>   OAuth scopes
-//	attestation  String        e.g. "verified", "" when unknown
+//	attestation  String        "verified" (the running plugin matched its
+//	                           pinned digest), "unverified", "" for no plugin
+//	binary_sha256 String       measured digest of the caller's executable
 //	risk         String        "low" | "medium" | "high" | ""
 //	risk_score   Long          1 | 2 | 3, 0 when risk is ""
 //	args_sha256  String        hex digest of the arguments, "" when none

@@ -23,7 +23,7 @@ const (
 
 // Context keys the engine always sets. Caller attributes may not reuse them.
 var reservedContext = map[string]bool{
-	"subject": true, "scopes": true, "attestation": true, "risk": true,
+	"subject": true, "scopes": true, "attestation": true, "binary_sha256": true, "risk": true,
 	"risk_score": true, "args_sha256": true, "chain": true, "chain_depth": true,
 }
 
@@ -143,6 +143,7 @@ func (e *Engine) build(r Request) (cedar.Request, *entities, error) {
 	ctxMap["subject"] = cedar.String(r.Subject)
 	ctxMap["scopes"] = stringSet(r.Scopes)
 	ctxMap["attestation"] = cedar.String(r.Attestation)
+	ctxMap["binary_sha256"] = cedar.String(r.BinarySHA256)
 	ctxMap["risk"] = cedar.String(r.Risk)
 	ctxMap["risk_score"] = cedar.Long(score)
 	ctxMap["args_sha256"] = cedar.String(r.ArgsSHA256)

@@ -54,6 +54,9 @@ type Request struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// Attestation is the attestation state of the caller, e.g. "verified".
 	Attestation string `json:"attestation,omitempty"`
+	// BinarySHA256 is the measured SHA-256 (hex) of the caller's running
+	// executable, "" when not measured.
+	BinarySHA256 string `json:"binary_sha256,omitempty"`
 	// Risk is a level: "", RiskLow, RiskMedium or RiskHigh.
 	Risk string `json:"risk,omitempty"`
 	// ArgsSHA256 is the hex SHA-256 digest of the call's arguments.

@@ -41,8 +41,8 @@
 //	                    "*" (tool.list), model "alias" (llm.complete), agent
 //	                    "name" (agent.call); the type must fit the action
 //	context             scopes and chain (arrays of strings), attestation,
-//	                    risk ("low" | "medium" | "high") and args_sha256
-//	                    (strings) fill the request's fields; every other
+//	                    binary_sha256, risk ("low" | "medium" | "high") and
+//	                    args_sha256 (strings) fill the request's fields; every other
 //	                    member is a context attribute for the policies
 //
 // A decision is answered as

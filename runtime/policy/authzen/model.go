@@ -129,6 +129,7 @@ var resourceTypes = map[string]string{
 const (
 	ctxScopes      = "scopes"
 	ctxAttestation = "attestation"
+	ctxBinary      = "binary_sha256"
 	ctxRisk        = "risk"
 	ctxArgsSHA256  = "args_sha256"
 	ctxChain       = "chain"
@@ -225,6 +226,8 @@ func ToPolicy(e EvaluationRequest) (policy.Request, error) {
 			r.Chain, err = stringList(v, k)
 		case ctxAttestation:
 			r.Attestation, err = stringProp(e.Context, k, "context")
+		case ctxBinary:
+			r.BinarySHA256, err = stringProp(e.Context, k, "context")
 		case ctxRisk:
 			r.Risk, err = stringProp(e.Context, k, "context")
 		case ctxArgsSHA256:
@@ -273,6 +276,7 @@ func FromPolicy(r policy.Request) EvaluationRequest {
 	set(ctxScopes, slices.Clone(r.Scopes), len(r.Scopes) > 0)
 	set(ctxChain, slices.Clone(r.Chain), len(r.Chain) > 0)
 	set(ctxAttestation, r.Attestation, r.Attestation != "")
+	set(ctxBinary, r.BinarySHA256, r.BinarySHA256 != "")
 	set(ctxRisk, r.Risk, r.Risk != "")
 	set(ctxArgsSHA256, r.ArgsSHA256, r.ArgsSHA256 != "")
 	return EvaluationRequest{
