@@ -154,6 +154,13 @@ type ClientConfig struct {
 	// private_key_jwt only; at most 64 KiB. A relative path is resolved
 	// against the directory of the configuration file.
 	JWKSFile string `json:"jwks_file"`
+	// GenerateKey, for private_key_jwt instead of JWKSFile, has the host
+	// create the client's key pair on first start and keep the private
+	// key in its data directory (clients/<id>.key, owner-only), where
+	// `agenthost token` reads it: a calling system for a single machine
+	// or a demo, with no key to manage. A real calling system holds its
+	// own key and registers its public JWK Set with JWKSFile.
+	GenerateKey bool `json:"generate_key"`
 	// RedirectURIs are compared exactly with the redirect_uri of
 	// authorization requests. Each is absolute, without fragment, and is
 	// https, http on a loopback host, or uses a private-use scheme

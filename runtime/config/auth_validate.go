@@ -150,10 +150,18 @@ func (v *validator) clientCredentials(base string, c ClientConfig) {
 	} else if c.SecretHash != "" {
 		v.invalid(base+".secret_hash", "is only used with client_secret_basic and client_secret_post, not %s", c.AuthMethod)
 	}
-	if c.AuthMethod == AuthMethodPrivateKeyJWT {
+	switch {
+	case c.AuthMethod != AuthMethodPrivateKeyJWT:
+		if c.JWKSFile != "" {
+			v.invalid(base+".jwks_file", "is only used with private_key_jwt, not %s", c.AuthMethod)
+		}
+		if c.GenerateKey {
+			v.invalid(base+".generate_key", "is only used with private_key_jwt, not %s", c.AuthMethod)
+		}
+	case c.GenerateKey && c.JWKSFile != "":
+		v.invalid(base+".generate_key", "and jwks_file exclude each other: the host generates the key, or the client registers its own")
+	case !c.GenerateKey:
 		v.jwksFile(base+".jwks_file", c.JWKSFile)
-	} else if c.JWKSFile != "" {
-		v.invalid(base+".jwks_file", "is only used with private_key_jwt, not %s", c.AuthMethod)
 	}
 }
 

@@ -37,7 +37,12 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		for _, g := range c.GrantTypes {
 			sc.GrantTypes = append(sc.GrantTypes, string(g))
 		}
-		if c.JWKSFile != "" {
+		switch {
+		case c.GenerateKey:
+			if sc.JWKS, err = generatedClientJWKS(h.dataDir, c.ID); err != nil {
+				return err
+			}
+		case c.JWKSFile != "":
 			if sc.JWKS, err = os.ReadFile(c.JWKSFile); err != nil {
 				return fmt.Errorf("host: client %s: %w", c.ID, err)
 			}
