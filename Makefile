@@ -5,6 +5,7 @@
 #   make bench  benchmarks, then the ratio suite (bench/results.md; README.md, "Performance")
 #   make fuzz   every fuzz target for FUZZTIME each (not part of make test)
 #   make generate  regenerate committed generated code (needs protoc: apt-get install protobuf-compiler)
+#   make browser-deps  install Debian's Chromium for the browser test (runtime/host; skipped without it)
 
 GO        ?= go
 BIN       := bin
@@ -22,7 +23,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 TOOLS              := $(CURDIR)/$(BIN)/tools
 
-.PHONY: all build run test vet fmt-check race bench fuzz generate clean
+.PHONY: all build run test vet fmt-check race bench fuzz generate browser-deps clean
 
 all: build
 
@@ -84,6 +85,16 @@ generate:
 	cd plugins/proto && PATH="$(TOOLS):$$PATH" protoc --proto_path=. \
 	  --go_out=. --go_opt=paths=source_relative \
 	  --go-grpc_out=. --go-grpc_opt=paths=source_relative plugin.proto
+
+# The browser test (TestApprovalInBrowser, runtime/host) drives Debian's
+# Chromium and skips when it is missing. apt-get's package lists are
+# refreshed only when the install cannot find the package without it.
+CHROMIUM := /usr/bin/chromium
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
+
+browser-deps:
+	@if [ -x $(CHROMIUM) ]; then echo "$(CHROMIUM) is installed"; \
+	else $(APT_INSTALL) chromium || { apt-get update && $(APT_INSTALL) chromium; }; fi
 
 clean:
 	rm -rf $(BIN)

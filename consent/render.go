@@ -81,6 +81,7 @@ type detailView struct {
 	Type      string
 	ToolCall  bool
 	Tool      string
+	Agent     string
 	Locations []string
 	Arguments string
 	Digest    string
@@ -163,6 +164,7 @@ func newDetailView(d map[string]json.RawMessage) (detailView, error) {
 	}
 	dv.ToolCall = true
 	dv.Tool = visible(tc.Tool)
+	dv.Agent = visible(tc.Agent)
 	for _, l := range tc.Locations {
 		dv.Locations = append(dv.Locations, visible(l))
 	}

@@ -97,3 +97,23 @@ func FuzzPrettyJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestNewViewShowsTheCaller: the agent a tool call names is shown, made
+// visible like every other field.
+func TestNewViewShowsTheCaller(t *testing.T) {
+	args := `{"amount":5}`
+	d, err := txntoken.ArgsDigest(json.RawMessage(args))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &authserver.Approval{Expires: time.Now().Add(time.Minute),
+		AuthorizationDetails: json.RawMessage(`[{"type":"agenthost_tool_call","tool":"payments/transfer","agent":"payer\u202e","arguments":` +
+			args + `,"args_sha256":"` + d + `"}]`)}
+	v, err := newView(a, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Details) != 1 || v.Details[0].Agent != `payer\u202e` {
+		t.Fatalf("details %+v", v.Details)
+	}
+}

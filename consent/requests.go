@@ -175,7 +175,7 @@ func (r *Requests) Ask(ctx context.Context, call Call) (Pending, error) {
 		return p, err
 	}
 	details, err := json.Marshal([]oauth.ToolCallDetail{{Type: oauth.AuthorizationDetailsToolCall, Tool: call.Tool,
-		Arguments: call.Arguments, ArgsSHA256: call.ArgsDigest}})
+		Agent: call.Requester, Arguments: call.Arguments, ArgsSHA256: call.ArgsDigest}})
 	if err != nil {
 		return Pending{}, fmt.Errorf("consent: %w", err)
 	}

@@ -541,7 +541,7 @@ func (s *Server) cibaDetails(f oauth.Form) (json.RawMessage, error) {
 }
 
 // toolCallMembers are the members an oauth.ToolCallDetail may have.
-var toolCallMembers = []string{"type", "locations", "tool", "arguments", "args_sha256"}
+var toolCallMembers = []string{"type", "locations", "tool", "agent", "arguments", "args_sha256"}
 
 // toolCallDetail checks the i-th detail d, of type
 // oauth.AuthorizationDetailsToolCall: only known members; a tool name of
@@ -561,6 +561,12 @@ func toolCallDetail(i int, d map[string]json.RawMessage) (map[string]json.RawMes
 	var tool string
 	if err := json.Unmarshal(d["tool"], &tool); err != nil || tool == "" || !printableText(tool, maxToolName) {
 		return nil, bad("tool must be a name of 1 to %d printable characters", maxToolName)
+	}
+	if raw, ok := d["agent"]; ok {
+		var agent string
+		if err := json.Unmarshal(raw, &agent); err != nil || agent == "" || !printableText(agent, maxToolName) {
+			return nil, bad("agent must be a name of 1 to %d printable characters", maxToolName)
+		}
 	}
 	if raw, ok := d["locations"]; ok {
 		var locations []string

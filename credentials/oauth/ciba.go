@@ -83,6 +83,9 @@ type ToolCallDetail struct {
 	// Tool ("tool", REQUIRED) is the tool's name as the host knows it
 	// ("payments/transfer").
 	Tool string `json:"tool"`
+	// Agent ("agent", OPTIONAL) names who makes the call, for the person
+	// deciding: a hosted agent's name, or the MCP client acting for them.
+	Agent string `json:"agent,omitempty"`
 	// Arguments ("arguments", OPTIONAL) is the JSON object of the call's
 	// arguments; absent means {}.
 	Arguments json.RawMessage `json:"arguments,omitempty"`
