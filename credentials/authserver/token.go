@@ -429,19 +429,8 @@ func (s *Server) accessRevoked(ctx context.Context, c *oauth.AccessTokenClaims) 
 		return revoked, err
 	}
 	iat := time.Unix(c.IssuedAt, 0)
-	if revoked, err := s.SubjectRevoked(ctx, c.Subject, iat); err != nil || revoked {
-		return revoked, err
-	}
-	if c.ClientID != c.Subject {
-		if revoked, err := s.SubjectRevoked(ctx, c.ClientID, iat); err != nil || revoked {
-			return revoked, err
-		}
-	}
-	for a := c.Actor; a != nil; a = a.Actor {
-		if a.Subject == c.Subject || a.Subject == c.ClientID {
-			continue
-		}
-		if revoked, err := s.SubjectRevoked(ctx, a.Subject, iat); err != nil || revoked {
+	for _, p := range c.Parties() {
+		if revoked, err := s.SubjectRevoked(ctx, p, iat); err != nil || revoked {
 			return revoked, err
 		}
 	}

@@ -207,3 +207,15 @@ func FuzzParseScope(f *testing.F) {
 		}
 	})
 }
+
+func TestParties(t *testing.T) {
+	c := AccessTokenClaims{Subject: "alice", ClientID: "spiffe://td/agent/a",
+		Actor: &Actor{Subject: "spiffe://td/agent/a", Actor: &Actor{Subject: "spiffe://td/agent/b"}}}
+	got := strings.Join(c.Parties(), " ")
+	if got != "alice spiffe://td/agent/a spiffe://td/agent/b" {
+		t.Fatalf("Parties() = %s", got)
+	}
+	if p := (&AccessTokenClaims{Subject: "svc", ClientID: "svc"}).Parties(); len(p) != 1 {
+		t.Fatalf("a client's own token: %v", p)
+	}
+}

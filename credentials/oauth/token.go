@@ -1,6 +1,9 @@
 package oauth
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"slices"
+)
 
 // TokenResponse is a successful token response (RFC 6749 §5.1, RFC 8693
 // §2.2.1, RFC 9396 §7).
@@ -59,6 +62,25 @@ type AccessTokenClaims struct {
 	MayAct               *Actor          `json:"may_act,omitempty"`
 	Confirmation         *Confirmation   `json:"cnf,omitempty"`
 	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
+}
+
+// Parties are the parties a token names, each once: its subject, its
+// client, and every actor of its delegation chain (act), outermost
+// first. Revoking any of them (a signed-out user, a quarantined agent)
+// ends the token.
+func (c *AccessTokenClaims) Parties() []string {
+	out := make([]string, 0, 2+c.Actor.Depth())
+	add := func(s string) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(c.Subject)
+	add(c.ClientID)
+	for a := c.Actor; a != nil; a = a.Actor {
+		add(a.Subject)
+	}
+	return out
 }
 
 // Audience is the aud claim: one string or an array (RFC 7519 §4.1.3). It

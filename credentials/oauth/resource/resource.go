@@ -57,9 +57,10 @@ type Config struct {
 	Introspect func(ctx context.Context, token string) (*oauth.IntrospectionResponse, error)
 	// Revoked, when set, is asked about every token's jti.
 	Revoked func(ctx context.Context, jti string) (bool, error)
-	// SubjectRevoked, when set, is asked about every token's subject and
-	// issue time: a subject's credentials can be revoked all at once (a
-	// signed-out user, a changed credential).
+	// SubjectRevoked, when set, is asked about every party a token names
+	// (subject, client, actors: oauth.AccessTokenClaims.Parties) and its
+	// issue time: a party's credentials can be revoked all at once (a
+	// signed-out user, a changed credential, a quarantined agent).
 	SubjectRevoked func(ctx context.Context, subject string, issuedAt time.Time) (bool, error)
 	// ScopesSupported are this resource's scopes (RFC 9728
 	// scopes_supported). A step-up challenge (StepUp) keeps the caller's
@@ -528,7 +529,13 @@ func (v *Verifier) revoked(ctx context.Context, c *oauth.AccessTokenClaims) (boo
 		}
 	}
 	if v.cfg.SubjectRevoked != nil {
-		return v.cfg.SubjectRevoked(ctx, c.Subject, time.Unix(c.IssuedAt, 0))
+		// Any party the token names: the user, the client, an actor
+		// (a quarantined agent ends the tokens delegated to it).
+		for _, p := range c.Parties() {
+			if r, err := v.cfg.SubjectRevoked(ctx, p, time.Unix(c.IssuedAt, 0)); err != nil || r {
+				return r, err
+			}
+		}
 	}
 	return false, nil
 }

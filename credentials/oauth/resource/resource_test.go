@@ -166,6 +166,20 @@ func TestAuthenticateNegative(t *testing.T) {
 			f.subjectsRevokedAt["alice"] = f.now
 			return f.request("Bearer " + f.token(nil, jose.TypAccessToken, nil))
 		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"actor revoked", func(f *fixture) *http.Request {
+			f.subjectsRevokedAt["spiffe://td/agent/a"] = f.now
+			return f.request("Bearer " + f.token(nil, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"nested actor revoked", func(f *fixture) *http.Request {
+			f.subjectsRevokedAt["spiffe://td/agent/b"] = f.now
+			return f.request("Bearer " + f.token(func(c *oauth.AccessTokenClaims) {
+				c.Actor = &oauth.Actor{Subject: "spiffe://td/agent/a", Actor: &oauth.Actor{Subject: "spiffe://td/agent/b"}}
+			}, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
+		{"client revoked", func(f *fixture) *http.Request {
+			f.subjectsRevokedAt["cli"] = f.now
+			return f.request("Bearer " + f.token(nil, jose.TypAccessToken, nil))
+		}, 401, oauth.CodeInvalidToken, "Bearer"},
 		{"DPoP-bound sent as Bearer", func(f *fixture) *http.Request {
 			return f.request("Bearer " + f.token(func(c *oauth.AccessTokenClaims) { c.Confirmation = &oauth.Confirmation{JKT: "x"} }, jose.TypAccessToken, nil))
 		}, 401, oauth.CodeInvalidToken, "DPoP"},
