@@ -73,6 +73,7 @@ var owners = map[string][]string{
 	"golang.org/x/mod": {"runtime/audit"},
 	// The plugin sandbox's seccomp filter.
 	"github.com/elastic/go-seccomp-bpf": {"plugins/sandbox"},
+	"github.com/a2aproject/a2a-go":      {"a2a"},
 }
 
 type listedPackage struct {
