@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
@@ -33,6 +34,11 @@ type Key struct {
 	// JKU, when set, goes into the protected header: the URL of a JWK Set
 	// holding the key. Verifiers of ours never fetch it (SPECS.md X.4).
 	JKU string
+	// Chain, when set, is the key's certificate chain, leaf first (an
+	// agent's X.509-SVID): it goes into the protected header as x5c (RFC
+	// 7515 §4.1.6), so a verifier holding the trust domain's X.509
+	// authorities checks the key's identity ([VerifyOptions.Roots]).
+	Chain []*x509.Certificate
 }
 
 // Sign appends to card a signature by key over the card's canonical form
@@ -55,9 +61,16 @@ func Sign(ctx context.Context, card *a2a.AgentCard, key Key) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSign, err)
 	}
-	hdr := map[string]string{"alg": string(alg), "kid": key.KID, "typ": string(jose.TypJOSE)}
+	hdr := map[string]any{"alg": string(alg), "kid": key.KID, "typ": string(jose.TypJOSE)}
 	if key.JKU != "" {
 		hdr["jku"] = key.JKU
+	}
+	if len(key.Chain) > 0 {
+		x5c := make([]string, len(key.Chain))
+		for i, c := range key.Chain {
+			x5c[i] = base64.StdEncoding.EncodeToString(c.Raw)
+		}
+		hdr["x5c"] = x5c
 	}
 	hb, err := json.Marshal(hdr)
 	if err != nil {

@@ -3,10 +3,12 @@ package a2acard
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/a2aproject/a2a-go/a2a"
 
@@ -45,8 +47,20 @@ var DefaultAlgorithms = append(append([]jose.Alg(nil), jose.DefaultAlgorithms...
 // VerifyOptions says which card signatures are accepted.
 type VerifyOptions struct {
 	// Keys finds a trusted public key by kid: the trust bundle of the
-	// card's domain. Required.
+	// card's domain. Required unless Roots is set.
 	Keys jose.KeyFunc
+	// Roots, when set, are the X.509 authorities of the card's domain: a
+	// signature whose protected header carries x5c is checked with the
+	// chain's leaf key once the chain verifies to Roots (at Now) and
+	// CheckLeaf accepts the leaf (it should check that the leaf names the
+	// agent the card is for). A signature with x5c is refused without
+	// Roots.
+	Roots *x509.CertPool
+	// CheckLeaf checks an x5c chain's leaf; nil accepts any leaf that
+	// chains to Roots.
+	CheckLeaf func(leaf *x509.Certificate) error
+	// Now is the clock for x5c chains; nil means time.Now.
+	Now func() time.Time
 	// Algorithms are the accepted alg values; empty means
 	// [DefaultAlgorithms].
 	Algorithms []jose.Alg
@@ -80,8 +94,8 @@ func Verify(ctx context.Context, card *a2a.AgentCard, opts VerifyOptions) (*Veri
 // signature's kid, with an allowed algorithm and, if the protected header
 // has typ, typ JOSE. The unprotected header and any jku are ignored.
 func VerifyJSON(ctx context.Context, raw []byte, opts VerifyOptions) (*Verified, error) {
-	if opts.Keys == nil {
-		return nil, errors.New("a2acard: VerifyOptions.Keys is required")
+	if opts.Keys == nil && opts.Roots == nil {
+		return nil, errors.New("a2acard: VerifyOptions.Keys or Roots is required")
 	}
 	sigs, err := signatures(raw)
 	if err != nil {
@@ -97,7 +111,12 @@ func VerifyJSON(ctx context.Context, raw []byte, opts VerifyOptions) (*Verified,
 	jo := verifyOptions(opts)
 	var errs []error
 	for i, s := range sigs {
-		t, err := verifyOneToken(ctx, payload, s, jo)
+		sjo, err := signatureKeys(s, jo, opts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("signature %d: %w", i, err))
+			continue
+		}
+		t, err := verifyOneToken(ctx, payload, s, sjo)
 		if err == nil {
 			return &Verified{KeyID: t.KID, Alg: t.Alg, Key: t.Key}, nil
 		}
@@ -188,4 +207,64 @@ func classify(err error) error {
 	default:
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+}
+
+// maxChain bounds an x5c chain.
+const maxChain = 8
+
+// signatureKeys returns the options that verify s: with the leaf key of
+// its x5c chain, once the chain verifies to opts.Roots, or with opts.Keys.
+func signatureKeys(s a2a.AgentCardSignature, jo jose.VerifyOptions, opts VerifyOptions) (jose.VerifyOptions, error) {
+	hb, err := base64.RawURLEncoding.DecodeString(s.Protected)
+	if err != nil {
+		return jo, fmt.Errorf("%w: the protected header is not base64url", ErrMalformed)
+	}
+	var h struct {
+		KID string   `json:"kid"`
+		X5C []string `json:"x5c"`
+	}
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return jo, fmt.Errorf("%w: the protected header: %w", ErrMalformed, err)
+	}
+	if len(h.X5C) == 0 {
+		if opts.Keys == nil {
+			return jo, fmt.Errorf("%w: the signature has no x5c chain and no key set was given", ErrUnknownKey)
+		}
+		return jo, nil
+	}
+	if opts.Roots == nil {
+		return jo, fmt.Errorf("%w: the signature's x5c chain is not trusted here", ErrUnknownKey)
+	}
+	if len(h.X5C) > maxChain {
+		return jo, fmt.Errorf("%w: an x5c chain of %d certificates", ErrMalformed, len(h.X5C))
+	}
+	certs := make([]*x509.Certificate, len(h.X5C))
+	for i, c := range h.X5C {
+		der, err := base64.StdEncoding.DecodeString(c)
+		if err != nil {
+			return jo, fmt.Errorf("%w: x5c[%d] is not base64", ErrMalformed, i)
+		}
+		if certs[i], err = x509.ParseCertificate(der); err != nil {
+			return jo, fmt.Errorf("%w: x5c[%d]: %w", ErrMalformed, i, err)
+		}
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: opts.Roots, Intermediates: inter, CurrentTime: now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return jo, fmt.Errorf("%w: the x5c chain: %w", ErrUnknownKey, err)
+	}
+	if opts.CheckLeaf != nil {
+		if err := opts.CheckLeaf(certs[0]); err != nil {
+			return jo, fmt.Errorf("%w: the x5c leaf: %w", ErrUnknownKey, err)
+		}
+	}
+	jo.Keys = jose.StaticKeys(map[string]crypto.PublicKey{h.KID: certs[0].PublicKey})
+	return jo, nil
 }
