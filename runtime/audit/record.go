@@ -68,6 +68,9 @@ const (
 	// SubjectSourceOperator: the operator named the user (`agenthost run
 	// --for USER`); no credential of the user was presented.
 	SubjectSourceOperator = "operator"
+	// SubjectSourceTxnToken: the subject is the sub of the verified
+	// Txn-Token that came with a call between hosted agents.
+	SubjectSourceTxnToken = "txn_token"
 )
 
 // Remedies a remediation record applies to its agent.

@@ -138,7 +138,10 @@ func (h *Host) newAgents(ctx context.Context) error {
 	h.logQuarantines(ctx, quarantined)
 	sup, err := supervisor.New(supervisor.Config{
 		Logger:     h.log.With("component", "supervisor"),
-		OnDescribe: func(agent string, d *pluginpb.DescribeResponse) { h.checkWants(agent, d, grants[agent]) },
+		OnDescribe: func(agent string, d *pluginpb.DescribeResponse) {
+			h.checkWants(agent, d, grants[agent])
+			h.describedForA2A(agent, d)
+		},
 		OnStart: func(agent string, pid int, prot sandbox.Protections) {
 			h.recordPluginStart("agent", agent, paths[agent], pid, prot)
 		},
@@ -311,40 +314,6 @@ func (h *Host) RunTask(ctx context.Context, req localapi.TaskRequest, emit func(
 	return h.runTask(ctx, req.Agent, req.Input, c, tok, txn, emit)
 }
 
-// delegate runs a task another agent delegated (mediator.AgentRunner) and
-// returns its final answer. The new task acts for the same subject, in the
-// same transaction.
-func (h *Host) delegate(ctx context.Context, agent, input string, parent mediator.Caller) (string, error) {
-	var final string
-	var failure error
-	c := mediator.Caller{Subject: parent.Subject, SubjectSource: parent.SubjectSource, Txn: parent.Txn, ParentTask: parent.TaskID,
-		Chain: append(append([]string(nil), parent.Chain...), parent.Agent)}
-	txn := h.delegatedTxn(ctx, parent)
-	// An agent the supervisor is still starting (or restarting) is waited
-	// for, as `agenthost run` waits; one that failed or is quarantined is
-	// refused at once by runTask.
-	h.waitStarting(ctx, agent, delegateStartWait)
-	done := false
-	err := h.runTask(ctx, agent, input, c, nil, txn, func(ev localapi.TaskEvent) error {
-		switch ev.Type {
-		case "final":
-			final, done = ev.Text, true
-		case "error":
-			failure = errors.New(ev.Text)
-		}
-		return nil
-	})
-	switch {
-	case err != nil:
-		return "", delegatedError(err)
-	case failure != nil:
-		return "", failure
-	case !done:
-		return "", fmt.Errorf("host: the task delegated to %s ended without a result", agent)
-	}
-	return final, nil
-}
-
 // delegatedError gives a refused delegation the Host error kind the
 // delegating plugin gets: a quarantined agent refuses, an unknown one is not
 // found, one not running is unavailable.
@@ -470,7 +439,7 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 	rec := mediator.Record{Time: h.now().UTC(), TaskID: taskID, Txn: c.Txn, ParentTask: c.ParentTask, Agent: agent,
 		Identity: id.String(), Subject: c.Subject, SubjectSource: c.SubjectSource, Chain: chain, Action: "task.run",
 		Resource: id.String(), Decision: "allow", Policy: "operator", Outcome: "ok",
-		Attestation: c.Attestation, BinarySHA256: c.BinarySHA256}
+		Attestation: c.Attestation, BinarySHA256: c.BinarySHA256, Reason: c.Via}
 	switch {
 	case len(chain) > 0:
 		rec.Policy = "delegated by " + strings.Join(chain, " > ")

@@ -97,6 +97,13 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		return fmt.Errorf("host: auth.resources lists %s, the host's task resource", h.taskResource())
 	}
 	resources = append(resources, authserver.Resource{URI: h.taskResource(), Scopes: []string{ScopeTasksRun}})
+	// The hosted agents, each a resource at its A2A URL.
+	for _, r := range h.a2aResources() {
+		if slices.ContainsFunc(resources, func(x authserver.Resource) bool { return x.URI == r.URI }) {
+			return fmt.Errorf("host: auth.resources lists %s, a hosted agent's A2A URL", r.URI)
+		}
+		resources = append(resources, r)
+	}
 	if h.cfg.Policy.ServeAuthZEN {
 		resources = append(resources, authserver.Resource{URI: h.pdpResource(), Scopes: []string{ScopeAuthZEN}})
 	}

@@ -411,6 +411,10 @@ func (w *memoryResponse) WriteHeader(status int) {
 	}
 }
 
+// Flush implements http.Flusher (a stream is kept whole until the
+// handler returns).
+func (w *memoryResponse) Flush() {}
+
 func (w *memoryResponse) Write(b []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	return w.body.Write(b)

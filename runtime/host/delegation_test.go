@@ -318,9 +318,16 @@ func TestDelegationOnEveryHop(t *testing.T) {
 	if tree.Agent != "assistant" || len(tree.Children) != 1 || tree.Children[0].Agent != "research" {
 		t.Fatalf("trace of %s: root %q with children %d, want assistant → research", lastTxn, tree.Agent, len(tree.Children))
 	}
-	var remoteCall bool
+	var remoteCall, overA2A bool
 	for _, e := range tree.Children[0].Records {
 		remoteCall = remoteCall || e.Record.Resource == "docs/search"
+		// The hop to research went over A2A with alice's token for
+		// research, assistant in act, and assistant's verified WPT.
+		overA2A = overA2A || e.Record.Action == "task.run" && e.Record.Reason == "a2a from "+assistant+", token sub alice act "+assistant+
+			", workload proof (wpt) by "+assistant+" verified"
+	}
+	if !overA2A {
+		t.Errorf("research's task did not come over A2A with alice's delegated token and a WPT: %+v", tree.Children[0].Records)
 	}
 	if !remoteCall {
 		t.Errorf("research's node in the trace has no docs/search call: %+v", tree.Children[0].Records)

@@ -13,11 +13,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agenthost/agenthost/a2a/a2aserver"
 	"github.com/agenthost/agenthost/consent"
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/ca"
 	"github.com/agenthost/agenthost/credentials/oauth/resource"
+	"github.com/agenthost/agenthost/credentials/wimse"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/plugins/sandbox"
 	"github.com/agenthost/agenthost/runtime/config"
@@ -70,6 +72,12 @@ type Host struct {
 	// by transaction; consent serves the approval pages.
 	approvalSinks approvalSinks
 	consent       *consent.Pages
+	// a2a serves the agents over A2A, behind wimse (a2a.go); a2aInfo is
+	// what the agents said of themselves, for their cards.
+	a2a     *a2aserver.Server
+	wimse   *wimse.Verifier
+	a2aInfo a2aAgents
+	hops    *a2aHops
 	requests      *consent.Requests
 	running       map[string]runningTask // by task id
 	// remedyMu serializes the state changes of Quarantine and Release.
@@ -299,6 +307,9 @@ func (h *Host) newHTTP(ctx context.Context) error {
 	if err := h.mountMCP(mux, h.mcp, h.tools); err != nil {
 		return err
 	}
+	if err := h.mountA2A(mux); err != nil {
+		return err
+	}
 	if err := h.mountAuthZEN(mux); err != nil {
 		return err
 	}
@@ -407,6 +418,7 @@ func (h *Host) banner(info RunInfo) {
 	for _, a := range h.cfg.Agents {
 		sc, _ := h.cfg.AgentSandbox(a.Name)
 		fmt.Fprintf(w, "  agent          %s (%s) %s\n", a.Name, h.agentIDs[a.Name], sandboxExtras(sandboxPolicy(sc)))
+		fmt.Fprintf(w, "    over A2A     %s (card %s%s)\n", h.agentA2AURL(a.Name), h.agentA2AURL(a.Name), a2aserver.CardPath)
 	}
 	fmt.Fprintf(w, "  data dir       %s\n", h.dataDir)
 }

@@ -184,4 +184,5 @@ func (h *Host) forgetWorkload(agent string, id credentials.Identity) {
 	if h.delegation != nil {
 		h.delegation.forgetAgent(agent)
 	}
+	h.hops.forgetWIT(agent)
 }

@@ -61,6 +61,10 @@ type Caller struct {
 	// BinarySHA256 is the measured SHA-256 of the caller's running
 	// executable (hex), when it was measured.
 	BinarySHA256 string
+	// Via says how a task reached the host when it came over a protocol
+	// (A2A: the calling client and the workload proof verified), for the
+	// task's record.
+	Via string
 }
 
 // MaxDelegationDepth bounds agent → agent delegation chains.
