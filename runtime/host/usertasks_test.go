@@ -28,7 +28,13 @@ import (
 // user, and returns the session; resource is what the token is for.
 func signIn(t testing.TB, h *Host, user, password, resource string) *login.Session {
 	t.Helper()
-	c, err := login.New(login.Config{Issuer: h.Issuer(), ClientID: CLIClientID, Scopes: CLIScopes, Resource: resource,
+	return signInWith(t, h, user, password, resource, CLIScopes)
+}
+
+// signInWith is signIn asking for scopes.
+func signInWith(t testing.TB, h *Host, user, password, resource string, scopes []string) *login.Session {
+	t.Helper()
+	c, err := login.New(login.Config{Issuer: h.Issuer(), ClientID: CLIClientID, Scopes: scopes, Resource: resource,
 		Timeout: 30 * time.Second, OpenBrowser: func(authURL string) error {
 			u, err := url.Parse(authURL)
 			if err != nil {
