@@ -32,10 +32,10 @@ import (
 	"github.com/agenthost/agenthost/credentials/txntoken"
 	"github.com/agenthost/agenthost/credentials/wimse"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
+	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
-	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 )
 
 // cardResignEvery is how often the agents' cards are signed again: well

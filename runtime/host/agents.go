@@ -137,7 +137,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 	}
 	h.logQuarantines(ctx, quarantined)
 	sup, err := supervisor.New(supervisor.Config{
-		Logger:     h.log.With("component", "supervisor"),
+		Logger: h.log.With("component", "supervisor"),
 		OnDescribe: func(agent string, d *pluginpb.DescribeResponse) {
 			h.checkWants(agent, d, grants[agent])
 			h.describedForA2A(agent, d)

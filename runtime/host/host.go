@@ -74,12 +74,12 @@ type Host struct {
 	consent       *consent.Pages
 	// a2a serves the agents over A2A, behind wimse (a2a.go); a2aInfo is
 	// what the agents said of themselves, for their cards.
-	a2a     *a2aserver.Server
-	wimse   *wimse.Verifier
-	a2aInfo a2aAgents
-	hops    *a2aHops
-	requests      *consent.Requests
-	running       map[string]runningTask // by task id
+	a2a      *a2aserver.Server
+	wimse    *wimse.Verifier
+	a2aInfo  a2aAgents
+	hops     *a2aHops
+	requests *consent.Requests
+	running  map[string]runningTask // by task id
 	// remedyMu serializes the state changes of Quarantine and Release.
 	remedyMu sync.Mutex
 	// readOnly are the host tools that change nothing (they need a
