@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/localapi"
+	"github.com/agenthost/agenthost/runtime/mediator"
+	"github.com/agenthost/agenthost/runtime/supervisor"
 )
 
 // BenchmarkHostToolsCall measures a tools/call on a hosted MCP server of a
@@ -106,5 +110,61 @@ func BenchmarkHostToolsCall(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
 		})
+	})
+}
+
+// BenchmarkA2ADelegation: one delegation between hosted agents, the
+// called agent answering at once. "a2a" is what a CallAgent does now: the
+// calling agent's token for the called agent's URL (cached after the
+// first), the hop's Txn-Token and WPT, the A2A server's checks, the task;
+// "in-process" runs the same task directly, as delegation did before it
+// went over A2A.
+func BenchmarkA2ADelegation(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := testConfig(b)
+	cfg.Agents = []config.AgentConfig{
+		{Name: "research", Path: exe, Env: map[string]string{testAgentEnv: "1"}},
+		{Name: "assistant", Path: exe, Env: map[string]string{testAgentEnv: "1"}, CallAgents: []string{"research"}},
+	}
+	h := runHost(b, cfg, filepath.Join(b.TempDir(), "data"))
+	ctx := context.Background()
+	for _, a := range []string{"research", "assistant"} {
+		if _, err := h.sup.WaitFor(ctx, a, func(st supervisor.AgentStatus) bool { return st.State == supervisor.StateRunning }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The delegating task: assistant's, with its transaction.
+	txn, err := h.beginTxn(ctx, "assistant", taskSubject{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	parent := mediator.Caller{Agent: "assistant", Identity: h.agentIDs["assistant"], TaskID: "task-bench", Txn: txn.txn}
+	h.taskMu.Lock()
+	h.running[parent.TaskID] = runningTask{caller: parent, cancel: func(error) {}, txn: txn}
+	h.taskMu.Unlock()
+	b.Run("a2a", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := h.delegate(ctx, "research", "who am i", parent); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("in-process", func(b *testing.B) {
+		b.ReportAllocs()
+		c := mediator.Caller{Txn: parent.Txn, ParentTask: parent.TaskID, Chain: []string{"assistant"}}
+		for b.Loop() {
+			done := false
+			err := h.runTask(ctx, "research", "who am i", c, nil, h.delegatedTxn(ctx, parent), func(ev localapi.TaskEvent) error {
+				done = done || ev.Type == "final"
+				return nil
+			})
+			if err != nil || !done {
+				b.Fatal(err, done)
+			}
+		}
 	})
 }
