@@ -26,7 +26,6 @@ import (
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/jose"
-	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/oauth/dpop"
 	"github.com/agenthost/agenthost/credentials/oauth/resource"
 	"github.com/agenthost/agenthost/credentials/txntoken"
@@ -130,15 +129,11 @@ func (h *Host) mountA2A(mux *http.ServeMux) error {
 			if err != nil {
 				return nil, err
 			}
-			v, err := resource.New(resource.Config{
+			return resource.New(resource.Config{
 				Resource: res, MetadataURL: mdURL, Issuer: md.Issuer, Keys: h.as.Keys(),
 				Revoked: h.as.Revoked, SubjectRevoked: h.as.SubjectRevoked, DPoP: dv, Now: h.now,
-				Logger: h.log.With("component", "a2a", "agent", agent),
+				CheckCaller: h.checkWorkloadProof, Logger: h.log.With("component", "a2a", "agent", agent),
 			})
-			if err != nil {
-				return nil, err
-			}
-			return peerBound{h: h, v: v}, nil
 		},
 		AuthServer:     &md,
 		MutualTLS:      h.cfg.Listen.TLS != nil,
@@ -151,22 +146,15 @@ func (h *Host) mountA2A(mux *http.ServeMux) error {
 	if err != nil {
 		return fmt.Errorf("host: a2a: %w", err)
 	}
-	wv, err := wimse.NewVerifier(wimse.Config{
-		TrustDomains: map[string]wimse.Authority{h.ca.TrustDomain().Name(): {Keys: h.witKeys}},
-		BaseURL:      h.a2aOrigin(),
-		ReplayCache:  wimse.NewMemoryReplayCache(0, h.now),
-		Clock:        h.now,
-		Logger:       h.log.With("component", "wimse"),
-	})
+	wv, err := h.workloadVerifier()
 	if err != nil {
-		return fmt.Errorf("host: a2a: %w", err)
+		return err
 	}
 	inner := http.NewServeMux()
 	srv.Mount(inner)
-	mux.Handle(a2aserver.PathPrefix, wv.Middleware(inner))
+	mux.Handle(a2aserver.PathPrefix, h.auditDeniedRequests("a2a.request", a2aAgentOf, wv.Middleware(inner)))
 	mux.Handle("GET /.well-known/oauth-protected-resource"+a2aserver.PathPrefix, inner)
 	h.a2a = srv
-	h.wimse = wv
 	if err := h.newA2AHops(withRecover(h.log, mux)); err != nil {
 		return err
 	}
@@ -238,32 +226,41 @@ func (h *Host) CardVerifyOptions(agent string) a2acard.VerifyOptions {
 	}}
 }
 
-// peerBound is an agent's authenticator: the token (resource.Verifier),
-// then the workload proof it must come with. A token whose client is a
-// hosted agent is taken only with that agent's WIT and a proof of it
-// (the host always sends them on its own hops), so a token taken from the
-// host is no use alone; any proof presented must be by the token's
-// client.
-type peerBound struct {
-	h *Host
-	v *resource.Verifier
-}
-
-func (p peerBound) Authenticate(r *http.Request) (*resource.Caller, error) {
-	c, err := p.v.Authenticate(r)
-	if err != nil {
-		return nil, err
-	}
+// checkWorkloadProof is what the host's resources (A2A agents, MCP
+// servers) require beyond a valid token: a token whose client is a hosted
+// agent is taken only with that agent's WIT and a proof of it (the host
+// always sends them on its own hops), so a token taken from the host is no
+// use alone; and a proof presented must be by the token's client.
+func (h *Host) checkWorkloadProof(r *http.Request, c *resource.Caller) error {
 	peer, hasPeer := wimse.PeerFromContext(r.Context())
 	switch {
 	case hasPeer && peer.Identity().String() != c.ClientID:
-		return nil, &resource.Challenge{Status: http.StatusUnauthorized, Code: oauth.CodeInvalidToken,
-			Description: "the workload proof is not by the token's client"}
-	case !hasPeer && p.h.agentOf(c.ClientID) != "":
-		return nil, &resource.Challenge{Status: http.StatusUnauthorized, Code: oauth.CodeInvalidToken,
-			Description: "a hosted agent's token needs the agent's workload proof (Workload-Identity-Token and Workload-Proof-Token)"}
+		return errors.New("the workload proof is not by the token's client")
+	case !hasPeer && h.agentOf(c.ClientID) != "":
+		return errors.New("a hosted agent's token needs the agent's workload proof (Workload-Identity-Token and Workload-Proof-Token)")
 	}
-	return c, nil
+	return nil
+}
+
+// workloadVerifier is the WIMSE verifier of the host's endpoints: it
+// checks a WIT and its proof whenever a request presents one (the
+// audience is the request's URL at the issuer's origin).
+func (h *Host) workloadVerifier() (*wimse.Verifier, error) {
+	if h.wimse != nil {
+		return h.wimse, nil
+	}
+	wv, err := wimse.NewVerifier(wimse.Config{
+		TrustDomains: map[string]wimse.Authority{h.ca.TrustDomain().Name(): {Keys: h.witKeys}},
+		BaseURL:      h.a2aOrigin(),
+		ReplayCache:  wimse.NewMemoryReplayCache(0, h.now),
+		Clock:        h.now,
+		Logger:       h.log.With("component", "wimse"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	h.wimse = wv
+	return wv, nil
 }
 
 // a2aRunner runs the tasks the A2A server takes.
@@ -413,4 +410,11 @@ func (h *Host) agentOf(s string) string {
 		return ""
 	}
 	return h.agentNamed(id)
+}
+
+// a2aAgentOf names the agent an A2A request is for, for its audit record.
+func a2aAgentOf(r *http.Request) string {
+	rest := strings.TrimPrefix(r.URL.Path, a2aserver.PathPrefix)
+	name, _, _ := strings.Cut(rest, "/")
+	return name
 }

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,7 +15,9 @@ import (
 	"github.com/agenthost/agenthost/a2a/a2acard"
 	"github.com/agenthost/agenthost/a2a/a2aremote"
 	"github.com/agenthost/agenthost/consent/consenttest"
+	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/wimse"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/supervisor"
@@ -158,5 +161,52 @@ func TestA2AServesHostedAgents(t *testing.T) {
 	}
 	if st, ch := post("Bearer " + tok.AccessToken); st != http.StatusUnauthorized || !strings.Contains(ch, "workload proof") {
 		t.Errorf("an agent's token without its proof: %d %q", st, ch)
+	}
+	// With a proof: by the token's client it is taken; by another
+	// workload of the trust domain it is refused.
+	withProof := func(id string) int {
+		wsid, err := workloadapi.IDFromIdentity(credentials.MustParseIdentity(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wit, key, _, err := h.CA().NewWITSVID(ctx, wsid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := wimse.NewTransport(wimse.TransportConfig{Credential: func(context.Context) (string, crypto.Signer, error) {
+			return wit, key, nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, agentURL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"id":"x"}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := withProof(id.String()); st != http.StatusOK {
+		t.Errorf("the agent's token with its own proof: %d", st)
+	}
+	if st := withProof("spiffe://test.local/agent/mallory"); st != http.StatusUnauthorized {
+		t.Errorf("the agent's token with another workload's proof: %d", st)
+	}
+	// Each refusal is audited.
+	entries, err = h.AuditRead(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := 0
+	for _, e := range entries {
+		if e.Record.Action == "a2a.request" && e.Record.Resource == "payer" && e.Record.Decision == audit.DecisionDeny {
+			denied++
+		}
+	}
+	if denied != 4 {
+		t.Errorf("%d refused A2A requests audited, want 4", denied)
 	}
 }

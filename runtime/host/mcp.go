@@ -104,6 +104,11 @@ func (h *Host) mcpResources(issuer string, tools map[string]mediator.Tool) ([]ho
 // steps up to write when it needs to.
 func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[string]mediator.Tool) error {
 	guard := newOriginGuard(h.as.Issuer(), h.cfg.MCP.AllowedOrigins)
+	// A WIT and its proof are checked whenever a request presents them.
+	wv, err := h.workloadVerifier()
+	if err != nil {
+		return err
+	}
 	for _, hs := range servers {
 		mdPath, err := resource.MetadataPath(hs.resource)
 		if err != nil {
@@ -123,6 +128,7 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 			SubjectRevoked:  h.as.SubjectRevoked,
 			ScopesSupported: hs.scopes,
 			ChallengeScopes: hs.challenge,
+			CheckCaller:     h.checkWorkloadProof,
 			DPoP:            dv,
 			Now:             h.now,
 			Logger:          h.log.With("component", "mcp", "server", hs.name),
@@ -158,7 +164,7 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 		if err != nil {
 			return fmt.Errorf("host: mcp server %s: %w", hs.name, err)
 		}
-		mux.Handle(PathMCP+hs.name, guard.wrap(h.auditDenied(hs.name, keepCallerToken(srv.Handler()))))
+		mux.Handle(PathMCP+hs.name, guard.wrap(h.auditDenied(hs.name, wv.Middleware(keepCallerToken(srv.Handler())))))
 		mux.Handle(mdPath, allowCORS(resource.MetadataHandler(oauth.ResourceMetadata{
 			Resource:                      hs.resource,
 			AuthorizationServers:          []string{issuerURL},
@@ -245,6 +251,13 @@ func (r *statusRecorder) Flush() {
 // refused before reaching a tool (no or bad token, too little scope, a
 // malformed or oversized body) as a denied decision.
 func (h *Host) auditDenied(server string, next http.Handler) http.Handler {
+	return h.auditDeniedRequests("mcp.request", func(*http.Request) string { return server }, next)
+}
+
+// auditDeniedRequests records every request to next answered with a 4xx
+// or 5xx as a denial of action on the resource resourceOf names, with the
+// status and the OAuth or WIMSE error code.
+func (h *Host) auditDeniedRequests(action string, resourceOf func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
@@ -258,10 +271,10 @@ func (h *Host) auditDenied(server string, next http.Handler) http.Handler {
 			}
 		}
 		if err := h.audit.Record(r.Context(), mediator.Record{
-			Time: h.now().UTC(), Action: "mcp.request", Resource: server, Decision: "deny",
+			Time: h.now().UTC(), Action: action, Resource: resourceOf(r), Decision: "deny",
 			Policy: "oauth", Reason: fmt.Sprintf("%d %s", rec.status, reason), Outcome: "denied",
 		}); err != nil {
-			h.log.Error("audit of a denied MCP request failed", "err", err)
+			h.log.Error("audit of a denied request failed", "action", action, "err", err)
 		}
 	})
 }

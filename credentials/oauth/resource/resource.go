@@ -57,6 +57,12 @@ type Config struct {
 	Introspect func(ctx context.Context, token string) (*oauth.IntrospectionResponse, error)
 	// Revoked, when set, is asked about every token's jti.
 	Revoked func(ctx context.Context, jti string) (bool, error)
+	// CheckCaller, when set, is called with every request whose token
+	// verified and the caller it names, for what the resource requires
+	// beyond the token (a workload proof by the token's client, say): an
+	// error refuses the request, a *Challenge as it is, any other as 401
+	// invalid_token with the error's text.
+	CheckCaller func(r *http.Request, c *Caller) error
 	// SubjectRevoked, when set, is asked about every party a token names
 	// (subject, client, actors: oauth.AccessTokenClaims.Parties) and its
 	// issue time: a party's credentials can be revoked all at once (a
@@ -266,6 +272,24 @@ func (v *Verifier) StepUp(caller *Caller, needed ...string) *Challenge {
 // Authenticate verifies the request's access token. Errors are
 // *Challenge.
 func (v *Verifier) Authenticate(r *http.Request) (*Caller, error) {
+	c, err := v.authenticate(r)
+	if err != nil || v.cfg.CheckCaller == nil {
+		return c, err
+	}
+	if err := v.cfg.CheckCaller(r, c); err != nil {
+		var ch *Challenge
+		if !errors.As(err, &ch) {
+			ch = &Challenge{Status: http.StatusUnauthorized, Code: oauth.CodeInvalidToken, Description: err.Error()}
+		}
+		if ch.ResourceMetadata == "" {
+			ch.ResourceMetadata = v.cfg.MetadataURL
+		}
+		return nil, ch
+	}
+	return c, nil
+}
+
+func (v *Verifier) authenticate(r *http.Request) (*Caller, error) {
 	ctx := r.Context()
 	values := r.Header.Values("Authorization")
 	if len(values) == 0 {

@@ -453,3 +453,31 @@ func TestVerifiedTokenCache(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckCaller: a request whose token verifies is refused when
+// CheckCaller says so, with its challenge or a 401 naming the reason.
+func TestCheckCaller(t *testing.T) {
+	f := newFixture(t)
+	var refuse error
+	f.v.cfg.CheckCaller = func(r *http.Request, c *Caller) error {
+		if c.Subject != "alice" {
+			t.Errorf("CheckCaller got %+v", c)
+		}
+		return refuse
+	}
+	tok := f.token(nil, jose.TypAccessToken, nil)
+	if _, err := f.v.Authenticate(f.request("Bearer " + tok)); err != nil {
+		t.Fatalf("accepted by the check: %v", err)
+	}
+	refuse = errors.New("no workload proof")
+	_, err := f.v.Authenticate(f.request("Bearer " + tok))
+	var ch *Challenge
+	if !errors.As(err, &ch) || ch.Status != http.StatusUnauthorized || ch.Code != oauth.CodeInvalidToken ||
+		ch.Description != "no workload proof" || ch.ResourceMetadata != mdURL {
+		t.Fatalf("refused by the check: %#v", err)
+	}
+	refuse = &Challenge{Status: http.StatusForbidden, Code: oauth.CodeInsufficientScope}
+	if _, err := f.v.Authenticate(f.request("Bearer " + tok)); !errors.As(err, &ch) || ch.Status != http.StatusForbidden {
+		t.Fatalf("a challenge from the check: %#v", err)
+	}
+}
