@@ -315,7 +315,11 @@ func (r a2aRunner) Run(ctx context.Context, req *a2aserver.Request, emit func(a2
 	var txn *taskTxn
 	switch {
 	case fromAgent != "" && req.TxnClaims != nil:
-		// A hop between hosted agents: the transaction goes on.
+		// A hop between hosted agents: the transaction goes on, for the
+		// user its Txn-Token names, who must be the access token's.
+		if c.Subject != "" && req.TxnClaims.Subject != c.Subject {
+			return "", a2aserver.Failed(fmt.Sprintf("the Txn-Token is for %q, the access token for %q", req.TxnClaims.Subject, c.Subject))
+		}
 		if c.Subject == "" && h.isUser(req.TxnClaims.Subject) {
 			c.Subject, c.SubjectSource = req.TxnClaims.Subject, audit.SubjectSourceTxnToken
 		}
