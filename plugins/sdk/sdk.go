@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 )
@@ -249,4 +251,16 @@ func (t *Task) AskUser(ctx context.Context, question string) (action, answerJSON
 		return "", "", fmt.Errorf("sdk: ask user: %w", err)
 	}
 	return resp.GetAction(), resp.GetContentJson(), nil
+}
+
+// IsRefused reports whether err is the host's refusal of a call (policy,
+// a missing grant, an approval denied or expired): the task should not
+// go on as if the call had been made.
+func IsRefused(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if s, ok := status.FromError(err); ok && s.Code() == codes.PermissionDenied {
+			return true
+		}
+	}
+	return false
 }

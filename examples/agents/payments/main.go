@@ -44,6 +44,10 @@ func (payments) Run(ctx context.Context, t *sdk.Task) (string, error) {
 		res, err := t.CallTool(ctx, call.GetName(), args(call.GetArgumentsJson()))
 		text := ""
 		switch {
+		case sdk.IsRefused(err):
+			// The host refused the call (policy, or the user denied the
+			// approval): the task fails, saying why.
+			return "", err
 		case err != nil:
 			text = "refused: " + err.Error()
 		case res.IsError:
