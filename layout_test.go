@@ -66,6 +66,7 @@ var owners = map[string][]string{
 	"github.com/cedar-policy/cedar-go": {"runtime/policy"},
 	"github.com/spf13/cobra":           {"cmd"},
 	"modernc.org/sqlite":               {"runtime/store/sqlitestore"},
+	"github.com/jackc/pgx":             {"runtime/store/pgstore"},
 	"go.yaml.in/yaml":                  {"runtime/config"},
 	// Password and client-secret hashing (argon2id, bcrypt).
 	"golang.org/x/crypto": {"credentials/authserver/userauth"},

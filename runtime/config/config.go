@@ -109,14 +109,99 @@ type IdentityConfig struct {
 	CATTL time.Duration `json:"ca_ttl"`
 }
 
-// StorageConfig selects the storage backend.
+// StorageConfig selects the storage backend: sqlite (the default, one file
+// in the data directory) or postgres (one database shared by every host of
+// a deployment). The PostgreSQL connection string may hold a password, so,
+// like every other secret, it is never written in the file: dsn_env names
+// an environment variable holding it, or dsn_file a file holding it
+// (exactly one of the two, and only with driver postgres). [StorageConfig.DSN]
+// reads it.
 type StorageConfig struct {
-	// Driver is the backend; only sqlite is supported so far.
+	// Driver is the backend: sqlite (default) or postgres.
 	Driver StorageDriver `json:"driver"`
-	// Path is the database file. Empty means agenthost.db in the data
-	// directory, which the caller resolves. A relative path is resolved
-	// against the directory of the configuration file.
+	// Path is the database file of driver sqlite. Empty means agenthost.db
+	// in the data directory, which the caller resolves. A relative path is
+	// resolved against the directory of the configuration file. Not used
+	// with postgres.
 	Path string `json:"path"`
+	// DSNEnv names the environment variable that holds the PostgreSQL
+	// connection string ("postgres://user:password@host:5432/db?sslmode=
+	// verify-full", or the keyword/value form). Driver postgres only.
+	DSNEnv string `json:"dsn_env,omitempty"`
+	// DSNFile is a file that holds the PostgreSQL connection string (one
+	// line; surrounding white space, such as the final newline, is
+	// ignored). A relative path is resolved against the directory of the
+	// configuration file. Driver postgres only.
+	DSNFile string `json:"dsn_file,omitempty"`
+}
+
+// msgDSN explains why a key that would hold the connection string is
+// refused.
+const msgDSN = "the PostgreSQL connection string is never written in the config; put it in an environment variable named by dsn_env, or in a file named by dsn_file"
+
+func (StorageConfig) refuseKey(name string) (string, bool) {
+	switch name {
+	case "dsn", "url", "database_url", "connection_string", "conn_string", "password":
+		return msgDSN, true
+	}
+	return "", false
+}
+
+// looksLikeDSN reports whether s, written where a file path belongs, is a
+// connection string instead (a URL, whose "//" resolving the path against
+// the file's directory made "/", or keyword=value pairs); it is then never
+// quoted back.
+func looksLikeDSN(s string) bool {
+	return strings.Contains(s, "://") || strings.Contains(s, "postgres:/") || strings.Contains(s, "postgresql:/") ||
+		(strings.Contains(s, "=") && strings.Contains(s, " "))
+}
+
+// MaxDSNFileSize is the largest storage.dsn_file read, in bytes.
+const MaxDSNFileSize = 64 << 10
+
+// DSN returns the PostgreSQL connection string of driver postgres, read
+// from the environment variable dsn_env or the file dsn_file, with
+// surrounding white space trimmed. It fails, without quoting the string,
+// when the driver is not postgres, when the variable is unset or empty, or
+// when the file cannot be read, is too large or is empty. The host calls it
+// at start; [Config.Validate] does not, so that a file can be validated
+// where the secret is not present.
+func (s StorageConfig) DSN() (string, error) {
+	if s.Driver != DriverPostgres {
+		return "", fmt.Errorf("config: storage: driver %s has no DSN; only driver %s has one", quoteValue(string(s.Driver)), DriverPostgres)
+	}
+	switch {
+	case s.DSNEnv != "" && s.DSNFile != "":
+		return "", errors.New("config: storage: give dsn_env or dsn_file, not both")
+	case s.DSNEnv != "":
+		v, ok := os.LookupEnv(s.DSNEnv)
+		if !ok {
+			return "", fmt.Errorf("config: storage.dsn_env: environment variable %s is not set", s.DSNEnv)
+		}
+		if v = strings.TrimSpace(v); v == "" {
+			return "", fmt.Errorf("config: storage.dsn_env: environment variable %s is empty", s.DSNEnv)
+		}
+		return v, nil
+	case s.DSNFile != "":
+		f, err := os.Open(s.DSNFile)
+		if err != nil {
+			return "", fmt.Errorf("config: storage.dsn_file: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, MaxDSNFileSize+1))
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("config: storage.dsn_file: read %s: %w", s.DSNFile, err)
+		case len(b) > MaxDSNFileSize:
+			return "", fmt.Errorf("config: storage.dsn_file: %s is larger than %d bytes; it should hold one connection string", s.DSNFile, MaxDSNFileSize)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("config: storage.dsn_file: %s is empty", s.DSNFile)
+		}
+		return v, nil
+	}
+	return "", errors.New("config: storage: driver postgres needs dsn_env or dsn_file")
 }
 
 // AgentConfig is one agent plugin the host runs. Its identity is
@@ -418,6 +503,7 @@ func (c *Config) resolvePaths(dir string) {
 		c.Listen.TLS.KeyFile = abs(c.Listen.TLS.KeyFile)
 	}
 	c.Storage.Path = abs(c.Storage.Path)
+	c.Storage.DSNFile = abs(c.Storage.DSNFile)
 	for i := range c.Agents {
 		c.Agents[i].Path = abs(c.Agents[i].Path)
 		resolveSandboxPaths(c.Agents[i].Sandbox.ReadOnlyPaths, dir)

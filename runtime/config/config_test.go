@@ -102,6 +102,20 @@ log:
 			},
 		},
 		{
+			name: "postgres with dsn_env",
+			src:  "version: 1\nstorage: {driver: postgres, dsn_env: AGENTHOST_PG_DSN}\n",
+			want: func(c *config.Config) {
+				c.Storage = config.StorageConfig{Driver: config.DriverPostgres, DSNEnv: "AGENTHOST_PG_DSN"}
+			},
+		},
+		{
+			name: "postgres with a relative dsn_file",
+			src:  "version: 1\nstorage:\n  driver: postgres\n  dsn_file: key.pem\n",
+			want: func(c *config.Config) {
+				c.Storage = config.StorageConfig{Driver: config.DriverPostgres, DSNFile: filepath.Join(dir, "key.pem")}
+			},
+		},
+		{
 			name: "tls on loopback defaults to an https issuer",
 			src:  "version: 1\nlisten:\n  tls: {cert_file: cert.pem, key_file: key.pem}\n",
 			want: func(c *config.Config) {
@@ -464,9 +478,44 @@ func TestValidateProblems(t *testing.T) {
 			want: []want{{4, "identity.svid_ttl", config.ErrInvalid, "2h must be less than ca_ttl/6 (1h)"}},
 		},
 		{
-			name: "postgres is not supported yet",
+			name: "postgres without a dsn",
 			src:  "storage:\n  driver: postgres\n",
-			want: []want{{3, "storage.driver", config.ErrInvalid, `storage driver "postgres" is not supported yet; use "sqlite"`}},
+			want: []want{{3, "storage.driver", config.ErrInvalid, "driver postgres needs dsn_env (an environment variable holding the connection string) or dsn_file"}},
+		},
+		{
+			name: "postgres with dsn_env and dsn_file",
+			src:  "storage:\n  driver: postgres\n  dsn_env: PG_DSN\n  dsn_file: cert.pem\n",
+			want: []want{{5, "storage.dsn_file", config.ErrInvalid, "give dsn_env or dsn_file, not both"}},
+		},
+		{
+			name: "postgres with a bad variable name",
+			src:  "storage:\n  driver: postgres\n  dsn_env: 1PG-DSN\n",
+			want: []want{{4, "storage.dsn_env", config.ErrInvalid, `"1PG-DSN" is not an environment variable name`}},
+		},
+		{
+			name: "postgres with a missing dsn_file",
+			src:  "storage:\n  driver: postgres\n  dsn_file: secrets/dsn\n",
+			want: []want{{4, "storage.dsn_file", config.ErrInvalid, filepath.Join(dir, "secrets", "dsn") + " does not exist"}},
+		},
+		{
+			name: "postgres with a directory as dsn_file",
+			src:  "storage:\n  driver: postgres\n  dsn_file: adir\n",
+			want: []want{{4, "storage.dsn_file", config.ErrInvalid, "is a directory"}},
+		},
+		{
+			name: "postgres with a path",
+			src:  "storage:\n  driver: postgres\n  dsn_env: PG_DSN\n  path: state.db\n",
+			want: []want{{5, "storage.path", config.ErrInvalid, "is only used with driver sqlite"}},
+		},
+		{
+			name: "sqlite with dsn_env",
+			src:  "storage:\n  dsn_env: PG_DSN\n",
+			want: []want{{3, "storage.dsn_env", config.ErrInvalid, "is only used with driver postgres"}},
+		},
+		{
+			name: "sqlite with dsn_file",
+			src:  "storage:\n  driver: sqlite\n  dsn_file: cert.pem\n",
+			want: []want{{4, "storage.dsn_file", config.ErrInvalid, "is only used with driver postgres"}},
 		},
 		{
 			name: "storage path is a directory",
@@ -488,7 +537,7 @@ func TestValidateProblems(t *testing.T) {
 				{4, "listen.address", config.ErrInvalid, "without TLS is refused"},
 				{6, "identity.svid_ttl", config.ErrInvalid, "minimum"},
 				{7, "identity.ca_ttl", config.ErrInvalid, "minimum"},
-				{9, "storage.driver", config.ErrInvalid, "not supported yet"},
+				{9, "storage.driver", config.ErrInvalid, "needs dsn_env"},
 			},
 		},
 	}

@@ -40,6 +40,21 @@
 // password, any secret of an agent, which authenticates with its SVIDs) is
 // refused with a message saying what to write instead.
 //
+// # Storage
+//
+// The storage section picks where state is kept: driver sqlite (the
+// default), one file (path, default agenthost.db in the data directory), or
+// driver postgres, one PostgreSQL database that every host of a deployment
+// shares. The connection string may hold a password, so it is never
+// written in the file: dsn_env names the environment variable that holds
+// it, or dsn_file a file that holds it (exactly one of the two, and neither
+// with sqlite; a key such as dsn or url is refused with a message saying
+// so). [StorageConfig.DSN] reads it when the host starts:
+//
+//	storage:
+//	  driver: postgres
+//	  dsn_env: AGENTHOST_POSTGRES_DSN    # or dsn_file: /run/secrets/agenthost-dsn
+//
 // # Plugin sandbox
 //
 // Every plugin process, agent plugin (agents) or tool plugin (mcp.plugins),

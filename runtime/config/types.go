@@ -206,8 +206,9 @@ func (f *LogFormat) UnmarshalConfigScalar(text string) error {
 // StorageDriver names the storage backend.
 type StorageDriver string
 
-// Storage drivers. Only [DriverSQLite] is supported so far; [DriverPostgres]
-// is recognised so that [Config.Validate] can say it is not supported yet.
+// Storage drivers: [DriverSQLite], one file in the data directory (the
+// default), and [DriverPostgres], one PostgreSQL database shared by the
+// hosts of a deployment.
 const (
 	DriverSQLite   StorageDriver = "sqlite"
 	DriverPostgres StorageDriver = "postgres"
@@ -219,7 +220,7 @@ var storageDrivers = []StorageDriver{DriverSQLite, DriverPostgres}
 func (d StorageDriver) Known() bool { return oneOf(d, storageDrivers) }
 
 // Supported reports whether d can be used by this version of agenthost.
-func (d StorageDriver) Supported() bool { return d == DriverSQLite }
+func (d StorageDriver) Supported() bool { return d == DriverSQLite || d == DriverPostgres }
 
 // UnmarshalConfigScalar implements [ScalarUnmarshaler].
 func (d *StorageDriver) UnmarshalConfigScalar(text string) error {

@@ -226,18 +226,50 @@ func (v *validator) identity() {
 	}
 }
 
+// storage checks the storage section: each driver's own keys, and for
+// postgres exactly one source of the connection string, which is never
+// written in the file itself.
 func (v *validator) storage() {
 	s := v.c.Storage
-	switch {
-	case s.Driver == DriverPostgres:
-		v.invalid("storage.driver", "storage driver %q is not supported yet; use %q", s.Driver, DriverSQLite)
-	case !s.Driver.Supported():
-		v.invalid("storage.driver", "%v", enumError("storage driver", string(s.Driver), []StorageDriver{DriverSQLite}))
+	if !s.Driver.Supported() {
+		v.invalid("storage.driver", "%v", enumError("storage driver", string(s.Driver), storageDrivers))
+		return
+	}
+	if s.Driver == DriverSQLite {
+		if s.Path != "" {
+			if fi, err := os.Stat(s.Path); err == nil && fi.IsDir() {
+				v.invalid("storage.path", "%s is a directory; give the database file", s.Path)
+			}
+		}
+		if s.DSNEnv != "" {
+			v.invalid("storage.dsn_env", "is only used with driver postgres")
+		}
+		if s.DSNFile != "" {
+			v.invalid("storage.dsn_file", "is only used with driver postgres")
+		}
+		return
 	}
 	if s.Path != "" {
-		if fi, err := os.Stat(s.Path); err == nil && fi.IsDir() {
-			v.invalid("storage.path", "%s is a directory; give the database file", s.Path)
+		v.invalid("storage.path", "is only used with driver sqlite; driver postgres keeps its state in the database that dsn_env or dsn_file names")
+	}
+	switch {
+	case s.DSNEnv == "" && s.DSNFile == "":
+		v.invalid("storage.driver", "driver postgres needs dsn_env (an environment variable holding the connection string) or dsn_file (a file holding it); the connection string itself is never written in the config file")
+	case s.DSNEnv != "" && s.DSNFile != "":
+		v.invalid("storage.dsn_file", "give dsn_env or dsn_file, not both")
+	case s.DSNEnv != "":
+		switch {
+		case validEnvName(s.DSNEnv):
+		case strings.ContainsAny(s.DSNEnv, ":/@= "):
+			// Perhaps the connection string itself: not quoted back.
+			v.invalid("storage.dsn_env", "is not an environment variable name (letters, digits and '_'); %s", msgDSN)
+		default:
+			v.invalid("storage.dsn_env", "%s is not an environment variable name", quoteValue(s.DSNEnv))
 		}
+	case looksLikeDSN(s.DSNFile):
+		v.invalid("storage.dsn_file", "holds a connection string, not the path of a file; %s", msgDSN)
+	default:
+		v.tlsFile("storage.dsn_file", s.DSNFile)
 	}
 }
 
