@@ -6,6 +6,7 @@
 #   make fuzz   every fuzz target for FUZZTIME each (not part of make test)
 #   make generate  regenerate committed generated code (needs protoc: apt-get install protobuf-compiler)
 #   make browser-deps  install Debian's Chromium for the browser test (runtime/host; skipped without it)
+#   make interop-deps  install the A2A JS SDK for the interop test (a2a/interop; needs Node.js, skipped without it)
 
 GO        ?= go
 BIN       := bin
@@ -23,7 +24,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 TOOLS              := $(CURDIR)/$(BIN)/tools
 
-.PHONY: all build run test vet fmt-check race bench fuzz generate browser-deps clean
+.PHONY: all build run test vet fmt-check race bench fuzz generate browser-deps interop-deps clean
 
 all: build
 
@@ -95,6 +96,19 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-re
 browser-deps:
 	@if [ -x $(CHROMIUM) ]; then echo "$(CHROMIUM) is installed"; \
 	else $(APT_INSTALL) chromium || { apt-get update && $(APT_INSTALL) chromium; }; fi
+
+# The interop test (TestJSSDKClient, a2a/interop) runs the A2A JS SDK's
+# client, pinned in package-lock.json, and skips without Node.js or without
+# it. npm ci installs it again whenever the lock file is newer than the
+# installed copy.
+INTEROP_JS := a2a/interop/js
+
+interop-deps: $(INTEROP_JS)/node_modules/.package-lock.json
+
+$(INTEROP_JS)/node_modules/.package-lock.json: $(INTEROP_JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 18 or later (e.g. apt-get install nodejs npm)"; exit 1; }
+	cd $(INTEROP_JS) && npm ci --no-audit --no-fund
+	@touch $@
 
 clean:
 	rm -rf $(BIN)
