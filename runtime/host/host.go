@@ -28,6 +28,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/policy"
 	"github.com/agenthost/agenthost/runtime/signals"
 	"github.com/agenthost/agenthost/runtime/store"
+	"github.com/agenthost/agenthost/runtime/store/pgstore"
 	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
 	"github.com/agenthost/agenthost/runtime/supervisor"
 )
@@ -120,6 +121,9 @@ type Host struct {
 	// hold, by agent, a sandbox init's pid and its plugin's
 	// (attestation.go).
 	agentDigests map[string]string
+	// storePing checks a database store's connection (/healthz); nil
+	// for an embedded store.
+	storePing func(context.Context) error
 	pluginPIDs   sync.Map
 	admin        *localapi.Server
 	closers      []func()
@@ -210,8 +214,29 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	return h, nil
 }
 
+// storeOpenTimeout bounds opening a database store: connecting, and
+// waiting for another host that migrates the schema.
+const storeOpenTimeout = 30 * time.Second
+
 func (h *Host) newStore(ctx context.Context) error {
-	if h.cfg.Storage.Driver != config.DriverSQLite {
+	switch h.cfg.Storage.Driver {
+	case config.DriverSQLite:
+	case config.DriverPostgres:
+		dsn, err := h.cfg.Storage.DSN()
+		if err != nil {
+			return fmt.Errorf("host: %w", err)
+		}
+		octx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
+		defer cancel()
+		st, err := pgstore.Open(octx, pgstore.Config{DSN: dsn, Now: h.now, Logger: h.log.With("component", "store")})
+		if err != nil {
+			return fmt.Errorf("host: %w", err)
+		}
+		h.store = st
+		h.storePing = st.Ping
+		h.closers = append(h.closers, func() { _ = st.Close() })
+		return nil
+	default:
 		return fmt.Errorf("host: storage driver %q is not supported", h.cfg.Storage.Driver)
 	}
 	path := h.cfg.Storage.Path
@@ -277,7 +302,7 @@ func (h *Host) newWorkloadAPI() error {
 
 func (h *Host) newHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
-	mux.HandleFunc(PathHealth, handleHealth)
+	mux.HandleFunc(PathHealth, h.handleHealth)
 	mux.HandleFunc(PathReady, h.handleReady)
 	mux.Handle(PathSPIFFEBundle, h.ca.BundleHandler())
 	var certFile, keyFile string

@@ -107,7 +107,12 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func handleHealth(w http.ResponseWriter, r *http.Request) {
+// storePingTimeout bounds /healthz's check of a database store.
+const storePingTimeout = 2 * time.Second
+
+// handleHealth answers 200 {"status":"ok"} while the host serves, or 503
+// {"status":"unavailable","store":…} when its database does not answer.
+func (h *Host) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -115,6 +120,17 @@ func handleHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	if h.storePing != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), storePingTimeout)
+		err := h.storePing(ctx)
+		cancel()
+		if err != nil {
+			h.log.WarnContext(r.Context(), "health: the store does not answer", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "unavailable", "store": "the database does not answer"})
+			return
+		}
+	}
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
 }
 
