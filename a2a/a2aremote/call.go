@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/a2aproject/a2a-go/a2a"
 	"github.com/a2aproject/a2a-go/a2aclient"
+
+	"github.com/agenthost/agenthost/credentials/oauth"
 )
 
 // TokenSource returns the access token to present, as a Bearer token, to
@@ -29,7 +33,98 @@ var (
 	ErrAuthRequired = errors.New("a2aremote: the agent needs authorization")
 	// ErrTaskFailed is wrapped by [*TaskError].
 	ErrTaskFailed = errors.New("a2aremote: the task did not complete")
+	// ErrUnauthorized is wrapped by [*UnauthorizedError].
+	ErrUnauthorized = errors.New("a2aremote: the agent refused the call's token")
 )
+
+// UnauthorizedError is a call the agent refused at the HTTP level (SPECS.md
+// §16.2): 401 (no valid token) or 403 (a token without enough authority),
+// with the challenges of its WWW-Authenticate header. A client learns from
+// them where the agent's RFC 9728 metadata is (§5.1: a new challenge
+// naming it means the metadata may have changed) and, with 403, what the
+// token lacks.
+type UnauthorizedError struct {
+	// Status is 401 or 403.
+	Status int
+	// Challenges are the WWW-Authenticate values as sent (untrusted).
+	Challenges []string
+	// ResourceMetadata is the resource_metadata parameter of the first
+	// Bearer or DPoP challenge that has one; empty when none does (or the
+	// header does not parse).
+	ResourceMetadata string
+	// Code is the error parameter of those challenges (invalid_token,
+	// insufficient_scope), when given.
+	Code string
+	// Err is the call's error as the A2A client reported it.
+	Err error
+}
+
+// Error implements error.
+func (e *UnauthorizedError) Error() string {
+	s := fmt.Sprintf("%s (%d %s)", ErrUnauthorized.Error(), e.Status, http.StatusText(e.Status))
+	if e.Code != "" {
+		s += ": " + e.Code
+	}
+	return s
+}
+
+// Unwrap returns [ErrUnauthorized] and the call's error.
+func (e *UnauthorizedError) Unwrap() []error { return []error{ErrUnauthorized, e.Err} }
+
+// refusalKey carries, in a call's context, the record of an HTTP refusal
+// of the call: the A2A client reports one by its status line alone, so the
+// transport (cappedTransport) notes the status and challenges here.
+type refusalKey struct{}
+
+// refusal is what the transport noted of a refused call.
+type refusal struct {
+	mu         sync.Mutex
+	status     int
+	challenges []string
+}
+
+// withRefusal returns ctx carrying a fresh refusal record.
+func withRefusal(ctx context.Context) (context.Context, *refusal) {
+	r := &refusal{}
+	return context.WithValue(ctx, refusalKey{}, r), r
+}
+
+// note records a 401 or 403 answer of the call whose context is ctx.
+func note(ctx context.Context, status int, challenges []string) {
+	if r, ok := ctx.Value(refusalKey{}).(*refusal); ok {
+		r.mu.Lock()
+		r.status, r.challenges = status, challenges
+		r.mu.Unlock()
+	}
+}
+
+// wrap returns err as an [*UnauthorizedError] when the call was refused
+// with 401 or 403, else err.
+func (r *refusal) wrap(err error) error {
+	r.mu.Lock()
+	status, challenges := r.status, r.challenges
+	r.mu.Unlock()
+	if err == nil || status == 0 {
+		return err
+	}
+	e := &UnauthorizedError{Status: status, Challenges: challenges, Err: err}
+	parsed, perr := oauth.ParseChallenges(challenges)
+	if perr != nil {
+		return e
+	}
+	for _, ch := range parsed {
+		if !strings.EqualFold(ch.Scheme, "Bearer") && !strings.EqualFold(ch.Scheme, "DPoP") {
+			continue
+		}
+		if e.ResourceMetadata == "" {
+			e.ResourceMetadata = ch.Param("resource_metadata")
+		}
+		if e.Code == "" {
+			e.Code = ch.Param("error")
+		}
+	}
+	return e
+}
 
 // InputRequiredError is a remote task waiting for input (input-required):
 // answer Message with a new message to TaskID (and ContextID).
@@ -139,16 +234,18 @@ func NewTextMessage(text string) *a2a.Message {
 // to end or to need something) with a token from tokens for the card's
 // endpoint. A task that needs input, authorization, or ended otherwise
 // than completed is an error ([*InputRequiredError], [*AuthRequiredError],
-// [*TaskError]).
+// [*TaskError]); a call the agent refuses with 401 or 403 is an
+// [*UnauthorizedError].
 func (c *Client) Send(ctx context.Context, card *Card, tokens TokenSource, msg *a2a.Message) (*Result, error) {
 	cl, err := c.client(ctx, card, tokens)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = cl.Destroy() }()
+	ctx, ref := withRefusal(ctx)
 	res, err := cl.SendMessage(ctx, &a2a.MessageSendParams{Message: msg})
 	if err != nil {
-		return nil, fmt.Errorf("a2aremote: message/send to %s: %w", card.Endpoint, err)
+		return nil, ref.wrap(fmt.Errorf("a2aremote: message/send to %s: %w", card.Endpoint, err))
 	}
 	switch r := res.(type) {
 	case *a2a.Message:
@@ -176,9 +273,10 @@ func (c *Client) Stream(ctx context.Context, card *Card, tokens TokenSource, msg
 		task      *a2a.Task
 		artifacts = &artifactText{}
 	)
+	ctx, ref := withRefusal(ctx)
 	for ev, err := range cl.SendStreamingMessage(ctx, &a2a.MessageSendParams{Message: msg}) {
 		if err != nil {
-			return nil, fmt.Errorf("a2aremote: message/stream to %s: %w", card.Endpoint, err)
+			return nil, ref.wrap(fmt.Errorf("a2aremote: message/stream to %s: %w", card.Endpoint, err))
 		}
 		switch e := ev.(type) {
 		case *a2a.Message:
@@ -237,9 +335,10 @@ func (c *Client) GetTask(ctx context.Context, card *Card, tokens TokenSource, id
 		return nil, err
 	}
 	defer func() { _ = cl.Destroy() }()
+	ctx, ref := withRefusal(ctx)
 	t, err := cl.GetTask(ctx, &a2a.TaskQueryParams{ID: a2a.TaskID(id)})
 	if err != nil {
-		return nil, fmt.Errorf("a2aremote: tasks/get at %s: %w", card.Endpoint, err)
+		return nil, ref.wrap(fmt.Errorf("a2aremote: tasks/get at %s: %w", card.Endpoint, err))
 	}
 	return taskResult(t)
 }
@@ -251,8 +350,9 @@ func (c *Client) CancelTask(ctx context.Context, card *Card, tokens TokenSource,
 		return err
 	}
 	defer func() { _ = cl.Destroy() }()
+	ctx, ref := withRefusal(ctx)
 	if _, err := cl.CancelTask(ctx, &a2a.TaskIDParams{ID: a2a.TaskID(id)}); err != nil {
-		return fmt.Errorf("a2aremote: tasks/cancel at %s: %w", card.Endpoint, err)
+		return ref.wrap(fmt.Errorf("a2aremote: tasks/cancel at %s: %w", card.Endpoint, err))
 	}
 	return nil
 }

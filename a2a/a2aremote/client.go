@@ -65,13 +65,21 @@ type Config struct {
 	// whole; 0 means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
 	// CardKeys returns the trust bundle of the domain of the card at
-	// cardURL: the keys its signature must verify with. Nil verifies no
-	// card.
+	// cardURL: the keys its signature must verify with. Nil (and no
+	// CardVerify) verifies no card.
 	CardKeys func(ctx context.Context, cardURL string) (jose.KeyFunc, error)
+	// CardVerify returns the options the card at cardURL is verified with
+	// (a2acard.VerifyJSON): the trust bundle of the card's domain as its
+	// X.509 authorities (Roots, and CheckLeaf saying which leaf may sign
+	// the card) for a signature that carries an x5c chain, and as a key
+	// lookup by kid (Keys) for one that does not. It is the general form
+	// of CardKeys (which gives Keys alone); set one or neither.
+	CardVerify func(ctx context.Context, cardURL string) (a2acard.VerifyOptions, error)
 	// RequireSignedCards refuses a card unless one of its signatures
-	// verifies with CardKeys (which is then required). Without it, an
-	// unsigned card is accepted, while a signed card is still verified
-	// when CardKeys is set and refused when its signature fails.
+	// verifies with CardVerify or CardKeys (one of which is then
+	// required). Without it, an unsigned card is accepted, while a signed
+	// card is still verified when either is set and refused when its
+	// signature fails.
 	RequireSignedCards bool
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
@@ -88,8 +96,11 @@ type Client struct {
 
 // New checks cfg and returns a Client.
 func New(cfg Config) (*Client, error) {
-	if cfg.RequireSignedCards && cfg.CardKeys == nil {
-		return nil, fmt.Errorf("%w: RequireSignedCards needs CardKeys", ErrInvalidConfig)
+	if cfg.CardKeys != nil && cfg.CardVerify != nil {
+		return nil, fmt.Errorf("%w: set CardVerify or CardKeys, not both", ErrInvalidConfig)
+	}
+	if cfg.RequireSignedCards && cfg.CardKeys == nil && cfg.CardVerify == nil {
+		return nil, fmt.Errorf("%w: RequireSignedCards needs CardVerify or CardKeys", ErrInvalidConfig)
 	}
 	if cfg.CardTimeout < 0 || cfg.MaxCardBytes < 0 || cfg.MaxResponseBytes < 0 {
 		return nil, fmt.Errorf("%w: negative limit", ErrInvalidConfig)
@@ -173,22 +184,36 @@ func (c *Client) FetchCard(ctx context.Context, rawURL string) (*Card, error) {
 // verify applies the signature rules of Config to card.
 func (c *Client) verify(ctx context.Context, card *Card) error {
 	signed := len(card.AgentCard.Signatures) > 0
-	if c.cfg.CardKeys == nil || (!signed && !c.cfg.RequireSignedCards) {
+	checks := c.cfg.CardKeys != nil || c.cfg.CardVerify != nil
+	if !checks || (!signed && !c.cfg.RequireSignedCards) {
 		if signed {
 			c.log.DebugContext(ctx, "a2aremote: signed card accepted without verification", slog.String("card", card.Source))
 		}
 		return nil
 	}
-	keys, err := c.cfg.CardKeys(ctx, card.Source)
+	opts, err := c.verifyOptions(ctx, card.Source)
 	if err != nil {
 		return fmt.Errorf("a2aremote: trust bundle for %s: %w", card.Source, err)
 	}
-	v, err := a2acard.VerifyJSON(ctx, card.Raw, a2acard.VerifyOptions{Keys: keys})
+	v, err := a2acard.VerifyJSON(ctx, card.Raw, opts)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrCard, card.Source, err)
 	}
 	card.Verified = v
 	return nil
+}
+
+// verifyOptions are the options of Config.CardVerify, or those of
+// Config.CardKeys: its keys alone.
+func (c *Client) verifyOptions(ctx context.Context, cardURL string) (a2acard.VerifyOptions, error) {
+	if c.cfg.CardVerify != nil {
+		return c.cfg.CardVerify(ctx, cardURL)
+	}
+	keys, err := c.cfg.CardKeys(ctx, cardURL)
+	if err != nil {
+		return a2acard.VerifyOptions{}, err
+	}
+	return a2acard.VerifyOptions{Keys: keys}, nil
 }
 
 // endpoint returns the card's JSON-RPC URL after checking it.
@@ -231,7 +256,8 @@ func origin(u *url.URL) string {
 	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
 }
 
-// cappedTransport caps every response body at max bytes.
+// cappedTransport caps every response body at max bytes, and notes a 401
+// or 403 answer with its challenges for the call (see refusal).
 type cappedTransport struct {
 	base http.RoundTripper
 	max  int64
@@ -242,6 +268,9 @@ func (t *cappedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
 		return nil, err
+	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		note(r.Context(), resp.StatusCode, resp.Header.Values("WWW-Authenticate"))
 	}
 	resp.Body = &cappedBody{rc: resp.Body, left: t.max}
 	return resp, nil

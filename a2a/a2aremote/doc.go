@@ -8,11 +8,13 @@
 // [Client.FetchCard] fetches a card under the outbound-fetch rules of
 // credentials/oauth/fetch (DESIGN.md invariant 8: https only unless
 // allowed, redirects only within the origin, a size cap, a timeout, no
-// private addresses unless allowed). When [Config.CardKeys] gives the
-// trust bundle of the card's domain, a signed card's signature is verified
-// (a2acard.VerifyJSON over the bytes as served) and a card whose signature
-// fails is refused; with [Config.RequireSignedCards] an unsigned card is
-// refused too. The agent's JSON-RPC endpoint must be on the card's origin
+// private addresses unless allowed). When [Config.CardVerify] gives the
+// trust bundle of the card's domain (its X.509 authorities, with a check
+// of the leaf, for a signature carrying an x5c chain; its keys by kid for
+// one that does not), or [Config.CardKeys] its keys alone, a signed card's
+// signature is verified (a2acard.VerifyJSON over the bytes as served) and
+// a card whose signature fails is refused; with
+// [Config.RequireSignedCards] an unsigned card is refused too. The agent's JSON-RPC endpoint must be on the card's origin
 // unless the card's signature verified (then the signer vouches for it).
 //
 // # Calls
@@ -28,5 +30,9 @@
 // agenthost's server puts it in the status message metadata under
 // [MetadataApprovalURL]), and failed, canceled or rejected to
 // [*TaskError]. While streaming, an auth-required status that does not end
-// the stream arrives as an [UpdateApproval] [Update].
+// the stream arrives as an [UpdateApproval] [Update]. A call the agent
+// refuses at the HTTP level (401 or 403) is an [*UnauthorizedError] with
+// the challenges of its WWW-Authenticate header, among them the
+// resource_metadata URL of RFC 9728 §5.1, for the caller to discover (or
+// rediscover) where to get a token.
 package a2aremote

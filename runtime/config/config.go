@@ -69,6 +69,9 @@ type Config struct {
 	Agents []AgentConfig `json:"agents,omitempty"`
 	// MCP configures the MCP servers the host serves.
 	MCP MCPConfig `json:"mcp"`
+	// A2A names the remote A2A agents agents may call. Left out of the
+	// canonical form when empty, so adding the section changed no digest.
+	A2A A2AConfig `json:"a2a,omitzero"`
 	// Policy configures the policies that decide calls.
 	Policy PolicyConfig `json:"policy"`
 	// Audit configures the audit log.
@@ -223,7 +226,8 @@ type AgentConfig struct {
 	Model string `json:"model"`
 	// Tools the agent may call ("server/tool", or "server/*").
 	Tools []string `json:"tools"`
-	// CallAgents are the agents this agent may delegate tasks to.
+	// CallAgents are the agents this agent may delegate tasks to, by
+	// name: hosted agents (agents) and remote ones (a2a.remotes).
 	CallAgents []string `json:"call_agents"`
 	// TaskTimeout bounds one task; a plugin still running a task past it is
 	// treated as hung: killed and restarted. Default 10m, at least 1s.
@@ -522,6 +526,7 @@ func (c *Config) resolvePaths(dir string) {
 		}
 	}
 	c.Auth.resolvePaths(abs)
+	c.A2A.resolvePaths(abs)
 	c.Policy.Dir = abs(c.Policy.Dir)
 	c.Audit.resolvePaths(abs)
 }

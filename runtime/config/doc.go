@@ -55,6 +55,33 @@
 //	  driver: postgres
 //	  dsn_env: AGENTHOST_POSTGRES_DSN    # or dsn_file: /run/secrets/agenthost-dsn
 //
+// # Remote A2A agents
+//
+// The a2a section names A2A agents elsewhere ([A2ARemoteConfig]). An agent
+// calls one as it calls a hosted agent, by its name, which its call_agents
+// must list; a remote's name is unique and no hosted agent's. The host
+// fetches the remote's card and verifies its signature with the trust
+// bundle of the remote's trust domain (a SPIFFE bundle, from bundle_url or
+// bundle_file): a signature with an x5c chain must chain to the bundle's
+// X.509 authorities with a leaf of that trust domain, one without must be
+// by one of its JWT authorities. require_signed_card (default true when a
+// bundle is given) refuses an unsigned card. URLs are https, or http on a
+// loopback host when auth.allow_private_fetch is set. No credential of the
+// remote is written here (a key such as token is refused): the host gets a
+// token for each call at the remote's authorization server, as the task's
+// user (acting_as user) or as the calling agent (acting_as agent):
+//
+//	a2a:
+//	  remotes:
+//	    - name: partner-research
+//	      url: https://agents.partner.example/a2a/research
+//	      acting_as: user                  # or agent; default: the task's user when it has one
+//	      trust_domain: partner.example
+//	      bundle_url: https://agents.partner.example/spiffe/bundle   # or bundle_file
+//	agents:
+//	  - name: assistant
+//	    call_agents: [research, partner-research]
+//
 // # Plugin sandbox
 //
 // Every plugin process, agent plugin (agents) or tool plugin (mcp.plugins),

@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 	v.agents()
 	v.auth()
 	v.mcp()
+	v.a2a()
 	v.governance()
 	if len(v.errs) == 0 {
 		return nil
@@ -338,8 +339,8 @@ func (v *validator) agents() {
 			switch {
 			case other == a.Name:
 				v.invalid(fmt.Sprintf("%s.call_agents[%d]", base, j), "an agent cannot delegate to itself")
-			case !v.hasAgent(other):
-				v.invalid(fmt.Sprintf("%s.call_agents[%d]", base, j), "no agent %q is defined", other)
+			case !v.hasAgent(other) && !v.hasRemoteAgent(other):
+				v.invalid(fmt.Sprintf("%s.call_agents[%d]", base, j), "no agent %q is defined under agents or a2a.remotes", other)
 			}
 		}
 		for j, tool := range a.Tools {

@@ -130,6 +130,9 @@ func (hs *a2aHops) forgetWIT(agent string) {
 // over A2A and returns its final answer. The new task acts for the same
 // user, in the same transaction.
 func (h *Host) delegate(ctx context.Context, agent, input string, parent mediator.Caller) (string, error) {
+	if ra, ok := h.a2aRemotes[agent]; ok {
+		return ra.call(ctx, input, parent)
+	}
 	if _, ok := h.agentIDs[agent]; !ok {
 		return "", delegatedError(fmt.Errorf("%w: %q", supervisor.ErrUnknownAgent, agent))
 	}

@@ -68,6 +68,9 @@ func TestMain(m *testing.M) {
 	case "transferer":
 		sdk.Serve(transfererAgent{})
 		os.Exit(0)
+	case "caller":
+		sdk.Serve(callerAgent{})
+		os.Exit(0)
 	default:
 		sdk.Serve(identityAgent{})
 		os.Exit(0)

@@ -93,6 +93,8 @@ type Host struct {
 	hostID   credentials.Identity
 	evidence *evidenceCache
 	doors    *doorLimiter // rate-limits the audit records of refused connections
+	// a2aRemotes are the remote A2A agents (a2a.remotes), by name.
+	a2aRemotes map[string]*remoteAgent
 	// sandboxOwner tags this host's plugin sandboxes; sandboxProt is what
 	// a strict sandbox gives on this host (zero when no plugin is strict).
 	sandboxOwner string
@@ -123,10 +125,10 @@ type Host struct {
 	agentDigests map[string]string
 	// storePing checks a database store's connection (/healthz); nil
 	// for an embedded store.
-	storePing func(context.Context) error
-	pluginPIDs   sync.Map
-	admin        *localapi.Server
-	closers      []func()
+	storePing  func(context.Context) error
+	pluginPIDs sync.Map
+	admin      *localapi.Server
+	closers    []func()
 }
 
 // New prepares a host: everything that can fail because of the config, the
@@ -196,6 +198,7 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if err := h.newAgents(ctx); err != nil {
 		return nil, err
 	}
+	h.a2aRemotes = h.newA2ARemotes()
 	if err := h.newHTTP(ctx); err != nil {
 		return nil, err
 	}

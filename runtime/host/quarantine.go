@@ -185,4 +185,7 @@ func (h *Host) forgetWorkload(agent string, id credentials.Identity) {
 		h.delegation.forgetAgent(agent)
 	}
 	h.hops.forgetWIT(agent)
+	for _, ra := range h.a2aRemotes {
+		ra.forgetAgent(agent)
+	}
 }

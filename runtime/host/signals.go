@@ -425,6 +425,9 @@ func (h *Host) forgetSubject(user string) int {
 		n += c.ForgetSubject(user)
 	}
 	h.delegation.forget(user)
+	for _, ra := range h.a2aRemotes {
+		ra.forgetSubject(user)
+	}
 	return n
 }
 
