@@ -81,6 +81,10 @@ type Config struct {
 	// card is still verified when either is set and refused when its
 	// signature fails.
 	RequireSignedCards bool
+	// WrapCalls, when set, wraps the transport of A2A calls (not of card
+	// fetches): a host adds per-request proofs of the caller's workload
+	// (WIMSE) there.
+	WrapCalls func(http.RoundTripper) http.RoundTripper
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -126,6 +130,9 @@ func New(cfg Config) (*Client, error) {
 	base := hc.Transport
 	if base == nil {
 		base = http.DefaultTransport
+	}
+	if cfg.WrapCalls != nil {
+		base = cfg.WrapCalls(base)
 	}
 	hc.Transport = &cappedTransport{base: base, max: cfg.MaxResponseBytes}
 	// A call carries the caller's token for the endpoint's audience: it

@@ -18,11 +18,41 @@ type A2AConfig struct {
 	// agent's call_agents; the host fetches and verifies the remote's
 	// card and obtains the token for each call.
 	Remotes []A2ARemoteConfig `json:"remotes,omitempty"`
+	// Proof is how a calling agent proves its WIT on a hop between
+	// hosted agents, and to the remotes with workload_proof:
+	// ProofWPT (the default when empty) or ProofHTTPSignature.
+	Proof WorkloadProof `json:"proof,omitempty"`
+}
+
+// WorkloadProof is a WIMSE proof of possession (SPECS.md §8.3, §8.4).
+type WorkloadProof string
+
+// Workload proofs.
+const (
+	// ProofWPT: a Workload-Proof-Token per request (wpt+jwt), binding
+	// the access token and the Txn-Token.
+	ProofWPT WorkloadProof = "wpt"
+	// ProofHTTPSignature: the WIMSE profile of HTTP Message Signatures
+	// (RFC 9421) over the method, the target, the Content-Digest of the
+	// body and the WIT.
+	ProofHTTPSignature WorkloadProof = "http_signature"
+)
+
+var workloadProofs = []WorkloadProof{ProofWPT, ProofHTTPSignature}
+
+// Valid reports whether p is a known proof.
+func (p WorkloadProof) Valid() bool {
+	for _, x := range workloadProofs {
+		if p == x {
+			return true
+		}
+	}
+	return false
 }
 
 // IsZero reports whether the section names no remote agent (it is then
 // left out of the canonical form, see [Config.CanonicalJSON]).
-func (a A2AConfig) IsZero() bool { return len(a.Remotes) == 0 }
+func (a A2AConfig) IsZero() bool { return len(a.Remotes) == 0 && a.Proof == "" }
 
 // A2ARemoteConfig is one remote A2A agent.
 type A2ARemoteConfig struct {
@@ -60,6 +90,11 @@ type A2ARemoteConfig struct {
 	// with the bundle. Default: true when a bundle is given; it cannot be
 	// true without one. Read it with [A2ARemoteConfig.SignedCardRequired].
 	RequireSignedCard *bool `json:"require_signed_card"`
+	// WorkloadProof sends the calling agent's WIT (a WIT-SVID of this
+	// host's trust domain) and a proof of it (a2a.proof) with each call,
+	// for a remote that accepts WIMSE and trusts this trust domain. Off
+	// by default: nothing of the trust domain's leaves it.
+	WorkloadProof bool `json:"workload_proof,omitempty"`
 }
 
 // HasBundle reports whether r names a trust bundle (a file or a URL).
@@ -97,6 +132,9 @@ const maxBundleFileSize = 1 << 20
 
 // a2a checks the remote A2A agents.
 func (v *validator) a2a() {
+	if p := v.c.A2A.Proof; p != "" && !p.Valid() {
+		v.invalid("a2a.proof", "%v", enumError("proof", string(p), workloadProofs))
+	}
 	seen := map[string]int{}
 	for i, r := range v.c.A2A.Remotes {
 		base := fmt.Sprintf("a2a.remotes[%d]", i)

@@ -138,3 +138,14 @@ func TestCallAgentsRemote(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+func TestA2AProof(t *testing.T) {
+	cfg, err := config.Parse("p.yaml", []byte("version: 1\ntrust_domain: test.local\na2a:\n  proof: http_signature\n"))
+	if err != nil || cfg.A2A.Proof != config.ProofHTTPSignature {
+		t.Fatalf("proof http_signature: %+v, %v", cfg.A2A, err)
+	}
+	_, err = config.Parse("p.yaml", []byte("version: 1\ntrust_domain: test.local\na2a:\n  proof: dpop\n"))
+	if err == nil || !strings.Contains(err.Error(), "a2a.proof") {
+		t.Fatalf("an unknown proof: %v", err)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/txntoken"
 	"github.com/agenthost/agenthost/credentials/wimse"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
+	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/supervisor"
 )
@@ -60,7 +61,7 @@ func (h *Host) newA2AHops(handler http.Handler) error {
 	wt, err := wimse.NewTransport(wimse.TransportConfig{
 		Base:       handlerTransport{handler},
 		Credential: h.hopCredential,
-		Mode:       wimse.ModeWPT,
+		Mode:       h.proofMode(),
 		Clock:      h.now,
 	})
 	if err != nil {
@@ -195,4 +196,12 @@ func (h *Host) hopToken(ctx context.Context, parent mediator.Caller, audience st
 		return "", fmt.Errorf("host: %s's token for %s: %w", parent.Agent, audience, err)
 	}
 	return tok.AccessToken, nil
+}
+
+// proofMode is the workload proof of the host's hops (a2a.proof).
+func (h *Host) proofMode() wimse.Mode {
+	if h.cfg.A2A.Proof == config.ProofHTTPSignature {
+		return wimse.ModeHTTPSig
+	}
+	return wimse.ModeWPT
 }

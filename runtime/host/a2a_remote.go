@@ -48,6 +48,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -60,6 +61,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/jose"
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/oauth/fetch"
+	"github.com/agenthost/agenthost/credentials/wimse"
 	"github.com/agenthost/agenthost/mcp/mcpclient"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 	"github.com/agenthost/agenthost/runtime/audit"
@@ -136,6 +138,18 @@ func (h *Host) newA2ARemotes() map[string]*remoteAgent {
 		if rc.HasBundle() {
 			cc.CardVerify = ra.verifyOptions
 		}
+		if rc.WorkloadProof {
+			// The calling agent's WIT and a proof of it on every call
+			// (not on the card fetch).
+			cc.WrapCalls = func(base http.RoundTripper) http.RoundTripper {
+				t, err := wimse.NewTransport(wimse.TransportConfig{Base: base, Credential: h.hopCredential,
+					Mode: h.proofMode(), Clock: h.now})
+				if err != nil {
+					return failingTransport{err}
+				}
+				return t
+			}
+		}
 		ra.client, ra.err = a2aremote.New(cc)
 		if ra.err != nil {
 			h.log.Error("remote agent unusable", slog.String("remote", rc.Name), slog.Any("error", ra.err))
@@ -166,6 +180,8 @@ func (ra *remoteAgent) call(ctx context.Context, input string, parent mediator.C
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", pluginpb.ErrPermissionDenied, err)
 	}
+	// The calling agent, for its workload proof (workload_proof).
+	ctx = context.WithValue(ctx, hopKey{}, hop{agent: parent.Agent})
 	out := remoteOutcome{ra: ra, parent: parent, endpoint: card.Endpoint}
 	res, err := ra.send(ctx, card, subject, input, &out)
 	var auth *a2aremote.AuthRequiredError
@@ -740,4 +756,15 @@ func (ra *remoteAgent) forgetSubject(user string) {
 	for _, c := range clients {
 		c.ForgetSubject(user)
 	}
+}
+
+// failingTransport fails every request with err (a transport that could
+// not be built).
+type failingTransport struct{ err error }
+
+func (t failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_ = r.Body.Close()
+	}
+	return nil, t.err
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/ca"
 	"github.com/agenthost/agenthost/credentials/jose"
 	"github.com/agenthost/agenthost/credentials/oauth/resource"
+	"github.com/agenthost/agenthost/credentials/wimse"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/plugins/sdk"
 	"github.com/agenthost/agenthost/runtime/audit"
@@ -82,6 +83,10 @@ type remoteA2A struct {
 	seen   []remoteSeen
 	tokens []string
 	grants int
+	// proofs are the workloads whose WIT and proof a call presented and
+	// the remote verified (against the host's trust domain), one per
+	// call ("" for a call without one).
+	proofs []string
 }
 
 // remoteSeen is what the remote agent saw of one task.
@@ -173,6 +178,15 @@ func (r *remoteA2A) serve(t *testing.T, h *Host) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a2a.Close() })
+	// The remote accepts WIMSE from the host's trust domain.
+	witKeys, err := wimse.WITAuthorityKeys(h.CA().BundleJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wv, err := wimse.NewVerifier(wimse.Config{TrustDomains: map[string]wimse.Authority{"test.local": {Keys: witKeys}}, BaseURL: r.url})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", r.as.Handler())
 	a2a.Mount(mux)
@@ -184,8 +198,18 @@ func (r *remoteA2A) serve(t *testing.T, h *Host) {
 			r.mu.Unlock()
 		case req.Method == http.MethodPost && strings.HasPrefix(req.URL.Path, a2aserver.PathPrefix):
 			tok := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
+			proof := ""
+			if req.Header.Get(wimse.HeaderWIT) != "" {
+				peer, err := wv.Verify(req)
+				if err != nil {
+					wimse.WriteError(w, err)
+					return
+				}
+				proof = peer.Identity().String()
+			}
 			r.mu.Lock()
 			r.tokens = append(r.tokens, tok)
+			r.proofs = append(r.proofs, proof)
 			r.mu.Unlock()
 			if req.URL.Path == r.agentURL("research")[len(r.url):] && r.refuseNext.CompareAndSwap(true, false) {
 				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", resource_metadata="`+
@@ -605,5 +629,50 @@ func TestA2ARemoteTrustBundle(t *testing.T) {
 		if err := leafOfTrustDomain(l, remoteTD); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestA2ARemoteWorkloadProof: a remote configured with workload_proof
+// gets the calling agent's WIT and a proof of it with each call, in the
+// configured form, and verifies them against the host's trust domain; a
+// remote without it gets neither.
+func TestA2ARemoteWorkloadProof(t *testing.T) {
+	for _, proof := range []config.WorkloadProof{config.ProofWPT, config.ProofHTTPSignature} {
+		t.Run(string(proof), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			remote := newRemoteA2A(t)
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig(t)
+			cfg.Auth.AllowPrivateFetch = true
+			cfg.A2A.Proof = proof
+			cfg.A2A.Remotes = []config.A2ARemoteConfig{
+				{Name: "worker", URL: remote.agentURL("research"), TrustDomain: remoteTD, BundleFile: remote.bundleFile},
+				{Name: "proved", URL: remote.agentURL("research"), TrustDomain: remoteTD, BundleFile: remote.bundleFile,
+					WorkloadProof: true},
+			}
+			cfg.Agents = []config.AgentConfig{{Name: "front", Path: exe, CallAgents: []string{"worker", "proved"},
+				Env: map[string]string{testAgentEnv: "caller"}}}
+			h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
+			remote.serve(t, h)
+			if _, err := h.sup.WaitFor(ctx, "front", func(st supervisor.AgentStatus) bool { return st.State == supervisor.StateRunning }); err != nil {
+				t.Fatal(err)
+			}
+			for _, target := range []string{"worker", "proved"} {
+				final, failure, err := taskAnswer(ctx, h, "front", target+" find the papers")
+				if err != nil || failure != "" || final == "" {
+					t.Fatalf("call of %s: %q %q %v", target, final, failure, err)
+				}
+			}
+			remote.mu.Lock()
+			proofs := append([]string(nil), remote.proofs...)
+			remote.mu.Unlock()
+			if len(proofs) != 2 || proofs[0] != "" || proofs[1] != "spiffe://test.local/agent/front" {
+				t.Fatalf("the remote saw workload proofs %q, want none then front's", proofs)
+			}
+		})
 	}
 }

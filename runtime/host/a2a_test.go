@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/wimse"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/supervisor"
 )
 
@@ -208,5 +210,49 @@ func TestA2AServesHostedAgents(t *testing.T) {
 	}
 	if denied != 4 {
 		t.Errorf("%d refused A2A requests audited, want 4", denied)
+	}
+}
+
+// TestA2AHopProofs: a delegation between hosted agents carries the calling
+// agent's WIT with the proof a2a.proof names, and the called task's record
+// says which proof was verified.
+func TestA2AHopProofs(t *testing.T) {
+	for proof, want := range map[config.WorkloadProof]string{config.ProofWPT: "wpt", config.ProofHTTPSignature: "http-sig"} {
+		t.Run(string(proof), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig(t)
+			cfg.A2A.Proof = proof
+			cfg.Agents = []config.AgentConfig{
+				{Name: "research", Path: exe, Env: map[string]string{testAgentEnv: "1"}},
+				{Name: "front", Path: exe, CallAgents: []string{"research"}, Env: map[string]string{testAgentEnv: "caller"}},
+			}
+			h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
+			for _, a := range []string{"research", "front"} {
+				if _, err := h.sup.WaitFor(ctx, a, func(st supervisor.AgentStatus) bool { return st.State == supervisor.StateRunning }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			final, failure, err := taskAnswer(ctx, h, "front", "research who am i")
+			if err != nil || failure != "" || !strings.HasPrefix(final, "research said: ") {
+				t.Fatalf("delegation: %q %q %v", final, failure, err)
+			}
+			entries, err := h.AuditRead(ctx, 0, 10000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantReason := "a2a from spiffe://test.local/agent/front, workload proof (" + want + ") by spiffe://test.local/agent/front verified"
+			found := false
+			for _, e := range entries {
+				found = found || e.Record.Agent == "research" && e.Record.Action == "task.run" && e.Record.Reason == wantReason
+			}
+			if !found {
+				t.Fatalf("no task.run record of research with reason %q", wantReason)
+			}
+		})
 	}
 }
