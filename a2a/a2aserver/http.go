@@ -93,6 +93,9 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if id, code, msg := checkEnvelope(body); code != 0 {
+		if s.cfg.OnMalformed != nil {
+			s.cfg.OnMalformed(ctx, ep.info.Name, caller, code, msg)
+		}
 		writeRPCError(w, http.StatusOK, id, code, msg)
 		return
 	}

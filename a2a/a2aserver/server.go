@@ -122,6 +122,11 @@ type Config struct {
 	// MaxTasksPerCaller caps the runs in progress at one agent for one
 	// caller; 0 means DefaultMaxTasksPerCaller.
 	MaxTasksPerCaller int
+	// OnMalformed, when set, is told of each authenticated request
+	// refused as malformed JSON-RPC (answered 200 with the JSON-RPC
+	// error code), for the host's audit log; refusals with an HTTP error
+	// status are the host's to see on the response.
+	OnMalformed func(ctx context.Context, agent string, caller *resource.Caller, code int, reason string)
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.

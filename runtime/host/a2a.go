@@ -140,8 +140,16 @@ func (h *Host) mountA2A(mux *http.ServeMux) error {
 		DPoPAlgorithms: algs,
 		CardKey:        h.cardKey,
 		VerifyTxnToken: h.verifyTxnToken,
-		Logger:         h.log.With("component", "a2a"),
-		Now:            h.now,
+		OnMalformed: func(ctx context.Context, agent string, caller *resource.Caller, code int, reason string) {
+			if err := h.audit.Record(ctx, mediator.Record{Time: h.now().UTC(), Agent: "a2a:" + caller.ClientID,
+				Identity: caller.ClientID, Subject: caller.Subject, TokenJTI: caller.TokenID, Action: "a2a.request",
+				Resource: agent, Decision: "deny", Policy: "json-rpc", Reason: fmt.Sprintf("%d %s", code, reason),
+				Outcome: "denied"}); err != nil {
+				h.log.Error("audit of a malformed A2A request failed", "err", err)
+			}
+		},
+		Logger: h.log.With("component", "a2a"),
+		Now:    h.now,
 	})
 	if err != nil {
 		return fmt.Errorf("host: a2a: %w", err)

@@ -197,6 +197,20 @@ func TestA2AServesHostedAgents(t *testing.T) {
 	if st := withProof("spiffe://test.local/agent/mallory"); st != http.StatusUnauthorized {
 		t.Errorf("the agent's token with another workload's proof: %d", st)
 	}
+	// Malformed JSON-RPC from an authenticated caller: a JSON-RPC error,
+	// audited too.
+	bad, _ := http.NewRequest(http.MethodPost, agentURL, strings.NewReader(`{"jsonrpc":"2.0","id":1,`))
+	bad.Header.Set("Content-Type", "application/json")
+	bad.Header.Set("Authorization", "Bearer "+alice)
+	br, err := http.DefaultClient.Do(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := io.ReadAll(br.Body)
+	br.Body.Close()
+	if !strings.Contains(string(bb), "-32700") {
+		t.Errorf("malformed JSON-RPC: %d %s", br.StatusCode, bb)
+	}
 	// Each refusal is audited.
 	entries, err = h.AuditRead(ctx, 0, 10000)
 	if err != nil {
@@ -208,8 +222,8 @@ func TestA2AServesHostedAgents(t *testing.T) {
 			denied++
 		}
 	}
-	if denied != 4 {
-		t.Errorf("%d refused A2A requests audited, want 4", denied)
+	if denied != 5 {
+		t.Errorf("%d refused A2A requests audited, want 5", denied)
 	}
 }
 
