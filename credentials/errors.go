@@ -12,4 +12,9 @@ var (
 	// ErrUntrustedDomain reports an identity or credential from a trust
 	// domain the caller does not trust.
 	ErrUntrustedDomain = errors.New("credentials: untrusted trust domain")
+
+	// ErrUnavailable reports that a service a request needs (the store
+	// behind an authorization server, a database) cannot be reached for
+	// now: the request may succeed later. Servers answer it with 503.
+	ErrUnavailable = errors.New("credentials: a service the request needs is unavailable")
 )

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/agenthost/agenthost/credentials"
 )
 
 // Error codes (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 8693 §2.2.2,
@@ -111,6 +113,9 @@ func AsError(err error) *Error {
 	var oe *Error
 	if errors.As(err, &oe) {
 		return oe
+	}
+	if errors.Is(err, credentials.ErrUnavailable) {
+		return &Error{Code: CodeTemporarilyUnavailable, Description: "a service the server needs is unavailable; try again later"}
 	}
 	return &Error{Code: CodeServerError, Description: "the server could not complete the request"}
 }

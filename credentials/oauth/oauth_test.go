@@ -3,10 +3,13 @@ package oauth
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/agenthost/agenthost/credentials"
 )
 
 func formRequest(method, ctype, body string) *http.Request {
@@ -217,5 +220,16 @@ func TestParties(t *testing.T) {
 	}
 	if p := (&AccessTokenClaims{Subject: "svc", ClientID: "svc"}).Parties(); len(p) != 1 {
 		t.Fatalf("a client's own token: %v", p)
+	}
+}
+
+func TestAsErrorUnavailable(t *testing.T) {
+	err := fmt.Errorf("authserver: token: %w", fmt.Errorf("store: %w", credentials.ErrUnavailable))
+	oe := AsError(err)
+	if oe.Code != CodeTemporarilyUnavailable || oe.HTTPStatus() != 503 || strings.Contains(oe.Description, "store") {
+		t.Fatalf("AsError(unavailable) = %+v", oe)
+	}
+	if AsError(errors.New("boom")).Code != CodeServerError {
+		t.Fatal("another error is not server_error")
 	}
 }

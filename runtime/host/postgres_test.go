@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,4 +89,61 @@ func TestHostOnPostgres(t *testing.T) {
 		t.Fatalf("a DSN that does not connect: %v", err)
 	}
 	t.Logf("a DSN that does not connect: %v", err)
+}
+
+// TestHostDatabaseOutage: while the host's PostgreSQL database cannot be
+// reached, /healthz and the token endpoint answer 503 (the token endpoint
+// with temporarily_unavailable, never a 500 with internals); when it is
+// back, they work again without a restart.
+func TestHostDatabaseOutage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	proxy, dsn := pgtest.NewProxy(t, pgtest.NewDatabase(t))
+	t.Setenv("AGENTHOST_TEST_HOST_DSN", dsn)
+	cfg := testConfig(t)
+	cfg.Storage = config.StorageConfig{Driver: config.DriverPostgres, DSNEnv: "AGENTHOST_TEST_HOST_DSN"}
+	addPEP(t, cfg, ScopeAuthZEN)
+	cfg.Policy.ServeAuthZEN = true
+	h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
+	base := "http://" + h.Addr()
+	token := func() (int, string) {
+		resp, err := http.PostForm(h.Issuer()+"/oauth2/token", url.Values{"grant_type": {"client_credentials"},
+			"client_id": {"pep"}, "client_secret": {"pep-secret"}, "resource": {h.pdpResource()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	health := func() int {
+		resp, err := http.Get(base + PathHealth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st, body := token(); st != http.StatusOK {
+		t.Fatalf("token before the outage: %d %s", st, body)
+	}
+	proxy.Cut()
+	if st := health(); st != http.StatusServiceUnavailable {
+		t.Errorf("healthz during the outage: %d", st)
+	}
+	st, body := token()
+	if st != http.StatusServiceUnavailable || !strings.Contains(body, "temporarily_unavailable") || strings.Contains(body, "pgstore") {
+		t.Errorf("token during the outage: %d %s", st, body)
+	}
+	proxy.Restore()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if st, _ := token(); st == http.StatusOK && health() == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatal("the host did not recover after the database came back")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/agenthost/agenthost/credentials"
 )
 
 // Sentinel errors. Implementations wrap them; callers test with errors.Is.
@@ -24,7 +26,17 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrInvalid: an argument is malformed (empty name, oversized key, …).
 	ErrInvalid = errors.New("store: invalid argument")
+	// ErrUnavailable: the backend cannot be reached for now (a database
+	// server down or unreachable); a later call may succeed. It wraps
+	// credentials.ErrUnavailable, which servers answer with 503.
+	ErrUnavailable error = unavailable{}
 )
+
+// unavailable is ErrUnavailable.
+type unavailable struct{}
+
+func (unavailable) Error() string { return "store: unavailable" }
+func (unavailable) Unwrap() error { return credentials.ErrUnavailable }
 
 // Limits every implementation enforces.
 const (

@@ -67,6 +67,13 @@ type Config struct {
 	RetryTimeout time.Duration
 }
 
+// unavailable is ErrUnavailable: it wraps store.ErrUnavailable, so
+// servers above the store answer it with 503.
+type unavailable struct{}
+
+func (unavailable) Error() string { return "database unavailable" }
+func (unavailable) Unwrap() error { return store.ErrUnavailable }
+
 // Errors. They are returned wrapped, with the operation and the cause, as in
 // "pgstore: append: database unavailable: …".
 var (
@@ -74,7 +81,7 @@ var (
 	// to it was lost, and retrying within Config.RetryTimeout did not
 	// help. The pool reconnects by itself; a later call may succeed. A
 	// server maps it to 503 Service Unavailable.
-	ErrUnavailable = errors.New("database unavailable")
+	ErrUnavailable error = unavailable{}
 	// ErrOutcomeUnknown: a write failed after it was sent (the connection
 	// was lost, or the context ended, during its commit), so it may or may
 	// not have been applied. It comes with ErrUnavailable or with the
