@@ -173,7 +173,7 @@ func (s *Server) revokedItself(ctx context.Context, jti string) (bool, error) {
 // that the cascade holds for each descendant's whole lifetime.
 func (s *Server) revokeAccessToken(ctx context.Context, jti string, exp time.Time) error {
 	// After the write, whatever its outcome (see revcache.go).
-	defer s.InvalidateRevocations()
+	defer s.revocationWritten()
 	now := s.now()
 	until := exp
 	if latest := now.Add(s.cfg.AccessTokenTTL); latest.After(until) {

@@ -139,7 +139,7 @@ func (s *Server) family(ctx context.Context, id string) (*familyRecord, error) {
 // lineage.go).
 func (s *Server) revokeFamily(ctx context.Context, id string) error {
 	// After the write, whatever its outcome (see revcache.go).
-	defer s.InvalidateRevocations()
+	defer s.revocationWritten()
 	for range 5 {
 		f, version, err := getRecord[familyRecord](ctx, s.store, nsFamilies, id, "refresh family")
 		if errors.Is(err, ErrNotFound) {

@@ -200,3 +200,12 @@ func (a *answers[V]) len() int { return int(a.n.Load()) }
 // It is cheap, and safe to call from any goroutine and as often as
 // needed.
 func (s *Server) InvalidateRevocations() { s.revocations.invalidate() }
+
+// revocationWritten follows every revocation write: this server's answers
+// are dropped, and Config.OnRevocation tells the others.
+func (s *Server) revocationWritten() {
+	s.InvalidateRevocations()
+	if s.cfg.OnRevocation != nil {
+		s.cfg.OnRevocation()
+	}
+}

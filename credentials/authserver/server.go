@@ -131,6 +131,11 @@ type Config struct {
 	// [Server.InvalidateRevocations], or have the cache off: otherwise a
 	// token revoked through one server stays accepted by another.
 	RevocationCache int
+	// OnRevocation, when set, is called after every revocation this
+	// server writes (whether the write succeeded or not), so that other
+	// servers on the same store can be told to call
+	// [Server.InvalidateRevocations].
+	OnRevocation func()
 
 	// OnIssue, when set, is told of every access token issued before the
 	// response is sent (to audit it); an error fails the request with

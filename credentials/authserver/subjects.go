@@ -34,7 +34,7 @@ func (s *Server) RevokeSubject(ctx context.Context, subject, cause string) error
 		return errors.New("authserver: revoke subject: empty subject")
 	}
 	// After the write, whatever its outcome (see revcache.go).
-	defer s.InvalidateRevocations()
+	defer s.revocationWritten()
 	at := s.now().Unix()
 	// Every credential lives at most this long, so the record may go
 	// after it.

@@ -18,6 +18,7 @@ import (
 	"github.com/agenthost/agenthost/plugins/sandbox"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/fanout"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/supervisor"
@@ -499,6 +500,7 @@ func (h *Host) Quarantine(ctx context.Context, agent, reason string) error {
 		return errors.Join(fmt.Errorf("host: revoke credentials of %s: %w", agent, err), keepErr)
 	}
 	h.log.WarnContext(ctx, "agent quarantined", slog.String("agent", agent), slog.String("reason", reason))
+	h.publish(ctx, fanout.Event{Kind: fanout.KindQuarantine, Agent: agent, Reason: reason})
 	h.transmitAgentRevoked(ctx, agent, reason)
 	rec := audit.Record{
 		Time: h.now().UTC(), Agent: agent, AgentID: id.String(), Action: audit.ActionRemediation, Resource: id.String(),

@@ -12,6 +12,7 @@ import (
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
+	"github.com/agenthost/agenthost/runtime/fanout"
 	"github.com/agenthost/agenthost/runtime/store/asstore"
 )
 
@@ -145,7 +146,10 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		ClientCertificateAuthorities: func() []*x509.Certificate {
 			return h.ca.Bundle().X509Authorities()
 		},
-		CIBA:             ciba,
+		CIBA: ciba,
+		OnRevocation: func() {
+			h.publish(context.Background(), fanout.Event{Kind: fanout.KindRevocations})
+		},
 		OnIssue:          h.auditIssued,
 		OnIssueTxnToken:  h.auditIssuedTxn,
 		OnRefuseTxnToken: h.auditRefusedTxn,

@@ -23,6 +23,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/plugins/sandbox"
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/fanout"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/policy"
@@ -75,10 +76,13 @@ type Host struct {
 	consent       *consent.Pages
 	// a2a serves the agents over A2A, behind wimse (a2a.go); a2aInfo is
 	// what the agents said of themselves, for their cards.
-	a2a      *a2aserver.Server
-	wimse    *wimse.Verifier
-	a2aInfo  a2aAgents
-	hops     *a2aHops
+	a2a     *a2aserver.Server
+	wimse   *wimse.Verifier
+	a2aInfo a2aAgents
+	hops    *a2aHops
+	// fanout tells the other hosts on the same store what this one did
+	// (nil with an embedded store: fanout.go).
+	fanout   *fanout.Bus
 	requests *consent.Requests
 	running  map[string]runningTask // by task id
 	// remedyMu serializes the state changes of Quarantine and Release.
@@ -178,6 +182,9 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	if err := h.newStore(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.newFanout(); err != nil {
 		return nil, err
 	}
 	if err := h.newCA(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/mcp/mcpclient"
 	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/fanout"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/store"
 )
@@ -117,6 +118,7 @@ func (h *Host) Release(ctx context.Context, agent, reason string) error {
 		return err
 	}
 	h.log.WarnContext(ctx, "agent released from quarantine", slog.String("agent", agent), slog.String("reason", reason))
+	h.publish(ctx, fanout.Event{Kind: fanout.KindRelease, Agent: agent, Reason: reason})
 	return h.audit.Append(ctx, audit.Record{
 		Time: h.now().UTC(), Agent: agent, AgentID: id.String(), Action: audit.ActionRemediation, Resource: id.String(),
 		Remedy: audit.RemedyRelease, Cause: "operator", Policy: "operator", Reason: reason, Outcome: audit.OutcomeOK,

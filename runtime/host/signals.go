@@ -22,6 +22,7 @@ import (
 	"github.com/agenthost/agenthost/mcp/mcpclient"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/fanout"
 	"github.com/agenthost/agenthost/runtime/signals"
 	"github.com/agenthost/agenthost/runtime/store"
 )
@@ -318,6 +319,13 @@ func (h *Host) HandleSignal(ctx context.Context, source string, ev signals.Event
 	}
 	h.log.WarnContext(ctx, "security signal acted on", slog.String("subject", user), slog.String("cause", cause),
 		slog.String("remedy", remedy), slog.Int("sessions_dropped", forgotten), slog.Int("tasks_stopped", stopped))
+	if drop || stop || ev.Type == signals.EventRiskLevelChange {
+		pe := fanout.Event{Kind: fanout.KindUser, Subject: user, Stop: stop, Drop: drop, Reason: cause}
+		if strings.HasPrefix(remedy, "risk ") {
+			pe.Risk = strings.TrimPrefix(remedy, "risk ")
+		}
+		h.publish(ctx, pe)
+	}
 	rec := audit.Record{Action: audit.ActionRemediation, Subject: user, Resource: source, Remedy: remedy, Cause: cause,
 		Outcome: audit.OutcomeOK, Policy: "signals",
 		Reason: fmt.Sprintf("%d tasks stopped, %d sessions dropped", stopped, forgotten), Risk: h.signals.riskOf(user)}

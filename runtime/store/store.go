@@ -268,6 +268,27 @@ type Store interface {
 	io.Closer
 }
 
+// MaxNotification bounds a Notifier payload (PostgreSQL's NOTIFY takes
+// less than 8000 bytes).
+const MaxNotification = 7000
+
+// Notifier is a store shared by several processes that can tell all of
+// them about an event: each process that listens on a channel gets every
+// payload notified on it after it started listening, its own included,
+// in order per sender. Delivery is at most once: a listener that loses
+// its connection misses what was notified meanwhile, and says so by
+// calling fn with a zero-length payload when it is back (the caller then
+// drops whatever it caches). An embedded store shared by no other process
+// does not implement it.
+type Notifier interface {
+	// Notify sends payload (at most MaxNotification bytes) on channel.
+	Notify(ctx context.Context, channel, payload string) error
+	// Listen calls fn with each payload sent on channel until ctx is
+	// done; it reconnects by itself and returns only ctx's error or a
+	// closed store's.
+	Listen(ctx context.Context, channel string, fn func(payload string)) error
+}
+
 // ValidateName checks a namespace, log, lease or holder name: 1 to
 // [MaxNameLen] bytes of UTF-8 without NUL.
 func ValidateName(what, name string) error {
