@@ -21,18 +21,8 @@ const (
 // lastEntry returns the data of the last entry of log, or nil if it is
 // empty.
 func lastEntry(ctx context.Context, st store.Log, log string) ([]byte, error) {
-	n, err := st.Len(ctx, log)
-	if err != nil || n == 0 {
-		return nil, err
-	}
-	es, err := st.Read(ctx, log, n-1, 1)
-	if err != nil {
-		return nil, err
-	}
-	if len(es) == 0 || es[0].Index != n-1 {
-		return nil, fmt.Errorf("%w: entry %d of %s is missing", ErrTampered, n-1, log)
-	}
-	return es[0].Data, nil
+	data, _, err := lastEntryN(ctx, st, log)
+	return data, err
 }
 
 // frontier holds the stored hashes of the maximal complete subtrees on the

@@ -22,6 +22,7 @@ const (
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = 30 * time.Second
 	DefaultMaxBatch           = 1000
+	DefaultLeaseTTL           = time.Minute
 )
 
 // maxBatchBytes bounds the encoded records of one group commit.
@@ -55,14 +56,18 @@ var (
 	ErrUncovered = errors.New("audit: records not covered by a signed checkpoint")
 	// ErrNotFound: nothing matched.
 	ErrNotFound = errors.New("audit: not found")
-	// ErrConcurrentWriter: another writer appended to the records log.
+	// ErrConcurrentWriter: another writer appended to the records or
+	// hashes log of a store that cannot append conditionally (which
+	// has one writer).
 	ErrConcurrentWriter = errors.New("audit: records log was appended to by another writer")
 )
 
 // Config configures [Open].
 type Config struct {
-	// Log is the store holding the audit logs. Required. One [Log] must
-	// be the only writer of the audit logs in a store.
+	// Log is the store holding the audit logs. Required. Several open
+	// logs ([Log]) may write one store's audit logs when it implements store.MultiLog
+	// and store.Leases (see "Several writers" in the package doc); on any
+	// other store, one Log must be their only writer.
 	Log store.Log
 	// Signer signs checkpoints. Required. Its key name is the log's
 	// origin, "agenthost-audit/<trust domain>" ([KeyName]).
@@ -97,11 +102,26 @@ type Config struct {
 	// MaxBatch bounds the records of one group commit; 0 means
 	// DefaultMaxBatch. It is capped at store.MaxBatch.
 	MaxBatch int
+	// Holder names this log among the writers of a shared store, as the
+	// holder of the checkpoint lease ([CheckpointLease]): a name that is
+	// the same when the same writer starts again (the host's data
+	// directory, say), so that it takes its own lease back at once after
+	// a crash. Empty means a random name.
+	Holder string
+	// LeaseTTL is how long the checkpoint lease lasts unless renewed: how
+	// long the other writers wait before they take over the checkpoints of
+	// a writer that died. 0 means DefaultLeaseTTL, or three times
+	// CheckpointInterval if that is longer.
+	LeaseTTL time.Duration
 }
 
 // Log is an open audit log. It is safe for concurrent use.
 type Log struct {
 	st       store.Log
+	ml       store.MultiLog // nil: the store cannot append conditionally (one writer only)
+	leases   store.Leases   // nil: no lease; the log writes every checkpoint
+	holder   string
+	leaseTTL time.Duration
 	signer   note.Signer
 	verifier note.Verifier
 	now      func() time.Time
@@ -135,6 +155,24 @@ type Log struct {
 	inflight [][]byte
 
 	committed atomic.Int64 // size, readable without wmu
+
+	// The checkpoint lease (shared.go), guarded by wmu.
+	lease        *store.Lease // nil: not held, as far as the log knows
+	leaseRenewAt time.Time    // when the held lease is renewed (time.Now clock)
+	leaseRetryAt time.Time    // before then, a lease held by another is not asked for again
+	cpLen        int64        // entries of the checkpoints log, as last known
+
+	// Contention between writers (shared.go), guarded by wmu.
+	kv          store.KV      // nil: no contention signal
+	contendedAt time.Time     // when the contention signal was last seen or given (time.Now)
+	signalledAt time.Time     // when the log last gave it
+	contCheckAt time.Time     // when the signal is looked for next
+	commitTook  time.Duration // how long the last commit took
+
+	// Counters for tests and benchmarks.
+	conflicts atomic.Int64 // commits another writer overtook
+	adopted   atomic.Int64 // records of other writers the log took into its tree
+	cpWrites  atomic.Int64 // checkpoints the log stored
 
 	// hashBuf holds the stored-hash entries of records hashFrom… not yet
 	// written to the hashes log.
@@ -229,6 +267,20 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		l.maxBatch = DefaultMaxBatch
 	}
 	l.maxBatch = min(l.maxBatch, store.MaxBatch)
+	l.ml, _ = cfg.Log.(store.MultiLog)
+	l.leases, _ = cfg.Log.(store.Leases)
+	l.kv, _ = cfg.Log.(store.KV)
+	l.holder = cfg.Holder
+	if l.holder == "" {
+		l.holder = randomHolder()
+	}
+	if err := store.ValidateName("holder", l.holder); err != nil {
+		return nil, fmt.Errorf("audit: open: Config.Holder: %w", err)
+	}
+	l.leaseTTL = cfg.LeaseTTL
+	if l.leaseTTL <= 0 {
+		l.leaseTTL = max(DefaultLeaseTTL, 3*l.interval)
+	}
 	gap, err := l.reload(ctx, true)
 	if err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
@@ -274,21 +326,63 @@ func checkKeyPair(s note.Signer, v note.Verifier) error {
 // any: on the first load those after the last signed point; later (after
 // a failed write) those beyond the records the log wrote itself. Called
 // with wmu held (or before the log is shared).
+//
+// The logs are read in the order writers append to them, backwards:
+// the hashes log's length before the records log's (hashes follow their
+// records), and the signed points after both (a seal is stored with the
+// records it signs, in the same write). Records another writer commits
+// meanwhile are then never taken for records without a seal, nor its
+// seal for one that covers records the store does not hold.
 func (l *Log) reload(ctx context.Context, first bool) (*Range, error) {
 	prev, inflight := l.size, l.inflight
-	size, err := l.st.Len(ctx, RecordsLog)
-	if err != nil {
-		return nil, fmt.Errorf("records log: %w", err)
-	}
 	hashed, err := l.st.Len(ctx, HashesLog)
 	if err != nil {
 		return nil, fmt.Errorf("hashes log: %w", err)
+	}
+	size, err := l.st.Len(ctx, RecordsLog)
+	if err != nil {
+		return nil, fmt.Errorf("records log: %w", err)
 	}
 	if hashed > size {
 		return nil, fmt.Errorf("%w: hashes log holds %d entries but records log only %d", ErrTampered, hashed, size)
 	}
 	if !first && size < prev {
 		return nil, fmt.Errorf("%w: the records log shrank from %d to %d records while open", ErrTampered, prev, size)
+	}
+	latest, cpLen, err := lastEntryN(ctx, l.st, CheckpointsLog)
+	if err != nil {
+		return nil, fmt.Errorf("read the latest checkpoint: %w", err)
+	}
+	seal, err := lastEntry(ctx, l.st, SealsLog)
+	if err != nil {
+		return nil, fmt.Errorf("read the seal: %w", err)
+	}
+	var latestTree, sealTree tlog.Tree
+	if latest != nil {
+		if latestTree, err = l.openSigned(latest); err != nil {
+			return nil, fmt.Errorf("the latest checkpoint: %w", err)
+		}
+	}
+	if seal != nil {
+		if sealTree, err = l.openSigned(seal); err != nil {
+			return nil, fmt.Errorf("the seal: %w", err)
+		}
+	}
+	if signed := max(latestTree.N, sealTree.N); signed > size {
+		// Another writer committed after the length was read: its
+		// records are in the store with their seal.
+		n, err := l.st.Len(ctx, RecordsLog)
+		if err != nil {
+			return nil, fmt.Errorf("records log: %w", err)
+		}
+		what := "the seal"
+		if latestTree.N > sealTree.N {
+			what = "the latest checkpoint"
+		}
+		if n < signed {
+			return nil, fmt.Errorf("%s: %w: covers %d records but the log holds %d", what, ErrTampered, signed, n)
+		}
+		size = signed
 	}
 	front := newFrontier()
 	r := &storeHashes{ctx: ctx, log: l.st, size: hashed, cache: &l.cache}
@@ -311,10 +405,21 @@ func (l *Log) reload(ctx context.Context, first bool) (*Range, error) {
 	}
 	l.size, l.front, l.broken, l.hashBuf = size, front, false, nil
 	l.committed.Store(size)
-	signed, err := l.loadLatest(ctx)
-	if err != nil {
-		return nil, err
+	if latest != nil {
+		if err := l.checkTree(ctx, latestTree); err != nil {
+			return nil, fmt.Errorf("the latest checkpoint: %w", err)
+		}
 	}
+	if seal != nil {
+		if err := l.checkTree(ctx, sealTree); err != nil {
+			return nil, fmt.Errorf("the seal: %w", err)
+		}
+	}
+	l.cpMu.Lock()
+	l.latest, l.latestN, l.latestAt = latest, latestTree.N, l.now()
+	l.cpMu.Unlock()
+	l.cpLen = cpLen
+	signed := max(latestTree.N, sealTree.N)
 	l.sealed = signed
 	known := signed
 	if !first {
@@ -373,65 +478,38 @@ func (l *Log) rehash(ctx context.Context, front *frontier, from, to int64) error
 			batch = append(batch, h)
 			n++
 		}
-		first, err := l.st.Append(ctx, HashesLog, batch...)
-		if err != nil {
+		if err := l.appendHashes(ctx, n-int64(len(batch)), batch); err != nil {
 			return err
-		}
-		if first != n-int64(len(batch)) {
-			return fmt.Errorf("%w: hashes log was appended to by another writer", ErrConcurrentWriter)
 		}
 		front.prune(n)
 	}
 	return nil
 }
 
-// loadLatest reads and checks the latest checkpoint and the seal, and
-// returns the number of records they cover: the last signed point.
-func (l *Log) loadLatest(ctx context.Context) (int64, error) {
-	latest, err := lastEntry(ctx, l.st, CheckpointsLog)
-	if err != nil {
-		return 0, fmt.Errorf("read the latest checkpoint: %w", err)
-	}
-	var latestN int64
-	if latest != nil {
-		if latestN, err = l.checkSigned(ctx, latest); err != nil {
-			return 0, fmt.Errorf("the latest checkpoint: %w", err)
-		}
-	}
-	seal, err := lastEntry(ctx, l.st, SealsLog)
-	if err != nil {
-		return 0, fmt.Errorf("read the seal: %w", err)
-	}
-	var sealN int64
-	if seal != nil {
-		if sealN, err = l.checkSigned(ctx, seal); err != nil {
-			return 0, fmt.Errorf("the seal: %w", err)
-		}
-	}
-	l.cpMu.Lock()
-	l.latest, l.latestN, l.latestAt = latest, latestN, l.now()
-	l.cpMu.Unlock()
-	return max(latestN, sealN), nil
-}
-
-// checkSigned checks a signed checkpoint of the log against the records
-// and returns its tree size.
-func (l *Log) checkSigned(ctx context.Context, checkpoint []byte) (int64, error) {
+// openSigned checks the signature of a checkpoint or seal of the log and
+// returns the tree it states.
+func (l *Log) openSigned(checkpoint []byte) (tlog.Tree, error) {
 	tree, err := OpenCheckpoint(checkpoint, l.verifier)
 	if err != nil {
-		return 0, fmt.Errorf("%w: not signed by %s+%08x: %w", ErrTampered, l.verifier.Name(), l.verifier.KeyHash(), err)
+		return tlog.Tree{}, fmt.Errorf("%w: not signed by %s+%08x: %w", ErrTampered, l.verifier.Name(), l.verifier.KeyHash(), err)
 	}
+	return tree, nil
+}
+
+// checkTree checks a signed tree against the records, whose hashes are
+// stored up to l.size.
+func (l *Log) checkTree(ctx context.Context, tree tlog.Tree) error {
 	if tree.N > l.size {
-		return 0, fmt.Errorf("%w: covers %d records but the log holds %d", ErrTampered, tree.N, l.size)
+		return fmt.Errorf("%w: covers %d records but the log holds %d", ErrTampered, tree.N, l.size)
 	}
 	h, err := tlog.TreeHash(tree.N, &storeHashes{ctx: ctx, log: l.st, size: l.size, cache: &l.cache})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if h != tree.Hash {
-		return 0, fmt.Errorf("%w: does not match the first %d records", ErrTampered, tree.N)
+		return fmt.Errorf("%w: does not match the first %d records", ErrTampered, tree.N)
 	}
-	return tree.N, nil
+	return nil
 }
 
 // checkKept checks that the log extends the tree of a checkpoint kept
@@ -467,7 +545,16 @@ func (l *Log) declare(ctx context.Context, gap Range) error {
 	if err != nil {
 		return err
 	}
-	if _, err := l.write(ctx, [][]byte{data}); err != nil {
+	// Another writer that finds the same records declares them too; if
+	// its declaration is stored first, this one is not: the records are
+	// then under a seal of the log's key that follows their declaration.
+	_, err = l.writeUnless(ctx, [][]byte{data}, func() bool { return l.sealed >= gap.To })
+	if errors.Is(err, errNotNeeded) {
+		l.log.InfoContext(ctx, "audit: another writer declared the unaccounted records first",
+			slog.Int64("from", gap.From), slog.Int64("to", gap.To))
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("declare unaccounted records: %w", err)
 	}
 	return nil
@@ -620,6 +707,9 @@ func (l *Log) run() {
 			l.wmu.Lock()
 			l.autoCheckpoint(l.ctx, true)
 			l.wmu.Unlock()
+			if flush == nil && l.hashesWaiting() {
+				flush = time.After(hashFlushDelay)
+			}
 		case <-l.quit:
 			l.drain()
 			l.wmu.Lock()
@@ -669,6 +759,9 @@ func (l *Log) drain() {
 			return
 		}
 		l.commit(batch)
+		if d := l.yieldTime(); d > 0 {
+			time.Sleep(d)
+		}
 	}
 }
 
@@ -744,7 +837,10 @@ func (l *Log) commit(batch []*request) {
 			data = append(data, r.data)
 		}
 	}
+	l.watchContention(ctx)
+	start := time.Now()
 	n0, err := l.write(ctx, data)
+	l.commitTook = time.Since(start)
 	if err != nil {
 		fail(fmt.Errorf("audit: append: %w", err))
 		return
@@ -776,7 +872,63 @@ func (l *Log) commit(batch []*request) {
 // records, then the seal: a crash in between leaves records the next Open
 // declares unaccounted (their callers were not acknowledged). It returns
 // the index of the first record. Called with wmu held.
+//
+// The atomic write is conditional on the records landing where the seal
+// signs them. When another writer sharing the store committed first, the
+// log takes that writer's records into its tree (catchUp: they must be
+// under a seal of the log's key), numbers its own after them and tries
+// again. Records no seal covers are not taken: the write fails, and the
+// next commit declares them.
 func (l *Log) write(ctx context.Context, data [][]byte) (int64, error) {
+	return l.writeUnless(ctx, data, nil)
+}
+
+// maxOvertaken bounds the attempts of one commit that other writers keep
+// overtaking (which the contention signal makes rare: shared.go).
+const maxOvertaken = 1000
+
+// errNotNeeded: writeUnless gave up a write that another writer's made
+// needless.
+var errNotNeeded = errors.New("audit: write no longer needed")
+
+// writeUnless is write, except that after catching up with another
+// writer it gives up with errNotNeeded if done (when not nil) says so.
+func (l *Log) writeUnless(ctx context.Context, data [][]byte, done func() bool) (int64, error) {
+	for attempt := 1; ; attempt++ {
+		n0, err := l.writeAt(ctx, data)
+		if err == nil || !errors.Is(err, errOvertaken) {
+			return n0, err
+		}
+		l.conflicts.Add(1)
+		adopted, unsealed, cerr := l.catchUp(ctx)
+		switch {
+		case cerr != nil:
+			l.broken = true
+			return -1, fmt.Errorf("%w; catching up: %w", err, cerr)
+		case unsealed || adopted == 0:
+			// Records no seal covers: the next commit reloads and
+			// declares them.
+			l.broken = true
+			return -1, err
+		case done != nil && done():
+			return -1, errNotNeeded
+		case attempt >= maxOvertaken:
+			return -1, err
+		case attempt >= overtakenSignal:
+			// The other writers' commits keep landing first: they
+			// leave room between theirs for a while (contention).
+			l.signalContention(ctx)
+		}
+	}
+}
+
+// errOvertaken marks a conditional commit that found the records log
+// longer than the log's tree: another writer committed first. Nothing
+// was stored.
+var errOvertaken = errors.New("another writer committed first")
+
+// writeAt makes one attempt of write at the end of the log's tree.
+func (l *Log) writeAt(ctx context.Context, data [][]byte) (int64, error) {
 	n0 := l.size
 	size := n0 + int64(len(data))
 	records := make([][]byte, len(data))
@@ -789,20 +941,26 @@ func (l *Log) write(ctx context.Context, data [][]byte) (int64, error) {
 			return -1, err
 		}
 	}
-	ml, oneWrite := l.st.(store.MultiLog)
 	var first int64
 	var err error
-	if oneWrite {
+	if l.ml != nil {
 		var seal []byte
 		if seal, err = l.signTree(size); err == nil {
 			l.inflight = records
 			var firsts []int64
 			// The seal is of the tree with the records at n0: stored
 			// anywhere else, they are not what it signs.
-			if firsts, err = ml.AppendLogs(ctx,
+			if firsts, err = l.ml.AppendLogs(ctx,
 				store.LogAppend{Log: RecordsLog, Entries: records, IfAt: true, At: n0},
 				store.LogAppend{Log: SealsLog, Entries: [][]byte{seal}}); err == nil {
 				first = firsts[0]
+			} else if errors.Is(err, store.ErrConflict) {
+				// Nothing was stored: the tree is as it was before
+				// these records (the frontier of n0 records is what
+				// prune keeps, and next never changed it).
+				l.inflight = nil
+				l.front.prune(n0)
+				return -1, fmt.Errorf("%w: %w", errOvertaken, err)
 			}
 		}
 	} else {
@@ -820,7 +978,7 @@ func (l *Log) write(ctx context.Context, data [][]byte) (int64, error) {
 	}
 	l.inflight = nil
 	l.size = size
-	if oneWrite {
+	if l.ml != nil {
 		l.sealed = size
 	}
 	l.front.prune(size)
@@ -871,11 +1029,8 @@ func (l *Log) flushHashes(ctx context.Context) error {
 		return nil
 	}
 	from, n := l.hashFrom, len(l.hashBuf)
-	first, err := l.st.Append(ctx, HashesLog, l.hashBuf...)
+	err := l.appendHashes(ctx, from, l.hashBuf)
 	l.hashBuf = nil
-	if err == nil && first != from {
-		err = fmt.Errorf("%w: hashes stored at %d, expected %d", ErrConcurrentWriter, first, from)
-	}
 	if err != nil {
 		l.broken = true
 		l.log.ErrorContext(ctx, "audit: storing hashes failed; they will be recomputed",
@@ -896,16 +1051,24 @@ func (l *Log) syncHashes(ctx context.Context) error {
 }
 
 // autoCheckpoint writes a checkpoint if CheckpointEvery records or
-// CheckpointInterval passed since the last one. Called with wmu held.
+// CheckpointInterval passed since the last one, and if the log holds the
+// checkpoint lease. On the interval's tick, the log that holds it (or may
+// take it) first takes the records other writers committed into its
+// tree, so that they are checkpointed too. Called with wmu held.
 func (l *Log) autoCheckpoint(ctx context.Context, tick bool) {
 	if l.broken {
 		return // the next commit or Checkpoint reconciles first
+	}
+	if tick && l.mayHoldLease() {
+		if _, _, err := l.catchUp(ctx); err != nil {
+			l.log.ErrorContext(ctx, "audit: catching up with the other writers failed", slog.Any("error", err))
+		}
 	}
 	l.cpMu.Lock()
 	lastN, lastAt := l.latestN, l.latestAt
 	hasLatest := l.latest != nil
 	l.cpMu.Unlock()
-	if l.size == 0 || (hasLatest && l.size == lastN) {
+	if l.size == 0 || (hasLatest && l.size <= lastN) {
 		return
 	}
 	due := l.every > 0 && l.size-lastN >= l.every
@@ -915,21 +1078,44 @@ func (l *Log) autoCheckpoint(ctx context.Context, tick bool) {
 	if !due {
 		return
 	}
-	if _, _, err := l.checkpoint(ctx); err != nil {
+	if _, _, err := l.checkpoint(ctx, false); err != nil && !errors.Is(err, errNotHolder) {
 		l.log.ErrorContext(ctx, "audit: checkpoint failed", slog.Int64("size", l.size), slog.Any("error", err))
 	}
 }
 
 // checkpoint signs and stores the tree of the committed records, unless
 // the latest checkpoint already covers them, hands it to the publisher,
-// and returns it with its publication number. Called with wmu held.
-func (l *Log) checkpoint(ctx context.Context) ([]byte, int64, error) {
+// and returns it with its publication number. Only the holder of the
+// checkpoint lease stores checkpoints: for another log it fails with
+// errNotHolder, unless explicit, when it returns the signed tree without
+// storing or publishing it. Called with wmu held.
+func (l *Log) checkpoint(ctx context.Context, explicit bool) ([]byte, int64, error) {
 	l.cpMu.Lock()
-	if l.latest != nil && l.latestN == l.size {
+	if l.latest != nil && l.latestN >= l.size {
 		defer l.cpMu.Unlock()
 		return bytes.Clone(l.latest), l.pubSeq, nil
 	}
 	l.cpMu.Unlock()
+	holder, err := l.holdLease(ctx, explicit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("audit: checkpoint: the checkpoint lease: %w", err)
+	}
+	if !holder {
+		if !explicit {
+			return nil, 0, errNotHolder
+		}
+		// Another writer writes the checkpoints. The signed tree of the
+		// records so far is the commit seal in the store (Ed25519 signs
+		// deterministically), which covers them already.
+		if err := l.seal(ctx); err != nil {
+			return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
+		}
+		msg, err := l.signTree(l.size)
+		if err != nil {
+			return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
+		}
+		return msg, 0, nil
+	}
 	// Every record a checkpoint covers has its hashes stored.
 	if err := l.flushHashes(ctx); err != nil {
 		return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
@@ -938,35 +1124,51 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
 	}
-	if _, err := l.st.Append(ctx, CheckpointsLog, msg); err != nil {
+	latest, n, stored, err := l.storeCheckpoint(ctx, msg, l.size)
+	if err != nil {
 		return nil, 0, fmt.Errorf("audit: checkpoint: %w", err)
 	}
-	l.sealed = l.size
+	l.sealed = max(l.sealed, l.size)
 	var seq int64
-	if l.pub != nil {
-		seq = l.pub.add(msg)
+	if stored {
+		l.cpWrites.Add(1)
+		if l.pub != nil {
+			seq = l.pub.add(msg)
+		}
 	}
 	l.cpMu.Lock()
-	l.latest, l.latestN, l.latestAt, l.pubSeq = msg, l.size, l.now(), seq
+	if stored {
+		l.pubSeq = seq
+	}
+	l.latest, l.latestN, l.latestAt = latest, n, l.now()
+	seq = l.pubSeq
 	l.cpMu.Unlock()
-	l.log.DebugContext(ctx, "audit: checkpoint", slog.Int64("size", l.size))
-	return bytes.Clone(msg), seq, nil
+	l.log.DebugContext(ctx, "audit: checkpoint", slog.Int64("size", n), slog.Bool("stored", stored))
+	return bytes.Clone(latest), seq, nil
 }
 
 // Checkpoint signs and stores a checkpoint of every record committed so far
 // (unless the latest checkpoint covers them already) and returns the signed
-// note, once Config.Publish, if set, has had it.
+// note, once Config.Publish, if set, has had it. When several writers
+// share the store, the records are those of every writer, and only the
+// one that holds the checkpoint lease stores and publishes checkpoints:
+// on the others Checkpoint returns the signed tree without storing it
+// (the commit seal the store holds for it).
 func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
 	l.wmu.Lock()
 	if err := l.recover(ctx); err != nil {
 		l.wmu.Unlock()
 		return nil, fmt.Errorf("audit: checkpoint: %w", err)
 	}
+	if _, _, err := l.catchUp(ctx); err != nil {
+		// What the log has is checkpointed; the next commit finds out.
+		l.log.WarnContext(ctx, "audit: catching up with the other writers failed", slog.Any("error", err))
+	}
 	if l.size == 0 {
 		l.wmu.Unlock()
 		return nil, fmt.Errorf("audit: checkpoint: %w: the log is empty", ErrNotFound)
 	}
-	cp, seq, err := l.checkpoint(ctx)
+	cp, seq, err := l.checkpoint(ctx, true)
 	l.wmu.Unlock()
 	if err != nil {
 		return nil, err
@@ -1070,6 +1272,13 @@ func (l *Log) Close(ctx context.Context) error {
 			if _, err := l.Checkpoint(ctx); err != nil {
 				l.closeErr = fmt.Errorf("audit: close: %w", err)
 			}
+		}
+		// Another writer takes over the checkpoints at once.
+		l.wmu.Lock()
+		err := l.releaseLease(ctx)
+		l.wmu.Unlock()
+		if err != nil && l.closeErr == nil {
+			l.closeErr = fmt.Errorf("audit: close: release the checkpoint lease: %w", err)
 		}
 		if err := l.pub.stop(ctx); err != nil && l.closeErr == nil {
 			l.closeErr = fmt.Errorf("audit: close: publish: %w", err)

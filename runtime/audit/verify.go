@@ -265,60 +265,116 @@ func Verify(ctx context.Context, log store.Log, verifier note.Verifier, opts ...
 	}
 	rc := newCursor(log, RecordsLog, 0)
 	hc := newCursor(log, HashesLog, 0)
-	for n := int64(0); n < size; n++ {
-		e, ok, err := rc.read(ctx)
-		if err != nil {
-			return rep, fmt.Errorf("audit: verify: %w", err)
-		}
-		if !ok || e.Index != n {
-			return fail(ProblemRecord, n, "record is missing")
-		}
-		var head struct {
-			Seq         *int64 `json:"seq"`
-			Action      string `json:"action"`
-			Unaccounted *Range `json:"unaccounted"`
-		}
-		if err := json.Unmarshal(e.Data, &head); err != nil {
-			return fail(ProblemRecord, n, "record is not valid JSON: %v", err)
-		}
-		if head.Seq == nil || *head.Seq != n {
-			got := "none"
-			if head.Seq != nil {
-				got = fmt.Sprint(*head.Seq)
+	n := int64(0)
+	// verifyTo checks the records up to size.
+	verifyTo := func(size int64) (bool, error) {
+		for ; n < size; n++ {
+			e, ok, err := rc.read(ctx)
+			if err != nil {
+				return false, fmt.Errorf("audit: verify: %w", err)
 			}
-			return fail(ProblemRecord, n, "record carries seq %s: records were reordered, removed or inserted", got)
+			if !ok || e.Index != n {
+				_, ferr := fail(ProblemRecord, n, "record is missing")
+				return false, ferr
+			}
+			var head struct {
+				Seq         *int64 `json:"seq"`
+				Action      string `json:"action"`
+				Unaccounted *Range `json:"unaccounted"`
+			}
+			if err := json.Unmarshal(e.Data, &head); err != nil {
+				_, ferr := fail(ProblemRecord, n, "record is not valid JSON: %v", err)
+				return false, ferr
+			}
+			if head.Seq == nil || *head.Seq != n {
+				got := "none"
+				if head.Seq != nil {
+					got = fmt.Sprint(*head.Seq)
+				}
+				_, ferr := fail(ProblemRecord, n, "record carries seq %s: records were reordered, removed or inserted", got)
+				return false, ferr
+			}
+			want, err := front.next(n, e.Data)
+			if err != nil {
+				return false, fmt.Errorf("audit: verify: %w", err)
+			}
+			// The hashes follow the records (they are written behind them and
+			// recomputed when the log opens): a record without stored hashes
+			// is judged by the signatures alone.
+			if n < hashed {
+				h, ok, err := hc.read(ctx)
+				if err != nil {
+					return false, fmt.Errorf("audit: verify: %w", err)
+				}
+				if !ok || h.Index != n {
+					_, ferr := fail(ProblemRecord, n, "stored hashes of the record are missing")
+					return false, ferr
+				}
+				if !bytes.Equal(h.Data, want) {
+					_, ferr := fail(ProblemRecord, n, "record does not match its stored hashes: it was edited, replaced or moved")
+					return false, ferr
+				}
+			}
+			if head.Action == ActionUnaccounted && head.Unaccounted != nil {
+				g := *head.Unaccounted
+				if g.From < 0 || g.To <= g.From || g.To > n {
+					_, ferr := fail(ProblemRecord, n, "declares unaccounted records %d to %d, which are not before it", g.From, g.To)
+					return false, ferr
+				}
+				rep.Uncovered = append(rep.Uncovered, g)
+			}
+			rep.Records = n + 1
+			if n&0xfff == 0xfff {
+				front.prune(n + 1)
+			}
+			if ok, err := checkAt(n + 1); !ok {
+				return false, err
+			}
 		}
-		want, err := front.next(n, e.Data)
-		if err != nil {
-			return rep, fmt.Errorf("audit: verify: %w", err)
+		return true, nil
+	}
+	if ok, err := verifyTo(size); !ok {
+		return rep, err
+	}
+	// Other writers sharing the store may have committed after the seal
+	// was read: their records follow it, uncovered as far as that seal
+	// goes. Each commit stores its seal with its records, so a seal read
+	// after the records log's length covers that length: the records up
+	// to the newest seal are verified too, and the report is of the log
+	// as of that seal. A seal that does not move on leaves the records
+	// after the last signed point uncovered.
+	for range 3 {
+		if rep.Covered >= size {
+			break
 		}
-		// The hashes follow the records (they are written behind them and
-		// recomputed when the log opens): a record without stored hashes
-		// is judged by the signatures alone.
-		if n < hashed {
-			h, ok, err := hc.read(ctx)
+		data, err := lastEntry(ctx, log, SealsLog)
+		if err != nil || data == nil {
+			break
+		}
+		t, err := OpenCheckpoint(data, verifier)
+		if err != nil || (seal != nil && t.N <= seal.N) || t.N < size {
+			break
+		}
+		if t.N > size {
+			now, err := log.Len(ctx, RecordsLog)
 			if err != nil {
 				return rep, fmt.Errorf("audit: verify: %w", err)
 			}
-			if !ok || h.Index != n {
-				return fail(ProblemRecord, n, "stored hashes of the record are missing")
-			}
-			if !bytes.Equal(h.Data, want) {
-				return fail(ProblemRecord, n, "record does not match its stored hashes: it was edited, replaced or moved")
+			if now < t.N {
+				break // a seal of records the log does not hold: the first one read stands
 			}
 		}
-		if head.Action == ActionUnaccounted && head.Unaccounted != nil {
-			g := *head.Unaccounted
-			if g.From < 0 || g.To <= g.From || g.To > n {
-				return fail(ProblemRecord, n, "declares unaccounted records %d to %d, which are not before it", g.From, g.To)
+		seal = &t
+		rc = newCursor(log, RecordsLog, n)
+		if t.N == size {
+			if ok, err := checkAt(size); !ok {
+				return rep, err
 			}
-			rep.Uncovered = append(rep.Uncovered, g)
+			break
 		}
-		rep.Records = n + 1
-		if n&0xfff == 0xfff {
-			front.prune(n + 1)
-		}
-		if ok, err := checkAt(n + 1); !ok {
+		size = t.N
+		rep.Size = size
+		if ok, err := verifyTo(size); !ok {
 			return rep, err
 		}
 	}

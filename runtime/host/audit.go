@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -63,9 +64,14 @@ func (h *Host) newAudit(ctx context.Context) error {
 			return fmt.Errorf("host: audit.checkpoint_dir: %w", err)
 		}
 	}
+	// Hosts that share a database (PostgreSQL) write one audit log: each
+	// sequences its commits after the others' and takes their records into
+	// its tree; the one holding the checkpoint lease writes and publishes
+	// the checkpoints (see the audit package's "Several writers").
 	l, err := audit.Open(ctx, audit.Config{
 		Log: h.store, Signer: signer, Kept: kept, Publish: publish, Now: h.now, Logger: h.log.With("component", "audit"),
 		CheckpointEvery: h.cfg.Audit.CheckpointEvery, CheckpointInterval: h.cfg.Audit.CheckpointInterval,
+		Holder: auditHolder(h.dataDir),
 	})
 	if err != nil {
 		if kept != nil && errors.Is(err, audit.ErrTampered) {
@@ -80,6 +86,24 @@ func (h *Host) newAudit(ctx context.Context) error {
 	})
 	h.audit = &auditor{log: l, st: h.store, vkey: vkey}
 	return nil
+}
+
+// auditHolder names the host among the writers of a shared audit log, as
+// the holder of its checkpoint lease: the machine and the data directory,
+// which one host at a time runs on (it holds the directory's lock), so
+// that a host started again after a crash takes its own lease back at
+// once rather than wait for it to expire.
+func auditHolder(dataDir string) string {
+	host, _ := os.Hostname()
+	if len(host) > 64 {
+		host = host[:64]
+	}
+	host = strings.ToValidUTF8(strings.ReplaceAll(host, "\x00", ""), "?")
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	return "host " + host + " " + hex.EncodeToString(sum[:8])
 }
 
 // auditPublisher returns what receives every new checkpoint, from the
@@ -177,7 +201,9 @@ var _ localapi.AuditBackend = (*Host)(nil)
 // AuditVerify implements localapi.AuditBackend: it signs a checkpoint of
 // everything written so far, then verifies the whole log with the host's
 // own key. Records the host appended after that checkpoint are not a
-// failure.
+// failure. With several hosts on one database, everything written is every
+// host's records, and a host that does not hold the checkpoint lease gives
+// the signed tree without storing it (the commit seal the store holds).
 func (h *Host) AuditVerify(ctx context.Context) (localapi.AuditVerifyResult, error) {
 	return h.AuditVerifyPinned(ctx, localapi.AuditVerifyRequest{})
 }
