@@ -3,12 +3,20 @@ package host
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,9 +24,13 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
+	"github.com/agenthost/agenthost/credentials/jose"
+	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
+	"github.com/agenthost/agenthost/runtime/store/pgstore/pgtest"
 	"github.com/agenthost/agenthost/runtime/supervisor"
 )
 
@@ -167,4 +179,107 @@ func BenchmarkA2ADelegation(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkTokenEndpointStores: the token endpoint (client_credentials,
+// private_key_jwt with ES256, the assertion's jti kept against replay and
+// the issuance audited, durably) over loopback on a host whose store is
+// SQLite or PostgreSQL, with 1 and 32 clients, and PostgreSQL with two
+// hosts taking the requests in turn. The figure to compare is req/s.
+func BenchmarkTokenEndpointStores(b *testing.B) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	jwks, err := jose.MarshalKeySet([]jose.SetKey{{KID: "svc-1", Key: key.Public(), Alg: "ES256"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	jwksFile := filepath.Join(b.TempDir(), "svc.jwks")
+	if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	assertions, err := oauth.PrivateKeyJWT("svc", key, "svc-1", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B, clients int, hosts ...*Host) {
+		b.Helper()
+		iss := hosts[0].Issuer()
+		var next atomic.Int64
+		post := func(c *http.Client) {
+			h := hosts[int(next.Add(1))%len(hosts)]
+			a, err := assertions(context.Background(), iss)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {oauth.AssertionJWTBearer},
+				"client_assertion": {a}, "resource": {TaskResource(iss)}}.Encode()
+			resp, err := c.Post("http://"+h.Addr()+"/oauth2/token", "application/x-www-form-urlencoded", strings.NewReader(form))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d: %s", resp.StatusCode, body)
+			}
+		}
+		b.ResetTimer()
+		start := time.Now()
+		if clients == 1 {
+			c := &http.Client{}
+			for b.Loop() {
+				post(c)
+			}
+		} else {
+			b.SetParallelism(max(clients/runtime.GOMAXPROCS(0), 1))
+			b.RunParallel(func(pb *testing.PB) {
+				c := &http.Client{}
+				for pb.Next() {
+					post(c)
+				}
+			})
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+	}
+	newHost := func(b *testing.B, pg bool, issuer string) *Host {
+		cfg := testConfig(b)
+		if issuer != "" {
+			cfg = issuerConfig(b, issuer)
+		}
+		cfg.Auth.Clients = []config.ClientConfig{{ID: "svc", AuthMethod: config.AuthMethodPrivateKeyJWT, JWKSFile: jwksFile,
+			GrantTypes: []config.GrantType{config.GrantClientCredentials}}}
+		if pg {
+			// Hosts of one deployment share the database and the audit
+			// log's signing key.
+			cfg.Storage = config.StorageConfig{Driver: config.DriverPostgres, DSNEnv: "AGENTHOST_BENCH_DSN"}
+			cfg.Audit.SigningKeyEnv = "AGENTHOST_BENCH_AUDIT_KEY"
+		}
+		return runHost(b, cfg, filepath.Join(b.TempDir(), "data"))
+	}
+	for _, store := range []string{"sqlite", "postgres"} {
+		b.Run("store="+store, func(b *testing.B) {
+			if store == "postgres" {
+				b.Setenv("AGENTHOST_BENCH_DSN", pgtest.NewDatabase(b))
+				skey, _, err := audit.GenerateKey(rand.Reader, "test.local")
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Setenv("AGENTHOST_BENCH_AUDIT_KEY", skey)
+			}
+			h := newHost(b, store == "postgres", "")
+			for _, clients := range []int{1, 32} {
+				b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { run(b, clients, h) })
+			}
+			if store == "postgres" {
+				// Both hosts answer for the first one's issuer, as
+				// behind a load balancer.
+				h2 := newHost(b, true, h.Issuer())
+				b.Run("hosts=2/clients=32", func(b *testing.B) { run(b, 32, h, h2) })
+			}
+		})
+	}
 }
