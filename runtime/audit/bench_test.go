@@ -117,3 +117,50 @@ func benchShared(b *testing.B, st1, st2 store.Log) {
 		b.Fatalf("Verify: %v (%+v)", err, rep)
 	}
 }
+
+// BenchmarkAppendStores measures durable appends of one log on SQLite and
+// on PostgreSQL (skipped without a server), with 1 and 32 writers.
+func BenchmarkAppendStores(b *testing.B) {
+	open := map[string]func(b *testing.B) store.Store{
+		"sqlite": func(b *testing.B) store.Store { return openSQLite(b, b.TempDir()) },
+		"postgres": func(b *testing.B) store.Store {
+			st, err := pgstore.Open(context.Background(), pgstore.Config{DSN: pgtest.NewDatabase(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return st
+		},
+	}
+	for _, name := range []string{"sqlite", "postgres"} {
+		for _, writers := range []int{1, 32} {
+			b.Run("store="+name+"/writers="+itoa(int64(writers)), func(b *testing.B) {
+				ctx := context.Background()
+				st := open[name](b)
+				defer st.Close()
+				s, v := testKeys(b)
+				l := openLog(b, st, s, v, 0)
+				rec := testRecord(1)
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				start := time.Now()
+				for range writers {
+					wg.Go(func() {
+						for next.Add(1) <= int64(b.N) {
+							if _, err := l.Append(ctx, rec); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+				if err := l.Close(ctx); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+	}
+}
