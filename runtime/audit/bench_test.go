@@ -18,38 +18,43 @@ import (
 func BenchmarkAppend(b *testing.B) {
 	for _, writers := range []int{1, 64} {
 		b.Run("writers="+itoa(int64(writers)), func(b *testing.B) {
-			ctx := context.Background()
 			st := openSQLite(b, b.TempDir())
 			defer st.Close()
-			s, v := testKeys(b)
-			l := openLog(b, st, s, v, 0)
-			rec := testRecord(1)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						if _, err := l.Append(ctx, rec); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+			l := benchAppend(b, st, writers)
 			b.ReportMetric(float64(b.N)/float64(max(1, l.commits.Load())), "records/commit")
-			if err := l.Close(ctx); err != nil {
-				b.Fatal(err)
+		})
+	}
+}
+
+// benchAppend runs b.N durable appends to a log on st from writers
+// goroutines, reports appends/s and returns the (closed) log.
+func benchAppend(b *testing.B, st store.Store, writers int) *Log {
+	ctx := context.Background()
+	s, v := testKeys(b)
+	l := openLog(b, st, s, v, 0)
+	rec := testRecord(1)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range writers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if _, err := l.Append(ctx, rec); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
 	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+	if err := l.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return l
 }
 
 // BenchmarkAppendShared measures durable appends by two logs sharing one
@@ -134,32 +139,9 @@ func BenchmarkAppendStores(b *testing.B) {
 	for _, name := range []string{"sqlite", "postgres"} {
 		for _, writers := range []int{1, 32} {
 			b.Run("store="+name+"/writers="+itoa(int64(writers)), func(b *testing.B) {
-				ctx := context.Background()
 				st := open[name](b)
 				defer st.Close()
-				s, v := testKeys(b)
-				l := openLog(b, st, s, v, 0)
-				rec := testRecord(1)
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				b.ResetTimer()
-				start := time.Now()
-				for range writers {
-					wg.Go(func() {
-						for next.Add(1) <= int64(b.N) {
-							if _, err := l.Append(ctx, rec); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
-				if err := l.Close(ctx); err != nil {
-					b.Fatal(err)
-				}
+				benchAppend(b, st, writers)
 			})
 		}
 	}

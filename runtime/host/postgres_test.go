@@ -102,13 +102,7 @@ func TestHostOnPostgres(t *testing.T) {
 func TestHostDatabaseOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	proxy, dsn := pgtest.NewProxy(t, pgtest.NewDatabase(t))
-	t.Setenv("AGENTHOST_TEST_HOST_DSN", dsn)
-	cfg := testConfig(t)
-	cfg.Storage = config.StorageConfig{Driver: config.DriverPostgres, DSNEnv: "AGENTHOST_TEST_HOST_DSN"}
-	addPEP(t, cfg, ScopeAuthZEN)
-	cfg.Policy.ServeAuthZEN = true
-	h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
+	h, proxy := proxiedHost(t)
 	base := "http://" + h.Addr()
 	token := func() (int, string) {
 		resp, err := http.PostForm(h.Issuer()+"/oauth2/token", url.Values{"grant_type": {"client_credentials"},
@@ -158,13 +152,7 @@ func TestHostDatabaseOutage(t *testing.T) {
 func TestHostDatabaseOutageLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	proxy, dsn := pgtest.NewProxy(t, pgtest.NewDatabase(t))
-	t.Setenv("AGENTHOST_TEST_HOST_DSN", dsn)
-	cfg := testConfig(t)
-	cfg.Storage = config.StorageConfig{Driver: config.DriverPostgres, DSNEnv: "AGENTHOST_TEST_HOST_DSN"}
-	addPEP(t, cfg, ScopeAuthZEN)
-	cfg.Policy.ServeAuthZEN = true
-	h := runHost(t, cfg, filepath.Join(t.TempDir(), "data"))
+	h, proxy := proxiedHost(t)
 	var (
 		mu       sync.Mutex
 		acked    = map[string]bool{}
@@ -256,4 +244,18 @@ func jtiOf(t *testing.T, tok string) string {
 		t.Fatalf("no jti in %s", b)
 	}
 	return c.ID
+}
+
+// proxiedHost runs a host on a PostgreSQL database of its own reached
+// through a proxy the test can cut, with the client "pep" (secret
+// "pep-secret", client_credentials for the AuthZEN resource).
+func proxiedHost(t *testing.T) (*Host, *pgtest.Proxy) {
+	t.Helper()
+	proxy, dsn := pgtest.NewProxy(t, pgtest.NewDatabase(t))
+	t.Setenv("AGENTHOST_TEST_HOST_DSN", dsn)
+	cfg := testConfig(t)
+	cfg.Storage = config.StorageConfig{Driver: config.DriverPostgres, DSNEnv: "AGENTHOST_TEST_HOST_DSN"}
+	addPEP(t, cfg, ScopeAuthZEN)
+	cfg.Policy.ServeAuthZEN = true
+	return runHost(t, cfg, filepath.Join(t.TempDir(), "data")), proxy
 }
