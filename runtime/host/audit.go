@@ -20,6 +20,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/store"
+	"github.com/agenthost/agenthost/runtime/store/pgstore"
 	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
 )
 
@@ -360,6 +361,10 @@ type AuditVerifyOptions struct {
 	// StorePath is the SQLite file; empty means the default one in
 	// DataDir.
 	StorePath string
+	// DSN, when set, is the PostgreSQL database the log is in (storage
+	// driver postgres) instead of a SQLite file. Other hosts may be
+	// writing to it meanwhile: the log is verified up to its latest seal.
+	DSN string
 	// VerifierKey is the verifier key the caller pins: signatures are
 	// checked with it and with nothing the data directory holds. Empty
 	// means the key the host gives for itself (audit/verifier.key, or the
@@ -386,16 +391,28 @@ func VerifyAuditOffline(ctx context.Context, opts AuditVerifyOptions) (localapi.
 		return res, err
 	}
 	defer lock.release()
-	storePath := opts.StorePath
-	if storePath == "" {
-		storePath = filepath.Join(dataDir, dbFileName)
-	}
-	if _, err := os.Stat(storePath); err != nil {
-		return res, fmt.Errorf("host: no store to verify: %w", err)
-	}
-	st, err := sqlitestore.Open(ctx, sqlitestore.Config{Path: storePath})
-	if err != nil {
-		return res, fmt.Errorf("host: %w", err)
+	var st store.Store
+	if opts.DSN != "" {
+		octx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
+		pst, err := pgstore.Open(octx, pgstore.Config{DSN: opts.DSN})
+		cancel()
+		if err != nil {
+			return res, fmt.Errorf("host: %w", err)
+		}
+		st = pst
+	} else {
+		storePath := opts.StorePath
+		if storePath == "" {
+			storePath = filepath.Join(dataDir, dbFileName)
+		}
+		if _, err := os.Stat(storePath); err != nil {
+			return res, fmt.Errorf("host: no store to verify: %w", err)
+		}
+		sst, err := sqlitestore.Open(ctx, sqlitestore.Config{Path: storePath})
+		if err != nil {
+			return res, fmt.Errorf("host: %w", err)
+		}
+		st = sst
 	}
 	defer st.Close()
 	vkey := opts.VerifierKey

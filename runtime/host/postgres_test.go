@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -264,4 +265,42 @@ func proxiedHost(t *testing.T) (*Host, *pgtest.Proxy) {
 	addPEP(t, cfg, ScopeAuthZEN)
 	cfg.Policy.ServeAuthZEN = true
 	return runHost(t, cfg, filepath.Join(t.TempDir(), "data")), proxy
+}
+
+// TestVerifyAuditOfflineOnPostgres: with no host running on the data
+// directory, the audit log in PostgreSQL verifies (pinned to the host's
+// key), while another host may still be running on the database.
+func TestVerifyAuditOfflineOnPostgres(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dsn := pgtest.NewDatabase(t)
+	t.Setenv("AGENTHOST_TEST_HOST_DSN", dsn)
+	cfg := testConfig(t)
+	cfg.Storage = config.StorageConfig{Driver: config.DriverPostgres, DSNEnv: "AGENTHOST_TEST_HOST_DSN"}
+	dir := filepath.Join(t.TempDir(), "data")
+	hctx, stop := context.WithCancel(context.Background())
+	h, err := New(hctx, Options{Config: cfg, DataDir: dir, Stderr: io.Discard, Version: "test"})
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Run(hctx) }()
+	for i := range 3 {
+		if err := h.audit.Append(ctx, audit.Record{Action: "test.record", Resource: fmt.Sprint(i), Outcome: audit.OutcomeOK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := h.AuditVerify(ctx)
+	if err != nil || v.Report.Problem != nil {
+		t.Fatalf("online: %+v %v", v.Report, err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	res, err := VerifyAuditOffline(ctx, AuditVerifyOptions{DataDir: dir, DSN: dsn, VerifierKey: v.VerifierKey})
+	if err != nil || res.Report.Problem != nil || res.Report.Records < 3 {
+		t.Fatalf("offline on PostgreSQL: %+v, %v", res.Report, err)
+	}
 }

@@ -72,7 +72,7 @@ that it was neither rolled back nor rewritten ("agenthost audit verify
 }
 
 func newAuditVerifyCommand(g *globalFlags) *cobra.Command {
-	var storePath, key, checkpointPath string
+	var storePath, dsnEnv, key, checkpointPath string
 	cmd := &cobra.Command{
 		Use:   "verify [--key KEY] [--checkpoint FILE|DIR]",
 		Short: "Checkpoint the audit log, then verify every record and checkpoint",
@@ -95,9 +95,12 @@ tree must verify. A log rolled back, stripped of its newest records or rewritten
 (even signed again with the host's key) fails.
 
 With no host running on --data-dir, verify reads the stored log directly
-(holding the data directory so that no host starts meanwhile). Records no
-signature vouches for (after the last signed point, or found in the store by the
-host at start and declared unaccounted) count as a failure.`,
+(holding the data directory so that no host starts meanwhile): the SQLite file
+(--store), or with --dsn-env NAME the PostgreSQL database whose DSN the
+environment variable NAME holds, which other hosts may be writing meanwhile
+(the log is verified up to its latest seal). Records no signature vouches for
+(after the last signed point, or found in the store by the host at start and
+declared unaccounted) count as a failure.`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -121,8 +124,13 @@ host at start and declared unaccounted) count as a failure.`,
 			case errors.Is(err, host.ErrNotRunning):
 				// No host: verify the stored log directly (holding the
 				// data directory so that none starts meanwhile).
-				res, err = host.VerifyAuditOffline(ctx, host.AuditVerifyOptions{
-					DataDir: g.dataDir, StorePath: storePath, VerifierKey: key, Checkpoint: kept})
+				opts := host.AuditVerifyOptions{DataDir: g.dataDir, StorePath: storePath, VerifierKey: key, Checkpoint: kept}
+				if dsnEnv != "" {
+					if opts.DSN = strings.TrimSpace(os.Getenv(dsnEnv)); opts.DSN == "" {
+						return usageError{fmt.Errorf("%s: --dsn-env: environment variable %s is not set", cmd.CommandPath(), dsnEnv)}
+					}
+				}
+				res, err = host.VerifyAuditOffline(ctx, opts)
 				if err != nil {
 					return err
 				}
@@ -173,6 +181,7 @@ host at start and declared unaccounted) count as a failure.`,
 		},
 	}
 	cmd.Flags().StringVar(&storePath, "store", "", "with no host running: the SQLite store file (default: agenthost.db in --data-dir)")
+	cmd.Flags().StringVar(&dsnEnv, "dsn-env", "", "with no host running here: the environment variable holding the PostgreSQL DSN of the store (storage driver postgres; other hosts may be running)")
 	cmd.Flags().StringVar(&key, "key", "", "the verifier key to check signatures with, pinned (default: the host's own)")
 	cmd.Flags().StringVar(&checkpointPath, "checkpoint", "", "a checkpoint kept outside the host (a file, or a checkpoint directory's newest) the log must extend")
 	return cmd
