@@ -2,11 +2,14 @@ package ca
 
 import (
 	"crypto"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // newSnapshot builds the bundle of s (SPECS.md §10.5): every unexpired
@@ -89,4 +92,31 @@ func (c *CA) BundleHandler() http.Handler {
 			_, _ = w.Write(body)
 		}
 	})
+}
+
+// Authorities are the authorities of a trust domain's SPIFFE bundle, as a
+// verifier of that domain's SVIDs and signatures needs them.
+type Authorities struct {
+	// X509 are the X.509 authorities (x509-svid keys).
+	X509 []*x509.Certificate
+	// JWT are the JWT authorities (jwt-svid keys) by kid.
+	JWT map[string]crypto.PublicKey
+	// RefreshHint is the bundle's spiffe_refresh_hint, 0 when it has none.
+	RefreshHint time.Duration
+}
+
+// ParseBundle reads the SPIFFE bundle (SPECS.md §10.5) of trustDomain,
+// such as another domain's bundle endpoint serves, and returns its
+// authorities. Keys of other uses (wit-svid) are read and left out.
+func ParseBundle(trustDomain string, data []byte) (*Authorities, error) {
+	td, err := spiffeid.TrustDomainFromString(trustDomain)
+	if err != nil {
+		return nil, fmt.Errorf("ca: parse bundle: %w", err)
+	}
+	b, err := spiffebundle.Parse(td, data)
+	if err != nil {
+		return nil, fmt.Errorf("ca: parse the bundle of %s: %w", trustDomain, err)
+	}
+	hint, _ := b.RefreshHint()
+	return &Authorities{X509: b.X509Authorities(), JWT: b.JWTAuthorities(), RefreshHint: hint}, nil
 }

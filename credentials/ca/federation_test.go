@@ -77,3 +77,28 @@ func TestFederationClientFetchesBundle(t *testing.T) {
 		}
 	})
 }
+
+// TestParseBundle: a domain's bundle as served gives back its X.509 and
+// JWT authorities and its refresh hint; what is not a bundle is refused.
+func TestParseBundle(t *testing.T) {
+	c := newTestCA(t, nil, &MemoryJournal{})
+	a, err := ParseBundle(c.TrustDomain().Name(), c.BundleJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.Bundle()
+	if len(a.X509) != len(b.X509Authorities()) || len(a.X509) == 0 || len(a.JWT) != len(b.JWTAuthorities()) || len(a.JWT) == 0 {
+		t.Fatalf("authorities %d X.509, %d JWT; want %d, %d", len(a.X509), len(a.JWT), len(b.X509Authorities()), len(b.JWTAuthorities()))
+	}
+	if hint, _ := b.RefreshHint(); a.RefreshHint != hint {
+		t.Errorf("refresh hint %v, want %v", a.RefreshHint, hint)
+	}
+	for _, doc := range []string{`keys`, `{}`, `{"keys":[{"use":"x509-svid","kty":"EC"}]}`} {
+		if _, err := ParseBundle(c.TrustDomain().Name(), []byte(doc)); err == nil {
+			t.Errorf("%s: parsed", doc)
+		}
+	}
+	if _, err := ParseBundle("Not A Domain", c.BundleJSON()); err == nil {
+		t.Error("a bad trust domain name was taken")
+	}
+}

@@ -145,9 +145,14 @@ func (h *Host) delegate(ctx context.Context, agent, input string, parent mediato
 		return "", fmt.Errorf("host: agent %s is not served over A2A", agent)
 	}
 	target := &a2aremote.Card{AgentCard: card, Endpoint: h.agentA2AURL(agent)}
-	txnTok, err := txnSource{h}.TxnToken(ctx, parent, txntoken.Object{}, mediator.TxnRequestContext(parent))
-	if err != nil {
-		return "", fmt.Errorf("host: the Txn-Token of the delegation to %s: %w", agent, err)
+	// The mediator minted the delegated task's Txn-Token (in ctx); a
+	// caller without one gets one here.
+	txnTok, ok := mediator.TxnTokenFromContext(ctx)
+	if !ok {
+		var err error
+		if txnTok, err = (txnSource{h}).TxnToken(ctx, parent, txntoken.Object{}, mediator.TxnRequestContext(parent)); err != nil {
+			return "", fmt.Errorf("host: the Txn-Token of the delegation to %s: %w", agent, err)
+		}
 	}
 	ctx = context.WithValue(ctx, hopKey{}, hop{agent: parent.Agent, txnToken: txnTok})
 	msg := a2aremote.NewTextMessage(input)

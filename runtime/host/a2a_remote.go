@@ -40,25 +40,16 @@ package host
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/agenthost/agenthost/a2a/a2acard"
 	"github.com/agenthost/agenthost/a2a/a2aremote"
-	"github.com/agenthost/agenthost/credentials"
-	"github.com/agenthost/agenthost/credentials/jose"
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/oauth/fetch"
 	"github.com/agenthost/agenthost/credentials/wimse"
@@ -73,13 +64,6 @@ import (
 // remoteCardTTL is how long a remote agent's card is used before it is
 // fetched again.
 const remoteCardTTL = time.Hour
-
-// Bounds on how long a trust bundle is used before it is read again: its
-// spiffe_refresh_hint, within these.
-const (
-	minBundleRefresh = time.Minute
-	maxBundleRefresh = time.Hour
-)
 
 // actionRemoteTask is the audit action of a remote agent's task: its id
 // and the state it ended in, beside the mediator's agent.call records.
@@ -104,13 +88,12 @@ type remoteAgent struct {
 	// fetcher reads the endpoint's and its authorization server's
 	// metadata; bundles reads bundle_url.
 	fetcher *fetch.Fetcher
-	bundles *fetch.Fetcher
+	// bundle verifies the card (nil without a configured bundle).
+	bundle *a2aremote.Bundle
 
-	mu       sync.Mutex
-	card     *a2aremote.Card
-	cardAt   time.Time
-	bundle   *trustBundle
-	bundleAt time.Time
+	mu     sync.Mutex
+	card   *a2aremote.Card
+	cardAt time.Time
 	// server is the authorization server of endpoint, as discovered.
 	server   *oauth.ServerMetadata
 	endpoint string
@@ -133,10 +116,14 @@ func (h *Host) newA2ARemotes() map[string]*remoteAgent {
 		local := dev && urlIsLoopback(rc.URL)
 		ra.fetcher = fetch.New(fetch.Config{AllowHTTP: local, AllowPrivate: local, Logger: log})
 		bundleLocal := dev && urlIsLoopback(rc.BundleURL)
-		ra.bundles = fetch.New(fetch.Config{AllowHTTP: bundleLocal, AllowPrivate: bundleLocal, Logger: log})
 		cc := a2aremote.Config{AllowHTTP: local, AllowPrivate: local, RequireSignedCards: rc.SignedCardRequired(), Logger: log}
 		if rc.HasBundle() {
-			cc.CardVerify = ra.verifyOptions
+			ra.bundle, ra.err = a2aremote.NewBundle(a2aremote.BundleConfig{TrustDomain: rc.TrustDomain, File: rc.BundleFile,
+				URL: rc.BundleURL, Now: h.now,
+				Fetcher: fetch.New(fetch.Config{AllowHTTP: bundleLocal, AllowPrivate: bundleLocal, Logger: log})})
+			if ra.bundle != nil {
+				cc.CardVerify = ra.bundle.VerifyOptions
+			}
 		}
 		if rc.WorkloadProof {
 			// The calling agent's WIT and a proof of it on every call
@@ -150,7 +137,9 @@ func (h *Host) newA2ARemotes() map[string]*remoteAgent {
 				return t
 			}
 		}
-		ra.client, ra.err = a2aremote.New(cc)
+		if ra.err == nil {
+			ra.client, ra.err = a2aremote.New(cc)
+		}
 		if ra.err != nil {
 			h.log.Error("remote agent unusable", slog.String("remote", rc.Name), slog.Any("error", ra.err))
 		}
@@ -214,7 +203,10 @@ func (ra *remoteAgent) currentCard(ctx context.Context) (*a2aremote.Card, error)
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	if err != nil {
-		ra.card, ra.bundle = nil, nil
+		ra.card = nil
+		if ra.bundle != nil {
+			ra.bundle.Forget()
+		}
 		return nil, err
 	}
 	ra.card, ra.cardAt = card, now
@@ -227,191 +219,6 @@ func (ra *remoteAgent) forgetCard() {
 	ra.mu.Lock()
 	ra.card = nil
 	ra.mu.Unlock()
-}
-
-// verifyOptions are the card checks (a2aremote.Config.CardVerify): the
-// configured trust domain's bundle, its X.509 authorities for a signature
-// with an x5c chain (whose leaf must be a SPIFFE ID of that trust domain)
-// and its JWT authorities, by kid, for one without.
-func (ra *remoteAgent) verifyOptions(ctx context.Context, _ string) (a2acard.VerifyOptions, error) {
-	b, err := ra.trustBundle(ctx)
-	if err != nil {
-		return a2acard.VerifyOptions{}, err
-	}
-	td := ra.cfg.TrustDomain
-	opts := a2acard.VerifyOptions{Roots: b.roots, Now: ra.h.now, CheckLeaf: func(leaf *x509.Certificate) error {
-		return leafOfTrustDomain(leaf, td)
-	}}
-	if len(b.jwt) > 0 {
-		opts.Keys = jose.StaticKeys(b.jwt)
-	}
-	if opts.Roots == nil && opts.Keys == nil {
-		return a2acard.VerifyOptions{}, fmt.Errorf("host: the bundle of %s holds no authority (every key revoked)", td)
-	}
-	return opts, nil
-}
-
-// leafOfTrustDomain checks that leaf, the certificate that signed a card,
-// names exactly one SPIFFE ID, of trust domain td.
-func leafOfTrustDomain(leaf *x509.Certificate, td string) error {
-	if len(leaf.URIs) != 1 {
-		return fmt.Errorf("the signing certificate names %d URIs, want one SPIFFE ID of %s", len(leaf.URIs), td)
-	}
-	id, err := credentials.ParseIdentity(leaf.URIs[0].String())
-	if err != nil || id.Scheme() != credentials.SchemeSPIFFE {
-		return fmt.Errorf("the signing certificate names %q, not a SPIFFE ID of %s", leaf.URIs[0].String(), td)
-	}
-	if id.TrustDomain() != td {
-		return fmt.Errorf("the card is signed by %s, of another trust domain than %s", id, td)
-	}
-	return nil
-}
-
-// trustBundle is a trust domain's SPIFFE bundle (SPECS.md §10.5), as far
-// as card signatures need it.
-type trustBundle struct {
-	// roots are the X.509 authorities (x509-svid keys); nil when none.
-	roots *x509.CertPool
-	// jwt are the JWT authorities (jwt-svid keys) by kid.
-	jwt map[string]crypto.PublicKey
-	// refresh is the bundle's spiffe_refresh_hint, 0 when it has none.
-	refresh time.Duration
-}
-
-// trustBundle returns the remote's trust bundle, read again from
-// bundle_file or bundle_url once its refresh hint has passed.
-func (ra *remoteAgent) trustBundle(ctx context.Context) (*trustBundle, error) {
-	now := ra.h.now()
-	ra.mu.Lock()
-	if b := ra.bundle; b != nil && now.Before(ra.bundleAt.Add(min(max(b.refresh, minBundleRefresh), maxBundleRefresh))) {
-		ra.mu.Unlock()
-		return b, nil
-	}
-	ra.mu.Unlock()
-	var (
-		data []byte
-		err  error
-		from = ra.cfg.BundleFile
-	)
-	if from != "" {
-		data, err = readBundleFile(from)
-	} else {
-		from = ra.cfg.BundleURL
-		var resp *fetch.Response
-		if resp, err = ra.bundles.JSON(ctx, from, nil); err == nil {
-			data = resp.Body
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("host: the trust bundle of %s: %w", ra.cfg.TrustDomain, err)
-	}
-	b, err := parseTrustBundle(data)
-	if err != nil {
-		return nil, fmt.Errorf("host: the trust bundle of %s at %s: %w", ra.cfg.TrustDomain, from, err)
-	}
-	ra.mu.Lock()
-	ra.bundle, ra.bundleAt = b, now
-	ra.mu.Unlock()
-	return b, nil
-}
-
-// readBundleFile reads a bundle file of at most jose.DefaultMaxKeySetSize
-// bytes.
-func readBundleFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, jose.DefaultMaxKeySetSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > jose.DefaultMaxKeySetSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, jose.DefaultMaxKeySetSize)
-	}
-	return data, nil
-}
-
-// parseTrustBundle reads a SPIFFE bundle: a JWK Set whose keys of use
-// x509-svid carry one CA certificate in x5c and whose keys of use
-// jwt-svid carry a kid. Keys of other uses (wit-svid) and of unknown key
-// types are skipped; an empty set means every authority was revoked.
-func parseTrustBundle(data []byte) (*trustBundle, error) {
-	if len(data) > jose.DefaultMaxKeySetSize {
-		return nil, fmt.Errorf("a bundle of %d bytes", len(data))
-	}
-	var doc struct {
-		Keys    []json.RawMessage `json:"keys"`
-		Refresh int64             `json:"spiffe_refresh_hint"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil || doc.Keys == nil {
-		return nil, errors.New("not a SPIFFE bundle (a JWK Set with a keys array)")
-	}
-	b := &trustBundle{jwt: map[string]crypto.PublicKey{}}
-	if doc.Refresh > 0 && doc.Refresh < int64(maxBundleRefresh/time.Second) {
-		b.refresh = time.Duration(doc.Refresh) * time.Second
-	}
-	for i, raw := range doc.Keys {
-		var k struct {
-			Use string   `json:"use"`
-			Kty string   `json:"kty"`
-			KID string   `json:"kid"`
-			X5C []string `json:"x5c"`
-		}
-		if err := json.Unmarshal(raw, &k); err != nil {
-			return nil, fmt.Errorf("key %d: %w", i, err)
-		}
-		switch k.Use {
-		case "x509-svid":
-			if len(k.X5C) == 0 {
-				return nil, fmt.Errorf("key %d: an X.509 authority without x5c", i)
-			}
-			der, err := base64.StdEncoding.DecodeString(k.X5C[0])
-			if err != nil {
-				return nil, fmt.Errorf("key %d: x5c is not base64", i)
-			}
-			cert, err := x509.ParseCertificate(der)
-			if err != nil {
-				return nil, fmt.Errorf("key %d: %w", i, err)
-			}
-			if b.roots == nil {
-				b.roots = x509.NewCertPool()
-			}
-			b.roots.AddCert(cert)
-		case "jwt-svid":
-			if k.Kty != "EC" && k.Kty != "RSA" && k.Kty != "OKP" {
-				continue // an unknown key type is ignored (SPECS.md §10.5)
-			}
-			if k.KID == "" {
-				return nil, fmt.Errorf("key %d: a JWT authority without kid", i)
-			}
-			if _, dup := b.jwt[k.KID]; dup {
-				return nil, fmt.Errorf("key %d: kid %q twice", i, k.KID)
-			}
-			pub, err := jwtAuthority(raw)
-			if err != nil {
-				return nil, fmt.Errorf("key %q: %w", k.KID, err)
-			}
-			b.jwt[k.KID] = pub
-		}
-	}
-	return b, nil
-}
-
-// jwtAuthority parses a jwt-svid JWK: without its SPIFFE use, which a
-// generic JWK parser does not take.
-func jwtAuthority(raw json.RawMessage) (crypto.PublicKey, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, err
-	}
-	delete(m, "use")
-	plain, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return jose.ParsePublicJWK(plain)
 }
 
 // subject is whom a call of parent's is made for: the task's user, by

@@ -5,11 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -576,58 +574,6 @@ func TestA2ARemoteAgents(t *testing.T) {
 	for _, tok := range allTokens {
 		if tok == "" || strings.Contains(string(evs), tok) {
 			t.Fatalf("a token the remote got reached a task's events (or a call carried none)")
-		}
-	}
-}
-
-// TestA2ARemoteTrustBundle: a SPIFFE bundle gives its X.509 and JWT
-// authorities (other uses and key types skipped); a malformed one is an
-// error; a card's signing leaf must be one SPIFFE ID of the trust domain.
-func TestA2ARemoteTrustBundle(t *testing.T) {
-	authority, err := ca.New(context.Background(), ca.Config{TrustDomain: remoteTD, Journal: &ca.MemoryJournal{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parseTrustBundle(authority.BundleJSON())
-	if err != nil || b.roots == nil || len(b.jwt) != len(authority.Bundle().JWTAuthorities()) || len(b.jwt) == 0 {
-		t.Fatalf("the CA's bundle: %+v, %v", b, err)
-	}
-	if b, err := parseTrustBundle([]byte(`{"keys":[{"use":"wit-svid","kty":"EC","kid":"w"},{"use":"jwt-svid","kty":"oct","kid":"s"}]}`)); err != nil ||
-		b.roots != nil || len(b.jwt) != 0 {
-		t.Errorf("a bundle without card authorities: %+v, %v", b, err)
-	}
-	for name, doc := range map[string]string{
-		"not a JWK Set":            `{"keys":null}`,
-		"not JSON":                 `keys`,
-		"X.509 authority, no x5c":  `{"keys":[{"use":"x509-svid","kty":"EC"}]}`,
-		"X.509 authority, bad x5c": `{"keys":[{"use":"x509-svid","kty":"EC","x5c":["!!"]}]}`,
-		"JWT authority, no kid":    `{"keys":[{"use":"jwt-svid","kty":"EC","crv":"P-256","x":"a","y":"b"}]}`,
-		"JWT authority, bad key":   `{"keys":[{"use":"jwt-svid","kty":"EC","kid":"k","crv":"P-256","x":"a","y":"b"}]}`,
-	} {
-		if _, err := parseTrustBundle([]byte(doc)); err == nil {
-			t.Errorf("%s: parsed", name)
-		}
-	}
-	leaf := func(uris ...string) *x509.Certificate {
-		c := &x509.Certificate{}
-		for _, u := range uris {
-			p, _ := url.Parse(u)
-			c.URIs = append(c.URIs, p)
-		}
-		return c
-	}
-	if err := leafOfTrustDomain(leaf("spiffe://remote.test/agent/research"), remoteTD); err != nil {
-		t.Errorf("a leaf of the trust domain: %v", err)
-	}
-	for name, l := range map[string]*x509.Certificate{
-		"another trust domain": leaf("spiffe://other.test/agent/research"),
-		"a sub-domain":         leaf("spiffe://x.remote.test/agent/research"),
-		"no SPIFFE ID":         leaf("https://remote.test/agent/research"),
-		"two IDs":              leaf("spiffe://remote.test/a", "spiffe://remote.test/b"),
-		"none":                 leaf(),
-	} {
-		if err := leafOfTrustDomain(l, remoteTD); err == nil {
-			t.Errorf("%s: accepted", name)
 		}
 	}
 }

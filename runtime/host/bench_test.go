@@ -26,6 +26,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
 	"github.com/agenthost/agenthost/credentials/jose"
 	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/credentials/txntoken"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
@@ -170,7 +171,15 @@ func BenchmarkA2ADelegation(b *testing.B) {
 		c := mediator.Caller{Txn: parent.Txn, ParentTask: parent.TaskID, Chain: []string{"assistant"}}
 		for b.Loop() {
 			done := false
-			err := h.runTask(ctx, "research", "who am i", c, nil, h.delegatedTxn(ctx, parent), func(ev localapi.TaskEvent) error {
+			tok, err := (txnSource{h}).TxnToken(ctx, parent, txntoken.Object{}, mediator.TxnRequestContext(parent))
+			if err != nil {
+				b.Fatal(err)
+			}
+			claims, err := h.verifyTxnToken(ctx, tok)
+			if err != nil {
+				b.Fatal(err)
+			}
+			err = h.runTask(ctx, "research", "who am i", c, nil, h.continuedTxn("research", tok, claims), func(ev localapi.TaskEvent) error {
 				done = done || ev.Type == "final"
 				return nil
 			})

@@ -117,31 +117,6 @@ func (h *Host) beginTxn(ctx context.Context, agent string, sub taskSubject) (*ta
 	return t, nil
 }
 
-// delegatedTxn is the Txn-Token holder of a task delegated by parent: its
-// first token is the one the mediator minted for the delegation (in ctx);
-// it is renewed as a replacement of the parent task's, as that one was.
-func (h *Host) delegatedTxn(ctx context.Context, parent mediator.Caller) *taskTxn {
-	t := &taskTxn{txn: parent.Txn, now: h.now}
-	rctx := mediator.TxnRequestContext(parent)
-	t.renew = func(ctx context.Context) (string, *txntoken.Claims, error) {
-		tok, err := txnSource{h}.TxnToken(ctx, parent, txntoken.Object{}, rctx)
-		if err != nil {
-			return "", nil, err
-		}
-		if tok == "" {
-			return "", nil, errors.New("host: the delegating task has no Txn-Token")
-		}
-		c, err := h.verifyTxnToken(ctx, tok)
-		return tok, c, err
-	}
-	if tok, ok := mediator.TxnTokenFromContext(ctx); ok {
-		if c, err := h.verifyTxnToken(ctx, tok); err == nil && c.Txn == t.txn {
-			t.token, t.claims = tok, c
-		}
-	}
-	return t
-}
-
 // txnSource is the mediator's TxnTokenSource: a replacement of the task's
 // Txn-Token for each call.
 type txnSource struct{ h *Host }

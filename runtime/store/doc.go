@@ -3,6 +3,7 @@
 // append-only logs ([Log]) and leases ([Leases]).
 //
 // Implementations: sqlitestore (the embedded default, one SQLite file in the
-// data directory) and memstore (in memory, for tests). Every implementation
-// must pass the conformance suite in storetest.
+// data directory), pgstore (PostgreSQL, which several hosts can share; it
+// also implements [Notifier]) and memstore (in memory, for tests). Every
+// implementation must pass the conformance suite in storetest.
 package store
