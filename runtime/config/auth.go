@@ -118,6 +118,57 @@ type AuthConfig struct {
 	Clients []ClientConfig `json:"clients,omitempty"`
 	// Resources are the protected resources tokens may be issued for.
 	Resources []ResourceConfig `json:"resources,omitempty"`
+	// TrustedIssuers are other authorization servers (an organisation's
+	// Keycloak, Okta, Entra ID or Auth0, or another agenthost) whose
+	// tokens the host takes, each for what it says: access tokens at the
+	// host's resources, subject tokens of token exchange, ID-JAGs.
+	TrustedIssuers []TrustedIssuerConfig `json:"trusted_issuers,omitempty"`
+	// IDJAG lists the authorization servers of other domains the embedded
+	// one issues Identity Assertion JWT Authorization Grants for (token
+	// exchange with requested_token_type id-jag, SPECS.md §12.2).
+	IDJAG []IDJAGAudienceConfig `json:"id_jag,omitempty"`
+}
+
+// TrustedIssuerConfig is another authorization server the host trusts.
+// Its metadata is discovered (RFC 8414, else OpenID Connect Discovery)
+// and its JWK Set fetched from its jwks_uri, cached and refreshed.
+type TrustedIssuerConfig struct {
+	// Issuer is the issuer identifier, compared exactly with iss. REQUIRED.
+	Issuer string `json:"issuer"`
+	// AccessTokens: the host's protected resources (hosted MCP servers,
+	// A2A agents, the task API) accept this issuer's access tokens, and
+	// name it in their RFC 9728 metadata.
+	AccessTokens bool `json:"access_tokens,omitempty"`
+	// SubjectTokens: token exchange at the embedded server takes this
+	// issuer's access tokens as subject tokens (so a task started with
+	// such a token acts for its user on every hop).
+	SubjectTokens bool `json:"subject_tokens,omitempty"`
+	// IDJAG: the embedded server's jwt-bearer grant accepts this issuer's
+	// ID-JAGs (typ oauth-id-jag+jwt, aud this host's issuer).
+	IDJAG bool `json:"id_jag,omitempty"`
+	// Audiences are further values of aud that mean this host in the
+	// issuer's access tokens (Entra ID's api://…, Auth0's API
+	// identifier), besides each resource's own URL.
+	Audiences []string `json:"audiences,omitempty"`
+	// AcceptJWTTyp accepts access tokens with typ JWT from this issuer
+	// (servers that do not implement RFC 9068 at+jwt: Okta, Entra ID,
+	// Auth0) when they carry every claim RFC 9068 requires. It weakens
+	// the check that tells an access token from other JWTs; off by
+	// default.
+	AcceptJWTTyp bool `json:"accept_jwt_typ,omitempty"`
+	// ScopeClaim is the claim holding the granted scopes: "scope" (RFC
+	// 9068, the default) or "scp" (Entra ID, Okta).
+	ScopeClaim string `json:"scope_claim,omitempty"`
+}
+
+// IDJAGAudienceConfig is an authorization server of another domain the
+// embedded server issues ID-JAGs for.
+type IDJAGAudienceConfig struct {
+	// Issuer is that server's issuer identifier, the ID-JAG's aud.
+	// REQUIRED.
+	Issuer string `json:"issuer"`
+	// Scopes may be asked for there. Empty means any.
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // UserConfig is a user who can sign in. Passwords are never written in the

@@ -25,6 +25,7 @@ func (v *validator) auth() {
 	v.users()
 	v.clients()
 	v.resources()
+	v.trustedIssuers()
 	for i, ag := range v.c.Agents {
 		v.scopes(fmt.Sprintf("agents[%d].scopes", i), ag.Scopes)
 	}

@@ -78,6 +78,9 @@ type Config struct {
 	Audit AuditConfig `json:"audit"`
 	// Signals configures Shared Signals streams (CAEP).
 	Signals SignalsConfig `json:"signals"`
+	// Federation names the other trust domains this one federates with.
+	// Left out of the canonical form when empty.
+	Federation FederationConfig `json:"federation,omitzero"`
 
 	file            string
 	pos             map[string]Position
@@ -96,11 +99,23 @@ type ListenConfig struct {
 	TLS *TLSConfig `json:"tls"`
 }
 
-// TLSConfig names the certificate and key files of the listener. Relative
-// paths are resolved against the directory of the configuration file.
+// TLSConfig is the listener's TLS: a certificate and key from files (a
+// Web PKI certificate browsers and OAuth clients accept), or the host's
+// own X.509-SVID (svid: true) for connections between hosts and
+// workloads that verify SPIFFE IDs. Relative paths are resolved against
+// the directory of the configuration file.
 type TLSConfig struct {
-	CertFile string `json:"cert_file"`
-	KeyFile  string `json:"key_file"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// SVID serves the host's X.509-SVID, renewed at half its lifetime
+	// without dropping connections, instead of cert_file and key_file.
+	SVID bool `json:"svid,omitempty"`
+	// Peers narrows which client certificates are accepted (always
+	// optional: OAuth clients without one still connect): SPIFFE IDs, or
+	// trust domains as spiffe://<name>. A client that presents a
+	// certificate must present an X.509-SVID of this trust domain or a
+	// federated one, and, when Peers is set, one it names. Only with svid.
+	Peers []string `json:"peers,omitempty"`
 }
 
 // IdentityConfig sets the lifetimes of the trust domain's credentials.
@@ -110,6 +125,14 @@ type IdentityConfig struct {
 	SVIDTTL time.Duration `json:"svid_ttl"`
 	// CATTL is the lifetime of a CA key. Default 720h, at least 1h.
 	CATTL time.Duration `json:"ca_ttl"`
+	// WorkloadAPI, when set, is the SPIFFE Workload API endpoint
+	// (unix:///path or tcp://ip:port; a SPIRE agent's socket) the host
+	// takes its own and its agents' identities and the trust bundle
+	// from, instead of running its own CA: the host's workload must be
+	// registered as spiffe://<trust_domain>/host and as
+	// spiffe://<trust_domain>/agent/<name> for each agent. svid_ttl and
+	// ca_ttl are then the upstream's business.
+	WorkloadAPI string `json:"workload_api,omitempty"`
 }
 
 // StorageConfig selects the storage backend: sqlite (the default, one file
@@ -524,9 +547,13 @@ func (c *Config) resolvePaths(dir string) {
 		if cmd := c.MCP.Remotes[i].Command; len(cmd) > 0 && cmd[0] != "" {
 			cmd[0] = abs(cmd[0])
 		}
+		if cl := c.MCP.Remotes[i].Client; cl != nil {
+			cl.KeyFile = abs(cl.KeyFile)
+		}
 	}
 	c.Auth.resolvePaths(abs)
 	c.A2A.resolvePaths(abs)
+	c.Federation.resolvePaths(abs)
 	c.Policy.Dir = abs(c.Policy.Dir)
 	c.Audit.resolvePaths(abs)
 }

@@ -98,6 +98,78 @@ type MCPRemoteConfig struct {
 	// Empty means "user" for a task with a user and "agent" for one
 	// without.
 	ActingAs ActingAs `json:"acting_as"`
+	// Chaining is how a user's authority reaches a server whose
+	// authorization server is of another domain: empty, by token exchange
+	// at that server (it must trust this host's issuer); or "id_jag",
+	// identity chaining: the embedded server issues an ID-JAG for that
+	// server (listed under auth.id_jag), which the agent redeems there by
+	// the jwt-bearer grant (SPECS.md §12).
+	Chaining Chaining `json:"chaining,omitempty"`
+	// Client is how the calling agent is known as a client of the
+	// server's authorization server. Default: chosen from its metadata.
+	Client *RemoteClientConfig `json:"client,omitempty"`
+}
+
+// Chaining is how a user's authority crosses to another domain.
+type Chaining string
+
+// Values of mcp.remotes[].chaining.
+const (
+	ChainingIDJAG Chaining = "id_jag"
+)
+
+var chainings = []Chaining{ChainingIDJAG}
+
+// UnmarshalConfigScalar implements [ScalarUnmarshaler].
+func (c *Chaining) UnmarshalConfigScalar(text string) error {
+	v := Chaining(text)
+	if !oneOf(v, chainings) {
+		return enumError("chaining", text, chainings)
+	}
+	*c = v
+	return nil
+}
+
+// RemoteClientConfig is how agents are known at a remote's authorization
+// server.
+type RemoteClientConfig struct {
+	// Method is one of auto (the default), spiffe (a JWT-SVID, for a
+	// server that trusts this trust domain), cimd (the agent's client ID
+	// metadata document URL at this host, with private_key_jwt; the
+	// host's issuer must be https), registration (RFC 7591, once per
+	// agent, kept in the store) or static (ID and KeyFile). auto takes
+	// the first the server supports in that order, static before the
+	// JWT-SVID fallback when ID is set.
+	Method ClientMethod `json:"method,omitempty"`
+	// ID is the client_id registered at that server (static).
+	ID string `json:"id,omitempty"`
+	// KeyFile is a PEM PKCS#8 private key whose public key is registered
+	// there, for private_key_jwt (static). Owner-only.
+	KeyFile string `json:"key_file,omitempty"`
+}
+
+// ClientMethod is how an agent is known at a remote authorization server.
+type ClientMethod string
+
+// Client methods.
+const (
+	ClientMethodAuto         ClientMethod = "auto"
+	ClientMethodSPIFFE       ClientMethod = "spiffe"
+	ClientMethodCIMD         ClientMethod = "cimd"
+	ClientMethodRegistration ClientMethod = "registration"
+	ClientMethodStatic       ClientMethod = "static"
+)
+
+var clientMethods = []ClientMethod{ClientMethodAuto, ClientMethodSPIFFE, ClientMethodCIMD, ClientMethodRegistration, ClientMethodStatic}
+
+// UnmarshalConfigScalar implements [ScalarUnmarshaler].
+func (m *ClientMethod) UnmarshalConfigScalar(text string) error {
+	v := ClientMethod(text)
+	if !oneOf(v, clientMethods) {
+		return enumError("client method", text, clientMethods)
+	}
+	*m = v
+	return nil
 }
 
 // ActingAs is whose authority calls to a remote MCP server carry.
@@ -244,6 +316,7 @@ func (v *validator) mcpRemotes(servers map[string]int) {
 		case r.ActingAs != "" && len(r.Command) > 0:
 			v.invalid(base+".acting_as", "a command remote gets no token; acting_as applies to url remotes only")
 		}
+		v.remoteClient(base, r)
 		for j, t := range r.Tools {
 			if t == "" || strings.ContainsAny(t, "/ \t") {
 				v.invalid(fmt.Sprintf("%s.tools[%d]", base, j), "%s is not a tool name", quoteValue(t))

@@ -40,6 +40,7 @@ func (c *Config) Validate() error {
 	v.auth()
 	v.mcp()
 	v.a2a()
+	v.federation()
 	v.governance()
 	if len(v.errs) == 0 {
 		return nil
@@ -135,8 +136,7 @@ func (v *validator) listen() {
 		v.invalid("listen.address", "listening on %s without TLS is refused; configure listen.tls or bind a loopback address", l.Address)
 	}
 	if l.TLS != nil {
-		v.tlsFile("listen.tls.cert_file", l.TLS.CertFile)
-		v.tlsFile("listen.tls.key_file", l.TLS.KeyFile)
+		v.listenTLS(*l.TLS)
 	}
 	if l.Issuer == "" {
 		return
@@ -210,6 +210,9 @@ func (v *validator) tlsFile(path, file string) {
 
 func (v *validator) identity() {
 	id := v.c.Identity
+	if id.WorkloadAPI != "" {
+		v.workloadAPIAddr(id.WorkloadAPI)
+	}
 	svidOK, caOK := true, true
 	if id.SVIDTTL < MinSVIDTTL {
 		svidOK = false
