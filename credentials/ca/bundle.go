@@ -70,22 +70,29 @@ func (c *CA) BundleJSON() []byte {
 }
 
 // BundleHandler serves the bundle in the SPIFFE bundle format for the
-// federation bundle endpoint (SPECS.md §10.7). It answers GET and HEAD with
-// content type application/json and a Cache-Control max-age of the refresh
-// hint; any other method gets 405. TLS (the https_web or https_spiffe
-// profile) is the job of the server it is mounted on.
+// federation bundle endpoint (SPECS.md §10.7); see [NewBundleHandler].
 func (c *CA) BundleHandler() http.Handler {
+	return NewBundleHandler(func() ([]byte, time.Duration) { return c.current().bundleJSON, c.refreshHint })
+}
+
+// NewBundleHandler serves the SPIFFE bundle that get returns (its JSON
+// and refresh hint) for a federation bundle endpoint (SPECS.md §10.7),
+// whichever authority holds it. It answers GET and HEAD with content type
+// application/json and a Cache-Control max-age of the refresh hint; any
+// other method gets 405. TLS (the https_web or https_spiffe profile) is
+// the job of the server it is mounted on.
+func NewBundleHandler(get func() (body []byte, refreshHint time.Duration)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		body := c.current().bundleJSON
+		body, hint := get()
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Content-Length", strconv.Itoa(len(body)))
-		h.Set("Cache-Control", "max-age="+strconv.Itoa(int(c.refreshHint.Seconds())))
+		h.Set("Cache-Control", "max-age="+strconv.Itoa(int(hint.Seconds())))
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusOK)
 		if r.Method == http.MethodGet {

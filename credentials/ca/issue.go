@@ -228,37 +228,8 @@ var jwtSVIDHeaders = []string{"alg", "kid", "typ"}
 // nothing else, a valid signature, sub a SPIFFE ID of the trust domain, aud
 // containing audience, exp in the future. It returns the subject and all
 // claims. Errors wrap ErrInvalidToken (and the jose sentinel saying why),
-// credentials.ErrUntrustedDomain or ErrInvalidArgument.
+// credentials.ErrUntrustedDomain or ErrInvalidArgument. The checks are
+// those of [ValidateJWTSVIDFrom] with this trust domain's bundle only.
 func (c *CA) ValidateJWTSVID(ctx context.Context, token, audience string) (spiffeid.ID, map[string]any, error) {
-	if audience == "" {
-		return spiffeid.ID{}, nil, fmt.Errorf("%w: audience is required", ErrInvalidArgument)
-	}
-	b := c.current().bundle
-	t, err := jose.Verify(ctx, token, jose.VerifyOptions{
-		Types:           []jose.Typ{jose.TypJWT, jose.TypJOSE},
-		AllowMissingTyp: true,
-		AllowedHeaders:  jwtSVIDHeaders,
-		RequireKID:      true,
-		Keys: func(_ context.Context, kid string) (crypto.PublicKey, error) {
-			k, ok := b.FindJWTAuthority(kid)
-			if !ok {
-				return nil, fmt.Errorf("%w: no JWT authority %q", jose.ErrUnknownKey, kid)
-			}
-			return k, nil
-		},
-		Audience:       audience,
-		RequireSubject: true,
-		Now:            c.now,
-	})
-	if err != nil {
-		return spiffeid.ID{}, nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
-	}
-	id, err := spiffeid.FromString(t.Subject)
-	if err != nil {
-		return spiffeid.ID{}, nil, fmt.Errorf("%w: sub %q is not a SPIFFE ID: %v", ErrInvalidToken, t.Subject, err)
-	}
-	if id.TrustDomain() != c.td {
-		return spiffeid.ID{}, nil, fmt.Errorf("%w: %w: sub %s", ErrInvalidToken, credentials.ErrUntrustedDomain, id)
-	}
-	return id, t.Claims, nil
+	return ValidateJWTSVIDFrom(ctx, token, audience, c.current().bundle, c.now)
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // Authority is what the server needs from the trust-domain CA. The
-// credentials/ca CA implements it.
+// credentials/ca CA implements it, and so does [Upstream], which relays
+// the SVIDs and bundles of another Workload API instead of issuing them.
 type Authority interface {
 	// TrustDomain returns the trust domain the authority issues for.
 	TrustDomain() spiffeid.TrustDomain
@@ -40,4 +41,19 @@ type Authority interface {
 	// after any key or bundle change, and a function that ends the
 	// subscription.
 	Subscribe() (<-chan struct{}, func())
+}
+
+// FederatingAuthority is an [Authority] that also holds the bundles of the
+// trust domains its own federates with. The server detects it with a type
+// assertion and then serves those bundles too: in the federated_bundles of
+// FetchX509SVID and beside the own trust domain's bundle in
+// FetchX509Bundles, FetchJWTBundles and FetchWITBundles (SPECS.md §10.6).
+// Subscribe must report changes of these bundles as well.
+type FederatingAuthority interface {
+	Authority
+
+	// FederatedBundles returns the bundle of each federated trust domain,
+	// keyed by trust domain; never the authority's own. The caller may
+	// keep the result but must not modify the bundles.
+	FederatedBundles() map[spiffeid.TrustDomain]*spiffebundle.Bundle
 }

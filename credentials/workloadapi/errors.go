@@ -2,7 +2,8 @@ package workloadapi
 
 import "errors"
 
-// Sentinel errors returned by [Server] methods; test them with errors.Is.
+// Sentinel errors returned by [Server] and [Upstream] methods; test them
+// with errors.Is.
 var (
 	// ErrUnsupportedPlatform reports a platform where the peer credentials
 	// of a unix socket connection cannot be read, so no caller can be
@@ -34,4 +35,27 @@ var (
 	// ErrSocketInUse reports a socket path that another workload of this
 	// server uses or on which another process is listening.
 	ErrSocketInUse = errors.New("workloadapi: socket in use")
+
+	// ErrNoRegistrationEntry reports a SPIFFE ID for which the upstream
+	// Workload API hands out no SVID: no registration entry of the
+	// upstream (a SPIRE server) names it with selectors matching this
+	// process.
+	ErrNoRegistrationEntry = errors.New("workloadapi: no registration entry")
+
+	// ErrUpstreamNoWIT reports an upstream Workload API that does not
+	// implement the WIT-SVID profile (it answers FetchWITSVID or
+	// FetchWITBundles with Unimplemented).
+	ErrUpstreamNoWIT = errors.New("workloadapi: upstream does not support WIT-SVIDs")
+
+	// ErrUpstreamNotReady reports a call on an [Upstream] that has not yet
+	// received its first snapshot: Start has not been called or has not
+	// returned nil.
+	ErrUpstreamNotReady = errors.New("workloadapi: upstream not ready")
+
+	// ErrUpstreamClosed reports a call on an [Upstream] after Close.
+	ErrUpstreamClosed = errors.New("workloadapi: upstream closed")
+
+	// ErrInvalidJWTSVID reports a JWT-SVID that [Upstream.ValidateJWTSVID]
+	// refuses; the error says why.
+	ErrInvalidJWTSVID = errors.New("workloadapi: jwt-svid does not validate against the upstream bundle")
 )

@@ -23,14 +23,33 @@ func IDFromIdentity(id credentials.Identity) (spiffeid.ID, error) {
 	return sid, nil
 }
 
-// X509SVIDExpiry returns when the X.509-SVID the server currently serves on
-// the workload's socket expires; false if id is not registered or has none.
+// X509SVIDExpiry returns when the X.509-SVID the server currently serves
+// for id (a workload's ID or one of its ExtraIDs) expires; false if no
+// socket serves id or it has none.
 func (s *Server) X509SVIDExpiry(id spiffeid.ID) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	wl, ok := s.workloads[id]
-	if !ok || wl.x509 == nil || wl.x509.svid == nil || len(wl.x509.svid.Certificates) == 0 {
+	wl := s.workloadServingLocked(id)
+	if wl == nil {
 		return time.Time{}, false
 	}
-	return wl.x509.svid.Certificates[0].NotAfter, true
+	entry := wl.x509[id]
+	if entry == nil || entry.svid == nil || len(entry.svid.Certificates) == 0 {
+		return time.Time{}, false
+	}
+	return entry.svid.Certificates[0].NotAfter, true
+}
+
+// workloadServingLocked returns the workload whose socket serves id, or
+// nil; s.mu must be held.
+func (s *Server) workloadServingLocked(id spiffeid.ID) *workload {
+	if wl, ok := s.workloads[id]; ok {
+		return wl
+	}
+	for _, wl := range s.workloads {
+		if wl.serves(id) {
+			return wl
+		}
+	}
+	return nil
 }

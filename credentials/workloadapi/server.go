@@ -1,6 +1,7 @@
 package workloadapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,11 +37,14 @@ const (
 	logKeyError    = "error"
 	logKeyPeerUID  = "peer_uid"
 	logKeyPeerPID  = "peer_pid"
+	logKeyExtraIDs = "extra_ids"
 )
 
 // Config configures a [Server].
 type Config struct {
-	// Authority issues the SVIDs and provides the bundle. Required.
+	// Authority issues the SVIDs and provides the bundle: the
+	// trust-domain CA, or an [Upstream] that relays another Workload
+	// API's. Required.
 	Authority Authority
 
 	// Now is the clock for rotation decisions; nil means time.Now.
@@ -101,12 +106,78 @@ const (
 	stateClosed
 )
 
-// bundleSnapshot is the authority's bundle in the forms the RPCs send.
+// bundleSnapshot is the authority's bundle, and those of the trust domains
+// it federates with, in the forms the RPCs send.
 type bundleSnapshot struct {
-	bundle  *spiffebundle.Bundle
+	bundle *spiffebundle.Bundle
+	encodedBundle
+	// federated holds the federated trust domains' bundles, keyed by
+	// trust domain; empty unless the authority is a FederatingAuthority.
+	federated map[spiffeid.TrustDomain]*spiffebundle.Bundle
+	// fedEncoded holds the encoded forms of federated, keyed by the trust
+	// domain's SPIFFE ID as the RPCs key them.
+	fedEncoded map[string]encodedBundle
+}
+
+// encodedBundle is one trust domain's bundle in wire form.
+type encodedBundle struct {
 	x509DER []byte // X.509 authorities, concatenated DER
 	jwtJWKS []byte // jwt-svid keys only
 	witJWKS string // wit-svid keys only
+}
+
+// equal reports whether s and o hold the same bundles.
+func (s *bundleSnapshot) equal(o *bundleSnapshot) bool {
+	if !s.bundle.Equal(o.bundle) || len(s.federated) != len(o.federated) {
+		return false
+	}
+	for td, b := range s.federated {
+		if ob, ok := o.federated[td]; !ok || !b.Equal(ob) {
+			return false
+		}
+	}
+	return true
+}
+
+// x509Bundles returns the X.509 authorities of every trust domain, keyed
+// by the trust domain's SPIFFE ID.
+func (s *bundleSnapshot) x509Bundles() map[string][]byte {
+	out := map[string][]byte{s.bundle.TrustDomain().IDString(): s.x509DER}
+	for td, e := range s.fedEncoded {
+		out[td] = e.x509DER
+	}
+	return out
+}
+
+// federatedX509 returns the X.509 authorities of the federated trust
+// domains only, as FetchX509SVID's federated_bundles carries them.
+func (s *bundleSnapshot) federatedX509() map[string][]byte {
+	if len(s.fedEncoded) == 0 {
+		return nil
+	}
+	out := make(map[string][]byte, len(s.fedEncoded))
+	for td, e := range s.fedEncoded {
+		out[td] = e.x509DER
+	}
+	return out
+}
+
+// jwtBundles returns the JWKS of jwt-svid keys of every trust domain.
+func (s *bundleSnapshot) jwtBundles() map[string][]byte {
+	out := map[string][]byte{s.bundle.TrustDomain().IDString(): s.jwtJWKS}
+	for td, e := range s.fedEncoded {
+		out[td] = e.jwtJWKS
+	}
+	return out
+}
+
+// witBundles returns the JWKS of wit-svid keys of every trust domain.
+func (s *bundleSnapshot) witBundles() map[string]string {
+	out := map[string]string{s.bundle.TrustDomain().IDString(): s.witJWKS}
+	for td, e := range s.fedEncoded {
+		out[td] = e.witJWKS
+	}
+	return out
 }
 
 // New returns a server for cfg. It reads the authority's bundle once, so an
@@ -145,11 +216,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// AddWorkload creates the socket of w and issues its first X.509-SVID. If
-// the server is running, the socket is served at once; otherwise from the
-// start of Run. It fails with ErrWorkloadExists, ErrSocketInUse,
-// ErrInsecureSocketDir, ErrNotSocket, ErrServerClosed,
-// ErrUnsupportedPlatform, credentials.ErrInvalidIdentity or
+// AddWorkload creates the socket of w and issues the first X.509-SVID of
+// each of its IDs. If the server is running, the socket is served at once;
+// otherwise from the start of Run. It fails with ErrWorkloadExists (an ID
+// another socket serves), ErrSocketInUse, ErrInsecureSocketDir,
+// ErrNotSocket, ErrServerClosed, ErrUnsupportedPlatform,
+// credentials.ErrInvalidIdentity (a zero or repeated ID) or
 // credentials.ErrUntrustedDomain (an ID outside the authority's trust
 // domain); on any error nothing is left behind.
 func (s *Server) AddWorkload(ctx context.Context, w Workload) error {
@@ -159,8 +231,18 @@ func (s *Server) AddWorkload(ctx context.Context, w Workload) error {
 	if w.ID.IsZero() {
 		return fmt.Errorf("workloadapi: workload has no SPIFFE ID: %w", credentials.ErrInvalidIdentity)
 	}
-	if td := s.auth.TrustDomain(); w.ID.TrustDomain() != td {
-		return fmt.Errorf("workloadapi: workload %s is outside trust domain %s: %w", w.ID, td, credentials.ErrUntrustedDomain)
+	ids := append([]spiffeid.ID{w.ID}, w.ExtraIDs...)
+	td := s.auth.TrustDomain()
+	for i, id := range ids {
+		if id.IsZero() {
+			return fmt.Errorf("workloadapi: workload %s: extra SPIFFE ID %d is zero: %w", w.ID, i-1, credentials.ErrInvalidIdentity)
+		}
+		if id.TrustDomain() != td {
+			return fmt.Errorf("workloadapi: workload %s is outside trust domain %s: %w", id, td, credentials.ErrUntrustedDomain)
+		}
+		if slices.Contains(ids[:i], id) {
+			return fmt.Errorf("workloadapi: workload %s lists %s twice: %w", w.ID, id, credentials.ErrInvalidIdentity)
+		}
 	}
 	allowed := make(map[int]struct{}, len(w.AllowedUIDs))
 	for _, uid := range w.AllowedUIDs {
@@ -178,7 +260,13 @@ func (s *Server) AddWorkload(ctx context.Context, w Workload) error {
 
 	s.mu.Lock()
 	state := s.state
-	_, exists := s.workloads[w.ID]
+	var taken, takenBy spiffeid.ID
+	for _, id := range ids {
+		if other := s.workloadServingLocked(id); other != nil {
+			taken, takenBy = id, other.id
+			break
+		}
+	}
 	var pathTaken bool
 	for _, other := range s.workloads {
 		if other.socketPath == filepath.Clean(w.SocketPath) {
@@ -189,8 +277,10 @@ func (s *Server) AddWorkload(ctx context.Context, w Workload) error {
 	switch {
 	case state == stateClosed:
 		return ErrServerClosed
-	case exists:
-		return fmt.Errorf("%w: %s", ErrWorkloadExists, w.ID)
+	case !taken.IsZero() && taken == takenBy:
+		return fmt.Errorf("%w: %s", ErrWorkloadExists, taken)
+	case !taken.IsZero():
+		return fmt.Errorf("%w: %s is served by the socket of %s", ErrWorkloadExists, taken, takenBy)
 	case pathTaken:
 		return fmt.Errorf("%w: %q serves another workload", ErrSocketInUse, w.SocketPath)
 	}
@@ -201,19 +291,24 @@ func (s *Server) AddWorkload(ctx context.Context, w Workload) error {
 	}
 	wl := &workload{
 		id:         w.ID,
+		ids:        ids,
 		socketPath: ln.Addr().String(),
 		allowed:    allowed,
 		peerCheck:  w.PeerCheck,
 		ln:         ln,
 		done:       make(chan struct{}),
+		x509:       make(map[spiffeid.ID]*x509Entry, len(ids)),
+		wit:        make(map[spiffeid.ID]*witEntry),
 	}
-	entry, err := s.issueX509(ctx, wl.id)
-	if err != nil {
-		ln.Close()
-		_ = removeSocket(wl.socketPath)
-		return err
+	for _, id := range ids {
+		entry, _, err := s.issueX509(ctx, id, nil)
+		if err != nil {
+			ln.Close()
+			_ = removeSocket(wl.socketPath)
+			return err
+		}
+		wl.x509[id] = entry
 	}
-	wl.x509 = entry
 	wl.grpc = s.newGRPCServer(wl)
 
 	s.mu.Lock()
@@ -228,14 +323,18 @@ func (s *Server) AddWorkload(ctx context.Context, w Workload) error {
 		s.startServingLocked(wl)
 	}
 	s.mu.Unlock()
-	s.log.InfoContext(ctx, "workload socket added", slog.String(logKeyWorkload, wl.id.String()), slog.String(logKeySocket, wl.socketPath))
+	attrs := []any{slog.String(logKeyWorkload, wl.id.String()), slog.String(logKeySocket, wl.socketPath)}
+	if len(w.ExtraIDs) > 0 {
+		attrs = append(attrs, slog.Int(logKeyExtraIDs, len(w.ExtraIDs)))
+	}
+	s.log.InfoContext(ctx, "workload socket added", attrs...)
 	return nil
 }
 
-// RemoveWorkload closes the socket of the workload id, ends its streams and
-// removes the socket file. It waits for calls in progress to finish until
-// ctx is done, then closes their connections. It fails with
-// ErrUnknownWorkload if id has no socket.
+// RemoveWorkload closes the socket of the workload id (its Workload.ID,
+// not one of its ExtraIDs), ends its streams and removes the socket file.
+// It waits for calls in progress to finish until ctx is done, then closes
+// their connections. It fails with ErrUnknownWorkload if id has no socket.
 func (s *Server) RemoveWorkload(ctx context.Context, id spiffeid.ID) error {
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
@@ -306,7 +405,11 @@ func (s *Server) Run(ctx context.Context) error {
 // authority's bundle changed since it was last read, every SVID is
 // re-issued and the new bundle is pushed. Open streams of the affected
 // workloads receive the new snapshot. An SVID that cannot be re-issued is
-// kept and the error is returned; the others are still rotated.
+// kept and the error is returned; the others are still rotated. An
+// authority that relays SVIDs (an [Upstream]) may hand out the same SVID
+// again, which changes nothing; when it reports ErrNoRegistrationEntry
+// for an ID, the ID's SVIDs are dropped and its socket no longer serves
+// them until the authority has them again.
 func (s *Server) Tick(ctx context.Context) error {
 	return s.refresh(ctx, false)
 }
@@ -324,7 +427,7 @@ func (s *Server) refresh(ctx context.Context, force bool) error {
 		errs = append(errs, err)
 	} else {
 		s.mu.Lock()
-		if !snap.bundle.Equal(s.bundle.bundle) {
+		if !snap.equal(s.bundle) {
 			s.bundle = snap
 			changed = true
 		}
@@ -336,34 +439,52 @@ func (s *Server) refresh(ctx context.Context, force bool) error {
 	s.mu.Lock()
 	type pending struct {
 		wl  *workload
+		id  spiffeid.ID
 		x   *x509Entry
 		wit *witEntry
 	}
 	var work []pending
 	for _, wl := range s.workloads {
-		work = append(work, pending{wl, wl.x509, wl.wit})
+		for _, id := range wl.ids {
+			work = append(work, pending{wl, id, wl.x509[id], wl.wit[id]})
+		}
 	}
 	s.mu.Unlock()
 
 	for _, p := range work {
 		if reissueAll || p.x == nil || rotationDue(now, p.x.svid.Certificates[0].NotBefore, p.x.svid.Certificates[0].NotAfter) {
-			entry, err := s.issueX509(ctx, p.wl.id)
-			if err != nil {
-				errs = append(errs, err)
-			} else {
+			entry, fresh, err := s.issueX509(ctx, p.id, p.x)
+			switch {
+			case errors.Is(err, ErrNoRegistrationEntry):
+				// A relaying authority lost the ID: the socket stops
+				// serving it, as the upstream did. Reported once.
 				s.mu.Lock()
-				p.wl.x509 = entry
+				_, had := p.wl.x509[p.id]
+				delete(p.wl.x509, p.id)
+				delete(p.wl.wit, p.id)
+				s.mu.Unlock()
+				if had {
+					errs = append(errs, err)
+					changed = true
+				}
+				continue
+			case err != nil:
+				errs = append(errs, err)
+			case fresh:
+				s.mu.Lock()
+				p.wl.x509[p.id] = entry
 				s.mu.Unlock()
 				changed = true
 			}
 		}
 		if p.wit != nil && (reissueAll || rotationDue(now, p.wit.issuedAt, p.wit.expiresAt)) {
-			entry, err := s.issueWIT(ctx, p.wl.id, nil)
-			if err != nil {
+			entry, fresh, err := s.issueWIT(ctx, p.id, nil, p.wit)
+			switch {
+			case err != nil:
 				errs = append(errs, err)
-			} else {
+			case fresh:
 				s.mu.Lock()
-				p.wl.wit = entry
+				p.wl.wit[p.id] = entry
 				s.mu.Unlock()
 				changed = true
 			}
@@ -375,42 +496,57 @@ func (s *Server) refresh(ctx context.Context, force bool) error {
 	return errors.Join(errs...)
 }
 
-// ensureWIT returns the workload's current WIT-SVID, issuing the first one
-// for caller if there is none yet.
-func (s *Server) ensureWIT(ctx context.Context, wl *workload, caller *Peer) error {
+// ensureWIT makes sure the workload has a current WIT-SVID for each of
+// ids, issuing the first one for caller where there is none yet.
+func (s *Server) ensureWIT(ctx context.Context, wl *workload, ids []spiffeid.ID, caller *Peer) error {
 	s.issueMu.Lock()
 	defer s.issueMu.Unlock()
-	s.mu.Lock()
-	have := wl.wit != nil
-	s.mu.Unlock()
-	if have {
-		return nil
+	added := false
+	defer func() {
+		if added {
+			s.broadcast()
+		}
+	}()
+	for _, id := range ids {
+		s.mu.Lock()
+		have := wl.wit[id] != nil
+		s.mu.Unlock()
+		if have {
+			continue
+		}
+		entry, _, err := s.issueWIT(ctx, id, caller, nil)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		wl.wit[id] = entry
+		s.mu.Unlock()
+		added = true
 	}
-	entry, err := s.issueWIT(ctx, wl.id, caller)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	wl.wit = entry
-	s.mu.Unlock()
-	s.broadcast()
 	return nil
 }
 
-func (s *Server) issueX509(ctx context.Context, id spiffeid.ID) (*x509Entry, error) {
+// issueX509 obtains an X.509-SVID for id from the authority. An authority
+// that is a relay rather than a CA (an [Upstream]) may hand out the SVID
+// it gave before: then fresh is false, prev is returned and nothing is
+// reported.
+func (s *Server) issueX509(ctx context.Context, id spiffeid.ID, prev *x509Entry) (entry *x509Entry, fresh bool, err error) {
 	svid, err := s.auth.NewX509SVID(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("workloadapi: issue x509-svid for %s: %w", id, err)
+		return nil, false, fmt.Errorf("workloadapi: issue x509-svid for %s: %w", id, err)
 	}
 	if svid == nil || len(svid.Certificates) == 0 || svid.PrivateKey == nil {
-		return nil, fmt.Errorf("workloadapi: issue x509-svid for %s: authority returned an incomplete svid", id)
+		return nil, false, fmt.Errorf("workloadapi: issue x509-svid for %s: authority returned an incomplete svid", id)
 	}
 	if svid.ID != id {
-		return nil, fmt.Errorf("workloadapi: issue x509-svid for %s: authority returned an svid for %s", id, svid.ID)
+		return nil, false, fmt.Errorf("workloadapi: issue x509-svid for %s: authority returned an svid for %s", id, svid.ID)
 	}
 	certDER, keyDER, err := svid.MarshalRaw()
 	if err != nil {
-		return nil, fmt.Errorf("workloadapi: encode x509-svid for %s: %w", id, err)
+		return nil, false, fmt.Errorf("workloadapi: encode x509-svid for %s: %w", id, err)
+	}
+	if prev != nil && bytes.Equal(prev.certDER, certDER) && bytes.Equal(prev.keyDER, keyDER) {
+		return prev, false, nil
 	}
 	leaf := svid.Certificates[0]
 	s.issued(ctx, IssueEvent{
@@ -419,24 +555,30 @@ func (s *Server) issueX509(ctx context.Context, id spiffeid.ID) (*x509Entry, err
 		Serial:    leaf.SerialNumber.Text(16),
 		ExpiresAt: leaf.NotAfter,
 	})
-	return &x509Entry{svid: svid, certDER: certDER, keyDER: keyDER}, nil
+	return &x509Entry{svid: svid, certDER: certDER, keyDER: keyDER}, true, nil
 }
 
-func (s *Server) issueWIT(ctx context.Context, id spiffeid.ID, caller *Peer) (*witEntry, error) {
+// issueWIT obtains a WIT-SVID for id from the authority; like issueX509,
+// it returns prev with fresh false when the authority hands out the same
+// token again.
+func (s *Server) issueWIT(ctx context.Context, id spiffeid.ID, caller *Peer, prev *witEntry) (entry *witEntry, fresh bool, err error) {
 	issuedAt := s.now()
 	token, key, expiresAt, err := s.auth.NewWITSVID(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("workloadapi: issue wit-svid for %s: %w", id, err)
+		return nil, false, fmt.Errorf("workloadapi: issue wit-svid for %s: %w", id, err)
 	}
 	if key == nil {
-		return nil, fmt.Errorf("workloadapi: issue wit-svid for %s: authority returned no key", id)
+		return nil, false, fmt.Errorf("workloadapi: issue wit-svid for %s: authority returned no key", id)
+	}
+	if prev != nil && prev.token == token {
+		return prev, false, nil
 	}
 	jwk, err := json.Marshal(jose.JSONWebKey{Key: key})
 	if err != nil {
-		return nil, fmt.Errorf("workloadapi: encode wit-svid key for %s: %w", id, err)
+		return nil, false, fmt.Errorf("workloadapi: encode wit-svid key for %s: %w", id, err)
 	}
 	s.issued(ctx, IssueEvent{Workload: id, Kind: KindWITSVID, Peer: caller, ExpiresAt: expiresAt})
-	return &witEntry{token: token, key: key, keyJWK: string(jwk), issuedAt: issuedAt, expiresAt: expiresAt}, nil
+	return &witEntry{token: token, key: key, keyJWK: string(jwk), issuedAt: issuedAt, expiresAt: expiresAt}, true, nil
 }
 
 func (s *Server) issued(ctx context.Context, ev IssueEvent) {
@@ -469,25 +611,55 @@ func (s *Server) refused(ev RefuseEvent) {
 	}
 }
 
-// snapshotBundle reads the authority's bundle and encodes it for the wire.
+// snapshotBundle reads the authority's bundle, and the federated bundles
+// of a FederatingAuthority, and encodes them for the wire.
 func (s *Server) snapshotBundle() (*bundleSnapshot, error) {
 	b := s.auth.Bundle()
 	if b == nil {
 		return nil, errors.New("workloadapi: authority returned no bundle")
 	}
-	if b.TrustDomain() != s.auth.TrustDomain() {
-		return nil, fmt.Errorf("workloadapi: authority bundle is for %s, not %s", b.TrustDomain(), s.auth.TrustDomain())
+	td := s.auth.TrustDomain()
+	if b.TrustDomain() != td {
+		return nil, fmt.Errorf("workloadapi: authority bundle is for %s, not %s", b.TrustDomain(), td)
 	}
+	enc, err := encodeBundle(b)
+	if err != nil {
+		return nil, err
+	}
+	snap := &bundleSnapshot{bundle: b, encodedBundle: enc}
+	fa, ok := s.auth.(FederatingAuthority)
+	if !ok {
+		return snap, nil
+	}
+	for ftd, fb := range fa.FederatedBundles() {
+		if fb == nil || ftd == td || fb.TrustDomain() != ftd {
+			continue
+		}
+		enc, err := encodeBundle(fb)
+		if err != nil {
+			return nil, err
+		}
+		if snap.federated == nil {
+			snap.federated = make(map[spiffeid.TrustDomain]*spiffebundle.Bundle)
+			snap.fedEncoded = make(map[string]encodedBundle)
+		}
+		snap.federated[ftd] = fb
+		snap.fedEncoded[ftd.IDString()] = enc
+	}
+	return snap, nil
+}
+
+// encodeBundle encodes the authorities of b for the wire.
+func encodeBundle(b *spiffebundle.Bundle) (encodedBundle, error) {
 	jwks, err := jwtbundle.FromJWTAuthorities(b.TrustDomain(), b.JWTAuthorities()).Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("workloadapi: encode jwt bundle: %w", err)
+		return encodedBundle{}, fmt.Errorf("workloadapi: encode jwt bundle of %s: %w", b.TrustDomain(), err)
 	}
 	witJWKS, err := witbundle.FromWITAuthorities(b.TrustDomain(), b.WITAuthorities()).Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("workloadapi: encode wit bundle: %w", err)
+		return encodedBundle{}, fmt.Errorf("workloadapi: encode wit bundle of %s: %w", b.TrustDomain(), err)
 	}
-	return &bundleSnapshot{
-		bundle:  b,
+	return encodedBundle{
 		x509DER: concatDER(b.X509Authorities()),
 		jwtJWKS: jwks,
 		witJWKS: string(witJWKS),

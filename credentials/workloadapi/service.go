@@ -3,7 +3,9 @@ package workloadapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"strings"
 
 	workloadpb "github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -45,14 +47,15 @@ func checkCall(ctx context.Context, wl *workload) (Peer, error) {
 }
 
 // service implements the SpiffeWorkloadAPI service for one workload's
-// socket: every SVID it hands out names that workload.
+// socket: every SVID it hands out names one of that workload's IDs.
 type service struct {
 	workloadpb.UnimplementedSpiffeWorkloadAPIServer
 	s *Server
 	w *workload
 }
 
-// FetchX509SVID streams the workload's X.509-SVID with the trust bundle
+// FetchX509SVID streams the workload's X.509-SVIDs, one per ID with the
+// default ID first, with the trust bundle and any federated bundles
 // (SPECS.md §10.6): a snapshot at once and after every change.
 func (v *service) FetchX509SVID(_ *workloadpb.X509SVIDRequest, ss grpc.ServerStreamingServer[workloadpb.X509SVIDResponse]) error {
 	if _, err := checkCall(ss.Context(), v.w); err != nil {
@@ -60,96 +63,108 @@ func (v *service) FetchX509SVID(_ *workloadpb.X509SVIDRequest, ss grpc.ServerStr
 	}
 	return serveStream(v, ss, func() (*workloadpb.X509SVIDResponse, error) {
 		v.s.mu.Lock()
-		entry, b := v.w.x509, v.s.bundle
-		v.s.mu.Unlock()
-		if entry == nil {
-			return nil, status.Error(codes.Unavailable, "workloadapi: no x509-svid available")
-		}
-		return &workloadpb.X509SVIDResponse{
-			Svids: []*workloadpb.X509SVID{{
-				SpiffeId:    v.w.id.String(),
+		defer v.s.mu.Unlock()
+		b := v.s.bundle
+		resp := &workloadpb.X509SVIDResponse{FederatedBundles: b.federatedX509()}
+		for _, id := range v.w.ids {
+			entry := v.w.x509[id]
+			if entry == nil {
+				continue
+			}
+			resp.Svids = append(resp.Svids, &workloadpb.X509SVID{
+				SpiffeId:    id.String(),
 				X509Svid:    entry.certDER,
 				X509SvidKey: entry.keyDER,
 				Bundle:      b.x509DER,
-			}},
-		}, nil
+			})
+		}
+		if len(resp.Svids) == 0 {
+			return nil, status.Error(codes.PermissionDenied, "workloadapi: no identity issued: the authority has no x509-svid for this socket")
+		}
+		return resp, nil
 	})
 }
 
-// FetchX509Bundles streams the X.509 authorities of the trust domain.
+// FetchX509Bundles streams the X.509 authorities of the trust domain and
+// of the trust domains it federates with.
 func (v *service) FetchX509Bundles(_ *workloadpb.X509BundlesRequest, ss grpc.ServerStreamingServer[workloadpb.X509BundlesResponse]) error {
 	if _, err := checkCall(ss.Context(), v.w); err != nil {
 		return err
 	}
 	return serveStream(v, ss, func() (*workloadpb.X509BundlesResponse, error) {
-		b := v.currentBundle()
-		return &workloadpb.X509BundlesResponse{
-			Bundles: map[string][]byte{b.bundle.TrustDomain().IDString(): b.x509DER},
-		}, nil
+		return &workloadpb.X509BundlesResponse{Bundles: v.currentBundle().x509Bundles()}, nil
 	})
 }
 
-// FetchJWTBundles streams the JWKS of the trust domain's jwt-svid keys.
+// FetchJWTBundles streams the JWKS of the jwt-svid keys of the trust
+// domain and of the trust domains it federates with.
 func (v *service) FetchJWTBundles(_ *workloadpb.JWTBundlesRequest, ss grpc.ServerStreamingServer[workloadpb.JWTBundlesResponse]) error {
 	if _, err := checkCall(ss.Context(), v.w); err != nil {
 		return err
 	}
 	return serveStream(v, ss, func() (*workloadpb.JWTBundlesResponse, error) {
-		b := v.currentBundle()
-		return &workloadpb.JWTBundlesResponse{
-			Bundles: map[string][]byte{b.bundle.TrustDomain().IDString(): b.jwtJWKS},
-		}, nil
+		return &workloadpb.JWTBundlesResponse{Bundles: v.currentBundle().jwtBundles()}, nil
 	})
 }
 
-// FetchWITBundles streams the JWKS of the trust domain's wit-svid keys.
+// FetchWITBundles streams the JWKS of the wit-svid keys of the trust
+// domain and of the trust domains it federates with.
 func (v *service) FetchWITBundles(_ *workloadpb.WITBundlesRequest, ss grpc.ServerStreamingServer[workloadpb.WITBundlesResponse]) error {
 	if _, err := checkCall(ss.Context(), v.w); err != nil {
 		return err
 	}
 	return serveStream(v, ss, func() (*workloadpb.WITBundlesResponse, error) {
-		b := v.currentBundle()
-		return &workloadpb.WITBundlesResponse{
-			Bundles: map[string]string{b.bundle.TrustDomain().IDString(): b.witJWKS},
-		}, nil
+		return &workloadpb.WITBundlesResponse{Bundles: v.currentBundle().witBundles()}, nil
 	})
 }
 
-// FetchWITSVID streams the workload's WIT-SVID with its private key as a
-// JWK (SPECS.md §10.4, §10.6). The first WIT-SVID is issued on the first
-// request; it is rotated like the X.509-SVID.
+// FetchWITSVID streams the WIT-SVIDs of the requested spiffe_id, or of all
+// the workload's IDs (default first) when none is requested, each with its
+// private key as a JWK (SPECS.md §10.4, §10.6). The first WIT-SVID of an
+// ID is issued on the first request for it; it is rotated like the
+// X.509-SVID.
 func (v *service) FetchWITSVID(req *workloadpb.WITSVIDRequest, ss grpc.ServerStreamingServer[workloadpb.WITSVIDResponse]) error {
 	ctx := ss.Context()
 	caller, err := checkCall(ctx, v.w)
 	if err != nil {
 		return err
 	}
-	if err := v.checkRequestedID(req.GetSpiffeId()); err != nil {
+	ids, err := v.requestedIDs(req.GetSpiffeId())
+	if err != nil {
 		return err
 	}
-	if err := v.s.ensureWIT(ctx, v.w, &caller); err != nil {
+	if err := v.s.ensureWIT(ctx, v.w, ids, &caller); err != nil {
+		if errors.Is(err, ErrNoRegistrationEntry) {
+			return status.Error(codes.PermissionDenied, "workloadapi: no identity issued: the authority has no wit-svid for this socket")
+		}
 		v.s.log.ErrorContext(ctx, "wit-svid issuance failed", slog.String(logKeyWorkload, v.w.id.String()), slog.String(logKeyError, err.Error()))
 		return status.Error(codes.Unavailable, "workloadapi: could not issue a wit-svid")
 	}
 	return serveStream(v, ss, func() (*workloadpb.WITSVIDResponse, error) {
 		v.s.mu.Lock()
-		entry := v.w.wit
-		v.s.mu.Unlock()
-		if entry == nil {
-			return nil, status.Error(codes.Unavailable, "workloadapi: no wit-svid available")
-		}
-		return &workloadpb.WITSVIDResponse{
-			Svids: []*workloadpb.WITSVID{{
-				SpiffeId:   v.w.id.String(),
+		defer v.s.mu.Unlock()
+		resp := &workloadpb.WITSVIDResponse{}
+		for _, id := range ids {
+			entry := v.w.wit[id]
+			if entry == nil {
+				continue
+			}
+			resp.Svids = append(resp.Svids, &workloadpb.WITSVID{
+				SpiffeId:   id.String(),
 				WitSvid:    entry.token,
 				WitSvidKey: entry.keyJWK,
-			}},
-		}, nil
+			})
+		}
+		if len(resp.Svids) == 0 {
+			return nil, status.Error(codes.PermissionDenied, "workloadapi: no identity issued: the authority has no wit-svid for this socket")
+		}
+		return resp, nil
 	})
 }
 
-// FetchJWTSVID issues one JWT-SVID (SPECS.md §10.3) for the workload and
-// the requested audience.
+// FetchJWTSVID issues a JWT-SVID (SPECS.md §10.3) for the requested
+// audience and the requested spiffe_id, or one for each of the workload's
+// IDs (default first) when none is requested.
 func (v *service) FetchJWTSVID(ctx context.Context, req *workloadpb.JWTSVIDRequest) (*workloadpb.JWTSVIDResponse, error) {
 	caller, err := checkCall(ctx, v.w)
 	if err != nil {
@@ -163,18 +178,24 @@ func (v *service) FetchJWTSVID(ctx context.Context, req *workloadpb.JWTSVIDReque
 			return nil, status.Error(codes.InvalidArgument, "workloadapi: audience is required: an audience value is empty")
 		}
 	}
-	if err := v.checkRequestedID(req.GetSpiffeId()); err != nil {
+	ids, err := v.requestedIDs(req.GetSpiffeId())
+	if err != nil {
 		return nil, err
 	}
-	token, expiresAt, err := v.s.auth.NewJWTSVID(ctx, v.w.id, req.GetAudience())
-	if err != nil {
-		v.s.log.ErrorContext(ctx, "jwt-svid issuance failed", slog.String(logKeyWorkload, v.w.id.String()), slog.String(logKeyError, err.Error()))
-		return nil, status.Error(codes.Unavailable, "workloadapi: could not issue a jwt-svid")
+	resp := &workloadpb.JWTSVIDResponse{}
+	for _, id := range ids {
+		token, expiresAt, err := v.s.auth.NewJWTSVID(ctx, id, req.GetAudience())
+		if errors.Is(err, ErrNoRegistrationEntry) {
+			return nil, status.Errorf(codes.PermissionDenied, "workloadapi: no identity issued for %s", id)
+		}
+		if err != nil {
+			v.s.log.ErrorContext(ctx, "jwt-svid issuance failed", slog.String(logKeyWorkload, id.String()), slog.String(logKeyError, err.Error()))
+			return nil, status.Error(codes.Unavailable, "workloadapi: could not issue a jwt-svid")
+		}
+		v.s.issued(ctx, IssueEvent{Workload: id, Kind: KindJWTSVID, Peer: &caller, ExpiresAt: expiresAt})
+		resp.Svids = append(resp.Svids, &workloadpb.JWTSVID{SpiffeId: id.String(), Svid: token})
 	}
-	v.s.issued(ctx, IssueEvent{Workload: v.w.id, Kind: KindJWTSVID, Peer: &caller, ExpiresAt: expiresAt})
-	return &workloadpb.JWTSVIDResponse{
-		Svids: []*workloadpb.JWTSVID{{SpiffeId: v.w.id.String(), Svid: token}},
-	}, nil
+	return resp, nil
 }
 
 // ValidateJWTSVID validates a JWT-SVID for an audience with the authority
@@ -218,20 +239,26 @@ func claimsStruct(claims map[string]any) (*structpb.Struct, error) {
 	return out, nil
 }
 
-// checkRequestedID accepts an empty requested SPIFFE ID or the workload's
-// own; a caller may ask only for the identity of its socket.
-func (v *service) checkRequestedID(requested string) error {
+// requestedIDs returns the IDs a request's spiffe_id asks for: all the
+// workload's IDs (default first) when it is empty (the Workload API's "all
+// identities the workload is entitled to"), or the one named, which must
+// be among them; a caller may ask only for the identities of its socket.
+func (v *service) requestedIDs(requested string) ([]spiffeid.ID, error) {
 	if requested == "" {
-		return nil
+		return v.w.ids, nil
 	}
 	id, err := spiffeid.FromString(requested)
 	if err != nil {
-		return status.Error(codes.InvalidArgument, "workloadapi: invalid spiffe_id: "+err.Error())
+		return nil, status.Error(codes.InvalidArgument, "workloadapi: invalid spiffe_id: "+err.Error())
 	}
-	if id != v.w.id {
-		return status.Errorf(codes.PermissionDenied, "workloadapi: this socket serves %s, not %s", v.w.id, id)
+	if !v.w.serves(id) {
+		served := make([]string, len(v.w.ids))
+		for i, s := range v.w.ids {
+			served[i] = s.String()
+		}
+		return nil, status.Errorf(codes.PermissionDenied, "workloadapi: this socket serves %s, not %s", strings.Join(served, ", "), id)
 	}
-	return nil
+	return []spiffeid.ID{id}, nil
 }
 
 func (v *service) currentBundle() *bundleSnapshot {

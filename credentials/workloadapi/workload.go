@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -15,9 +16,19 @@ import (
 
 // Workload is one socket of the Workload API and the identity it serves.
 type Workload struct {
-	// ID is the SPIFFE ID every SVID issued on this socket names. It must
-	// belong to the authority's trust domain.
+	// ID is the SPIFFE ID the SVIDs issued on this socket name, and its
+	// default identity. It must belong to the authority's trust domain.
 	ID spiffeid.ID
+
+	// ExtraIDs are further SPIFFE IDs served on the same socket, as a SPIRE
+	// agent serves a workload that several registration entries match:
+	// FetchX509SVID then streams one X.509-SVID per ID, ID first (the
+	// default), and FetchJWTSVID and FetchWITSVID answer for the requested
+	// spiffe_id among them, or for all of them when none is requested.
+	// Each must belong to the authority's trust domain, differ from ID and
+	// the others, and not be served by another socket. Empty for an agent
+	// plugin, whose socket serves its own identity only.
+	ExtraIDs []spiffeid.ID
 
 	// SocketPath is the absolute path of the unix socket. Its directory
 	// must exist, belong to this process's user and have mode 0700 or
@@ -83,9 +94,11 @@ type RefuseEvent struct {
 }
 
 // workload is the server's state for one registered [Workload]. Its SVID
-// fields are guarded by Server.mu.
+// maps are guarded by Server.mu.
 type workload struct {
-	id         spiffeid.ID
+	id spiffeid.ID
+	// ids are the IDs the socket serves: id first, then Workload.ExtraIDs.
+	ids        []spiffeid.ID
 	socketPath string
 	allowed    map[int]struct{}
 	peerCheck  func(Peer) error
@@ -96,8 +109,15 @@ type workload struct {
 	done chan struct{}
 
 	serving bool
-	x509    *x509Entry
-	wit     *witEntry
+	// x509 holds the current X.509-SVID of every ID in ids.
+	x509 map[spiffeid.ID]*x509Entry
+	// wit holds the current WIT-SVID of the IDs a caller has asked for one.
+	wit map[spiffeid.ID]*witEntry
+}
+
+// serves reports whether id is one of the IDs the socket serves.
+func (w *workload) serves(id spiffeid.ID) bool {
+	return slices.Contains(w.ids, id)
 }
 
 // x509Entry is a workload's current X.509-SVID in wire form.
