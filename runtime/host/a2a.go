@@ -187,7 +187,7 @@ func (h *Host) mountA2A(mux *http.ServeMux) error {
 // witKeys finds a WIT authority key of the trust domain by kid, in the
 // CA's current bundle (rotation included).
 func (h *Host) witKeys(ctx context.Context, kid string) (crypto.PublicKey, error) {
-	kf, err := wimse.WITAuthorityKeys(h.ca.BundleJSON())
+	kf, err := wimse.WITAuthorityKeys(h.bundleJSON())
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +206,7 @@ func (h *Host) cardKey(ctx context.Context, agent string) (a2acard.Key, error) {
 	if err != nil {
 		return a2acard.Key{}, err
 	}
-	svid, err := h.ca.NewX509SVID(ctx, sid)
+	svid, err := h.ident.NewX509SVID(ctx, sid)
 	if err != nil {
 		return a2acard.Key{}, fmt.Errorf("host: the card key of %s: %w", agent, err)
 	}
@@ -222,7 +222,7 @@ func (h *Host) cardKey(ctx context.Context, agent string) (a2acard.Key, error) {
 // authorities and name the agent.
 func (h *Host) CardVerifyOptions(agent string) a2acard.VerifyOptions {
 	roots := x509.NewCertPool()
-	for _, c := range h.ca.Bundle().X509Authorities() {
+	for _, c := range h.ident.Bundle().X509Authorities() {
 		roots.AddCert(c)
 	}
 	want := h.agentIDs[agent].String()
@@ -258,7 +258,7 @@ func (h *Host) workloadVerifier() (*wimse.Verifier, error) {
 		return h.wimse, nil
 	}
 	wv, err := wimse.NewVerifier(wimse.Config{
-		TrustDomains: map[string]wimse.Authority{h.ca.TrustDomain().Name(): {Keys: h.witKeys}},
+		TrustDomains: map[string]wimse.Authority{h.ident.TrustDomain().Name(): {Keys: h.witKeys}},
 		BaseURL:      h.a2aOrigin(),
 		ReplayCache:  wimse.NewMemoryReplayCache(0, h.now),
 		Clock:        h.now,

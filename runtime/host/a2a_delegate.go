@@ -107,7 +107,7 @@ func (h *Host) hopCredential(ctx context.Context) (string, crypto.Signer, error)
 	if err != nil {
 		return "", nil, err
 	}
-	tok, key, exp, err := h.ca.NewWITSVID(ctx, sid)
+	tok, key, exp, err := h.ident.NewWITSVID(ctx, sid)
 	if err != nil {
 		return "", nil, fmt.Errorf("host: the WIT of %s: %w", hp.agent, err)
 	}

@@ -124,7 +124,7 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		Issuer:                    h.Issuer(),
 		Store:                     asstore.New(h.store),
 		TrustDomain:               h.cfg.TrustDomain,
-		SVIDs:                     h.ca,
+		SVIDs:                     h.ident,
 		Agents:                    agents,
 		Clients:                   clients,
 		Users:                     users,
@@ -144,7 +144,7 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		ClientIDMetadataDocuments: ac.ClientIDMetadataDocuments,
 		AllowPrivateFetch:         ac.AllowPrivateFetch,
 		ClientCertificateAuthorities: func() []*x509.Certificate {
-			return h.ca.Bundle().X509Authorities()
+			return h.ident.Bundle().X509Authorities()
 		},
 		CIBA: ciba,
 		OnRevocation: func() {

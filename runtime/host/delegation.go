@@ -368,7 +368,7 @@ func (h *Host) agentTokenClient(id credentials.Identity, hc *http.Client, keys *
 	return oauth.NewClient(oauth.ClientConfig{
 		ClientID: id.String(),
 		Assertion: func(ctx context.Context, audience string) (string, error) {
-			tok, _, err := h.ca.NewJWTSVID(ctx, sid, []string{audience})
+			tok, _, err := h.ident.NewJWTSVID(ctx, sid, []string{audience})
 			return tok, err
 		},
 		HTTPClient: hc,

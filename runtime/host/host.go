@@ -18,6 +18,7 @@ import (
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/ca"
+	"github.com/agenthost/agenthost/credentials/federation"
 	"github.com/agenthost/agenthost/credentials/oauth/resource"
 	"github.com/agenthost/agenthost/credentials/wimse"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
@@ -67,9 +68,13 @@ type Host struct {
 	lock    *dirLock
 	store   store.Store
 	ca      *ca.CA
-	as      *authserver.Server
-	tools   map[string]mediator.Tool
-	taskMu  sync.Mutex
+	// ident is the identity source: ca, or an upstream Workload API.
+	ident identitySource
+	// federation holds the own and the federated trust domains' bundles.
+	federation *federation.Set
+	as         *authserver.Server
+	tools      map[string]mediator.Tool
+	taskMu     sync.Mutex
 	// approvalSinks are the streams approval requests are surfaced on,
 	// by transaction; consent serves the approval pages.
 	approvalSinks approvalSinks
@@ -193,6 +198,9 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if err := h.newWorkloadAPI(); err != nil {
 		return nil, err
 	}
+	if err := h.newFederation(ctx); err != nil {
+		return nil, err
+	}
 	if err := h.newAudit(ctx); err != nil {
 		return nil, err
 	}
@@ -263,6 +271,9 @@ func (h *Host) newStore(ctx context.Context) error {
 }
 
 func (h *Host) newCA(ctx context.Context) error {
+	if h.cfg.Identity.WorkloadAPI != "" {
+		return h.newUpstreamIdentity(ctx)
+	}
 	dir := filepath.Join(h.dataDir, caDirName)
 	if err := EnsurePrivateDir(dir); err != nil {
 		return err
@@ -283,6 +294,7 @@ func (h *Host) newCA(ctx context.Context) error {
 		return fmt.Errorf("host: %w", err)
 	}
 	h.ca = authority
+	h.ident = authority
 	return nil
 }
 
@@ -296,7 +308,7 @@ func (h *Host) newWorkloadAPI() error {
 		return err
 	}
 	srv, err := workloadapi.New(workloadapi.Config{
-		Authority: h.ca,
+		Authority: h.ident,
 		Now:       h.now,
 		Logger:    h.log.With("component", "workloadapi"),
 		OnIssue:   h.recordIssue,
@@ -314,7 +326,7 @@ func (h *Host) newHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathHealth, h.handleHealth)
 	mux.HandleFunc(PathReady, h.handleReady)
-	mux.Handle(PathSPIFFEBundle, h.ca.BundleHandler())
+	mux.Handle(PathSPIFFEBundle, h.bundleHandler())
 	var certFile, keyFile string
 	if tls := h.cfg.Listen.TLS; tls != nil {
 		certFile, keyFile = tls.CertFile, tls.KeyFile
@@ -403,7 +415,7 @@ func (h *Host) Run(ctx context.Context) error {
 		slog.String("data_dir", h.dataDir))
 
 	err := RunTasks(ctx, append([]Task{
-		{Name: "ca", Run: h.ca.Run},
+		{Name: "identity", Run: h.ident.Run},
 		{Name: "authserver", Run: h.as.Run},
 		{Name: "purge", Run: h.runPurge},
 		{Name: "workloadapi", Run: h.wl.Run},
