@@ -217,6 +217,11 @@ func (s *Server) authAssertion(ctx context.Context, clientID, assertionType, ass
 	if clientID != "" && clientID != iss {
 		return nil, invalidClient("the client assertion was issued by another client")
 	}
+	if s.federatedID(iss) {
+		// A workload of a federated trust domain: its private_key_jwt
+		// is a JWT-SVID of its domain, as an agent's is.
+		return s.authJWTSVID(ctx, iss, assertion, oauth.AuthPrivateKeyJWT)
+	}
 	c, err := s.clients.lookup(ctx, iss)
 	if err != nil {
 		return nil, err
@@ -251,25 +256,40 @@ func (s *Server) authAssertion(ctx context.Context, clientID, assertionType, ass
 	return &authenticated{client: c, Method: oauth.AuthPrivateKeyJWT}, nil
 }
 
-// authJWTSVID authenticates an agent by a JWT-SVID whose sole audience is
-// the issuer (OAuth SPIFFE client authentication; RFC 7523bis).
+// authJWTSVID authenticates an agent, or a workload of a federated trust
+// domain that Config.FederatedClients admits, by a JWT-SVID whose sole
+// audience is the issuer (OAuth SPIFFE client authentication; RFC
+// 7523bis). The SVID's sub, read before anything is verified, only picks
+// the validator: the trust domain's own (Config.SVIDs), or
+// Config.FederatedSVIDs for another domain, whose answer must then be a
+// workload of another domain.
 func (s *Server) authJWTSVID(ctx context.Context, clientID, assertion, method string) (*authenticated, error) {
-	if s.cfg.SVIDs == nil {
+	validator, federated := s.cfg.SVIDs, false
+	if _, _, sub, err := peekJWT(assertion); err == nil && s.federatedID(sub) {
+		validator, federated = s.cfg.FederatedSVIDs, true
+	}
+	if validator == nil {
 		return nil, invalidClient("SPIFFE client authentication is not available")
 	}
-	id, claims, err := s.cfg.SVIDs.ValidateJWTSVID(ctx, assertion, s.issuer)
+	id, claims, err := validator.ValidateJWTSVID(ctx, assertion, s.issuer)
 	if err != nil {
 		return nil, invalidClient("the JWT-SVID is invalid: %s", joseReason(err))
 	}
 	if clientID != "" && clientID != id.String() {
 		return nil, invalidClient("client_id is not the JWT-SVID's subject")
 	}
-	c, err := s.clients.lookup(ctx, id.String())
-	if err != nil {
-		return nil, err
-	}
-	if c.Kind != kindAgent {
-		return nil, invalidClient("the JWT-SVID's subject is not a registered agent")
+	var c *client
+	if federated {
+		if c = s.federatedClient(id); c == nil {
+			return nil, invalidClient("the JWT-SVID's subject is not a client admitted from trust domain %q", truncate(id.TrustDomain().Name(), 80))
+		}
+	} else {
+		if c, err = s.clients.lookup(ctx, id.String()); err != nil {
+			return nil, err
+		}
+		if c.Kind != kindAgent {
+			return nil, invalidClient("the JWT-SVID's subject is not a registered agent")
+		}
 	}
 	// An SVID issued before its workload's identity was revoked (the
 	// agent was quarantined) is refused until it expires.

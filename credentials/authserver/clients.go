@@ -55,6 +55,9 @@ const (
 	kindAgent
 	kindDynamic
 	kindDocument
+	// kindFederated is a workload of a federated trust domain
+	// (federated.go).
+	kindFederated
 )
 
 // client is a registered client as the server sees it.

@@ -11,7 +11,8 @@
 // clients and client ID metadata documents. Grants: authorization_code
 // with PKCE S256 only, refresh_token with rotation and reuse detection,
 // client_credentials, token exchange (RFC 8693, nesting act; also for
-// Transaction Tokens, below) and jwt-bearer (RFC 7523). Access tokens are
+// Transaction Tokens and ID-JAGs, below) and jwt-bearer (RFC 7523; with
+// ID-JAGs, below). Access tokens are
 // RFC 9068 JWTs, sender-constrained by DPoP (RFC 9449) or the client
 // certificate when the client proves a key, and have exactly one
 // audience: a request naming several resources is invalid_target. RFC
@@ -35,6 +36,58 @@
 // new actor (see [TrustedIssuer]). The host starts the chain in process
 // with [Server.IssueAgentToken]: the user's token for the agent a task
 // runs on, issued from the user's token for the host's task resource.
+//
+// # Identity chaining across trust domains (ID-JAG)
+//
+// Both roles of the Identity Assertion JWT Authorization Grant
+// (draft-ietf-oauth-identity-assertion-authz-grant, SPECS.md §12.2) are
+// served, so an agent of one host reaches a resource behind another
+// host's server for its user, without a consent step there.
+//
+// As the IdP ("AS-A"), token exchange with requested_token_type
+// urn:ietf:params:oauth:token-type:id-jag issues an ID-JAG for an
+// authorization server listed in [Config.IDJAGAudiences]: audience is
+// exactly its issuer (anything else is invalid_target), scope within the
+// entry's [IDJAGAudience.Scopes], resource carried as asked. The subject
+// token is an access token of this server addressed to the client (the
+// user's token for an agent, [Server.IssueAgentToken], or one delegated
+// to it) or an ID token of this server for the client; refresh tokens,
+// other issuers' and sender-constrained tokens are refused. The ID-JAG
+// (typ oauth-id-jag+jwt, the current signing key) has iss, sub, aud (that
+// issuer alone), client_id (the client's ID here, which for a hosted agent
+// is its SPIFFE ID), jti, iat, exp (at most [IDJAGLifetime], never after
+// the subject token), scope, resource, act (the client over the subject
+// token's act, built here), email and auth_time when known, and cnf.jkt
+// when the request proved a DPoP key. It is answered as access_token with
+// token_type N_A and no refresh token, and reported to [Config.OnIssue]
+// with [Issued.TokenType] oauth.TokenTypeIDJAG. Metadata lists the type
+// in identity_chaining_requested_token_types_supported.
+//
+// As the resource authorization server ("AS-B"), the jwt-bearer grant
+// takes an ID-JAG of a [TrustedIssuer] marked IDJAG, never one of its own:
+// typ, signature, aud a string or one-element array equal to this
+// issuer, exp and iat, jti once per issuer (the replay cache of client
+// assertions), client_id equal to the authenticated client, the DPoP
+// binding matrix of SPECS.md §12.2 on cnf.jkt, and resource and scope
+// narrowed to what the ID-JAG grants and the client may have; every
+// refusal of the grant is invalid_grant. The access token keeps the
+// ID-JAG's sub, act and auth_time, has the client as client_id, and names
+// the originating issuer in sub_id ({"format": "iss_sub", "iss": …,
+// "sub": …}, RFC 9493), which resource servers read from the token and
+// introspection returns; no refresh token is issued. Metadata lists
+// urn:ietf:params:oauth:grant-profile:id-jag in
+// authorization_grant_profiles_supported. An issuer can be trusted for
+// ID-JAGs alone ([TrustedIssuer.NoSubjectTokens]).
+//
+// The client at AS-B is typically an agent of the other host: a
+// workload of a federated trust domain, admitted by [FederatedClient]
+// entries (an exact SPIFFE ID or a path-segment prefix ending in "/*")
+// and authenticated by a JWT-SVID of its domain (jwt-spiffe, or
+// jwt-bearer with iss and sub its SPIFFE ID) that
+// [Config.FederatedSVIDs] validates over that domain's bundle; a workload
+// no entry admits is invalid_client (401). Federated clients may use the
+// jwt-bearer grant with ID-JAGs and client_credentials, as their entry
+// says, within its scopes; nothing else, not even introspection.
 //
 // All state (keys, clients, pending requests, codes, refresh families,
 // the jti replay cache, revocations) goes through [Store], so several

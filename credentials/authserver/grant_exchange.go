@@ -41,7 +41,8 @@ type party struct {
 // client and the resources allow. Impersonation (a token without act) is
 // never issued: without an actor_token the client itself is the actor.
 // A request for a Transaction Token (requested_token_type txn_token) is
-// served by grantTxnToken instead.
+// served by grantTxnToken instead, one for an ID-JAG (id-jag) by
+// grantIDJAG.
 func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*oauth.TokenResponse, error) {
 	f := req.form
 	if requested, err := f.Get("requested_token_type"); err == nil && requested == oauth.TokenTypeTxnToken {
@@ -50,6 +51,8 @@ func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*oa
 			s.cfg.OnRefuseTxnToken(ctx, req.client.ID, oauth.AsError(err))
 		}
 		return resp, err
+	} else if err == nil && requested == oauth.TokenTypeIDJAG {
+		return s.grantIDJAG(ctx, req)
 	}
 	subjectToken, err := f.Require("subject_token")
 	if err != nil {
@@ -282,11 +285,18 @@ func (s *Server) verifySVIDToken(ctx context.Context, token, param string) (*par
 // grantJWTBearer serves the JWT bearer grant (RFC 7523 §2.1): the
 // assertion is a JWT-SVID of a hosted agent addressed to this server; the
 // token's sub is that agent and its scope is what both the agent and the
-// client may have.
+// client may have. An ID-JAG (see isIDJAG) is served by grantIDJAGBearer;
+// a client of a federated trust domain presents nothing else.
 func (s *Server) grantJWTBearer(ctx context.Context, req *tokenRequest) (*oauth.TokenResponse, error) {
 	assertion, err := req.form.Require("assertion")
 	if err != nil {
 		return nil, err
+	}
+	if s.isIDJAG(assertion) {
+		return s.grantIDJAGBearer(ctx, req, assertion)
+	}
+	if req.client.Kind == kindFederated {
+		return nil, oauth.Errorf(oauth.CodeInvalidGrant, "a client of a federated trust domain presents ID-JAGs only")
 	}
 	p, err := s.verifySVIDToken(ctx, assertion, "assertion")
 	if err != nil {

@@ -74,6 +74,26 @@ type envOption func(*Config)
 
 func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
+	return newTestEnvOn(t, newLateServer(t), opts...)
+}
+
+// lateServer is an httptest server whose handler is set once the server
+// it fronts exists, so that its URL (an issuer) is known before.
+type lateServer struct {
+	*httptest.Server
+	handler http.Handler
+}
+
+func newLateServer(t testing.TB) *lateServer {
+	l := &lateServer{handler: http.NotFoundHandler()}
+	l.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { l.handler.ServeHTTP(w, r) }))
+	t.Cleanup(l.Close)
+	return l
+}
+
+// newTestEnvOn is newTestEnv with the server behind l.
+func newTestEnvOn(t testing.TB, l *lateServer, opts ...envOption) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	clock := newFakeClock()
 	authority, err := ca.New(ctx, ca.Config{TrustDomain: "spiffe://" + testTD, Journal: &ca.MemoryJournal{}, Now: clock.Now})
@@ -89,9 +109,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		t.Fatal(err)
 	}
 	env := &testEnv{t: t, ctx: ctx, clock: clock, ca: authority, store: NewMemoryStore(clock.Now), clientKey: key}
-	var handler http.Handler = http.NotFoundHandler()
-	env.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(env.http.Close)
+	env.http = l.Server
 	env.issuer = env.http.URL
 	cfg := Config{
 		Issuer:      env.issuer,
@@ -120,7 +138,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		t.Fatal(err)
 	}
 	env.srv = srv
-	handler = srv.Handler()
+	l.handler = srv.Handler()
 	return env
 }
 

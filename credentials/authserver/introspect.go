@@ -48,6 +48,11 @@ func (s *Server) introspect(r *http.Request) (*oauth.IntrospectionResponse, erro
 	if c.public() {
 		return nil, invalidClient("public clients may not introspect tokens")
 	}
+	if c.Kind == kindFederated {
+		// Admitted for the grants its entry lists, not to read the
+		// claims of this server's tokens.
+		return nil, oauth.Errorf(oauth.CodeUnauthorizedClient, "clients of federated trust domains may not introspect tokens")
+	}
 	// The hint only orders the lookups (RFC 7662 §2.1).
 	if hint == "refresh_token" {
 		if resp, ok, err := s.introspectRefresh(ctx, token); err != nil || ok {
@@ -91,6 +96,7 @@ func (s *Server) introspectAccess(ctx context.Context, token string) (*oauth.Int
 		Actor:                c.Actor,
 		Confirmation:         c.Confirmation,
 		AuthorizationDetails: c.AuthorizationDetails,
+		SubjectID:            c.SubjectID,
 	}, nil
 }
 

@@ -100,8 +100,22 @@ type Config struct {
 	// profile, email and offline_access are always known).
 	Scopes []string
 	// TrustedIssuers are other authorization servers whose access tokens
-	// token exchange takes as subject tokens (see trusted.go).
+	// token exchange takes as subject tokens, and whose ID-JAGs the
+	// jwt-bearer grant takes where TrustedIssuer.IDJAG says (see
+	// trusted.go, grant_idjag.go).
 	TrustedIssuers []TrustedIssuer
+	// IDJAGAudiences are the authorization servers of other domains this
+	// server issues Identity Assertion JWT Authorization Grants for
+	// (token exchange with requested_token_type id-jag; see
+	// grant_idjag.go). None: no ID-JAG is issued.
+	IDJAGAudiences []IDJAGAudience
+	// FederatedSVIDs validates JWT-SVIDs of federated trust domains (over
+	// their bundles), for the clients FederatedClients admits. Nil: only
+	// the trust domain's own workloads authenticate with SVIDs.
+	FederatedSVIDs SVIDValidator
+	// FederatedClients admits workloads of federated trust domains as
+	// clients (see federated.go). Needs FederatedSVIDs.
+	FederatedClients []FederatedClient
 	// CIBA, when set, turns on OpenID Client-Initiated Backchannel
 	// Authentication at PathBackchannel, for the clients it lists (see
 	// ciba.go). It needs Users.
@@ -247,6 +261,8 @@ type Server struct {
 	txn txnTTS
 	// ciba holds the CIBA settings; nil when CIBA is off (see ciba.go).
 	ciba *cibaSettings
+	// federated are the checked FederatedClients (federated.go).
+	federated []federatedEntry
 
 	// Dynamic registration: the per-address rate limit, the client
 	// counter behind the cap, the lock that makes count-then-register
@@ -309,6 +325,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.initTrustedIssuers(); err != nil {
 		return nil, err
 	}
+	if err := s.initIDJAG(); err != nil {
+		return nil, err
+	}
 	s.resources = make(map[string]Resource, len(cfg.Resources))
 	s.scopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
 	for _, r := range cfg.Resources {
@@ -334,6 +353,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			}
 			s.scopes[sc] = true
 		}
+	}
+	if err := s.initFederatedClients(); err != nil {
+		return nil, err
 	}
 	for _, sc := range cfg.Scopes {
 		if !oauth.ValidScopeToken(sc) {
@@ -489,6 +511,16 @@ func (s *Server) Metadata() oauth.ServerMetadata {
 		md.RegistrationEndpoint = s.endpoint(PathRegister)
 	}
 	md.ClientIDMetadataDocumentSupported = s.cfg.ClientIDMetadataDocuments
+	// Identity chaining and ID-JAG (SPECS.md §12): what this server
+	// issues as the IdP, and what its jwt-bearer grant (listed above)
+	// accepts as the resource authorization server. Which issuers it
+	// trusts is not published.
+	if len(s.cfg.IDJAGAudiences) > 0 {
+		md.IdentityChainingRequestedTokenTypesSupported = []string{oauth.TokenTypeIDJAG}
+	}
+	if slices.ContainsFunc(s.cfg.TrustedIssuers, func(ti TrustedIssuer) bool { return ti.IDJAG }) {
+		md.AuthorizationGrantProfilesSupported = []string{oauth.GrantProfileIDJAG}
+	}
 	return md
 }
 

@@ -272,6 +272,9 @@ type accessGrant struct {
 	ApprovalID string
 	// NotAfter, when set, caps the token's expiry.
 	NotAfter time.Time
+	// SubjectID, when set, names the subject as another issuer asserted
+	// it (sub_id; a token issued for an ID-JAG).
+	SubjectID *oauth.SubjectID
 }
 
 // respond issues an access token for g, bound to the request's DPoP key
@@ -341,6 +344,7 @@ func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g acce
 		Actor:                g.Actor,
 		MayAct:               g.MayAct,
 		AuthorizationDetails: g.AuthorizationDetails,
+		SubjectID:            g.SubjectID,
 	}
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()
@@ -364,17 +368,26 @@ func (s *Server) issueAccessToken(ctx context.Context, req *tokenRequest, g acce
 		if req != nil {
 			grant, _ = req.form.Get("grant_type")
 		}
-		if err := s.cfg.OnIssue(ctx, Issued{Claims: claims, GrantType: grant, ApprovalID: g.ApprovalID}); err != nil {
+		if err := s.cfg.OnIssue(ctx, Issued{Claims: claims, TokenType: oauth.TokenTypeAccessToken, GrantType: grant,
+			ApprovalID: g.ApprovalID}); err != nil {
 			return issuedToken{}, fmt.Errorf("authserver: record the issued token: %w", err)
 		}
 	}
 	return issuedToken{Token: token, ID: jti, ExpiresAt: exp, Type: tokenType}, nil
 }
 
-// Issued describes an access token the server has just signed, for
-// [Config.OnIssue]. It holds the claims, never the token.
+// Issued describes an access token or an ID-JAG the server has just
+// signed, for [Config.OnIssue]. It holds the claims, never the token.
 type Issued struct {
+	// Claims are the token's claims. For an ID-JAG they are the claims
+	// it shares with an access token (iss, sub, aud: the authorization
+	// server it is for, client_id, iat, exp, jti, scope, auth_time, act,
+	// cnf).
 	Claims oauth.AccessTokenClaims
+	// TokenType says what was issued: oauth.TokenTypeAccessToken, or
+	// oauth.TokenTypeIDJAG for an ID-JAG (grant_idjag.go), which is no
+	// access token here and is used at another authorization server.
+	TokenType string
 	// GrantType is the grant_type of the token request ("" when the token
 	// was not issued at the token endpoint).
 	GrantType string

@@ -47,6 +47,15 @@ type TrustedIssuer struct {
 	// JWKS is the issuer's JWK Set document (RFC 7517 §5), as it serves it
 	// at its jwks_uri.
 	JWKS []byte
+	// IDJAG makes the jwt-bearer grant accept the issuer's Identity
+	// Assertion JWT Authorization Grants (typ oauth-id-jag+jwt, aud this
+	// server's issuer alone; see grant_idjag.go). The same caveat
+	// applies: the ID-JAG's sub and act are taken as this server's own.
+	IDJAG bool
+	// NoSubjectTokens makes token exchange refuse the issuer's access
+	// tokens as subject tokens: an issuer trusted for ID-JAGs alone. It
+	// needs IDJAG.
+	NoSubjectTokens bool
 }
 
 // initTrustedIssuers checks Config.TrustedIssuers and resolves each one's
@@ -63,6 +72,8 @@ func (s *Server) initTrustedIssuers() error {
 			return fmt.Errorf("authserver: trusted issuer %q is listed twice", ti.Issuer)
 		case (ti.Keys == nil) == (len(ti.JWKS) == 0):
 			return fmt.Errorf("authserver: trusted issuer %q needs exactly one of Keys and JWKS", ti.Issuer)
+		case ti.NoSubjectTokens && !ti.IDJAG:
+			return fmt.Errorf("authserver: trusted issuer %q is trusted for nothing: NoSubjectTokens without IDJAG", ti.Issuer)
 		}
 		if _, err := checkIssuer(ti.Issuer); err != nil {
 			return fmt.Errorf("authserver: trusted issuer: %w", err)
@@ -93,6 +104,9 @@ func (s *Server) foreignSubject(ctx context.Context, req *tokenRequest, token st
 	}
 	for i := range s.cfg.TrustedIssuers {
 		if ti := &s.cfg.TrustedIssuers[i]; ti.Issuer == iss {
+			if ti.NoSubjectTokens {
+				return nil, true, oauth.Errorf(oauth.CodeInvalidRequest, "subject_token was issued by %q, which this server trusts for ID-JAGs only", truncate(iss, 80))
+			}
 			p, err := s.verifyTrustedSubject(ctx, req, ti, token)
 			return p, true, err
 		}

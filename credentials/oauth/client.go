@@ -79,6 +79,14 @@ type TokenRequest struct {
 	// delegation chain, never a token). SubjectToken must be empty.
 	SubjectTokenSource func(ctx context.Context) (string, error)
 	SubjectKey         string
+	// GrantAssertion, when set, asks for the JWT bearer grant (RFC 7523
+	// §2.1) with the authorization grant it returns when a token has to
+	// be acquired: the second step of identity chaining, with
+	// [Client.IDJAGSource] as the source. SubjectKey then stands for the
+	// subject in the cache, as for SubjectTokenSource; SubjectToken and
+	// SubjectTokenSource must be empty. The client authenticates with its
+	// own assertion as for any request.
+	GrantAssertion GrantAssertionSource
 	// Subject is who SubjectToken names (its sub), so that
 	// [Client.ForgetSubject] can drop that user's tokens. It is not sent.
 	Subject string
@@ -184,11 +192,15 @@ func cacheKey(req TokenRequest) string {
 	slices.Sort(scopes)
 	// The subject token itself (or the key standing for the subject
 	// token a source gives) is the key's subject part: a different token
-	// (another user, or a refreshed one) is another entry. The two kinds
-	// never meet: a source's key is marked.
+	// (another user, or a refreshed one) is another entry. The kinds
+	// never meet: the key of a subject token source is marked, and so is
+	// the key of a grant assertion source.
 	subject := req.SubjectToken
-	if req.SubjectTokenSource != nil {
+	switch {
+	case req.SubjectTokenSource != nil:
 		subject = "source:" + req.SubjectKey
+	case req.GrantAssertion != nil:
+		subject = "grant:" + req.SubjectKey
 	}
 	binding := "dpop:" + strings.Join(req.DPoPAlgs, " ")
 	if req.Bearer {
@@ -209,6 +221,9 @@ func (c *Client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	}
 	if req.SubjectTokenSource != nil && (req.SubjectToken != "" || req.SubjectKey == "") {
 		return nil, errors.New("oauth: a subject token source needs a SubjectKey and no SubjectToken")
+	}
+	if req.GrantAssertion != nil && (req.exchange() || req.SubjectKey == "") {
+		return nil, errors.New("oauth: a grant assertion source needs a SubjectKey and no subject token")
 	}
 	key := cacheKey(req)
 	c.mu.Lock()
@@ -312,7 +327,21 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 	if len(req.Scopes) > 0 {
 		form.Set("scope", FormatScope(req.Scopes))
 	}
-	if req.exchange() {
+	key, err := c.dpopKey(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case req.GrantAssertion != nil:
+		// The grant is not consumed by a use_dpop_nonce refusal (the
+		// proof is checked first), so a retry presents it again.
+		grant, err := req.GrantAssertion(ctx, md.Issuer, key)
+		if err != nil {
+			return nil, fmt.Errorf("oauth: grant assertion: %w", err)
+		}
+		form.Set("grant_type", GrantJWTBearer)
+		form.Set("assertion", grant)
+	case req.exchange():
 		actor, err := c.cfg.Assertion(ctx, md.Issuer)
 		if err != nil {
 			return nil, fmt.Errorf("oauth: actor token: %w", err)
@@ -327,12 +356,8 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 		form.Set("actor_token", actor)
 		form.Set("actor_token_type", TokenTypeJWT)
 		form.Set("requested_token_type", TokenTypeAccessToken)
-	} else {
+	default:
 		form.Set("grant_type", GrantClientCredentials)
-	}
-	key, err := c.dpopKey(ctx, req)
-	if err != nil {
-		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		resp, err := c.post(ctx, md.TokenEndpoint, form, key)

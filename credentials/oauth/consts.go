@@ -26,6 +26,10 @@ const (
 	TokenTypeIDJAG        = "urn:ietf:params:oauth:token-type:id-jag"
 )
 
+// Authorization grant profiles, as authorization_grant_profiles_supported
+// lists them (ID-JAG draft, SPECS.md §12.2).
+const GrantProfileIDJAG = "urn:ietf:params:oauth:grant-profile:id-jag"
+
 // Token endpoint client authentication methods (RFC 7591 §2, RFC 8705 §2,
 // OAuth SPIFFE client authentication).
 const (

@@ -32,6 +32,15 @@ type ServerMetadata struct {
 	AuthorizationDetailsTypesSupported []string `json:"authorization_details_types_supported,omitempty"`
 	// Client ID Metadata Documents.
 	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
+	// Identity chaining (draft-ietf-oauth-identity-chaining, SPECS.md
+	// §12.1): the token types the server issues by token exchange for use
+	// at another domain's authorization server (TokenTypeIDJAG among
+	// them).
+	IdentityChainingRequestedTokenTypesSupported []string `json:"identity_chaining_requested_token_types_supported,omitempty"`
+	// ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant, SPECS.md
+	// §12.2): the authorization grant profiles the server accepts at its
+	// jwt-bearer grant (GrantProfileIDJAG).
+	AuthorizationGrantProfilesSupported []string `json:"authorization_grant_profiles_supported,omitempty"`
 
 	// OpenID CIBA Core 1.0 §4. BackchannelUserCodeParameterSupported is a
 	// pointer so that false can be stated (its default is false).

@@ -62,7 +62,24 @@ type AccessTokenClaims struct {
 	MayAct               *Actor          `json:"may_act,omitempty"`
 	Confirmation         *Confirmation   `json:"cnf,omitempty"`
 	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
+	// SubjectID (sub_id, RFC 9493 §4.1) names the subject in the issuer
+	// that asserted it, when that is not this token's issuer: a token
+	// issued for an ID-JAG carries the ID-JAG's iss and sub here.
+	SubjectID *SubjectID `json:"sub_id,omitempty"`
 }
+
+// SubjectID is a subject identifier (RFC 9493 §3) of the iss_sub format
+// (§3.2.3): the subject sub as issuer iss knows it. Other formats are not
+// used here.
+type SubjectID struct {
+	Format  string `json:"format"`
+	Issuer  string `json:"iss,omitempty"`
+	Subject string `json:"sub,omitempty"`
+}
+
+// SubjectFormatIssSub is the iss_sub subject identifier format (RFC 9493
+// §3.2.3).
+const SubjectFormatIssSub = "iss_sub"
 
 // Parties are the parties a token names, each once: its subject, its
 // client, and every actor of its delegation chain (act), outermost
@@ -129,4 +146,5 @@ type IntrospectionResponse struct {
 	Actor                *Actor          `json:"act,omitempty"`
 	Confirmation         *Confirmation   `json:"cnf,omitempty"`
 	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
+	SubjectID            *SubjectID      `json:"sub_id,omitempty"`
 }
