@@ -34,6 +34,7 @@ var rules = []rule{
 	{"credentials/wimse", []string{"credentials", "credentials/jose"}},
 	{"credentials/oauth", []string{"credentials", "credentials/jose"}},
 	{"credentials/txntoken", []string{"credentials", "credentials/jose"}},
+	{"credentials/svidtls", []string{"credentials"}},
 	{"credentials/federation", []string{"credentials", "credentials/ca", "credentials/oauth/fetch"}},
 	{"credentials/authserver", []string{"credentials/..."}},
 	{"consent", []string{"credentials/..."}},
