@@ -44,6 +44,24 @@
 // client logs a warning. A DPoP token the client did not ask for is an
 // error: nothing holds its key.
 //
+// # Identity chaining (ID-JAG)
+//
+// Reaching a resource behind another domain's authorization server for a
+// user takes two steps (SPECS.md §12): [Client.IDJAG] asks the home
+// authorization server (the IdP) for an Identity Assertion JWT
+// Authorization Grant by token exchange (requested_token_type id-jag,
+// audience the other server's issuer, the user's token as subject_token,
+// scope and resource as wanted there), and a [TokenRequest] with a
+// [TokenRequest.GrantAssertion] presents it at the other server with the
+// JWT bearer grant, the client authenticating with its own assertion
+// there. [Client.IDJAGSource] joins the two: each time the other
+// server's token has to be acquired, a fresh ID-JAG is obtained (it is
+// single-use, and never cached), bound to the DPoP key of that request
+// when the IdP takes DPoP; an IdP that does not bind it (cnf.jkt) after a
+// proof is refused. The token is cached like any other, by
+// [TokenRequest.SubjectKey] (never a token), and renewed the same way,
+// never by a refresh token. [IDJAGClaims] are the grant's wire claims.
+//
 // # Renewal
 //
 // A token is renewed by the grant that got it, with fresh assertions and
@@ -73,7 +91,9 @@
 //     package authenticates with a client secret; an assertion could ride
 //     in its fixed EndpointParams, but each one is single-use and minted
 //     for one request to one issuer;
-//   - token exchange (RFC 8693): no x/oauth2 API;
+//   - token exchange (RFC 8693): no x/oauth2 API; nor for the JWT bearer
+//     grant with an authorization grant obtained elsewhere (its jwt
+//     package signs its own assertion), which identity chaining needs;
 //   - DPoP (RFC 9449): proofs on token requests and resource requests,
 //     nonce challenges, the key a token is bound to;
 //   - the cache: per resource, scopes, subject and binding, with single
@@ -87,4 +107,18 @@
 //   - discovery (RFC 9728, RFC 8414 with its exact-issuer check, OpenID
 //     Connect Discovery), introspection (RFC 7662) and the wire types the
 //     authorization server writes.
+//
+// # External issuers' keys
+//
+// [RemoteKeys] is an authorization server's JWK Set (RFC 7517 §5), read
+// from its jwks_uri through package fetch (same-origin redirects only, a
+// size cap, a timeout, no private addresses) and used as a jose.KeyFunc.
+// A set is kept for its Cache-Control max-age, clamped between MinTTL
+// and MaxTTL; a kid it lacks fetches it again at most once per
+// MinRefetch, so made-up kids cannot make the resource hammer the
+// server; concurrent lookups share one fetch; a failed fetch keeps the
+// last good set until it is MaxStale old, then lookups fail with
+// [ErrKeysUnavailable]. [DiscoverIssuer] reads an issuer's metadata and
+// returns its RemoteKeys and, given client credentials, its
+// introspection.
 package oauth

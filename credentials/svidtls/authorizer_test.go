@@ -1,8 +1,11 @@
 package svidtls_test
 
 import (
+	"errors"
 	"net/http"
 	"testing"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/svidtls"
@@ -105,5 +108,33 @@ func TestPeerIdentity(t *testing.T) {
 	}
 	if _, ok := svidtls.PeerIdentity(&http.Request{}); ok {
 		t.Error("PeerIdentity of a request without TLS reported an identity")
+	}
+}
+
+func TestParseAuthorizer(t *testing.T) {
+	a := spiffeid.RequireFromString("spiffe://a.test/host")
+	b := spiffeid.RequireFromString("spiffe://b.test/agent/x")
+	c := spiffeid.RequireFromString("spiffe://c.test/host")
+	auth, err := svidtls.ParseAuthorizer([]string{"spiffe://a.test/host", "spiffe://b.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[spiffeid.ID]bool{a: true, b: true, c: false,
+		spiffeid.RequireFromString("spiffe://a.test/other"): false} {
+		if got := auth(id, nil) == nil; got != want {
+			t.Errorf("%s authorized = %v, want %v", id, got, want)
+		}
+	}
+	for _, bad := range [][]string{nil, {"https://a.test"}, {"spiffe://A.test"}, {"spiffe://"}} {
+		if _, err := svidtls.ParseAuthorizer(bad); !errors.Is(err, svidtls.ErrConfig) {
+			t.Errorf("svidtls.ParseAuthorizer(%q) = %v, want svidtls.ErrConfig", bad, err)
+		}
+	}
+	tdAuth, err := svidtls.AuthorizeTrustDomains("b.test")
+	if err != nil || tdAuth(b, nil) != nil || tdAuth(c, nil) == nil {
+		t.Errorf("AuthorizeTrustDomains: %v", err)
+	}
+	if _, err := svidtls.AuthorizeTrustDomains("B.test"); !errors.Is(err, svidtls.ErrConfig) {
+		t.Errorf("svidtls.AuthorizeTrustDomains(B.test) = %v", err)
 	}
 }

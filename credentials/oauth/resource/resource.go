@@ -21,8 +21,11 @@ import (
 
 // Caller is who a verified access token speaks for.
 type Caller struct {
-	Subject              string
-	ClientID             string
+	Subject string
+	// ClientID is the token's client_id or, without one, its azp.
+	ClientID string
+	// Issuer is the accepted issuer that vouched for the token: whose
+	// keys verified it, or whose introspection said it is active.
 	Issuer               string
 	TokenID              string
 	Scopes               []string
@@ -45,17 +48,24 @@ type Config struct {
 	// MetadataURL is where this resource's RFC 9728 metadata is served;
 	// it goes into every challenge. Required.
 	MetadataURL string
-	// Issuer is the authorization server whose tokens are accepted.
-	// Required.
+	// Issuer is the authorization server whose tokens are accepted (the
+	// host's embedded one, for its own resources). It is the first of the
+	// accepted issuers, and Keys, Introspect, Revoked and SubjectRevoked
+	// are its settings. Required unless Issuers is set.
 	Issuer string
-	// Keys finds the authorization server's signing keys by kid.
-	// Required.
+	// Keys finds Issuer's signing keys by kid. Required with Issuer.
 	Keys jose.KeyFunc
 	// Introspect, when set, checks tokens that are not JWTs (opaque
-	// tokens of an external authorization server) by RFC 7662
-	// introspection; see oauth.Introspector. Nil refuses opaque tokens.
+	// tokens) by RFC 7662 introspection at Issuer; see
+	// oauth.Introspector. Without it (here and in Issuers) opaque tokens
+	// are refused.
 	Introspect func(ctx context.Context, token string) (*oauth.IntrospectionResponse, error)
-	// Revoked, when set, is asked about every token's jti.
+	// Issuers are further authorization servers whose tokens are
+	// accepted (an organisation's Keycloak, Okta, Entra ID or Auth0),
+	// after Issuer and in this order; see [Issuer]. Every issuer
+	// identifier must be distinct.
+	Issuers []Issuer
+	// Revoked, when set, is asked about the jti of every token of Issuer.
 	Revoked func(ctx context.Context, jti string) (bool, error)
 	// CheckCaller, when set, is called with every request whose token
 	// verified and the caller it names, for what the resource requires
@@ -63,10 +73,11 @@ type Config struct {
 	// error refuses the request, a *Challenge as it is, any other as 401
 	// invalid_token with the error's text.
 	CheckCaller func(r *http.Request, c *Caller) error
-	// SubjectRevoked, when set, is asked about every party a token names
-	// (subject, client, actors: oauth.AccessTokenClaims.Parties) and its
-	// issue time: a party's credentials can be revoked all at once (a
-	// signed-out user, a changed credential, a quarantined agent).
+	// SubjectRevoked, when set, is asked about every party a token of
+	// Issuer names (subject, client, actors:
+	// oauth.AccessTokenClaims.Parties) and its issue time: a party's
+	// credentials can be revoked all at once (a signed-out user, a
+	// changed credential, a quarantined agent).
 	SubjectRevoked func(ctx context.Context, subject string, issuedAt time.Time) (bool, error)
 	// ScopesSupported are this resource's scopes (RFC 9728
 	// scopes_supported). A step-up challenge (StepUp) keeps the caller's
@@ -105,7 +116,13 @@ type Verifier struct {
 	challengeScope string
 
 	mu    sync.Mutex
-	cache map[[sha256.Size]byte]*oauth.AccessTokenClaims
+	cache map[[sha256.Size]byte]*verified
+}
+
+// verified is a JWT access token that passed every check of verifyJWT.
+type verified struct {
+	claims oauth.AccessTokenClaims
+	scopes []string
 }
 
 // New checks cfg.
@@ -115,11 +132,18 @@ func New(cfg Config) (*Verifier, error) {
 		return nil, errors.New("resource: Resource is required")
 	case cfg.MetadataURL == "":
 		return nil, errors.New("resource: MetadataURL is required")
-	case cfg.Issuer == "":
-		return nil, errors.New("resource: Issuer is required")
-	case cfg.Keys == nil:
+	case cfg.Issuer == "" && len(cfg.Issuers) == 0:
+		return nil, errors.New("resource: Issuer (or Issuers) is required")
+	case cfg.Issuer != "" && cfg.Keys == nil:
 		return nil, errors.New("resource: Keys is required")
+	case cfg.Issuer == "" && (cfg.Keys != nil || cfg.Introspect != nil || cfg.Revoked != nil || cfg.SubjectRevoked != nil):
+		return nil, errors.New("resource: Keys, Introspect, Revoked and SubjectRevoked are Issuer's; without Issuer, set them in Issuers")
 	}
+	issuers, err := checkIssuers(cfg.Issuer, cfg.Issuers)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Issuers = issuers
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -133,7 +157,7 @@ func New(cfg Config) (*Verifier, error) {
 		cfg.ChallengeScopes = cfg.ScopesSupported
 	}
 	return &Verifier{cfg: cfg, challengeScope: strings.Join(cfg.ChallengeScopes, " "),
-		cache: map[[sha256.Size]byte]*oauth.AccessTokenClaims{}}, nil
+		cache: map[[sha256.Size]byte]*verified{}}, nil
 }
 
 // Resource is the resource identifier.
@@ -315,27 +339,35 @@ func (v *Verifier) authenticate(r *http.Request) (*Caller, error) {
 	if token == "" || strings.ContainsAny(token, " \t") {
 		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "malformed access token")
 	}
-	if v.cfg.Introspect != nil && strings.Count(token, ".") != 2 {
-		return v.introspect(r, scheme, token)
+	if strings.Count(token, ".") != 2 {
+		if ins := v.introspecting(); len(ins) > 0 {
+			return v.introspect(r, scheme, token, ins)
+		}
 	}
-	claims, err := v.verifyJWT(ctx, token)
+	vt, is, err := v.verifyJWT(ctx, token)
 	if err != nil {
 		var ch *Challenge
-		if errors.As(err, &ch) {
+		switch {
+		case errors.As(err, &ch):
 			ch.Scheme = scheme
 			return nil, ch
+		case errors.Is(err, errIntrospect):
+			return v.introspect(r, scheme, token, []Issuer{is})
+		case errors.Is(err, oauth.ErrKeysUnavailable):
+			v.cfg.Logger.ErrorContext(ctx, "signing keys unavailable", "issuer", is.Issuer, "err", err)
+			return nil, &Challenge{Status: http.StatusServiceUnavailable, Code: oauth.CodeTemporarilyUnavailable,
+				Description: "the token could not be checked", ResourceMetadata: v.cfg.MetadataURL}
 		}
 		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token is invalid: %s", reason(err))
 	}
-	c := *claims
-	scopes, err := oauth.ParseScope(c.Scope)
-	if err != nil {
-		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token's scope is malformed")
-	}
-	if v.cfg.Revoked != nil || v.cfg.SubjectRevoked != nil {
-		revoked, err := v.revoked(ctx, &c)
+	c := vt.claims
+	// A copy: the cached token's scopes stay as verified whatever a
+	// handler does with the caller's.
+	scopes := slices.Clone(vt.scopes)
+	if is.Revoked != nil || is.SubjectRevoked != nil {
+		revoked, err := isRevoked(ctx, is, &c)
 		if err != nil {
-			v.cfg.Logger.Error("revocation check failed", "err", err)
+			v.cfg.Logger.ErrorContext(ctx, "revocation check failed", "issuer", is.Issuer, "err", err)
 			return nil, &Challenge{Status: http.StatusServiceUnavailable, Code: oauth.CodeTemporarilyUnavailable,
 				Description: "the token could not be checked", ResourceMetadata: v.cfg.MetadataURL}
 		}
@@ -355,7 +387,7 @@ func (v *Verifier) authenticate(r *http.Request) (*Caller, error) {
 	if err := v.checkDPoP(r, scheme, token, jkt); err != nil {
 		return nil, err
 	}
-	caller := &Caller{Subject: c.Subject, ClientID: c.ClientID, Issuer: c.Issuer, TokenID: c.ID, Scopes: scopes,
+	caller := &Caller{Subject: c.Subject, ClientID: c.ClientID, Issuer: is.Issuer, TokenID: c.ID, Scopes: scopes,
 		Audience: c.Audience, Actor: c.Actor, ExpiresAt: time.Unix(c.ExpiresAt, 0), JKT: jkt,
 		AuthorizationDetails: c.AuthorizationDetails}
 	if c.AuthTime > 0 {
@@ -434,6 +466,7 @@ func reason(err error) string {
 		{jose.ErrExpired, "expired"}, {jose.ErrWrongType, "not an access token (typ)"}, {jose.ErrAudience, "issued for another resource"},
 		{jose.ErrIssuer, "issued by another authorization server"}, {jose.ErrInvalidSignature, "bad signature"},
 		{jose.ErrUnknownKey, "unknown signing key"}, {jose.ErrAlgorithm, "algorithm not allowed"}, {jose.ErrNotYetValid, "not yet valid"},
+		{jose.ErrIssuedInFuture, "issued in the future"}, {jose.ErrMissingClaim, "lacks a required claim"},
 	} {
 		if errors.Is(err, e.err) {
 			return e.r
@@ -506,26 +539,42 @@ func MetadataPath(resourceURL string) (string, error) {
 	return "/.well-known/oauth-protected-resource" + strings.TrimSuffix(u.EscapedPath(), "/"), nil
 }
 
-// introspect authenticates an opaque token by RFC 7662 introspection: it
-// must be active, for this resource, from the configured issuer (when the
-// response names one), unexpired, and not sender-constrained (a bound
-// opaque token would need its binding checked, which introspection
-// responses do not always carry).
-func (v *Verifier) introspect(r *http.Request, scheme, token string) (*Caller, error) {
-	ir, err := v.cfg.Introspect(r.Context(), token)
-	if err != nil {
-		v.cfg.Logger.Error("token introspection failed", "err", err)
+// introspect authenticates an opaque token by RFC 7662 introspection at
+// issuers, in order: the first that says the token is active decides. The
+// token must then be from that issuer (when the response names one), for
+// this resource, unexpired, and not sender-constrained (a bound opaque
+// token would need its binding checked, which introspection responses do
+// not always carry). An issuer that cannot be asked is skipped; if none
+// says active and one could not be asked, the answer is 503.
+func (v *Verifier) introspect(r *http.Request, scheme, token string, issuers []Issuer) (*Caller, error) {
+	ctx := r.Context()
+	failed := false
+	for _, is := range issuers {
+		ir, err := is.Introspect(ctx, token)
+		if err != nil {
+			v.cfg.Logger.ErrorContext(ctx, "token introspection failed", "issuer", is.Issuer, "err", err)
+			failed = true
+			continue
+		}
+		if ir != nil && ir.Active {
+			return v.introspected(scheme, is, ir)
+		}
+	}
+	if failed {
 		return nil, &Challenge{Status: http.StatusServiceUnavailable, Code: oauth.CodeTemporarilyUnavailable,
 			Description: "the token could not be checked", ResourceMetadata: v.cfg.MetadataURL}
 	}
+	return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token is not active")
+}
+
+// introspected checks the active introspection response ir of issuer is.
+func (v *Verifier) introspected(scheme string, is Issuer, ir *oauth.IntrospectionResponse) (*Caller, error) {
 	now := v.cfg.Now()
 	switch {
-	case !ir.Active:
-		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token is not active")
-	case !slices.Contains(ir.Audience, v.cfg.Resource):
-		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token was issued for another resource")
-	case ir.Issuer != "" && ir.Issuer != v.cfg.Issuer:
+	case ir.Issuer != "" && ir.Issuer != is.Issuer:
 		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token was issued by another authorization server")
+	case !is.audience(v.cfg.Resource, ir.Audience):
+		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token was issued for another resource")
 	case ir.ExpiresAt != 0 && !now.Before(time.Unix(ir.ExpiresAt, 0).Add(v.cfg.Leeway)):
 		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token expired")
 	case ir.Confirmation != nil || scheme == "DPoP":
@@ -537,7 +586,7 @@ func (v *Verifier) introspect(r *http.Request, scheme, token string) (*Caller, e
 	if err != nil {
 		return nil, v.challenge(http.StatusUnauthorized, scheme, oauth.CodeInvalidToken, "the access token's scope is malformed")
 	}
-	c := &Caller{Subject: ir.Subject, ClientID: ir.ClientID, Issuer: ir.Issuer, TokenID: ir.ID, Scopes: scopes,
+	c := &Caller{Subject: ir.Subject, ClientID: ir.ClientID, Issuer: is.Issuer, TokenID: ir.ID, Scopes: scopes,
 		Audience: ir.Audience, Actor: ir.Actor, AuthorizationDetails: ir.AuthorizationDetails}
 	if ir.ExpiresAt != 0 {
 		c.ExpiresAt = time.Unix(ir.ExpiresAt, 0)
@@ -545,18 +594,18 @@ func (v *Verifier) introspect(r *http.Request, scheme, token string) (*Caller, e
 	return c, nil
 }
 
-// revoked asks the configured revocation hooks about c.
-func (v *Verifier) revoked(ctx context.Context, c *oauth.AccessTokenClaims) (bool, error) {
-	if v.cfg.Revoked != nil {
-		if r, err := v.cfg.Revoked(ctx, c.ID); err != nil || r {
+// isRevoked asks issuer is's revocation hooks about c.
+func isRevoked(ctx context.Context, is Issuer, c *oauth.AccessTokenClaims) (bool, error) {
+	if is.Revoked != nil {
+		if r, err := is.Revoked(ctx, c.ID); err != nil || r {
 			return r, err
 		}
 	}
-	if v.cfg.SubjectRevoked != nil {
+	if is.SubjectRevoked != nil {
 		// Any party the token names: the user, the client, an actor
 		// (a quarantined agent ends the tokens delegated to it).
 		for _, p := range c.Parties() {
-			if r, err := v.cfg.SubjectRevoked(ctx, p, time.Unix(c.IssuedAt, 0)); err != nil || r {
+			if r, err := is.SubjectRevoked(ctx, p, time.Unix(c.IssuedAt, 0)); err != nil || r {
 				return r, err
 			}
 		}
@@ -564,41 +613,50 @@ func (v *Verifier) revoked(ctx context.Context, c *oauth.AccessTokenClaims) (boo
 	return false, nil
 }
 
-// verifyJWT checks a JWT access token's signature, typ, iss, aud, exp and
-// required claims, or finds it among the tokens verified before; a cached
-// token is used only until its exp.
-func (v *Verifier) verifyJWT(ctx context.Context, token string) (*oauth.AccessTokenClaims, error) {
+// errIntrospect says that a JWT names an issuer that has no keys, only
+// introspection.
+var errIntrospect = errors.New("resource: the issuer is asked by introspection")
+
+// verifyJWT finds the issuer a JWT access token names (its iss, read
+// before verification and used only to pick the keys) and checks the
+// token with that issuer's keys and settings (see checkJWT), or finds it
+// among the tokens verified before; a cached token is used only until its
+// exp. A token naming an issuer that has only introspection returns that
+// issuer and errIntrospect.
+func (v *Verifier) verifyJWT(ctx context.Context, token string) (*verified, Issuer, error) {
 	key := sha256.Sum256([]byte(token))
 	if v.cfg.CacheSize > 0 {
 		v.mu.Lock()
-		c, ok := v.cache[key]
+		e, ok := v.cache[key]
 		v.mu.Unlock()
 		if ok {
-			if v.cfg.Now().Before(time.Unix(c.ExpiresAt, 0).Add(v.cfg.Leeway)) {
-				cc := *c
-				return &cc, nil
+			is, known := v.lookup(e.claims.Issuer)
+			if known && v.cfg.Now().Before(time.Unix(e.claims.ExpiresAt, 0).Add(v.cfg.Leeway)) {
+				cc := *e
+				return &cc, is, nil
 			}
 			v.mu.Lock()
 			delete(v.cache, key)
 			v.mu.Unlock()
 		}
 	}
-	t, err := jose.Verify(ctx, token, jose.VerifyOptions{
-		Types:          []jose.Typ{jose.TypAccessToken},
-		Keys:           v.cfg.Keys,
-		RequireKID:     true,
-		Issuer:         v.cfg.Issuer,
-		Audience:       v.cfg.Resource,
-		RequireSubject: true,
-		Now:            v.cfg.Now,
-		Leeway:         v.cfg.Leeway,
-	})
+	iss, err := peekIssuer(token)
 	if err != nil {
-		return nil, err
+		return nil, Issuer{}, err
 	}
-	var c oauth.AccessTokenClaims
-	if err := t.Decode(&c); err != nil || c.ClientID == "" || c.ID == "" || c.ExpiresAt == 0 {
-		return nil, v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidToken, "the access token lacks client_id or jti")
+	is, ok := v.lookup(iss)
+	if !ok {
+		// Name nothing: neither the issuer in the token nor those
+		// accepted here.
+		return nil, Issuer{}, v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidToken,
+			"the access token was issued by an authorization server this resource does not accept")
+	}
+	if is.Keys == nil {
+		return nil, is, errIntrospect
+	}
+	vt, err := v.checkJWT(ctx, token, is)
+	if err != nil {
+		return nil, is, err
 	}
 	if v.cfg.CacheSize > 0 {
 		v.mu.Lock()
@@ -606,7 +664,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (*oauth.AccessTo
 			// Drop expired entries, then, if still full, any one.
 			now := v.cfg.Now()
 			for k, e := range v.cache {
-				if !now.Before(time.Unix(e.ExpiresAt, 0)) {
+				if !now.Before(time.Unix(e.claims.ExpiresAt, 0)) {
 					delete(v.cache, k)
 				}
 			}
@@ -617,9 +675,81 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (*oauth.AccessTo
 				delete(v.cache, k)
 			}
 		}
-		cc := c
+		cc := *vt
 		v.cache[key] = &cc
 		v.mu.Unlock()
 	}
-	return &c, nil
+	return vt, is, nil
+}
+
+// checkJWT checks a JWT access token of issuer is as RFC 9068 §4 requires:
+// typ at+jwt (or JWT where is allows it), a signature by one of is's keys,
+// iss equal to is, aud naming this resource (or one of is's further
+// audiences), exp, sub, client_id (or azp) and jti; then reads its scopes
+// from is's scope claim.
+func (v *Verifier) checkJWT(ctx context.Context, token string, is Issuer) (*verified, error) {
+	types := []jose.Typ{jose.TypAccessToken}
+	if is.AcceptJWTTyp {
+		types = append(types, jose.TypJWT)
+	}
+	t, err := jose.Verify(ctx, token, jose.VerifyOptions{
+		Types:          types,
+		Keys:           is.Keys,
+		RequireKID:     true,
+		Issuer:         is.Issuer,
+		RequireSubject: true,
+		Now:            v.cfg.Now,
+		Leeway:         v.cfg.Leeway,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !is.audience(v.cfg.Resource, t.Audience) {
+		return nil, fmt.Errorf("%w: aud names neither this resource nor an audience accepted from its issuer", jose.ErrAudience)
+	}
+	var c tokenClaims
+	if err := t.Decode(&c); err != nil {
+		return nil, v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidToken, "the access token's claims are malformed")
+	}
+	if c.ClientID == "" {
+		// Keycloak names the client in azp only (OpenID Connect Core
+		// §2: the party the token was issued to).
+		c.ClientID = c.AuthorizedParty
+	}
+	if c.ClientID == "" || c.ID == "" || c.ExpiresAt == 0 {
+		return nil, v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidToken, "the access token lacks client_id or jti")
+	}
+	if !jose.TypAccessToken.Matches(t.Typ) {
+		if err := v.checkPlainJWT(t); err != nil {
+			return nil, err
+		}
+	}
+	scopes, err := is.scopes(t.Claims, c.Scope)
+	if err != nil {
+		return nil, v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidToken, "the access token's scope is malformed")
+	}
+	return &verified{claims: c.AccessTokenClaims, scopes: scopes}, nil
+}
+
+// checkPlainJWT is what a token of typ JWT (accepted only from an issuer
+// with AcceptJWTTyp) must also pass, since its typ does not tell it from
+// other JWTs of its issuer: iat, the one claim RFC 9068 §2.2 requires that
+// checkJWT does not already; and nothing that marks an ID token (nonce,
+// at_hash, c_hash of OpenID Connect Core §2 and §3.1.3.6, or a typ claim
+// other than Keycloak's "Bearer").
+func (v *Verifier) checkPlainJWT(t *jose.Token) error {
+	if _, ok := t.Claims["iat"]; !ok {
+		return v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidToken, "a token of typ JWT lacks iat, which RFC 9068 requires")
+	}
+	for _, name := range []string{"nonce", "at_hash", "c_hash"} {
+		if _, ok := t.Claims[name]; ok {
+			return v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidToken, "an ID token is not an access token")
+		}
+	}
+	if typ, ok := t.Claims["typ"]; ok {
+		if s, _ := typ.(string); !strings.EqualFold(s, "Bearer") {
+			return v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidToken, "the token is not an access token (typ claim)")
+		}
+	}
+	return nil
 }
