@@ -85,6 +85,10 @@ type Config struct {
 	// authorization endpoint, see AuthorizationCode) into the cards.
 	// Required: Issuer and TokenEndpoint.
 	AuthServer *oauth.ServerMetadata
+	// OtherAuthServers are the issuers of further authorization servers
+	// whose tokens the Authenticator accepts; they follow AuthServer in
+	// each agent's RFC 9728 metadata.
+	OtherAuthServers []string
 	// AuthServerMetadataURL is the authorization server's metadata URL
 	// named in the cards; empty means the RFC 8414 well-known URL of the
 	// issuer.
@@ -287,7 +291,7 @@ func (s *Server) newEndpoint(ctx context.Context, info a2acard.AgentInfo) (*endp
 	}
 	ep.metadata = resource.MetadataHandler(oauth.ResourceMetadata{
 		Resource:                              ep.url,
-		AuthorizationServers:                  []string{s.cfg.AuthServer.Issuer},
+		AuthorizationServers:                  append([]string{s.cfg.AuthServer.Issuer}, s.cfg.OtherAuthServers...),
 		ScopesSupported:                       slices.Clone(info.Scopes),
 		BearerMethodsSupported:                []string{"header"},
 		ResourceName:                          ep.card.Name,

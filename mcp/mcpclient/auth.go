@@ -219,6 +219,9 @@ func (t *authTransport) token(ctx context.Context, scopes []string) (*oauth.Toke
 	treq := oauth.TokenRequest{Server: server, Resource: t.c.cfg.URL, Scopes: scopes, SubjectToken: sub.Token,
 		SubjectTokenSource: sub.Source, SubjectKey: sub.Key, Subject: sub.Name,
 		Bearer: !rd.accepts, DPoPAlgs: rd.algs}
+	if sub.Grant != nil {
+		treq.SubjectToken, treq.SubjectTokenSource, treq.GrantAssertion = "", nil, sub.Grant
+	}
 	tok, err := t.c.cfg.Tokens.Token(ctx, treq)
 	if err != nil {
 		// Refused or failed: the call fails. A delegated call is never

@@ -160,17 +160,24 @@ type Subject struct {
 	// hash, never a token). Key is required with Source.
 	Source func(ctx context.Context) (string, error)
 	Key    string
+	// Grant, set instead of Token and Source, gets the token by the JWT
+	// bearer grant (RFC 7523) with the assertion it returns for the
+	// discovered authorization server: identity chaining, where the
+	// assertion is an ID-JAG the caller's own authorization server issued
+	// for the user (SPECS.md §12). Key is required with Grant.
+	Grant oauth.GrantAssertionSource
 	// Name is who the subject token names (its verified sub), so that
 	// [Client.ForgetSubject] can drop that user's sessions and tokens.
 	Name string
 }
 
-// delegated reports whether calls for s are made by token exchange.
-func (s Subject) delegated() bool { return s.Token != "" || s.Source != nil }
+// delegated reports whether calls for s are made for a user (by token
+// exchange, or by an identity-chaining grant).
+func (s Subject) delegated() bool { return s.Token != "" || s.Source != nil || s.Grant != nil }
 
 // sessionKey is what s's session and tokens are kept by.
 func (s Subject) sessionKey() string {
-	if s.Source != nil {
+	if s.Source != nil || s.Grant != nil {
 		return "key:" + s.Key
 	}
 	return s.Token
@@ -338,6 +345,9 @@ func (c *Client) Close() error {
 func (c *Client) session(ctx context.Context, sub Subject) (*session, *mcpgoclient.Client, error) {
 	if sub.Source != nil && (sub.Key == "" || sub.Token != "") {
 		return nil, nil, errors.New("mcpclient: a subject with a Source needs a Key and no Token")
+	}
+	if sub.Grant != nil && (sub.Key == "" || sub.Token != "" || sub.Source != nil) {
+		return nil, nil, errors.New("mcpclient: a subject with a Grant needs a Key and neither Token nor Source")
 	}
 	subject := sub.sessionKey()
 	c.mu.Lock()

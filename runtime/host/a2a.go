@@ -131,15 +131,16 @@ func (h *Host) mountA2A(mux *http.ServeMux) error {
 			}
 			return resource.New(resource.Config{
 				Resource: res, MetadataURL: mdURL, Issuer: md.Issuer, Keys: h.as.Keys(),
-				Revoked: h.as.Revoked, SubjectRevoked: h.as.SubjectRevoked, DPoP: dv, Now: h.now,
+				Revoked: h.as.Revoked, SubjectRevoked: h.as.SubjectRevoked, Issuers: h.resourceIssuers(), DPoP: dv, Now: h.now,
 				CheckCaller: h.checkWorkloadProof, Logger: h.log.With("component", "a2a", "agent", agent),
 			})
 		},
-		AuthServer:     &md,
-		MutualTLS:      h.cfg.Listen.TLS != nil,
-		DPoPAlgorithms: algs,
-		CardKey:        h.cardKey,
-		VerifyTxnToken: h.verifyTxnToken,
+		AuthServer:       &md,
+		OtherAuthServers: h.authorizationServers()[1:],
+		MutualTLS:        h.cfg.Listen.TLS != nil,
+		DPoPAlgorithms:   algs,
+		CardKey:          h.cardKey,
+		VerifyTxnToken:   h.verifyTxnToken,
 		OnMalformed: func(ctx context.Context, agent string, caller *resource.Caller, code int, reason string) {
 			if err := h.audit.Record(ctx, mediator.Record{Time: h.now().UTC(), Agent: "a2a:" + caller.ClientID,
 				Identity: caller.ClientID, Subject: caller.Subject, TokenJTI: caller.TokenID, Action: "a2a.request",

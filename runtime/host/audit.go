@@ -489,15 +489,27 @@ func (h *Host) auditRefusedTxn(ctx context.Context, clientID string, refusal *oa
 // which client, the audience, scope and delegation chain.
 func (h *Host) auditIssued(ctx context.Context, it authserver.Issued) error {
 	c := it.Claims
+	reason := "grant " + it.GrantType
+	if it.TokenType == oauth.TokenTypeIDJAG {
+		reason = "id-jag, " + reason
+	}
+	reason += ", scope " + c.Scope
+	if c.SubjectID != nil && c.SubjectID.Issuer != "" && c.SubjectID.Issuer != h.Issuer() {
+		// A user of another issuer, by its ID-JAG.
+		reason += ", subject " + c.SubjectID.Subject + " of " + c.SubjectID.Issuer
+	}
 	rec := audit.Record{
 		Action: audit.ActionTokenIssue, Subject: c.Subject, Resource: strings.Join(c.Audience, " "),
 		Decision: audit.DecisionAllow, Outcome: audit.OutcomeOK, Policy: "authorization server",
-		Reason: strings.TrimSpace("grant " + it.GrantType + ", scope " + c.Scope), TokenJTI: c.ID,
+		Reason: strings.TrimSpace(reason), TokenJTI: c.ID,
 	}
 	if id, err := credentials.ParseIdentity(c.ClientID); err == nil {
 		rec.AgentID = id.String()
 		rec.Agent = h.agentNamed(id)
-	} else {
+	}
+	if rec.Agent == "" {
+		// A static or registered client, or a workload of a federated
+		// trust domain.
 		rec.Agent = "client:" + c.ClientID
 	}
 	for a := c.Actor; a != nil; a = a.Actor {

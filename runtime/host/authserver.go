@@ -146,7 +146,11 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		ClientCertificateAuthorities: func() []*x509.Certificate {
 			return h.ident.Bundle().X509Authorities()
 		},
-		CIBA: ciba,
+		CIBA:             ciba,
+		IDJAGAudiences:   h.idjagAudiences(),
+		FederatedSVIDs:   h.federation,
+		FederatedClients: h.federatedClients(),
+		TrustedIssuers:   h.trustedIssuers(),
 		OnRevocation: func() {
 			h.publish(context.Background(), fanout.Event{Kind: fanout.KindRevocations})
 		},

@@ -215,6 +215,13 @@ func (h *Host) remoteSubject(r *remoteServer, c mediator.Caller) (mcpclient.Subj
 	}
 	agents := append(slices.Clone(c.Chain), c.Agent)
 	txn := c.Txn
+	if r.cfg.Chaining == config.ChainingIDJAG {
+		return mcpclient.Subject{
+			Key:   key + "|" + strings.Join(agents, ">") + "|id-jag",
+			Name:  subject,
+			Grant: d.idjagGrant(r.cfg.URL, txn, agents),
+		}, nil
+	}
 	return mcpclient.Subject{
 		Key:  key + "|" + strings.Join(agents, ">"),
 		Name: subject,

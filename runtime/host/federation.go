@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/federation"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
@@ -119,6 +120,18 @@ func (h *Host) auditFederation(td, decision, outcome, reason string) {
 	}
 }
 
+// federatedClients are the workloads of federated trust domains the
+// embedded authorization server admits as clients.
+func (h *Host) federatedClients() []authserver.FederatedClient {
+	var out []authserver.FederatedClient
+	for _, d := range h.cfg.Federation.TrustDomains {
+		for _, c := range d.Clients {
+			out = append(out, authserver.FederatedClient{SPIFFEID: c.SPIFFEID, Scopes: c.Scopes})
+		}
+	}
+	return out
+}
+
 // federationStore keeps accepted bundles in the host's store.
 type federationStore struct{ st store.Store }
 
@@ -150,4 +163,14 @@ func (h *Host) peerDomain(o string) (config.FederatedDomainConfig, bool) {
 		}
 	}
 	return config.FederatedDomainConfig{}, false
+}
+
+// idjagAudiences are the other domains' authorization servers the
+// embedded one issues ID-JAGs for (auth.id_jag).
+func (h *Host) idjagAudiences() []authserver.IDJAGAudience {
+	var out []authserver.IDJAGAudience
+	for _, a := range h.cfg.Auth.IDJAG {
+		out = append(out, authserver.IDJAGAudience{Issuer: a.Issuer, Scopes: a.Scopes})
+	}
+	return out
 }

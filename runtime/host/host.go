@@ -72,9 +72,13 @@ type Host struct {
 	ident identitySource
 	// federation holds the own and the federated trust domains' bundles.
 	federation *federation.Set
-	as         *authserver.Server
-	tools      map[string]mediator.Tool
-	taskMu     sync.Mutex
+	// trusted are the authorization servers of auth.trusted_issuers.
+	trusted []*trustedIssuer
+	// peers are the agents' transports to federated peers (svidtls.go).
+	peers  peerTransports
+	as     *authserver.Server
+	tools  map[string]mediator.Tool
+	taskMu sync.Mutex
 	// approvalSinks are the streams approval requests are surfaced on,
 	// by transaction; consent serves the approval pages.
 	approvalSinks approvalSinks
@@ -201,6 +205,8 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if err := h.newFederation(ctx); err != nil {
 		return nil, err
 	}
+	h.newTrustedIssuers()
+	h.closers = append(h.closers, h.peers.close)
 	if err := h.newAudit(ctx); err != nil {
 		return nil, err
 	}
@@ -331,11 +337,18 @@ func (h *Host) newHTTP(ctx context.Context) error {
 	if tls := h.cfg.Listen.TLS; tls != nil {
 		certFile, keyFile = tls.CertFile, tls.KeyFile
 	}
-	srv, err := listenHTTP(string(h.cfg.Listen.Address), withRecover(h.log, mux), certFile, keyFile, h.log.With("component", "http"))
+	srv, err := listenHTTP(string(h.cfg.Listen.Address), withRecover(h.log, mux), h.cfg.Listen.TLS != nil, certFile, keyFile,
+		h.log.With("component", "http"))
 	if err != nil {
 		return err
 	}
-	if srv.srv.TLSConfig != nil {
+	switch {
+	case h.cfg.Listen.TLS != nil && h.cfg.Listen.TLS.SVID:
+		if srv.srv.TLSConfig, err = h.svidServerTLS(ctx); err != nil {
+			_ = srv.ln.Close()
+			return err
+		}
+	case srv.srv.TLSConfig != nil:
 		srv.srv.TLSConfig = clientCertConfig(srv.srv.TLSConfig)
 	}
 	h.http = srv

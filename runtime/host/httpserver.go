@@ -28,8 +28,11 @@ const (
 const shutdownGrace = 3 * time.Second
 
 type httpServer struct {
-	srv      *http.Server
-	ln       net.Listener
+	srv *http.Server
+	ln  net.Listener
+	// tls serves HTTPS: with certFile and keyFile, or with the
+	// certificates srv.TLSConfig gives (the host's SVID).
+	tls      bool
 	certFile string
 	keyFile  string
 	log      *slog.Logger
@@ -37,8 +40,9 @@ type httpServer struct {
 
 // listenHTTP binds addr now, so that a busy port is reported before anything
 // else starts, and returns a server ready to Run.
-func listenHTTP(addr string, handler http.Handler, certFile, keyFile string, log *slog.Logger) (*httpServer, error) {
-	if certFile == "" && !isLoopbackAddr(addr) {
+// With tlsOn and no files, the caller sets srv.TLSConfig's certificates.
+func listenHTTP(addr string, handler http.Handler, tlsOn bool, certFile, keyFile string, log *slog.Logger) (*httpServer, error) {
+	if !tlsOn && !isLoopbackAddr(addr) {
 		// Config validation refuses this too; checking here as well keeps
 		// the invariant if the host is built from a config in code.
 		return nil, fmt.Errorf("host: refusing to listen on %s without TLS: configure listen.tls or bind a loopback address", addr)
@@ -56,10 +60,10 @@ func listenHTTP(addr string, handler http.Handler, certFile, keyFile string, log
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if certFile != "" {
+	if tlsOn {
 		s.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	return &httpServer{srv: s, ln: ln, certFile: certFile, keyFile: keyFile, log: log}, nil
+	return &httpServer{srv: s, ln: ln, tls: tlsOn, certFile: certFile, keyFile: keyFile, log: log}, nil
 }
 
 // Addr is the bound address (useful when the configured port was 0).
@@ -69,7 +73,7 @@ func (h *httpServer) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {
 		var err error
-		if h.certFile != "" {
+		if h.tls {
 			err = h.srv.ServeTLS(h.ln, h.certFile, h.keyFile)
 		} else {
 			err = h.srv.Serve(h.ln)

@@ -126,6 +126,7 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 			Keys:            h.as.Keys(),
 			Revoked:         h.as.Revoked,
 			SubjectRevoked:  h.as.SubjectRevoked,
+			Issuers:         h.resourceIssuers(),
 			ScopesSupported: hs.scopes,
 			ChallengeScopes: hs.challenge,
 			CheckCaller:     h.checkWorkloadProof,
@@ -167,7 +168,7 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []hostedMCP, tools map[strin
 		mux.Handle(PathMCP+hs.name, guard.wrap(h.auditDenied(hs.name, wv.Middleware(keepCallerToken(srv.Handler())))))
 		mux.Handle(mdPath, allowCORS(resource.MetadataHandler(oauth.ResourceMetadata{
 			Resource:                      hs.resource,
-			AuthorizationServers:          []string{issuerURL},
+			AuthorizationServers:          h.authorizationServers(),
 			ScopesSupported:               hs.scopes,
 			BearerMethodsSupported:        []string{"header"},
 			ResourceName:                  "agenthost " + hs.name,

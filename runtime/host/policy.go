@@ -299,13 +299,14 @@ func (h *Host) protectedAPI(mux *http.ServeMux, uri, name string, scopes ...stri
 	}
 	v, err := resource.New(resource.Config{
 		Resource: uri, Issuer: h.as.Issuer(), Keys: h.as.Keys(), Revoked: h.as.Revoked, SubjectRevoked: h.as.SubjectRevoked,
+		Issuers:         h.resourceIssuers(),
 		ScopesSupported: scopes, Now: h.now, MetadataURL: h.as.Issuer() + mdPath, Logger: h.log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host: %s: %w", name, err)
 	}
 	mux.Handle(mdPath, allowCORS(resource.MetadataHandler(oauth.ResourceMetadata{
-		Resource: uri, AuthorizationServers: []string{h.as.Issuer()}, ScopesSupported: scopes,
+		Resource: uri, AuthorizationServers: h.authorizationServers(), ScopesSupported: scopes,
 		BearerMethodsSupported: []string{"header"}, ResourceName: name,
 	})))
 	return v, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -40,6 +41,8 @@ type remoteServer struct {
 	h       *Host
 	cfg     config.MCPRemoteConfig
 	fetcher *fetch.Fetcher
+	// fetcherPrivate: the remote is on a loopback address (development).
+	fetcherPrivate bool
 	// stdio is set for a local server run as a command: one process for
 	// every caller, no token.
 	stdio *mcpclient.StdioClient
@@ -96,7 +99,7 @@ func (h *Host) newRemote(rc config.MCPRemoteConfig) (*remoteServer, error) {
 	// that address. Everything else gets the default refusals.
 	u, _ := url.Parse(rc.URL)
 	local := isLoopbackHost(u.Hostname())
-	return &remoteServer{h: h, cfg: rc, clients: map[string]*mcpclient.Client{},
+	return &remoteServer{h: h, cfg: rc, clients: map[string]*mcpclient.Client{}, fetcherPrivate: local,
 		fetcher: fetch.New(fetch.Config{AllowHTTP: local, AllowPrivate: local, Logger: h.log.With("component", "fetch")})}, nil
 }
 
@@ -123,11 +126,24 @@ func (r *remoteServer) clientFor(id credentials.Identity, scopes ...string) (too
 	if c, ok := r.clients[id.String()]; ok {
 		return c, nil
 	}
-	tokens, err := r.h.agentTokenClient(id, nil, r.h.delegation.keys.of(id))
+	// A remote on a federated domain's peer is reached with the
+	// workload's own SVID (svidtls.go): its MCP traffic, its metadata and
+	// its authorization server's.
+	var hc *http.Client
+	fetcher := r.fetcher
+	if rt, err := r.h.peerTransport(id, http.DefaultTransport); err != nil {
+		return nil, err
+	} else if rt != http.DefaultTransport {
+		hc = &http.Client{Transport: rt, Timeout: mcpclient.DefaultTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		fetcher = fetch.New(fetch.Config{Client: hc, AllowHTTP: false, AllowPrivate: r.fetcherPrivate,
+			Logger: r.h.log.With("component", "fetch")})
+	}
+	tokens, err := r.h.agentTokenClient(id, hc, r.h.delegation.keys.of(id))
 	if err != nil {
 		return nil, err
 	}
-	c, err := mcpclient.New(mcpclient.Config{URL: r.cfg.URL, Tokens: tokens, Fetcher: r.fetcher, Scopes: scopes,
+	c, err := mcpclient.New(mcpclient.Config{URL: r.cfg.URL, Tokens: tokens, Fetcher: fetcher, HTTPClient: hc, Scopes: scopes,
 		Logger: r.h.log.With("component", "mcpclient", "remote", r.cfg.Name, "as", id.String()), Now: r.h.now})
 	if err != nil {
 		return nil, err

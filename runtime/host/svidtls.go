@@ -1,0 +1,134 @@
+package host
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/credentials/svidtls"
+)
+
+// SVID TLS between hosts (listen.tls.svid, federation.trust_domains[].
+// peers). The listener serves the host's X.509-SVID, renewed at half its
+// lifetime (the "svid" task) without dropping connections. A client
+// certificate stays optional, since OAuth clients and browsers connect
+// without one; a client that presents one must present an X.509-SVID of
+// this trust domain or a federated one, verified with that domain's
+// bundle, and one listen.tls.peers names when it is set. Outbound, a
+// call from an agent to a peer origin of a federated domain presents the
+// agent's own X.509-SVID and accepts only an SVID of that domain as the
+// server's certificate: each agent has its own transport, so no
+// connection is ever shared between identities.
+
+// svidServerTLS is the listener's TLS configuration with the host's SVID.
+func (h *Host) svidServerTLS(ctx context.Context) (*tls.Config, error) {
+	issue, err := svidtls.IssueFor(h.ident, h.hostID)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	rot, err := svidtls.NewRotating(ctx, svidtls.RotatingConfig{Issue: issue, Now: h.now, Logger: h.log.With("component", "svidtls")})
+	if err != nil {
+		return nil, fmt.Errorf("host: listen.tls.svid: %w", err)
+	}
+	h.tasks = append(h.tasks, Task{Name: "svid", Run: rot.Run})
+	var auth svidtls.Authorizer
+	if peers := h.cfg.Listen.TLS.Peers; len(peers) > 0 {
+		auth, err = svidtls.ParseAuthorizer(peers)
+	} else {
+		auth, err = svidtls.AuthorizeTrustDomains(h.trustDomains()...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host: listen.tls.peers: %w", err)
+	}
+	cfg, err := svidtls.ServerConfig(rot, h.federation, svidtls.ServerOptions{ClientCerts: svidtls.OptionalClientSVID,
+		Authorizer: auth, Now: h.now, Logger: h.log.With("component", "svidtls")})
+	if err != nil {
+		return nil, fmt.Errorf("host: listen.tls.svid: %w", err)
+	}
+	return cfg, nil
+}
+
+// trustDomains are this host's trust domain and the federated ones.
+func (h *Host) trustDomains() []string {
+	tds := []string{h.cfg.TrustDomain}
+	for _, d := range h.cfg.Federation.TrustDomains {
+		tds = append(tds, d.Name)
+	}
+	return tds
+}
+
+// peerTransports are the agents' transports to federated peers, by
+// workload identity.
+type peerTransports struct {
+	mu sync.Mutex
+	m  map[string]http.RoundTripper
+	// stop ends the SVIDs' renewals; closed is set once the host closed.
+	stop   []context.CancelFunc
+	closed bool
+}
+
+// close stops renewing the agents' SVIDs.
+func (pt *peerTransports) close() {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	for _, stop := range pt.stop {
+		stop()
+	}
+	pt.stop, pt.closed = nil, true
+}
+
+// peerTransport is the round tripper of workload id's outbound calls:
+// base for every origin but the federated domains' peers, which get SVID
+// TLS with id's X.509-SVID. Without federated peers it is base.
+func (h *Host) peerTransport(id credentials.Identity, base http.RoundTripper) (http.RoundTripper, error) {
+	origins := map[string]svidtls.Authorizer{}
+	for _, d := range h.cfg.Federation.TrustDomains {
+		auth, err := svidtls.AuthorizeTrustDomains(d.Name)
+		if err != nil {
+			return nil, fmt.Errorf("host: federation.trust_domains %s: %w", d.Name, err)
+		}
+		for _, p := range d.Peers {
+			origins[p] = auth
+		}
+	}
+	if len(origins) == 0 {
+		return base, nil
+	}
+	pt := &h.peers
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if t, ok := pt.m[id.String()]; ok {
+		return t, nil
+	}
+	if pt.closed {
+		return nil, fmt.Errorf("host: closed")
+	}
+	issue, err := svidtls.IssueFor(h.ident, id)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	rot, err := svidtls.NewRotating(context.Background(), svidtls.RotatingConfig{
+		Issue:  issue,
+		Now:    h.now,
+		Logger: h.log.With("component", "svidtls", "workload", id.String()),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host: the X.509-SVID of %s: %w", id, err)
+	}
+	t, err := svidtls.NewTransport(rot, svidtls.TransportConfig{Bundles: h.federation, Origins: origins, Base: base,
+		Now: h.now, Logger: h.log.With("component", "svidtls", "workload", id.String())})
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	if pt.m == nil {
+		pt.m = map[string]http.RoundTripper{}
+	}
+	pt.m[id.String()] = t
+	ctx, stop := context.WithCancel(context.Background())
+	pt.stop = append(pt.stop, stop)
+	go func() { _ = rot.Run(ctx) }()
+	return t, nil
+}
