@@ -868,3 +868,32 @@ func TestIDJAGConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestIDJAGRefusalsReported: every refused request of identity chaining
+// reaches OnRefuseChaining with the authenticated client and the error
+// sent, at both servers; a granted one does not.
+func TestIDJAGRefusalsReported(t *testing.T) {
+	type refusal struct{ client, grant, code string }
+	var mu sync.Mutex
+	var got []refusal
+	record := func(_ context.Context, client, grant string, e *oauth.Error) {
+		mu.Lock()
+		got = append(got, refusal{client, grant, e.Code})
+		mu.Unlock()
+	}
+	c := newChain(t, func(cfg *Config) { cfg.OnRefuseChaining = record })
+	grant := c.idjag(researchID, nil)
+	if status, body := c.redeem(c.home.ca, researchID, grant, nil, nil); status != http.StatusOK {
+		t.Fatalf("first use: %d %v", status, body)
+	}
+	if len(got) != 0 {
+		t.Fatalf("a granted request was reported refused: %v", got)
+	}
+	if status, _ := c.redeem(c.home.ca, researchID, grant, nil, nil); status != http.StatusBadRequest {
+		t.Fatalf("replay: %d", status)
+	}
+	want := refusal{researchID.String(), oauth.GrantJWTBearer, oauth.CodeInvalidGrant}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("reported %v, want [%v]", got, want)
+	}
+}

@@ -176,6 +176,12 @@ type Config struct {
 	// token endpoint refuses from an authenticated client: the client,
 	// and the OAuth error it got.
 	OnRefuseTxnToken func(ctx context.Context, clientID string, refusal *oauth.Error)
+	// OnRefuseChaining, when set, is told of every refused request of
+	// identity chaining: a jwt-bearer grant (an ID-JAG or another
+	// assertion) and a token exchange for an ID-JAG, with the client_id
+	// the request named (possibly empty or unauthenticated), the grant
+	// type and the error sent, so that the host audits them.
+	OnRefuseChaining func(ctx context.Context, clientID, grant string, refusal *oauth.Error)
 
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration

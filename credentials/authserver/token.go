@@ -43,7 +43,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	oauth.WriteJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) token(r *http.Request) (*oauth.TokenResponse, error) {
+func (s *Server) token(r *http.Request) (resp *oauth.TokenResponse, err error) {
 	ctx := r.Context()
 	f, err := oauth.ParseForm(r)
 	if err != nil {
@@ -52,6 +52,17 @@ func (s *Server) token(r *http.Request) (*oauth.TokenResponse, error) {
 	grant, err := f.Require("grant_type")
 	if err != nil {
 		return nil, err
+	}
+	// client is the client the request claims to be, then the one it
+	// authenticated as.
+	client, _ := f.Get("client_id")
+	rtt, _ := f.Get("requested_token_type")
+	if s.cfg.OnRefuseChaining != nil && (grant == oauth.GrantJWTBearer || grant == oauth.GrantTokenExchange && rtt == oauth.TokenTypeIDJAG) {
+		defer func() {
+			if err != nil {
+				s.cfg.OnRefuseChaining(ctx, client, grant, oauth.AsError(err))
+			}
+		}()
 	}
 	switch grant {
 	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials,
@@ -67,6 +78,7 @@ func (s *Server) token(r *http.Request) (*oauth.TokenResponse, error) {
 	if err != nil {
 		return nil, err
 	}
+	client = c.ID
 	if grant == oauth.GrantCIBA && !s.cibaAllowed(c.client) || grant != oauth.GrantCIBA && !c.allowsGrant(grant) {
 		return nil, oauth.Errorf(oauth.CodeUnauthorizedClient, "the client may not use %s", grant)
 	}

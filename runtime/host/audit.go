@@ -484,6 +484,33 @@ func (h *Host) auditRefusedTxn(ctx context.Context, clientID string, refusal *oa
 	}
 }
 
+// auditRefusedChaining records a refused request of identity chaining: a
+// jwt-bearer grant (an ID-JAG from another domain, replayed, for another
+// audience or from an untrusted issuer) or a token exchange for an ID-JAG.
+func (h *Host) auditRefusedChaining(ctx context.Context, clientID, grant string, refusal *oauth.Error) {
+	what := "jwt-bearer grant refused"
+	if grant == oauth.GrantTokenExchange {
+		what = "id-jag refused"
+	}
+	rec := audit.Record{
+		Action: audit.ActionTokenIssue, Agent: "client:" + clientID, Resource: h.Issuer(),
+		Decision: audit.DecisionDeny, Outcome: audit.OutcomeDenied, Policy: "authorization server",
+		Reason: what + ": " + refusal.Code + ": " + refusal.Description,
+	}
+	if clientID == "" {
+		rec.Agent = "client:unknown"
+	}
+	if id, err := credentials.ParseIdentity(clientID); err == nil {
+		rec.AgentID = id.String()
+		if name := h.agentNamed(id); name != "" {
+			rec.Agent = name
+		}
+	}
+	if err := h.audit.Append(ctx, rec); err != nil {
+		h.log.ErrorContext(ctx, "audit of a refused chaining request failed", "err", err)
+	}
+}
+
 // auditIssued records every access token the authorization server issues
 // (its jti, never the token) before the token is handed out: who it is for,
 // which client, the audience, scope and delegation chain.

@@ -157,6 +157,7 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		OnIssue:          h.auditIssued,
 		OnIssueTxnToken:  h.auditIssuedTxn,
 		OnRefuseTxnToken: h.auditRefusedTxn,
+		OnRefuseChaining: h.auditRefusedChaining,
 		Now:              h.now,
 		Logger:           h.log.With("component", "authserver"),
 	})

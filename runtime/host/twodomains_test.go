@@ -2,8 +2,10 @@ package host
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
 	"github.com/agenthost/agenthost/credentials/ca"
+	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
@@ -215,6 +218,35 @@ func TestTwoTrustDomains(t *testing.T) {
 		t.Fatalf("a client without a certificate: %v", err)
 	}
 	resp.Body.Close()
+
+	// An assertion B cannot verify, from A's agent authenticated by its
+	// JWT-SVID, is refused as invalid_grant and audited at B.
+	assertion, _, err := hA.CA().NewJWTSVID(ctx, spiffeid.RequireFromString(research), []string{issuerB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"grant_type": {oauth.GrantJWTBearer}, "assertion": {"eyJhbGciOiJFUzI1NiJ9.e30.c2ln"},
+		"client_id": {research}, "client_assertion_type": {oauth.AssertionJWTSPIFFE}, "client_assertion": {assertion}}
+	resp, err = (&http.Client{Transport: &http.Transport{TLSClientConfig: plainTLS}}).PostForm(issuerB+"/oauth2/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), oauth.CodeInvalidGrant) {
+		t.Fatalf("a forged grant at B: %d %s", resp.StatusCode, body)
+	}
+	entries, err = hB.AuditRead(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(entries, func(e audit.Entry) bool {
+		r := e.Record
+		return r.Action == audit.ActionTokenIssue && r.Decision == audit.DecisionDeny && r.AgentID == research &&
+			strings.HasPrefix(r.Reason, "jwt-bearer grant refused: invalid_grant")
+	}) {
+		t.Error("B's audit has no record of the refused grant")
+	}
 }
 
 // svidSource presents one X.509-SVID.
