@@ -50,6 +50,11 @@ type ServerOptions struct {
 	// Now is the clock that client certificates are verified at; nil
 	// means time.Now.
 	Now func() time.Time
+	// OnRefuse, when set, is told of each client refused at the
+	// handshake: the SPIFFE ID its certificate names ("" when it names
+	// none) and why. It runs in the handshake: keep it short, and rate
+	// limit what it records, since anyone can try a handshake.
+	OnRefuse func(peerID string, err error)
 	// Logger receives a warning for each refused client and for a
 	// handshake that found no SVID to serve, and a debug record per
 	// verified client; nil means silent.
@@ -89,6 +94,7 @@ func ServerConfig(svid x509svid.Source, bundles x509bundle.Source, opts ServerOp
 		now:     orNow(opts.Now),
 		log:     orDiscard(opts.Logger),
 		peer:    "client",
+		refused: opts.OnRefuse,
 	}
 	cfg := tlsconfig.TLSServerConfig(svid, tlsconfig.WithTrace(certTrace(v.log, "no X509-SVID to serve")))
 	switch opts.ClientCerts {

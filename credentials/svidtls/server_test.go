@@ -157,10 +157,12 @@ func TestServerRefusesClient(t *testing.T) {
 					if authz == nil {
 						authz = svidtls.AuthorizeMemberOf(mustTD(t, "a.test"))
 					}
+					var refused []error
 					cfg, err := svidtls.ServerConfig(serverSVID, b, svidtls.ServerOptions{
 						ClientCerts: mode,
 						Authorizer:  authz,
 						Now:         clock.Now,
+						OnRefuse:    func(_ string, err error) { refused = append(refused, err) },
 					})
 					if err != nil {
 						t.Fatal(err)
@@ -168,6 +170,9 @@ func TestServerRefusesClient(t *testing.T) {
 					srvErr, cliErr := handshake(t, cfg, clientWith(tt.cert(t), version))
 					if cliErr == nil {
 						t.Error("client completed the handshake and read data")
+					}
+					if len(refused) != 1 || !errors.Is(refused[0], tt.want[0]) {
+						t.Errorf("OnRefuse got %v, want one %v", refused, tt.want[0])
 					}
 					for _, want := range tt.want {
 						if !errors.Is(srvErr, want) {
@@ -183,16 +188,18 @@ func TestServerRefusesClient(t *testing.T) {
 	// about the certificates.
 	for _, mode := range []svidtls.ClientCertMode{svidtls.RequireClientSVID, svidtls.OptionalClientSVID} {
 		clock.Set(t0)
+		refused := 0
 		cfg, err := svidtls.ServerConfig(serverSVID, trusted, svidtls.ServerOptions{
 			ClientCerts: mode,
 			Authorizer:  svidtls.AuthorizeMemberOf(mustTD(t, "a.test")),
 			Now:         clock.Now,
+			OnRefuse:    func(string, error) { refused++ },
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if srvErr, cliErr := handshake(t, cfg, clientWith(alpha, tls.VersionTLS13)); srvErr != nil || cliErr != nil {
-			t.Errorf("%s: good client refused: server %v, client %v", mode, srvErr, cliErr)
+		if srvErr, cliErr := handshake(t, cfg, clientWith(alpha, tls.VersionTLS13)); srvErr != nil || cliErr != nil || refused != 0 {
+			t.Errorf("%s: good client refused: server %v, client %v, OnRefuse %d", mode, srvErr, cliErr, refused)
 		}
 	}
 }

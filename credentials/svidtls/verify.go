@@ -45,6 +45,8 @@ type verifier struct {
 	log      *slog.Logger
 	required bool   // a peer without a certificate is refused
 	peer     string // "client" or "server", for logs
+	// refused is told of each refused peer (ServerOptions.OnRefuse).
+	refused func(peerID string, err error)
 }
 
 // verifyConnection is a tls.Config.VerifyConnection callback. Go's TLS
@@ -53,11 +55,19 @@ type verifier struct {
 // InsecureSkipVerify, a server requests certificates without verifying
 // them): this callback is the only verification, so it never trusts the
 // system roots.
+// refuse reports a refused peer to the OnRefuse hook, if any.
+func (v *verifier) refuse(id string, err error) {
+	if v.refused != nil {
+		v.refused(id, err)
+	}
+}
+
 func (v *verifier) verifyConnection(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		if v.required {
 			err := fmt.Errorf("%w: the %s presented no certificate", ErrInvalidSVID, v.peer)
 			v.log.WarnContext(context.Background(), "peer refused", attrPeer, v.peer, attrError, err)
+			v.refuse("", err)
 			return err
 		}
 		return nil
@@ -65,6 +75,7 @@ func (v *verifier) verifyConnection(cs tls.ConnectionState) error {
 	id, err := v.verify(cs.PeerCertificates)
 	if err != nil {
 		v.log.WarnContext(context.Background(), "peer refused", attrPeer, v.peer, attrSPIFFEID, id.String(), attrError, err)
+		v.refuse(id.String(), err)
 		return err
 	}
 	v.log.DebugContext(context.Background(), "peer verified", attrPeer, v.peer, attrSPIFFEID, id.String())

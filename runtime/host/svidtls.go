@@ -9,6 +9,7 @@ import (
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/svidtls"
+	"github.com/agenthost/agenthost/runtime/audit"
 )
 
 // SVID TLS between hosts (listen.tls.svid, federation.trust_domains[].
@@ -44,7 +45,7 @@ func (h *Host) svidServerTLS(ctx context.Context) (*tls.Config, error) {
 		return nil, fmt.Errorf("host: listen.tls.peers: %w", err)
 	}
 	cfg, err := svidtls.ServerConfig(rot, h.federation, svidtls.ServerOptions{ClientCerts: svidtls.OptionalClientSVID,
-		Authorizer: auth, Now: h.now, Logger: h.log.With("component", "svidtls")})
+		Authorizer: auth, OnRefuse: h.tlsPeerRefused, Now: h.now, Logger: h.log.With("component", "svidtls")})
 	if err != nil {
 		return nil, fmt.Errorf("host: listen.tls.svid: %w", err)
 	}
@@ -131,4 +132,31 @@ func (h *Host) peerTransport(id credentials.Identity, base http.RoundTripper) (h
 	pt.stop = append(pt.stop, stop)
 	go func() { _ = rot.Run(ctx) }()
 	return t, nil
+}
+
+// actionTLSPeer records a client certificate the listener refused.
+const actionTLSPeer = "tls.peer"
+
+// tlsPeerRefused audits a client the SVID listener refused at the
+// handshake: at most one record per claimed SPIFFE ID per interval, with
+// the count of those left out, since anyone can try a handshake.
+func (h *Host) tlsPeerRefused(peerID string, err error) {
+	door := "tls " + peerID
+	n := h.doors.note(door, 0)
+	if !n.record || h.audit == nil {
+		return
+	}
+	reason := err.Error()
+	if n.suppressed > 0 {
+		reason += fmt.Sprintf("; %d later refusals of the same certificate within %s were not recorded", n.suppressed, doorAuditInterval)
+	}
+	resource := peerID
+	if resource == "" {
+		resource = "no SPIFFE ID"
+	}
+	rec := audit.Record{Time: h.now().UTC(), Action: actionTLSPeer, Resource: resource, Decision: audit.DecisionDeny,
+		Policy: "svid tls", Reason: reason, Outcome: audit.OutcomeDenied}
+	if err := h.audit.Append(context.Background(), rec); err != nil {
+		h.log.Error("could not record a refused TLS peer", "peer", peerID, "error", err)
+	}
 }

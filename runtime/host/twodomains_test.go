@@ -212,6 +212,15 @@ func TestTwoTrustDomains(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("B accepted a client SVID of an unfederated trust domain")
 	}
+	entries, err = hB.AuditRead(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(entries, func(e audit.Entry) bool {
+		return e.Record.Action == actionTLSPeer && e.Record.Resource == "spiffe://c.test/agent/intruder" && e.Record.Decision == audit.DecisionDeny
+	}) {
+		t.Error("B's audit has no record of the refused TLS peer")
+	}
 	plainTLS := tlsconfig.TLSClientConfig(roots, tlsconfig.AuthorizeMemberOf(bTD))
 	resp, err = (&http.Client{Transport: &http.Transport{TLSClientConfig: plainTLS}}).Get(issuerB + PathSPIFFEBundle)
 	if err != nil {
