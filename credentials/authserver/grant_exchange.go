@@ -54,24 +54,9 @@ func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*oa
 	} else if err == nil && requested == oauth.TokenTypeIDJAG {
 		return s.grantIDJAG(ctx, req)
 	}
-	subjectToken, err := f.Require("subject_token")
+	subjectToken, subjectType, actorToken, actorType, err := exchangeTokens(f)
 	if err != nil {
 		return nil, err
-	}
-	subjectType, err := f.Require("subject_token_type")
-	if err != nil {
-		return nil, err
-	}
-	actorToken, err := f.Get("actor_token")
-	if err != nil {
-		return nil, err
-	}
-	actorType, err := f.Get("actor_token_type")
-	if err != nil {
-		return nil, err
-	}
-	if (actorToken == "") != (actorType == "") {
-		return nil, oauth.Errorf(oauth.CodeInvalidRequest, "actor_token and actor_token_type go together")
 	}
 	requested, err := f.Get("requested_token_type")
 	if err != nil {
@@ -323,4 +308,26 @@ func (s *Server) grantJWTBearer(ctx context.Context, req *tokenRequest) (*oauth.
 		return nil, err
 	}
 	return s.respond(ctx, req, g)
+}
+
+// exchangeTokens reads the subject and actor tokens of a token exchange
+// request (RFC 8693 §2.1): the subject token and its type are required,
+// the actor token and its type go together.
+func exchangeTokens(f oauth.Form) (subjectToken, subjectType, actorToken, actorType string, err error) {
+	if subjectToken, err = f.Require("subject_token"); err != nil {
+		return "", "", "", "", err
+	}
+	if subjectType, err = f.Require("subject_token_type"); err != nil {
+		return "", "", "", "", err
+	}
+	if actorToken, err = f.Get("actor_token"); err != nil {
+		return "", "", "", "", err
+	}
+	if actorType, err = f.Get("actor_token_type"); err != nil {
+		return "", "", "", "", err
+	}
+	if (actorToken == "") != (actorType == "") {
+		return "", "", "", "", oauth.Errorf(oauth.CodeInvalidRequest, "actor_token and actor_token_type go together")
+	}
+	return subjectToken, subjectType, actorToken, actorType, nil
 }

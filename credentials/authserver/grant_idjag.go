@@ -164,24 +164,9 @@ func (s *Server) grantIDJAG(ctx context.Context, req *tokenRequest) (*oauth.Toke
 		scopes = slices.Clone(target.Scopes)
 	}
 
-	subjectToken, err := f.Require("subject_token")
+	subjectToken, subjectType, actorToken, actorType, err := exchangeTokens(f)
 	if err != nil {
 		return nil, err
-	}
-	subjectType, err := f.Require("subject_token_type")
-	if err != nil {
-		return nil, err
-	}
-	actorToken, err := f.Get("actor_token")
-	if err != nil {
-		return nil, err
-	}
-	actorType, err := f.Get("actor_token_type")
-	if err != nil {
-		return nil, err
-	}
-	if (actorToken == "") != (actorType == "") {
-		return nil, oauth.Errorf(oauth.CodeInvalidRequest, "actor_token and actor_token_type go together")
 	}
 	subject, email, err := s.idjagSubject(ctx, req, subjectToken, subjectType)
 	if err != nil {

@@ -692,13 +692,13 @@ func (u *Upstream) applyX509(xc *spiffewl.X509Context) (bool, error) {
 	if b, ok := xc.Bundles.Get(td); !ok || b.Empty() {
 		return false, fmt.Errorf("update has no x509 bundle for trust domain %s", td.Name())
 	}
-	changed := u.svids == nil || !sameX509SVIDs(u.svids, svids) || !sameX509Bundles(u.x509Bundles, xc.Bundles)
+	changed := u.svids == nil || !sameX509SVIDs(u.svids, svids) || !sameBundles(u.x509Bundles, xc.Bundles)
 	u.td, u.svids, u.x509Bundles = td, svids, xc.Bundles
 	return changed, nil
 }
 
 func (u *Upstream) applyJWTBundles(set *jwtbundle.Set) (bool, error) {
-	changed := u.jwtBundles == nil || !sameJWTBundles(u.jwtBundles, set)
+	changed := u.jwtBundles == nil || !sameBundles(u.jwtBundles, set)
 	u.jwtBundles = set
 	return changed, nil
 }
@@ -716,7 +716,7 @@ func (u *Upstream) applyWITSVIDs(svids []*witsvid.SVID) (bool, error) {
 }
 
 func (u *Upstream) applyWITBundles(set *witbundle.Set) (bool, error) {
-	changed := u.wit.bundles == nil || !sameWITBundles(u.wit.bundles, set)
+	changed := u.wit.bundles == nil || !sameBundles(u.wit.bundles, set)
 	u.wit.bundlesAnswered = true
 	u.wit.bundles = set
 	return changed, nil
@@ -773,32 +773,26 @@ func sameX509SVIDs(a, b []*x509svid.SVID) bool {
 	})
 }
 
-func sameX509Bundles(a, b *x509bundle.Set) bool {
-	if a == nil || b == nil || a.Len() != b.Len() {
-		return a == b
-	}
-	for _, x := range a.Bundles() {
-		if y, ok := b.Get(x.TrustDomain()); !ok || !x.Equal(y) {
-			return false
-		}
-	}
-	return true
+// bundleSet is what go-spiffe's X.509, JWT and WIT bundle sets have in
+// common, for comparing two snapshots of one.
+type bundleSet[B interface{ Equal(B) bool }] interface {
+	comparable
+	Len() int
+	Bundles() []B
+	Get(spiffeid.TrustDomain) (B, bool)
 }
 
-func sameJWTBundles(a, b *jwtbundle.Set) bool {
-	if a == nil || b == nil || a.Len() != b.Len() {
-		return a == b
-	}
-	for _, x := range a.Bundles() {
-		if y, ok := b.Get(x.TrustDomain()); !ok || !x.Equal(y) {
-			return false
-		}
-	}
-	return true
-}
+// trustDomainOf is what a bundle of any kind has.
+type trustDomainOf interface{ TrustDomain() spiffeid.TrustDomain }
 
-func sameWITBundles(a, b *witbundle.Set) bool {
-	if a == nil || b == nil || a.Len() != b.Len() {
+// sameBundles reports whether two snapshots of a bundle set hold equal
+// bundles for the same trust domains.
+func sameBundles[B interface {
+	trustDomainOf
+	Equal(B) bool
+}, S bundleSet[B]](a, b S) bool {
+	var zero S
+	if a == zero || b == zero || a.Len() != b.Len() {
 		return a == b
 	}
 	for _, x := range a.Bundles() {
