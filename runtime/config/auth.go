@@ -150,11 +150,12 @@ type TrustedIssuerConfig struct {
 	// issuer's access tokens (Entra ID's api://…, Auth0's API
 	// identifier), besides each resource's own URL.
 	Audiences []string `json:"audiences,omitempty"`
-	// AcceptJWTTyp accepts access tokens with typ JWT from this issuer
-	// (servers that do not implement RFC 9068 at+jwt: Okta, Entra ID,
-	// Auth0) when they carry every claim RFC 9068 requires. It weakens
-	// the check that tells an access token from other JWTs; off by
-	// default.
+	// AcceptJWTTyp accepts access tokens with typ JWT, or without typ,
+	// from this issuer (servers that do not implement RFC 9068 at+jwt:
+	// Entra ID, Auth0's default profile and Keycloak send JWT, Okta none)
+	// when they carry every claim RFC 9068 requires; in them cid (Okta)
+	// stands for client_id and uti (Entra ID) for jti. It weakens the
+	// check that tells an access token from other JWTs; off by default.
 	AcceptJWTTyp bool `json:"accept_jwt_typ,omitempty"`
 	// ScopeClaim is the claim holding the granted scopes: "scope" (RFC
 	// 9068, the default) or "scp" (Entra ID, Okta).
@@ -167,7 +168,8 @@ type IDJAGAudienceConfig struct {
 	// Issuer is that server's issuer identifier, the ID-JAG's aud.
 	// REQUIRED.
 	Issuer string `json:"issuer"`
-	// Scopes may be asked for there. Empty means any.
+	// Scopes are what an ID-JAG for that server may grant, and what the
+	// host's agents ask for there. REQUIRED.
 	Scopes []string `json:"scopes,omitempty"`
 }
 

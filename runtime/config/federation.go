@@ -309,6 +309,9 @@ func (v *validator) trustedIssuers() {
 			}
 			seen[a.Issuer] = i
 		}
+		if len(a.Scopes) == 0 {
+			v.invalid(base+".scopes", "lists no scopes: what an ID-JAG for that server may grant")
+		}
 		v.scopes(base+".scopes", a.Scopes)
 	}
 }

@@ -48,16 +48,20 @@ func (t *trustedIssuer) discover(ctx context.Context) (*oauth.DiscoveredIssuer, 
 		return nil, t.lastErr
 	}
 	t.lastTry = now
+	// allow_private_fetch lets the discovery reach loopback and private
+	// addresses (an issuer inside the organisation's network), and plain
+	// http on loopback only (development), as for federated bundles.
 	u, _ := url.Parse(t.cfg.Issuer)
-	local := u != nil && isLoopbackHost(u.Hostname()) && t.h.cfg.Auth.AllowPrivateFetch
-	fc := fetch.Config{AllowHTTP: local, AllowPrivate: local, Logger: t.h.log.With("component", "fetch")}
+	private := t.h.cfg.Auth.AllowPrivateFetch
+	local := u != nil && isLoopbackHost(u.Hostname()) && private
+	fc := fetch.Config{AllowHTTP: local, AllowPrivate: private, Logger: t.h.log.With("component", "fetch")}
 	// An issuer on a federated domain's peer is reached with the host's
 	// own SVID (svidtls.go).
 	if rt, err := t.h.peerTransport(t.h.hostID, http.DefaultTransport); err != nil {
 		return nil, err
 	} else if rt != http.DefaultTransport {
 		fc.Client = &http.Client{Transport: rt}
-		fc.AllowPrivate = u != nil && isLoopbackHost(u.Hostname())
+		fc.AllowPrivate = private || u != nil && isLoopbackHost(u.Hostname())
 	}
 	f := fetch.New(fc)
 	d, err := oauth.DiscoverIssuer(ctx, oauth.IssuerConfig{

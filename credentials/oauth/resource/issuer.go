@@ -46,12 +46,15 @@ type Issuer struct {
 	// issuer's tokens, besides Config.Resource: Entra ID's api://…
 	// application ID URI, an Auth0 API identifier. Compared exactly.
 	Audiences []string
-	// AcceptJWTTyp accepts this issuer's access tokens with typ JWT, as
-	// servers that do not implement RFC 9068 send them (Okta, Entra ID,
-	// Auth0, Keycloak by default), if they carry every claim RFC 9068
-	// §2.2 requires and none that marks an ID token. It weakens the typ
-	// check (RFC 8725 §3.11) for this issuer: its other JWTs with the
-	// same claims are no longer told apart by typ. Off by default.
+	// AcceptJWTTyp accepts this issuer's access tokens with typ JWT or
+	// without typ, as servers that do not implement RFC 9068 send them
+	// (Entra ID, Auth0's default profile and Keycloak by default send
+	// JWT; Okta sends none), if they carry every claim RFC 9068 §2.2
+	// requires and none that marks an ID token. For such tokens the
+	// client may be named by cid (Okta) and the token by uti (Entra ID)
+	// where client_id and jti are missing. It weakens the typ check (RFC
+	// 8725 §3.11) for this issuer: its other JWTs with the same claims
+	// are no longer told apart by typ. Off by default.
 	AcceptJWTTyp bool
 	// ScopeClaim names the claim holding the granted scopes:
 	// ScopeClaimScope (the default when empty) or ScopeClaimSCP. Only
@@ -205,6 +208,10 @@ type tokenClaims struct {
 	// AuthorizedParty is azp (OpenID Connect Core §2), which stands for
 	// client_id when a token lacks it.
 	AuthorizedParty string `json:"azp,omitempty"`
+	// ClientIDOkta (cid) and TokenIDEntra (uti) stand for client_id and
+	// jti in the tokens of issuers with AcceptJWTTyp only.
+	ClientIDOkta string `json:"cid,omitempty"`
+	TokenIDEntra string `json:"uti,omitempty"`
 }
 
 // peekIssuer reads a JWT's iss without verifying anything: it only picks

@@ -301,9 +301,10 @@ func TestRemoteIssuerKeysUnavailable(t *testing.T) {
 	}
 }
 
-// TestAcceptJWTTyp: typ JWT is refused unless the issuer opted in, and
-// then only for that issuer's tokens that carry every claim RFC 9068
-// requires and nothing of an ID token.
+// TestAcceptJWTTyp: typ JWT, or no typ, is refused unless the issuer
+// opted in, and then only for that issuer's tokens that carry every claim
+// RFC 9068 requires (client_id as cid, jti as uti) and nothing of an ID
+// token.
 func TestAcceptJWTTyp(t *testing.T) {
 	m := newIssuers(t)
 	quirk := func(mutate func(c map[string]any)) map[string]any {
@@ -327,7 +328,22 @@ func TestAcceptJWTTyp(t *testing.T) {
 		}, false},
 		{"opted-in issuer, typ JWT", func() string { return m.sign(m.quirkKey, "q1", jose.TypJWT, quirk(nil)) }, true},
 		{"opted-in issuer, typ jwt", func() string { return m.sign(m.quirkKey, "q1", "jwt", quirk(nil)) }, true},
-		{"opted-in issuer, no typ", func() string { return m.signWithoutTyp(m.quirkKey, "q1", quirk(nil)) }, false},
+		{"opted-in issuer, no typ (Okta)", func() string { return m.signWithoutTyp(m.quirkKey, "q1", quirk(nil)) }, true},
+		{"no typ, an ID token", func() string {
+			return m.signWithoutTyp(m.quirkKey, "q1", quirk(func(c map[string]any) { c["nonce"] = "n" }))
+		}, false},
+		{"no typ, cid instead of client_id (Okta)", func() string {
+			return m.signWithoutTyp(m.quirkKey, "q1", quirk(func(c map[string]any) { c["cid"] = c["client_id"]; delete(c, "client_id") }))
+		}, true},
+		{"typ JWT, uti instead of jti (Entra ID)", func() string {
+			return m.sign(m.quirkKey, "q1", jose.TypJWT, quirk(func(c map[string]any) { c["uti"] = c["jti"]; delete(c, "jti") }))
+		}, true},
+		{"at+jwt does not take cid for client_id", func() string {
+			return m.sign(m.quirkKey, "q1", jose.TypAccessToken, quirk(func(c map[string]any) { c["cid"] = c["client_id"]; delete(c, "client_id") }))
+		}, false},
+		{"at+jwt does not take uti for jti", func() string {
+			return m.sign(m.quirkKey, "q1", jose.TypAccessToken, quirk(func(c map[string]any) { c["uti"] = c["jti"]; delete(c, "jti") }))
+		}, false},
 		{"opted-in issuer, typ txntoken+jwt", func() string { return m.sign(m.quirkKey, "q1", jose.TypTxnToken, quirk(nil)) }, false},
 		{"opted-in issuer, typ JOSE", func() string { return m.sign(m.quirkKey, "q1", jose.TypJOSE, quirk(nil)) }, false},
 		{"typ JWT without jti", func() string {

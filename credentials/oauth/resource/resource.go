@@ -693,13 +693,14 @@ func (v *Verifier) checkJWT(ctx context.Context, token string, is Issuer) (*veri
 		types = append(types, jose.TypJWT)
 	}
 	t, err := jose.Verify(ctx, token, jose.VerifyOptions{
-		Types:          types,
-		Keys:           is.Keys,
-		RequireKID:     true,
-		Issuer:         is.Issuer,
-		RequireSubject: true,
-		Now:            v.cfg.Now,
-		Leeway:         v.cfg.Leeway,
+		Types:           types,
+		AllowMissingTyp: is.AcceptJWTTyp,
+		Keys:            is.Keys,
+		RequireKID:      true,
+		Issuer:          is.Issuer,
+		RequireSubject:  true,
+		Now:             v.cfg.Now,
+		Leeway:          v.cfg.Leeway,
 	})
 	if err != nil {
 		return nil, err
@@ -716,10 +717,17 @@ func (v *Verifier) checkJWT(ctx context.Context, token string, is Issuer) (*veri
 		// §2: the party the token was issued to).
 		c.ClientID = c.AuthorizedParty
 	}
+	plain := !jose.TypAccessToken.Matches(t.Typ)
+	if plain && c.ClientID == "" {
+		c.ClientID = c.ClientIDOkta
+	}
+	if plain && c.ID == "" {
+		c.ID = c.TokenIDEntra
+	}
 	if c.ClientID == "" || c.ID == "" || c.ExpiresAt == 0 {
 		return nil, v.challenge(http.StatusUnauthorized, "Bearer", oauth.CodeInvalidToken, "the access token lacks client_id or jti")
 	}
-	if !jose.TypAccessToken.Matches(t.Typ) {
+	if plain {
 		if err := v.checkPlainJWT(t); err != nil {
 			return nil, err
 		}
@@ -731,7 +739,7 @@ func (v *Verifier) checkJWT(ctx context.Context, token string, is Issuer) (*veri
 	return &verified{claims: c.AccessTokenClaims, scopes: scopes}, nil
 }
 
-// checkPlainJWT is what a token of typ JWT (accepted only from an issuer
+// checkPlainJWT is what a token of typ JWT or without typ (accepted only from an issuer
 // with AcceptJWTTyp) must also pass, since its typ does not tell it from
 // other JWTs of its issuer: iat, the one claim RFC 9068 §2.2 requires that
 // checkJWT does not already; and nothing that marks an ID token (nonce,
