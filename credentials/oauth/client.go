@@ -24,11 +24,24 @@ type AssertionSource func(ctx context.Context, audience string) (string, error)
 
 // ClientConfig configures a token Client.
 type ClientConfig struct {
-	// ClientID is sent with every request.
+	// ClientID is sent with every request, unless Identify names another
+	// client_id for the server. Required unless Identify is set.
 	ClientID string
 	// Assertion authenticates the client (and, in token exchange, is the
-	// actor token). Required.
+	// actor token unless ActorToken is set). Required.
 	Assertion AssertionSource
+	// Identify, when set, says how the client is known at an
+	// authorization server, the first time a request goes there: its
+	// client_id, its assertion source (nil: Assertion) and its
+	// client_assertion_type (empty: as AssertionType says). The answer is
+	// kept per issuer for the Client's life, or until the server refuses
+	// it ([ClientIdentity.Rejected]); an error is not kept. Nil means
+	// ClientID, Assertion and AssertionType at every server.
+	Identify func(ctx context.Context, md *ServerMetadata) (*ClientIdentity, error)
+	// ActorToken is the actor_token source of token exchange (RFC 8693
+	// §2.1): the workload's own credential (for an agent, its JWT-SVID),
+	// whatever the client authenticates with. Nil means Assertion.
+	ActorToken AssertionSource
 	// AssertionType is the client_assertion_type. Empty means by the
 	// server's metadata: jwt-spiffe (OAuth SPIFFE client authentication)
 	// unless the server lists private_key_jwt and not spiffe_jwt among its
@@ -58,6 +71,27 @@ type ClientConfig struct {
 	Logger *slog.Logger
 }
 
+// ClientIdentity is how the client is known at one authorization server
+// (see [ClientConfig.Identify]).
+type ClientIdentity struct {
+	// ClientID is the client_id sent there. Required.
+	ClientID string
+	// Assertion authenticates the client there: for private_key_jwt, an
+	// RFC 7523 §3 assertion with iss and sub the ClientID. Nil means
+	// ClientConfig.Assertion.
+	Assertion AssertionSource
+	// AssertionType is the client_assertion_type. Empty means
+	// ClientConfig.AssertionType, else by the server's metadata.
+	AssertionType string
+	// Rejected, when set, is asked for a replacement when the server
+	// answers a token request with invalid_client (RFC 6749 §5.2): the
+	// request is then sent once more as the identity it returns, which
+	// is kept instead of this one. An identity the server may have
+	// forgotten (a dynamically registered client) sets it; nil means a
+	// refusal is final.
+	Rejected func(ctx context.Context) (*ClientIdentity, error)
+}
+
 // TokenRequest says which token is wanted.
 type TokenRequest struct {
 	// Server is the authorization server's metadata (from DiscoverServer).
@@ -67,8 +101,9 @@ type TokenRequest struct {
 	// Scopes wanted: the minimum for the call.
 	Scopes []string
 	// SubjectToken, when set, asks for a token exchange (RFC 8693) acting
-	// for that subject, with the client's own assertion as actor_token;
-	// otherwise client_credentials.
+	// for that subject, with the client's own credential as actor_token
+	// (ClientConfig.ActorToken, else its Assertion); otherwise
+	// client_credentials.
 	SubjectToken     string
 	SubjectTokenType string
 	// SubjectTokenSource, when set, also asks for a token exchange, with
@@ -128,6 +163,13 @@ type Client struct {
 	// nonces are the authorization servers' last DPoP-Nonce, by origin.
 	nonces dpop.NonceCache
 
+	// own is the identity of ClientConfig's ClientID, Assertion and
+	// AssertionType; ids are the identities Identify gave, by issuer,
+	// resolved one at a time (idSem).
+	own   ClientIdentity
+	idSem chan struct{}
+	ids   map[string]*ClientIdentity
+
 	mu       sync.Mutex
 	cache    map[string]cached
 	inflight map[string]*call
@@ -151,8 +193,8 @@ type call struct {
 
 // NewClient checks cfg.
 func NewClient(cfg ClientConfig) (*Client, error) {
-	if cfg.ClientID == "" || cfg.Assertion == nil {
-		return nil, errors.New("oauth: client needs a ClientID and an Assertion source")
+	if (cfg.ClientID == "" && cfg.Identify == nil) || cfg.Assertion == nil {
+		return nil, errors.New("oauth: client needs a ClientID (or Identify) and an Assertion source")
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second,
@@ -165,7 +207,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cfg.Now = time.Now
 	}
 	c := &Client{cfg: cfg, keys: cfg.DPoPKeys, log: cfg.Logger, cache: map[string]cached{}, inflight: map[string]*call{},
-		forgotten: map[string]uint64{}}
+		forgotten: map[string]uint64{}, idSem: make(chan struct{}, 1), ids: map[string]*ClientIdentity{},
+		own: ClientIdentity{ClientID: cfg.ClientID, Assertion: cfg.Assertion, AssertionType: cfg.AssertionType}}
 	if cfg.DPoPKey != nil {
 		if cfg.DPoPKeys != nil {
 			return nil, errors.New("oauth: set DPoPKeys or DPoPKey, not both")
@@ -312,14 +355,13 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 			return nil, errors.New("oauth: subject token: the source gave none")
 		}
 	}
-	assertion, err := c.cfg.Assertion(ctx, md.Issuer)
+	id, err := c.identity(ctx, md)
 	if err != nil {
-		return nil, fmt.Errorf("oauth: client assertion: %w", err)
+		return nil, err
 	}
-	form := url.Values{
-		"client_id":             {c.cfg.ClientID},
-		"client_assertion_type": {c.assertionType(md)},
-		"client_assertion":      {assertion},
+	form := url.Values{}
+	if err := c.authenticate(ctx, form, md, id); err != nil {
+		return nil, fmt.Errorf("oauth: %w", err)
 	}
 	if req.Resource != "" {
 		form.Set("resource", req.Resource)
@@ -342,7 +384,7 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 		form.Set("grant_type", GrantJWTBearer)
 		form.Set("assertion", grant)
 	case req.exchange():
-		actor, err := c.cfg.Assertion(ctx, md.Issuer)
+		actor, err := c.actorToken()(ctx, md.Issuer)
 		if err != nil {
 			return nil, fmt.Errorf("oauth: actor token: %w", err)
 		}
@@ -359,16 +401,30 @@ func (c *Client) acquire(ctx context.Context, req TokenRequest) (*Token, error) 
 	default:
 		form.Set("grant_type", GrantClientCredentials)
 	}
-	for attempt := 0; ; attempt++ {
+	nonceRetried, reidentified := false, false
+	for {
 		resp, err := c.post(ctx, md.TokenEndpoint, form, key)
 		if err != nil {
 			return nil, err
 		}
-		if resp.err != nil && resp.err.Code == CodeUseDPoPNonce && key != nil && resp.nonce != "" && attempt == 0 {
+		if resp.err != nil && resp.err.Code == CodeUseDPoPNonce && key != nil && resp.nonce != "" && !nonceRetried {
 			// RFC 9449 §8: once more, with the nonce the server sent
 			// (now in c.nonces). The assertions were consumed: mint
 			// fresh ones for the retry.
-			if err := c.refreshAssertions(ctx, form, md.Issuer); err != nil {
+			nonceRetried = true
+			if err := c.refreshAssertions(ctx, form, md, id); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if resp.err != nil && resp.err.Code == CodeInvalidClient && id.Rejected != nil && !reidentified {
+			// The server no longer knows the client (a registration it
+			// dropped): once more, as the identity that replaces it.
+			reidentified = true
+			if id, err = c.replaceIdentity(ctx, md, id, resp.err); err != nil {
+				return nil, err
+			}
+			if err := c.refreshAssertions(ctx, form, md, id); err != nil {
 				return nil, err
 			}
 			continue
@@ -437,10 +493,105 @@ func (c *Client) dpopKey(ctx context.Context, req TokenRequest) (crypto.Signer, 
 	return key, nil
 }
 
-// assertionType is the client_assertion_type to send to the server md.
-func (c *Client) assertionType(md *ServerMetadata) string {
-	if c.cfg.AssertionType != "" {
-		return c.cfg.AssertionType
+// identity is how the client is known at the server md: its own
+// identity, or the one Identify gave for md's issuer (asked for the
+// first time a request goes there).
+func (c *Client) identity(ctx context.Context, md *ServerMetadata) (*ClientIdentity, error) {
+	if c.cfg.Identify == nil {
+		return &c.own, nil
+	}
+	c.mu.Lock()
+	id, ok := c.ids[md.Issuer]
+	c.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	select {
+	case c.idSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-c.idSem }()
+	c.mu.Lock()
+	id, ok = c.ids[md.Issuer]
+	c.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	got, err := c.cfg.Identify(ctx, md)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: client identity at %s: %w", md.Issuer, err)
+	}
+	if id, err = c.fill(got); err != nil {
+		return nil, fmt.Errorf("oauth: client identity at %s: %w", md.Issuer, err)
+	}
+	c.mu.Lock()
+	c.ids[md.Issuer] = id
+	c.mu.Unlock()
+	return id, nil
+}
+
+// replaceIdentity asks the identity id the server md refused (refusal)
+// for its replacement, and keeps that for md's issuer.
+func (c *Client) replaceIdentity(ctx context.Context, md *ServerMetadata, id *ClientIdentity, refusal *Error) (*ClientIdentity, error) {
+	c.log.InfoContext(ctx, "oauth: the authorization server refused the client; replacing its identity",
+		"issuer", md.Issuer, "client_id", id.ClientID)
+	got, err := id.Rejected(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w; no replacement for client %q: %w", refusal, id.ClientID, err)
+	}
+	next, err := c.fill(got)
+	if err != nil {
+		return nil, fmt.Errorf("%w; the replacement for client %q: %w", refusal, id.ClientID, err)
+	}
+	c.mu.Lock()
+	c.ids[md.Issuer] = next
+	c.mu.Unlock()
+	return next, nil
+}
+
+// fill checks an identity Identify or Rejected gave and returns a copy
+// with the configured defaults in place of what it leaves empty.
+func (c *Client) fill(id *ClientIdentity) (*ClientIdentity, error) {
+	if id == nil || id.ClientID == "" {
+		return nil, errors.New("no client_id")
+	}
+	out := *id
+	if out.Assertion == nil {
+		out.Assertion = c.cfg.Assertion
+	}
+	if out.AssertionType == "" {
+		out.AssertionType = c.cfg.AssertionType
+	}
+	return &out, nil
+}
+
+// authenticate sets the client authentication of a request to the
+// server md, as id: client_id and a fresh client assertion. Its error
+// has no package prefix.
+func (c *Client) authenticate(ctx context.Context, form url.Values, md *ServerMetadata, id *ClientIdentity) error {
+	assertion, err := id.Assertion(ctx, md.Issuer)
+	if err != nil {
+		return fmt.Errorf("client assertion: %w", err)
+	}
+	form.Set("client_id", id.ClientID)
+	form.Set("client_assertion_type", assertionType(md, id))
+	form.Set("client_assertion", assertion)
+	return nil
+}
+
+// actorToken is the source of token exchange's actor_token.
+func (c *Client) actorToken() AssertionSource {
+	if c.cfg.ActorToken != nil {
+		return c.cfg.ActorToken
+	}
+	return c.cfg.Assertion
+}
+
+// assertionType is the client_assertion_type id sends to the server md.
+func assertionType(md *ServerMetadata, id *ClientIdentity) string {
+	if id.AssertionType != "" {
+		return id.AssertionType
 	}
 	methods := md.TokenEndpointAuthMethodsSupported
 	if slices.Contains(methods, AuthPrivateKeyJWT) && !slices.Contains(methods, AuthSPIFFEJWT) {
@@ -449,14 +600,16 @@ func (c *Client) assertionType(md *ServerMetadata) string {
 	return AssertionJWTSPIFFE
 }
 
-func (c *Client) refreshAssertions(ctx context.Context, form url.Values, issuer string) error {
-	a, err := c.cfg.Assertion(ctx, issuer)
-	if err != nil {
-		return fmt.Errorf("oauth: client assertion: %w", err)
+// refreshAssertions sets fresh assertions in form for a retry at the
+// server md: the client authentication as id, and the actor token if
+// there is one.
+func (c *Client) refreshAssertions(ctx context.Context, form url.Values, md *ServerMetadata, id *ClientIdentity) error {
+	if err := c.authenticate(ctx, form, md, id); err != nil {
+		return fmt.Errorf("oauth: %w", err)
 	}
-	form.Set("client_assertion", a)
 	if form.Has("actor_token") {
-		if a, err = c.cfg.Assertion(ctx, issuer); err != nil {
+		a, err := c.actorToken()(ctx, md.Issuer)
+		if err != nil {
 			return fmt.Errorf("oauth: actor token: %w", err)
 		}
 		form.Set("actor_token", a)

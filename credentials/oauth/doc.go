@@ -22,6 +22,20 @@
 // flight per key, and forgets a subject's tokens on demand
 // ([Client.ForgetSubject]).
 //
+// # Identities per server
+//
+// A server that does not trust the workload's trust domain knows it by
+// another client_id: a client ID metadata document URL, a dynamic
+// registration, a client registered out of band (package clientid
+// resolves which). [ClientConfig.Identify] gives, the first time a
+// request goes to a server, its [ClientIdentity] there: the client_id,
+// the assertion source (private_key_jwt) and the assertion type, kept
+// per issuer. An invalid_client answer to an identity that can be
+// replaced ([ClientIdentity.Rejected]: a registration the server dropped)
+// is answered once with the replacement. In a token exchange the
+// actor_token stays the workload's own credential
+// ([ClientConfig.ActorToken]), whatever the client authenticates with.
+//
 // # Sender-constrained tokens (DPoP, RFC 9449)
 //
 // Given the workload's keys ([ClientConfig.DPoPKeys], a [dpop.Keys]), the

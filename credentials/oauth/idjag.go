@@ -137,19 +137,19 @@ func (c *Client) IDJAG(ctx context.Context, req IDJAGRequest, dpopKey crypto.Sig
 	if typ == "" {
 		typ = TokenTypeAccessToken
 	}
-	assertion, err := c.cfg.Assertion(ctx, md.Issuer)
+	id, err := c.identity(ctx, md)
 	if err != nil {
-		return nil, fmt.Errorf("oauth: id-jag: client assertion: %w", err)
+		return nil, err
 	}
 	form := url.Values{
-		"grant_type":            {GrantTokenExchange},
-		"requested_token_type":  {TokenTypeIDJAG},
-		"audience":              {req.Audience},
-		"subject_token":         {subject},
-		"subject_token_type":    {typ},
-		"client_id":             {c.cfg.ClientID},
-		"client_assertion_type": {c.assertionType(md)},
-		"client_assertion":      {assertion},
+		"grant_type":           {GrantTokenExchange},
+		"requested_token_type": {TokenTypeIDJAG},
+		"audience":             {req.Audience},
+		"subject_token":        {subject},
+		"subject_token_type":   {typ},
+	}
+	if err := c.authenticate(ctx, form, md, id); err != nil {
+		return nil, fmt.Errorf("oauth: id-jag: %w", err)
 	}
 	if req.Resource != "" {
 		form.Set("resource", req.Resource)
@@ -167,7 +167,7 @@ func (c *Client) IDJAG(ctx context.Context, req IDJAGRequest, dpopKey crypto.Sig
 			return nil, err
 		}
 		if resp.err != nil && resp.err.Code == CodeUseDPoPNonce && key != nil && resp.nonce != "" && attempt == 0 {
-			if err := c.refreshAssertions(ctx, form, md.Issuer); err != nil {
+			if err := c.refreshAssertions(ctx, form, md, id); err != nil {
 				return nil, err
 			}
 			continue

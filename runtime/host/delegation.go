@@ -368,11 +368,20 @@ func (d *delegation) forgetAgent(agent string) {
 // wherever the server advertises DPoP and the request does not ask for
 // a bearer token; without, they are bearer tokens.
 func (h *Host) agentTokenClient(id credentials.Identity, hc *http.Client, keys *dpop.Keys) (*oauth.Client, error) {
-	sid, err := workloadapi.IDFromIdentity(id)
+	cfg, err := h.agentClientConfig(id, hc, keys)
 	if err != nil {
 		return nil, err
 	}
-	return oauth.NewClient(oauth.ClientConfig{
+	return oauth.NewClient(cfg)
+}
+
+// agentClientConfig is the configuration of agentTokenClient.
+func (h *Host) agentClientConfig(id credentials.Identity, hc *http.Client, keys *dpop.Keys) (oauth.ClientConfig, error) {
+	sid, err := workloadapi.IDFromIdentity(id)
+	if err != nil {
+		return oauth.ClientConfig{}, err
+	}
+	return oauth.ClientConfig{
 		ClientID: id.String(),
 		Assertion: func(ctx context.Context, audience string) (string, error) {
 			tok, _, err := h.ident.NewJWTSVID(ctx, sid, []string{audience})
@@ -382,7 +391,7 @@ func (h *Host) agentTokenClient(id credentials.Identity, hc *http.Client, keys *
 		DPoPKeys:   keys,
 		Now:        h.now,
 		Logger:     h.log.With("component", "oauth", "as", id.String()),
-	})
+	}, nil
 }
 
 // handlerTransport serves requests with a handler in process, as the

@@ -128,6 +128,9 @@ type Host struct {
 	// delegation holds the users' tokens of running tasks and what the
 	// host derives from them for remote calls (delegation.go).
 	delegation *delegation
+	// agentClients are the agents as clients of authorization servers
+	// that do not trust the trust domain (cimd.go).
+	agentClients *agentClients
 	// tasks are extra long-running parts (signal pollers) Run starts.
 	tasks    []Task
 	agentIDs map[string]credentials.Identity
@@ -358,6 +361,9 @@ func (h *Host) newHTTP(ctx context.Context) error {
 		return err
 	}
 	h.mountAuthServer(mux)
+	if err := h.mountAgentClients(mux); err != nil {
+		return err
+	}
 	if err := h.mountConsent(mux); err != nil {
 		return err
 	}

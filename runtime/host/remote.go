@@ -23,9 +23,10 @@ import (
 )
 
 // remoteServer calls one remote MCP server for the agents: each agent has
-// its own OAuth client (its JWT-SVID is its client assertion and, in a
-// token exchange, its actor token) and its own MCP client, created on
-// first use. A call carries the authority the remote's acting_as names:
+// its own OAuth client (its JWT-SVID is its client assertion, or the
+// identity cimd.go resolves at a server that does not trust the trust
+// domain, and in a token exchange its actor token) and its own MCP
+// client, created on first use. A call carries the authority the remote's acting_as names:
 // the task's user, by token exchange along the delegation chain
 // (delegation.go), or the agent's own. Tokens stay here; the plugin gets
 // the tool's result only.
@@ -139,7 +140,7 @@ func (r *remoteServer) clientFor(id credentials.Identity, scopes ...string) (too
 		fetcher = fetch.New(fetch.Config{Client: hc, AllowHTTP: false, AllowPrivate: r.fetcherPrivate,
 			Logger: r.h.log.With("component", "fetch")})
 	}
-	tokens, err := r.h.agentTokenClient(id, hc, r.h.delegation.keys.of(id))
+	tokens, err := r.tokenClient(id, hc)
 	if err != nil {
 		return nil, err
 	}
