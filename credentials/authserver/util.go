@@ -11,9 +11,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/agenthost/agenthost/credentials/authserver/clientmeta"
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
 	"github.com/agenthost/agenthost/credentials/jose"
+	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/oauth/dpop"
 )
 
@@ -65,14 +65,14 @@ func checkResourceURI(s string) error {
 }
 
 // redirectPortValid reports whether an http or https redirect URI has no
-// port or a port from 1 to 65535 (clientmeta.ValidPort). Other URIs, and
+// port or a port from 1 to 65535 (oauth.ValidPort). Other URIs, and
 // ones that do not parse, are left to exact matching.
 func redirectPortValid(uri string) bool {
 	u, err := url.Parse(uri)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return true
 	}
-	return clientmeta.ValidPort(u)
+	return oauth.ValidPort(u)
 }
 
 func (s *Server) scopeList() []string {

@@ -3,7 +3,6 @@ package clientmeta
 import (
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -340,26 +339,10 @@ func (p Policy) CheckRedirectURI(s string) error {
 	default:
 		return redirectError("redirect URI %s uses scheme %s, which is not allowed", show(s), show(u.Scheme))
 	}
-	if (u.Scheme == "https" || u.Scheme == "http") && !ValidPort(u) {
+	if (u.Scheme == "https" || u.Scheme == "http") && !oauth.ValidPort(u) {
 		return redirectError("redirect URI %s has a port that is not a number from 1 to 65535", show(s))
 	}
 	return nil
-}
-
-// ValidPort reports whether u's authority has no port, or a port that is
-// a number from 1 to 65535 written without leading zeros. A colon with no
-// port after it is not valid. The loopback redirect URIs of native apps
-// may use any port at request time (RFC 8252 §7.3), but it must be a port.
-func ValidPort(u *url.URL) bool {
-	if !strings.HasSuffix(u.Host, ":") && u.Port() == "" {
-		return true
-	}
-	port := u.Port()
-	if port == "" || len(port) > 5 || port[0] == '0' {
-		return false
-	}
-	n, err := strconv.Atoi(port)
-	return err == nil && n >= 1 && n <= 65535
 }
 
 // loopbackHost reports whether host names the loopback interface the way

@@ -6,11 +6,11 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/agenthost/agenthost/credentials"
+	"github.com/agenthost/agenthost/credentials/oauth"
 )
 
 // Limits on configured values.
@@ -177,22 +177,10 @@ func checkHTTPSURL(s string) (*url.URL, error) {
 	if u.User != nil {
 		return nil, fmt.Errorf("%q has userinfo", s)
 	}
-	if !validPort(u) {
+	if !oauth.ValidPort(u) {
 		return nil, fmt.Errorf("%q has a port that is not a number from 1 to 65535", s)
 	}
 	return u, nil
-}
-
-func validPort(u *url.URL) bool {
-	if !strings.HasSuffix(u.Host, ":") && u.Port() == "" {
-		return true
-	}
-	port := u.Port()
-	if port == "" || len(port) > 5 || port[0] == '0' {
-		return false
-	}
-	n, err := strconv.Atoi(port)
-	return err == nil && n >= 1 && n <= 65535
 }
 
 // checkText bounds a human-readable value and refuses control and format
