@@ -77,6 +77,11 @@ var owners = map[string][]string{
 	// The plugin sandbox's seccomp filter.
 	"github.com/elastic/go-seccomp-bpf": {"plugins/sandbox"},
 	"github.com/a2aproject/a2a-go":      {"a2a"},
+	// Metrics and traces: the observed packages expose hooks, and only
+	// runtime/telemetry turns them into Prometheus metrics and spans.
+	"github.com/prometheus/client_golang": {"runtime/telemetry"},
+	"github.com/prometheus/client_model":  {"runtime/telemetry"},
+	"go.opentelemetry.io/otel":            {"runtime/telemetry"},
 }
 
 type listedPackage struct {

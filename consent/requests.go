@@ -76,15 +76,21 @@ type RequestsConfig struct {
 	Pages *Pages
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnDecided, when set, is told of each request [Requests.Collect]
+	// finds decided: [OutcomeApproved], [OutcomeDenied] or
+	// [OutcomeExpired], and how long it waited since it was asked (by
+	// Now). It must not block.
+	OnDecided func(ctx context.Context, outcome string, waited time.Duration)
 }
 
 // Requests asks users to approve calls, one request per call.
 type Requests struct {
-	as       Backchannel
-	clientID string
-	store    authserver.Store
-	pages    *Pages
-	now      func() time.Time
+	as        Backchannel
+	clientID  string
+	store     authserver.Store
+	pages     *Pages
+	now       func() time.Time
+	onDecided func(ctx context.Context, outcome string, waited time.Duration)
 }
 
 // NewRequests checks cfg and returns the asking side.
@@ -99,7 +105,8 @@ func NewRequests(cfg RequestsConfig) (*Requests, error) {
 	case cfg.Pages == nil:
 		return nil, errors.New("consent: requests: Pages is required")
 	}
-	r := &Requests{as: cfg.Server, clientID: cfg.ClientID, store: cfg.Store, pages: cfg.Pages, now: cfg.Now}
+	r := &Requests{as: cfg.Server, clientID: cfg.ClientID, store: cfg.Store, pages: cfg.Pages, now: cfg.Now,
+		onDecided: cfg.OnDecided}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -145,6 +152,8 @@ type Pending struct {
 	URL            string        `json:"url"`
 	Expires        time.Time     `json:"expires"`
 	Interval       time.Duration `json:"interval"`
+	// Asked is when the request was made.
+	Asked time.Time `json:"asked,omitzero"`
 	// Resumed says the request was made before, for the same call (by an
 	// earlier attempt, or before a restart), and is still waiting.
 	Resumed bool `json:"-"`
@@ -186,7 +195,7 @@ func (r *Requests) Ask(ctx context.Context, call Call) (Pending, error) {
 		return Pending{}, err
 	}
 	p := Pending{AuthReqID: t.AuthReqID, ID: t.ID, BindingMessage: msg, URL: r.pages.URL(t.AuthReqID),
-		Expires: t.Expires, Interval: t.Interval}
+		Expires: t.Expires, Interval: t.Interval, Asked: r.now()}
 	v, err := json.Marshal(p)
 	if err != nil {
 		return Pending{}, fmt.Errorf("consent: %w", err)
@@ -254,6 +263,7 @@ func (r *Requests) Collect(ctx context.Context, p Pending) (Grant, error) {
 	if code != "" || err == nil {
 		// Decided one way or the other.
 		r.forget(ctx, p.Handle)
+		r.decided(ctx, p, code)
 	}
 	switch code {
 	case "":

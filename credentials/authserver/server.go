@@ -182,6 +182,12 @@ type Config struct {
 	// the request named (possibly empty or unauthenticated), the grant
 	// type and the error sent, so that the host audits them.
 	OnRefuseChaining func(ctx context.Context, clientID, grant string, refusal *oauth.Error)
+	// OnTokenRequest, when set, is told of every POST request the token
+	// endpoint answers (see observe.go): its grant type (the wire value,
+	// empty when the request named none the server supports) and its
+	// result, [TokenIssued] or the OAuth error code sent. It must not
+	// block.
+	OnTokenRequest func(ctx context.Context, grant, result string)
 
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration

@@ -45,11 +45,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) token(r *http.Request) (resp *oauth.TokenResponse, err error) {
 	ctx := r.Context()
+	var grant string
+	defer func() { s.observeToken(ctx, grant, err) }()
 	f, err := oauth.ParseForm(r)
 	if err != nil {
 		return nil, err
 	}
-	grant, err := f.Require("grant_type")
+	grant, err = f.Require("grant_type")
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,10 @@ type ClientConfig struct {
 	// request with a bearer token, and debug records; nil means silent.
 	// Tokens are never logged.
 	Logger *slog.Logger
+	// OnCache, when set, is told of every [Client.Token] call whether
+	// the cache answered it (hit) or a token had to be acquired or
+	// waited for (miss). It must not block.
+	OnCache func(hit bool)
 }
 
 // ClientIdentity is how the client is known at one authorization server
@@ -272,10 +276,12 @@ func (c *Client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	c.mu.Lock()
 	if e, ok := c.cache[key]; ok && c.cfg.Now().Add(c.cfg.ExpiryMargin).Before(e.tok.ExpiresAt) {
 		c.mu.Unlock()
+		c.observeCache(true)
 		return e.tok, nil
 	}
 	if cl, ok := c.inflight[key]; ok {
 		c.mu.Unlock()
+		c.observeCache(false)
 		select {
 		case <-cl.done:
 			return cl.tok, cl.err
@@ -287,6 +293,7 @@ func (c *Client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	c.inflight[key] = cl
 	began := c.epoch
 	c.mu.Unlock()
+	c.observeCache(false)
 
 	cl.tok, cl.err = c.acquire(ctx, req)
 	c.mu.Lock()

@@ -113,6 +113,10 @@ type Config struct {
 	// a writer that died. 0 means DefaultLeaseTTL, or three times
 	// CheckpointInterval if that is longer.
 	LeaseTTL time.Duration
+	// OnAppend, if set, is told how long each successful [Log.Append]
+	// took, from its call until its record was durable (by the Now
+	// clock). It must not block.
+	OnAppend func(time.Duration)
 }
 
 // Log is an open audit log. It is safe for concurrent use.
@@ -131,6 +135,7 @@ type Log struct {
 	maxBatch int
 	cache    hashCache
 	pub      *publisher // nil without Config.Publish
+	onAppend func(time.Duration)
 
 	// ctx is the context of store writes made by the committer and of
 	// publication; it is cancelled when Close gives up waiting.
@@ -247,6 +252,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		every:    int64(cfg.CheckpointEvery),
 		interval: cfg.CheckpointInterval,
 		maxBatch: cfg.MaxBatch,
+		onAppend: cfg.OnAppend,
 		wake:     make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -580,12 +586,16 @@ func (l *Log) Append(ctx context.Context, rec Record) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return -1, fmt.Errorf("audit: append: %w", err)
 	}
+	began := l.appendBegins()
 	req, err := l.enqueue(rec, make(chan result, 1))
 	if err != nil {
 		return -1, fmt.Errorf("audit: append: %w", err)
 	}
 	select {
 	case r := <-req.done:
+		if r.err == nil {
+			l.appended(began)
+		}
 		return r.index, r.err
 	case <-ctx.Done():
 		return -1, fmt.Errorf("audit: append: %w", ctx.Err())

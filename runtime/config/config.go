@@ -81,6 +81,12 @@ type Config struct {
 	// Federation names the other trust domains this one federates with.
 	// Left out of the canonical form when empty.
 	Federation FederationConfig `json:"federation,omitzero"`
+	// Telemetry configures metrics and traces. Left out of the canonical
+	// form when it says what the defaults say.
+	Telemetry TelemetryConfig `json:"telemetry,omitzero"`
+	// Console names the operators of the web console. Left out of the
+	// canonical form when empty.
+	Console ConsoleConfig `json:"console,omitzero"`
 
 	file            string
 	pos             map[string]Position

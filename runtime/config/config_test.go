@@ -662,6 +662,7 @@ func TestQuickstart(t *testing.T) {
 	base.Models, base.Agents = nil, nil
 	base.Auth.Users, base.Auth.Clients, base.Auth.Resources = nil, nil, nil
 	base.MCP = config.MCPConfig{}
+	base.Console = config.ConsoleConfig{}
 	if !strings.HasSuffix(base.Policy.Dir, filepath.Join("quickstart", "policies")) {
 		t.Errorf("quickstart policy.dir = %q", base.Policy.Dir)
 	}

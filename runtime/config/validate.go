@@ -41,6 +41,8 @@ func (c *Config) Validate() error {
 	v.mcp()
 	v.a2a()
 	v.federation()
+	v.telemetry()
+	v.console()
 	v.governance()
 	if len(v.errs) == 0 {
 		return nil

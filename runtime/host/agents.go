@@ -71,6 +71,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 		TxnTokens:   txnSource{h},
 		Approvals:   hostApprovals{h},
 		OnApproval:  h.onApproval,
+		Observer:    h.mediatorObserver(),
 		Now:         h.now,
 		Logger:      h.log.With("component", "mediator"),
 	})
@@ -146,6 +147,7 @@ func (h *Host) newAgents(ctx context.Context) error {
 		OnStart: func(agent string, pid int, prot sandbox.Protections) {
 			h.recordPluginStart("agent", agent, paths[agent], pid, prot)
 		},
+		OnRestart: h.telemetry.PluginRestarted,
 	}, specs...)
 	if err != nil {
 		return fmt.Errorf("host: %w", err)
@@ -405,6 +407,8 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 		delete(h.running, taskID)
 		h.taskMu.Unlock()
 	}()
+	emit = h.consoleTasks.begin(taskID, c, input, emit)
+	defer func() { h.consoleTasks.end(taskID, err) }()
 	h.log.InfoContext(ctx, "task started", slog.String("agent", agent), slog.String("task", taskID), slog.String("txn", c.Txn))
 	events, failure := 0, ""
 	err = h.sup.RunTask(ctx, agent, taskID, input, func(ev *pluginpb.RunEvent) error {

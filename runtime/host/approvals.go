@@ -56,7 +56,7 @@ func (h *Host) mountConsent(mux *http.ServeMux) error {
 	}
 	h.consent = p
 	h.requests, err = consent.NewRequests(consent.RequestsConfig{Server: h.as, ClientID: h.hostID.String(),
-		Store: asstore.New(h.store), Pages: p, Now: h.now})
+		Store: asstore.New(h.store), Pages: p, Now: h.now, OnDecided: h.telemetry.ApprovalDecided})
 	if err != nil {
 		return fmt.Errorf("host: %w", err)
 	}

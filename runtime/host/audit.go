@@ -72,7 +72,7 @@ func (h *Host) newAudit(ctx context.Context) error {
 	l, err := audit.Open(ctx, audit.Config{
 		Log: h.store, Signer: signer, Kept: kept, Publish: publish, Now: h.now, Logger: h.log.With("component", "audit"),
 		CheckpointEvery: h.cfg.Audit.CheckpointEvery, CheckpointInterval: h.cfg.Audit.CheckpointInterval,
-		Holder: auditHolder(h.dataDir),
+		Holder: auditHolder(h.dataDir), OnAppend: h.telemetry.AuditAppended,
 	})
 	if err != nil {
 		if kept != nil && errors.Is(err, audit.ErrTampered) {

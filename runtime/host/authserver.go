@@ -55,6 +55,9 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		return fmt.Errorf("host: auth.clients lists %s, the client the host registers for agenthost login", CLIClientID)
 	}
 	clients = append(clients, CLIClient())
+	if clients, err = h.addConsoleClient(clients); err != nil {
+		return err
+	}
 	var users *userauth.Directory
 	if len(ac.Users) > 0 {
 		list := make([]userauth.User, 0, len(ac.Users))
@@ -158,6 +161,7 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 		OnIssueTxnToken:  h.auditIssuedTxn,
 		OnRefuseTxnToken: h.auditRefusedTxn,
 		OnRefuseChaining: h.auditRefusedChaining,
+		OnTokenRequest:   h.telemetry.TokenRequest,
 		Now:              h.now,
 		Logger:           h.log.With("component", "authserver"),
 	})

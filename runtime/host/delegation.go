@@ -389,6 +389,7 @@ func (h *Host) agentClientConfig(id credentials.Identity, hc *http.Client, keys 
 		},
 		HTTPClient: hc,
 		DPoPKeys:   keys,
+		OnCache:    h.telemetry.TokenCache,
 		Now:        h.now,
 		Logger:     h.log.With("component", "oauth", "as", id.String()),
 	}, nil

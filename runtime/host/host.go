@@ -33,6 +33,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/store/pgstore"
 	"github.com/agenthost/agenthost/runtime/store/sqlitestore"
 	"github.com/agenthost/agenthost/runtime/supervisor"
+	"github.com/agenthost/agenthost/runtime/telemetry"
 )
 
 // Options configure [New].
@@ -145,6 +146,10 @@ type Host struct {
 	pluginPIDs sync.Map
 	admin      *localapi.Server
 	closers    []func()
+	// consoleTasks are the running and recent tasks the console shows.
+	consoleTasks *taskLog
+	// telemetry holds the metrics and the tracer (telemetry.go).
+	telemetry *telemetry.Telemetry
 }
 
 // New prepares a host: everything that can fail because of the config, the
@@ -192,6 +197,9 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 
 	if h.hostID, err = credentials.HostIdentity(h.cfg.TrustDomain); err != nil {
 		return nil, fmt.Errorf("host: %w", err)
+	}
+	if err := h.newTelemetry(ctx); err != nil {
+		return nil, err
 	}
 	if err := h.newStore(ctx); err != nil {
 		return nil, err
@@ -336,6 +344,7 @@ func (h *Host) newHTTP(ctx context.Context) error {
 	mux.HandleFunc(PathHealth, h.handleHealth)
 	mux.HandleFunc(PathReady, h.handleReady)
 	mux.Handle(PathSPIFFEBundle, h.bundleHandler())
+	h.mountMetrics(mux)
 	var certFile, keyFile string
 	if tls := h.cfg.Listen.TLS; tls != nil {
 		certFile, keyFile = tls.CertFile, tls.KeyFile
@@ -365,6 +374,9 @@ func (h *Host) newHTTP(ctx context.Context) error {
 		return err
 	}
 	if err := h.mountConsent(mux); err != nil {
+		return err
+	}
+	if err := h.mountConsole(mux); err != nil {
 		return err
 	}
 	if err := h.mountTasks(mux); err != nil {

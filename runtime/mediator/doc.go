@@ -42,4 +42,9 @@
 //
 // The plugin receives results only: model replies and tool output, never a
 // credential.
+//
+// An [Observer] (Config.Observer) is told of every Host call as it starts
+// and ends, with the decision made on it, and of every policy evaluation;
+// the host turns that into metrics and spans (runtime/telemetry), and the
+// mediator imports no metrics or tracing library.
 package mediator

@@ -205,6 +205,9 @@ type Config struct {
 	// server accepted it, to surface it to the user (the task's event
 	// stream). It must not block.
 	OnApproval func(ctx context.Context, c Caller, p PendingApproval)
+	// Observer, when set, is told of every Host call and policy
+	// evaluation (observe.go); nil observes nothing.
+	Observer Observer
 }
 
 // Mediator routes and guards Host calls.
@@ -259,7 +262,11 @@ func (m *Mediator) BeginTask(c Caller) (end func(), err error) {
 
 // HostFor returns the Host service for one agent's plugin connection.
 func (m *Mediator) HostFor(agent string) pluginpb.HostServer {
-	return &hostServer{m: m, agent: agent}
+	h := &hostServer{m: m, agent: agent}
+	if m.cfg.Observer != nil {
+		return observedHost{HostServer: h, h: h}
+	}
+	return h
 }
 
 type hostServer struct {
@@ -287,6 +294,7 @@ func (h *hostServer) who(taskID string) (Caller, error) {
 func (h *hostServer) guard(ctx context.Context, taskID, action, resource string, args []byte) (Caller, func(error), error) {
 	c, err := h.who(taskID)
 	if err != nil {
+		h.m.noteCall(ctx, Caller{Agent: h.agent, TaskID: taskID}, resource, DecisionDeny)
 		h.m.audit(ctx, Record{TaskID: taskID, Agent: h.agent, Action: action, Resource: resource,
 			Decision: "deny", Policy: "task-ownership", Reason: "task not owned by caller", Outcome: "denied"}, args)
 		return Caller{}, nil, err
@@ -296,6 +304,7 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 		req.Args = args
 	}
 	d := h.m.decide(ctx, req)
+	h.m.noteCall(ctx, c, resource, decisionOf(d))
 	base := h.m.record(c, action, resource, d)
 	if !d.Allow && d.ApprovalRequired && action == ActionCallTool && h.m.cfg.Approvals != nil {
 		// Approve step: the call runs only with an approval the
@@ -307,6 +316,7 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 	}
 	if !d.Allow {
 		if err := h.m.audit(ctx, base, args); err != nil {
+			h.m.noteDecision(ctx, DecisionError)
 			return Caller{}, nil, fmt.Errorf("%w: audit unavailable; call refused", pluginpb.ErrUnavailable)
 		}
 		return Caller{}, nil, fmt.Errorf("%w: %s on %s denied: %s", pluginpb.ErrPermissionDenied, action, resource, d.Reason)
@@ -314,6 +324,7 @@ func (h *hostServer) guard(ctx context.Context, taskID, action, resource string,
 	record, err := RecordAllowed(ctx, h.m.cfg.Auditor, h.m.cfg.Now, base, args)
 	if err != nil {
 		h.m.log.ErrorContext(ctx, "audit record failed", slog.Any("error", err))
+		h.m.noteDecision(ctx, DecisionError)
 		return Caller{}, nil, fmt.Errorf("%w: audit unavailable; call refused", pluginpb.ErrUnavailable)
 	}
 	done := func(callErr error) {
@@ -365,10 +376,12 @@ func argsSHA256(args []byte) string {
 
 // decide asks the policy; a failed evaluation is a denial.
 func (m *Mediator) decide(ctx context.Context, r Request) Decision {
+	began := m.policyBegins()
 	d, err := m.cfg.Policy.Decide(ctx, r)
+	m.policyEvaluated(ctx, r.Action, began)
 	if err != nil {
 		m.log.ErrorContext(ctx, "policy evaluation failed", slog.Any("error", err))
-		return Decision{Allow: false, Reason: "policy evaluation failed", Policy: "error"}
+		return Decision{Allow: false, Reason: "policy evaluation failed", Policy: policyError}
 	}
 	return d
 }

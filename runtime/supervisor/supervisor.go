@@ -114,6 +114,10 @@ type Config struct {
 	// OnStart, if set, is called after every start of a plugin process
 	// with its pid and the protections that contain it.
 	OnStart func(agent string, pid int, prot sandbox.Protections)
+	// OnRestart, if set, is called each time an agent's plugin is to be
+	// started again (it exited, failed to start or to describe itself),
+	// before the backoff delay. It must not block.
+	OnRestart func(agent string)
 	// Launch starts a plugin; nil means plugins.Launch.
 	Launch func(context.Context, plugins.Config) (*plugins.Plugin, error)
 	Now    func() time.Time
@@ -405,6 +409,9 @@ func (s *Supervisor) backoff(ctx context.Context, a *agent, q <-chan struct{}, u
 	delay := s.cfg.Backoff.Delay(a.restarts)
 	s.setState(a, StateBackoff, reason)
 	s.mu.Unlock()
+	if s.cfg.OnRestart != nil {
+		s.cfg.OnRestart(a.spec.Name)
+	}
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
 	select {
