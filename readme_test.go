@@ -460,7 +460,7 @@ func readHelp(t *testing.T, path []string) (cliHelp, error) {
 				}
 			}
 		case "Available Commands:":
-			if f := strings.Fields(l); len(f) > 0 && f[0] != "help" && f[0] != "completion" {
+			if f := strings.Fields(l); len(f) > 0 && f[0] != "help" {
 				h.subs = append(h.subs, f[0])
 			}
 		}
@@ -716,7 +716,7 @@ func TestREADMECommands(t *testing.T) {
 						continue
 					}
 					ran++
-					out, value := runReadmeCommand(t, work, env, c, rewrite(c.text), rewrite)
+					out, value := runReadmeCommand(t, readmeFile, work, env, c, rewrite(c.text), rewrite)
 					if c.assign != "" {
 						if value == "" {
 							t.Errorf("%s:%d: %s\nsets %s to nothing; output:\n%s", readmeFile, c.line, c.text, c.assign, out)
@@ -732,10 +732,11 @@ func TestREADMECommands(t *testing.T) {
 	}
 }
 
-// runReadmeCommand runs one README command in work and checks its exit
-// status and promised output. It returns the command's output (stdout and
-// stderr together) and, for an assignment, the value it set.
-func runReadmeCommand(t *testing.T, work string, env []string, c readmeCommand, text string, rewrite func(string) string) (string, string) {
+// runReadmeCommand runs one command of file (README.md, or a guide under
+// docs/) in work and checks its exit status and promised output. It
+// returns the command's output (stdout and stderr together) and, for an
+// assignment, the value it set.
+func runReadmeCommand(t *testing.T, file, work string, env []string, c readmeCommand, text string, rewrite func(string) string) (string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
@@ -756,22 +757,22 @@ func runReadmeCommand(t *testing.T, work string, env []string, c readmeCommand, 
 	var exitErr *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Errorf("%s:%d: %s\ndid not finish within %v; output:\n%s", readmeFile, c.line, c.text, commandTimeout, out.String())
+		t.Errorf("%s:%d: %s\ndid not finish within %v; output:\n%s", file, c.line, c.text, commandTimeout, out.String())
 		return out.String(), ""
 	case err == nil:
 	case errors.As(err, &exitErr):
 		status = exitErr.ExitCode()
 	default:
-		t.Errorf("%s:%d: %s\n%v", readmeFile, c.line, c.text, err)
+		t.Errorf("%s:%d: %s\n%v", file, c.line, c.text, err)
 		return out.String(), ""
 	}
-	t.Logf("%s:%d: %s (exit %d, %v)", readmeFile, c.line, text, status, time.Since(start).Round(time.Millisecond))
+	t.Logf("%s:%d: %s (exit %d, %v)", file, c.line, text, status, time.Since(start).Round(time.Millisecond))
 	if status != c.exit {
-		t.Errorf("%s:%d: %s\nexit status %d, README says %d; output:\n%s", readmeFile, c.line, c.text, status, c.exit, out.String())
+		t.Errorf("%s:%d: %s\nexit status %d, %s says %d; output:\n%s", file, c.line, c.text, status, file, c.exit, out.String())
 	}
 	for _, want := range c.want {
 		if !outputPattern(rewrite(want)).MatchString(out.String()) {
-			t.Errorf("%s:%d: %s\noutput has no line with %q; output:\n%s", readmeFile, c.line, c.text, rewrite(want), out.String())
+			t.Errorf("%s:%d: %s\noutput has no line with %q; output:\n%s", file, c.line, c.text, rewrite(want), out.String())
 		}
 	}
 	return out.String(), value.String()
@@ -836,8 +837,27 @@ func readmeWorkDir(t *testing.T, repo, addr string) string {
 // exit.
 func startReadmeHost(t *testing.T, work, addr string) {
 	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second}
+	startHost(t, work, quickstartConfig, func() bool {
+		resp, err := client.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// startHost starts ./bin/agenthost up --config config in work (its data
+// directory ./.agenthost there) and waits, up to 60s, until ready reports
+// true. At the end of the test it sends SIGTERM and requires a clean exit.
+// It skips the test when the host cannot start because the strict sandbox
+// is not available here.
+func startHost(t *testing.T, work, config string, ready func() bool) {
+	t.Helper()
 	var out syncBuffer
-	cmd := exec.Command("./bin/agenthost", "up", "--config", quickstartConfig)
+	cmd := exec.Command("./bin/agenthost", "up", "--config", config)
 	cmd.Dir = work
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -867,7 +887,6 @@ func startReadmeHost(t *testing.T, work, addr string) {
 		}
 	})
 
-	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
@@ -878,13 +897,8 @@ func startReadmeHost(t *testing.T, work, addr string) {
 			t.Fatalf("host exited before it was ready (%v); its output:\n%s", waitErr, out.String())
 		default:
 		}
-		resp, err := client.Get("http://" + addr + "/readyz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if ready() {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("host not ready within 60s; its output:\n%s", out.String())

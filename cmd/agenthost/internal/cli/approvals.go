@@ -14,7 +14,10 @@ import (
 )
 
 func newApprovalsCommand(g *globalFlags) *cobra.Command {
-	var subject string
+	var (
+		subject string
+		output  *outputFormat
+	)
 	cmd := &cobra.Command{
 		Use:   "approvals",
 		Short: "List the approval requests waiting for your decision",
@@ -23,7 +26,10 @@ func newApprovalsCommand(g *globalFlags) *cobra.Command {
 --for names (as the operator): calls an agent made that policy says need the
 user's approval. Each line has the binding message, when the request expires
 and the approval page's URL: open it, sign in, and approve or deny. Only the
-authorization server's grant counts; the host runs an approved call once.`,
+authorization server's grant counts; the host runs an approved call once.
+
+-o json prints one JSON object instead, {"approvals": [...]} (see the README,
+Commands).`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info, err := host.ReadRunInfo(g.dataDir)
@@ -48,6 +54,9 @@ authorization server's grant counts; the host runs an approved call once.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if output.isJSON() {
+				return writeJSON(w, approvalsJSON{Approvals: toApprovalsJSON(list)})
+			}
 			if len(list) == 0 {
 				fmt.Fprintln(w, "no approvals pending")
 				return nil
@@ -63,5 +72,33 @@ authorization server's grant counts; the host runs an approved call once.`,
 		},
 	}
 	cmd.Flags().StringVar(&subject, "for", "", "list the requests of this user (as the operator) instead of yours")
+	output = addOutputFlag(cmd)
 	return cmd
+}
+
+// approvalsJSON is what approvals -o json prints.
+type approvalsJSON struct {
+	Approvals []approvalJSON `json:"approvals"`
+}
+
+// approvalJSON is one pending approval request in approvals -o json.
+type approvalJSON struct {
+	ID     string `json:"id"`
+	User   string `json:"user"`
+	Client string `json:"client"`
+	// BindingMessage is what the request says, as the approval page
+	// shows it; URL is the approval page.
+	BindingMessage string    `json:"binding_message"`
+	URL            string    `json:"url"`
+	Created        time.Time `json:"created"`
+	Expires        time.Time `json:"expires"`
+}
+
+func toApprovalsJSON(list []localapi.PendingApproval) []approvalJSON {
+	out := make([]approvalJSON, 0, len(list))
+	for _, a := range list {
+		out = append(out, approvalJSON{ID: a.ID, User: a.User, Client: a.Client, BindingMessage: a.BindingMessage,
+			URL: a.URL, Created: a.Created, Expires: a.Expires})
+	}
+	return out
 }

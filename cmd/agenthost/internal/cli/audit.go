@@ -72,7 +72,10 @@ that it was neither rolled back nor rewritten ("agenthost audit verify
 }
 
 func newAuditVerifyCommand(g *globalFlags) *cobra.Command {
-	var storePath, dsnEnv, key, checkpointPath string
+	var (
+		storePath, dsnEnv, key, checkpointPath string
+		output                                 *outputFormat
+	)
 	cmd := &cobra.Command{
 		Use:   "verify [--key KEY] [--checkpoint FILE|DIR]",
 		Short: "Checkpoint the audit log, then verify every record and checkpoint",
@@ -100,7 +103,12 @@ With no host running on --data-dir, verify reads the stored log directly
 environment variable NAME holds, which other hosts may be writing meanwhile
 (the log is verified up to its latest seal). Records no signature vouches for
 (after the last signed point, or found in the store by the host at start and
-declared unaccounted) count as a failure.`,
+declared unaccounted) count as a failure.
+
+On a terminal a live line shows that the verification is under way (a large
+log takes a while). -o json prints one JSON object on stdout instead of the
+lines (see the README, Commands), whether the log verified or not; the exit
+status is the same.`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -120,63 +128,83 @@ declared unaccounted) count as a failure.`,
 			var res localapi.AuditVerifyResult
 			c, err := adminClient(g)
 			online := err == nil
+			if err != nil && !errors.Is(err, host.ErrNotRunning) {
+				return err
+			}
+			// No host: verify the stored log directly (holding the data
+			// directory so that none starts meanwhile).
+			offline := host.AuditVerifyOptions{DataDir: g.dataDir, StorePath: storePath, VerifierKey: key, Checkpoint: kept}
+			if !online && dsnEnv != "" {
+				if offline.DSN = strings.TrimSpace(os.Getenv(dsnEnv)); offline.DSN == "" {
+					return usageError{fmt.Errorf("%s: --dsn-env: environment variable %s is not set", cmd.CommandPath(), dsnEnv)}
+				}
+			}
+			p := newProgress(stderr, g.isTerminal(stderr) && !output.isJSON(), "verifying the audit log")
 			switch {
-			case errors.Is(err, host.ErrNotRunning):
-				// No host: verify the stored log directly (holding the
-				// data directory so that none starts meanwhile).
-				opts := host.AuditVerifyOptions{DataDir: g.dataDir, StorePath: storePath, VerifierKey: key, Checkpoint: kept}
-				if dsnEnv != "" {
-					if opts.DSN = strings.TrimSpace(os.Getenv(dsnEnv)); opts.DSN == "" {
-						return usageError{fmt.Errorf("%s: --dsn-env: environment variable %s is not set", cmd.CommandPath(), dsnEnv)}
+			case !online:
+				res, err = host.VerifyAuditOffline(ctx, offline)
+			case key != "" || kept != nil:
+				res, err = c.AuditVerifyPinned(ctx, localapi.AuditVerifyRequest{VerifierKey: key, Checkpoint: string(kept)})
+			default:
+				res, err = c.AuditVerify(ctx)
+			}
+			p.stop()
+			if err != nil {
+				return err
+			}
+			if !online {
+				fmt.Fprintln(stderr, "no host is running: verifying the stored log as it is")
+			}
+			rep := res.Report
+			v := newVerifyJSON(rep, !online, key)
+			// fail reports the first failure: on stderr, and in the JSON
+			// object when that is the output.
+			fail := func(msg string) error {
+				fmt.Fprintln(stderr, msg)
+				if output.isJSON() {
+					v.Verified, v.Failure = false, msg
+					if err := writeJSON(stdout, v); err != nil {
+						return err
 					}
 				}
-				res, err = host.VerifyAuditOffline(ctx, opts)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(stderr, "no host is running: verifying the stored log as it is")
-			case err != nil:
-				return err
-			case key != "" || kept != nil:
-				if res, err = c.AuditVerifyPinned(ctx, localapi.AuditVerifyRequest{VerifierKey: key, Checkpoint: string(kept)}); err != nil {
-					return err
-				}
-			default:
-				if res, err = c.AuditVerify(ctx); err != nil {
-					return err
-				}
+				return silentExit{exitFailure}
 			}
 			vkey := key
 			if vkey == "" {
 				vkey = res.VerifierKey
+				v.VerifierKey = vkey
 				fmt.Fprintf(stderr, "verifier key %s: the host's own, as the host gives it; pin it with --key to verify without trusting the host\n", vkey)
 			} else if res.VerifierKey != key {
-				fmt.Fprintf(stderr, "audit log FAILED verification: the host verified with key %s, not the pinned one\n", res.VerifierKey)
-				return silentExit{exitFailure}
+				return fail(fmt.Sprintf("audit log FAILED verification: the host verified with key %s, not the pinned one", res.VerifierKey))
 			}
-			if p := res.Report.Problem; p != nil {
-				fmt.Fprintln(stderr, verifyFailure(p))
-				return silentExit{exitFailure}
+			if p := rep.Problem; p != nil {
+				return fail(verifyFailure(p))
 			}
-			rep := res.Report
-			fmt.Fprintf(stdout, "verified %s and %s; tree hash %s\n", plural(rep.Records, "record"), plural(rep.Checkpoints, "checkpoint"), rep.TreeHash)
+			var lines []string
+			lines = append(lines, fmt.Sprintf("verified %s and %s; tree hash %s", plural(rep.Records, "record"), plural(rep.Checkpoints, "checkpoint"), rep.TreeHash))
 			if res.Checkpoint != "" {
-				line, err := describeCheckpoint([]byte(res.Checkpoint), vkey, rep)
+				tree, line, err := describeCheckpoint([]byte(res.Checkpoint), vkey, rep)
 				if err != nil {
-					fmt.Fprintf(stderr, "audit log FAILED verification: %v\n", err)
-					return silentExit{exitFailure}
+					return fail(fmt.Sprintf("audit log FAILED verification: %v", err))
 				}
-				fmt.Fprintln(stdout, line)
+				v.Checkpoint = &tree
+				lines = append(lines, line)
 			}
-			if kept == nil {
-				return nil
+			if kept != nil {
+				old, line, err := checkKept(cmd, c, online, kept, []byte(res.Checkpoint), vkey, rep)
+				if err != nil {
+					return fail(fmt.Sprintf("audit log FAILED verification against the kept checkpoint: %v", err))
+				}
+				v.Kept = &old
+				lines = append(lines, line)
 			}
-			line, err := checkKept(cmd, c, online, kept, []byte(res.Checkpoint), vkey, rep)
-			if err != nil {
-				fmt.Fprintf(stderr, "audit log FAILED verification against the kept checkpoint: %v\n", err)
-				return silentExit{exitFailure}
+			v.Verified = true
+			if output.isJSON() {
+				return writeJSON(stdout, v)
 			}
-			fmt.Fprintln(stdout, line)
+			for _, l := range lines {
+				fmt.Fprintln(stdout, l)
+			}
 			return nil
 		},
 	}
@@ -184,43 +212,103 @@ declared unaccounted) count as a failure.`,
 	cmd.Flags().StringVar(&dsnEnv, "dsn-env", "", "with no host running here: the environment variable holding the PostgreSQL DSN of the store (storage driver postgres; other hosts may be running)")
 	cmd.Flags().StringVar(&key, "key", "", "the verifier key to check signatures with, pinned (default: the host's own)")
 	cmd.Flags().StringVar(&checkpointPath, "checkpoint", "", "a checkpoint kept outside the host (a file, or a checkpoint directory's newest) the log must extend")
+	output = addOutputFlag(cmd)
 	return cmd
+}
+
+// verifyJSON is what audit verify -o json prints.
+type verifyJSON struct {
+	// Verified: the whole log verified; Failure is otherwise the first
+	// failure, as the text says it on stderr.
+	Verified bool   `json:"verified"`
+	Failure  string `json:"failure"`
+	// Offline: no host ran on the data directory; the stored log was
+	// read directly.
+	Offline bool `json:"offline"`
+	// VerifierKey checked the signatures; KeyPinned says whether it was
+	// given with --key (else it is the host's own).
+	VerifierKey string `json:"verifier_key"`
+	KeyPinned   bool   `json:"key_pinned"`
+	// Size is the number of records in the log, Records how many were
+	// verified, Checkpoints how many checkpoints, Covered how many records
+	// a verified signature covers; TreeHash is the hash of the tree of
+	// the verified records.
+	Size        int64  `json:"size"`
+	Records     int64  `json:"records"`
+	Checkpoints int64  `json:"checkpoints"`
+	Covered     int64  `json:"covered"`
+	TreeHash    string `json:"tree_hash"`
+	// Uncovered are the records no signature vouches for.
+	Uncovered []audit.Range `json:"uncovered"`
+	// Problem is the first inconsistency in the log, null if none.
+	Problem *problemJSON `json:"problem"`
+	// Checkpoint is the checkpoint taken for the verification, and Kept
+	// the one --checkpoint gave, null when there is none.
+	Checkpoint *treeJSON `json:"checkpoint"`
+	Kept       *treeJSON `json:"kept"`
+}
+
+// problemJSON is the first inconsistency verification found.
+type problemJSON struct {
+	// Kind is record, checkpoint, seal, kept checkpoint or uncovered.
+	Kind   string `json:"kind"`
+	Index  int64  `json:"index"`
+	Reason string `json:"reason"`
+}
+
+// treeJSON is a checkpoint: the size of the tree it signs and its hash.
+type treeJSON struct {
+	Size     int64  `json:"size"`
+	TreeHash string `json:"tree_hash"`
+}
+
+func newVerifyJSON(rep audit.Report, offline bool, key string) verifyJSON {
+	v := verifyJSON{Offline: offline, VerifierKey: key, KeyPinned: key != "", Size: rep.Size, Records: rep.Records,
+		Checkpoints: rep.Checkpoints, Covered: rep.Covered, TreeHash: rep.TreeHash.String(), Uncovered: rep.Uncovered}
+	if v.Uncovered == nil {
+		v.Uncovered = []audit.Range{}
+	}
+	if p := rep.Problem; p != nil {
+		v.Problem = &problemJSON{Kind: string(p.Kind), Index: p.Index, Reason: p.Reason}
+	}
+	return v
 }
 
 // checkKept checks that the log extends the kept checkpoint, trusting
 // only what vkey signs: with a running host, by a consistency proof from
 // the kept checkpoint to the checkpoint the host just signed; without one,
 // the verification recomputed the kept tree from the records themselves.
-func checkKept(cmd *cobra.Command, c *localapi.Client, online bool, kept, current []byte, vkey string, rep audit.Report) (string, error) {
+func checkKept(cmd *cobra.Command, c *localapi.Client, online bool, kept, current []byte, vkey string, rep audit.Report) (treeJSON, string, error) {
+	var none treeJSON
 	v, err := audit.ParseVerifier(vkey)
 	if err != nil {
-		return "", err
+		return none, "", err
 	}
 	old, err := audit.OpenCheckpoint(kept, v)
 	if err != nil {
-		return "", fmt.Errorf("the kept checkpoint is not signed by key %s: %w", vkey, err)
+		return none, "", fmt.Errorf("the kept checkpoint is not signed by key %s: %w", vkey, err)
 	}
 	if online {
 		cur, err := audit.OpenCheckpoint(current, v)
 		if err != nil {
-			return "", fmt.Errorf("the host's checkpoint: %w", err)
+			return none, "", fmt.Errorf("the host's checkpoint: %w", err)
 		}
 		if old.N > cur.N {
-			return "", fmt.Errorf("the kept checkpoint covers %d records but the host's log has %d: it was rolled back", old.N, cur.N)
+			return none, "", fmt.Errorf("the kept checkpoint covers %d records but the host's log has %d: it was rolled back", old.N, cur.N)
 		}
 		var proof []string
 		if old.N > 0 {
 			if proof, err = c.AuditConsistencyProof(cmd.Context(), old.N, cur.N); err != nil {
-				return "", err
+				return none, "", err
 			}
 		}
 		if err := audit.VerifyConsistencyText(kept, current, proof, v); err != nil {
-			return "", fmt.Errorf("no consistency from the kept %d records to the host's %d: the log was rewritten: %w", old.N, cur.N, err)
+			return none, "", fmt.Errorf("no consistency from the kept %d records to the host's %d: the log was rewritten: %w", old.N, cur.N, err)
 		}
 	} else if rep.Kept != old.N {
-		return "", fmt.Errorf("the verification did not reach the kept checkpoint's %d records", old.N)
+		return none, "", fmt.Errorf("the verification did not reach the kept checkpoint's %d records", old.N)
 	}
-	return fmt.Sprintf("consistent with the kept checkpoint of %s (tree hash %s)", plural(old.N, "record"), old.Hash), nil
+	return treeJSON{Size: old.N, TreeHash: old.Hash.String()}, fmt.Sprintf("consistent with the kept checkpoint of %s (tree hash %s)", plural(old.N, "record"), old.Hash), nil
 }
 
 // plural returns "1 record", "2 records".
@@ -249,29 +337,36 @@ func verifyFailure(p *audit.Problem) string {
 // describeCheckpoint checks the signature of a checkpoint with the verifier
 // key and describes it. A checkpoint of exactly the records verified must
 // state their tree hash.
-func describeCheckpoint(checkpoint []byte, verifierKey string, rep audit.Report) (string, error) {
+func describeCheckpoint(checkpoint []byte, verifierKey string, rep audit.Report) (treeJSON, string, error) {
+	var none treeJSON
 	v, err := audit.ParseVerifier(verifierKey)
 	if err != nil {
-		return "", fmt.Errorf("the host's verifier key: %w", err)
+		return none, "", fmt.Errorf("the host's verifier key: %w", err)
 	}
 	tree, err := audit.OpenCheckpoint(checkpoint, v)
 	if err != nil {
-		return "", fmt.Errorf("the host's checkpoint: %w", err)
+		return none, "", fmt.Errorf("the host's checkpoint: %w", err)
 	}
 	if tree.N == rep.Records && tree.Hash != rep.TreeHash {
-		return "", fmt.Errorf("the checkpoint of %d records states tree hash %s, the records hash to %s", tree.N, tree.Hash, rep.TreeHash)
+		return none, "", fmt.Errorf("the checkpoint of %d records states tree hash %s, the records hash to %s", tree.N, tree.Hash, rep.TreeHash)
 	}
-	return fmt.Sprintf("checkpoint: %d records, tree hash %s, signed by %s", tree.N, tree.Hash, v.Name()), nil
+	return treeJSON{Size: tree.N, TreeHash: tree.Hash.String()}, fmt.Sprintf("checkpoint: %d records, tree hash %s, signed by %s", tree.N, tree.Hash, v.Name()), nil
 }
 
 func newAuditTailCommand(g *globalFlags) *cobra.Command {
-	var n int
+	var (
+		n      int
+		output *outputFormat
+	)
 	cmd := &cobra.Command{
 		Use:   "tail [-n N]",
 		Short: "Print the last records of the audit log",
 		Long: `tail prints the last N records of the audit log, oldest first, one per line:
 index, time (RFC 3339, UTC), agent, subject, action, resource, decision,
-outcome and reason. Empty fields print as "-".`,
+outcome and reason. Empty fields print as "-".
+
+-o json prints one JSON object instead, {"records": [{"index": I, "record":
+{...}}, ...]}, each record exactly as "agenthost audit export" writes it.`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if n < 1 || n > localapi.MaxRecordsLimit {
@@ -285,11 +380,35 @@ outcome and reason. Empty fields print as "-".`,
 			if err != nil {
 				return err
 			}
+			if output.isJSON() {
+				return writeJSON(cmd.OutOrStdout(), recordsJSON{Records: toEntriesJSON(es)})
+			}
 			return writeRecords(cmd.OutOrStdout(), es)
 		},
 	}
 	cmd.Flags().IntVarP(&n, "lines", "n", 20, "number of records to print")
+	output = addOutputFlag(cmd)
 	return cmd
+}
+
+// recordsJSON is what audit tail -o json prints.
+type recordsJSON struct {
+	Records []entryJSON `json:"records"`
+}
+
+// entryJSON is one record of the audit log and its index, the record as
+// audit export writes it.
+type entryJSON struct {
+	Index  int64        `json:"index"`
+	Record audit.Record `json:"record"`
+}
+
+func toEntriesJSON(es []audit.Entry) []entryJSON {
+	out := make([]entryJSON, 0, len(es))
+	for _, e := range es {
+		out = append(out, entryJSON{Index: e.Index, Record: e.Record})
+	}
+	return out
 }
 
 // writeRecords prints records one per line, in aligned columns.
@@ -361,7 +480,8 @@ checkpoint. It exits 1 if the export could not be completed.`,
 }
 
 func newAuditTraceCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var output *outputFormat
+	cmd := &cobra.Command{
 		Use:   "trace TXN",
 		Short: "Print the execution chain of a transaction or task across agents",
 		Long: `trace rebuilds the execution chain TXN belongs to (a transaction or task id):
@@ -371,21 +491,52 @@ that delegated it, as an indented tree. A transaction is what one request
 began: the user's or operator's task (its id is on the "txn" line agenthost
 run prints) and every task it delegated share it, so tracing it shows the
 user's request, the agents and their tool calls at once; tracing a task
-climbs to its topmost ancestor and shows the same tree.`,
+climbs to its topmost ancestor and shows the same tree.
+
+-o json prints the tree as one JSON object instead: {"txn", "parent",
+"agent", "task", "records": [{"index", "record"}], "children": [nodes]}.`,
 		Args: exactArgs(1, "one TXN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := adminClient(g)
 			if err != nil {
 				return err
 			}
-			_, text, err := c.AuditTrace(cmd.Context(), args[0])
+			tree, text, err := c.AuditTrace(cmd.Context(), args[0])
 			if err != nil {
 				return err
+			}
+			if output.isJSON() {
+				return writeJSON(cmd.OutOrStdout(), toTraceJSON(tree))
 			}
 			_, err = io.WriteString(cmd.OutOrStdout(), cleanLines(text))
 			return err
 		},
 	}
+	output = addOutputFlag(cmd)
+	return cmd
+}
+
+// traceJSON is one node of audit trace -o json: a task (or the records of
+// a transaction that name no task), its records, and the nodes it caused.
+type traceJSON struct {
+	Txn      string      `json:"txn"`
+	Parent   string      `json:"parent"`
+	Agent    string      `json:"agent"`
+	Task     string      `json:"task"`
+	Records  []entryJSON `json:"records"`
+	Children []traceJSON `json:"children"`
+}
+
+func toTraceJSON(n *audit.TraceNode) traceJSON {
+	if n == nil {
+		return traceJSON{Records: []entryJSON{}, Children: []traceJSON{}}
+	}
+	out := traceJSON{Txn: n.Txn, Parent: n.Parent, Agent: n.Agent, Task: n.Task, Records: toEntriesJSON(n.Records),
+		Children: make([]traceJSON, 0, len(n.Children))}
+	for _, c := range n.Children {
+		out.Children = append(out.Children, toTraceJSON(c))
+	}
+	return out
 }
 
 func newAuditCheckCommand(g *globalFlags) *cobra.Command {

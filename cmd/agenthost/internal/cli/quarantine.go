@@ -38,6 +38,7 @@ func newRemedyCommand(g *globalFlags, name, short, reasonHelp, done string,
 			}
 			return nil
 		},
+		ValidArgsFunction: completeAgent(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := host.ReadRunInfo(g.dataDir); err != nil {
 				return err

@@ -116,6 +116,9 @@ tamper-evident audit log.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// The completion command is this package's own (bash, zsh and fish,
+	// usage errors as every other command's).
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -138,6 +141,8 @@ tamper-evident audit log.`,
 		newAuditCommand(g),
 		newPolicyCommand(g),
 		newHashPasswordCommand(g),
+		newDoctorCommand(g),
+		newCompletionCommand(),
 	)
 	return root
 }

@@ -89,6 +89,7 @@ credential-change event from a Shared Signals transmitter) stops the task.`, loc
 			}
 			return nil
 		},
+		ValidArgsFunction: completeAgent(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			info, err := host.ReadRunInfo(g.dataDir)
 			if err != nil {

@@ -15,41 +15,124 @@ import (
 )
 
 func newStatusCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var output *outputFormat
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the host running on --data-dir, check its health and whether its agents have started",
 		Long: `status shows the host running on --data-dir, checks its health (/healthz) and
 says whether it is ready (/readyz): ready once every agent is running or has
 failed or been quarantined, not ready while the host is still starting or
 restarting an agent, which it names. It exits 1 when no host runs or it
-does not answer, 0 otherwise (also while not ready).`,
+does not answer, 0 otherwise (also while not ready).
+
+-o json prints one JSON object instead (see the README, Commands): the run
+information, "health" and "ready" (null when the host did not answer).`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info, err := host.ReadRunInfo(g.dataDir)
 			if err != nil {
 				return err
 			}
+			st := statusJSON{PID: info.PID, Version: info.Version, TrustDomain: info.TrustDomain, Address: info.Address,
+				Issuer: info.Issuer, Started: info.Started}
+			health, herr := checkHealth(cmd.Context(), info.Issuer+host.PathHealth)
+			if herr == nil {
+				st.Health = healthJSON{OK: true, Detail: health}
+				rd, rerr := checkReady(cmd.Context(), info.Issuer+host.PathReady)
+				st.Ready = newReadyJSON(rd, rerr)
+			} else {
+				st.Health.Detail = herr.Error()
+			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "pid           %d\n", info.PID)
-			fmt.Fprintf(out, "version       %s\n", info.Version)
-			fmt.Fprintf(out, "trust domain  %s\n", info.TrustDomain)
-			fmt.Fprintf(out, "listening on  %s\n", info.Address)
-			fmt.Fprintf(out, "issuer        %s\n", info.Issuer)
-			fmt.Fprintf(out, "up since      %s\n", info.Started.Format(time.RFC3339))
-			health, err := checkHealth(cmd.Context(), info.Issuer+host.PathHealth)
-			if err != nil {
-				fmt.Fprintf(out, "health        unreachable: %s\n", escapeControls(err.Error()))
+			if output.isJSON() {
+				if err := writeJSON(out, st); err != nil {
+					return err
+				}
+			} else {
+				writeStatusText(out, st)
+			}
+			if !st.Health.OK {
 				return silentExit{exitFailure}
 			}
-			fmt.Fprintf(out, "health        %s\n", escapeControls(health))
-			rd, err := checkReady(cmd.Context(), info.Issuer+host.PathReady)
-			if err != nil {
-				fmt.Fprintf(out, "ready         unknown: %s\n", escapeControls(err.Error()))
-				return nil
-			}
-			fmt.Fprintf(out, "ready         %s\n", escapeControls(readyText(rd)))
 			return nil
 		},
+	}
+	output = addOutputFlag(cmd)
+	return cmd
+}
+
+// statusJSON is what status -o json prints: the run information of the
+// host, the answer of its /healthz, and of its /readyz.
+type statusJSON struct {
+	PID         int        `json:"pid"`
+	Version     string     `json:"version"`
+	TrustDomain string     `json:"trust_domain"`
+	Address     string     `json:"address"`
+	Issuer      string     `json:"issuer"`
+	Started     time.Time  `json:"started"`
+	Health      healthJSON `json:"health"`
+	// Ready is null when the host did not answer /healthz (it is not
+	// asked then).
+	Ready *readyJSON `json:"ready"`
+}
+
+// healthJSON is the answer of /healthz.
+type healthJSON struct {
+	// OK: /healthz answered 200.
+	OK bool `json:"ok"`
+	// Detail is the status and body it answered, or why there was no
+	// answer.
+	Detail string `json:"detail"`
+}
+
+// readyJSON is the answer of /readyz.
+type readyJSON struct {
+	// Known: /readyz gave a readiness answer; Error says why not
+	// otherwise, and the other fields are zero.
+	Known   bool `json:"known"`
+	Ready   bool `json:"ready"`
+	Agents  int  `json:"agents"`
+	Running int  `json:"running"`
+	Down    int  `json:"down"`
+	// Starting are the agents still starting, with their state.
+	Starting []host.AgentStarting `json:"starting"`
+	Error    string               `json:"error"`
+}
+
+func newReadyJSON(rd host.Readiness, err error) *readyJSON {
+	if err != nil {
+		return &readyJSON{Error: err.Error(), Starting: []host.AgentStarting{}}
+	}
+	r := &readyJSON{Known: true, Ready: rd.Ready(), Agents: rd.Agents, Running: rd.Running, Down: rd.Down, Starting: rd.Starting}
+	if r.Starting == nil {
+		r.Starting = []host.AgentStarting{}
+	}
+	return r
+}
+
+// writeStatusText prints st for people, one field a line.
+func writeStatusText(out io.Writer, st statusJSON) {
+	fmt.Fprintf(out, "pid           %d\n", st.PID)
+	fmt.Fprintf(out, "version       %s\n", st.Version)
+	fmt.Fprintf(out, "trust domain  %s\n", st.TrustDomain)
+	fmt.Fprintf(out, "listening on  %s\n", st.Address)
+	fmt.Fprintf(out, "issuer        %s\n", st.Issuer)
+	fmt.Fprintf(out, "up since      %s\n", st.Started.Format(time.RFC3339))
+	if !st.Health.OK {
+		fmt.Fprintf(out, "health        unreachable: %s\n", escapeControls(st.Health.Detail))
+		return
+	}
+	fmt.Fprintf(out, "health        %s\n", escapeControls(st.Health.Detail))
+	switch r := st.Ready; {
+	case r == nil:
+	case !r.Known:
+		fmt.Fprintf(out, "ready         unknown: %s\n", escapeControls(r.Error))
+	default:
+		rd := host.Readiness{Status: host.ReadyStatusStarting, Agents: r.Agents, Running: r.Running, Down: r.Down, Starting: r.Starting}
+		if r.Ready {
+			rd.Status = host.ReadyStatusReady
+		}
+		fmt.Fprintf(out, "ready         %s\n", escapeControls(readyText(rd)))
 	}
 }
 
@@ -99,10 +182,7 @@ func checkReady(ctx context.Context, url string) (host.Readiness, error) {
 
 // readyText says what rd says, on one line.
 func readyText(rd host.Readiness) string {
-	counts := fmt.Sprintf("%d of %d agents running", rd.Running, rd.Agents)
-	if rd.Down > 0 {
-		counts += fmt.Sprintf(", %d failed or quarantined (see agenthost agents)", rd.Down)
-	}
+	counts := agentCounts(rd)
 	if rd.Ready() {
 		return "yes (" + counts + ")"
 	}

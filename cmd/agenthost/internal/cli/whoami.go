@@ -11,7 +11,10 @@ import (
 )
 
 func newWhoamiCommand(g *globalFlags) *cobra.Command {
-	var issuer string
+	var (
+		issuer string
+		output *outputFormat
+	)
 	cmd := &cobra.Command{
 		Use:   "whoami",
 		Short: "Show who you are signed in as at the host's authorization server",
@@ -23,7 +26,9 @@ token is renewed first with the refresh token, as run does.
 Who you are is read from the ID token (or the access token) without
 verifying it: it is for display only; the host verifies the token itself
 when run presents it. Exit status 1 when nobody is signed in or the sign-in
-expired.`,
+expired.
+
+-o json prints one JSON object instead (see the README, Commands).`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			iss, err := signInIssuer(g, issuer)
@@ -57,6 +62,15 @@ expired.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if output.isJSON() {
+				who := whoamiJSON{User: describeUser(cl), Subject: cl.Subject, Name: cl.Name, Email: cl.Email, Issuer: sess.Issuer,
+					Client: sess.ClientID, Resource: sess.Resource, Scope: sess.Scope, Renewable: sess.RefreshToken != "", ReadFrom: cl.From}
+				if !sess.Expiry.IsZero() {
+					exp := sess.Expiry.UTC()
+					who.Expires = &exp
+				}
+				return writeJSON(w, who)
+			}
 			// What the server put in the token is untrusted text.
 			fmt.Fprintf(w, "%s\n", escapeControls(describeUser(cl)))
 			row := func(k, v string) {
@@ -82,5 +96,27 @@ expired.`,
 		},
 	}
 	cmd.Flags().StringVar(&issuer, "issuer", "", "the authorization server's issuer (default: the running host's)")
+	output = addOutputFlag(cmd)
 	return cmd
+}
+
+// whoamiJSON is what whoami -o json prints. Like the text, it is read
+// from a token without verifying it: for display only.
+type whoamiJSON struct {
+	// User is "alice" or "alice (Alice Example)", as the text shows it.
+	User     string `json:"user"`
+	Subject  string `json:"subject"`
+	Name     string `json:"name"`
+	Email    string `json:"email"`
+	Issuer   string `json:"issuer"`
+	Client   string `json:"client"`
+	Resource string `json:"resource"`
+	Scope    string `json:"scope"`
+	// Expires is when the access token expires, null when not known;
+	// Renewable says whether a refresh token renews it.
+	Expires   *time.Time `json:"expires"`
+	Renewable bool       `json:"renewable"`
+	// ReadFrom is the token the user was read from: "ID token" or
+	// "access token".
+	ReadFrom string `json:"read_from"`
 }

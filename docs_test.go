@@ -1,0 +1,310 @@
+package agenthost_test
+
+// These tests keep the guides in docs/ true the way readme_test.go keeps
+// README.md: their shell commands are run as written against real hosts.
+// (TestDocsConfig checks their configuration files.)
+//
+// How a guide (docs/*.md) marks its code blocks:
+//
+//   - A fenced block whose info string is exactly "sh" is run, with the
+//     README's convention for commands: one command a line (a line ending
+//     in \ continues), promised output in "#   " lines under it, "(exit N)"
+//     in its comment, NAME=… lines setting a variable for the lines after.
+//     Each guide's blocks run in order, in a subtest of their own.
+//   - A sh block whose first line is "# not run: REASON" is not run. REASON
+//     says what its commands need that this test cannot give (a SPIRE
+//     server, machines behind a load balancer); it must not be empty, and
+//     the test logs it. There is no other way to leave a block out.
+//   - yaml, json and text blocks are not run. A block with another info
+//     string, or none, fails TestDocsCodeBlocks.
+//   - A command that is run calls ./bin/agenthost, as in the README.
+//
+// The commands run against the docs' deployment, three hosts started from
+// the binaries make build leaves in bin/:
+//
+//   - host A, the quickstart host as the README's test starts it, at the
+//     address the guides write 127.0.0.1:8420, federated with host C
+//     (federation.trust_domains, with auth.allow_private_fetch so that it
+//     fetches C's bundle over plain HTTP on loopback). The commands run in
+//     its working directory, laid out as the README's: ./bin/agenthost,
+//     examples/… and ./.agenthost resolve as at the repository root;
+//   - host B, trust domain b.example, no agents, serving its X.509-SVID
+//     (listen.tls.svid) at the address the guides write 127.0.0.1:8443:
+//     the other domain's host a guide fetches a bundle from over SVID TLS;
+//   - host C, trust domain c.example, no agents, plain HTTP on loopback.
+//
+// The addresses are free ports, rewritten in the commands and in their
+// promised output. The commands start once A is ready and has accepted C's
+// bundle.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	// docsGlob names the guides.
+	docsGlob = "docs/*.md"
+	// svidHostAddr is the address the guides write for another domain's
+	// host serving its X.509-SVID.
+	svidHostAddr = "127.0.0.1:8443"
+	// notRunPrefix starts the first line of a sh block that is not run.
+	notRunPrefix = "# not run:"
+)
+
+// docBlockKinds are the info strings a guide's code block may have.
+var docBlockKinds = map[string]bool{"sh": true, "yaml": true, "json": true, "text": true}
+
+// guide is one guide of docs/, parsed as the README is.
+type guide struct {
+	file string
+	doc  *readmeDoc
+}
+
+func loadGuides(t *testing.T) []guide {
+	t.Helper()
+	files, err := filepath.Glob(docsGlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no guide matches %s", docsGlob)
+	}
+	var out []guide
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := parseREADME(string(b))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, guide{file: f, doc: doc})
+	}
+	return out
+}
+
+// notRun returns the reason a sh block gives for not being run, and
+// whether it gives one.
+func notRun(b readmeBlock) (string, bool) {
+	if len(b.lines) == 0 {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(b.lines[0].text), notRunPrefix)
+	if !ok {
+		return "", false
+	}
+	return strings.TrimSpace(rest), true
+}
+
+// TestDocsCodeBlocks checks that every code block of the guides is of a
+// known kind, that every sh block is run or says why not, and that the
+// blocks that are run parse.
+func TestDocsCodeBlocks(t *testing.T) {
+	makefile, err := os.ReadFile("Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runnable := 0
+	for _, g := range loadGuides(t) {
+		for _, b := range g.doc.blocks {
+			if !docBlockKinds[b.info] {
+				t.Errorf("%s:%d: code block with info string %q: use sh (run by TestDocsCommands; its first line %q REASON when it cannot be), yaml, json or text",
+					g.file, b.line, b.info, notRunPrefix)
+				continue
+			}
+			if b.info != "sh" {
+				continue
+			}
+			if reason, ok := notRun(b); ok {
+				if reason == "" {
+					t.Errorf("%s:%d: %q without a reason: say what the commands need that the test cannot give", g.file, b.line, notRunPrefix)
+				}
+				continue
+			}
+			cmds, err := b.commands()
+			if err != nil {
+				t.Errorf("%s:%d: %v", g.file, b.line, err)
+				continue
+			}
+			for _, c := range cmds {
+				runnable++
+				if c.make != "" && !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(c.make)+`:`).Match(makefile) {
+					t.Errorf("%s:%d: %q: the Makefile has no target %s", g.file, c.line, c.text, c.make)
+				}
+				if bareAgenthost.MatchString(c.text) {
+					t.Errorf("%s:%d: %q: write ./bin/agenthost: the command is run from the repository root's layout", g.file, c.line, c.text)
+				}
+			}
+		}
+	}
+	if runnable == 0 {
+		t.Fatalf("no guide in %s has a command that is run", docsGlob)
+	}
+}
+
+func TestDocsNotRunMarker(t *testing.T) {
+	tests := []struct {
+		first  string
+		reason string
+		ok     bool
+	}{
+		{"# not run: needs a SPIRE server", "needs a SPIRE server", true},
+		{"  # not run:   needs two machines  ", "needs two machines", true},
+		{"# not run:", "", true},
+		{"# not run here", "", false},
+		{"./bin/agenthost status   # not run: a comment after a command", "", false},
+	}
+	for _, tt := range tests {
+		reason, ok := notRun(readmeBlock{lines: []readmeLine{{1, tt.first}, {2, "echo"}}})
+		if reason != tt.reason || ok != tt.ok {
+			t.Errorf("notRun(%q) = %q, %v; want %q, %v", tt.first, reason, ok, tt.reason, tt.ok)
+		}
+	}
+}
+
+// TestDocsCommands runs every sh block of the guides that is not marked
+// "# not run: …" against the docs' deployment (see the top of this file).
+func TestDocsCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three hosts and runs the guides' commands; run without -short to include it")
+	}
+	requireBinaries(t)
+	for _, tool := range []string{"bash", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the guides' commands need %s: install it (e.g. apt-get install %s)", tool, tool)
+		}
+	}
+	guides := loadGuides(t)
+	repo, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrA, addrB, addrC := freeLoopbackAddr(t), freeLoopbackAddr(t), freeLoopbackAddr(t)
+	startSideHost(t, repo, fmt.Sprintf("version: 1\ntrust_domain: c.example\nlisten:\n  address: %s\n", addrC), false)
+	startSideHost(t, repo, fmt.Sprintf("version: 1\ntrust_domain: b.example\nlisten:\n  address: %s\n  tls: {svid: true}\n", addrB), true)
+	work := readmeWorkDir(t, repo, addrA)
+	federateQuickstart(t, work, addrC)
+	startReadmeHost(t, work, addrA)
+	waitForBundle(t, work, "c.example")
+
+	rewrite := strings.NewReplacer(quickstartAddr, addrA, svidHostAddr, addrB).Replace
+	env := os.Environ()
+	ran := 0
+	for _, g := range guides {
+		t.Run(filepath.Base(g.file), func(t *testing.T) {
+			for _, b := range g.doc.blocks {
+				if b.info != "sh" {
+					continue
+				}
+				if reason, ok := notRun(b); ok {
+					t.Logf("%s:%d: block not run: %s", g.file, b.line, reason)
+					continue
+				}
+				cmds, err := b.commands()
+				if err != nil {
+					t.Fatalf("%s:%d: %v", g.file, b.line, err)
+				}
+				for _, c := range cmds {
+					if c.make != "" {
+						t.Logf("%s:%d: %s: not run (TestDocsCodeBlocks checks the Makefile's target)", g.file, c.line, c.text)
+						continue
+					}
+					ran++
+					out, value := runReadmeCommand(t, g.file, work, env, c, rewrite(c.text), rewrite)
+					if c.assign != "" {
+						if value == "" {
+							t.Errorf("%s:%d: %s\nsets %s to nothing; output:\n%s", g.file, c.line, c.text, c.assign, out)
+						}
+						env = append(env, c.assign+"="+value)
+					}
+				}
+			}
+		})
+	}
+	if ran == 0 {
+		t.Fatalf("no command of %s was run", docsGlob)
+	}
+}
+
+// startSideHost starts a host of the docs' deployment from config, in a
+// directory of its own, and waits until it serves: until it has written
+// its run information (it binds its listener before). Over plain HTTP it
+// waits for /readyz to answer 200 as well.
+func startSideHost(t *testing.T, repo, config string, tls bool) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(repo, "bin"), filepath.Join(dir, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "agenthost.yaml"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := regexp.MustCompile(`address: (\S+)`).FindStringSubmatch(config)[1]
+	startHost(t, dir, "agenthost.yaml", func() bool {
+		if _, err := os.Stat(filepath.Join(dir, ".agenthost", "host.json")); err != nil {
+			return false
+		}
+		if tls {
+			return true
+		}
+		out, err := exec.Command("curl", "-sf", "http://"+addr+"/readyz").Output()
+		return err == nil && strings.Contains(string(out), `"ready"`)
+	})
+}
+
+// federateQuickstart makes the quickstart config in work federate with the
+// host serving its bundle on addr, trust domain c.example, fetched over
+// plain HTTP on loopback.
+func federateQuickstart(t *testing.T, work, addr string) {
+	t.Helper()
+	path := filepath.Join(work, quickstartConfig)
+	cfg, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(cfg)
+	if !strings.Contains(s, "\nauth:\n") || strings.Contains(s, "\nfederation:") || strings.Contains(s, "allow_private_fetch") {
+		t.Fatalf("%s changed: the docs' test adds auth.allow_private_fetch and a federation section to it", quickstartConfig)
+	}
+	s = strings.Replace(s, "\nauth:\n", "\nauth:\n  allow_private_fetch: true\n", 1)
+	s += fmt.Sprintf("\nfederation:\n  trust_domains:\n    - name: c.example\n      bundle_endpoint: http://%s/spiffe/bundle\n", addr)
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitForBundle waits, up to 30s, until the host on work's data directory
+// has recorded that it accepted the bundle of trust domain td (its first
+// fetch runs once it has started).
+func waitForBundle(t *testing.T, work, td string) {
+	t.Helper()
+	want := fmt.Sprintf(`"resource":"spiffe://%s"`, td)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cmd := exec.CommandContext(ctx, "./bin/agenthost", "audit", "export")
+		cmd.Dir = work
+		out, err := cmd.Output()
+		cancel()
+		if err == nil {
+			for l := range strings.Lines(string(out)) {
+				if strings.Contains(l, want) && strings.Contains(l, `"decision":"allow"`) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the host did not accept the bundle of %s within 30s (%v); its audit log:\n%s", td, err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
