@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -41,7 +42,22 @@ type mcpCallTool struct {
 // Txn-Token the host obtains for it on the caller's access token.
 func (h *Host) audited(ct mcpCallTool) mcpserver.Tool {
 	t, run := ct.Tool, ct.Handler
-	t.Handler = func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (mcpserver.Result, error) {
+	t.Handler = func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (res mcpserver.Result, err error) {
+		// Observed like a mediated call (metrics, a span): allowed, or
+		// allowed with approval, then its outcome.
+		decision := mediator.DecisionAllow
+		if obs := h.mediatorObserver(); obs != nil {
+			began := h.now()
+			ctx = obs.CallStarted(ctx, ct.action)
+			defer func() {
+				if err != nil && errors.Is(err, errAuditUnavailable) {
+					decision = mediator.DecisionError
+				}
+				obs.CallEnded(ctx, mediator.CallEnd{Action: ct.action, Resource: ct.resource, Decision: decision, Err: err,
+					Caller:   mediator.Caller{Agent: "mcp:" + caller.Subject, Subject: caller.Subject, ClientID: caller.ClientID},
+					Duration: h.now().Sub(began)})
+			}()
+		}
 		at, _ := ctx.Value(callerTokenKey{}).(string)
 		call := mcpCall{caller: caller, action: ct.action, resource: ct.resource, policy: ct.policy, args: args,
 			txnToken: func(ctx context.Context, txn string) (string, error) {
@@ -58,6 +74,7 @@ func (h *Host) audited(ct mcpCallTool) mcpserver.Tool {
 				return *a.refusal, nil
 			}
 			call.policy += " + approval"
+			decision = mediator.DecisionApprovalRequired
 			call.approvalID, call.approver = a.granted.ID, a.granted.Approver
 		}
 		return auditedCall(ctx, h.audit, h.now, h.log, call, func(ctx context.Context) (mcpserver.Result, error) {
@@ -123,7 +140,7 @@ func auditedCall(ctx context.Context, a mediator.Auditor, now func() time.Time, 
 	outcome, err := mediator.RecordAllowed(ctx, a, now, base, c.args)
 	if err != nil {
 		log.ErrorContext(ctx, "audit of an MCP tool call's decision failed; call refused", "tool", c.resource, "err", err)
-		return mcpserver.Result{}, fmt.Errorf("host: audit unavailable, %s refused: %w", c.resource, err)
+		return mcpserver.Result{}, fmt.Errorf("%w, %s refused: %w", errAuditUnavailable, c.resource, err)
 	}
 	res, callErr := run(ctx)
 	if err := outcome(callErr); err != nil {
@@ -131,6 +148,10 @@ func auditedCall(ctx context.Context, a mediator.Auditor, now func() time.Time, 
 	}
 	return res, callErr
 }
+
+// errAuditUnavailable: the audit log did not take a call's record, so the
+// call was refused.
+var errAuditUnavailable = errors.New("host: audit unavailable")
 
 // newID returns a fresh identifier: prefix and 12 random bytes in hex. It
 // names each task ("task-…") and each MCP tools/call's transaction
@@ -147,6 +168,11 @@ func newID(prefix string) (string, error) {
 // never ran. (Calls refused for their token or scope never reach the MCP
 // layer; auditDenied records those.)
 func (h *Host) auditRefused(ctx context.Context, caller *resource.Caller, tool string, err error) {
+	if obs := h.mediatorObserver(); obs != nil {
+		obs.CallEnded(obs.CallStarted(ctx, actionMCPToolCall), mediator.CallEnd{Action: actionMCPToolCall, Resource: tool,
+			Decision: mediator.DecisionDeny, Err: err,
+			Caller: mediator.Caller{Agent: "mcp:" + caller.Subject, Subject: caller.Subject, ClientID: caller.ClientID}})
+	}
 	if aerr := h.audit.Record(ctx, mediator.Record{
 		Time: h.now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Subject: caller.Subject,
 		TokenJTI: caller.TokenID, Action: actionMCPToolCall, Resource: tool, Decision: "deny",

@@ -96,6 +96,11 @@ func TestTelemetryQuickstart(t *testing.T) {
 			t.Fatalf("run %s %q = %q %q %v", s.agent, s.input, final, failure, err)
 		}
 	}
+	// A hosted MCP server's tools/call is observed like a mediated call.
+	session := sdkSession(t, ctx, h.Issuer()+"/mcp/notes", "alice", "alice-demo-password", []string{"notes:read"})
+	if _, err := callMCP(ctx, session, "search", map[string]any{"query": "anything"}); err != nil {
+		t.Fatalf("notes/search over MCP: %v", err)
+	}
 	after := scrape(t, h)
 
 	grew := []struct {
@@ -107,6 +112,7 @@ func TestTelemetryQuickstart(t *testing.T) {
 		{"model calls allowed", telemetry.MetricMediatorDecisions, []string{`action="llm.complete"`, `outcome="allow"`}, 3},
 		{"tool calls allowed", telemetry.MetricMediatorDecisions, []string{`action="tool.call"`, `outcome="allow"`}, 2},
 		{"delegations allowed", telemetry.MetricMediatorDecisions, []string{`action="agent.call"`, `outcome="allow"`}, 1},
+		{"hosted MCP tool calls allowed", telemetry.MetricMediatorDecisions, []string{`action="mcp.tools.call"`, `outcome="allow"`}, 1},
 		{"tokens issued", telemetry.MetricTokenRequests, []string{`result="issued"`}, 1},
 		{"token cache misses", telemetry.MetricTokenCacheMisses, nil, 1},
 		{"mediated call durations", telemetry.MetricMediatorCallDuration + "_count", nil, 6},
