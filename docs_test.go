@@ -1,8 +1,10 @@
 package agenthost_test
 
 // These tests keep the guides in docs/ true the way readme_test.go keeps
-// README.md: their shell commands are run as written against real hosts.
-// (TestDocsConfig checks their configuration files.)
+// README.md: their shell commands are run as written against real hosts,
+// with the README's harness, and their tables must not be broken.
+// (TestDocsConfig checks their configuration files.) TestDocsLinks checks
+// every relative link of README.md and the guides.
 //
 // How a guide (docs/*.md) marks its code blocks:
 //
@@ -10,7 +12,12 @@ package agenthost_test
 //     README's convention for commands: one command a line (a line ending
 //     in \ continues), promised output in "#   " lines under it, "(exit N)"
 //     in its comment, NAME=… lines setting a variable for the lines after.
-//     Each guide's blocks run in order, in a subtest of their own.
+//     Each guide's blocks run in order, in a subtest and a shell session of
+//     their own (a variable one guide sets is not set in the next), the
+//     guides in the order of their file names, against the same hosts. So
+//     a guide relies on nothing another guide did (its commands hold on a
+//     quickstart host just started) and leaves host A as it found it (an
+//     agent it quarantines, it releases).
 //   - A sh block whose first line is "# not run: REASON" is not run. REASON
 //     says what its commands need that this test cannot give (a SPIRE
 //     server, machines behind a load balancer); it must not be empty, and
@@ -44,9 +51,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 const (
@@ -197,37 +206,16 @@ func TestDocsCommands(t *testing.T) {
 	waitForBundle(t, work, "c.example")
 
 	rewrite := strings.NewReplacer(quickstartAddr, addrA, svidHostAddr, addrB).Replace
-	env := os.Environ()
 	ran := 0
 	for _, g := range guides {
 		t.Run(filepath.Base(g.file), func(t *testing.T) {
+			sh := newShellSession(work, rewrite)
 			for _, b := range g.doc.blocks {
-				if b.info != "sh" {
-					continue
-				}
-				if reason, ok := notRun(b); ok {
-					t.Logf("%s:%d: block not run: %s", g.file, b.line, reason)
-					continue
-				}
-				cmds, err := b.commands()
-				if err != nil {
-					t.Fatalf("%s:%d: %v", g.file, b.line, err)
-				}
-				for _, c := range cmds {
-					if c.make != "" {
-						t.Logf("%s:%d: %s: not run (TestDocsCodeBlocks checks the Makefile's target)", g.file, c.line, c.text)
-						continue
-					}
-					ran++
-					out, value := runReadmeCommand(t, g.file, work, env, c, rewrite(c.text), rewrite)
-					if c.assign != "" {
-						if value == "" {
-							t.Errorf("%s:%d: %s\nsets %s to nothing; output:\n%s", g.file, c.line, c.text, c.assign, out)
-						}
-						env = append(env, c.assign+"="+value)
-					}
+				if b.info == "sh" {
+					sh.runBlock(t, g.file, b)
 				}
 			}
+			ran += sh.ran
 		})
 	}
 	if ran == 0 {
@@ -306,5 +294,206 @@ func waitForBundle(t *testing.T, work, td string) {
 			t.Fatalf("the host did not accept the bundle of %s within 30s (%v); its audit log:\n%s", td, err, out)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestDocsTables fails on a table of a guide broken by a blank line, as
+// TestREADMETables does for the README.
+func TestDocsTables(t *testing.T) {
+	for _, g := range loadGuides(t) {
+		checkTables(t, g.file, g.doc)
+	}
+}
+
+var (
+	// mdLink is an inline link or image, [text](target) or
+	// ![alt](target "title"); the text may span lines.
+	mdLink = regexp.MustCompile(`\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)`)
+	// mdRefDef is a link reference definition, [label]: target.
+	mdRefDef = regexp.MustCompile(`(?m)^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)`)
+	// htmlRef is a link or image written in HTML.
+	htmlRef = regexp.MustCompile(`(?i)<(?:a|img)\s[^>]*?(?:href|src)\s*=\s*"([^"]+)"`)
+	// urlScheme starts a link to elsewhere: https:, mailto:, …
+	urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*:`)
+	// codeSpanText is an inline code span, which holds no link.
+	codeSpanText = regexp.MustCompile("`[^`]*`")
+)
+
+// TestDocsLinks checks every relative link and image of README.md and the
+// guides: its file exists, within the repository, and a #fragment names a
+// heading of the Markdown file it points to. Links to other sites are not
+// fetched.
+func TestDocsLinks(t *testing.T) {
+	files, err := filepath.Glob(docsGlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append([]string{readmeFile}, files...)
+	anchors := map[string]map[string]bool{}
+	anchorsOf := func(file string) (map[string]bool, error) {
+		if a, ok := anchors[file]; ok {
+			return a, nil
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		doc, err := parseREADME(string(b))
+		if err != nil {
+			return nil, err
+		}
+		anchors[file] = headingAnchors(doc)
+		return anchors[file], nil
+	}
+	checked := 0
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := parseREADME(string(b))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, l := range docLinks(doc) {
+			if urlScheme.MatchString(l.target) || strings.HasPrefix(l.target, "//") {
+				continue
+			}
+			checked++
+			path, fragment, _ := strings.Cut(l.target, "#")
+			target := file
+			if path != "" {
+				target = filepath.Join(filepath.Dir(file), filepath.FromSlash(path))
+				if rel := filepath.ToSlash(filepath.Clean(target)); rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(path) {
+					t.Errorf("%s:%d: link %q leaves the repository", file, l.line, l.target)
+					continue
+				}
+				if _, err := os.Stat(target); err != nil {
+					t.Errorf("%s:%d: link %q: no such file (%s)", file, l.line, l.target, filepath.ToSlash(target))
+					continue
+				}
+			}
+			if fragment == "" || !strings.HasSuffix(target, ".md") {
+				continue
+			}
+			a, err := anchorsOf(target)
+			if err != nil {
+				t.Errorf("%s:%d: link %q: %v", file, l.line, l.target, err)
+				continue
+			}
+			if !a[fragment] {
+				t.Errorf("%s:%d: link %q: %s has no heading whose anchor is #%s", file, l.line, l.target, filepath.ToSlash(target), fragment)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no relative link found in README.md and the guides")
+	}
+	t.Logf("checked %d relative links", checked)
+}
+
+// docLink is a link target and the line of the document it is written on.
+type docLink struct {
+	line   int
+	target string
+}
+
+// docLinks returns the link targets of doc outside its code blocks and code
+// spans.
+func docLinks(doc *readmeDoc) []docLink {
+	// The text outside code blocks, with the same line numbers: links
+	// may span lines.
+	lines := make([]string, len(doc.lines))
+	for i, l := range doc.lines {
+		if !doc.inBlock[i] {
+			lines[i] = l
+		}
+	}
+	text := strings.Join(lines, "\n")
+	text = codeSpanText.ReplaceAllStringFunc(text, func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r == '\n' {
+				return r
+			}
+			return ' '
+		}, s)
+	})
+	lineAt := func(offset int) int { return strings.Count(text[:offset], "\n") + 1 }
+	var out []docLink
+	for _, re := range []*regexp.Regexp{mdLink, mdRefDef, htmlRef} {
+		for _, m := range re.FindAllStringSubmatchIndex(text, -1) {
+			g := len(m)/2 - 1 // the target is the last group
+			out = append(out, docLink{lineAt(m[2*g]), text[m[2*g]:m[2*g+1]]})
+		}
+	}
+	return out
+}
+
+// headingAnchors returns the anchors GitHub gives the headings of doc:
+// the heading's text in lower case, without punctuation, spaces made
+// hyphens, and -1, -2, … after a repeated one.
+func headingAnchors(doc *readmeDoc) map[string]bool {
+	anchors := map[string]bool{}
+	seen := map[string]int{}
+	for i, l := range doc.lines {
+		if doc.inBlock[i] {
+			continue
+		}
+		hashes := len(l) - len(strings.TrimLeft(l, "#"))
+		if hashes == 0 || hashes > 6 || !strings.HasPrefix(l[hashes:], " ") {
+			continue
+		}
+		var b strings.Builder
+		for _, r := range strings.ToLower(strings.TrimSpace(l[hashes:])) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		slug := b.String()
+		if n := seen[slug]; n > 0 {
+			anchors[fmt.Sprintf("%s-%d", slug, n)] = true
+		} else {
+			anchors[slug] = true
+		}
+		seen[slug]++
+	}
+	return anchors
+}
+
+func TestHeadingAnchors(t *testing.T) {
+	doc, err := parseREADME("# Policy: Cedar and AuthZEN\n## What each side's audit shows\n## The ratio suite: `make bench`\n" +
+		"## Notes\n## Notes\n```sh\n# not a heading\n```\n#not a heading\n### token_exchange → ID-JAG\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := headingAnchors(doc)
+	for _, want := range []string{"policy-cedar-and-authzen", "what-each-sides-audit-shows", "the-ratio-suite-make-bench",
+		"notes", "notes-1", "token_exchange--id-jag"} {
+		if !got[want] {
+			t.Errorf("no anchor %q in %v", want, got)
+		}
+	}
+	if len(got) != 6 {
+		t.Errorf("anchors = %v, want 6", got)
+	}
+}
+
+func TestDocLinks(t *testing.T) {
+	doc, err := parseREADME("See [a](a.md) and ![an image\nover two lines](img/x.png \"title\").\n" +
+		"`[not](a link)` and\n```sh\n[not](either)\n```\n[ref]: ../README.md#quick-start\n<img src=\"y.png\">\n[web](https://example.org)\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range docLinks(doc) {
+		got = append(got, fmt.Sprintf("%d %s", l.line, l.target))
+	}
+	want := []string{"1 a.md", "2 img/x.png", "7 ../README.md#quick-start", "8 y.png", "9 https://example.org"}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("docLinks = %q, want %q", got, want)
 	}
 }

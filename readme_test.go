@@ -1,12 +1,15 @@
 package agenthost_test
 
 // These tests keep README.md true: its commands are run as written against a
-// real host, its Commands table is checked against the CLI's own help, and
-// its tables must not be broken.
+// real host, its Commands table is checked against the CLI's own help, its
+// Guides list links every guide of docs/, and its tables must not be broken.
+// (docs_test.go does the same for the guides, with the same harness, and
+// checks the links of the README and the guides.)
 //
 // How README.md marks its code blocks:
 //
-//   - A fenced block whose info string is exactly "sh" is run. Its blocks run
+//   - A fenced block whose info string is exactly "sh" is run, unless its
+//     first line is "# not run: REASON" (below). Its blocks run
 //     in README order, section by section, against one host the test starts
 //     the way `make run` does: `./bin/agenthost up --config
 //     examples/quickstart/agenthost.yaml` with ./.agenthost as the data
@@ -29,11 +32,15 @@ package agenthost_test
 //     command must exit 0.
 //   - `make TARGET` lines are not run (make test runs these tests, and the
 //     host they start is make run's); the Makefile must have the target.
-//   - Blocks that cannot run here (they need a browser, a model's API key,
-//     another machine or a config the quickstart does not have) are marked
-//     "sh example"; output is "text", configuration "yaml" or "json". A block
-//     with another info string, or none, fails TestREADMECodeBlocks, so every
-//     block is run or deliberately marked.
+//   - A sh block that cannot run here (it needs a browser, a model's API
+//     key, another machine or a config the quickstart does not have) starts
+//     with the line "# not run: REASON", REASON saying what it needs; the
+//     test logs it, and a marker without a reason fails
+//     TestREADMECodeBlocks. Its commands still write ./bin/agenthost. The
+//     guides in docs/ mark their blocks the same way.
+//   - Output is "text", configuration "yaml" or "json". A block with another
+//     info string, or none, fails TestREADMECodeBlocks, so every block is run
+//     or deliberately marked.
 //
 // The tests use the binaries make build leaves in bin/ and build nothing;
 // they need bash and curl.
@@ -75,13 +82,12 @@ const (
 )
 
 // blockKinds are the info strings a README code block may have, and
-// whether the test runs it.
+// whether the test runs it (a sh block unless it is marked "# not run").
 var blockKinds = map[string]bool{
-	"sh":         true,
-	"sh example": false,
-	"text":       false,
-	"yaml":       false,
-	"json":       false,
+	"sh":   true,
+	"text": false,
+	"yaml": false,
+	"json": false,
 }
 
 // readmeBlock is one fenced code block of the README.
@@ -372,18 +378,22 @@ func TestREADMECodeBlocks(t *testing.T) {
 	for _, b := range doc.blocks {
 		run, ok := blockKinds[b.info]
 		if !ok {
-			t.Errorf("%s:%d: code block with info string %q: use sh (run by this test), sh example (not run: say why in the text), text, yaml or json",
-				readmeFile, b.line, b.info)
+			t.Errorf("%s:%d: code block with info string %q: use sh (run by this test; its first line %q REASON when it cannot be), text, yaml or json",
+				readmeFile, b.line, b.info, notRunPrefix)
 			continue
 		}
-		if b.info == "sh example" {
+		if !run {
+			continue
+		}
+		if reason, ok := notRun(b); ok {
+			if reason == "" {
+				t.Errorf("%s:%d: %q without a reason: say what the commands need that the test cannot give", readmeFile, b.line, notRunPrefix)
+			}
 			for _, l := range b.lines {
 				if !strings.HasPrefix(strings.TrimSpace(l.text), "#") && bareAgenthost.MatchString(l.text) {
 					t.Errorf("%s:%d: %q: write ./bin/agenthost, as every command of the README does", readmeFile, l.n, l.text)
 				}
 			}
-		}
-		if !run {
 			continue
 		}
 		cmds, err := b.commands()
@@ -407,9 +417,15 @@ func TestREADMECodeBlocks(t *testing.T) {
 }
 
 // TestREADMETables fails on a Markdown table broken by a blank line: the
-// rows after it would render as text.
+// rows after it would render as text. (TestDocsTables checks the guides.)
 func TestREADMETables(t *testing.T) {
-	doc := loadREADME(t)
+	checkTables(t, readmeFile, loadREADME(t))
+}
+
+// checkTables reports every blank line of doc, read from file, that
+// breaks a table in two.
+func checkTables(t *testing.T, file string, doc *readmeDoc) {
+	t.Helper()
 	isRow := func(i int) bool {
 		return i >= 0 && i < len(doc.lines) && !doc.inBlock[i] && strings.HasPrefix(doc.lines[i], "|")
 	}
@@ -418,7 +434,40 @@ func TestREADMETables(t *testing.T) {
 	}
 	for i, l := range doc.lines {
 		if strings.TrimSpace(l) == "" && isRow(i-1) && isRow(i+1) && !isSeparator(i+2) {
-			t.Errorf("%s:%d: blank line inside a table (the rows after it are not part of it)", readmeFile, i+1)
+			t.Errorf("%s:%d: blank line inside a table (the rows after it are not part of it)", file, i+1)
+		}
+	}
+}
+
+// TestREADMEGuides checks that the README's Guides list links every guide
+// in docs/, so that none is left where no reader finds it.
+func TestREADMEGuides(t *testing.T) {
+	doc := loadREADME(t)
+	linked := map[string]bool{}
+	in := false
+	for i, l := range doc.lines {
+		if strings.HasPrefix(l, "## ") {
+			in = strings.TrimSpace(l[3:]) == "Guides"
+			continue
+		}
+		if !in || doc.inBlock[i] {
+			continue
+		}
+		for _, m := range mdLink.FindAllStringSubmatch(l, -1) {
+			target, _, _ := strings.Cut(m[2], "#")
+			linked[filepath.Clean(target)] = true
+		}
+	}
+	if len(linked) == 0 {
+		t.Fatalf("%s: no link under \"## Guides\"", readmeFile)
+	}
+	files, err := filepath.Glob(docsGlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !linked[f] {
+			t.Errorf("%s: the Guides list has no link to %s", readmeFile, f)
 		}
 	}
 }
@@ -689,9 +738,7 @@ func TestREADMECommands(t *testing.T) {
 	work := readmeWorkDir(t, repo, addr)
 	startReadmeHost(t, work, addr)
 
-	rewrite := func(s string) string { return strings.ReplaceAll(s, quickstartAddr, addr) }
-	env := os.Environ()
-	ran := 0
+	sh := newShellSession(work, func(s string) string { return strings.ReplaceAll(s, quickstartAddr, addr) })
 	var sections []string
 	bySection := map[string][]readmeBlock{}
 	for _, b := range doc.blocks {
@@ -706,29 +753,57 @@ func TestREADMECommands(t *testing.T) {
 	for _, section := range sections {
 		t.Run(section, func(t *testing.T) {
 			for _, b := range bySection[section] {
-				cmds, err := b.commands()
-				if err != nil {
-					t.Fatalf("%s:%d: %v", readmeFile, b.line, err)
-				}
-				for _, c := range cmds {
-					if c.make != "" {
-						t.Logf("%s:%d: %s: not run (TestREADMECodeBlocks checks the Makefile's target)", readmeFile, c.line, c.text)
-						continue
-					}
-					ran++
-					out, value := runReadmeCommand(t, readmeFile, work, env, c, rewrite(c.text), rewrite)
-					if c.assign != "" {
-						if value == "" {
-							t.Errorf("%s:%d: %s\nsets %s to nothing; output:\n%s", readmeFile, c.line, c.text, c.assign, out)
-						}
-						env = append(env, c.assign+"="+value)
-					}
-				}
+				sh.runBlock(t, readmeFile, b)
 			}
 		})
 	}
-	if ran == 0 {
+	if sh.ran == 0 {
 		t.Fatalf("%s: no command was run", readmeFile)
+	}
+}
+
+// shellSession runs the sh blocks of one document in order, as one shell
+// session would: each command in work, a variable a NAME=… line sets kept
+// for the commands after it, and the quickstart's addresses rewritten by
+// rewrite in the commands and in their promised output. TestREADMECommands
+// runs the README in one session, TestDocsCommands each guide in its own.
+type shellSession struct {
+	work    string
+	env     []string
+	rewrite func(string) string
+	ran     int // commands run
+}
+
+func newShellSession(work string, rewrite func(string) string) *shellSession {
+	return &shellSession{work: work, env: os.Environ(), rewrite: rewrite}
+}
+
+// runBlock runs the commands of b, a sh block of file. A block marked
+// "# not run: REASON" is logged with its reason and not run; a make line is
+// logged and not run (the code blocks' tests check its target).
+func (s *shellSession) runBlock(t *testing.T, file string, b readmeBlock) {
+	t.Helper()
+	if reason, ok := notRun(b); ok {
+		t.Logf("%s:%d: block not run: %s", file, b.line, reason)
+		return
+	}
+	cmds, err := b.commands()
+	if err != nil {
+		t.Fatalf("%s:%d: %v", file, b.line, err)
+	}
+	for _, c := range cmds {
+		if c.make != "" {
+			t.Logf("%s:%d: %s: not run (the code blocks' test checks the Makefile's target)", file, c.line, c.text)
+			continue
+		}
+		s.ran++
+		out, value := runReadmeCommand(t, file, s.work, s.env, c, s.rewrite(c.text), s.rewrite)
+		if c.assign != "" {
+			if value == "" {
+				t.Errorf("%s:%d: %s\nsets %s to nothing; output:\n%s", file, c.line, c.text, c.assign, out)
+			}
+			s.env = append(s.env, c.assign+"="+value)
+		}
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 // sign-in page, types the user name and password, clicks, reads the page
 // and clicks Approve or Deny.
 //
-// It also takes the screenshot of the approval page that README.md shows.
+// It also takes the screenshot of the approval page that docs/approvals.md shows.
 // With -update-screenshot, or AGENTHOST_UPDATE_SCREENSHOT=1, it writes it
 // to docs/approval-page.png:
 //

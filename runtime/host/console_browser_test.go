@@ -25,7 +25,7 @@ import (
 
 // The console's browser test drives Chromium through the console of a
 // quickstart host the way its operator and a user do, and takes the
-// screenshots README.md shows: each page is saved in the test's temporary
+// screenshots docs/console.md shows: each page is saved in the test's temporary
 // directory, and with -update-screenshot (or AGENTHOST_UPDATE_SCREENSHOT=1)
 // also as docs/console-<page>.png:
 //

@@ -405,7 +405,7 @@ func (d *doctor) checkSandbox() checkResult {
 	switch {
 	case err != nil && len(strict) > 0:
 		r.Status, r.Message = checkFail, fmt.Sprintf("%s needs sandbox level strict, which this machine cannot give: %v", strict[0], err)
-		r.Hint = "see the README's Plugin sandbox; to run a plugin uncontained for debugging, set its sandbox level to none and start with --unsafe-no-sandbox"
+		r.Hint = "see docs/agents.md, Plugin sandbox; to run a plugin uncontained for debugging, set its sandbox level to none and start with --unsafe-no-sandbox"
 	case err != nil:
 		r.Status, r.Message = checkWarn, fmt.Sprintf("not available here (no plugin needs it now): %v", err)
 		r.Hint = "a plugin added later with sandbox level strict will not start"
