@@ -190,22 +190,9 @@ func (s *Server) verifySubjectToken(ctx context.Context, req *tokenRequest, toke
 		}
 		return p, nil
 	case oauth.TokenTypeIDToken:
-		t, err := jose.Verify(ctx, token, jose.VerifyOptions{
-			Types:           []jose.Typ{jose.TypJWT},
-			AllowMissingTyp: true,
-			Algorithms:      []jose.Alg{jose.ES256},
-			Keys:            s.keys.publicKey,
-			RequireKID:      true,
-			Issuer:          s.issuer,
-			Audience:        req.client.ID,
-			RequireSubject:  true,
-			Now:             s.now,
-		})
+		t, err := s.verifyOwnIDToken(ctx, token, req.client.ID)
 		if err != nil {
-			return nil, oauth.Errorf(oauth.CodeInvalidRequest, "subject_token is not a valid ID token: %s", joseReason(err))
-		}
-		if _, isAT := t.Claims["client_id"]; isAT {
-			return nil, oauth.Errorf(oauth.CodeInvalidRequest, "subject_token is not an ID token")
+			return nil, err
 		}
 		p := &party{Subject: t.Subject, Issuer: t.Issuer, Audience: t.Audience}
 		if at, ok := t.Claims["auth_time"].(float64); ok {
@@ -330,4 +317,28 @@ func exchangeTokens(f oauth.Form) (subjectToken, subjectType, actorToken, actorT
 		return "", "", "", "", oauth.Errorf(oauth.CodeInvalidRequest, "actor_token and actor_token_type go together")
 	}
 	return subjectToken, subjectType, actorToken, actorType, nil
+}
+
+// verifyOwnIDToken checks a subject_token of type ID token: an ID token
+// this server issued to clientID (signature, iss, aud, exp, sub), and not
+// an access token in its place.
+func (s *Server) verifyOwnIDToken(ctx context.Context, token, clientID string) (*jose.Token, error) {
+	t, err := jose.Verify(ctx, token, jose.VerifyOptions{
+		Types:           []jose.Typ{jose.TypJWT},
+		AllowMissingTyp: true,
+		Algorithms:      []jose.Alg{jose.ES256},
+		Keys:            s.keys.publicKey,
+		RequireKID:      true,
+		Issuer:          s.issuer,
+		Audience:        clientID,
+		RequireSubject:  true,
+		Now:             s.now,
+	})
+	if err != nil {
+		return nil, oauth.Errorf(oauth.CodeInvalidRequest, "subject_token is not a valid ID token of this server for this client: %s", joseReason(err))
+	}
+	if _, isAT := t.Claims["client_id"]; isAT {
+		return nil, oauth.Errorf(oauth.CodeInvalidRequest, "subject_token is not an ID token")
+	}
+	return t, nil
 }

@@ -276,22 +276,9 @@ func (s *Server) idjagSubject(ctx context.Context, req *tokenRequest, token, typ
 		u, _ := s.cfg.Users.Lookup(c.Subject)
 		return p, u.Email, nil
 	case oauth.TokenTypeIDToken:
-		t, err := jose.Verify(ctx, token, jose.VerifyOptions{
-			Types:           []jose.Typ{jose.TypJWT},
-			AllowMissingTyp: true,
-			Algorithms:      []jose.Alg{jose.ES256},
-			Keys:            s.keys.publicKey,
-			RequireKID:      true,
-			Issuer:          s.issuer,
-			Audience:        req.client.ID,
-			RequireSubject:  true,
-			Now:             s.now,
-		})
+		t, err := s.verifyOwnIDToken(ctx, token, req.client.ID)
 		if err != nil {
-			return nil, "", oauth.Errorf(oauth.CodeInvalidRequest, "subject_token is not a valid ID token of this server for this client: %s", joseReason(err))
-		}
-		if _, isAT := t.Claims["client_id"]; isAT {
-			return nil, "", oauth.Errorf(oauth.CodeInvalidRequest, "subject_token is not an ID token")
+			return nil, "", err
 		}
 		if revoked, err := s.SubjectRevoked(ctx, t.Subject, t.IssuedAt); err != nil {
 			return nil, "", err
