@@ -26,7 +26,7 @@ package agenthost_test
 //     string, or none, fails TestDocsCodeBlocks.
 //   - A command that is run calls ./bin/agenthost, as in the README.
 //
-// The commands run against the docs' deployment, three hosts started from
+// The commands run against the docs' deployment, four hosts started from
 // the binaries make build leaves in bin/:
 //
 //   - host A, the quickstart host as the README's test starts it, at the
@@ -38,15 +38,29 @@ package agenthost_test
 //   - host B, trust domain b.example, no agents, serving its X.509-SVID
 //     (listen.tls.svid) at the address the guides write 127.0.0.1:8443:
 //     the other domain's host a guide fetches a bundle from over SVID TLS;
-//   - host C, trust domain c.example, no agents, plain HTTP on loopback.
+//   - host C, trust domain c.example, no agents, plain HTTP on loopback;
+//   - host D, a quickstart host as A is (not federated) whose audit log
+//     keeps its checkpoints in a directory (audit.checkpoint_dir, one a
+//     second at most): the commands of audit.md run against it, in its own
+//     working directory, with the directory that guide writes
+//     (/mnt/audit-kept/agenthost) rewritten to D's.
 //
 // The addresses are free ports, rewritten in the commands and in their
 // promised output. The commands start once A is ready and has accepted C's
-// bundle.
+// bundle, and D has kept a checkpoint.
+//
+// The commands of a guide run with a configuration directory of their own
+// ($XDG_CONFIG_HOME), where agenthost login keeps a sign-in. Those of
+// approvals.md have a browser played for the quickstart's demo user alice:
+// agenthost login opens testdata/docsbrowser ($BROWSER), which signs in as
+// alice and allows; and every approval request waiting for alice (agenthost
+// approvals --for alice) is approved on its page, signed in as alice.
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +70,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/agenthost/agenthost/consent/consenttest"
 )
 
 const (
@@ -198,18 +214,35 @@ func TestDocsCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	addrA, addrB, addrC := freeLoopbackAddr(t), freeLoopbackAddr(t), freeLoopbackAddr(t)
+	browser := buildDocsBrowser(t)
 	startSideHost(t, repo, fmt.Sprintf("version: 1\ntrust_domain: c.example\nlisten:\n  address: %s\n", addrC), false)
 	startSideHost(t, repo, fmt.Sprintf("version: 1\ntrust_domain: b.example\nlisten:\n  address: %s\n  tls: {svid: true}\n", addrB), true)
 	work := readmeWorkDir(t, repo, addrA)
 	federateQuickstart(t, work, addrC)
 	startReadmeHost(t, work, addrA)
 	waitForBundle(t, work, "c.example")
+	addrD := freeLoopbackAddr(t)
+	workD := readmeWorkDir(t, repo, addrD)
+	keptD := t.TempDir()
+	keepCheckpoints(t, workD, keptD)
+	startReadmeHost(t, workD, addrD)
+	waitForCheckpoint(t, keptD)
 
 	rewrite := strings.NewReplacer(quickstartAddr, addrA, svidHostAddr, addrB).Replace
 	ran := 0
 	for _, g := range guides {
 		t.Run(filepath.Base(g.file), func(t *testing.T) {
 			sh := newShellSession(work, rewrite)
+			// A sign-in is kept under the configuration directory:
+			// each guide starts with none, and the user's stays untouched.
+			sh.env = append(sh.env, "XDG_CONFIG_HOME="+t.TempDir())
+			switch filepath.Base(g.file) {
+			case checkpointGuide:
+				sh.work = workD
+				sh.rewrite = strings.NewReplacer(quickstartAddr, addrD, svidHostAddr, addrB, guideCheckpointDir, keptD).Replace
+			case approvalsGuide:
+				playAlicesBrowser(t, sh, browser)
+			}
 			for _, b := range g.doc.blocks {
 				if b.info == "sh" {
 					sh.runBlock(t, g.file, b)
@@ -295,6 +328,132 @@ func waitForBundle(t *testing.T, work, td string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+const (
+	// checkpointGuide is the guide whose commands run against host D,
+	// which keeps its checkpoints in a directory (audit.checkpoint_dir);
+	// guideCheckpointDir is that directory as the guide writes it.
+	checkpointGuide    = "audit.md"
+	guideCheckpointDir = "/mnt/audit-kept/agenthost"
+	// approvalsGuide is the guide whose commands need a browser in which
+	// the quickstart's demo user signs in and approves.
+	approvalsGuide = "approvals.md"
+	demoUser       = "alice"
+	demoPassword   = "alice-demo-password"
+)
+
+// keepCheckpoints makes the quickstart config in work keep the audit log's
+// checkpoints in dir (audit.checkpoint_dir), one a second at most.
+func keepCheckpoints(t *testing.T, work, dir string) {
+	t.Helper()
+	path := filepath.Join(work, quickstartConfig)
+	cfg, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(cfg)
+	if strings.Contains(s, "\naudit:") {
+		t.Fatalf("%s changed: the docs' test adds an audit section to it", quickstartConfig)
+	}
+	s += fmt.Sprintf("\naudit:\n  checkpoint_dir: %s\n  checkpoint_interval: 1s\n", dir)
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitForCheckpoint waits, up to 30s, until dir holds a checkpoint.
+func waitForCheckpoint(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m, _ := filepath.Glob(filepath.Join(dir, "*.checkpoint")); len(m) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the host kept no checkpoint in its audit.checkpoint_dir within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// buildDocsBrowser builds testdata/docsbrowser, the browser agenthost
+// login opens ($BROWSER) in the guides' commands, and returns its path.
+func buildDocsBrowser(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "docsbrowser")
+	out, err := exec.Command("go", "build", "-o", bin, "./testdata/docsbrowser").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./testdata/docsbrowser: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// playAlicesBrowser plays, for the rest of the guide t runs, the browser of
+// the quickstart's demo user: agenthost login opens browser, which signs in
+// as alice and allows; and whatever approval request waits for alice's
+// decision (agenthost approvals --for alice) is approved on its page, as
+// alice, once. What goes wrong fails t at its end.
+func playAlicesBrowser(t *testing.T, sh *shellSession, browser string) {
+	t.Helper()
+	browserLog := filepath.Join(t.TempDir(), "browser.log")
+	sh.env = append(sh.env, "BROWSER="+browser, "DOCS_BROWSER_USER="+demoUser,
+		"DOCS_BROWSER_PASSWORD="+demoPassword, "DOCS_BROWSER_LOG="+browserLog)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan []error)
+	go func() {
+		var errs []error
+		defer func() { done <- errs }()
+		seen := map[string]bool{}
+		for {
+			cmd := exec.CommandContext(ctx, "./bin/agenthost", "approvals", "--for", demoUser, "-o", "json")
+			cmd.Dir = sh.work
+			out, err := cmd.Output()
+			if ctx.Err() != nil {
+				return
+			}
+			var list struct {
+				Approvals []struct{ ID, URL string }
+			}
+			if err == nil {
+				err = json.Unmarshal(out, &list)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("agenthost approvals --for %s -o json: %v: %s", demoUser, err, out))
+				return
+			}
+			for _, a := range list.Approvals {
+				if seen[a.ID] {
+					continue
+				}
+				seen[a.ID] = true
+				p, err := consenttest.NewBrowser(demoUser, demoPassword).Approve(ctx, a.URL)
+				switch {
+				case err != nil:
+					errs = append(errs, fmt.Errorf("approving %s as %s: %v", a.URL, demoUser, err))
+				case p.Status != http.StatusOK:
+					errs = append(errs, fmt.Errorf("approving %s as %s: status %d: %.300s", a.URL, demoUser, p.Status, p.Body))
+				default:
+					t.Logf("approved %s as %s", a.URL, demoUser)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		for _, err := range <-done {
+			t.Error(err)
+		}
+		if b, err := os.ReadFile(browserLog); err == nil {
+			t.Errorf("the browser agenthost login opened failed:\n%s", b)
+		}
+	})
 }
 
 // TestDocsTables fails on a table of a guide broken by a blank line, as
