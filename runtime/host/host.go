@@ -24,6 +24,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/plugins/sandbox"
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/console"
 	"github.com/agenthost/agenthost/runtime/fanout"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
@@ -478,6 +479,12 @@ func (h *Host) banner(info RunInfo) {
 	fmt.Fprintf(w, "  OAuth AS       %s%s\n", info.Issuer, authserver.PathOAuthMetadata)
 	if md.AuthorizationEndpoint != "" {
 		fmt.Fprintf(w, "  sign in        %s (users: %d)\n", md.AuthorizationEndpoint, len(h.cfg.Auth.Users))
+	}
+	if h.consoleOn() {
+		fmt.Fprintf(w, "  console        %s%s\n", info.Issuer, console.Path)
+	}
+	if h.cfg.MetricsServed() {
+		fmt.Fprintf(w, "  metrics        %s%s\n", info.Issuer, PathMetrics)
 	}
 	fmt.Fprintf(w, "  admin API      unix://%s\n", filepath.Join(h.dataDir, localapi.SocketName))
 	for _, s := range h.mcp {
