@@ -40,6 +40,9 @@ func (h *Host) newTelemetry(ctx context.Context) error {
 	for _, a := range h.cfg.Agents {
 		cfg.Agents = append(cfg.Agents, a.Name)
 	}
+	for _, p := range h.cfg.MCP.Plugins {
+		cfg.ToolPlugins = append(cfg.ToolPlugins, p.Name)
+	}
 	if o := tc.OTLP; o != nil {
 		cfg.OTLP = &telemetry.OTLPConfig{Endpoint: o.Endpoint, Insecure: o.Insecure}
 		if o.HeadersEnv != "" {

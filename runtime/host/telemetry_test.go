@@ -11,8 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/telemetry"
@@ -215,5 +218,46 @@ func TestTelemetryTracesExported(t *testing.T) {
 		if !bytes.Contains(body.Bytes(), []byte(want)) {
 			t.Errorf("the exported spans lack %q", want)
 		}
+	}
+}
+
+// TestTelemetryToolPluginRestart: a tool plugin whose process is killed
+// is started again on the next call, and counted once.
+func TestTelemetryToolPluginRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h := runHost(t, toolPluginConfig(t), filepath.Join(t.TempDir(), "data"))
+	session := sdkSession(t, ctx, h.Issuer()+"/mcp/kit", "alice", "alice-test-password", []string{"kit:read"})
+	defer session.Close()
+	call := func() {
+		t.Helper()
+		res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{"echo": "hi"}})
+		if err != nil || res.IsError {
+			t.Fatalf("tools/call: %v %+v", err, res)
+		}
+	}
+	series := telemetry.MetricToolPluginRestarts + `{plugin="kit"}`
+	call()
+	if got := scrape(t, h)[series]; got != 0 {
+		t.Fatalf("%s = %v before any restart", series, got)
+	}
+	tp := h.tools["kit/whoami"].(pluginTool).plugin
+	pid := tp.pid()
+	if pid <= 0 {
+		t.Fatal("the tool plugin has no process")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for tp.pid() == pid {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the killed plugin was not seen to exit")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	call()
+	if got := scrape(t, h)[series]; got != 1 {
+		t.Errorf("%s = %v after one restart, want 1", series, got)
 	}
 }

@@ -32,6 +32,8 @@ type toolPlugin struct {
 	log *slog.Logger
 	// onStart is called after every start of the plugin process.
 	onStart func(pid int, prot sandbox.Protections)
+	// onRestart is called when the process starts again after an exit.
+	onRestart func()
 
 	mu sync.Mutex
 	p  *plugins.ToolPlugin
@@ -55,7 +57,8 @@ func (tp *toolPlugin) get(ctx context.Context) (*plugins.ToolPlugin, error) {
 	if tp.p != nil && !tp.p.Exited() {
 		return tp.p, nil
 	}
-	if tp.p != nil {
+	restart := tp.p != nil
+	if restart {
 		tp.log.Warn("tool plugin exited; starting it again")
 	}
 	ctx, cancel := context.WithTimeout(ctx, toolPluginStart)
@@ -68,6 +71,9 @@ func (tp *toolPlugin) get(ctx context.Context) (*plugins.ToolPlugin, error) {
 	tp.cur.Store(p)
 	if tp.onStart != nil {
 		tp.onStart(p.PID(), p.Sandbox())
+	}
+	if restart && tp.onRestart != nil {
+		tp.onRestart()
 	}
 	return p, nil
 }
@@ -134,8 +140,9 @@ func (h *Host) addPlugin(ctx context.Context, pc config.MCPPluginConfig, tools m
 	tp := &toolPlugin{
 		cfg: plugins.Config{Name: pc.Name, Path: path, SHA256: digest, Env: env, Logger: log,
 			Sandbox: sandboxPolicy(sc), Owner: h.sandboxOwner, TxnKeys: h.txnKeys},
-		log:     log.With("plugin", pc.Name),
-		onStart: func(pid int, prot sandbox.Protections) { h.recordPluginStart("tool plugin", pc.Name, path, pid, prot) },
+		log:       log.With("plugin", pc.Name),
+		onStart:   func(pid int, prot sandbox.Protections) { h.recordPluginStart("tool plugin", pc.Name, path, pid, prot) },
+		onRestart: func() { h.telemetry.ToolPluginRestarted(pc.Name) },
 	}
 	p, err := tp.get(ctx)
 	if err != nil {

@@ -18,6 +18,7 @@ const (
 	MetricTokenCacheMisses     = "agenthost_token_cache_misses_total"
 	MetricTokenRequests        = "agenthost_authserver_token_requests_total"
 	MetricPluginRestarts       = "agenthost_plugin_restarts_total"
+	MetricToolPluginRestarts   = "agenthost_tool_plugin_restarts_total"
 	MetricApprovalWait         = "agenthost_approval_wait_seconds"
 	MetricAuditAppend          = "agenthost_audit_append_duration_seconds"
 )
@@ -29,6 +30,7 @@ const (
 	labelGrantType = "grant_type"
 	labelResult    = "result"
 	labelAgent     = "agent"
+	labelPlugin    = "plugin"
 )
 
 // actions are the mediator's actions, decisions its decisions and
@@ -65,6 +67,7 @@ type metrics struct {
 	cacheMisses  prometheus.Counter
 	tokens       *prometheus.CounterVec
 	restarts     *prometheus.CounterVec
+	toolRestarts *prometheus.CounterVec
 	approvalWait *prometheus.HistogramVec
 	auditAppend  prometheus.Histogram
 
@@ -99,7 +102,7 @@ func (m *metrics) policyOf(action string) prometheus.Observer {
 	return m.policy.WithLabelValues(action)
 }
 
-func newMetrics(agents []string) *metrics {
+func newMetrics(agents, toolPlugins []string) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricMediatorDecisions,
@@ -119,6 +122,8 @@ func newMetrics(agents []string) *metrics {
 			[]string{labelGrantType, labelResult}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricPluginRestarts,
 			Help: "Restarts of agent plugins, by agent."}, []string{labelAgent}),
+		toolRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricToolPluginRestarts,
+			Help: "Restarts of tool plugins (started again on the call after an exit), by plugin."}, []string{labelPlugin}),
 		approvalWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricApprovalWait,
 			Help:    "Time an approval request waited for the user's decision, in seconds, by outcome.",
 			Buckets: approvalBuckets}, []string{labelOutcome}),
@@ -129,7 +134,7 @@ func newMetrics(agents []string) *metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.decisions, m.callDuration, m.policy, m.cacheHits, m.cacheMisses, m.tokens, m.restarts,
+		m.decisions, m.callDuration, m.policy, m.cacheHits, m.cacheMisses, m.tokens, m.restarts, m.toolRestarts,
 		m.approvalWait, m.auditAppend,
 	)
 	m.decided = map[[2]string]prometheus.Counter{}
@@ -147,6 +152,9 @@ func newMetrics(agents []string) *metrics {
 	}
 	for _, a := range agents {
 		m.restarts.WithLabelValues(a)
+	}
+	for _, p := range toolPlugins {
+		m.toolRestarts.WithLabelValues(p)
 	}
 	for _, o := range approvalOutcomes {
 		m.approvalWait.WithLabelValues(o)

@@ -23,6 +23,9 @@ type Config struct {
 	// Agents are the configured agents: their restart counters exist
 	// (at zero) from the start.
 	Agents []string
+	// ToolPlugins are the configured tool plugins: their restart
+	// counters exist (at zero) from the start.
+	ToolPlugins []string
 	// OTLP, when set, exports every mediated call's span to a collector.
 	// Nil records no spans, and nothing leaves the host.
 	OTLP *OTLPConfig
@@ -52,7 +55,7 @@ var _ mediator.Observer = (*Telemetry)(nil)
 // New builds the metrics registry and, with cfg.OTLP, the tracer provider
 // and its exporter (which connects on the first export, not here).
 func New(ctx context.Context, cfg Config) (*Telemetry, error) {
-	t := &Telemetry{log: cfg.Logger, m: newMetrics(cfg.Agents)}
+	t := &Telemetry{log: cfg.Logger, m: newMetrics(cfg.Agents, cfg.ToolPlugins)}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
@@ -185,6 +188,14 @@ func (t *Telemetry) PluginRestarted(agent string) {
 		return
 	}
 	t.m.restarts.WithLabelValues(agent).Inc()
+}
+
+// ToolPluginRestarted counts a tool plugin started again after it exited.
+func (t *Telemetry) ToolPluginRestarted(plugin string) {
+	if t == nil {
+		return
+	}
+	t.m.toolRestarts.WithLabelValues(plugin).Inc()
 }
 
 // ApprovalDecided is the hook of the approval requests (consent's

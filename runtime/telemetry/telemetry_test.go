@@ -103,6 +103,8 @@ func TestHooksMoveMetrics(t *testing.T) {
 			map[string]string{"grant_type": oauth.GrantClientCredentials, "result": "issued"}},
 		{"plugin restart", func(tel *Telemetry) { tel.PluginRestarted("research") }, MetricPluginRestarts,
 			map[string]string{"agent": "research"}, map[string]string{"agent": "payments"}},
+		{"tool plugin restart", func(tel *Telemetry) { tel.ToolPluginRestarted("textkit") }, MetricToolPluginRestarts,
+			map[string]string{"plugin": "textkit"}, map[string]string{"plugin": "other"}},
 		{"approval wait", func(tel *Telemetry) { tel.ApprovalDecided(ctx, consent.OutcomeDenied, 42*time.Second) },
 			MetricApprovalWait, map[string]string{"outcome": "denied"}, map[string]string{"outcome": "approved"}},
 		{"audit append", func(tel *Telemetry) { tel.AuditAppended(300 * time.Microsecond) }, MetricAuditAppend,
@@ -110,7 +112,7 @@ func TestHooksMoveMetrics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tel := newTest(t, Config{Agents: []string{"research", "payments"}})
+			tel := newTest(t, Config{Agents: []string{"research", "payments"}, ToolPlugins: []string{"textkit", "other"}})
 			before := max(sample(t, tel, tt.metric, tt.labels), 0)
 			var otherBefore float64
 			if tt.other != nil {
