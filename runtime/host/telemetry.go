@@ -36,7 +36,7 @@ func (h *Host) newTelemetry(ctx context.Context) error {
 	if !tc.MetricsEnabled() && tc.OTLP == nil {
 		return nil
 	}
-	cfg := telemetry.Config{Version: h.opts.Version, Logger: h.log.With("component", "telemetry")}
+	cfg := telemetry.Config{Version: h.opts.Version, Now: h.now, Logger: h.log.With("component", "telemetry")}
 	for _, a := range h.cfg.Agents {
 		cfg.Agents = append(cfg.Agents, a.Name)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/telemetry"
 )
@@ -202,6 +204,28 @@ func TestTelemetryTracesExported(t *testing.T) {
 		!strings.HasPrefix(final, "The clock/now tool returned: ") {
 		t.Fatalf("task: %q %q %v", final, failure, err)
 	}
+	// A delegation: the assistant's call and the payments task it starts
+	// share a transaction, so their spans share one trace.
+	if final, failure, err := taskAnswer(ctx, h, "assistant", "what is the balance of account: bob"); err != nil || failure != "" ||
+		!strings.HasPrefix(final, "payments says: ") {
+		t.Fatalf("delegation: %q %q %v", final, failure, err)
+	}
+	entries, err := h.AuditRead(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var delegationTxn string
+	for _, e := range entries {
+		if e.Record.Action == "agent.call" && e.Record.Agent == "assistant" {
+			delegationTxn = e.Record.Txn
+		}
+	}
+	delegated := slices.ContainsFunc(entries, func(e audit.Entry) bool {
+		return e.Record.Agent == "payments" && e.Record.Action == "tool.call" && e.Record.Txn == delegationTxn
+	})
+	if delegationTxn == "" || !delegated {
+		t.Fatalf("no delegation in one transaction in the audit log (txn %q)", delegationTxn)
+	}
 	stop()
 
 	mu.Lock()
@@ -213,6 +237,10 @@ func TestTelemetryTracesExported(t *testing.T) {
 		if p != telemetry.DefaultTracesPath+" Bearer collector-token" {
 			t.Errorf("export %q", p)
 		}
+	}
+	trace := telemetry.TraceIDOf(delegationTxn)
+	if n := bytes.Count(body.Bytes(), trace[:]); n < 3 {
+		t.Errorf("the delegation's trace %s is on %d exported spans, want those of both agents", trace, n)
 	}
 	for _, want := range []string{"llm.complete", "tool.call", "clock/now", telemetry.AttrTxn, telemetry.AttrDecision, "research"} {
 		if !bytes.Contains(body.Bytes(), []byte(want)) {

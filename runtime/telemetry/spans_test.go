@@ -125,6 +125,9 @@ func TestSpanPerCall(t *testing.T) {
 		if failed := s.Status.Code == codes.Error; failed != c.failed {
 			t.Errorf("span %d: status %v, want failed %v", i, s.Status, c.failed)
 		}
+		if s.SpanContext.TraceID() != TraceIDOf("txn-1") || s.Parent.SpanID() != rootSpanIDOf("txn-1") || !s.Parent.IsRemote() {
+			t.Errorf("span %d: trace %s parent %s, want the transaction's trace %s", i, s.SpanContext.TraceID(), s.Parent.SpanID(), TraceIDOf("txn-1"))
+		}
 		if s.EndTime.Before(s.StartTime) || s.EndTime.IsZero() {
 			t.Errorf("span %d not ended: %v – %v", i, s.StartTime, s.EndTime)
 		}
@@ -133,6 +136,9 @@ func TestSpanPerCall(t *testing.T) {
 		} else if v, _ := got.Value("service.name"); v.AsString() != "agenthost" {
 			t.Errorf("span %d: service.name %q", i, v.AsString())
 		}
+	}
+	if TraceIDOf("txn-1") == TraceIDOf("txn-2") || !TraceIDOf("txn-2").IsValid() {
+		t.Error("two transactions share a trace ID")
 	}
 	if s := spans[len(calls)]; s.Name != mediator.ActionListTools {
 		t.Errorf("the tool list's span is named %q", s.Name)

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -32,6 +33,8 @@ type Config struct {
 	// HTTPClient posts spans to the collector; nil means the exporter's
 	// own client (10 s timeout).
 	HTTPClient *http.Client
+	// Now is the clock of the spans' times; nil means time.Now.
+	Now func() time.Time
 	// Logger receives span export failures; nil means silent.
 	Logger *slog.Logger
 
@@ -44,6 +47,7 @@ type Config struct {
 // hooks the observed packages call; they are safe for concurrent use and
 // do nothing on a nil *Telemetry.
 type Telemetry struct {
+	now    func() time.Time
 	log    *slog.Logger
 	m      *metrics
 	tp     *sdktrace.TracerProvider // nil: no tracing
@@ -55,7 +59,10 @@ var _ mediator.Observer = (*Telemetry)(nil)
 // New builds the metrics registry and, with cfg.OTLP, the tracer provider
 // and its exporter (which connects on the first export, not here).
 func New(ctx context.Context, cfg Config) (*Telemetry, error) {
-	t := &Telemetry{log: cfg.Logger, m: newMetrics(cfg.Agents, cfg.ToolPlugins)}
+	t := &Telemetry{now: cfg.Now, log: cfg.Logger, m: newMetrics(cfg.Agents, cfg.ToolPlugins)}
+	if t.now == nil {
+		t.now = time.Now
+	}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
@@ -116,18 +123,22 @@ const (
 	AttrDecision = "agenthost.decision"
 )
 
-// CallStarted implements [mediator.Observer]: a span named by the action,
-// when tracing.
+// CallStarted implements [mediator.Observer]: it notes when the call
+// began; its span is made when it ends, once its transaction is known.
 func (t *Telemetry) CallStarted(ctx context.Context, action string) context.Context {
 	if t == nil || t.tracer == nil {
 		return ctx
 	}
-	ctx, _ = t.tracer.Start(ctx, action, trace.WithSpanKind(trace.SpanKindServer))
-	return ctx
+	return context.WithValue(ctx, callBeganKey{}, t.now())
 }
 
+type callBeganKey struct{}
+
 // CallEnded implements [mediator.Observer]: the decision and duration
-// metrics, and the end of the call's span.
+// metrics, and the call's span. The span belongs to the trace of its
+// transaction (TraceIDOf): every call of a task, and of the tasks it
+// delegated, which share its transaction, is in one trace, with no
+// context to carry across the plugin boundary.
 func (t *Telemetry) CallEnded(ctx context.Context, e mediator.CallEnd) {
 	if t == nil {
 		return
@@ -137,7 +148,16 @@ func (t *Telemetry) CallEnded(ctx context.Context, e mediator.CallEnd) {
 	if t.tracer == nil {
 		return
 	}
-	span := trace.SpanFromContext(ctx)
+	end := t.now()
+	began, ok := ctx.Value(callBeganKey{}).(time.Time)
+	if !ok {
+		began = end.Add(-e.Duration)
+	}
+	if e.Caller.Txn != "" {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: TraceIDOf(e.Caller.Txn), SpanID: rootSpanIDOf(e.Caller.Txn), TraceFlags: trace.FlagsSampled, Remote: true}))
+	}
+	_, span := t.tracer.Start(ctx, e.Action, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(began))
 	span.SetAttributes(
 		attribute.String(AttrTxn, e.Caller.Txn),
 		attribute.String(AttrTask, e.Caller.TaskID),
@@ -148,7 +168,26 @@ func (t *Telemetry) CallEnded(ctx context.Context, e mediator.CallEnd) {
 	if e.Err != nil {
 		span.SetStatus(codes.Error, e.Err.Error())
 	}
-	span.End()
+	span.End(trace.WithTimestamp(end))
+}
+
+// TraceIDOf is the trace ID of transaction txn's spans: the first 16
+// bytes of the SHA-256 of "agenthost txn " and txn. Anyone holding a txn
+// (an audit record's, say) finds its trace.
+func TraceIDOf(txn string) trace.TraceID {
+	sum := sha256.Sum256([]byte("agenthost txn " + txn))
+	var id trace.TraceID
+	copy(id[:], sum[:16])
+	return id
+}
+
+// rootSpanIDOf is the span ID a transaction's call spans name as their
+// parent: the transaction itself, of which no span is recorded.
+func rootSpanIDOf(txn string) trace.SpanID {
+	sum := sha256.Sum256([]byte("agenthost txn " + txn))
+	var id trace.SpanID
+	copy(id[:], sum[16:24])
+	return id
 }
 
 // PolicyEvaluated implements [mediator.Observer].
