@@ -372,25 +372,7 @@ func (s *fileKeyStore) Save(ctx context.Context, workload string, der []byte) er
 	if err := EnsurePrivateDir(s.dir); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.dir, ".key-*")
-	if err != nil {
-		return fmt.Errorf("host: agent key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		err = pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("host: agent key: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := writeKeyFile(path, der); err != nil {
 		// An existing key wraps fs.ErrExist: the caller loads that one.
 		return fmt.Errorf("host: agent key: %w", err)
 	}

@@ -102,29 +102,35 @@ func createClientKey(path string) (crypto.Signer, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
-	if err != nil {
-		return nil, "", err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return nil, "", err
-	}
-	if err := pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		tmp.Close()
-		return nil, "", err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, "", err
-	}
-	// Link, not rename: an existing key is never replaced.
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := writeKeyFile(path, der); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, "", err
 	}
 	return ReadClientKey(path)
+}
+
+// writeKeyFile writes der as an owner-only PEM "PRIVATE KEY" file at
+// path, never replacing one: the key goes to a temporary file in the same
+// directory, synced, then linked to its name, which fails (wrapping
+// fs.ErrExist) when the name exists, so a reader never sees a partial key
+// and a concurrent writer's key wins if it was linked first.
+func writeKeyFile(path string, der []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		err = pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Link(tmp.Name(), path)
 }
