@@ -217,8 +217,10 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if err := h.newFederation(ctx); err != nil {
 		return nil, err
 	}
-	h.newTrustedIssuers()
 	h.closers = append(h.closers, h.peers.close)
+	if err := h.newTrustedIssuers(); err != nil {
+		return nil, err
+	}
 	if err := h.newAudit(ctx); err != nil {
 		return nil, err
 	}

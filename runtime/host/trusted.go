@@ -2,12 +2,8 @@ package host
 
 import (
 	"context"
-	"crypto"
-	"fmt"
 	"net/http"
 	"net/url"
-	"sync"
-	"time"
 
 	"github.com/agenthost/agenthost/credentials/authserver"
 	"github.com/agenthost/agenthost/credentials/oauth"
@@ -18,96 +14,10 @@ import (
 )
 
 // trustedIssuer is an authorization server of auth.trusted_issuers,
-// discovered when its keys are first needed (it need not be up when the
-// host starts) and again after a failure, at most once per
-// trustedRetry.
+// discovered when first needed (oauth.LazyIssuer).
 type trustedIssuer struct {
-	h   *Host
 	cfg config.TrustedIssuerConfig
-
-	mu      sync.Mutex
-	found   *oauth.DiscoveredIssuer
-	lastErr error
-	lastTry time.Time
-}
-
-// trustedRetry bounds how often an issuer that could not be discovered
-// is tried again: a stream of tokens naming it cannot make the host
-// hammer it.
-const trustedRetry = 30 * time.Second
-
-// discover returns the issuer's discovered metadata and keys.
-func (t *trustedIssuer) discover(ctx context.Context) (*oauth.DiscoveredIssuer, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.found != nil {
-		return t.found, nil
-	}
-	now := t.h.now()
-	if t.lastErr != nil && now.Sub(t.lastTry) < trustedRetry {
-		return nil, t.lastErr
-	}
-	t.lastTry = now
-	// allow_private_fetch lets the discovery reach loopback and private
-	// addresses (an issuer inside the organisation's network), and plain
-	// http on loopback only (development), as for federated bundles.
-	u, _ := url.Parse(t.cfg.Issuer)
-	private := t.h.cfg.Auth.AllowPrivateFetch
-	local := u != nil && isLoopbackHost(u.Hostname()) && private
-	fc := fetch.Config{AllowHTTP: local, AllowPrivate: private, Logger: t.h.log.With("component", "fetch")}
-	// An issuer on a federated domain's peer is reached with the host's
-	// own SVID (svidtls.go).
-	if rt, err := t.h.peerTransport(t.h.hostID, http.DefaultTransport); err != nil {
-		return nil, err
-	} else if rt != http.DefaultTransport {
-		fc.Client = &http.Client{Transport: rt}
-		fc.AllowPrivate = private || u != nil && isLoopbackHost(u.Hostname())
-	}
-	f := fetch.New(fc)
-	d, err := oauth.DiscoverIssuer(ctx, oauth.IssuerConfig{
-		Issuer:    t.cfg.Issuer,
-		Fetcher:   f,
-		ClientID:  t.h.hostID.String(),
-		Assertion: t.h.hostAssertion,
-		Now:       t.h.now,
-		Logger:    t.h.log.With("component", "oauth", "issuer", t.cfg.Issuer),
-	})
-	if err != nil {
-		// Keys unavailable, not a bad token: the resource answers 503
-		// and the client tries again later.
-		t.lastErr = fmt.Errorf("host: trusted issuer %s: %w: %w", t.cfg.Issuer, oauth.ErrKeysUnavailable, err)
-		t.h.log.Warn("trusted issuer not discovered", "issuer", t.cfg.Issuer, "error", err)
-		return nil, t.lastErr
-	}
-	t.found, t.lastErr = d, nil
-	return d, nil
-}
-
-// Key finds one of the issuer's signing keys.
-func (t *trustedIssuer) Key(ctx context.Context, kid string) (crypto.PublicKey, error) {
-	d, err := t.discover(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if d.Keys == nil {
-		return nil, fmt.Errorf("host: trusted issuer %s publishes no jwks_uri", t.cfg.Issuer)
-	}
-	return d.Keys.Key(ctx, kid)
-}
-
-// Introspect asks the issuer about an opaque token (RFC 7662), when it
-// has an introspection endpoint that takes the host's JWT-SVID.
-func (t *trustedIssuer) Introspect(ctx context.Context, token string) (*oauth.IntrospectionResponse, error) {
-	d, err := t.discover(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if d.Introspect == nil {
-		// The issuer cannot vouch for an opaque token here: it is not
-		// one of its tokens as far as the host can tell.
-		return &oauth.IntrospectionResponse{Active: false}, nil
-	}
-	return d.Introspect(ctx, token)
+	*oauth.LazyIssuer
 }
 
 // hostAssertion is a JWT-SVID of the host for audience.
@@ -120,11 +30,35 @@ func (h *Host) hostAssertion(ctx context.Context, audience string) (string, erro
 	return tok, err
 }
 
-// newTrustedIssuers prepares auth.trusted_issuers.
-func (h *Host) newTrustedIssuers() {
+// newTrustedIssuers prepares auth.trusted_issuers. allow_private_fetch
+// lets their discovery reach loopback and private addresses (an issuer
+// inside the organisation's network), and plain http on loopback only
+// (development), as for federated bundles; an issuer on a federated
+// domain's peer is reached with the host's own SVID (svidtls.go).
+func (h *Host) newTrustedIssuers() error {
+	private := h.cfg.Auth.AllowPrivateFetch
 	for _, c := range h.cfg.Auth.TrustedIssuers {
-		h.trusted = append(h.trusted, &trustedIssuer{h: h, cfg: c})
+		u, _ := url.Parse(c.Issuer)
+		loopback := u != nil && isLoopbackHost(u.Hostname())
+		fc := fetch.Config{AllowHTTP: loopback && private, AllowPrivate: private, Logger: h.log.With("component", "fetch")}
+		rt, err := h.peerTransport(h.hostID, http.DefaultTransport)
+		if err != nil {
+			return err
+		}
+		if rt != http.DefaultTransport {
+			fc.Client = &http.Client{Transport: rt}
+			fc.AllowPrivate = private || loopback
+		}
+		h.trusted = append(h.trusted, &trustedIssuer{cfg: c, LazyIssuer: oauth.NewLazyIssuer(oauth.IssuerConfig{
+			Issuer:    c.Issuer,
+			Fetcher:   fetch.New(fc),
+			ClientID:  h.hostID.String(),
+			Assertion: h.hostAssertion,
+			Now:       h.now,
+			Logger:    h.log.With("component", "oauth", "issuer", c.Issuer),
+		}, 0)})
 	}
+	return nil
 }
 
 // trustedIssuers are the trusted issuers whose subject tokens or ID-JAGs
