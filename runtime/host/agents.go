@@ -407,8 +407,8 @@ func (h *Host) runTask(ctx context.Context, agent, input string, c mediator.Call
 		delete(h.running, taskID)
 		h.taskMu.Unlock()
 	}()
-	emit = h.consoleTasks.begin(taskID, c, input, emit)
-	defer func() { h.consoleTasks.end(taskID, err) }()
+	emit = h.consoleTask(taskID, c, input, emit)
+	defer func() { h.consoleTasks.End(taskID, err) }()
 	h.log.InfoContext(ctx, "task started", slog.String("agent", agent), slog.String("task", taskID), slog.String("txn", c.Txn))
 	events, failure := 0, ""
 	err = h.sup.RunTask(ctx, agent, taskID, input, func(ev *pluginpb.RunEvent) error {

@@ -67,7 +67,7 @@ func (h *Host) mountConsole(mux *http.ServeMux) error {
 	if !h.consoleOn() {
 		return nil
 	}
-	h.consoleTasks = newTaskLog(h.now)
+	h.consoleTasks = console.NewTaskLog(h.now)
 	c, err := console.New(console.Config{
 		Backend:  consoleBackend{h},
 		Issuer:   h.Issuer(),
@@ -146,7 +146,7 @@ func consoleError(err error) error {
 // Tasks implements console.TaskSource: the task ring, each running task
 // with the approval requests its agent waits for on its user's behalf.
 func (b consoleBackend) Tasks(ctx context.Context) []console.Task {
-	list := b.h.consoleTasks.list()
+	list := b.h.consoleTasks.List()
 	pending := map[string][]console.Approval{}
 	for i, t := range list {
 		if t.State != console.TaskRunning || t.User == "" {
@@ -162,7 +162,7 @@ func (b consoleBackend) Tasks(ctx context.Context) []console.Task {
 
 // WatchTask implements console.TaskSource.
 func (b consoleBackend) WatchTask(ctx context.Context, id string) (console.Task, <-chan struct{}, bool) {
-	t, changed, ok := b.h.consoleTasks.watch(id)
+	t, changed, ok := b.h.consoleTasks.Watch(id)
 	if ok && t.State == console.TaskRunning && t.User != "" {
 		pending, _ := b.Approvals(ctx, t.User)
 		t.Waiting = waitingFor(t, pending)

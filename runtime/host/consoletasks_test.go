@@ -1,8 +1,6 @@
 package host
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,69 +11,25 @@ import (
 	"github.com/agenthost/agenthost/runtime/mediator"
 )
 
-// TestConsoleTaskLog: the console's task ring keeps a task's events (the
-// latest maxConsoleEvents, counting the others), its answer or error and
-// its end, wakes whoever watches it at each change, and, full, drops the
-// oldest task that ended, never one that runs.
-func TestConsoleTaskLog(t *testing.T) {
-	l := newTaskLog(time.Now)
-	var sent int
-	emit := l.begin("t1", mediator.Caller{Agent: "research", Subject: "alice", Txn: "txn-1"}, strings.Repeat("x", maxConsoleText+10),
-		func(localapi.TaskEvent) error { sent++; return nil })
-	task, changed, ok := l.watch("t1")
-	if !ok || task.State != console.TaskRunning || task.User != "alice" || task.Txn != "txn-1" || len(task.Input) > maxConsoleText+len("…") {
-		t.Fatalf("a started task: %+v", task)
-	}
-	for i := range maxConsoleEvents + 5 {
-		if err := emit(localapi.TaskEvent{Type: "thought", Text: fmt.Sprint(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-changed:
-	default:
-		t.Fatal("an event did not wake the watcher")
-	}
-	_ = emit(localapi.TaskEvent{Type: "final", Text: "done"})
-	l.end("t1", nil)
-	task, _, _ = l.watch("t1")
-	if sent != maxConsoleEvents+6 || len(task.Events) != maxConsoleEvents || task.Dropped != 6 ||
-		task.Events[0].Seq != 7 || task.Events[len(task.Events)-1].Type != "final" {
-		t.Errorf("events: %d sent, %d kept from seq %d, %d dropped", sent, len(task.Events), task.Events[0].Seq, task.Dropped)
-	}
-	if task.State != console.TaskCompleted || task.Result != "done" || task.Ended.IsZero() {
-		t.Errorf("the ended task: %s %q", task.State, task.Result)
-	}
-
-	l.begin("t2", mediator.Caller{Agent: "payments"}, "x", func(localapi.TaskEvent) error { return nil })
-	l.end("t2", errors.New("host: task stopped: revoked"))
-	if task, _, _ := l.watch("t2"); task.State != console.TaskFailed || task.Result != "host: task stopped: revoked" {
-		t.Errorf("a failed task: %+v", task)
-	}
-
-	// Full: running tasks stay, the oldest ended ones go.
-	running := newTaskLog(time.Now)
-	running.begin("run", mediator.Caller{}, "", nil)
-	for i := range maxConsoleTasks + 2 {
-		id := fmt.Sprintf("done-%d", i)
-		running.begin(id, mediator.Caller{}, "", nil)
-		running.end(id, nil)
-	}
-	list := running.list()
-	if len(list) != maxConsoleTasks || list[0].ID != fmt.Sprintf("done-%d", maxConsoleTasks+1) || list[len(list)-1].ID != "run" {
-		t.Errorf("the full ring: %d tasks, newest %s, oldest %s", len(list), list[0].ID, list[len(list)-1].ID)
-	}
-	if _, _, ok := running.watch("done-0"); ok {
-		t.Error("the oldest ended task is still kept")
-	}
-
-	// Without a console nothing is kept and the events pass through.
-	var none *taskLog
+// TestConsoleTaskOfHost: a task's events reach its emitter and the
+// console's task log; without a console they pass through.
+func TestConsoleTaskOfHost(t *testing.T) {
+	h := &Host{consoleTasks: console.NewTaskLog(time.Now)}
 	n := 0
-	_ = none.begin("t", mediator.Caller{}, "", func(localapi.TaskEvent) error { n++; return nil })(localapi.TaskEvent{})
-	none.end("t", nil)
-	if _, _, ok := none.watch("t"); ok || n != 1 || none.list() != nil {
-		t.Error("a nil task log keeps tasks")
+	emit := h.consoleTask("t1", mediator.Caller{Agent: "research", Subject: "alice", Txn: "txn-1"}, "what time is it",
+		func(localapi.TaskEvent) error { n++; return nil })
+	if err := emit(localapi.TaskEvent{Type: "final", Text: "noon"}); err != nil || n != 1 {
+		t.Fatalf("emit: %v, %d sent", err, n)
+	}
+	task, _, ok := h.consoleTasks.Watch("t1")
+	if !ok || task.User != "alice" || task.Txn != "txn-1" || task.Input != "what time is it" || task.Result != "noon" ||
+		len(task.Events) != 1 || task.Events[0].Type != "final" {
+		t.Errorf("the console's task: %+v", task)
+	}
+	none := &Host{}
+	_ = none.consoleTask("t", mediator.Caller{}, "", func(localapi.TaskEvent) error { n++; return nil })(localapi.TaskEvent{})
+	if n != 2 {
+		t.Error("without a console the events do not pass through")
 	}
 }
 

@@ -148,7 +148,7 @@ type Host struct {
 	admin      *localapi.Server
 	closers    []func()
 	// consoleTasks are the running and recent tasks the console shows.
-	consoleTasks *taskLog
+	consoleTasks *console.TaskLog
 	// telemetry holds the metrics and the tracer (telemetry.go).
 	telemetry *telemetry.Telemetry
 }
