@@ -316,3 +316,46 @@ type closeRecorder struct {
 }
 
 func (c *closeRecorder) CloseIdleConnections() { c.closed = true }
+
+// TestTransports: a workload's transport is made once and presents that
+// workload's SVID; without origins every workload gets the base
+// transport; after Close no transport is made.
+func TestTransports(t *testing.T) {
+	clock := newFakeClock()
+	caA, caB := newCA(t, "a.test", clock), newCA(t, "b.test", clock)
+	set := bundles(caA, caB)
+	cfg, err := svidtls.ServerConfig(issue(t, caB, "spiffe://b.test/api"), set, svidtls.ServerOptions{
+		Authorizer: svidtls.AuthorizeMemberOf(mustTD(t, "a.test")),
+		Now:        clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, cfg, whoami)
+	base := &stubBase{}
+	ts := svidtls.NewTransports(svidtls.TransportsConfig{Issuer: caA, Bundles: set, Base: base, Now: clock.Now,
+		Origins: map[string]svidtls.Authorizer{srv.URL: svidtls.AuthorizeMemberOf(mustTD(t, "b.test"))}})
+	alpha := credentials.MustParseIdentity("spiffe://a.test/agent/alpha")
+	tr, err := ts.For(alpha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := ts.For(alpha); again != tr {
+		t.Error("a second For made another transport")
+	}
+	if _, body, err := get(t, &http.Client{Transport: tr}, srv.URL); err != nil || body != alpha.String() {
+		t.Fatalf("request as alpha arrived as %q: %v", body, err)
+	}
+	if len(base.got()) != 0 {
+		t.Error("a request to the configured origin reached the base transport")
+	}
+	ts.Close()
+	if _, err := ts.For(credentials.MustParseIdentity("spiffe://a.test/agent/beta")); err == nil {
+		t.Error("For after Close made a transport")
+	}
+
+	none := svidtls.NewTransports(svidtls.TransportsConfig{Issuer: caA, Bundles: set, Base: base})
+	if tr, err := none.For(alpha); err != nil || tr != http.RoundTripper(base) {
+		t.Errorf("without origins: %v %v, want the base transport", tr, err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/ca"
 	"github.com/agenthost/agenthost/credentials/federation"
 	"github.com/agenthost/agenthost/credentials/oauth/resource"
+	"github.com/agenthost/agenthost/credentials/svidtls"
 	"github.com/agenthost/agenthost/credentials/wimse"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/plugins/sandbox"
@@ -77,7 +78,7 @@ type Host struct {
 	// trusted are the authorization servers of auth.trusted_issuers.
 	trusted []*trustedIssuer
 	// peers are the agents' transports to federated peers (svidtls.go).
-	peers  peerTransports
+	peers  *svidtls.Transports
 	as     *authserver.Server
 	tools  map[string]mediator.Tool
 	taskMu sync.Mutex
@@ -217,7 +218,9 @@ func New(ctx context.Context, opts Options) (_ *Host, err error) {
 	if err := h.newFederation(ctx); err != nil {
 		return nil, err
 	}
-	h.closers = append(h.closers, h.peers.close)
+	if err := h.newPeerTransports(); err != nil {
+		return nil, err
+	}
 	if err := h.newTrustedIssuers(); err != nil {
 		return nil, err
 	}

@@ -132,7 +132,7 @@ func (r *remoteServer) clientFor(id credentials.Identity, scopes ...string) (too
 	// its authorization server's.
 	var hc *http.Client
 	fetcher := r.fetcher
-	if rt, err := r.h.peerTransport(id, http.DefaultTransport); err != nil {
+	if rt, err := r.h.peerTransport(id); err != nil {
 		return nil, err
 	} else if rt != http.DefaultTransport {
 		hc = &http.Client{Transport: rt, Timeout: mcpclient.DefaultTimeout,

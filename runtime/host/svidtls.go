@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/svidtls"
@@ -61,77 +60,34 @@ func (h *Host) trustDomains() []string {
 	return tds
 }
 
-// peerTransports are the agents' transports to federated peers, by
-// workload identity.
-type peerTransports struct {
-	mu sync.Mutex
-	m  map[string]http.RoundTripper
-	// stop ends the SVIDs' renewals; closed is set once the host closed.
-	stop   []context.CancelFunc
-	closed bool
-}
-
-// close stops renewing the agents' SVIDs.
-func (pt *peerTransports) close() {
-	pt.mu.Lock()
-	defer pt.mu.Unlock()
-	for _, stop := range pt.stop {
-		stop()
-	}
-	pt.stop, pt.closed = nil, true
-}
-
-// peerTransport is the round tripper of workload id's outbound calls:
-// base for every origin but the federated domains' peers, which get SVID
-// TLS with id's X.509-SVID. Without federated peers it is base.
-func (h *Host) peerTransport(id credentials.Identity, base http.RoundTripper) (http.RoundTripper, error) {
+// newPeerTransports prepares the workloads' transports to the federated
+// domains' peers (federation.trust_domains[].peers): each workload's own
+// SVID to those origins, http.DefaultTransport for every other.
+func (h *Host) newPeerTransports() error {
 	origins := map[string]svidtls.Authorizer{}
 	for _, d := range h.cfg.Federation.TrustDomains {
 		auth, err := svidtls.AuthorizeTrustDomains(d.Name)
 		if err != nil {
-			return nil, fmt.Errorf("host: federation.trust_domains %s: %w", d.Name, err)
+			return fmt.Errorf("host: federation.trust_domains %s: %w", d.Name, err)
 		}
 		for _, p := range d.Peers {
 			origins[p] = auth
 		}
 	}
-	if len(origins) == 0 {
-		return base, nil
-	}
-	pt := &h.peers
-	pt.mu.Lock()
-	defer pt.mu.Unlock()
-	if t, ok := pt.m[id.String()]; ok {
-		return t, nil
-	}
-	if pt.closed {
-		return nil, fmt.Errorf("host: closed")
-	}
-	issue, err := svidtls.IssueFor(h.ident, id)
+	h.peers = svidtls.NewTransports(svidtls.TransportsConfig{Issuer: h.ident, Bundles: h.federation, Origins: origins,
+		Base: http.DefaultTransport, Now: h.now, Logger: h.log.With("component", "svidtls")})
+	h.closers = append(h.closers, h.peers.Close)
+	return nil
+}
+
+// peerTransport is the round tripper of workload id's outbound calls:
+// http.DefaultTransport itself but for the federated domains' peers.
+func (h *Host) peerTransport(id credentials.Identity) (http.RoundTripper, error) {
+	rt, err := h.peers.For(id)
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
-	rot, err := svidtls.NewRotating(context.Background(), svidtls.RotatingConfig{
-		Issue:  issue,
-		Now:    h.now,
-		Logger: h.log.With("component", "svidtls", "workload", id.String()),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("host: the X.509-SVID of %s: %w", id, err)
-	}
-	t, err := svidtls.NewTransport(rot, svidtls.TransportConfig{Bundles: h.federation, Origins: origins, Base: base,
-		Now: h.now, Logger: h.log.With("component", "svidtls", "workload", id.String())})
-	if err != nil {
-		return nil, fmt.Errorf("host: %w", err)
-	}
-	if pt.m == nil {
-		pt.m = map[string]http.RoundTripper{}
-	}
-	pt.m[id.String()] = t
-	ctx, stop := context.WithCancel(context.Background())
-	pt.stop = append(pt.stop, stop)
-	go func() { _ = rot.Run(ctx) }()
-	return t, nil
+	return rt, nil
 }
 
 // actionTLSPeer records a client certificate the listener refused.

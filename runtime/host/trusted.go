@@ -41,7 +41,7 @@ func (h *Host) newTrustedIssuers() error {
 		u, _ := url.Parse(c.Issuer)
 		loopback := u != nil && isLoopbackHost(u.Hostname())
 		fc := fetch.Config{AllowHTTP: loopback && private, AllowPrivate: private, Logger: h.log.With("component", "fetch")}
-		rt, err := h.peerTransport(h.hostID, http.DefaultTransport)
+		rt, err := h.peerTransport(h.hostID)
 		if err != nil {
 			return err
 		}
