@@ -465,7 +465,15 @@ func TestProcessLimit(t *testing.T) {
 
 func TestMemoryLimit(t *testing.T) {
 	requireStrict(t)
-	r := startSelf(t, "alloc", "", Policy{Memory: 256 << 20}, Spec{}, true)
+	// Under the race detector the helper's runtime needs more before it
+	// reports its start (its shadow memory grows with the heap), and a
+	// 256 MiB limit under load could end it first; the limit is still
+	// what stops the allocation.
+	limit := int64(256 << 20)
+	if raceEnabled {
+		limit = 512 << 20
+	}
+	r := startSelf(t, "alloc", "", Policy{Memory: limit}, Spec{}, true)
 	if exitCode(r.err) == 0 {
 		t.Fatalf("the allocating plugin exited cleanly: %s", &r.out)
 	}
