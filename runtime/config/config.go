@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,6 +92,9 @@ type Config struct {
 	file            string
 	pos             map[string]Position
 	issuerDefaulted bool
+	// overridden are the key paths whose value [LoadOptions] set rather
+	// than the file.
+	overridden []string
 }
 
 // ListenConfig is the listen section.
@@ -324,15 +328,63 @@ func base() *Config {
 	}
 }
 
+// LoadOptions change what a configuration file says, for one run: each
+// field that is set replaces the value of a key after the file is decoded
+// and before the defaults that depend on it are derived and the
+// configuration is validated, as if the file held that value. The zero
+// value changes nothing.
+//
+// A problem with a replaced value is reported at its key path without a
+// line (the value is not in the file), and a decoding problem of the
+// file's own value for that key is dropped.
+type LoadOptions struct {
+	// ListenAddress, when not empty, replaces listen.address: several hosts
+	// can then run from one file on one machine. When the file sets no
+	// listen.issuer, the issuer is derived from this address.
+	ListenAddress Address
+}
+
+// apply replaces the values o sets in c, decoded from the file with the
+// problems errs, and returns errs without the problems of the replaced
+// values.
+func (o LoadOptions) apply(c *Config, errs Errors) Errors {
+	if o.ListenAddress != "" {
+		c.Listen.Address = o.ListenAddress
+		c.override("listen.address")
+	}
+	if len(c.overridden) == 0 {
+		return errs
+	}
+	kept := errs[:0:0]
+	for _, e := range errs {
+		if !slices.Contains(c.overridden, e.Path) {
+			kept = append(kept, e)
+		}
+	}
+	return kept
+}
+
+// override records that the value at path was set by [LoadOptions], not
+// written in the file.
+func (c *Config) override(path string) {
+	delete(c.pos, path)
+	c.overridden = append(c.overridden, path)
+}
+
 // Load reads, decodes, fills defaults into and validates the configuration
 // file at path. Problems with the file's content are returned as [Errors];
 // a file that cannot be read is returned as the wrapped I/O error.
 func Load(path string) (*Config, error) {
+	return LoadWith(path, LoadOptions{})
+}
+
+// LoadWith is [Load] with the values of o replacing the file's.
+func LoadWith(path string, o LoadOptions) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	return ParseWith(path, data, o)
 }
 
 // Parse decodes, fills defaults into and validates a configuration file's
@@ -343,6 +395,11 @@ func Load(path string) (*Config, error) {
 // understood. A syntax error stops at the first problem, since nothing after
 // it can be read reliably.
 func Parse(name string, data []byte) (*Config, error) {
+	return ParseWith(name, data, LoadOptions{})
+}
+
+// ParseWith is [Parse] with the values of o replacing the file's.
+func ParseWith(name string, data []byte, o LoadOptions) (*Config, error) {
 	root, errs := parseDocument(name, data)
 	if errs != nil {
 		return nil, errs
@@ -356,6 +413,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	d.decode(root, reflect.ValueOf(c).Elem(), "", 0)
 	c.file = name
 	c.pos = d.pos
+	d.errs = o.apply(c, d.errs)
 	c.resolvePaths(filepath.Dir(name))
 	c.fillDerived()
 	verr := c.Validate()

@@ -31,6 +31,11 @@
 //
 //	FILE:LINE:COL: key.path: message
 //
+// [LoadWith] and [ParseWith] replace values of the file ([LoadOptions], such
+// as the listen address given on the command line) after decoding and
+// before defaults are derived and values checked, as if the file held them;
+// a problem with such a value has no line.
+//
 // # Secrets
 //
 // The auth section configures the embedded OAuth authorization server. No

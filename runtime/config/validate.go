@@ -60,6 +60,10 @@ type validator struct {
 func (v *validator) add(path string, kind error, format string, args ...any) {
 	e := &Error{File: v.c.file, Path: path, Message: fmt.Sprintf(format, args...), Kind: kind}
 	for p := path; ; p = parentPath(p) {
+		if slices.Contains(v.c.overridden, p) {
+			// The value is not in the file: no line to point at.
+			break
+		}
 		if pos, ok := v.c.pos[p]; ok {
 			e.Line, e.Column = pos.Line, pos.Column
 			break

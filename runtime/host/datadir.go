@@ -99,6 +99,11 @@ func writeRunInfo(dir string, info RunInfo) error {
 	return writeFileAtomic(filepath.Join(dir, runFileName), append(b, '\n'), 0o600)
 }
 
+// RunInfoPath is the file of dataDir where a host that serves keeps its run
+// information (ReadRunInfo reads it); there is none before it serves and
+// after it stops.
+func RunInfoPath(dataDir string) string { return filepath.Join(dataDir, runFileName) }
+
 func removeRunInfo(dir string) { _ = os.Remove(filepath.Join(dir, runFileName)) }
 
 // ReadRunInfo returns the run information of the host holding dataDir. It

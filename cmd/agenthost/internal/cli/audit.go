@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +14,10 @@ import (
 	"unicode"
 
 	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/host"
 	"github.com/agenthost/agenthost/runtime/localapi"
 )
@@ -50,7 +53,10 @@ The signed checkpoint and the verifier key ("agenthost audit checkpoint") let a
 third party check later that a record is in the log ("agenthost audit prove
 --index"), that the log only grew ("agenthost audit prove --consistency") and
 that it was neither rolled back nor rewritten ("agenthost audit verify
---checkpoint FILE --key KEY").`,
+--checkpoint FILE --key KEY").
+
+"agenthost audit keygen" makes a checkpoint signing key, for hosts that share
+one audit log (audit.signing_key_env).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
@@ -67,8 +73,69 @@ that it was neither rolled back nor rewritten ("agenthost audit verify
 		newAuditCheckCommand(g),
 		newAuditCheckpointCommand(g),
 		newAuditProveCommand(g),
+		newAuditKeygenCommand(g),
 	)
 	return cmd
+}
+
+func newAuditKeygenCommand(_ *globalFlags) *cobra.Command {
+	var trustDomain string
+	cmd := &cobra.Command{
+		Use:   "keygen --trust-domain TD",
+		Short: "Print a new audit checkpoint signing key for a trust domain",
+		Long: `keygen makes a new Ed25519 key that signs the audit log's checkpoints for the
+trust domain TD (the config's trust_domain). It prints the key on stdout, one
+line and nothing else, and its verifier key on stderr as the line
+"verifier key: KEY". It needs no running host.
+
+The key is for audit.signing_key_env: hosts that share one audit log (hosts on
+one PostgreSQL database, see docs/multi-host.md) must all sign with one key,
+which each host reads from the environment variable audit.signing_key_env
+names, for example:
+
+  AGENTHOST_AUDIT_KEY=$(agenthost audit keygen --trust-domain agenthost.local)
+
+Keep the key secret (in your secret store, not in the config, the data
+directory or version control): whoever holds it can sign checkpoints of a
+rewritten log. The verifier key is public; pin it to check the log
+("agenthost audit verify --key KEY", audit.verifier_key).`,
+		Args: maxArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkTrustDomain(trustDomain); err != nil {
+				return usageError{fmt.Errorf("%s: --trust-domain: %w", cmd.CommandPath(), err)}
+			}
+			skey, vkey, err := audit.GenerateKey(rand.Reader, trustDomain)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), skey)
+			fmt.Fprintf(cmd.ErrOrStderr(), "verifier key: %s\n", vkey)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&trustDomain, "trust-domain", "", "`TD`, the trust domain the key signs the audit log of (the config's trust_domain)")
+	return cmd
+}
+
+// maxTrustDomainLen is the SPIFFE-ID §2.1 limit on a trust domain name.
+const maxTrustDomainLen = 255
+
+// checkTrustDomain checks td is a trust domain name as the config's
+// trust_domain takes it (SPIFFE-ID §2.1): not empty, no scheme, lowercase
+// a-z, 0-9, '.', '-' and '_', at most 255 bytes.
+func checkTrustDomain(td string) error {
+	switch {
+	case td == "":
+		return fmt.Errorf("the trust domain is required; give the config's trust_domain, for example %s", config.DefaultTrustDomain)
+	case strings.Contains(td, ":/"):
+		return fmt.Errorf("%q is a URI; give the bare trust domain name, such as %s", td, config.DefaultTrustDomain)
+	case len(td) > maxTrustDomainLen:
+		return fmt.Errorf("the trust domain is %d bytes long; it is at most %d bytes", len(td), maxTrustDomainLen)
+	}
+	if _, err := spiffeid.TrustDomainFromString(td); err != nil {
+		return fmt.Errorf("%q is not a trust domain name: %w", td, err)
+	}
+	return nil
 }
 
 func newAuditVerifyCommand(g *globalFlags) *cobra.Command {

@@ -13,14 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/host"
 )
 
 func newUpCommand(g *globalFlags) *cobra.Command {
 	var (
-		configPath      string
-		unsafeNoSandbox bool
+		configPath, listen string
+		unsafeNoSandbox    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -30,10 +29,22 @@ data directory, and serves until SIGINT or SIGTERM, then shuts down cleanly.
 
 On a terminal, a live line under the log shows the host starting and then
 its agents starting, until every agent runs (or failed, or is quarantined);
-in a pipe or a file there is only the log.`,
+in a pipe or a file there is only the log.
+
+--listen ADDR (host:port) listens on ADDR instead of the config's
+listen.address, so that several hosts run from one config file on one
+machine, each on its own --data-dir; for example two hosts sharing one
+PostgreSQL database (storage.driver postgres):
+
+  agenthost up --config x.yaml --data-dir ./host-a
+  agenthost up --config x.yaml --data-dir ./host-b --listen 127.0.0.1:8422
+
+ADDR is checked as the file's address would be (one that is not loopback
+needs listen.tls), and when the file sets no listen.issuer the issuer
+follows ADDR.`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(configPath)
+			cfg, err := loadConfig(cmd, configPath, listen)
 			if err != nil {
 				return reportConfigError(cmd.ErrOrStderr(), err)
 			}
@@ -71,6 +82,7 @@ in a pipe or a file there is only the log.`,
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", defaultConfigFile, "config file")
+	addListenFlag(cmd, &listen)
 	cmd.Flags().BoolVar(&unsafeNoSandbox, "unsafe-no-sandbox", false,
 		"allow plugins whose sandbox level is none to start uncontained (debugging only; audited)")
 	return cmd
