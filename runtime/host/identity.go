@@ -68,8 +68,8 @@ func (upstreamIdentity) Run(ctx context.Context) error {
 // newUpstreamIdentity connects to identity.workload_api and waits for its
 // first SVIDs and bundles. The upstream must serve the trust domain of
 // the configuration, the host's own SPIFFE ID and every agent's: a
-// missing registration is reported at start, naming each ID, rather than
-// at the first task.
+// registration still missing after upstreamEntryWait is reported at
+// start, naming each ID, rather than at the first task.
 func (h *Host) newUpstreamIdentity(ctx context.Context) error {
 	addr := h.cfg.Identity.WorkloadAPI
 	u, err := workloadapi.NewUpstream(workloadapi.UpstreamConfig{Addr: addr, Now: h.now,
@@ -84,10 +84,6 @@ func (h *Host) newUpstreamIdentity(ctx context.Context) error {
 	if td := u.TrustDomain().Name(); td != h.cfg.TrustDomain {
 		return fmt.Errorf("host: identity.workload_api %s serves trust domain %s, not trust_domain %s", addr, td, h.cfg.TrustDomain)
 	}
-	served := map[string]bool{}
-	for _, id := range u.IDs() {
-		served[id.String()] = true
-	}
 	want := []string{h.hostID.String()}
 	for _, a := range h.cfg.Agents {
 		id, err := credentials.AgentIdentity(h.cfg.TrustDomain, a.Name)
@@ -96,17 +92,51 @@ func (h *Host) newUpstreamIdentity(ctx context.Context) error {
 		}
 		want = append(want, id.String())
 	}
+	// Entries created just before the start reach a SPIRE agent at its
+	// next sync: wait for them a while, watching the upstream's updates
+	// (subscribed before the first look, so that none is missed).
+	updates, stop := u.Subscribe()
+	defer stop()
+	missing := missingIDs(u, want)
+	if len(missing) > 0 {
+		h.log.Info("waiting for the Workload API's registration entries", slog.String("address", addr),
+			slog.String("missing", strings.Join(missing, ", ")), slog.Duration("up_to", upstreamEntryWait))
+		timer := time.NewTimer(upstreamEntryWait)
+		defer timer.Stop()
+		for len(missing) > 0 {
+			select {
+			case <-updates:
+				missing = missingIDs(u, want)
+			case <-timer.C:
+				return fmt.Errorf("host: identity.workload_api %s has no registration entry for %s (waited %s): register the host's workload under each of these SPIFFE IDs",
+					addr, strings.Join(missing, ", "), upstreamEntryWait)
+			case <-ctx.Done():
+				return fmt.Errorf("host: identity.workload_api %s: waiting for registration entries of %s: %w", addr, strings.Join(missing, ", "), ctx.Err())
+			}
+		}
+	}
+	h.ident = upstreamIdentity{u}
+	h.log.Info("identities from the Workload API", slog.String("address", addr), slog.Int("ids", len(u.IDs())))
+	return nil
+}
+
+// upstreamEntryWait bounds how long a start waits for identities the
+// upstream does not serve yet. A SPIRE agent syncs its entries every 5s
+// by default; a start soon after the entries were created finds them
+// within one or two syncs.
+var upstreamEntryWait = 30 * time.Second
+
+// missingIDs returns the IDs of want that u serves no SVID for.
+func missingIDs(u *workloadapi.Upstream, want []string) []string {
+	served := map[string]bool{}
+	for _, id := range u.IDs() {
+		served[id.String()] = true
+	}
 	var missing []string
 	for _, id := range want {
 		if !served[id] {
 			missing = append(missing, id)
 		}
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("host: identity.workload_api %s has no registration entry for %s: register the host's workload under each of these SPIFFE IDs",
-			addr, strings.Join(missing, ", "))
-	}
-	h.ident = upstreamIdentity{u}
-	h.log.Info("identities from the Workload API", slog.String("address", addr), slog.Int("ids", len(served)))
-	return nil
+	return missing
 }

@@ -21,7 +21,27 @@ import (
 // as each of ids' agents, its SVIDs signed by a CA of its own.
 type spireStandin struct {
 	ca     *ca.CA
+	srv    *workloadapi.Server
+	td     spiffeid.TrustDomain
 	socket string
+}
+
+// register makes the stand-in serve agents' identities too, as a SPIRE
+// agent does at its next sync after their entries are created.
+func (s *spireStandin) register(t *testing.T, agents ...string) {
+	t.Helper()
+	host := spiffeid.RequireFromPath(s.td, "/host")
+	var extra []spiffeid.ID
+	for _, a := range agents {
+		extra = append(extra, spiffeid.RequireFromPath(s.td, "/agent/"+a))
+	}
+	if err := s.srv.RemoveWorkload(context.Background(), host); err != nil {
+		t.Error(err)
+		return
+	}
+	if err := s.srv.AddWorkload(context.Background(), workloadapi.Workload{ID: host, ExtraIDs: extra, SocketPath: s.socket}); err != nil {
+		t.Error(err)
+	}
 }
 
 func newSPIREStandin(t *testing.T, trustDomain string, agents ...string) *spireStandin {
@@ -47,7 +67,7 @@ func newSPIREStandin(t *testing.T, trustDomain string, agents ...string) *spireS
 	for _, a := range agents {
 		extra = append(extra, spiffeid.RequireFromPath(td, "/agent/"+a))
 	}
-	s := &spireStandin{ca: authority, socket: filepath.Join(dir, "agent.sock")}
+	s := &spireStandin{ca: authority, srv: srv, td: td, socket: filepath.Join(dir, "agent.sock")}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.AddWorkload(ctx, workloadapi.Workload{ID: spiffeid.RequireFromPath(td, "/host"), ExtraIDs: extra, SocketPath: s.socket}); err != nil {
 		cancel()
@@ -113,7 +133,9 @@ func TestHostOnWorkloadAPI(t *testing.T) {
 	}
 
 	// The upstream must register every agent, in the configured trust
-	// domain.
+	// domain; a start waits a while for entries not synced yet.
+	defer func(d time.Duration) { upstreamEntryWait = d }(upstreamEntryWait)
+	upstreamEntryWait = time.Second
 	for _, tt := range []struct {
 		name, td string
 		agents   []string
@@ -136,4 +158,26 @@ func TestHostOnWorkloadAPI(t *testing.T) {
 			}
 		})
 	}
+	t.Run("agents registered after the start began", func(t *testing.T) {
+		upstreamEntryWait = 20 * time.Second
+		late := newSPIREStandin(t, cfg.TrustDomain)
+		c := quickstartConfig(t)
+		c.Identity.WorkloadAPI = "unix://" + late.socket
+		time.AfterFunc(500*time.Millisecond, func() { late.register(t, names...) })
+		// A short path: the agents' sockets are in the data directory.
+		data, err := os.MkdirTemp("", "late")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(data) })
+		start := time.Now()
+		h, err := New(ctx, Options{Config: c, DataDir: data, Stderr: io.Discard})
+		if err != nil {
+			t.Fatalf("New = %v, want the host to start once the entries arrive", err)
+		}
+		h.close()
+		if d := time.Since(start); d < 500*time.Millisecond {
+			t.Errorf("the host started after %v, before the agents were registered", d)
+		}
+	})
 }
