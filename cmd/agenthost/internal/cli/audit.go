@@ -14,8 +14,8 @@ import (
 	"unicode"
 
 	"github.com/spf13/cobra"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/host"
@@ -117,9 +117,6 @@ rewritten log. The verifier key is public; pin it to check the log
 	return cmd
 }
 
-// maxTrustDomainLen is the SPIFFE-ID §2.1 limit on a trust domain name.
-const maxTrustDomainLen = 255
-
 // checkTrustDomain checks td is a trust domain name as the config's
 // trust_domain takes it (SPIFFE-ID §2.1): not empty, no scheme, lowercase
 // a-z, 0-9, '.', '-' and '_', at most 255 bytes.
@@ -129,10 +126,8 @@ func checkTrustDomain(td string) error {
 		return fmt.Errorf("the trust domain is required; give the config's trust_domain, for example %s", config.DefaultTrustDomain)
 	case strings.Contains(td, ":/"):
 		return fmt.Errorf("%q is a URI; give the bare trust domain name, such as %s", td, config.DefaultTrustDomain)
-	case len(td) > maxTrustDomainLen:
-		return fmt.Errorf("the trust domain is %d bytes long; it is at most %d bytes", len(td), maxTrustDomainLen)
 	}
-	if _, err := spiffeid.TrustDomainFromString(td); err != nil {
+	if err := credentials.ValidateTrustDomain(td); err != nil {
 		return fmt.Errorf("%q is not a trust domain name: %w", td, err)
 	}
 	return nil

@@ -55,7 +55,7 @@ func TestAuditKeygenRefused(t *testing.T) {
 		{"white space", []string{"--trust-domain", "agent host"}, `"agent host" is not a trust domain name`},
 		{"plus", []string{"--trust-domain", "a+b"}, `"a+b" is not a trust domain name`},
 		{"URI", []string{"--trust-domain", "spiffe://agenthost.local"}, "is a URI; give the bare trust domain name"},
-		{"too long", []string{"--trust-domain", strings.Repeat("a", 256)}, "is 256 bytes long"},
+		{"too long", []string{"--trust-domain", strings.Repeat("a", 256)}, "trust domain longer than 255 bytes"},
 		{"an argument", []string{"--trust-domain", "agenthost.local", "extra"}, "takes at most 0 argument(s)"},
 	}
 	for _, tt := range tests {
