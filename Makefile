@@ -2,11 +2,13 @@
 #
 #   make run    start the host on the quickstart config (embedded defaults)
 #   make test   vet, the whole test suite, and the race detector where it matters
+#   make test-postgres  only the PostgreSQL tests (AGENTHOST_TEST_POSTGRES_DSN names the server)
 #   make bench  benchmarks, then the ratio suite (bench/results.md; README.md, "Performance")
 #   make fuzz   every fuzz target for FUZZTIME each (not part of make test)
 #   make generate  regenerate committed generated code (needs protoc: apt-get install protobuf-compiler)
 #   make browser-deps  install Debian's Chromium for the browser test (runtime/host; skipped without it)
 #   make interop-deps  install the A2A JS SDK for the interop test (a2a/interop; needs Node.js, skipped without it)
+#   make spire-deps  build the SPIRE server and agent the SPIRE tests run (tools/spire; skipped without them)
 
 GO        ?= go
 BIN       := bin
@@ -24,7 +26,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 TOOLS              := $(CURDIR)/$(BIN)/tools
 
-.PHONY: all build run test vet fmt-check race bench fuzz generate browser-deps interop-deps clean
+.PHONY: all build run test test-postgres vet fmt-check race bench fuzz generate browser-deps interop-deps spire-deps clean
 
 all: build
 
@@ -53,6 +55,11 @@ run: build
 test: fmt-check vet build
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
+
+# Only the PostgreSQL tests, against the server AGENTHOST_TEST_POSTGRES_DSN
+# names (default: the local one; docs/multi-host.md). make test runs them too.
+test-postgres:
+	$(GO) test -count=1 ./runtime/store/pgstore ./runtime/host -run 'Postgres|TwoHosts|Outage'
 
 vet:
 	$(GO) vet ./...
@@ -108,6 +115,18 @@ interop-deps: $(INTEROP_JS)/node_modules/.package-lock.json
 $(INTEROP_JS)/node_modules/.package-lock.json: $(INTEROP_JS)/package-lock.json
 	@command -v npm >/dev/null || { echo "npm not found: install Node.js 18 or later (e.g. apt-get install nodejs npm)"; exit 1; }
 	cd $(INTEROP_JS) && npm ci --no-audit --no-fund
+	@touch $@
+
+# The SPIRE tests (spire_test.go) run a real SPIRE server and agent, pinned
+# as tools in tools/spire/go.mod (a module of its own, not part of agenthost),
+# and skip without them. They are built again whenever go.mod or go.sum is
+# newer than the binaries. SPIRE's SQLite datastore needs cgo (a C compiler).
+SPIRE_BIN := $(BIN)/tools/spire
+
+spire-deps: $(SPIRE_BIN)/spire-server $(SPIRE_BIN)/spire-agent
+
+$(SPIRE_BIN)/spire-%: tools/spire/go.mod tools/spire/go.sum
+	cd tools/spire && CGO_ENABLED=1 GOBIN=$(CURDIR)/$(SPIRE_BIN) $(GO) install github.com/spiffe/spire/cmd/spire-$*
 	@touch $@
 
 clean:

@@ -43,7 +43,21 @@ package agenthost_test
 //     keeps its checkpoints in a directory (audit.checkpoint_dir, one a
 //     second at most): the commands of audit.md run against it, in its own
 //     working directory, with the directory that guide writes
-//     (/mnt/audit-kept/agenthost) rewritten to D's.
+//     (/mnt/audit-kept/agenthost) rewritten to D's;
+//   - and the two hosts multi-host.md starts itself, on the local
+//     PostgreSQL server, in a working directory of their own laid out as
+//     A's, with their addresses (127.0.0.1:8421 and :8422) and database
+//     (agenthost_try) made free and unique here, in the commands and in a
+//     copy of examples/multi-host. Without createdb or a server at
+//     127.0.0.1:5432 that guide is skipped, saying so; its database is
+//     dropped and its hosts are stopped at its end whatever happened;
+//   - for spire.md, a SPIRE server and agent of trust domain a.example
+//     (bin/tools/spire, built by make spire-deps; the guide is skipped,
+//     saying so, without them): spire-server and spire-agent are first on
+//     the PATH, $NODE_ID is the agent's SPIFFE ID, and the host the guide
+//     starts runs in a working directory of its own, with its address
+//     (127.0.0.1:8430) and the agent's socket
+//     (/run/spire/sockets/agent.sock) rewritten as for multi-host.md.
 //
 // The addresses are free ports, rewritten in the commands and in their
 // promised output. The commands start once A is ready and has accepted C's
@@ -58,8 +72,11 @@ package agenthost_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,6 +84,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode"
@@ -242,6 +260,10 @@ func TestDocsCommands(t *testing.T) {
 				sh.rewrite = strings.NewReplacer(quickstartAddr, addrD, svidHostAddr, addrB, guideCheckpointDir, keptD).Replace
 			case approvalsGuide:
 				playAlicesBrowser(t, sh, browser)
+			case multiHostGuide:
+				sh.work, sh.rewrite = multiHostDeployment(t, repo)
+			case spireGuide:
+				spireDeploymentFor(t, repo, sh)
 			}
 			for _, b := range g.doc.blocks {
 				if b.info == "sh" {
@@ -339,8 +361,23 @@ const (
 	// approvalsGuide is the guide whose commands need a browser in which
 	// the quickstart's demo user signs in and approves.
 	approvalsGuide = "approvals.md"
-	demoUser       = "alice"
-	demoPassword   = "alice-demo-password"
+	// multiHostGuide is the guide that starts two hosts on one PostgreSQL
+	// database; the addresses, database and example directory it writes.
+	multiHostGuide    = "multi-host.md"
+	multiHostAddr1    = "127.0.0.1:8421"
+	multiHostAddr2    = "127.0.0.1:8422"
+	multiHostDatabase = "agenthost_try"
+	multiHostExample  = "examples/multi-host"
+	localPostgres     = "127.0.0.1:5432"
+	// spireGuide is the guide that runs a host on SPIRE's identities; the
+	// address, agent socket and example directory it writes.
+	spireGuide       = "spire.md"
+	spireGuideAddr   = "127.0.0.1:8430"
+	spireGuideSocket = "/run/spire/sockets/agent.sock"
+	spireExample     = "examples/spire"
+	spireTrustDomain = "a.example"
+	demoUser         = "alice"
+	demoPassword     = "alice-demo-password"
 )
 
 // keepCheckpoints makes the quickstart config in work keep the audit log's
@@ -374,6 +411,125 @@ func waitForCheckpoint(t *testing.T, dir string) {
 			t.Fatalf("the host kept no checkpoint in its audit.checkpoint_dir within 30s")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// multiHostDeployment readies what the commands of multi-host.md need and
+// returns the working directory they run in and their rewrite: free
+// addresses for the two hosts, a database name of their own, and a copy of
+// examples/multi-host with those addresses. It skips t where the local
+// PostgreSQL server or its client programs are missing. At the end of t it
+// stops any host the guide left running and drops its database.
+func multiHostDeployment(t *testing.T, repo string) (string, func(string) string) {
+	t.Helper()
+	for _, tool := range []string{"createdb", "dropdb"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s runs %s: install PostgreSQL's client programs (e.g. apt-get install postgresql-client) to run it", multiHostGuide, tool)
+		}
+	}
+	if c, err := net.DialTimeout("tcp", localPostgres, 2*time.Second); err != nil {
+		t.Skipf("%s needs a PostgreSQL server at %s with trust authentication for the user postgres (%v): start one to run it", multiHostGuide, localPostgres, err)
+	} else {
+		c.Close()
+	}
+	suffix := make([]byte, 6)
+	_, _ = rand.Read(suffix)
+	database := "agenthost_docs_" + hex.EncodeToString(suffix)
+	rewrite := strings.NewReplacer(multiHostAddr1, freeLoopbackAddr(t), multiHostAddr2, freeLoopbackAddr(t),
+		multiHostDatabase, database).Replace
+	work := readmeWorkDir(t, repo, freeLoopbackAddr(t))
+	copyRewritten(t, filepath.Join(repo, multiHostExample), filepath.Join(work, multiHostExample), rewrite)
+	t.Cleanup(func() {
+		stopLeftHosts(t, work)
+		out, err := exec.Command("dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", database).CombinedOutput()
+		if err != nil {
+			t.Errorf("dropdb %s: %v: %s", database, err, out)
+		}
+	})
+	return work, rewrite
+}
+
+// spireDeploymentFor starts the SPIRE server and agent spire.md's commands
+// talk to and readies sh for them: the SPIRE programs first on its PATH,
+// $NODE_ID, a working directory of its own with a rewritten copy of
+// examples/spire, and the rewrite of the host's address and the agent's
+// socket. At the end of t it stops the host the guide left running.
+func spireDeploymentFor(t *testing.T, repo string, sh *shellSession) {
+	t.Helper()
+	d := startSPIRE(t, spireTrustDomain)
+	sh.env = append(sh.env, "PATH="+d.Bin+string(os.PathListSeparator)+os.Getenv("PATH"), "NODE_ID="+d.NodeID)
+	rewrite := strings.NewReplacer(spireGuideAddr, freeLoopbackAddr(t), spireGuideSocket, d.AgentSocket).Replace
+	work := readmeWorkDir(t, repo, freeLoopbackAddr(t))
+	copyRewritten(t, filepath.Join(repo, spireExample), filepath.Join(work, spireExample), rewrite)
+	t.Cleanup(func() { stopLeftHosts(t, work) })
+	sh.work, sh.rewrite = work, rewrite
+}
+
+// copyRewritten replaces the link to src in the working directory (dst)
+// with a copy of its files, each rewritten.
+func copyRewritten(t *testing.T, src, dst string, rewrite func(string) string) {
+	t.Helper()
+	if err := os.Remove(dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			t.Fatalf("%s: %s is not a regular file; the docs' test copies only files", src, e.Name())
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), []byte(rewrite(string(b))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// stopLeftHosts waits up to 15s for every host still running from a data
+// directory directly under work to exit (a guide's last command may have
+// just sent it SIGTERM), then stops any left, as a guide that failed
+// before stopping its hosts leaves them, with SIGTERM and SIGKILL after
+// 15s more.
+func stopLeftHosts(t *testing.T, work string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(work, "*", "host.json"))
+	hidden, _ := filepath.Glob(filepath.Join(work, ".*", "host.json"))
+	for _, f := range append(files, hidden...) {
+		dir := filepath.Dir(f)
+		var info struct{ PID int }
+		if b, err := os.ReadFile(f); err != nil || json.Unmarshal(b, &info) != nil || info.PID <= 0 {
+			continue
+		}
+		running := func() bool {
+			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", info.PID))
+			return err == nil && strings.Contains(string(cmdline), "agenthost")
+		}
+		waitExit := func() bool {
+			deadline := time.Now().Add(15 * time.Second)
+			for running() {
+				if time.Now().After(deadline) {
+					return false
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			return true
+		}
+		if waitExit() {
+			continue
+		}
+		t.Errorf("the host of %s was still running 15s after the end of the guide: stopping it", dir)
+		_ = syscall.Kill(info.PID, syscall.SIGTERM)
+		if !waitExit() {
+			_ = syscall.Kill(info.PID, syscall.SIGKILL)
+		}
 	}
 }
 
