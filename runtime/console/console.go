@@ -2,7 +2,6 @@ package console
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/agenthost/agenthost/credentials/authserver/userauth"
 	"github.com/agenthost/agenthost/credentials/oauth"
+	"github.com/agenthost/agenthost/runtime/store"
+	"github.com/agenthost/agenthost/runtime/store/memstore"
 )
 
 // Path is where the console is served on the issuer's origin: mount
@@ -65,6 +66,15 @@ type Config struct {
 	// SessionTTL is how long a sign-in lasts; zero means
 	// DefaultSessionTTL.
 	SessionTTL time.Duration
+	// Store keeps the console's sessions, its sign-ins in progress and
+	// the key that seals its cookies, in namespaces "console.*". Consoles
+	// sharing a store (hosts of one deployment behind a load balancer)
+	// share them: a browser signed in at one is signed in at all, and a
+	// restart signs nobody out. Its expired records are reclaimed by
+	// whoever purges it (the host). Nil means a store in memory of the
+	// console's own: sessions are known to this console only, end when
+	// it stops, and Run purges them.
+	Store store.KV
 	// HTTPClient sends the token, userinfo and revocation requests; nil
 	// means a client with a 10 s timeout that follows no redirect.
 	HTTPClient *http.Client
@@ -81,17 +91,24 @@ type Console struct {
 	md       oauth.ServerMetadata
 	clientID string
 	// prefix is what links start with: the issuer's path and base.
-	prefix   string
-	secure   bool
-	admins   []string
-	ttl      time.Duration
-	hc       *http.Client
-	log      *slog.Logger
-	now      func() time.Time
-	cookies  *userauth.Sessions
-	sessions *sessionStore
-	logins   *loginStore
-	mux      *http.ServeMux
+	prefix string
+	secure bool
+	admins []string
+	ttl    time.Duration
+	hc     *http.Client
+	log    *slog.Logger
+	now    func() time.Time
+	kv     store.KV
+	// mem is kv when it is the console's own store in memory, which Run
+	// purges.
+	mem *memstore.Store
+	// cookies seals the session cookie, under the key kept in kv; it is
+	// made on first use (Console.sealer) from cookieConfig.
+	cookies      atomic.Pointer[userauth.Sessions]
+	cookieConfig userauth.SessionConfig
+	sessions     *sessionStore
+	logins       *loginStore
+	mux          *http.ServeMux
 
 	// closing ends the event streams when the host stops.
 	closing   chan struct{}
@@ -130,6 +147,7 @@ func New(cfg Config) (*Console, error) {
 		hc:       cfg.HTTPClient,
 		log:      cfg.Logger,
 		now:      cfg.Now,
+		kv:       cfg.Store,
 		closing:  make(chan struct{}),
 	}
 	if c.ttl == 0 {
@@ -146,19 +164,23 @@ func New(cfg Config) (*Console, error) {
 			return http.ErrUseLastResponse
 		}}
 	}
-	// The cookie seals no more than the session's ID and user: the
-	// session itself is kept here, so a key of this process's own is
-	// enough (a restart signs everyone out, as it ends the sessions).
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("console: session key: %w", err)
+	if c.kv == nil {
+		c.mem = memstore.New(c.now)
+		c.kv = c.mem
 	}
-	if c.cookies, err = userauth.NewSessions(userauth.SessionConfig{Key: key, CookieName: CookieName, Secure: c.secure,
-		TTL: c.ttl, Now: c.now}); err != nil {
+	// The cookie seals no more than the session's ID and user; the
+	// session itself is kept in the store, and so is the sealing key,
+	// which every console sharing the store reads (Console.sealer, on
+	// first use, so that a console starts while its store is down). The
+	// configuration is checked now, with a key of zeros never used.
+	c.cookieConfig = userauth.SessionConfig{CookieName: CookieName, Secure: c.secure, TTL: c.ttl, Now: c.now}
+	check := c.cookieConfig
+	check.Key = make([]byte, sealingKeyLen)
+	if _, err := userauth.NewSessions(check); err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	c.sessions = newSessionStore(c.now)
-	c.logins = newLoginStore(c.now)
+	c.sessions = newSessionStore(c.kv, c.now)
+	c.logins = newLoginStore(c.kv, c.now)
 	c.routes()
 	return c, nil
 }
@@ -166,12 +188,28 @@ func New(cfg Config) (*Console, error) {
 // Handler serves the console under Path.
 func (c *Console) Handler() http.Handler { return withHeaders(c.secure, c.mux) }
 
+// purgeInterval is how often Run purges the console's own store.
+const purgeInterval = time.Minute
+
 // Run serves until ctx is done, then ends the open event streams so the
-// HTTP server can stop at once.
+// HTTP server can stop at once. Without Config.Store, it purges the
+// console's store in memory of its expired sessions and sign-ins.
 func (c *Console) Run(ctx context.Context) error {
-	<-ctx.Done()
-	c.closeOnce.Do(func() { close(c.closing) })
-	return nil
+	defer c.closeOnce.Do(func() { close(c.closing) })
+	var purge <-chan time.Time
+	if c.mem != nil {
+		t := time.NewTicker(purgeInterval)
+		defer t.Stop()
+		purge = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-purge:
+			_, _ = c.mem.Purge(ctx)
+		}
+	}
 }
 
 func (c *Console) routes() {
@@ -206,10 +244,15 @@ const maxFormBytes = 16 << 10
 
 // signedIn serves h to a browser signed in to the console (an admin's when
 // admin is set). A browser that is not is sent to sign in and back; a user
-// who is not an admin gets 403.
+// who is not an admin gets 403. When the console cannot tell (its store is
+// unavailable) it answers 503.
 func (c *Console) signedIn(admin bool, h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s := c.session(r)
+		s, err := c.session(r)
+		if err != nil {
+			c.unavailable(w, r, err, "", "")
+			return
+		}
 		if s == nil {
 			next := r.URL.EscapedPath()
 			if r.URL.RawQuery != "" {
@@ -243,13 +286,17 @@ func (c *Console) form(admin bool, h func(http.ResponseWriter, *http.Request, *s
 			c.message(w, r, nil, http.StatusBadRequest, "Bad request", "The form could not be read.", "")
 			return
 		}
-		s := c.session(r)
+		s, err := c.session(r)
+		if err != nil {
+			c.unavailable(w, r, err, "", "")
+			return
+		}
 		if s == nil {
 			c.message(w, r, nil, http.StatusForbidden, "Signed out",
 				"You are not signed in to the console (any more); nothing was changed.", c.prefix+"/")
 			return
 		}
-		if err := c.cookies.CheckSessionCSRF(s.cookie, r.PostForm.Get("csrf")); err != nil {
+		if err := c.cookies.Load().CheckSessionCSRF(s.cookie, r.PostForm.Get("csrf")); err != nil {
 			c.log.WarnContext(r.Context(), "form refused", slog.String("user", s.user), slog.String("path", r.URL.Path),
 				slog.Any("error", err))
 			c.message(w, r, s, http.StatusForbidden, "Form refused",

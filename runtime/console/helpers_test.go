@@ -19,6 +19,7 @@ import (
 
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/store"
 )
 
 // fakeBackend is a host with fixed agents, tasks, approvals and records;
@@ -37,6 +38,8 @@ type fakeBackend struct {
 	// verifyProblem and verifyErr are what AuditVerify finds.
 	verifyProblem string
 	verifyErr     error
+	// activeErr is what UserActive fails with.
+	activeErr error
 }
 
 var _ Backend = (*fakeBackend)(nil)
@@ -181,6 +184,9 @@ func (b *fakeBackend) Trust(context.Context) (Trust, error) {
 func (b *fakeBackend) UserActive(_ context.Context, user string, _ time.Time) (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.activeErr != nil {
+		return false, b.activeErr
+	}
 	return (user == "alice" || user == "bob" || user == "<img src=x onerror=alert(1)>") && !b.revoked[user], nil
 }
 
@@ -267,16 +273,32 @@ func (as *fakeAS) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // env is a console with a fake backend and a fake authorization server on
-// one origin.
+// one origin. With several consoles (newCluster) the origin is a load
+// balancer in front of them: each request goes to the console use chose.
 type env struct {
 	t       *testing.T
 	b       *fakeBackend
 	as      *fakeAS
 	console *Console
 	srv     *httptest.Server
+	// cfg is the consoles' configuration, for restart.
+	cfg Config
+	// consoles are the consoles behind the origin; at is the index of
+	// the one that serves the next requests.
+	mu       sync.Mutex
+	consoles []*Console
+	at       int
 }
 
 func newEnv(t *testing.T, b *fakeBackend) *env {
+	t.Helper()
+	return newCluster(t, b, nil, nil, 1)
+}
+
+// newCluster is an env with n consoles behind one origin, as hosts
+// behind a load balancer, keeping their state in kv (nil: each its own,
+// in memory) and reading the time from now (nil: time.Now).
+func newCluster(t *testing.T, b *fakeBackend, kv store.KV, now func() time.Time, n int) *env {
 	t.Helper()
 	e := &env{t: t, b: b, as: &fakeAS{t: t, codes: map[string]fakeCode{}}}
 	mux := http.NewServeMux()
@@ -284,10 +306,16 @@ func newEnv(t *testing.T, b *fakeBackend) *env {
 	mux.HandleFunc("/oauth2/token", e.as.token)
 	mux.HandleFunc("/oauth2/userinfo", e.as.userinfo)
 	mux.HandleFunc("/oauth2/revoke", e.as.revoke)
+	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		c := e.consoles[e.at]
+		e.mu.Unlock()
+		c.Handler().ServeHTTP(w, r)
+	})
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	e.as.issuer = e.srv.URL
-	c, err := New(Config{
+	e.cfg = Config{
 		Backend:  b,
 		Issuer:   e.srv.URL,
 		ClientID: "console-test",
@@ -296,17 +324,49 @@ func newEnv(t *testing.T, b *fakeBackend) *env {
 			TokenEndpoint: e.srv.URL + "/oauth2/token", UserinfoEndpoint: e.srv.URL + "/oauth2/userinfo",
 			RevocationEndpoint: e.srv.URL + "/oauth2/revoke", AuthorizationResponseIssParameterSupported: true},
 		HTTPClient: e.srv.Client(),
-	})
-	if err != nil {
-		t.Fatal(err)
+		Store:      kv,
+		Now:        now,
 	}
-	e.console = c
-	mux.Handle(Path, c.Handler())
+	for range n {
+		e.consoles = append(e.consoles, e.start())
+	}
+	e.console = e.consoles[0]
+	return e
+}
+
+// start makes a console of e's configuration and runs it until the test
+// ends.
+func (e *env) start() *Console {
+	e.t.Helper()
+	c, err := New(e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = c.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return e
+	e.t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+// use sends the next requests to console i.
+func (e *env) use(i int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.at = i
+}
+
+// restart replaces console i with a new one of the same configuration,
+// as a host that restarts.
+func (e *env) restart(i int) {
+	e.t.Helper()
+	c := e.start()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.consoles[i] = c
+	if i == 0 {
+		e.console = c
+	}
 }
 
 // browser is a cookie jar and a client that follows redirects.

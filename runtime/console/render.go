@@ -94,7 +94,9 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, sta
 	}
 	if s != nil {
 		d.Viewer = &viewer{User: s.user, Name: s.name, Admin: s.admin}
-		d.CSRF = c.cookies.SessionCSRFToken(s.cookie)
+		if cookies := c.cookies.Load(); cookies != nil {
+			d.CSRF = cookies.SessionCSRFToken(s.cookie)
+		}
 	}
 	var buf bytes.Buffer
 	if err := tmpl.ExecuteTemplate(&buf, "layout", d); err != nil {

@@ -22,16 +22,26 @@ const maxResponseBytes = 64 << 10
 
 // login starts a sign-in (RFC 6749 §4.1.1 with PKCE, RFC 7636 §4.3): the
 // browser goes to the authorization endpoint with a fresh state and code
-// challenge, which are kept here with the CSRF token of this browser.
+// challenge, which are kept in the store with the CSRF token of this
+// browser.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	next := c.localNext(r.URL.Query().Get("next"))
-	if s := c.session(r); s != nil {
+	s, err := c.session(r)
+	if err != nil {
+		c.unavailable(w, r, err, "", "")
+		return
+	}
+	if s != nil {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
 	state, verifier := randomText(), randomText()
 	sum := sha256.Sum256([]byte(verifier))
-	c.logins.put(state, pendingLogin{verifier: verifier, binding: c.cookies.CSRFToken(w, r), next: next, created: c.now()})
+	p := pendingLogin{Verifier: verifier, Binding: c.cookies.Load().CSRFToken(w, r), Next: next, Created: c.now()}
+	if err := c.logins.put(r.Context(), state, p); err != nil {
+		c.unavailable(w, r, err, "", "")
+		return
+	}
 	q := url.Values{
 		"response_type":         {"code"},
 		"client_id":             {c.clientID},
@@ -49,21 +59,32 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // callback ends a sign-in at the redirect URI (RFC 6749 §4.1.2): the
-// state must be one this console sent, not used before, from this
-// browser; the issuer, when named (RFC 9207), this server. The code is
-// exchanged with the PKCE verifier, the user read from the userinfo
-// endpoint, the access token revoked (the console keeps none), and the
-// console session started.
+// state must be one this console (or another sharing its store) sent, not
+// used before, from this browser; the issuer, when named (RFC 9207), this
+// server. The code is exchanged with the PKCE verifier, the user read
+// from the userinfo endpoint, the access token revoked (the console keeps
+// none), and the console session started.
 func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	p, ok := c.logins.take(q.Get("state"))
+	cookies, err := c.sealer(ctx)
+	if err != nil {
+		c.unavailable(w, r, err, "", "")
+		return
+	}
+	p, ok, err := c.logins.take(ctx, q.Get("state"))
+	if err != nil {
+		// Not taken when the read failed: the same callback completes
+		// once the store is back.
+		c.unavailable(w, r, err, "", "")
+		return
+	}
 	if !ok {
 		c.message(w, r, nil, http.StatusBadRequest, "Not signed in",
 			"This sign-in is not one the console is waiting for (it was used, took too long, or was started elsewhere).", c.prefix+"/login")
 		return
 	}
-	if err := c.cookies.CheckCSRF(r, p.binding); err != nil {
+	if err := cookies.CheckCSRF(r, p.Binding); err != nil {
 		c.log.WarnContext(ctx, "sign-in refused: started in another browser", slog.Any("error", err))
 		c.message(w, r, nil, http.StatusBadRequest, "Not signed in",
 			"This sign-in was started in another browser.", c.prefix+"/login")
@@ -79,7 +100,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		if e == oauth.CodeAccessDenied {
 			msg = "You did not allow the console to sign you in."
 		}
-		c.message(w, r, nil, http.StatusForbidden, "Not signed in", msg, c.prefix+"/login?next="+url.QueryEscape(p.next))
+		c.message(w, r, nil, http.StatusForbidden, "Not signed in", msg, c.prefix+"/login?next="+url.QueryEscape(p.Next))
 		return
 	}
 	code := q.Get("code")
@@ -87,7 +108,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		c.message(w, r, nil, http.StatusBadRequest, "Not signed in", "The sign-in response has no code.", c.prefix+"/login")
 		return
 	}
-	token, err := c.exchange(ctx, code, p.verifier)
+	token, err := c.exchange(ctx, code, p.Verifier)
 	if err != nil {
 		c.log.ErrorContext(ctx, "sign-in failed", slog.Any("error", err))
 		c.message(w, r, nil, http.StatusBadGateway, "Not signed in", "The sign-in could not be completed; try again.", c.prefix+"/login")
@@ -101,11 +122,19 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	signedIn := c.now()
-	if ok, err := c.b.UserActive(ctx, user, signedIn); err != nil || !ok {
+	active, err := c.b.UserActive(ctx, user, signedIn)
+	if err != nil {
+		c.unavailable(w, r, fmt.Errorf("console: check user %s: %w", user, err), "You are not signed in; try again in a moment.",
+			c.prefix+"/login?next="+url.QueryEscape(p.Next))
+		return
+	}
+	if !active {
 		c.message(w, r, nil, http.StatusForbidden, "Not signed in", "This account may not use the console.", "")
 		return
 	}
-	cs, err := c.cookies.Start(w, user)
+	// The cookie is sent only once the session it names is saved.
+	pending := headerWriter{}
+	cs, err := cookies.Start(pending, user)
 	if err != nil {
 		c.log.ErrorContext(ctx, "session start failed", slog.Any("error", err))
 		c.message(w, r, nil, http.StatusInternalServerError, "Not signed in", "The session could not be started.", c.prefix+"/login")
@@ -115,15 +144,26 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	if s.name == "" {
 		s.name = user
 	}
-	c.sessions.put(s)
+	if err := c.sessions.put(ctx, s); err != nil {
+		c.unavailable(w, r, err, "You are not signed in; try again in a moment.", c.prefix+"/login?next="+url.QueryEscape(p.Next))
+		return
+	}
+	for _, v := range http.Header(pending).Values("Set-Cookie") {
+		w.Header().Add("Set-Cookie", v)
+	}
 	c.log.InfoContext(ctx, "signed in", slog.String("user", user), slog.Bool("admin", s.admin))
-	http.Redirect(w, r, p.next, http.StatusSeeOther)
+	http.Redirect(w, r, p.Next, http.StatusSeeOther)
 }
 
-// logout ends the session here and deletes its cookie.
+// logout ends the session at every console sharing the store, and
+// deletes its cookie. A session the store could not delete is left as it
+// was, cookie included, and the browser told to try again.
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	c.sessions.remove(s.cookie.ID)
-	c.cookies.End(w)
+	if err := c.sessions.remove(r.Context(), s); err != nil {
+		c.unavailable(w, r, err, "You are still signed in; try signing out again in a moment.", "")
+		return
+	}
+	c.cookies.Load().End(w)
 	c.log.InfoContext(r.Context(), "signed out", slog.String("user", s.user))
 	c.message(w, r, nil, http.StatusOK, "Signed out", "You are signed out of the console.", c.prefix+"/login")
 }

@@ -20,7 +20,8 @@ import (
 // issuer's origin whenever users can sign in (auth.users). It is a client
 // of the host's own authorization server, the built-in public client
 // ConsoleClientID; its pages read and act on the host through
-// consoleBackend.
+// consoleBackend, and it keeps its sessions in the host's store
+// (namespaces console.*), shared by every host of a deployment.
 
 // ConsoleClientID is the client_id of the public client the host registers
 // at its embedded authorization server for the console.
@@ -80,6 +81,11 @@ func (h *Host) mountConsole(mux *http.ServeMux) error {
 		// may be one only other workloads verify).
 		HTTPClient: &http.Client{Transport: handlerTransport{h.as.Handler()}, Timeout: consoleHTTPTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		// Sessions, sign-ins in progress and the cookie-sealing key are
+		// kept in the host's store, so that the hosts of a deployment
+		// sharing it serve one console (and a restart signs nobody
+		// out); the host's purge reclaims their expired records.
+		Store:  h.store,
 		Now:    h.now,
 		Logger: h.log.With("component", "console"),
 	})
