@@ -35,7 +35,7 @@ var rules = []rule{
 	{"credentials/oauth", []string{"credentials", "credentials/jose"}},
 	{"credentials/txntoken", []string{"credentials", "credentials/jose"}},
 	{"credentials/svidtls", []string{"credentials"}},
-	{"credentials/federation", []string{"credentials", "credentials/ca", "credentials/oauth/fetch"}},
+	{"credentials/federation", []string{"credentials", "credentials/ca", "credentials/jose", "credentials/oauth/fetch"}},
 	{"credentials/authserver", []string{"credentials/..."}},
 	{"consent", []string{"credentials/..."}},
 	{"llm", []string{"credentials"}},

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/ca"
+	"github.com/agenthost/agenthost/credentials/jose"
 	"github.com/agenthost/agenthost/credentials/oauth/fetch"
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
@@ -390,6 +392,30 @@ func (s *Set) GetJWTBundleForTrustDomain(td spiffeid.TrustDomain) (*jwtbundle.Bu
 		return nil, err
 	}
 	return b.JWTBundle(), nil
+}
+
+// WITKeys returns the lookup by kid of the WIT authority keys of trust
+// domain td, the own or a federated one, as wimse.Authority takes it. Each
+// lookup reads the bundle the set holds for td at that moment, so a
+// refreshed bundle applies at once. A kid td's bundle does not hold is
+// jose.ErrUnknownKey; a domain the set does not federate with,
+// credentials.ErrUntrustedDomain.
+func (s *Set) WITKeys(td string) (jose.KeyFunc, error) {
+	id, err := spiffeid.TrustDomainFromString(td)
+	if err != nil {
+		return nil, fmt.Errorf("federation: trust domain %q: %w", td, err)
+	}
+	return func(_ context.Context, kid string) (crypto.PublicKey, error) {
+		b, err := s.bundleFor(id)
+		if err != nil {
+			return nil, err
+		}
+		k, ok := b.FindWITAuthority(kid)
+		if !ok {
+			return nil, fmt.Errorf("federation: no WIT authority %q in the bundle of %s: %w", kid, id.Name(), jose.ErrUnknownKey)
+		}
+		return k, nil
+	}, nil
 }
 
 // ValidateJWTSVID validates a JWT-SVID (SPECS.md §10.3) of the own or a

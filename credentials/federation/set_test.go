@@ -17,6 +17,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/ca"
 	"github.com/agenthost/agenthost/credentials/federation"
 	"github.com/agenthost/agenthost/credentials/jose"
+	"github.com/agenthost/agenthost/credentials/wimse"
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
@@ -291,5 +292,66 @@ func TestMemoryStore(t *testing.T) {
 	cancel()
 	if err := m.Save(cancelled, foreignTD, data); !errors.Is(err, context.Canceled) {
 		t.Errorf("Save with a cancelled context: err = %v", err)
+	}
+}
+
+// TestWITKeys: a federated domain's WITs verify with the WIT authorities
+// of its bundle as the set holds it, the own domain's with the own; a
+// domain not federated, or whose bundle no longer holds the key, is
+// refused.
+func TestWITKeys(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	wit := func(c *ca.CA, id string) string {
+		tok, _, _, err := c.NewWITSVID(ctx, mustID(t, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	verifier := func(td string) *wimse.Verifier {
+		keys, err := w.s.WITKeys(td)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := wimse.NewVerifier(wimse.Config{TrustDomains: map[string]wimse.Authority{td: {Keys: keys}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	foreignID := "spiffe://" + foreignTD + "/agent/a"
+	if got, err := verifier(foreignTD).VerifyWIT(ctx, wit(w.foreign, foreignID)); err != nil || got.Subject.String() != foreignID {
+		t.Fatalf("a federated domain's WIT: %v, %v", got, err)
+	}
+	ownID := "spiffe://" + ownTD + "/agent/b"
+	if got, err := verifier(ownTD).VerifyWIT(ctx, wit(w.own, ownID)); err != nil || got.Subject.String() != ownID {
+		t.Fatalf("the own domain's WIT: %v, %v", got, err)
+	}
+	// Keys of the stranger's domain are looked up in no bundle, and a
+	// WIT the stranger signs for the federated domain's ID is not by
+	// one of that domain's authorities.
+	strangerKeys, err := w.s.WITKeys(strangerTD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := strangerKeys(ctx, "any"); !errors.Is(err, credentials.ErrUntrustedDomain) {
+		t.Errorf("a key of an unfederated domain: %v, want ErrUntrustedDomain", err)
+	}
+	if _, err := verifier(foreignTD).VerifyWIT(ctx, wit(w.stranger, "spiffe://"+strangerTD+"/agent/c")); err == nil {
+		t.Error("a WIT of an unfederated domain verified")
+	}
+	forged := newCA(t, foreignTD, 0)
+	if _, err := verifier(foreignTD).VerifyWIT(ctx, wit(forged, foreignID)); !errors.Is(err, jose.ErrUnknownKey) {
+		t.Errorf("a WIT by another CA of the federated domain's name: %v, want ErrUnknownKey", err)
+	}
+	if _, err := w.s.WITKeys("Not A Domain"); err == nil {
+		t.Error("WITKeys took an invalid trust domain name")
+	}
+	// The domain's keys went away: its WITs are refused at once.
+	v := verifier(foreignTD)
+	w.revokeForeign(t)
+	if _, err := v.VerifyWIT(ctx, wit(w.foreign, foreignID)); !errors.Is(err, jose.ErrUnknownKey) {
+		t.Errorf("a WIT after the federated bundle went empty: %v, want ErrUnknownKey", err)
 	}
 }

@@ -258,12 +258,30 @@ func (h *Host) workloadVerifier() (*wimse.Verifier, error) {
 	if h.wimse != nil {
 		return h.wimse, nil
 	}
+	// WITs of the own trust domain, and of each federated one with the
+	// WIT authorities of its bundle as the federation keeps it: a
+	// federated domain's agents present their WITs here as ours do. A
+	// WIT of any other domain is refused.
+	domains := map[string]wimse.Authority{h.ident.TrustDomain().Name(): {Keys: h.witKeys}}
+	for _, d := range h.cfg.Federation.TrustDomains {
+		keys, err := h.federation.WITKeys(d.Name)
+		if err != nil {
+			return nil, fmt.Errorf("host: federation.trust_domains: %w", err)
+		}
+		domains[d.Name] = wimse.Authority{Keys: keys}
+	}
 	wv, err := wimse.NewVerifier(wimse.Config{
-		TrustDomains: map[string]wimse.Authority{h.ident.TrustDomain().Name(): {Keys: h.witKeys}},
-		BaseURL:      h.a2aOrigin(),
-		ReplayCache:  wimse.NewMemoryReplayCache(0, h.now),
-		Clock:        h.now,
-		Logger:       h.log.With("component", "wimse"),
+		TrustDomains: domains,
+		// The answer is WriteError's; the audit record of the refusal
+		// says why (wimse's messages hold no token).
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			denyReason(w, err.Error())
+			wimse.WriteError(w, err)
+		},
+		BaseURL:     h.a2aOrigin(),
+		ReplayCache: wimse.NewMemoryReplayCache(0, h.now),
+		Clock:       h.now,
+		Logger:      h.log.With("component", "wimse"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)

@@ -225,6 +225,17 @@ func (h *Host) mcpTool(name string, t mediator.Tool) mcpCallTool {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	// reason, when a handler inside sets it (denyReason), says why the
+	// request was refused, for the audit record.
+	reason string
+}
+
+// denyReason tells the auditDeniedRequests around w why the request is
+// refused; elsewhere it does nothing. The reason must hold no token.
+func denyReason(w http.ResponseWriter, reason string) {
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.reason = reason
+	}
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -266,6 +277,9 @@ func (h *Host) auditDeniedRequests(action string, resourceOf func(*http.Request)
 			return
 		}
 		reason := http.StatusText(rec.status)
+		if rec.reason != "" {
+			reason += ": " + rec.reason
+		}
 		if ch := w.Header().Get("WWW-Authenticate"); ch != "" {
 			if cs, err := oauth.ParseChallenges([]string{ch}); err == nil && len(cs) > 0 && cs[0].Param("error") != "" {
 				reason = cs[0].Param("error")
