@@ -48,6 +48,11 @@ var rules = []rule{
 	{"plugins/sandbox", nil},
 	{"plugins", []string{"plugins/proto", "plugins/sandbox", "credentials/..."}},
 	{"runtime", []string{"credentials/...", "consent/...", "llm/...", "mcp/...", "a2a/...", "plugins/...", "runtime/..."}},
+	// The mediator is the security spine (DESIGN.md §9): the call path only,
+	// no storage or business logic of its own.
+	{"runtime/mediator", []string{"credentials/...", "consent/...", "llm/...", "plugins/proto"}},
+	// The host's built-in tools: mediator.Tools keeping their data in the store.
+	{"runtime/hosttools", []string{"llm", "runtime/mediator", "runtime/store"}},
 	{"cmd", []string{"credentials/...", "consent/...", "llm/...", "mcp/...", "a2a/...", "plugins/...", "runtime/..."}},
 	{"examples", []string{"plugins/sdk", "plugins/proto", "credentials"}},
 }
@@ -149,6 +154,10 @@ func TestMayImport(t *testing.T) {
 		{"cmd/agenthost/internal/cli", "runtime/host", true},
 		{"llm", "credentials/jose", false},
 		{"mcp/mcpserver", "runtime/policy", false},
+		{"runtime/hosttools", "runtime/mediator", true},
+		{"runtime/hosttools", "runtime/host", false},
+		{"runtime/mediator", "runtime/store", false},
+		{"runtime/config", "runtime/hosttools", true},
 		{"unknown", "credentials", false},
 	}
 	for _, tt := range tests {

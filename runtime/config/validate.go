@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agenthost/agenthost/runtime/hosttools"
 	"github.com/agenthost/agenthost/runtime/mediator"
 )
 
@@ -385,7 +386,7 @@ func (v *validator) unoffered(grant string) string {
 		}
 		plugins = append(plugins, p.Name)
 	}
-	known := mediator.BuiltinToolNames()
+	known := hosttools.Names()
 	for _, r := range v.c.MCP.Remotes {
 		for _, t := range r.Tools {
 			known = append(known, r.Name+"/"+t)

@@ -19,6 +19,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/fanout"
+	"github.com/agenthost/agenthost/runtime/hosttools"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/supervisor"
@@ -28,9 +29,9 @@ import (
 // socket (usable only by that agent's plugin process), and a supervisor
 // entry pinned to the binary's measured SHA-256.
 func (h *Host) newAgents(ctx context.Context) error {
-	h.tools = mediator.BuiltinTools(h.store, h.now, h.verifyTxnToken)
+	h.tools = hosttools.New(hosttools.Config{Store: h.store, Now: h.now, VerifyTxnToken: h.verifyTxnToken})
 	h.readOnly = map[string]bool{}
-	for _, t := range builtinReadOnly {
+	for _, t := range hosttools.ReadOnly() {
 		h.readOnly[t] = true
 	}
 	if err := h.addRemoteTools(h.tools); err != nil {

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/hosttools"
 	"github.com/agenthost/agenthost/runtime/mediator"
 )
 
 func TestCheckGrants(t *testing.T) {
-	tools := mediator.BuiltinTools(nil, nil, nil)
+	tools := hosttools.New(hosttools.Config{})
 	tools["docs/search"] = nil
 	tests := []struct {
 		name   string

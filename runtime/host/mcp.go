@@ -20,10 +20,6 @@ import (
 // PathMCP is where hosted MCP servers are served: PathMCP + name.
 const PathMCP = "/mcp/"
 
-// builtinReadOnly are the built-in host tools that change nothing; tool
-// plugins add theirs to the host's set.
-var builtinReadOnly = []string{"clock/now", "notes/search", "payments/balance"}
-
 // toolScope is the OAuth scope a caller needs for a host tool over MCP:
 // "<server>:read" for tools that change nothing, "<server>:write"
 // otherwise, where <server> is the tool's prefix ("notes/add" →

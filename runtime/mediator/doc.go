@@ -16,9 +16,9 @@
 //     of the task's own, in the same transaction, whose tctx binds the
 //     tool, the SHA-256 of the arguments and the fields the tool declares
 //     ([TxnBinder]). A tool reads it from its context
-//     ([TxnTokenFromContext]) and checks it ([CheckTxnToken]); the built-in
-//     payments/transfer refuses a call whose arguments or amount differ
-//     from its token's. Remote tools get none.
+//     ([TxnTokenFromContext]) and checks it ([CheckTxnToken]); the host's
+//     payments/transfer (runtime/hosttools) refuses a call whose arguments
+//     or amount differ from its token's. Remote tools get none.
 //  5. Approve: a tool call policy says needs approval waits for the
 //     task's user ([Approvals], the host asking its authorization server
 //     by OpenID CIBA; a task without a user is refused,
@@ -42,6 +42,10 @@
 //
 // The plugin receives results only: model replies and tool output, never a
 // credential.
+//
+// The mediator holds no tools of its own: it is given them
+// (Config.Tools). The host's built-in tools are runtime/hosttools, each a
+// [Tool]; the host adds the remote servers' and tool plugins' beside them.
 //
 // An [Observer] (Config.Observer) is told of every Host call as it starts
 // and ends, with the decision made on it, and of every policy evaluation;

@@ -25,7 +25,7 @@ func newTestMediator(t *testing.T) (*Mediator, *memstore.Store) {
 	m, err := New(Config{
 		Models:      map[string]llm.Model{"default": llmoffline.New(llmoffline.Config{})},
 		AgentModels: map[string]string{"research": "default"},
-		Tools:       BuiltinTools(st, func() time.Time { return t0 }, txn.verify),
+		Tools:       stubTools("clock/now", "notes/search", "notes/add"),
 		TxnTokens:   txn,
 		Policy: AllowList{
 			"research": {Tools: []string{"clock/now", "notes/search"}, Models: []string{"default"}},
@@ -38,6 +38,28 @@ func newTestMediator(t *testing.T) (*Mediator, *memstore.Store) {
 		t.Fatal(err)
 	}
 	return m, st
+}
+
+// stubTool is a host tool for the mediator's tests: it answers "ran" and
+// its name, whatever the arguments. The host's own tools are tested in
+// runtime/hosttools.
+type stubTool struct{ name string }
+
+func (s stubTool) Definition() llm.Tool {
+	return llm.Tool{Name: s.name, Description: "stub " + s.name, Parameters: json.RawMessage(`{"type":"object"}`)}
+}
+
+func (s stubTool) Call(context.Context, Caller, json.RawMessage) (ToolResult, error) {
+	return ToolResult{Text: "ran " + s.name}, nil
+}
+
+// stubTools returns a stubTool for each name.
+func stubTools(names ...string) map[string]Tool {
+	tools := make(map[string]Tool, len(names))
+	for _, n := range names {
+		tools[n] = stubTool{name: n}
+	}
+	return tools
 }
 
 func begin(t *testing.T, m *Mediator, agent, task string) {
@@ -104,7 +126,7 @@ func TestPolicyAndAudit(t *testing.T) {
 	ctx := context.Background()
 
 	res, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "t1", Tool: "clock/now", ArgumentsJson: `{}`})
-	if err != nil || res.GetContent()[0].GetText() != "Fri, 01 May 2026 12:00:00 UTC" {
+	if err != nil || res.GetContent()[0].GetText() != "ran clock/now" {
 		t.Fatalf("clock/now = %v, %v", res, err)
 	}
 	// notes/add is not granted to research.
@@ -175,25 +197,6 @@ func TestCompleteWithOfflineModelChoosesTool(t *testing.T) {
 		TaskId: "t2", Messages: []*pluginpb.Message{{Role: pluginpb.Role_ROLE_USER, Text: "hi"}}})
 	if !errors.Is(err, pluginpb.ErrPermissionDenied) {
 		t.Fatalf("ungranted model: %v", err)
-	}
-}
-
-func TestNotesAreStoredPerAgent(t *testing.T) {
-	m, _ := newTestMediator(t)
-	begin(t, m, "payments", "t")
-	h := m.HostFor("payments")
-	ctx := context.Background()
-	if _, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "t", Tool: "notes/add", ArgumentsJson: `{"text":"invoice 42 paid"}`}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "t", Tool: "notes/search", ArgumentsJson: `{"query":"Invoice 42"}`})
-	if err != nil || res.GetContent()[0].GetText() != "invoice 42 paid" {
-		t.Fatalf("search = %v, %v", res, err)
-	}
-	begin(t, m, "research", "r")
-	res, err = m.HostFor("research").CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "r", Tool: "notes/search", ArgumentsJson: `{"query":"invoice"}`})
-	if err != nil || !strings.HasPrefix(res.GetContent()[0].GetText(), "no notes match") {
-		t.Fatalf("another agent's search = %v, %v", res, err)
 	}
 }
 
@@ -283,65 +286,6 @@ func TestCallAgent(t *testing.T) {
 	}
 }
 
-func TestPaymentsLedger(t *testing.T) {
-	m, st := newTestMediator(t)
-	_ = st
-	m.cfg.Policy = AllowList{"payments": {Tools: []string{"payments/*"}}}
-	begin(t, m, "payments", "p")
-	h := m.HostFor("payments")
-	ctx := context.Background()
-	call := func(tool, args string) (string, bool) {
-		t.Helper()
-		res, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "p", Tool: tool, ArgumentsJson: args})
-		if err != nil {
-			t.Fatalf("%s %s: %v", tool, args, err)
-		}
-		return res.GetContent()[0].GetText(), res.GetIsError()
-	}
-	if out, isErr := call("payments/transfer", `{"from":"alice","to":"bob","amount":12.5}`); isErr || out != "transferred 12.50 from alice to bob" {
-		t.Fatalf("transfer: %q %v", out, isErr)
-	}
-	if out, _ := call("payments/balance", `{"account":"alice"}`); out != "alice: -12.50" {
-		t.Fatalf("balance: %q", out)
-	}
-	if out, _ := call("payments/balance", `{"account":"bob"}`); out != "bob: 12.50" {
-		t.Fatalf("balance: %q", out)
-	}
-	for _, bad := range []string{
-		`{"from":"alice","to":"bob","amount":5000}`, // beyond the overdraft
-		`{"from":"alice","to":"alice","amount":1}`,  // same account
-		`{"from":"alice","to":"bob","amount":-3}`,   // negative
-		`{"from":"alice","to":"bob"}`,               // no amount
-	} {
-		if out, isErr := call("payments/transfer", bad); !isErr {
-			t.Fatalf("transfer %s succeeded: %q", bad, out)
-		}
-	}
-	if out, _ := call("payments/balance", `{"account":"alice"}`); out != "alice: -12.50" {
-		t.Fatalf("a refused transfer changed a balance: %q", out)
-	}
-	// Concurrent transfers conserve money: every one that reports success
-	// moved exactly 1.00 (a busy retry limit may refuse some).
-	done := make(chan bool)
-	for i := 0; i < 8; i++ {
-		go func() {
-			res, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "p", Tool: "payments/transfer", ArgumentsJson: `{"from":"bob","to":"carol","amount":1}`})
-			done <- err == nil && !res.GetIsError()
-		}()
-	}
-	ok := 0
-	for i := 0; i < 8; i++ {
-		if <-done {
-			ok++
-		}
-	}
-	b, _ := call("payments/balance", `{"account":"bob"}`)
-	c, _ := call("payments/balance", `{"account":"carol"}`)
-	if ok == 0 || b != fmt.Sprintf("bob: %s", money(1250-int64(ok)*100)) || c != fmt.Sprintf("carol: %s", money(int64(ok)*100)) {
-		t.Fatalf("after %d successful concurrent transfers of 1.00: %q, %q", ok, b, c)
-	}
-}
-
 type fakeRemote struct{ gotToken *Token }
 
 func (f *fakeRemote) Definition() llm.Tool {
@@ -427,7 +371,7 @@ func (f forbidTool) Decide(ctx context.Context, r Request) (Decision, error) {
 func TestListToolsAuditsHiddenTools(t *testing.T) {
 	st := memstore.New(func() time.Time { return t0 })
 	m, err := New(Config{
-		Tools:   BuiltinTools(st, func() time.Time { return t0 }, nil),
+		Tools:   stubTools("payments/transfer", "payments/balance"),
 		Policy:  forbidTool{grants: AllowList{"payments": {Tools: []string{"payments/*"}}}, tool: "payments/transfer"},
 		Auditor: StoreAuditor{Log: st},
 		Now:     func() time.Time { return t0 },
@@ -472,7 +416,7 @@ func (a failDenials) Record(ctx context.Context, r Record) error {
 func TestListToolsRefusedWithoutHiddenRecord(t *testing.T) {
 	st := memstore.New(func() time.Time { return t0 })
 	m, err := New(Config{
-		Tools:   BuiltinTools(st, func() time.Time { return t0 }, nil),
+		Tools:   stubTools("payments/transfer", "payments/balance"),
 		Policy:  forbidTool{grants: AllowList{"payments": {Tools: []string{"payments/*"}}}, tool: "payments/transfer"},
 		Auditor: failDenials{StoreAuditor{Log: st}},
 		Now:     func() time.Time { return t0 },

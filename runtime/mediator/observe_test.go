@@ -98,7 +98,7 @@ func TestObserver(t *testing.T) {
 	grants := AllowList{"research": {Tools: []string{"clock/now", "probe/ctx", "notes/search", "notes/add"}, Models: []string{"default"}}}
 	obs := &recordingObserver{policies: map[string]int{}}
 	auditFails := false
-	tools := BuiltinTools(st, clock, nil)
+	tools := stubTools("clock/now", "notes/search", "notes/add")
 	tools["probe/ctx"] = ctxTool{}
 	m, err := New(Config{
 		Models: map[string]llm.Model{"default": llmoffline.New(llmoffline.Config{})},

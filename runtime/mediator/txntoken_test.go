@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/credentials"
-	"github.com/agenthost/agenthost/credentials/jose"
 	"github.com/agenthost/agenthost/credentials/txntoken"
+	"github.com/agenthost/agenthost/llm"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 	"github.com/agenthost/agenthost/runtime/store/memstore"
 )
@@ -74,18 +74,47 @@ func (t tamperTool) Call(ctx context.Context, c Caller, args json.RawMessage) (T
 	return t.Tool.Call(ctx, c, t.edit(args))
 }
 
-// TestTransferRefusesAlteredAmount: a transfer whose amount is changed
-// between the mediator (which minted the call's Txn-Token for the amount
-// the agent asked) and the payments tool is refused by the tool; nothing
-// moves, and the refusal is the call's audited outcome.
-func TestTransferRefusesAlteredAmount(t *testing.T) {
+// amountTool is a host tool that checks its calls as the host's
+// payments/transfer does: it declares its amount a business field and
+// refuses a call its Txn-Token does not describe, amount included.
+type amountTool struct{ verify TxnTokenVerifier }
+
+const amountToolName = "pay/send"
+
+func (amountTool) Definition() llm.Tool {
+	return llm.Tool{Name: amountToolName, Parameters: json.RawMessage(`{"type":"object"}`)}
+}
+
+func (amountTool) TxnFields() []string { return []string{"amount"} }
+
+func (t amountTool) Call(ctx context.Context, _ Caller, args json.RawMessage) (ToolResult, error) {
+	var in struct {
+		Amount json.RawMessage `json:"amount"`
+	}
+	if err := json.Unmarshal(args, &in); err != nil {
+		return ToolResult{Text: "arguments must be an object", IsError: true}, nil
+	}
+	fields := map[string]any{}
+	if in.Amount != nil {
+		fields["amount"] = in.Amount
+	}
+	if _, err := CheckTxnToken(ctx, t.verify, amountToolName, args, fields); err != nil {
+		return ToolResult{}, err
+	}
+	return ToolResult{Text: "sent " + string(in.Amount)}, nil
+}
+
+// TestToolRefusesAlteredField: the mediator binds a tool's declared field
+// (the amount) in the call's Txn-Token; a call whose arguments change
+// between the mediator and the tool is refused by the tool, and the
+// refusal is the call's audited outcome.
+func TestToolRefusesAlteredField(t *testing.T) {
 	st := memstore.New(func() time.Time { return t0 })
 	txn := newTestTxn(t)
-	tools := BuiltinTools(st, func() time.Time { return t0 }, txn.verify)
-	tools["payments/transfer"] = tamperTool{Tool: tools["payments/transfer"], edit: func(a json.RawMessage) json.RawMessage {
+	tools := map[string]Tool{amountToolName: tamperTool{Tool: amountTool{verify: txn.verify}, edit: func(a json.RawMessage) json.RawMessage {
 		return json.RawMessage(strings.Replace(string(a), `"amount":1`, `"amount":900`, 1))
-	}}
-	m, err := New(Config{Tools: tools, Policy: AllowList{"payments": {Tools: []string{"payments/*"}}},
+	}}}
+	m, err := New(Config{Tools: tools, Policy: AllowList{"payments": {Tools: []string{"pay/*"}}},
 		Auditor: StoreAuditor{Log: st}, Now: func() time.Time { return t0 }, TxnTokens: txn})
 	if err != nil {
 		t.Fatal(err)
@@ -93,136 +122,94 @@ func TestTransferRefusesAlteredAmount(t *testing.T) {
 	begin(t, m, "payments", "p")
 	h := m.HostFor("payments")
 	ctx := context.Background()
-	_, err = h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "p", Tool: "payments/transfer", ArgumentsJson: `{"from":"alice","to":"mallory","amount":1}`})
+	_, err = h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "p", Tool: amountToolName, ArgumentsJson: `{"to":"mallory","amount":1}`})
 	if !errors.Is(err, pluginpb.ErrPermissionDenied) || !strings.Contains(err.Error(), "arguments differ") {
-		t.Fatalf("altered transfer: err = %v, want a refusal naming the arguments", err)
-	}
-	res, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "p", Tool: "payments/balance", ArgumentsJson: `{"account":"mallory"}`})
-	if err != nil || res.GetContent()[0].GetText() != "mallory: 0.00" {
-		t.Fatalf("after the refused transfer: %v, %v", res, err)
+		t.Fatalf("altered call: err = %v, want a refusal naming the arguments", err)
 	}
 	var outcome *Record
 	for _, r := range auditRecords(t, st) {
-		if r.Resource == "payments/transfer" && r.Outcome != "" {
+		if r.Resource == amountToolName && r.Outcome != "" {
 			outcome = &r
 		}
 	}
 	if outcome == nil || outcome.Outcome != "error" || !strings.Contains(outcome.Error, ErrTxnToken.Error()) || outcome.Txn != "p" {
 		t.Fatalf("audited outcome = %+v", outcome)
 	}
-	// The token was minted for the agent's amount, bound in tctx, when the
-	// transfer took it; the balance, which checks none, had none minted.
+	// The token was minted for the agent's amount, bound in tctx.
 	if n := len(txn.minted); n != 1 || !strings.Contains(txn.minted[0].TransactionContext.String(), `"amount":1,`) {
 		t.Fatalf("minted %d tokens, first tctx %s", n, txn.minted[0].TransactionContext)
 	}
-	// Untouched, the same transfer goes through.
-	tools["payments/transfer"] = tools["payments/transfer"].(tamperTool).Tool
-	res, err = h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "p", Tool: "payments/transfer", ArgumentsJson: `{"from":"alice","to":"mallory","amount":1}`})
-	if err != nil || res.GetIsError() {
-		t.Fatalf("transfer: %v, %v", res, err)
+	// Untouched, the same call goes through.
+	tools[amountToolName] = tools[amountToolName].(tamperTool).Tool
+	res, err := h.CallTool(ctx, &pluginpb.CallToolRequest{TaskId: "p", Tool: amountToolName, ArgumentsJson: `{"to":"mallory","amount":1}`})
+	if err != nil || res.GetIsError() || res.GetContent()[0].GetText() != "sent 1" {
+		t.Fatalf("call: %v, %v", res, err)
 	}
 }
 
-// TestTransferTokenChecks: the payments tool moves money only on a
-// Txn-Token of its trust domain, signed by the service, unexpired, typed
-// txntoken+jwt, for this tool, these arguments and this amount.
-func TestTransferTokenChecks(t *testing.T) {
-	st := memstore.New(func() time.Time { return t0 })
+// TestCheckTxnToken: a tool's check passes only with a verifier and a
+// Txn-Token it verifies that was minted for this tool, these arguments and
+// each field's value (spelled any way that is the same number). How a
+// token verifies (signature, typ, aud, exp) is credentials/txntoken's;
+// runtime/hosttools runs those cases against payments/transfer.
+func TestCheckTxnToken(t *testing.T) {
 	txn := newTestTxn(t)
-	transfer := BuiltinTools(st, func() time.Time { return t0 }, txn.verify)["payments/transfer"]
-	const args = `{"from":"alice","to":"bob","amount":2.5}`
-	caller := Caller{Agent: "payments", Identity: credentials.MustParseIdentity("spiffe://test.local/agent/payments"), TaskID: "p", Txn: "txn-1"}
 	ctx := context.Background()
-	mint := func(t *testing.T, tool, callArgs string, fields map[string]any, mod func(*txntoken.Claims)) string {
+	caller := Caller{Agent: "payments", Identity: credentials.MustParseIdentity("spiffe://test.local/agent/payments"), TaskID: "p", Txn: "txn-1"}
+	const args = `{"to":"bob","amount":2.5}`
+	amount := map[string]any{"amount": json.RawMessage("2.5")}
+	mint := func(t *testing.T, tool, callArgs string, fields map[string]any) string {
 		t.Helper()
 		details, err := txntoken.CallContext(tool, json.RawMessage(callArgs), fields)
 		if err != nil {
 			t.Fatal(err)
 		}
-		now := time.Now().Truncate(time.Second)
-		c := txntoken.Claims{IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix(), Audience: testTD, Txn: "txn-1",
-			Subject: "alice", Scope: "tasks:run", RequestingWorkload: caller.Identity.String(), TransactionContext: details}
-		if mod != nil {
-			mod(&c)
-		}
-		tok, err := txntoken.Sign(ctx, txn.key, "k1", c)
+		tok, err := txn.TxnToken(ctx, caller, details, txntoken.Object{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
-	amount := map[string]any{"amount": json.RawMessage("2.5")}
-	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	for _, tc := range []struct {
-		name  string
-		token func(t *testing.T) string
-		want  string
+		name   string
+		verify TxnTokenVerifier
+		token  func(t *testing.T) string
+		want   string // in the error; "" for none
 	}{
-		{"no token", func(*testing.T) string { return "" }, "carries no Txn-Token"},
-		{"access token", func(t *testing.T) string {
-			tok, err := jose.Sign(ctx, txn.key, "k1", jose.TypAccessToken, map[string]any{"iss": "https://as", "sub": "alice",
-				"aud": testTD, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return tok
-		}, "not a transaction token"},
-		{"other trust domain", func(t *testing.T) string {
-			return mint(t, transferName, args, amount, func(c *txntoken.Claims) { c.Audience = "evil.example" })
-		}, "another trust domain"},
-		{"expired", func(t *testing.T) string {
-			return mint(t, transferName, args, amount, func(c *txntoken.Claims) {
-				c.IssuedAt, c.ExpiresAt = time.Now().Add(-2*time.Minute).Unix(), time.Now().Add(-time.Minute).Unix()
-			})
-		}, "expired"},
-		{"bad signature", func(t *testing.T) string {
-			tok := mint(t, transferName, args, amount, nil)
-			return tok[:len(tok)-4] + "AAAA"
-		}, "bad signature"},
-		{"unknown key", func(t *testing.T) string {
-			details, _ := txntoken.CallContext(transferName, json.RawMessage(args), amount)
-			now := time.Now().Unix()
-			tok, err := txntoken.Sign(ctx, otherKey, "k1", txntoken.Claims{IssuedAt: now, ExpiresAt: now + 60, Audience: testTD, Txn: "t",
-				Subject: "alice", Scope: "s", RequestingWorkload: "spiffe://test.local/x", TransactionContext: details})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return tok
-		}, "bad signature"},
-		{"another tool", func(t *testing.T) string { return mint(t, "payments/balance", args, amount, nil) }, "is for tool"},
-		{"other arguments", func(t *testing.T) string {
-			return mint(t, transferName, `{"from":"alice","to":"bob","amount":25}`, map[string]any{"amount": 25}, nil)
+		{"bound", txn.verify, func(t *testing.T) string { return mint(t, amountToolName, args, amount) }, ""},
+		{"same amount spelled otherwise", txn.verify, func(t *testing.T) string {
+			return mint(t, amountToolName, args, map[string]any{"amount": json.RawMessage("2.50")})
+		}, ""},
+		{"no verifier", nil, func(t *testing.T) string { return mint(t, amountToolName, args, amount) }, "has no Txn-Token verifier"},
+		{"no token", txn.verify, func(*testing.T) string { return "" }, "carries no Txn-Token"},
+		{"not a token", txn.verify, func(*testing.T) string { return "not.a.token" }, "invalid transaction token"},
+		{"another tool", txn.verify, func(t *testing.T) string { return mint(t, "pay/other", args, amount) }, "is for tool"},
+		{"other arguments", txn.verify, func(t *testing.T) string {
+			return mint(t, amountToolName, `{"to":"bob","amount":25}`, map[string]any{"amount": 25})
 		}, "arguments differ"},
-		{"other amount in tctx", func(t *testing.T) string {
-			return mint(t, transferName, args, map[string]any{"amount": 25}, nil)
+		{"other amount in tctx", txn.verify, func(t *testing.T) string {
+			return mint(t, amountToolName, args, map[string]any{"amount": 25})
 		}, `member "amount" differs`},
-		{"no amount in tctx", func(t *testing.T) string { return mint(t, transferName, args, nil, nil) }, `no member "amount"`},
+		{"no amount in tctx", txn.verify, func(t *testing.T) string { return mint(t, amountToolName, args, nil) }, `no member "amount"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := transfer.Call(WithTxnToken(ctx, tc.token(t)), caller, json.RawMessage(args))
+			_, err := CheckTxnToken(WithTxnToken(ctx, tc.token(t)), tc.verify, amountToolName, json.RawMessage(args), amount)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
 			if !errors.Is(err, ErrTxnToken) || !errors.Is(err, pluginpb.ErrPermissionDenied) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want ErrTxnToken naming %q", err, tc.want)
 			}
 		})
 	}
-	if b, _, _ := balance(ctx, st, "bob"); b != 0 {
-		t.Fatalf("a refused transfer moved money: bob has %d cents", b)
-	}
-	// The amount may be spelled otherwise in tctx: 2.50 is 2.5.
-	res, err := transfer.Call(WithTxnToken(ctx, mint(t, transferName, args, map[string]any{"amount": json.RawMessage("2.50")}, nil)), caller, json.RawMessage(args))
-	if err != nil || res.IsError || res.Text != "transferred 2.50 from alice to bob" {
-		t.Fatalf("valid transfer: %+v, %v", res, err)
-	}
-	// Without a verifier the tool moves nothing.
-	noCheck := BuiltinTools(st, nil, nil)["payments/transfer"]
-	if _, err := noCheck.Call(WithTxnToken(ctx, mint(t, transferName, args, amount, nil)), caller, json.RawMessage(args)); !errors.Is(err, ErrTxnToken) {
-		t.Fatalf("transfer without a verifier: %v", err)
-	}
 }
 
 // recordTool remembers the Txn-Token of each call it gets.
 type recordTool struct {
-	clockTool
+	stubTool
 	got *[]string
 }
 
@@ -243,7 +230,7 @@ func TestCallsCarryTxnTokens(t *testing.T) {
 	var delegated string
 	remote := &fakeRemote{}
 	m, err := New(Config{
-		Tools:  map[string]Tool{"clock/now": recordTool{got: &got}, "remote/echo": remote},
+		Tools:  map[string]Tool{"clock/now": recordTool{stubTool: stubTool{name: "clock/now"}, got: &got}, "remote/echo": remote},
 		Policy: AllowList{"research": {Tools: []string{"clock/now", "remote/echo"}, Agents: []string{"helper"}}},
 		Agents: func(ctx context.Context, agent, input string, parent Caller) (string, error) {
 			delegated, _ = TxnTokenFromContext(ctx)

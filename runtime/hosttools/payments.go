@@ -1,4 +1,4 @@
-package mediator
+package hosttools
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/llm"
+	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/store"
 )
 
@@ -28,21 +29,21 @@ const (
 // must hold.
 const transferName = "payments/transfer"
 
+var (
+	_ mediator.Tool      = transferTool{}
+	_ mediator.TxnBinder = transferTool{}
+	_ mediator.Tool      = balanceTool{}
+)
+
 type transferTool struct {
-	kv     ledgerStore
+	kv     Store
 	now    func() time.Time
-	verify TxnTokenVerifier
+	verify mediator.TxnTokenVerifier
 }
 
-// TxnFields implements TxnBinder: the amount is bound in the call's
-// Txn-Token, readable by anyone who reads the token.
+// TxnFields implements [mediator.TxnBinder]: the amount is bound in the
+// call's Txn-Token, readable by anyone who reads the token.
 func (transferTool) TxnFields() []string { return []string{"amount"} }
-
-// ledgerStore is what the payments tools need from the store.
-type ledgerStore interface {
-	store.KV
-	store.Log
-}
 
 func (transferTool) Definition() llm.Tool {
 	return llm.Tool{Name: transferName, Description: "Transfer money from one account to another",
@@ -57,8 +58,8 @@ func (transferTool) Definition() llm.Tool {
 // (t.verify), then the tool and the arguments' digest in tctx, then the
 // amount it is about to move against tctx's amount. Any mismatch (an
 // argument changed after the host minted the token) is an error wrapping
-// ErrTxnToken: the call's outcome in the audit log, and nothing moves.
-func (t transferTool) Call(ctx context.Context, c Caller, args json.RawMessage) (ToolResult, error) {
+// [mediator.ErrTxnToken]: the call's outcome in the audit log, and nothing moves.
+func (t transferTool) Call(ctx context.Context, c mediator.Caller, args json.RawMessage) (mediator.ToolResult, error) {
 	var in struct {
 		From   string          `json:"from"`
 		To     string          `json:"to"`
@@ -66,7 +67,7 @@ func (t transferTool) Call(ctx context.Context, c Caller, args json.RawMessage) 
 	}
 	var amount float64
 	if err := json.Unmarshal(args, &in); err != nil || (in.Amount != nil && json.Unmarshal(in.Amount, &amount) != nil) {
-		return ToolResult{Text: "arguments must be {from, to, amount}", IsError: true}, nil
+		return mediator.ToolResult{Text: "arguments must be {from, to, amount}", IsError: true}, nil
 	}
 	// The amount is compared as written (exact decimal value), not as
 	// the float64 it becomes.
@@ -74,61 +75,61 @@ func (t transferTool) Call(ctx context.Context, c Caller, args json.RawMessage) 
 	if in.Amount != nil {
 		fields["amount"] = in.Amount
 	}
-	if _, err := CheckTxnToken(ctx, t.verify, transferName, args, fields); err != nil {
-		return ToolResult{}, err
+	if _, err := mediator.CheckTxnToken(ctx, t.verify, transferName, args, fields); err != nil {
+		return mediator.ToolResult{}, err
 	}
 	cents := int64(amount*100 + 0.5)
 	switch {
 	case in.From == "" || in.To == "" || in.From == in.To:
-		return ToolResult{Text: "from and to must be two different accounts", IsError: true}, nil
+		return mediator.ToolResult{Text: "from and to must be two different accounts", IsError: true}, nil
 	case cents <= 0 || cents > maxTransfer:
-		return ToolResult{Text: fmt.Sprintf("amount must be between 0.01 and %d.00", maxTransfer/100), IsError: true}, nil
+		return mediator.ToolResult{Text: fmt.Sprintf("amount must be between 0.01 and %d.00", maxTransfer/100), IsError: true}, nil
 	}
 	// Debit and credit with optimistic concurrency; retry on a concurrent
 	// update of either account.
 	for attempt := 0; attempt < 10; attempt++ {
 		fromBal, fromVer, err := balance(ctx, t.kv, in.From)
 		if err != nil {
-			return ToolResult{}, err
+			return mediator.ToolResult{}, err
 		}
 		if fromBal-cents < -overdraftCents {
-			return ToolResult{Text: fmt.Sprintf("insufficient funds in %s: balance %s", in.From, money(fromBal)), IsError: true}, nil
+			return mediator.ToolResult{Text: fmt.Sprintf("insufficient funds in %s: balance %s", in.From, money(fromBal)), IsError: true}, nil
 		}
 		toBal, toVer, err := balance(ctx, t.kv, in.To)
 		if err != nil {
-			return ToolResult{}, err
+			return mediator.ToolResult{}, err
 		}
 		if err := setBalance(ctx, t.kv, in.From, fromBal-cents, fromVer); errors.Is(err, store.ErrConflict) {
 			continue
 		} else if err != nil {
-			return ToolResult{}, err
+			return mediator.ToolResult{}, err
 		}
 		if err := setBalance(ctx, t.kv, in.To, toBal+cents, toVer); err != nil {
 			// Undo the debit; the credit side changed under us.
 			for {
 				b, v, gerr := balance(ctx, t.kv, in.From)
 				if gerr != nil {
-					return ToolResult{}, fmt.Errorf("payments: undo debit of %s: %w", in.From, gerr)
+					return mediator.ToolResult{}, fmt.Errorf("payments: undo debit of %s: %w", in.From, gerr)
 				}
 				if uerr := setBalance(ctx, t.kv, in.From, b+cents, v); uerr == nil {
 					break
 				} else if !errors.Is(uerr, store.ErrConflict) {
-					return ToolResult{}, fmt.Errorf("payments: undo debit of %s: %w", in.From, uerr)
+					return mediator.ToolResult{}, fmt.Errorf("payments: undo debit of %s: %w", in.From, uerr)
 				}
 			}
 			if errors.Is(err, store.ErrConflict) {
 				continue
 			}
-			return ToolResult{}, err
+			return mediator.ToolResult{}, err
 		}
 		entry, _ := json.Marshal(map[string]any{"time": t.now().UTC(), "agent": c.Agent, "task": c.TaskID,
 			"from": in.From, "to": in.To, "cents": cents})
 		if _, err := t.kv.Append(ctx, ledgerLog, entry); err != nil {
-			return ToolResult{}, err
+			return mediator.ToolResult{}, err
 		}
-		return ToolResult{Text: fmt.Sprintf("transferred %s from %s to %s", money(cents), in.From, in.To)}, nil
+		return mediator.ToolResult{Text: fmt.Sprintf("transferred %s from %s to %s", money(cents), in.From, in.To)}, nil
 	}
-	return ToolResult{Text: "the accounts are busy; try again", IsError: true}, nil
+	return mediator.ToolResult{Text: "the accounts are busy; try again", IsError: true}, nil
 }
 
 type balanceTool struct{ kv store.KV }
@@ -138,18 +139,18 @@ func (balanceTool) Definition() llm.Tool {
 		Parameters: json.RawMessage(`{"type":"object","properties":{"account":{"type":"string"}},"required":["account"]}`)}
 }
 
-func (t balanceTool) Call(ctx context.Context, _ Caller, args json.RawMessage) (ToolResult, error) {
+func (t balanceTool) Call(ctx context.Context, _ mediator.Caller, args json.RawMessage) (mediator.ToolResult, error) {
 	var in struct {
 		Account string `json:"account"`
 	}
 	if err := json.Unmarshal(args, &in); err != nil || in.Account == "" {
-		return ToolResult{Text: "an account is required", IsError: true}, nil
+		return mediator.ToolResult{Text: "an account is required", IsError: true}, nil
 	}
 	b, _, err := balance(ctx, t.kv, in.Account)
 	if err != nil {
-		return ToolResult{}, err
+		return mediator.ToolResult{}, err
 	}
-	return ToolResult{Text: fmt.Sprintf("%s: %s", in.Account, money(b))}, nil
+	return mediator.ToolResult{Text: fmt.Sprintf("%s: %s", in.Account, money(b))}, nil
 }
 
 // balance returns an account's balance and record version (0 if new).
