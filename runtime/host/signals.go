@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -94,8 +93,12 @@ func (k *lazyKeys) Key(ctx context.Context, kid string) (crypto.PublicKey, error
 // asked, the host's own transmitter. Pollers are returned as tasks.
 func (h *Host) newSignals(mux *http.ServeMux) ([]Task, error) {
 	var tasks []Task
+	rem, err := h.remediator()
+	if err != nil {
+		return nil, err
+	}
 	for _, rc := range h.cfg.Signals.Receivers {
-		recv, task, err := h.newReceiver(rc)
+		recv, task, err := h.newReceiver(rc, rem)
 		if err != nil {
 			return nil, err
 		}
@@ -114,7 +117,7 @@ func (h *Host) newSignals(mux *http.ServeMux) ([]Task, error) {
 	return tasks, nil
 }
 
-func (h *Host) newReceiver(rc config.SignalReceiverConfig) (*signals.Receiver, *Task, error) {
+func (h *Host) newReceiver(rc config.SignalReceiverConfig, rem *signals.Remediator) (*signals.Receiver, *Task, error) {
 	token := ""
 	if rc.TokenEnv != "" {
 		token = os.Getenv(rc.TokenEnv)
@@ -131,7 +134,7 @@ func (h *Host) newReceiver(rc config.SignalReceiverConfig) (*signals.Receiver, *
 	cfg := signals.ReceiverConfig{
 		Issuer: rc.Issuer, Audience: audience, Keys: (&lazyKeys{fetcher: f, issuer: rc.Issuer}).Key,
 		Replay: storeSETReplay{kv: h.store}, Now: h.now, Logger: log,
-		Handler: signals.HandlerFunc(func(ctx context.Context, ev signals.Event) error { return h.HandleSignal(ctx, rc.Name, ev) }),
+		Handler: rem.Handler(rc.Name),
 	}
 	// What a push must carry: with a managed stream a fresh secret the
 	// host hands the transmitter, else the configured token.
@@ -250,170 +253,71 @@ func (m *managedStream) ensure(ctx context.Context) (*signals.StreamConfig, erro
 		Description: "agenthost " + m.h.Issuer()})
 }
 
-// HandleSignal acts on one verified CAEP event from the receiver named
-// source. About a user: session-revoked and credential-change end every
-// credential the host's authorization server issued to the user, drop the
-// tokens the host holds for them and stop their running tasks;
-// token-claims-change, a lowered assurance level and a device no longer
-// compliant drop the tokens and stop the tasks; risk-level-change sets the
-// risk policy sees from the next decision on. About one of the host's
-// agents (its SPIFFE ID as a uri subject): revocation, credential change or
-// high risk quarantine it. Every action is audited with its cause.
+// remediator returns the handler of the host's receivers: a
+// signals.Remediator, which decides what each verified CAEP event means,
+// wired to the host's agents, users, authorization server, tasks, held
+// tokens and sessions, risk state, other hosts and audit log.
+func (h *Host) remediator() (*signals.Remediator, error) {
+	users := make([]signals.User, 0, len(h.cfg.Auth.Users))
+	for _, u := range h.cfg.Auth.Users {
+		users = append(users, signals.User{Name: u.Name, Email: u.Email})
+	}
+	// The host's users are named by its own authorization server, and by
+	// the directories that transmit events about them.
+	userIssuers := []string{h.Issuer()}
+	for _, rc := range h.cfg.Signals.Receivers {
+		userIssuers = append(userIssuers, rc.Issuer)
+	}
+	r, err := signals.NewRemediator(signals.RemediatorConfig{
+		AgentByID: func(id string) (string, bool) {
+			for name, aid := range h.agentIDs {
+				if aid.String() == id {
+					return name, true
+				}
+			}
+			return "", false
+		},
+		Users:       func() []signals.User { return users },
+		UserIssuers: userIssuers,
+		Quarantine:  h.Quarantine,
+		RevokeUser: func(ctx context.Context, user, reason string) error {
+			if h.as == nil {
+				return nil
+			}
+			return h.as.RevokeSubject(ctx, user, reason)
+		},
+		ForgetUser: func(_ context.Context, user string) int { return h.forgetSubject(user) },
+		StopTasks:  func(_ context.Context, user, cause string) int { return h.StopTasks(user, cause) },
+		SetRisk:    func(_ context.Context, user, level string) { h.signals.setRisk(user, level) },
+		Risk:       h.signals.riskOf,
+		Publish: func(ctx context.Context, r signals.UserRemedy) {
+			h.publish(ctx, fanout.Event{Kind: fanout.KindUser, Subject: r.User, Stop: r.Stop, Drop: r.Drop, Risk: r.Risk, Reason: r.Cause})
+		},
+		Record: func(ctx context.Context, r signals.Remediation) error {
+			rec := audit.Record{Action: audit.ActionRemediation, Subject: r.User, Agent: r.Agent, AgentID: r.AgentID,
+				Resource: r.Resource, Remedy: r.Remedy, Cause: r.Cause, Outcome: audit.OutcomeOK, Policy: "signals",
+				Reason: r.Reason, Risk: r.Risk}
+			if r.Err != nil {
+				rec.Outcome, rec.Error = audit.OutcomeError, r.Err.Error()
+			}
+			return h.audit.Append(ctx, rec)
+		},
+		Logger: h.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	return r, nil
+}
+
+// HandleSignal acts on one verified CAEP event as if the receiver named
+// source had received it (see signals.Remediator).
 func (h *Host) HandleSignal(ctx context.Context, source string, ev signals.Event) error {
-	short := ev.Type[strings.LastIndex(ev.Type, "/")+1:]
-	cause := source + ": " + short
-	if r := reasonText(ev); r != "" {
-		cause += " (" + r + ")"
+	r, err := h.remediator()
+	if err != nil {
+		return err
 	}
-	if agent, ok := h.agentSubject(ev.Subject); ok {
-		return h.agentSignal(ctx, agent, short, cause, ev)
-	}
-	user, ok := h.userSubject(ev.Subject)
-	if !ok {
-		h.log.WarnContext(ctx, "signal about an unknown subject ignored", slog.String("source", source), slog.String("event", short),
-			slog.String("format", ev.Subject.Format))
-		return h.audit.Append(ctx, audit.Record{Action: audit.ActionRemediation, Resource: source, Cause: cause,
-			Remedy: "none", Outcome: audit.OutcomeOK, Policy: "signals", Reason: "unknown subject"})
-	}
-	var remedy string
-	revoke, drop, stop := false, false, false
-	switch ev.Type {
-	case signals.EventSessionRevoked, signals.EventCredentialChange:
-		remedy, revoke, drop, stop = "revoke", true, true, true
-	case signals.EventTokenClaimsChange:
-		remedy, drop, stop = "refresh", true, true
-	case signals.EventAssuranceLevelChange:
-		if strings.EqualFold(ev.ChangeDirection, "decrease") {
-			remedy, drop, stop = "refresh", true, true
-		} else {
-			remedy = "none"
-		}
-	case signals.EventDeviceComplianceChange:
-		if strings.EqualFold(ev.CurrentStatus, "not-compliant") {
-			remedy, drop, stop = "refresh", true, true
-		} else {
-			remedy = "none"
-		}
-	case signals.EventRiskLevelChange:
-		level := strings.ToLower(ev.CurrentLevel)
-		h.signals.setRisk(user, level)
-		remedy = "risk " + level
-		if level == "high" {
-			drop, stop = true, true
-		}
-	default:
-		remedy = "none"
-	}
-	var errs []error
-	if revoke && h.as != nil {
-		if err := h.as.RevokeSubject(ctx, user, short); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	forgotten, stopped := 0, 0
-	if drop {
-		forgotten = h.forgetSubject(user)
-	}
-	if stop {
-		stopped = h.StopTasks(user, cause)
-	}
-	h.log.WarnContext(ctx, "security signal acted on", slog.String("subject", user), slog.String("cause", cause),
-		slog.String("remedy", remedy), slog.Int("sessions_dropped", forgotten), slog.Int("tasks_stopped", stopped))
-	if drop || stop || ev.Type == signals.EventRiskLevelChange {
-		pe := fanout.Event{Kind: fanout.KindUser, Subject: user, Stop: stop, Drop: drop, Reason: cause}
-		if strings.HasPrefix(remedy, "risk ") {
-			pe.Risk = strings.TrimPrefix(remedy, "risk ")
-		}
-		h.publish(ctx, pe)
-	}
-	rec := audit.Record{Action: audit.ActionRemediation, Subject: user, Resource: source, Remedy: remedy, Cause: cause,
-		Outcome: audit.OutcomeOK, Policy: "signals",
-		Reason: fmt.Sprintf("%d tasks stopped, %d sessions dropped", stopped, forgotten), Risk: h.signals.riskOf(user)}
-	if err := errors.Join(errs...); err != nil {
-		rec.Outcome, rec.Error = audit.OutcomeError, err.Error()
-	}
-	if aerr := h.audit.Append(ctx, rec); aerr != nil {
-		errs = append(errs, aerr)
-	}
-	return errors.Join(errs...)
-}
-
-// agentSignal acts on an event about one of the host's agents.
-func (h *Host) agentSignal(ctx context.Context, agent, short, cause string, ev signals.Event) error {
-	switch {
-	case ev.Type == signals.EventSessionRevoked, ev.Type == signals.EventCredentialChange,
-		ev.Type == signals.EventRiskLevelChange && strings.EqualFold(ev.CurrentLevel, "high"):
-		return h.Quarantine(ctx, agent, cause) // idempotent
-	}
-	id := h.agentIDs[agent]
-	return h.audit.Append(ctx, audit.Record{Action: audit.ActionRemediation, Agent: agent, AgentID: id.String(),
-		Resource: id.String(), Cause: cause, Remedy: "none", Outcome: audit.OutcomeOK,
-		Policy: "signals", Reason: short + " needs no action for an agent"})
-}
-
-// agentSubject recognizes one of the host's agents by its SPIFFE ID (a
-// uri subject, or the uri member of a complex or aliases subject).
-func (h *Host) agentSubject(s signals.Subject) (string, bool) {
-	switch s.Format {
-	case signals.FormatURI:
-		for name, id := range h.agentIDs {
-			if id.String() == s.URI {
-				return name, true
-			}
-		}
-	case signals.FormatComplex:
-		if s.Application != nil {
-			return h.agentSubject(*s.Application)
-		}
-	case signals.FormatAliases:
-		for _, a := range s.Identifiers {
-			if name, ok := h.agentSubject(a); ok {
-				return name, true
-			}
-		}
-	}
-	return "", false
-}
-
-// userSubject maps a subject to a user of the authorization server: by
-// email, by sub of an iss_sub subject this host or the user directory
-// issued, by opaque id, by account URI (acct:name@…), or through the user
-// member of a complex subject or any alias.
-func (h *Host) userSubject(s signals.Subject) (string, bool) {
-	known := func(name string) (string, bool) {
-		for _, u := range h.cfg.Auth.Users {
-			if u.Name == name {
-				return name, true
-			}
-		}
-		return "", false
-	}
-	switch s.Format {
-	case signals.FormatEmail:
-		for _, u := range h.cfg.Auth.Users {
-			if u.Email != "" && strings.EqualFold(u.Email, s.Email) {
-				return u.Name, true
-			}
-		}
-	case signals.FormatIssSub:
-		return known(s.Sub)
-	case signals.FormatOpaque:
-		return known(s.ID)
-	case signals.FormatAccount:
-		local, _, _ := strings.Cut(strings.TrimPrefix(s.URI, "acct:"), "@")
-		return known(local)
-	case signals.FormatComplex:
-		if s.User != nil {
-			return h.userSubject(*s.User)
-		}
-	case signals.FormatAliases:
-		for _, a := range s.Identifiers {
-			if name, ok := h.userSubject(a); ok {
-				return name, true
-			}
-		}
-	}
-	return "", false
+	return r.Remediate(ctx, source, ev)
 }
 
 // forgetSubject drops every token and MCP session the host holds for
@@ -437,18 +341,6 @@ func (h *Host) forgetSubject(user string) int {
 		ra.forgetSubject(user)
 	}
 	return n
-}
-
-func reasonText(ev signals.Event) string {
-	for _, m := range []map[string]string{ev.ReasonAdmin, ev.ReasonUser} {
-		if t := m["en"]; t != "" {
-			return t
-		}
-		for _, t := range m {
-			return t
-		}
-	}
-	return ""
 }
 
 // ssfSigningKey is the host transmitter's SET signing key, kept in the

@@ -44,6 +44,28 @@
 // ([DiscoverTransmitter]: metadata at /.well-known/ssf-configuration, its
 // issuer must match exactly) and manages the receiver's streams.
 //
+// # Acting on events
+//
+// A [Remediator] is the host's [Handler] ([Remediator.Handler] for each
+// receiver): it decides what each event means for the host and acts
+// through the functions of its [RemediatorConfig], which the host wires
+// to its agents, users, authorization server, tasks, held tokens, risk
+// state, other hosts and audit log. A subject naming one of the host's
+// agents by its exact SPIFFE ID (uri, or the application member of a
+// complex subject, or an alias) makes session-revoked, credential-change
+// and high risk quarantine the agent. Otherwise the subject must be a
+// user the host knows (email, iss_sub, opaque, account, the user member
+// of a complex subject, an alias): session-revoked and credential-change
+// revoke the user's credentials ([RemedyRevoke]); token-claims-change,
+// a decreased assurance level and a device no longer compliant drop the
+// tokens and sessions held for the user and stop the user's tasks
+// ([RemedyRefresh]); risk-level-change sets the risk policy sees, and
+// high risk also refreshes. What was done for a user is published to the
+// other hosts ([UserRemedy]) and every event, including one about a
+// subject the host does not know, is recorded ([Remediation]). A failed
+// action or record is returned, so the SET is not acknowledged and is
+// delivered again.
+//
 // # Transmitting
 //
 // A [Transmitter] signs SETs with the host's key, serves the SSF metadata,
