@@ -53,6 +53,13 @@ var rules = []rule{
 	{"runtime/mediator", []string{"credentials/...", "consent/...", "llm/...", "plugins/proto"}},
 	// The host's built-in tools: mediator.Tools keeping their data in the store.
 	{"runtime/hosttools", []string{"llm", "runtime/mediator", "runtime/store"}},
+	// The hosted MCP servers (the MCP bridge): everything they use of the
+	// host (authorization server, verifiers, auditor, policy hook,
+	// approvals, upstream clients) is handed in through mcphost.Config,
+	// so they never import runtime/host.
+	{"runtime/mcphost", []string{"credentials/...", "consent/...", "mcp/...", "runtime/config", "runtime/httpaudit", "runtime/mediator"}},
+	// The audit of refused HTTP requests, shared by the MCP and A2A mounts.
+	{"runtime/httpaudit", []string{"credentials/oauth", "runtime/mediator"}},
 	{"cmd", []string{"credentials/...", "consent/...", "llm/...", "mcp/...", "a2a/...", "plugins/...", "runtime/..."}},
 	{"examples", []string{"plugins/sdk", "plugins/proto", "credentials"}},
 }
@@ -158,6 +165,13 @@ func TestMayImport(t *testing.T) {
 		{"runtime/hosttools", "runtime/host", false},
 		{"runtime/mediator", "runtime/store", false},
 		{"runtime/config", "runtime/hosttools", true},
+		{"runtime/mcphost", "runtime/host", false},
+		{"runtime/mcphost", "mcp/mcpserver", true},
+		{"runtime/mcphost", "runtime/httpaudit", true},
+		{"runtime/mcphost", "runtime/store", false},
+		{"runtime/host", "runtime/mcphost", true},
+		{"runtime/httpaudit", "runtime/mediator", true},
+		{"runtime/httpaudit", "runtime/host", false},
 		{"unknown", "credentials", false},
 	}
 	for _, tt := range tests {

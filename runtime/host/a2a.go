@@ -33,6 +33,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 	"github.com/agenthost/agenthost/runtime/audit"
+	"github.com/agenthost/agenthost/runtime/httpaudit"
 	"github.com/agenthost/agenthost/runtime/localapi"
 	"github.com/agenthost/agenthost/runtime/mediator"
 )
@@ -159,9 +160,14 @@ func (h *Host) mountA2A(mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
+	// Every request refused before it reaches an agent is audited.
+	denials, err := httpaudit.New(httpaudit.Config{Auditor: h.audit, Now: h.now, Logger: h.log})
+	if err != nil {
+		return fmt.Errorf("host: a2a: %w", err)
+	}
 	inner := http.NewServeMux()
 	srv.Mount(inner)
-	mux.Handle(a2aserver.PathPrefix, h.auditDeniedRequests("a2a.request", a2aAgentOf, wv.Middleware(inner)))
+	mux.Handle(a2aserver.PathPrefix, denials.Wrap("a2a.request", a2aAgentOf, wv.Middleware(inner)))
 	mux.Handle("GET /.well-known/oauth-protected-resource"+a2aserver.PathPrefix, inner)
 	h.a2a = srv
 	if err := h.newA2AHops(withRecover(h.log, mux)); err != nil {
@@ -275,7 +281,7 @@ func (h *Host) workloadVerifier() (*wimse.Verifier, error) {
 		// The answer is WriteError's; the audit record of the refusal
 		// says why (wimse's messages hold no token).
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			denyReason(w, err.Error())
+			httpaudit.SetReason(w, err.Error())
 			wimse.WriteError(w, err)
 		},
 		BaseURL:     h.a2aOrigin(),

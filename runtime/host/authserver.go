@@ -78,17 +78,17 @@ func (h *Host) newAuthServer(ctx context.Context) error {
 	}
 	var gateway authserver.AgentClient
 	for _, s := range h.mcp {
-		if slices.ContainsFunc(resources, func(r authserver.Resource) bool { return r.URI == s.resource }) {
-			return fmt.Errorf("host: auth.resources lists %s, which is a hosted MCP server's resource", s.resource)
+		if slices.ContainsFunc(resources, func(r authserver.Resource) bool { return r.URI == s.Resource }) {
+			return fmt.Errorf("host: auth.resources lists %s, which is a hosted MCP server's resource", s.Resource)
 		}
-		resources = append(resources, authserver.Resource{URI: s.resource, Scopes: s.scopes})
-		if s.upstream != nil {
+		resources = append(resources, authserver.Resource{URI: s.Resource, Scopes: s.Scopes})
+		if s.Upstream != nil {
 			// The host itself is the client of a gateway's token
 			// exchanges: it may exchange tokens for the gateway's
 			// resource, within the gateway's scopes.
 			gateway.ID = h.hostID
-			gateway.Serves = append(gateway.Serves, s.resource)
-			for _, sc := range s.scopes {
+			gateway.Serves = append(gateway.Serves, s.Resource)
+			for _, sc := range s.Scopes {
 				if !slices.Contains(gateway.Scopes, sc) {
 					gateway.Scopes = append(gateway.Scopes, sc)
 				}

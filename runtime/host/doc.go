@@ -41,6 +41,11 @@
 // carries a replacement bound to that call (txntokens.go). The txn is the
 // transaction of every audit record of the request.
 //
+// The hosted MCP servers are runtime/mcphost's: the host resolves them
+// against its tools, registers their resources with its authorization
+// server and mounts them with its verifiers, auditor, policy hook and
+// approvals (mcp.go); a gateway reaches its upstream through remote.go.
+//
 // Other packages never construct their collaborators: they receive them here
 // through their Config structs.
 package host

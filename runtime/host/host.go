@@ -28,6 +28,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/console"
 	"github.com/agenthost/agenthost/runtime/fanout"
 	"github.com/agenthost/agenthost/runtime/localapi"
+	"github.com/agenthost/agenthost/runtime/mcphost"
 	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/policy"
 	"github.com/agenthost/agenthost/runtime/signals"
@@ -102,7 +103,7 @@ type Host struct {
 	// readOnly are the host tools that change nothing (they need a
 	// server's read scope only).
 	readOnly map[string]bool
-	mcp      []hostedMCP
+	mcp      []mcphost.Server
 	remotes  map[string]*remoteServer
 	wl       *workloadapi.Server
 	http     *httpServer
@@ -493,7 +494,7 @@ func (h *Host) banner(info RunInfo) {
 	}
 	fmt.Fprintf(w, "  admin API      unix://%s\n", filepath.Join(h.dataDir, localapi.SocketName))
 	for _, s := range h.mcp {
-		fmt.Fprintf(w, "  MCP server     %s (scopes %s)\n", s.resource, strings.Join(s.scopes, " "))
+		fmt.Fprintf(w, "  MCP server     %s (scopes %s)\n", s.Resource, strings.Join(s.Scopes, " "))
 	}
 	if h.sandboxProt.Level != "" {
 		fmt.Fprintf(w, "  sandbox        %s\n", h.sandboxProt)

@@ -171,7 +171,7 @@ func (h *Host) decide(ctx context.Context, req policy.Request) (mediator.Decisio
 // the caller's client, subject and scopes (and, for a call, its
 // arguments, as context.args). A call policy allows only with approval
 // goes on to its handler, which asks the caller's user
-// (mcp_approvals.go). tools maps the server's MCP tool names to the
+// (runtime/mcphost). tools maps the server's MCP tool names to the
 // host's tool names.
 func (h *Host) mcpAuthorizer(tools map[string]string) mcpserver.Authorizer {
 	if h.pdp == nil {
@@ -203,7 +203,7 @@ func (h *Host) mcpAuthorizer(tools map[string]string) mcpserver.Authorizer {
 		}
 		if d.ApprovalRequired && h.consent != nil {
 			// The call runs once the caller's user approves it
-			// (mcp_approvals.go).
+			// (runtime/mcphost).
 			return fmt.Errorf("%w: %s", mcpserver.ErrApprovalRequired, d.Reason)
 		}
 		if !d.Allow {

@@ -23,6 +23,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
+	"github.com/agenthost/agenthost/runtime/mcphost"
 )
 
 // preparedCA creates the trust-domain CA a host on dataDir will load, so
@@ -172,7 +173,7 @@ func TestTwoTrustDomains(t *testing.T) {
 			if !issued {
 				t.Errorf("B's token record: %+v", r)
 			}
-		case r.Action == actionMCPToolCall:
+		case r.Action == mcphost.ActionToolCall:
 			called = r.Subject == "alice" && r.AgentID == research && r.Decision == audit.DecisionAllow
 			if !called {
 				t.Errorf("B's tool call record: %+v", r)

@@ -21,6 +21,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/localapi"
+	"github.com/agenthost/agenthost/runtime/mcphost"
 	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/supervisor"
 )
@@ -319,7 +320,7 @@ func TestMCPCallCarriesTxnToken(t *testing.T) {
 	}
 	n := 0
 	for _, e := range entries {
-		if e.Record.Txn == rep.Txn && e.Record.Action == actionMCPToolCall && e.Record.Resource == "kit/txn" {
+		if e.Record.Txn == rep.Txn && e.Record.Action == mcphost.ActionToolCall && e.Record.Resource == "kit/txn" {
 			n++
 		}
 	}

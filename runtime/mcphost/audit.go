@@ -1,4 +1,4 @@
-package host
+package mcphost
 
 import (
 	"context"
@@ -16,38 +16,17 @@ import (
 	"github.com/agenthost/agenthost/runtime/mediator"
 )
 
-// Actions of the records of hosted MCP servers' tools/call.
-const (
-	// actionMCPToolCall: a host tool (built in or from a tool plugin).
-	actionMCPToolCall = "mcp.tools.call"
-	// actionMCPGatewayCall: a tool of the upstream a gateway fronts.
-	actionMCPGatewayCall = "mcp.gateway.call"
-)
-
-// mcpCallTool is one tool of a hosted MCP server and the names its calls
-// are audited under. Its Handler runs the tool and nothing else:
-// [Host.audited] makes it an MCP tool.
-type mcpCallTool struct {
-	mcpserver.Tool
-	action   string // actionMCPToolCall or actionMCPGatewayCall
-	resource string // the host's name of the tool ("notes/add", "docs/whoami")
-	policy   string // what allowed the call
-	// tool is the host tool the call runs (nil for a gateway's): its
-	// declared business fields go into the call's Txn-Token.
-	tool mediator.Tool
-}
-
 // audited turns ct into the tool a hosted MCP server offers: every call
 // goes through [auditedCall], in the mediator's order, and carries a
-// Txn-Token the host obtains for it on the caller's access token.
-func (h *Host) audited(ct mcpCallTool) mcpserver.Tool {
+// Txn-Token obtained for it on the caller's access token.
+func (b *Bridge) audited(ct callTool) mcpserver.Tool {
 	t, run := ct.Tool, ct.Handler
 	t.Handler = func(ctx context.Context, caller *resource.Caller, args json.RawMessage) (res mcpserver.Result, err error) {
 		// Observed like a mediated call (metrics, a span): allowed, or
 		// allowed with approval, then its outcome.
 		decision := mediator.DecisionAllow
-		if obs := h.mediatorObserver(); obs != nil {
-			began := h.now()
+		if obs := b.cfg.Observer; obs != nil {
+			began := b.cfg.Now()
 			ctx = obs.CallStarted(ctx, ct.action)
 			defer func() {
 				if err != nil && errors.Is(err, errAuditUnavailable) {
@@ -55,29 +34,29 @@ func (h *Host) audited(ct mcpCallTool) mcpserver.Tool {
 				}
 				obs.CallEnded(ctx, mediator.CallEnd{Action: ct.action, Resource: ct.resource, Decision: decision, Err: err,
 					Caller:   mediator.Caller{Agent: "mcp:" + caller.Subject, Subject: caller.Subject, ClientID: caller.ClientID},
-					Duration: h.now().Sub(began)})
+					Duration: b.cfg.Now().Sub(began)})
 			}()
 		}
 		at, _ := ctx.Value(callerTokenKey{}).(string)
-		call := mcpCall{caller: caller, action: ct.action, resource: ct.resource, policy: ct.policy, args: args,
+		c := call{caller: caller, action: ct.action, resource: ct.resource, policy: ct.policy, args: args,
 			txnToken: func(ctx context.Context, txn string) (string, error) {
-				return h.mcpTxnToken(ctx, txn, at, caller, ct.resource, ct.tool, args)
+				return b.txnToken(ctx, txn, at, caller, ct.resource, ct.tool, args)
 			}}
 		if reason, ok := mcpserver.ApprovalRequired(ctx); ok {
 			// Policy allows the call only with the user's approval
-			// (mcp_approvals.go): an elicitation until they approve.
-			a, err := h.mcpApprove(ctx, caller, ct.action, ct.resource, args, reason)
+			// (approvals.go): an elicitation until they approve.
+			a, err := b.approve(ctx, caller, ct.action, ct.resource, args, reason)
 			if err != nil {
 				return mcpserver.Result{}, err
 			}
 			if a.refusal != nil {
 				return *a.refusal, nil
 			}
-			call.policy += " + approval"
+			c.policy += " + approval"
 			decision = mediator.DecisionApprovalRequired
-			call.approvalID, call.approver = a.granted.ID, a.granted.Approver
+			c.approvalID, c.approver = a.granted.ID, a.granted.Approver
 		}
-		return auditedCall(ctx, h.audit, h.now, h.log, call, func(ctx context.Context) (mcpserver.Result, error) {
+		return auditedCall(ctx, b.cfg.Auditor, b.cfg.Now, b.cfg.Logger, c, func(ctx context.Context) (mcpserver.Result, error) {
 			// The access token was kept for the Txn-Token only.
 			return run(context.WithValue(ctx, callerTokenKey{}, ""), caller, args)
 		})
@@ -85,9 +64,9 @@ func (h *Host) audited(ct mcpCallTool) mcpserver.Tool {
 	return t
 }
 
-// mcpCall is one tools/call on a hosted MCP server that the server's
-// checks (token, scope, policy) allowed.
-type mcpCall struct {
+// call is one tools/call on a hosted MCP server that the server's checks
+// (token, scope, policy) allowed.
+type call struct {
 	caller   *resource.Caller
 	action   string
 	resource string
@@ -101,18 +80,18 @@ type mcpCall struct {
 }
 
 // auditedCall runs one allowed tools/call of a hosted MCP server in the
-// mediator's order (mediator.RecordAllowed): it records the allow decision (outcome
-// not known yet) and runs the tool only once that record is durable; a
-// call whose decision cannot be recorded is refused and its tool never
-// runs. Then it records the outcome. Both records carry the same
-// transaction id, one per call (the txn of the call's Txn-Token), as the
-// mediator's carry their task's, so `audit trace` and `audit check` pair
-// them. A host killed while the tool runs leaves the decision in the log,
-// never an effect without one. A call whose Txn-Token cannot be obtained
-// is refused before its decision, and the refusal is recorded.
-func auditedCall(ctx context.Context, a mediator.Auditor, now func() time.Time, log *slog.Logger, c mcpCall,
+// mediator's order (mediator.RecordAllowed): it records the allow decision
+// (outcome not known yet) and runs the tool only once that record is
+// durable; a call whose decision cannot be recorded is refused and its
+// tool never runs. Then it records the outcome. Both records carry the
+// same transaction id, one per call (the txn of the call's Txn-Token), as
+// the mediator's carry their task's, so `audit trace` and `audit check`
+// pair them. A host killed while the tool runs leaves the decision in the
+// log, never an effect without one. A call whose Txn-Token cannot be
+// obtained is refused before its decision, and the refusal is recorded.
+func auditedCall(ctx context.Context, a mediator.Auditor, now func() time.Time, log *slog.Logger, c call,
 	run func(context.Context) (mcpserver.Result, error)) (mcpserver.Result, error) {
-	txn, err := newID("mcp-")
+	txn, err := newTxnID()
 	if err != nil {
 		return mcpserver.Result{}, err
 	}
@@ -151,33 +130,32 @@ func auditedCall(ctx context.Context, a mediator.Auditor, now func() time.Time, 
 
 // errAuditUnavailable: the audit log did not take a call's record, so the
 // call was refused.
-var errAuditUnavailable = errors.New("host: audit unavailable")
+var errAuditUnavailable = errors.New("mcphost: audit unavailable")
 
-// newID returns a fresh identifier: prefix and 12 random bytes in hex. It
-// names each task ("task-…") and each MCP tools/call's transaction
-// ("mcp-…").
-func newID(prefix string) (string, error) {
+// newTxnID returns the transaction id of a tools/call: "mcp-" and 12
+// random bytes in hex.
+func newTxnID() (string, error) {
 	var b [12]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("host: new %sid: %w", prefix, err)
+		return "", fmt.Errorf("mcphost: new transaction id: %w", err)
 	}
-	return prefix + hex.EncodeToString(b[:]), nil
+	return "mcp-" + hex.EncodeToString(b[:]), nil
 }
 
 // auditRefused records a tools/call the policy hook refused; its tool
 // never ran. (Calls refused for their token or scope never reach the MCP
-// layer; auditDenied records those.)
-func (h *Host) auditRefused(ctx context.Context, caller *resource.Caller, tool string, err error) {
-	if obs := h.mediatorObserver(); obs != nil {
-		obs.CallEnded(obs.CallStarted(ctx, actionMCPToolCall), mediator.CallEnd{Action: actionMCPToolCall, Resource: tool,
+// layer; the httpaudit middleware around each server records those.)
+func (b *Bridge) auditRefused(ctx context.Context, caller *resource.Caller, tool string, err error) {
+	if obs := b.cfg.Observer; obs != nil {
+		obs.CallEnded(obs.CallStarted(ctx, ActionToolCall), mediator.CallEnd{Action: ActionToolCall, Resource: tool,
 			Decision: mediator.DecisionDeny, Err: err,
 			Caller: mediator.Caller{Agent: "mcp:" + caller.Subject, Subject: caller.Subject, ClientID: caller.ClientID}})
 	}
-	if aerr := h.audit.Record(ctx, mediator.Record{
-		Time: h.now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Subject: caller.Subject,
-		TokenJTI: caller.TokenID, Action: actionMCPToolCall, Resource: tool, Decision: "deny",
+	if aerr := b.cfg.Auditor.Record(ctx, mediator.Record{
+		Time: b.cfg.Now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Subject: caller.Subject,
+		TokenJTI: caller.TokenID, Action: ActionToolCall, Resource: tool, Decision: "deny",
 		Policy: "policy", Reason: strings.TrimPrefix(err.Error(), mcpserver.ErrDenied.Error()+": "), Outcome: "denied",
 	}); aerr != nil {
-		h.log.ErrorContext(ctx, "audit of a denied MCP tool call failed", "err", aerr)
+		b.cfg.Logger.ErrorContext(ctx, "audit of a denied MCP tool call failed", "err", aerr)
 	}
 }

@@ -1,4 +1,4 @@
-package host
+package mcphost
 
 // Human approval of hosted MCP tool calls (DESIGN §4.5, SPECS §4): a
 // tools/call that policy allows only with approval becomes a CIBA request
@@ -37,52 +37,53 @@ import (
 	"github.com/agenthost/agenthost/runtime/mediator"
 )
 
-// mcpApproval is the outcome of the approve step of a hosted MCP call:
+// approval is the outcome of the approve step of a hosted MCP call:
 // either the call may run (granted), or the client gets refusal (a tool
 // error result) or err (an elicitation to complete, or a failure).
-type mcpApproval struct {
+type approval struct {
 	granted  *mediator.GrantedApproval
 	refusal  *mcpserver.Result
 	approval string // the approval ID, for the refusal's record
 }
 
-// mcpApprove runs the approve step for caller's call of the host tool
-// with args, which policy allows only with approval (reason).
-func (h *Host) mcpApprove(ctx context.Context, caller *resource.Caller, action, tool string, args json.RawMessage, reason string) (mcpApproval, error) {
-	refuse := func(approvalID, why string) (mcpApproval, error) {
-		_ = h.auditMCPApproval(ctx, caller, action, tool, args, "deny", "denied", approvalID, "", why)
-		return mcpApproval{refusal: &mcpserver.Result{IsError: true, Text: "not done: " + why}, approval: approvalID}, nil
+// approve runs the approve step for caller's call of the host tool with
+// args, which policy allows only with approval (reason).
+func (b *Bridge) approve(ctx context.Context, caller *resource.Caller, action, tool string, args json.RawMessage, reason string) (approval, error) {
+	refuse := func(approvalID, why string) (approval, error) {
+		_ = b.auditApproval(ctx, caller, action, tool, args, "deny", "denied", approvalID, "", why)
+		return approval{refusal: &mcpserver.Result{IsError: true, Text: "not done: " + why}, approval: approvalID}, nil
 	}
 	if caller.Subject == "" {
 		return refuse("", mediator.ErrApprovalNeedsUser.Error())
 	}
-	if h.requests == nil {
+	requests := b.cfg.Approvals
+	if requests == nil {
 		return refuse("", "approvals are off: the authorization server has no users to approve")
 	}
 	digest, err := txntoken.ArgsDigest(args)
 	if err != nil {
 		return refuse("", "the arguments cannot be bound to an approval: "+err.Error())
 	}
-	p, err := h.requests.Ask(ctx, consent.Call{Subject: caller.Subject, Requester: "mcp:" + caller.Subject,
+	p, err := requests.Ask(ctx, consent.Call{Subject: caller.Subject, Requester: "mcp:" + caller.Subject,
 		ClientID: caller.ClientID, Tool: tool, Arguments: args, ArgsDigest: digest})
 	if err != nil {
-		_ = h.auditMCPApproval(ctx, caller, action, tool, args, "deny", "denied", "", "", "the approval request failed: "+err.Error())
-		return mcpApproval{refusal: &mcpserver.Result{IsError: true, Text: "not done: the approval request failed"}}, nil
+		_ = b.auditApproval(ctx, caller, action, tool, args, "deny", "denied", "", "", "the approval request failed: "+err.Error())
+		return approval{refusal: &mcpserver.Result{IsError: true, Text: "not done: the approval request failed"}}, nil
 	}
 	if !p.Resumed {
 		// The request, durable before anyone can approve it.
-		if err := h.auditMCPApproval(ctx, caller, action, tool, args, "approval_required", "", p.ID, "", reason); err != nil {
-			return mcpApproval{}, fmt.Errorf("host: audit unavailable, %s refused: %w", tool, err)
+		if err := b.auditApproval(ctx, caller, action, tool, args, "approval_required", "", p.ID, "", reason); err != nil {
+			return approval{}, fmt.Errorf("mcphost: audit unavailable, %s refused: %w", tool, err)
 		}
-		h.log.InfoContext(ctx, "approval requested", "tool", tool, "approval_id", p.ID, "user", caller.Subject,
+		b.cfg.Logger.InfoContext(ctx, "approval requested", "tool", tool, "approval_id", p.ID, "user", caller.Subject,
 			"client_id", caller.ClientID, "url", p.URL)
-		return mcpApproval{}, mcpElicitation(p)
+		return approval{}, elicitation(p)
 	}
-	g, err := h.requests.Collect(ctx, p)
+	g, err := requests.Collect(ctx, p)
 	switch {
 	case err == nil:
 	case errors.Is(err, consent.ErrPending), errors.Is(err, consent.ErrSlowDown):
-		return mcpApproval{}, mcpElicitation(p)
+		return approval{}, elicitation(p)
 	case errors.Is(err, consent.ErrDenied):
 		return refuse(p.ID, caller.Subject+" denied the approval")
 	case errors.Is(err, consent.ErrExpired):
@@ -96,25 +97,25 @@ func (h *Host) mcpApprove(ctx context.Context, caller *resource.Caller, action, 
 	if err := consent.MatchesCall(g.AuthorizationDetails, tool, digest); err != nil {
 		return refuse(g.ID, "the approval does not match the call: "+err.Error())
 	}
-	if err := h.requests.Claim(ctx, g.ID, map[string]any{"agent": "mcp:" + caller.Subject, "client_id": caller.ClientID}); err != nil {
+	if err := requests.Claim(ctx, g.ID, map[string]any{"agent": "mcp:" + caller.Subject, "client_id": caller.ClientID}); err != nil {
 		return refuse(g.ID, "the approval cannot be used: "+err.Error())
 	}
-	return mcpApproval{granted: &g}, nil
+	return approval{granted: &g}, nil
 }
 
-// mcpElicitation is the URL-mode elicitation of p (SPECS §4.3): the
+// elicitation is the URL-mode elicitation of p (SPECS §4.3): the
 // elicitationId is the approval ID, never the auth_req_id.
-func mcpElicitation(p consent.Pending) error {
+func elicitation(p consent.Pending) error {
 	return &mcpserver.ElicitationRequiredError{Elicitations: []mcpserver.URLElicitation{{ID: p.ID, URL: p.URL,
 		Message: p.BindingMessage + ": approve it at the authorization server, then call again"}}}
 }
 
-// auditMCPApproval records a step of a hosted MCP call's approval: the
+// auditApproval records a step of a hosted MCP call's approval: the
 // request (approval_required) or a refusal.
-func (h *Host) auditMCPApproval(ctx context.Context, caller *resource.Caller, action, tool string, args json.RawMessage,
+func (b *Bridge) auditApproval(ctx context.Context, caller *resource.Caller, action, tool string, args json.RawMessage,
 	decision, outcome, approvalID, approver, reason string) error {
 	r := mediator.Record{
-		Time: h.now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Subject: caller.Subject,
+		Time: b.cfg.Now().UTC(), Agent: "mcp:" + caller.Subject, Identity: caller.ClientID, Subject: caller.Subject,
 		TokenJTI: caller.TokenID, Action: action, Resource: tool, Decision: decision, Policy: "policy + approval",
 		Reason: reason, Outcome: outcome, ApprovalID: approvalID, Approver: approver,
 	}
@@ -122,9 +123,9 @@ func (h *Host) auditMCPApproval(ctx context.Context, caller *resource.Caller, ac
 		sum := sha256.Sum256(args)
 		r.ArgsSHA256 = hex.EncodeToString(sum[:])
 	}
-	err := h.audit.Record(context.WithoutCancel(ctx), r)
+	err := b.cfg.Auditor.Record(context.WithoutCancel(ctx), r)
 	if err != nil {
-		h.log.ErrorContext(ctx, "audit of an MCP approval step failed", "tool", tool, "err", err)
+		b.cfg.Logger.ErrorContext(ctx, "audit of an MCP approval step failed", "tool", tool, "err", err)
 	}
 	return err
 }
