@@ -19,7 +19,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X github.com/agenthost/agenthost/cmd/agenthost/internal/cli.version=$(VERSION)
 
 # Packages with concurrent state: run under the race detector in make test.
-RACE_PKGS := ./runtime/store/... ./credentials/ca/... ./credentials/authserver/... ./credentials/oauth/... ./credentials/workloadapi/... ./runtime/host/... ./runtime/supervisor/... ./plugins/... ./runtime/audit/... ./runtime/policy/... ./runtime/signals/... ./runtime/localapi/... ./credentials/attest/... ./consent/... ./a2a/... ./credentials/wimse/... ./credentials/federation/... ./credentials/svidtls/... ./runtime/mcphost/... ./runtime/console/...
+RACE_PKGS := ./runtime/store/... ./credentials/ca/... ./credentials/authserver/... ./credentials/oauth/... ./credentials/workloadapi/... ./runtime/host/... ./runtime/supervisor/... ./plugins/... ./runtime/audit/... ./runtime/policy/... ./runtime/signals/... ./runtime/localapi/... ./credentials/attest/... ./consent/... ./a2a/... ./credentials/wimse/... ./credentials/federation/... ./credentials/svidtls/... ./runtime/mcphost/... ./runtime/remotetools/... ./runtime/console/...
 
 # Code generators; their versions are also named in the generated files.
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12

@@ -58,6 +58,12 @@ var rules = []rule{
 	// approvals, upstream clients) is handed in through mcphost.Config,
 	// so they never import runtime/host.
 	{"runtime/mcphost", []string{"credentials/...", "consent/...", "mcp/...", "runtime/config", "runtime/httpaudit", "runtime/mediator"}},
+	// The tools of remote MCP servers (the remote-tool adapters): each
+	// workload's OAuth and MCP clients and DPoP keys are the package's;
+	// what is the host's (token clients, whom a call is for, transports)
+	// is handed in through remotetools.Config, so it never imports
+	// runtime/host.
+	{"runtime/remotetools", []string{"credentials/...", "llm", "mcp/...", "plugins/proto", "runtime/config", "runtime/mediator"}},
 	// The audit of refused HTTP requests, shared by the MCP and A2A mounts.
 	{"runtime/httpaudit", []string{"credentials/oauth", "runtime/mediator"}},
 	{"cmd", []string{"credentials/...", "consent/...", "llm/...", "mcp/...", "a2a/...", "plugins/...", "runtime/..."}},
@@ -170,6 +176,13 @@ func TestMayImport(t *testing.T) {
 		{"runtime/mcphost", "runtime/httpaudit", true},
 		{"runtime/mcphost", "runtime/store", false},
 		{"runtime/host", "runtime/mcphost", true},
+		{"runtime/remotetools", "runtime/host", false},
+		{"runtime/remotetools", "mcp/mcpclient", true},
+		{"runtime/remotetools", "credentials/oauth/dpop", true},
+		{"runtime/remotetools", "runtime/mediator", true},
+		{"runtime/remotetools", "runtime/store", false},
+		{"runtime/remotetools", "runtime/mcphost", false},
+		{"runtime/host", "runtime/remotetools", true},
 		{"runtime/httpaudit", "runtime/mediator", true},
 		{"runtime/httpaudit", "runtime/host", false},
 		{"unknown", "credentials", false},

@@ -226,7 +226,7 @@ func (ra *remoteAgent) forgetCard() {
 // agent itself. The remote's acting_as decides exactly as a remote MCP
 // server's does (remoteSubject, which is given a view of this remote).
 func (ra *remoteAgent) subject(parent mediator.Caller) (mcpclient.Subject, error) {
-	view := &remoteServer{cfg: config.MCPRemoteConfig{Name: ra.cfg.Name, ActingAs: ra.cfg.ActingAs}}
+	view := config.MCPRemoteConfig{Name: ra.cfg.Name, ActingAs: ra.cfg.ActingAs}
 	return ra.h.remoteSubject(view, parent)
 }
 

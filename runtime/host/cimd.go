@@ -51,6 +51,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/oauth/clientid"
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/remotetools"
 	"github.com/agenthost/agenthost/runtime/store"
 )
 
@@ -191,9 +192,9 @@ func (c *agentClients) serverConfig(rc config.MCPRemoteConfig) clientid.ServerCo
 // r's authorization server (oauth.ClientConfig.Identify), or nil when it
 // always uses its JWT-SVID there: it is not an agent (the host itself,
 // for a gateway), the remote's method is spiffe, or the remote chains
-// identities.
-func (c *agentClients) identify(r *remoteServer, id credentials.Identity, hc *http.Client) func(context.Context, *oauth.ServerMetadata) (*oauth.ClientIdentity, error) {
-	if c == nil || r.cfg.Chaining == config.ChainingIDJAG || (r.cfg.Client != nil && r.cfg.Client.Method == config.ClientMethodSPIFFE) {
+// identities. loopback: r is on a loopback address (development).
+func (c *agentClients) identify(r config.MCPRemoteConfig, loopback bool, id credentials.Identity, hc *http.Client) func(context.Context, *oauth.ServerMetadata) (*oauth.ClientIdentity, error) {
+	if c == nil || r.Chaining == config.ChainingIDJAG || (r.Client != nil && r.Client.Method == config.ClientMethodSPIFFE) {
 		return nil
 	}
 	agent := ""
@@ -207,13 +208,13 @@ func (c *agentClients) identify(r *remoteServer, id credentials.Identity, hc *ht
 		return nil
 	}
 	return func(ctx context.Context, md *oauth.ServerMetadata) (*oauth.ClientIdentity, error) {
-		m, err := c.manager(r, md.Issuer, agent, hc)
+		m, err := c.manager(r, loopback, md.Issuer, agent, hc)
 		if err != nil {
 			return nil, err
 		}
 		cid, err := m.Resolve(ctx, md, agent)
 		if err != nil {
-			return nil, fmt.Errorf("host: remote %s: agent %s at %s: %w", r.cfg.Name, agent, md.Issuer, err)
+			return nil, fmt.Errorf("host: remote %s: agent %s at %s: %w", r.Name, agent, md.Issuer, err)
 		}
 		return c.clientIdentity(ctx, r, m, cid), nil
 	}
@@ -221,8 +222,8 @@ func (c *agentClients) identify(r *remoteServer, id credentials.Identity, hc *ht
 
 // clientIdentity is cid as the token client takes it; a registered
 // client is registered again when the server refuses it.
-func (c *agentClients) clientIdentity(ctx context.Context, r *remoteServer, m *clientid.Manager, cid *clientid.Identity) *oauth.ClientIdentity {
-	c.h.log.InfoContext(ctx, "agent client identity at a remote's authorization server", "remote", r.cfg.Name,
+func (c *agentClients) clientIdentity(ctx context.Context, r config.MCPRemoteConfig, m *clientid.Manager, cid *clientid.Identity) *oauth.ClientIdentity {
+	c.h.log.InfoContext(ctx, "agent client identity at a remote's authorization server", "remote", r.Name,
 		"agent", cid.Workload, "issuer", cid.Issuer, "mode", string(cid.Mode), "client_id", cid.ClientID)
 	out := &oauth.ClientIdentity{ClientID: cid.ClientID, AssertionType: cid.AssertionType}
 	if !cid.UsesSVID() {
@@ -232,7 +233,7 @@ func (c *agentClients) clientIdentity(ctx context.Context, r *remoteServer, m *c
 		out.Rejected = func(ctx context.Context) (*oauth.ClientIdentity, error) {
 			next, err := m.Rejected(ctx, cid)
 			if err != nil {
-				return nil, fmt.Errorf("host: remote %s: %w", r.cfg.Name, err)
+				return nil, fmt.Errorf("host: remote %s: %w", r.Name, err)
 			}
 			return c.clientIdentity(ctx, r, m, next), nil
 		}
@@ -245,8 +246,8 @@ func (c *agentClients) clientIdentity(ctx context.Context, r *remoteServer, m *c
 // Every Manager shares the key and registration stores, so an agent has
 // one key whichever resolves it, and a registration one Manager made is
 // the others' too.
-func (c *agentClients) manager(r *remoteServer, issuer, agent string, hc *http.Client) (*clientid.Manager, error) {
-	key := r.cfg.Name + "\x00" + issuer + "\x00" + agent
+func (c *agentClients) manager(r config.MCPRemoteConfig, loopback bool, issuer, agent string, hc *http.Client) (*clientid.Manager, error) {
+	key := r.Name + "\x00" + issuer + "\x00" + agent
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if m, ok := c.managers[key]; ok {
@@ -256,30 +257,31 @@ func (c *agentClients) manager(r *remoteServer, issuer, agent string, hc *http.C
 		Keys:          c.keys,
 		Registrations: c.regs,
 		Workloads:     c.workloads,
-		Servers:       map[string]clientid.ServerConfig{issuer: c.serverConfig(r.cfg)},
+		Servers:       map[string]clientid.ServerConfig{issuer: c.serverConfig(r)},
 		HTTPClient:    hc,
 		// As for the remote's metadata: a remote on a loopback address
 		// is a development setup, whose server may register over http.
-		AllowHTTP: r.fetcherPrivate,
+		AllowHTTP: loopback,
 		Now:       c.h.now,
-		Logger:    c.h.log.With("component", "clientid", "remote", r.cfg.Name),
+		Logger:    c.h.log.With("component", "clientid", "remote", r.Name),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("host: remote %s: client: %w", r.cfg.Name, err)
+		return nil, fmt.Errorf("host: remote %s: client: %w", r.Name, err)
 	}
 	c.managers[key] = m
 	return m, nil
 }
 
-// tokenClient is the token client of workload id for the remote r: its
-// JWT-SVID as client assertion and actor token, and, for an agent, the
-// client identity the remote's authorization server gets (see above).
-func (r *remoteServer) tokenClient(id credentials.Identity, hc *http.Client) (*oauth.Client, error) {
-	cfg, err := r.h.agentClientConfig(id, hc, r.h.delegation.keys.of(id))
+// remoteTokenClient is the token client of a workload for a remote
+// (remotetools.Config.TokenClient): its JWT-SVID as client assertion and
+// actor token, its DPoP keys, and, for an agent, the client identity the
+// remote's authorization server gets (see above).
+func (h *Host) remoteTokenClient(r remotetools.TokenClientRequest) (*oauth.Client, error) {
+	cfg, err := h.agentClientConfig(r.Workload, r.HTTPClient, r.DPoPKeys)
 	if err != nil {
 		return nil, err
 	}
-	if identify := r.h.agentClients.identify(r, id, hc); identify != nil {
+	if identify := h.agentClients.identify(r.Remote, r.Loopback, r.Workload, r.HTTPClient); identify != nil {
 		cfg.Identify = identify
 		cfg.ActorToken = cfg.Assertion
 	}

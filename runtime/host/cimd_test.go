@@ -192,7 +192,7 @@ func TestCIMDStaticClientActorToken(t *testing.T) {
 	}
 	defer h.close()
 	agent := h.agentIDs["research"]
-	tokens, err := h.remotes["docs"].tokenClient(agent, nil)
+	tokens, err := h.remotes.Server("docs").TokenClient(agent, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestCIMDStaticClientActorToken(t *testing.T) {
 		t.Fatal("client_credentials carried an actor_token")
 	}
 
-	hostTokens, err := h.remotes["docs"].tokenClient(h.hostID, nil)
+	hostTokens, err := h.remotes.Server("docs").TokenClient(h.hostID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package host
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/mediator"
+	"github.com/agenthost/agenthost/runtime/remotetools"
 )
 
 // Delegation on every outbound hop. A task started with a user's own
@@ -69,13 +69,9 @@ import (
 // authority as before.
 
 // delegation holds the users' tokens of running tasks and the tokens the
-// host derived from them, and the DPoP keys of the host's workloads for
-// the tokens they present to remote servers (remote.go).
+// host derived from them.
 type delegation struct {
 	h *Host
-
-	// keys are each workload's DPoP keys, by identity.
-	keys outboundKeys
 
 	mu sync.Mutex
 	// users are the tokens tasks were started with, by transaction;
@@ -171,29 +167,21 @@ func (h *Host) endSessions(key string) {
 	if held {
 		return
 	}
-	prefix := key + "|"
-	for _, r := range h.remotes {
-		r.mu.Lock()
-		clients := make([]*mcpclient.Client, 0, len(r.clients))
-		for _, c := range r.clients {
-			clients = append(clients, c)
-		}
-		r.mu.Unlock()
-		for _, c := range clients {
-			c.EndSessions(prefix)
-		}
-	}
+	h.remotes.EndSessions(key + "|")
 }
 
 // errNoUser: a remote that acts as the user was called in a task that has
-// no user's token.
-var errNoUser = errors.New("host: the task has no user's access token to act with")
+// no user's token (remotetools.ErrNoUser: the call is refused as
+// permission denied).
+var errNoUser = fmt.Errorf("host: %w", remotetools.ErrNoUser)
 
 // remoteSubject is whom an agent's call to the remote r is made for, in
-// the task c: the task's user by token exchange (see above), or the zero
-// Subject, the agent's own authority.
-func (h *Host) remoteSubject(r *remoteServer, c mediator.Caller) (mcpclient.Subject, error) {
-	if r.stdio != nil || r.cfg.ActingAs == config.ActingAsAgent {
+// the task c (remotetools.Config.Subject): the task's user by token
+// exchange (see above), or the zero Subject, the agent's own authority.
+// r is a remote MCP server reached over HTTP, or a remote A2A agent (its
+// name and acting_as).
+func (h *Host) remoteSubject(r config.MCPRemoteConfig, c mediator.Caller) (mcpclient.Subject, error) {
+	if r.ActingAs == config.ActingAsAgent {
 		return mcpclient.Subject{}, nil
 	}
 	d := h.delegation
@@ -205,9 +193,9 @@ func (h *Host) remoteSubject(r *remoteServer, c mediator.Caller) (mcpclient.Subj
 	}
 	d.mu.Unlock()
 	switch {
-	case !ok && r.cfg.ActingAs == config.ActingAsUser:
+	case !ok && r.ActingAs == config.ActingAsUser:
 		return mcpclient.Subject{}, fmt.Errorf("%w: remote %s acts as the user (acting_as: user); start the task with the user's own token (agenthost login, then run)",
-			errNoUser, r.cfg.Name)
+			errNoUser, r.Name)
 	case !ok:
 		return mcpclient.Subject{}, nil
 	case subject != c.Subject:
@@ -215,11 +203,11 @@ func (h *Host) remoteSubject(r *remoteServer, c mediator.Caller) (mcpclient.Subj
 	}
 	agents := append(slices.Clone(c.Chain), c.Agent)
 	txn := c.Txn
-	if r.cfg.Chaining == config.ChainingIDJAG {
+	if r.Chaining == config.ChainingIDJAG {
 		return mcpclient.Subject{
 			Key:   key + "|" + strings.Join(agents, ">") + "|id-jag",
 			Name:  subject,
-			Grant: d.idjagGrant(r.cfg.URL, txn, agents),
+			Grant: d.idjagGrant(r.URL, txn, agents),
 		}, nil
 	}
 	return mcpclient.Subject{
@@ -364,9 +352,9 @@ func (d *delegation) forgetAgent(agent string) {
 // client assertion and actor token are JWT-SVIDs the host mints for it
 // (the host holds its keys, as a sidecar does), addressed to the
 // authorization server's issuer alone. hc nil means the default client.
-// With keys (the workload's, outboundKeys), its tokens are DPoP-bound
-// wherever the server advertises DPoP and the request does not ask for
-// a bearer token; without, they are bearer tokens.
+// With keys (the workload's, remotetools.Set.DPoPKeys), its tokens are
+// DPoP-bound wherever the server advertises DPoP and the request does
+// not ask for a bearer token; without, they are bearer tokens.
 func (h *Host) agentTokenClient(id credentials.Identity, hc *http.Client, keys *dpop.Keys) (*oauth.Client, error) {
 	cfg, err := h.agentClientConfig(id, hc, keys)
 	if err != nil {

@@ -44,7 +44,14 @@
 // The hosted MCP servers are runtime/mcphost's: the host resolves them
 // against its tools, registers their resources with its authorization
 // server and mounts them with its verifiers, auditor, policy hook and
-// approvals (mcp.go); a gateway reaches its upstream through remote.go.
+// approvals (mcp.go); a gateway reaches its upstream as the host itself.
+//
+// The tools of remote MCP servers (mcp.remotes) are runtime/remotetools':
+// each agent calls a remote with its own OAuth and MCP clients and DPoP
+// keys, which that package holds. The host gives it what is the host's
+// (remote.go): each workload's token client (its JWT-SVID, or the client
+// identity cimd.go resolves), whom a call is made for (delegation.go,
+// chaining.go) and the transport to a federated peer (svidtls.go).
 //
 // Other packages never construct their collaborators: they receive them here
 // through their Config structs.

@@ -31,6 +31,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/mcphost"
 	"github.com/agenthost/agenthost/runtime/mediator"
 	"github.com/agenthost/agenthost/runtime/policy"
+	"github.com/agenthost/agenthost/runtime/remotetools"
 	"github.com/agenthost/agenthost/runtime/signals"
 	"github.com/agenthost/agenthost/runtime/store"
 	"github.com/agenthost/agenthost/runtime/store/pgstore"
@@ -104,7 +105,7 @@ type Host struct {
 	// server's read scope only).
 	readOnly map[string]bool
 	mcp      []mcphost.Server
-	remotes  map[string]*remoteServer
+	remotes  *remotetools.Set
 	wl       *workloadapi.Server
 	http     *httpServer
 	hostID   credentials.Identity

@@ -8,6 +8,7 @@ import (
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/mcphost"
 	"github.com/agenthost/agenthost/runtime/mediator"
+	"github.com/agenthost/agenthost/runtime/remotetools"
 )
 
 // PathMCP is where hosted MCP servers are served: PathMCP + name.
@@ -18,13 +19,13 @@ const PathMCP = mcphost.PathPrefix
 // upstream a remote. The servers' resources and scopes are registered
 // with the authorization server.
 func (h *Host) mcpResources(issuer string, tools map[string]mediator.Tool) ([]mcphost.Server, error) {
-	upstreams := make(map[string]mcphost.Upstream, len(h.remotes))
-	for name, r := range h.remotes {
-		upstreams[name] = gatewayUpstream{r}
+	upstreams := map[string]mcphost.Upstream{}
+	for _, r := range h.remotes.Servers() {
+		upstreams[r.Config().Name] = gatewayUpstream{r}
 	}
 	servers, err := mcphost.Resolve(mcphost.ResolveConfig{
 		Issuer: issuer, Servers: h.cfg.MCP.Servers, Tools: tools, ReadOnly: h.readOnly, Upstreams: upstreams,
-		Remote: func(t mediator.Tool) bool { _, remote := t.(remoteTool); return remote },
+		Remote: remotetools.IsTool,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)
@@ -77,17 +78,18 @@ func (h *Host) mountMCP(mux *http.ServeMux, servers []mcphost.Server, tools map[
 }
 
 // gatewayUpstream is a remote server as the upstream of a gateway: the
-// host reaches it as itself (remote.go), exchanging each caller's token.
-type gatewayUpstream struct{ r *remoteServer }
+// host reaches it as itself (runtime/remotetools), exchanging each
+// caller's token.
+type gatewayUpstream struct{ r *remotetools.Server }
 
 var _ mcphost.Upstream = gatewayUpstream{}
 
 // Remote implements mcphost.Upstream.
-func (u gatewayUpstream) Remote() config.MCPRemoteConfig { return u.r.cfg }
+func (u gatewayUpstream) Remote() config.MCPRemoteConfig { return u.r.Config() }
 
 // ClientFor implements mcphost.Upstream.
 func (u gatewayUpstream) ClientFor(id credentials.Identity, scopes ...string) (mcphost.UpstreamClient, error) {
-	c, err := u.r.clientFor(id, scopes...)
+	c, err := u.r.ClientFor(id, scopes...)
 	if err != nil {
 		return nil, err
 	}

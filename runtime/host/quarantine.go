@@ -10,7 +10,6 @@ import (
 
 	"github.com/agenthost/agenthost/credentials"
 	"github.com/agenthost/agenthost/credentials/workloadapi"
-	"github.com/agenthost/agenthost/mcp/mcpclient"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/fanout"
 	"github.com/agenthost/agenthost/runtime/localapi"
@@ -171,18 +170,7 @@ func (h *Host) revokeWorkload(ctx context.Context, agent string, id credentials.
 // clients of remote MCP servers (their tokens and sessions) and its
 // delegation tokens.
 func (h *Host) forgetWorkload(agent string, id credentials.Identity) {
-	var ended []*mcpclient.Client
-	for _, r := range h.remotes {
-		r.mu.Lock()
-		if c, ok := r.clients[id.String()]; ok {
-			ended = append(ended, c)
-			delete(r.clients, id.String())
-		}
-		r.mu.Unlock()
-	}
-	for _, c := range ended {
-		_ = c.Close()
-	}
+	h.remotes.ForgetWorkload(id)
 	if h.delegation != nil {
 		h.delegation.forgetAgent(agent)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/agenthost/agenthost/mcp/mcpclient"
 	"github.com/agenthost/agenthost/mcp/mcpserver"
 	"github.com/agenthost/agenthost/runtime/config"
+	"github.com/agenthost/agenthost/runtime/remotetools"
 )
 
 // TestRemoteTokensAreDPoPBoundPerWorkload: a remote MCP server whose
@@ -103,15 +104,15 @@ func TestRemoteTokensAreDPoPBoundPerWorkload(t *testing.T) {
 	}))
 	late = mux
 
-	r := h.remotes["docs"]
+	r := h.remotes.Server("docs")
 	seen := map[string]bool{}
 	for _, tt := range []struct {
 		id     credentials.Identity
-		caller func() (toolCaller, error)
+		caller func() (remotetools.Client, error)
 	}{
-		{alpha, func() (toolCaller, error) { return r.client("alpha") }},
-		{beta, func() (toolCaller, error) { return r.client("beta") }},
-		{h.hostID, func() (toolCaller, error) { return r.clientFor(h.hostID) }},
+		{alpha, func() (remotetools.Client, error) { return r.Client("alpha") }},
+		{beta, func() (remotetools.Client, error) { return r.Client("beta") }},
+		{h.hostID, func() (remotetools.Client, error) { return r.ClientFor(h.hostID) }},
 	} {
 		c, err := tt.caller()
 		if err != nil {
@@ -122,7 +123,7 @@ func TestRemoteTokensAreDPoPBoundPerWorkload(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", tt.id, err)
 			}
-			key, _, err := h.delegation.keys.of(tt.id).Key([]string{"ES256"})
+			key, _, err := h.remotes.DPoPKeys(tt.id).Key([]string{"ES256"})
 			if err != nil || key == nil {
 				t.Fatalf("%s has no ES256 key: %v", tt.id, err)
 			}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/agenthost/agenthost/credentials/jose"
 	"github.com/agenthost/agenthost/credentials/oauth/fetch"
-	"github.com/agenthost/agenthost/mcp/mcpclient"
 	"github.com/agenthost/agenthost/runtime/audit"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/fanout"
@@ -323,19 +322,7 @@ func (h *Host) HandleSignal(ctx context.Context, source string, ev signals.Event
 // forgetSubject drops every token and MCP session the host holds for
 // user, and returns how many sessions it ended.
 func (h *Host) forgetSubject(user string) int {
-	var clients []*mcpclient.Client
-	for _, r := range h.remotes {
-		r.mu.Lock()
-		for _, c := range r.clients {
-			clients = append(clients, c)
-		}
-		r.mu.Unlock()
-	}
-	// Ending sessions may talk to the servers: not under the lock.
-	n := 0
-	for _, c := range clients {
-		n += c.ForgetSubject(user)
-	}
+	n := h.remotes.ForgetSubject(user)
 	h.delegation.forget(user)
 	for _, ra := range h.a2aRemotes {
 		ra.forgetSubject(user)
