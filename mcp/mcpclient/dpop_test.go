@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/oauth"
 	"github.com/agenthost/agenthost/credentials/oauth/dpop"
 	"github.com/agenthost/agenthost/mcp/mcpclient"
+	"github.com/agenthost/agenthost/mcp/mcptest"
 )
 
 // proofClaims decodes the claims of a DPoP proof (already verified by
@@ -238,29 +238,11 @@ func TestAgentsHaveTheirOwnKeys(t *testing.T) {
 // challenges.
 func rawInitialize(t *testing.T, endpoint, scheme, token string, key crypto.Signer) (int, string) {
 	t.Helper()
-	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},` +
-		`"clientInfo":{"name":"raw","version":"1"}}}`
-	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(body))
+	status, challenges, err := mcptest.Initialize(context.Background(), endpoint, scheme, token, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Authorization", scheme+" "+token)
-	if key != nil {
-		proof, err := dpop.NewProof(context.Background(), key, dpop.ProofParams{Method: http.MethodPost, URL: endpoint, AccessToken: token})
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("DPoP", proof)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, strings.Join(resp.Header.Values("WWW-Authenticate"), ", ")
+	return status, challenges
 }
 
 // TestFixedDPoPKey: an oauth.Client given one key (ClientConfig.DPoPKey)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/agenthost/agenthost/credentials/workloadapi"
 	"github.com/agenthost/agenthost/mcp/mcpclient"
 	"github.com/agenthost/agenthost/mcp/mcpserver"
+	"github.com/agenthost/agenthost/mcp/mcptest"
 	pluginpb "github.com/agenthost/agenthost/plugins/proto"
 	"github.com/agenthost/agenthost/runtime/config"
 	"github.com/agenthost/agenthost/runtime/mediator"
@@ -423,29 +423,11 @@ func TestRefusedAuthority(t *testing.T) {
 // and, with key, a proof; it returns the status.
 func rawInitialize(t *testing.T, endpoint, scheme, token string, key crypto.Signer) int {
 	t.Helper()
-	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},` +
-		`"clientInfo":{"name":"raw","version":"1"}}}`
-	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(body))
+	status, _, err := mcptest.Initialize(context.Background(), endpoint, scheme, token, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Authorization", scheme+" "+token)
-	if key != nil {
-		proof, err := dpop.NewProof(context.Background(), key, dpop.ProofParams{Method: http.MethodPost, URL: endpoint, AccessToken: token})
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("DPoP", proof)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
+	return status
 }
 
 // jwtSubject is the sub of the JWT tok, unverified (the remote's verifier
