@@ -218,14 +218,10 @@ func TestDocsNotRunMarker(t *testing.T) {
 // "# not run: …" against the docs' deployment (see the top of this file).
 func TestDocsCommands(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts three hosts and runs the guides' commands; run without -short to include it")
+		t.Skip("starts the docs' hosts (and SPIRE, and two hosts on PostgreSQL) and runs the guides' commands; run without -short to include it")
 	}
 	requireBinaries(t)
-	for _, tool := range []string{"bash", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("the guides' commands need %s: install it (e.g. apt-get install %s)", tool, tool)
-		}
-	}
+	requireShellTools(t, "the guides' commands")
 	guides := loadGuides(t)
 	repo, err := os.Getwd()
 	if err != nil {

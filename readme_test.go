@@ -717,6 +717,17 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// requireShellTools fails t where bash or curl, which the documents'
+// commands use, is missing; whose names what needs them.
+func requireShellTools(t *testing.T, whose string) {
+	t.Helper()
+	for _, tool := range []string{"bash", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s need %s: install it (e.g. apt-get install %s)", whose, tool, tool)
+		}
+	}
+}
+
 // TestREADMECommands runs every command of the README's sh blocks against a
 // host started as make run starts it (see the convention at the top).
 func TestREADMECommands(t *testing.T) {
@@ -724,11 +735,7 @@ func TestREADMECommands(t *testing.T) {
 		t.Skip("starts a host and runs the README's commands; run without -short to include it")
 	}
 	requireBinaries(t)
-	for _, tool := range []string{"bash", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("the README's commands need %s: install it (e.g. apt-get install %s)", tool, tool)
-		}
-	}
+	requireShellTools(t, "the README's commands")
 	doc := loadREADME(t)
 	repo, err := os.Getwd()
 	if err != nil {

@@ -359,3 +359,28 @@ func (l *logRecorder) has(msg string) bool {
 	}
 	return false
 }
+
+// crossDomain is a server of trust domain b.test (spiffe://b.test/api,
+// answering whoami) that admits clients of a.test, each side holding both
+// domains' bundles.
+type crossDomain struct {
+	clock *fakeClock
+	caA   *ca.CA // the clients' CA
+	set   *x509bundle.Set
+	srv   *server
+}
+
+func newCrossDomain(t testing.TB) *crossDomain {
+	t.Helper()
+	clock := newFakeClock()
+	caA, caB := newCA(t, "a.test", clock), newCA(t, "b.test", clock)
+	set := bundles(caA, caB)
+	cfg, err := svidtls.ServerConfig(issue(t, caB, "spiffe://b.test/api"), set, svidtls.ServerOptions{
+		Authorizer: svidtls.AuthorizeMemberOf(mustTD(t, "a.test")),
+		Now:        clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &crossDomain{clock: clock, caA: caA, set: set, srv: serve(t, cfg, whoami)}
+}

@@ -17,18 +17,8 @@ import (
 // TestMTLSAcrossTrustDomains connects a client of trust domain a.test to a
 // server of trust domain b.test; each side holds both bundles.
 func TestMTLSAcrossTrustDomains(t *testing.T) {
-	clock := newFakeClock()
-	caA, caB := newCA(t, "a.test", clock), newCA(t, "b.test", clock)
-	set := bundles(caA, caB)
-
-	srvCfg, err := svidtls.ServerConfig(issue(t, caB, "spiffe://b.test/api"), set, svidtls.ServerOptions{
-		Authorizer: svidtls.AuthorizeMemberOf(mustTD(t, "a.test")),
-		Now:        clock.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serve(t, srvCfg, whoami)
+	d := newCrossDomain(t)
+	clock, caA, set, srv := d.clock, d.caA, d.set, d.srv
 
 	tr, err := svidtls.NewTransport(issue(t, caA, "spiffe://a.test/agent/alpha"), svidtls.TransportConfig{
 		Bundles: set,

@@ -215,17 +215,8 @@ func TestTransportDelegatesOtherOrigins(t *testing.T) {
 // the same server: each request carries its own agent's SVID, and no
 // connection is shared.
 func TestTransportIdentityIsolation(t *testing.T) {
-	clock := newFakeClock()
-	caA, caB := newCA(t, "a.test", clock), newCA(t, "b.test", clock)
-	set := bundles(caA, caB)
-	cfg, err := svidtls.ServerConfig(issue(t, caB, "spiffe://b.test/api"), set, svidtls.ServerOptions{
-		Authorizer: svidtls.AuthorizeMemberOf(mustTD(t, "a.test")),
-		Now:        clock.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serve(t, cfg, whoami)
+	d := newCrossDomain(t)
+	clock, caA, set, srv := d.clock, d.caA, d.set, d.srv
 
 	tcfg := svidtls.TransportConfig{
 		Bundles: set,
@@ -321,17 +312,8 @@ func (c *closeRecorder) CloseIdleConnections() { c.closed = true }
 // workload's SVID; without origins every workload gets the base
 // transport; after Close no transport is made.
 func TestTransports(t *testing.T) {
-	clock := newFakeClock()
-	caA, caB := newCA(t, "a.test", clock), newCA(t, "b.test", clock)
-	set := bundles(caA, caB)
-	cfg, err := svidtls.ServerConfig(issue(t, caB, "spiffe://b.test/api"), set, svidtls.ServerOptions{
-		Authorizer: svidtls.AuthorizeMemberOf(mustTD(t, "a.test")),
-		Now:        clock.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serve(t, cfg, whoami)
+	d := newCrossDomain(t)
+	clock, caA, set, srv := d.clock, d.caA, d.set, d.srv
 	base := &stubBase{}
 	ts := svidtls.NewTransports(svidtls.TransportsConfig{Issuer: caA, Bundles: set, Base: base, Now: clock.Now,
 		Origins: map[string]svidtls.Authorizer{srv.URL: svidtls.AuthorizeMemberOf(mustTD(t, "b.test"))}})
